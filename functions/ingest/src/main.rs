@@ -1,0 +1,17 @@
+//! The ingest Lambda: wiring only. See `lib.rs` for the handler.
+
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk = switchyard_aws::load().await;
+    let settings = switchyard_ingest::Settings::from_env()?;
+    let app = switchyard_ingest::AwsIngest::new(&sdk, &settings);
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+        Ok::<_, Error>(app.handle(event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,129 @@
+//! The SQS trigger's batch, one record at a time.
+//!
+//! Each record is parsed on its own and handled concurrently with the others;
+//! a record that fails (or cannot be parsed) is reported in the partial batch
+//! response, so Lambda deletes the rest and only the failures come back. A
+//! record that keeps failing reaches the queue's redrive DLQ after
+//! `maxReceiveCount`, which is where unparseable messages belong.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+
+/// At most this many records of one batch are in flight at once.
+pub const MAX_CONCURRENCY: usize = 64;
+
+/// What a record handler knows of its message besides the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsRecord {
+    pub message_id: String,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// Why a record was not handled; it will be delivered again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFailure {
+    pub reason: String,
+}
+
+impl RecordFailure {
+    pub fn new(reason: impl std::fmt::Display) -> Self {
+        Self { reason: reason.to_string() }
+    }
+}
+
+/// Handles every record of `event` with `handle` and reports the failures.
+pub async fn process_sqs_batch<T, F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
+where
+    T: DeserializeOwned,
+    F: Fn(T, SqsRecord) -> Fut,
+    Fut: Future<Output = Result<(), RecordFailure>>,
+{
+    let handle = &handle;
+    let failures: Vec<String> = futures_util::stream::iter(event.records)
+        .map(|msg| async move {
+            let Some(message_id) = msg.message_id.clone() else {
+                // Without an id the message cannot be reported; Lambda never
+                // sends one, so this is a malformed event, not a message.
+                tracing::error!("SQS record without a messageId ignored");
+                return None;
+            };
+            let receive_count = msg
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            let body = msg.body.as_deref().unwrap_or("");
+            let task: T = match serde_json::from_str(body) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(message_id = %message_id, receive_count, error = %e, "unparseable message; it goes to the DLQ after maxReceiveCount");
+                    return Some(message_id);
+                }
+            };
+            let record = SqsRecord { message_id: message_id.clone(), receive_count };
+            match handle(task, record).await {
+                Ok(()) => None,
+                Err(f) => {
+                    tracing::warn!(message_id = %message_id, receive_count, reason = %f.reason, "record failed; it will be retried");
+                    Some(message_id)
+                }
+            }
+        })
+        .buffer_unordered(MAX_CONCURRENCY)
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
+
+    let mut response = SqsBatchResponse::default();
+    for id in failures {
+        let mut item = BatchItemFailure::default();
+        item.item_identifier = id;
+        response.batch_item_failures.push(item);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    fn msg(id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m.attributes.insert("ApproximateReceiveCount".into(), "2".into());
+        m
+    }
+
+    #[tokio::test]
+    async fn bad_and_failed_records_are_reported_alone() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            msg("ok", r#"{"n":1}"#),
+            msg("garbage", "not json"),
+            msg("wrong-shape", r#"{"m":1}"#),
+            msg("fails", r#"{"n":13}"#),
+            msg("ok2", r#"{"n":2}"#),
+        ];
+        #[derive(serde::Deserialize)]
+        struct T {
+            n: u32,
+        }
+        let seen = std::sync::Mutex::new(vec![]);
+        let resp = process_sqs_batch(event, |t: T, r| {
+            seen.lock().unwrap().push((t.n, r.receive_count));
+            async move { if t.n == 13 { Err(RecordFailure::new("unlucky")) } else { Ok(()) } }
+        })
+        .await;
+        let mut failed: Vec<_> = resp.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        failed.sort();
+        assert_eq!(failed, ["fails", "garbage", "wrong-shape"]);
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, [(1, 2), (2, 2), (13, 2)]);
+    }
+}

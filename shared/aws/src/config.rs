@@ -1,0 +1,58 @@
+//! Building the SDK configuration and clients, once per process.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Loads the SDK configuration from the environment: region, credentials and
+/// `AWS_ENDPOINT_URL` (which points every client at moto locally). Makes no
+/// network call: credentials are resolved lazily on first use.
+pub async fn load() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The three clients, built from one configuration.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+}
+
+impl Clients {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            sqs: aws_sdk_sqs::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            eventbridge: aws_sdk_eventbridge::Client::new(config),
+        }
+    }
+}
+
+/// A configuration value a function cannot start without.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Reads a required environment variable.
+pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+/// Reads an optional environment variable and parses it, or returns `default`.
+pub fn env_parse<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
+    }
+}

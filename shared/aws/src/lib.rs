@@ -1,0 +1,23 @@
+//! Switchyard's AWS adapters.
+//!
+//! The domain (`switchyard-core`) states what it needs as small traits; this
+//! crate implements them over the AWS SDK: [`sqs::SqsQueue`] for task queues,
+//! [`dynamo`] for the registry, the event store and the delivery log,
+//! [`eventbridge::EventBridgeBus`] for the application's event bus. Clients are
+//! built once per process from [`config::load`], which honours the standard
+//! AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+//!
+//! [`batch::process_sqs_batch`] turns an SQS trigger's batch into a partial
+//! batch response, one record at a time.
+
+pub mod batch;
+pub mod config;
+pub mod dynamo;
+pub mod error;
+pub mod eventbridge;
+pub mod sqs;
+
+pub use aws_config::SdkConfig;
+pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs};
+pub use batch::{RecordFailure, SqsRecord, process_sqs_batch};
+pub use config::{Clients, env_var, load};

@@ -1,0 +1,84 @@
+//! Tenant API keys: random, shown once, stored only as a SHA-256 hash.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// The prefix of every tenant API key.
+pub const API_KEY_PREFIX: &str = "sy_";
+const KEY_BYTES: usize = 32;
+
+/// A tenant API key as the client presents it. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an API key looks like `sy_` followed by 20 to 128 URL-safe characters")]
+pub struct ApiKeyFormatError;
+
+impl ApiKey {
+    /// A new random key (256 bits).
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; KEY_BYTES];
+        crate::ids::random_bytes(&mut bytes);
+        Self(format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Checks the shape of a presented key (not whether it exists).
+    pub fn parse(s: &str) -> Result<Self, ApiKeyFormatError> {
+        let rest = s.strip_prefix(API_KEY_PREFIX).ok_or(ApiKeyFormatError)?;
+        let ok_len = (20..=128).contains(&rest.len());
+        let ok_chars = rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok_len && ok_chars { Ok(Self(s.to_string())) } else { Err(ApiKeyFormatError) }
+    }
+
+    /// The text to hand to the tenant, once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What is stored and looked up.
+    pub fn hash(&self) -> ApiKeyHash {
+        ApiKeyHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// The lowercase hex SHA-256 of an API key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ApiKeyHash(String);
+
+impl ApiKeyHash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_hash_stably() {
+        let k = ApiKey::generate();
+        assert_eq!(ApiKey::parse(k.expose()).unwrap(), k);
+        assert_eq!(k.hash(), ApiKey::parse(k.expose()).unwrap().hash());
+        assert_eq!(k.hash().as_str().len(), 64);
+        assert_ne!(k.hash(), ApiKey::generate().hash());
+        assert!(!format!("{k:?}").contains(&k.expose()[3..]));
+    }
+
+    #[test]
+    fn malformed_keys_are_refused() {
+        for bad in ["", "sy_", "sk_aaaaaaaaaaaaaaaaaaaaaaaa", "sy_short", "sy_aaaaaaaaaaaaaaaaaaaa aa", "sy_ääääääääääääääääääääää"] {
+            assert!(ApiKey::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(ApiKey::parse("sy_local_demo_key_not_a_secret").is_ok());
+    }
+}

@@ -1,0 +1,495 @@
+//! The event envelope: one shape for every event, whatever door it came in by.
+//!
+//! [`parse_event`] is the only way from untrusted bytes to an [`Envelope`]: it
+//! checks size, syntax and every field, fills in defaults, and takes the tenant
+//! from the caller (authentication), never from the body.
+
+use crate::event_type::EventType;
+use crate::ids::{EventId, TenantId, string_id};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+use time::OffsetDateTime;
+
+fn source_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')
+}
+
+fn version_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+string_id!(
+    /// The producing system: `api`, `aws.s3`, `billing-service`.
+    Source, "source", 128, source_char
+);
+string_id!(
+    /// The schema version of `data`, default `1.0`.
+    SchemaVersion, "version", 32, version_char
+);
+
+impl Default for SchemaVersion {
+    fn default() -> Self {
+        Self("1.0".to_string())
+    }
+}
+
+/// The longest value of a metadata field.
+pub const MAX_METADATA_LEN: usize = 256;
+/// The highest priority.
+pub const MAX_PRIORITY: u8 = 10;
+
+/// Tracing and correlation fields, each at most 256 characters.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawMetadata")]
+pub struct Metadata {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetadata {
+    trace_id: Option<String>,
+    correlation_id: Option<String>,
+    session_id: Option<String>,
+    user_id: Option<String>,
+}
+
+impl TryFrom<RawMetadata> for Metadata {
+    type Error = String;
+    fn try_from(r: RawMetadata) -> Result<Self, String> {
+        for (name, v) in [
+            ("trace_id", &r.trace_id),
+            ("correlation_id", &r.correlation_id),
+            ("session_id", &r.session_id),
+            ("user_id", &r.user_id),
+        ] {
+            if v.as_ref().is_some_and(|v| v.chars().count() > MAX_METADATA_LEN) {
+                return Err(format!("metadata.{name} is longer than {MAX_METADATA_LEN} characters"));
+            }
+        }
+        Ok(Self {
+            trace_id: r.trace_id,
+            correlation_id: r.correlation_id,
+            session_id: r.session_id,
+            user_id: r.user_id,
+        })
+    }
+}
+
+impl Metadata {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // user and session ids are personal data: keep them out of logs.
+        f.debug_struct("Metadata")
+            .field("trace_id", &self.trace_id)
+            .field("correlation_id", &self.correlation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which tracks an event takes. All default to `true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawRouting")]
+pub struct Routing {
+    pub internal: bool,
+    pub external: bool,
+    pub audit: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self { internal: true, external: true, audit: true, priority: None }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    #[serde(default = "yes")]
+    internal: bool,
+    #[serde(default = "yes")]
+    external: bool,
+    #[serde(default = "yes")]
+    audit: bool,
+    priority: Option<u8>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl TryFrom<RawRouting> for Routing {
+    type Error = String;
+    fn try_from(r: RawRouting) -> Result<Self, String> {
+        if r.priority.is_some_and(|p| p > MAX_PRIORITY) {
+            return Err(format!("routing.priority must be 0 to {MAX_PRIORITY}"));
+        }
+        Ok(Self { internal: r.internal, external: r.external, audit: r.audit, priority: r.priority })
+    }
+}
+
+/// A normalised event. Its `Debug` leaves the payload out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub version: SchemaVersion,
+    #[serde(with = "crate::time_util::serde_rfc3339")]
+    pub timestamp: OffsetDateTime,
+    pub source: Source,
+    pub tenant_id: TenantId,
+    pub data: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub routing: Routing,
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("id", &self.id)
+            .field("type", &self.event_type)
+            .field("version", &self.version)
+            .field("timestamp", &self.timestamp)
+            .field("source", &self.source)
+            .field("tenant_id", &self.tenant_id)
+            .field("data", &format_args!("<{} fields>", self.data.len()))
+            .field("metadata", &self.metadata)
+            .field("routing", &self.routing)
+            .finish()
+    }
+}
+
+/// The body a tenant's endpoint receives: the envelope as the tenant should see
+/// it (no tenant id, no routing).
+#[derive(Serialize)]
+struct WebhookBody<'a> {
+    id: &'a EventId,
+    #[serde(rename = "type")]
+    event_type: &'a EventType,
+    version: &'a SchemaVersion,
+    timestamp: String,
+    source: &'a Source,
+    data: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Metadata::is_empty")]
+    metadata: &'a Metadata,
+}
+
+impl Envelope {
+    /// The webhook body, serialised once at fan-out so that every attempt sends
+    /// (and signs) the same bytes.
+    pub fn webhook_body(&self) -> String {
+        let body = WebhookBody {
+            id: &self.id,
+            event_type: &self.event_type,
+            version: &self.version,
+            timestamp: crate::time_util::rfc3339(self.timestamp),
+            source: &self.source,
+            data: &self.data,
+            metadata: &self.metadata,
+        };
+        // Serialising a struct of strings and a JSON map cannot fail.
+        serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_string())
+    }
+}
+
+/// Limits applied at ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl IngestLimits {
+    /// 64 KiB: one SQS billing unit per message.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+    /// The most a deployment may configure: the delivery task must still fit
+    /// SQS's 256 KiB message limit and DynamoDB's 400 KB item limit.
+    pub const HARD_MAX_BODY_BYTES: usize = 200 * 1024;
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self { max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES }
+    }
+}
+
+/// Why an incoming event was refused. Each maps to a 4xx.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the event is {actual} bytes; the limit is {limit} bytes")]
+    TooLarge { limit: usize, actual: usize },
+    #[error("the body is not a valid event: {0}")]
+    Malformed(String),
+    #[error("`{0}` is required")]
+    Missing(&'static str),
+    #[error("`{field}` {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl EnvelopeError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "payload_too_large",
+            Self::Malformed(_) => "invalid_json",
+            Self::Missing(_) => "missing_field",
+            Self::Invalid { .. } => "invalid_field",
+        }
+    }
+
+    /// The HTTP status it answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::TooLarge { .. } => 413,
+            Self::Malformed(_) => 400,
+            Self::Missing(_) | Self::Invalid { .. } => 422,
+        }
+    }
+
+    /// The field at fault, where there is one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Missing(f) | Self::Invalid { field: f, .. } => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// An event as a producer sends it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncomingEvent {
+    id: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    version: Option<String>,
+    timestamp: Option<String>,
+    source: Option<String>,
+    /// `Some(Value::Null)` for an explicit `null`, `None` when absent.
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Value>,
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    routing: Routing,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// Parses an event body sent by a producer into an envelope for `tenant`.
+///
+/// `default_source` is used when the body names none (the HTTP door says
+/// `api`); `now` stamps events that carry no timestamp.
+pub fn parse_event(
+    body: &[u8],
+    tenant: TenantId,
+    default_source: &Source,
+    now: OffsetDateTime,
+    limits: IngestLimits,
+) -> Result<Envelope, EnvelopeError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(EnvelopeError::TooLarge { limit: limits.max_body_bytes, actual: body.len() });
+    }
+    let raw: IncomingEvent =
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+
+    let event_type = raw.event_type.ok_or(EnvelopeError::Missing("type"))?;
+    let event_type = EventType::parse(event_type)
+        .map_err(|e| EnvelopeError::Invalid { field: "type", reason: e.to_string() })?;
+
+    let id = match raw.id {
+        Some(id) => EventId::parse(id).map_err(|e| EnvelopeError::Invalid {
+            field: "id",
+            reason: format!("{} (1–128 characters of A–Z, a–z, 0–9, `_.:-`)", e.reason),
+        })?,
+        None => EventId::generate(),
+    };
+
+    let version = match raw.version {
+        Some(v) => SchemaVersion::parse(v)
+            .map_err(|e| EnvelopeError::Invalid { field: "version", reason: e.reason.to_string() })?,
+        None => SchemaVersion::default(),
+    };
+
+    let timestamp = match raw.timestamp {
+        Some(ts) => crate::time_util::parse_rfc3339(&ts).map_err(|_| EnvelopeError::Invalid {
+            field: "timestamp",
+            reason: "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z".to_string(),
+        })?,
+        None => now,
+    };
+
+    let source = match raw.source {
+        Some(s) => Source::parse(s)
+            .map_err(|e| EnvelopeError::Invalid { field: "source", reason: e.reason.to_string() })?,
+        None => default_source.clone(),
+    };
+
+    let data = match raw.data {
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(EnvelopeError::Invalid {
+                field: "data",
+                reason: "must be a JSON object".to_string(),
+            });
+        }
+        None => return Err(EnvelopeError::Missing("data")),
+    };
+
+    Ok(Envelope {
+        id,
+        event_type,
+        version,
+        timestamp,
+        source,
+        tenant_id: tenant,
+        data,
+        metadata: raw.metadata,
+        routing: raw.routing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    fn api() -> Source {
+        Source::parse("api").unwrap()
+    }
+
+    fn now() -> OffsetDateTime {
+        crate::time_util::parse_rfc3339("2026-11-29T10:00:00Z").unwrap()
+    }
+
+    fn parse(body: &str) -> Result<Envelope, EnvelopeError> {
+        parse_event(body.as_bytes(), tenant(), &api(), now(), IngestLimits::default())
+    }
+
+    #[test]
+    fn a_minimal_event_gets_defaults() {
+        let e = parse(r#"{"type":"user.created","data":{"user_id":"u1"}}"#).unwrap();
+        assert!(e.id.as_str().starts_with("evt_"));
+        assert_eq!(e.event_type.as_str(), "user.created");
+        assert_eq!(e.version.as_str(), "1.0");
+        assert_eq!(e.timestamp, now());
+        assert_eq!(e.source.as_str(), "api");
+        assert_eq!(e.tenant_id, tenant());
+        assert_eq!(e.data["user_id"], "u1");
+        assert_eq!(e.routing, Routing::default());
+        assert!(e.metadata.is_empty());
+    }
+
+    #[test]
+    fn a_full_event_is_kept_and_normalised() {
+        let e = parse(
+            r#"{"id":"order-42:v1","type":"order.placed","version":"2.1","timestamp":"2026-11-29T11:00:00+01:00",
+               "source":"shop/web","data":{"n":1},"metadata":{"trace_id":"t-1","user_id":"u"},
+               "routing":{"internal":false,"priority":7}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.id.as_str(), "order-42:v1");
+        assert_eq!(e.version.as_str(), "2.1");
+        assert_eq!(crate::time_util::rfc3339(e.timestamp), "2026-11-29T10:00:00Z");
+        assert_eq!(e.source.as_str(), "shop/web");
+        assert_eq!(e.metadata.trace_id.as_deref(), Some("t-1"));
+        assert_eq!(
+            e.routing,
+            Routing { internal: false, external: true, audit: true, priority: Some(7) }
+        );
+        // The envelope survives a round trip through JSON (the fan-out task).
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Envelope>(&json).unwrap(), e);
+    }
+
+    #[test]
+    fn bad_events_are_refused_with_the_right_error() {
+        let cases: &[(&str, &str, u16)] = &[
+            ("{", "invalid_json", 400),
+            ("", "invalid_json", 400),
+            ("[]", "invalid_json", 400),
+            ("null", "invalid_json", 400),
+            (r#"{"type":5,"data":{}}"#, "invalid_json", 400),
+            (r#"{"type":"a.b","data":{},"tenant_id":"other"}"#, "invalid_json", 400),
+            (r#"{"type":"a.b","data":{},"routing":{"internal":"yes"}}"#, "invalid_json", 400),
+            (r#"{"type":"a.b","data":{},"routing":{"priority":11}}"#, "invalid_json", 400),
+            (r#"{"type":"a.b","data":{},"metadata":{"x":"y"}}"#, "invalid_json", 400),
+            (r#"{"data":{}}"#, "missing_field", 422),
+            (r#"{"type":"a.b"}"#, "missing_field", 422),
+            (r#"{"type":"User Created","data":{}}"#, "invalid_field", 422),
+            (r#"{"type":"user","data":{}}"#, "invalid_field", 422),
+            (r#"{"type":"a.b","data":[1]}"#, "invalid_field", 422),
+            (r#"{"type":"a.b","data":"x"}"#, "invalid_field", 422),
+            (r#"{"type":"a.b","data":null}"#, "invalid_field", 422),
+            (r#"{"type":"a.b","data":{},"id":"a#b"}"#, "invalid_field", 422),
+            (r#"{"type":"a.b","data":{},"id":""}"#, "invalid_field", 422),
+            (r#"{"type":"a.b","data":{},"timestamp":"yesterday"}"#, "invalid_field", 422),
+            (r#"{"type":"a.b","data":{},"source":"bad source"}"#, "invalid_field", 422),
+            (r#"{"type":"a.b","data":{},"version":""}"#, "invalid_field", 422),
+        ];
+        for (body, code, status) in cases {
+            let err = parse(body).expect_err(body);
+            assert_eq!((err.code(), err.http_status()), (*code, *status), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn oversize_and_hostile_bodies_are_refused_without_panicking() {
+        let limits = IngestLimits { max_body_bytes: 100 };
+        let big = format!(r#"{{"type":"a.b","data":{{"x":"{}"}}}}"#, "y".repeat(200));
+        let err = parse_event(big.as_bytes(), tenant(), &api(), now(), limits).unwrap_err();
+        assert_eq!(err, EnvelopeError::TooLarge { limit: 100, actual: big.len() });
+        assert_eq!(err.http_status(), 413);
+
+        let deep = format!(r#"{{"type":"a.b","data":{{"x":{}{}}}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let limits = IngestLimits { max_body_bytes: 1 << 20 };
+        let err = parse_event(deep.as_bytes(), tenant(), &api(), now(), limits).unwrap_err();
+        assert_eq!(err.code(), "invalid_json");
+
+        let invalid_utf8 = b"{\"type\":\"a.b\",\"data\":{\"x\":\"\xff\xfe\"}}";
+        let err = parse_event(invalid_utf8, tenant(), &api(), now(), limits).unwrap_err();
+        assert_eq!(err.code(), "invalid_json");
+    }
+
+    #[test]
+    fn the_webhook_body_hides_tenant_and_routing() {
+        let e = parse(r#"{"id":"evt_1","type":"user.created","data":{"k":"v"}}"#).unwrap();
+        let body: Value = serde_json::from_str(&e.webhook_body()).unwrap();
+        assert_eq!(body["id"], "evt_1");
+        assert_eq!(body["type"], "user.created");
+        assert_eq!(body["timestamp"], "2026-11-29T10:00:00Z");
+        assert_eq!(body["data"]["k"], "v");
+        assert!(body.get("tenant_id").is_none());
+        assert!(body.get("routing").is_none());
+    }
+
+    #[test]
+    fn debug_leaves_the_payload_out() {
+        let e = parse(r#"{"type":"user.created","data":{"password":"hunter2"},"metadata":{"user_id":"bob"}}"#).unwrap();
+        let dbg = format!("{e:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("bob"), "{dbg}");
+    }
+}

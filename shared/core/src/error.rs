@@ -1,0 +1,32 @@
+//! The error every port returns: what went wrong, and whether trying again
+//! can help.
+
+use std::fmt;
+
+/// A failure at a port (a queue, a table, an HTTP client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl PortError {
+    /// A failure that may pass on a later try: throttling, timeouts, 5xx.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { retryable: true, message: message.into() }
+    }
+
+    /// A failure that will repeat: bad request, missing permission, corrupt data.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { retryable: false, message: message.into() }
+    }
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.retryable { "transient" } else { "permanent" };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+impl std::error::Error for PortError {}

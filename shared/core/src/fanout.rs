@@ -1,0 +1,135 @@
+//! Fan-out: one accepted event becomes one delivery task per matching endpoint.
+
+use crate::error::PortError;
+use crate::ports::{Registry, TaskQueue};
+use crate::task::{DeliveryTask, FanoutTask};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FanoutError {
+    #[error("reading the endpoints failed: {0}")]
+    Registry(PortError),
+    #[error("queueing the deliveries failed: {0}")]
+    Queue(PortError),
+}
+
+/// Sends a delivery task to every enabled endpoint of the event's tenant whose
+/// filters match its type, and returns how many. Events routed away from the
+/// external track fan out to nobody.
+///
+/// Running twice for the same event (SQS delivers at least once) sends the
+/// same delivery ids twice; receivers see one `webhook-id` either way.
+pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
+    registry: &R,
+    queue: &Q,
+    task: &FanoutTask,
+    now: OffsetDateTime,
+) -> Result<usize, FanoutError> {
+    let envelope = &task.envelope;
+    if !envelope.routing.external {
+        return Ok(0);
+    }
+    let endpoints = registry
+        .endpoints(&envelope.tenant_id)
+        .await
+        .map_err(FanoutError::Registry)?;
+    let mut body = None;
+    let tasks: Vec<DeliveryTask> = endpoints
+        .iter()
+        // The registry is asked by tenant; checking again costs nothing.
+        .filter(|ep| ep.tenant_id == envelope.tenant_id && ep.accepts(&envelope.event_type))
+        .map(|ep| {
+            let payload = body.get_or_insert_with(|| envelope.webhook_body()).clone();
+            DeliveryTask::new(envelope, &ep.id, payload, now)
+        })
+        .collect();
+    if tasks.is_empty() {
+        return Ok(0);
+    }
+    queue.send_all(&tasks).await.map_err(FanoutError::Queue)?;
+    Ok(tasks.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{Endpoint, EndpointUrl};
+    use crate::envelope::{IngestLimits, Source, parse_event};
+    use crate::event_type::EventTypeFilter;
+    use crate::ids::{EndpointId, TenantId};
+    use crate::ApiKeyHash;
+    use std::sync::Mutex;
+
+    struct Endpoints(Vec<Endpoint>);
+    impl Registry for Endpoints {
+        async fn tenant_for_key(&self, _: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
+            Ok(None)
+        }
+        async fn endpoints(&self, t: &TenantId) -> Result<Vec<Endpoint>, PortError> {
+            Ok(self.0.iter().filter(|e| &e.tenant_id == t).cloned().collect())
+        }
+        async fn endpoint(&self, _: &TenantId, _: &EndpointId) -> Result<Option<Endpoint>, PortError> {
+            Ok(None)
+        }
+    }
+    #[derive(Default)]
+    struct Queue(Mutex<Vec<DeliveryTask>>);
+    impl TaskQueue<DeliveryTask> for Queue {
+        async fn send_all(&self, t: &[DeliveryTask]) -> Result<(), PortError> {
+            self.0.lock().unwrap().extend_from_slice(t);
+            Ok(())
+        }
+    }
+
+    fn ep(tenant: &str, filters: &[&str], enabled: bool) -> Endpoint {
+        let mut e = Endpoint::new(
+            TenantId::parse(tenant).unwrap(),
+            EndpointUrl::parse("https://e.com/").unwrap(),
+            filters.iter().map(|f| EventTypeFilter::parse(*f).unwrap()).collect(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        e.enabled = enabled;
+        e
+    }
+
+    fn event(body: &str) -> FanoutTask {
+        let envelope = parse_event(
+            body.as_bytes(),
+            TenantId::parse("t1").unwrap(),
+            &Source::parse("api").unwrap(),
+            OffsetDateTime::UNIX_EPOCH,
+            IngestLimits::default(),
+        )
+        .unwrap();
+        FanoutTask { envelope }
+    }
+
+    #[tokio::test]
+    async fn one_task_per_matching_enabled_endpoint_of_the_tenant() {
+        let eps = vec![
+            ep("t1", &["user.created"], true),
+            ep("t1", &["user.*"], true),
+            ep("t1", &[], true),
+            ep("t1", &["order.*"], true),
+            ep("t1", &["user.*"], false),
+            ep("t2", &["user.*"], true),
+        ];
+        let wanted: Vec<EndpointId> = eps[..3].iter().map(|e| e.id.clone()).collect();
+        let (reg, queue) = (Endpoints(eps), Queue::default());
+        let task = event(r#"{"id":"evt_1","type":"user.created","data":{}}"#);
+        assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(3));
+        let sent = queue.0.lock().unwrap();
+        assert_eq!(sent.iter().map(|t| t.endpoint_id.clone()).collect::<Vec<_>>(), wanted);
+        assert!(sent.iter().all(|t| t.event_id.as_str() == "evt_1" && t.payload == task.envelope.webhook_body()));
+        let ids: std::collections::HashSet<_> = sent.iter().map(|t| t.delivery_id.clone()).collect();
+        assert_eq!(ids.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn internal_only_events_fan_out_to_nobody() {
+        let (reg, queue) = (Endpoints(vec![ep("t1", &[], true)]), Queue::default());
+        let task = event(r#"{"type":"user.created","data":{},"routing":{"external":false}}"#);
+        assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(0));
+        assert!(queue.0.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,142 @@
+//! Every DynamoDB key Switchyard writes or reads is built here, and every
+//! tenant-owned key starts from a [`TenantId`] — which only authentication
+//! produces — so one tenant's request can never name another's items.
+//!
+//! Two tables, both with string keys `pk` and `sk`:
+//!
+//! | table | item | pk | sk |
+//! |---|---|---|---|
+//! | registry | tenant | `TENANT#{t}` | `TENANT` |
+//! | registry | endpoint | `TENANT#{t}` | `ENDPOINT#{ep}` |
+//! | registry | API key | `APIKEY#{sha256}` | `APIKEY` |
+//! | deliveries | event | `TENANT#{t}#EVENT#{evt}` | `EVENT` |
+//! | deliveries | delivery | `TENANT#{t}#DELIVERY#{dlv}` | `DELIVERY` |
+//! | deliveries | attempt | `TENANT#{t}#DELIVERY#{dlv}` | `ATTEMPT#{n:06}` |
+//!
+//! Delivery items also carry two index keys: `gsi1pk = TENANT#{t}#ENDPOINT#{ep}`
+//! with `gsi1sk = {created_at}#{dlv}` (an endpoint's deliveries, newest first
+//! when read backwards), and `gsi2pk = TENANT#{t}#EVENT#{evt}` with
+//! `gsi2sk = DELIVERY#{dlv}` (an event's deliveries).
+
+use crate::api_key::ApiKeyHash;
+use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
+/// The TTL attribute of both tables (unix seconds).
+pub const TTL: &str = "expires_at";
+
+/// A primary key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+fn tenant_pk(t: &TenantId) -> String {
+    format!("TENANT#{t}")
+}
+
+/// Keys of the registry table.
+pub mod registry {
+    use super::*;
+
+    pub const ENDPOINT_SK_PREFIX: &str = "ENDPOINT#";
+
+    pub fn tenant(t: &TenantId) -> Key {
+        Key { pk: tenant_pk(t), sk: "TENANT".into() }
+    }
+
+    pub fn endpoint(t: &TenantId, ep: &EndpointId) -> Key {
+        Key { pk: tenant_pk(t), sk: format!("{ENDPOINT_SK_PREFIX}{ep}") }
+    }
+
+    /// The partition and sort-key prefix that hold all of a tenant's endpoints.
+    pub fn endpoints_of(t: &TenantId) -> (String, &'static str) {
+        (tenant_pk(t), ENDPOINT_SK_PREFIX)
+    }
+
+    pub fn api_key(hash: &ApiKeyHash) -> Key {
+        Key { pk: format!("APIKEY#{}", hash.as_str()), sk: "APIKEY".into() }
+    }
+}
+
+/// Keys of the deliveries table.
+pub mod deliveries {
+    use super::*;
+
+    pub const ATTEMPT_SK_PREFIX: &str = "ATTEMPT#";
+
+    pub fn event(t: &TenantId, evt: &EventId) -> Key {
+        Key { pk: format!("{}#EVENT#{evt}", tenant_pk(t)), sk: "EVENT".into() }
+    }
+
+    pub fn delivery(t: &TenantId, dlv: &DeliveryId) -> Key {
+        Key { pk: format!("{}#DELIVERY#{dlv}", tenant_pk(t)), sk: "DELIVERY".into() }
+    }
+
+    /// Attempt `n` (1-based) of a delivery; zero-padded so attempts sort.
+    pub fn attempt(t: &TenantId, dlv: &DeliveryId, n: u32) -> Key {
+        Key { pk: delivery(t, dlv).pk, sk: format!("{ATTEMPT_SK_PREFIX}{n:06}") }
+    }
+
+    /// Index keys of a delivery: by endpoint (time-ordered) and by event.
+    pub fn delivery_index(
+        t: &TenantId,
+        dlv: &DeliveryId,
+        ep: &EndpointId,
+        evt: &EventId,
+        created_at_rfc3339: &str,
+    ) -> [(&'static str, String); 4] {
+        [
+            (GSI1_PK, format!("{}#ENDPOINT#{ep}", tenant_pk(t))),
+            (GSI1_SK, format!("{created_at_rfc3339}#{dlv}")),
+            (GSI2_PK, format!("{}#EVENT#{evt}", tenant_pk(t))),
+            (GSI2_SK, format!("DELIVERY#{dlv}")),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TenantId {
+        TenantId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn keys_have_the_documented_shape() {
+        let ep = EndpointId::parse("ep_1").unwrap();
+        let evt = EventId::parse("evt_1").unwrap();
+        let dlv = DeliveryId::parse("dlv_1").unwrap();
+        assert_eq!(registry::tenant(&t("a")), Key { pk: "TENANT#a".into(), sk: "TENANT".into() });
+        assert_eq!(registry::endpoint(&t("a"), &ep).sk, "ENDPOINT#ep_1");
+        assert_eq!(registry::endpoints_of(&t("a")), ("TENANT#a".to_string(), "ENDPOINT#"));
+        assert_eq!(deliveries::event(&t("a"), &evt).pk, "TENANT#a#EVENT#evt_1");
+        assert_eq!(deliveries::delivery(&t("a"), &dlv).pk, "TENANT#a#DELIVERY#dlv_1");
+        assert_eq!(deliveries::attempt(&t("a"), &dlv, 3).sk, "ATTEMPT#000003");
+        assert!(deliveries::attempt(&t("a"), &dlv, 10).sk > deliveries::attempt(&t("a"), &dlv, 9).sk);
+        let idx = deliveries::delivery_index(&t("a"), &dlv, &ep, &evt, "2026-01-01T00:00:00Z");
+        assert_eq!(idx[0], (GSI1_PK, "TENANT#a#ENDPOINT#ep_1".to_string()));
+        assert_eq!(idx[1], (GSI1_SK, "2026-01-01T00:00:00Z#dlv_1".to_string()));
+        assert_eq!(idx[2], (GSI2_PK, "TENANT#a#EVENT#evt_1".to_string()));
+    }
+
+    #[test]
+    fn tenants_never_share_a_key() {
+        // Ids cannot contain '#', so no tenant's key is a prefix of another's items.
+        let evt = EventId::parse("evt_1").unwrap();
+        assert_ne!(deliveries::event(&t("a"), &evt), deliveries::event(&t("ab"), &evt));
+        assert!(TenantId::parse("a#EVENT").is_err());
+        let (pk_a, _) = registry::endpoints_of(&t("a"));
+        let (pk_ab, _) = registry::endpoints_of(&t("ab"));
+        assert_ne!(pk_a, pk_ab);
+    }
+}

@@ -1,0 +1,34 @@
+//! Switchyard's domain.
+//!
+//! Everything here is pure: no AWS SDK types, no network. The functions'
+//! handlers turn their triggers into these types, call the services in
+//! [`ingest`], [`fanout`] and [`delivery`], and map the results back. The
+//! services talk to the outside world only through the small traits in
+//! [`ports`], which `switchyard-aws` implements for SQS and DynamoDB.
+
+pub mod api_key;
+pub mod delivery;
+pub mod endpoint;
+pub mod envelope;
+pub mod error;
+pub mod event_type;
+pub mod fanout;
+pub mod ids;
+pub mod ingest;
+pub mod keys;
+pub mod ports;
+pub mod signing;
+pub mod task;
+pub mod time_util;
+
+pub use api_key::{ApiKey, ApiKeyHash};
+pub use endpoint::{Endpoint, EndpointUrl};
+pub use envelope::{Envelope, EnvelopeError, IngestLimits, Metadata, Routing};
+pub use error::PortError;
+pub use event_type::{EventType, EventTypeFilter};
+pub use ids::{DeliveryId, EndpointId, EventId, TenantId};
+pub use signing::WebhookSecret;
+pub use task::{DeliveryTask, FanoutTask};
+
+/// The `user-agent` Switchyard sends with every webhook.
+pub const USER_AGENT: &str = concat!("Switchyard/", env!("CARGO_PKG_VERSION"));

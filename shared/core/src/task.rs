@@ -1,0 +1,60 @@
+//! The messages the functions pass each other through SQS.
+
+use crate::envelope::Envelope;
+use crate::event_type::EventType;
+use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::OffsetDateTime;
+
+/// Ingest → fan-out: one accepted event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FanoutTask {
+    pub envelope: Envelope,
+}
+
+/// Fan-out → delivery: one event to one endpoint.
+///
+/// It carries the webhook body already serialised, so every attempt sends and
+/// signs the same bytes; it carries no secret and no URL, which the delivery
+/// function reads fresh from the registry (a disabled endpoint or a rotated
+/// secret takes effect on the next attempt).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryTask {
+    pub delivery_id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub endpoint_id: EndpointId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub payload: String,
+    #[serde(with = "crate::time_util::serde_rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl DeliveryTask {
+    pub fn new(envelope: &Envelope, endpoint: &EndpointId, payload: String, now: OffsetDateTime) -> Self {
+        Self {
+            delivery_id: DeliveryId::derive(&envelope.tenant_id, &envelope.id, endpoint),
+            tenant_id: envelope.tenant_id.clone(),
+            endpoint_id: endpoint.clone(),
+            event_id: envelope.id.clone(),
+            event_type: envelope.event_type.clone(),
+            payload,
+            created_at: now,
+        }
+    }
+}
+
+impl fmt::Debug for DeliveryTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryTask")
+            .field("delivery_id", &self.delivery_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("event_id", &self.event_id)
+            .field("event_type", &self.event_type)
+            .field("payload", &format_args!("<{} bytes>", self.payload.len()))
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}

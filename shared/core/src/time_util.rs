@@ -1,0 +1,51 @@
+//! Small helpers around `time`.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// RFC 3339 in UTC with the precision the value has (`2026-11-29T03:38:56.123Z`).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// Parses RFC 3339 and normalises it to UTC.
+pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
+    OffsetDateTime::parse(s, &Rfc3339).map(|t| t.to_offset(time::UtcOffset::UTC))
+}
+
+/// Now, in UTC, truncated to milliseconds (what is stored and sent).
+pub fn now_utc() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now)
+}
+
+/// `serde` for `OffsetDateTime` as RFC 3339 in UTC.
+pub mod serde_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_in_utc_and_parses_offsets() {
+        let t = parse_rfc3339("2026-11-29T04:38:56+01:00").unwrap();
+        assert_eq!(rfc3339(t), "2026-11-29T03:38:56Z");
+        assert!(parse_rfc3339("yesterday").is_err());
+        assert_eq!(now_utc().nanosecond() % 1_000_000, 0);
+    }
+}

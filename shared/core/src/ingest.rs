@@ -93,7 +93,7 @@ pub async fn ingest<S: EventStore, Q: TaskQueue<FanoutTask>>(
         envelope,
         state: EventState::Received,
         received_at: now,
-        expires_at: now + config.retention,
+        expires_at: crate::time_util::whole_seconds(now + config.retention),
     };
     let (envelope, duplicate) = match store.insert_event(&record).await.map_err(IngestError::Store)? {
         InsertOutcome::Inserted => (record.envelope, false),
@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(queue.sent.lock().unwrap().len(), 2);
         let rec = store.0.lock().unwrap()["t1/evt_a"].clone();
         assert_eq!(rec.state, EventState::Queued);
-        assert_eq!(rec.expires_at - rec.received_at, Duration::days(30));
+        assert_eq!(rec.expires_at, crate::time_util::parse_rfc3339("2026-12-29T10:00:00Z").unwrap());
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ pub struct EventRecord {
     pub envelope: Envelope,
     pub state: EventState,
     pub received_at: OffsetDateTime,
-    /// When the record may be deleted (DynamoDB TTL).
+    /// When the record may be deleted (DynamoDB TTL): whole seconds.
     pub expires_at: OffsetDateTime,
 }
 

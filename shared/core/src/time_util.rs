@@ -22,6 +22,11 @@ pub fn now_utc() -> OffsetDateTime {
         .unwrap_or(now)
 }
 
+/// `t` without its fraction of a second (what DynamoDB TTL stores).
+pub fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
 /// `serde` for `OffsetDateTime` as RFC 3339 in UTC.
 pub mod serde_rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -1,0 +1,67 @@
+//! Running Switchyard without AWS.
+//!
+//! - [`venv`]: the project's Python virtualenv (moto, cfn-lint, the Standard
+//!   Webhooks libraries), created and kept in step with
+//!   `shared/local/python/requirements.txt`;
+//! - [`moto`]: moto's server on a free loopback port, stopped with its owner;
+//! - [`resources`]: the queues (with redrive DLQs) and tables the functions
+//!   use, created in moto with a unique prefix so runs never collide;
+//! - [`receiver`]: a real HTTP server on loopback that records the webhooks
+//!   it receives;
+//! - [`esm`]: an SQS poller that plays Lambda's event source mapping for a
+//!   handler (batch in, partial batch response out, successes deleted).
+//!
+//! Nothing here is deployed; tests, the demo and the benchmarks use it.
+
+pub mod esm;
+pub mod http_api;
+pub mod moto;
+pub mod receiver;
+pub mod resources;
+pub mod venv;
+
+use std::path::PathBuf;
+
+/// The workspace root (where `Cargo.toml`, `template.yaml` and `.venv` live).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).map(PathBuf::from).unwrap_or(here)
+}
+
+/// The region local mode uses.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+/// An SDK configuration for moto at `endpoint`: fixed region and dummy
+/// credentials, so nothing is read from the machine's AWS setup.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "switchyard-local");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(LOCAL_REGION))
+        .credentials_provider(creds)
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// Everything that can go wrong setting up the local stack.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("{0}")]
+    Aws(String),
+}
+
+impl LocalError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Io { what, source }
+    }
+}
+
+/// An AWS (or SDK builder) error as a [`LocalError`].
+pub(crate) fn aws_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> LocalError {
+    LocalError::Aws(format!("{what}: {e}"))
+}

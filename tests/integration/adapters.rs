@@ -1,0 +1,139 @@
+//! The AWS adapters against moto: batching limits, conditional writes, the
+//! event bus.
+
+use std::collections::HashSet;
+use switchyard_aws::aws_sdk_eventbridge;
+use switchyard_aws::eventbridge::EventBridgeBus;
+use switchyard_aws::sqs::SqsQueue;
+use switchyard_core::envelope::{IngestLimits, Source, parse_event};
+use switchyard_core::ports::{EventBus, EventRecord, EventState, EventStore, InsertOutcome, Registry, TaskQueue};
+use switchyard_core::{Envelope, FanoutTask, TenantId};
+use switchyard_local::resources::{create_queue, queue_arn};
+use switchyard_tests::Stack;
+
+fn envelope(tenant: &TenantId, id: &str, event_type: &str) -> Envelope {
+    let body = format!(r#"{{"id":"{id}","type":"{event_type}","data":{{"n":"{id}"}}}}"#);
+    parse_event(body.as_bytes(), tenant.clone(), &Source::parse("api").unwrap(), time::OffsetDateTime::now_utc(), IngestLimits::default()).unwrap()
+}
+
+async fn receive_all(sqs: &switchyard_aws::aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<String> {
+    let mut bodies = Vec::new();
+    for _ in 0..20 {
+        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        let msgs = out.messages.unwrap_or_default();
+        for m in &msgs {
+            bodies.push(m.body.clone().unwrap_or_default());
+            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle.clone().unwrap()).send().await.unwrap();
+        }
+        if bodies.len() >= expected && msgs.is_empty() {
+            break;
+        }
+    }
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_queue_sends_every_task_in_batches_of_ten() {
+    let stack = Stack::new("sqsq").await;
+    let tenant = TenantId::parse("t1").unwrap();
+    let tasks: Vec<FanoutTask> = (0..23).map(|i| FanoutTask { envelope: envelope(&tenant, &format!("evt_{i}"), "a.b") }).collect();
+    let queue = SqsQueue::<FanoutTask>::new(stack.sqs.clone(), &stack.res.fanout_queue_url);
+    queue.send_all(&tasks).await.unwrap();
+    let bodies = receive_all(&stack.sqs, &stack.res.fanout_queue_url, 23).await;
+    let got: HashSet<String> = bodies
+        .iter()
+        .map(|b| serde_json::from_str::<FanoutTask>(b).unwrap().envelope.id.to_string())
+        .collect();
+    assert_eq!(got, (0..23).map(|i| format!("evt_{i}")).collect::<HashSet<_>>());
+
+    let missing = SqsQueue::<FanoutTask>::new(stack.sqs.clone(), format!("{}-nope", stack.res.fanout_queue_url));
+    let err = missing.send_all(&tasks[..1]).await.unwrap_err();
+    assert!(!err.retryable, "a missing queue is not worth retrying: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_store_inserts_once_per_tenant_and_id() {
+    let stack = Stack::new("evstore").await;
+    let store = stack.event_store();
+    let t1 = TenantId::parse("t1").unwrap();
+    let now = switchyard_core::time_util::now_utc();
+    let record = EventRecord { envelope: envelope(&t1, "evt_x", "a.b"), state: EventState::Received, received_at: now, expires_at: switchyard_core::time_util::whole_seconds(now + time::Duration::days(1)) };
+    assert_eq!(store.insert_event(&record).await.unwrap(), InsertOutcome::Inserted);
+    match store.insert_event(&record).await.unwrap() {
+        InsertOutcome::Exists(existing) => assert_eq!(existing, record),
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    store.mark_queued(&t1, &record.envelope.id).await.unwrap();
+    match store.insert_event(&record).await.unwrap() {
+        InsertOutcome::Exists(existing) => assert_eq!(existing.state, EventState::Queued),
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    // Another tenant's event with the same id is its own.
+    let t2 = TenantId::parse("t2").unwrap();
+    let other = EventRecord { envelope: envelope(&t2, "evt_x", "a.b"), ..record.clone() };
+    assert_eq!(store.insert_event(&other).await.unwrap(), InsertOutcome::Inserted);
+    // Marking an event that does not exist fails rather than creating it.
+    assert!(store.mark_queued(&t1, &switchyard_core::EventId::parse("evt_none").unwrap()).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_reads_only_the_tenants_own_endpoints() {
+    let stack = Stack::new("registry").await;
+    let (a, _) = stack.tenant("a").await;
+    let (ab, _) = stack.tenant("ab").await;
+    let mut mine = Vec::new();
+    for i in 0..30 {
+        mine.push(stack.endpoint(&a, &format!("https://a.example/{i}"), &["user.*"]).await.id);
+    }
+    let foreign = stack.endpoint(&ab, "https://ab.example/", &[]).await;
+    let got = stack.registry.endpoints(&a).await.unwrap();
+    assert_eq!(got.len(), 30);
+    assert!(got.iter().all(|e| e.tenant_id == a));
+    assert_eq!(got.iter().map(|e| e.id.clone()).collect::<HashSet<_>>(), mine.into_iter().collect());
+    assert!(stack.registry.endpoint(&a, &foreign.id).await.unwrap().is_none(), "another tenant's endpoint is invisible");
+    assert_eq!(stack.registry.endpoint(&ab, &foreign.id).await.unwrap().unwrap(), foreign);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
+    let stack = Stack::new("bus").await;
+    let eb = aws_sdk_eventbridge::Client::new(&stack.sdk);
+    let bus = format!("{}-bus", stack.res.prefix);
+    eb.create_event_bus().name(&bus).send().await.unwrap();
+    let target_url = create_queue(&stack.sqs, &format!("{}-user-events", stack.res.prefix), &[]).await.unwrap();
+    let target_arn = queue_arn(&stack.sqs, &target_url).await.unwrap();
+    eb.put_rule()
+        .name("user-events")
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["switchyard"],"detail-type":["user.created","user.deleted"]}"#)
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule("user-events")
+        .event_bus_name(&bus)
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(&target_arn).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let tenant = TenantId::parse("t1").unwrap();
+    let mut events: Vec<Envelope> = (0..23).map(|i| envelope(&tenant, &format!("evt_u{i}"), "user.created")).collect();
+    events.extend((0..4).map(|i| envelope(&tenant, &format!("evt_o{i}"), "order.placed")));
+    EventBridgeBus::new(eb.clone(), &bus).publish(&events).await.unwrap();
+
+    let bodies = receive_all(&stack.sqs, &target_url, 23).await;
+    let ids: HashSet<String> = bodies
+        .iter()
+        .map(|b| {
+            let v: serde_json::Value = serde_json::from_str(b).unwrap();
+            assert_eq!(v["source"], "switchyard");
+            assert_eq!(v["detail-type"], "user.created");
+            serde_json::from_value::<Envelope>(v["detail"].clone()).unwrap().id.to_string()
+        })
+        .collect();
+    assert_eq!(ids, (0..23).map(|i| format!("evt_u{i}")).collect::<HashSet<_>>(), "every user event, no order event");
+
+    let err = EventBridgeBus::new(eb, format!("{bus}-missing")).publish(&events[..1]).await;
+    assert!(err.is_err(), "a missing bus is an error, not a silent drop");
+}

@@ -60,7 +60,7 @@ async fn event_store_inserts_once_per_tenant_and_id() {
     let record = EventRecord { envelope: envelope(&t1, "evt_x", "a.b"), state: EventState::Received, received_at: now, expires_at: switchyard_core::time_util::whole_seconds(now + time::Duration::days(1)) };
     assert_eq!(store.insert_event(&record).await.unwrap(), InsertOutcome::Inserted);
     match store.insert_event(&record).await.unwrap() {
-        InsertOutcome::Exists(existing) => assert_eq!(existing, record),
+        InsertOutcome::Exists(existing) => assert_eq!(*existing, record),
         other => panic!("expected Exists, got {other:?}"),
     }
     store.mark_queued(&t1, &record.envelope.id).await.unwrap();

@@ -10,12 +10,11 @@ pub mod http;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::time::Duration;
-use switchyard_aws::config::{ConfigError, env_parse, env_var};
+use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, process_sqs_batch};
 use switchyard_core::DeliveryTask;
 use switchyard_core::delivery::{DeliveryOutcome, deliver};
-use switchyard_core::ingest::IngestConfig;
 use switchyard_core::ports::{DeliveryLog, Registry, WebhookSender};
 
 pub use http::HttpSender;
@@ -45,19 +44,12 @@ impl Settings {
     /// `REQUEST_TIMEOUT_MS` (default 15000) and `EVENT_RETENTION_DAYS`
     /// (default 30).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let timeout_ms: u64 = env_parse("REQUEST_TIMEOUT_MS", http::DEFAULT_TIMEOUT.as_millis() as u64)?;
-        if !(100..=900_000).contains(&timeout_ms) {
-            return Err(ConfigError::Invalid { name: "REQUEST_TIMEOUT_MS", reason: "must be 100 to 900000".into() });
-        }
-        let retention_days = env_parse("EVENT_RETENTION_DAYS", IngestConfig::DEFAULT_RETENTION_DAYS as u16)?;
-        if retention_days == 0 {
-            return Err(ConfigError::Invalid { name: "EVENT_RETENTION_DAYS", reason: "must be at least 1".into() });
-        }
+        let timeout_ms = env_in_range("REQUEST_TIMEOUT_MS", http::DEFAULT_TIMEOUT.as_millis() as u64, 100..=900_000)?;
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,
             request_timeout: Duration::from_millis(timeout_ms),
-            retention_days,
+            retention_days: retention_days()?,
         })
     }
 }

@@ -22,7 +22,7 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
-use switchyard_aws::config::{ConfigError, env_parse, env_var};
+use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_core::envelope::IngestLimits;
@@ -53,26 +53,19 @@ pub struct Settings {
 
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `FANOUT_QUEUE_URL`, and
-    /// optionally `MAX_BODY_BYTES` (default 65536) and `EVENT_RETENTION_DAYS`
-    /// (default 30).
+    /// optionally `MAX_BODY_BYTES` (default 65536, at most 204800) and
+    /// `EVENT_RETENTION_DAYS` (default 30).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let max_body_bytes = env_parse("MAX_BODY_BYTES", IngestLimits::DEFAULT_MAX_BODY_BYTES)?;
-        if max_body_bytes == 0 || max_body_bytes > IngestLimits::HARD_MAX_BODY_BYTES {
-            return Err(ConfigError::Invalid {
-                name: "MAX_BODY_BYTES",
-                reason: format!("must be 1 to {}", IngestLimits::HARD_MAX_BODY_BYTES),
-            });
-        }
-        let retention_days = env_parse("EVENT_RETENTION_DAYS", IngestConfig::DEFAULT_RETENTION_DAYS as u16)?;
-        if retention_days == 0 {
-            return Err(ConfigError::Invalid { name: "EVENT_RETENTION_DAYS", reason: "must be at least 1".into() });
-        }
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,
             fanout_queue_url: env_var("FANOUT_QUEUE_URL")?,
-            max_body_bytes,
-            retention_days,
+            max_body_bytes: env_in_range(
+                "MAX_BODY_BYTES",
+                IngestLimits::DEFAULT_MAX_BODY_BYTES,
+                1..=IngestLimits::HARD_MAX_BODY_BYTES,
+            )?,
+            retention_days: retention_days()?,
         })
     }
 }

@@ -44,6 +44,26 @@ pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
         .ok_or(ConfigError::Missing(name))
 }
 
+/// Reads an optional number within `range`, or returns `default`.
+pub fn env_in_range<T>(name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let value = env_parse(name, default)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid { name, reason: format!("must be {} to {}", range.start(), range.end()) })
+    }
+}
+
+/// `EVENT_RETENTION_DAYS`: how long events, deliveries and attempts are kept.
+pub fn retention_days() -> Result<u16, ConfigError> {
+    let default = switchyard_core::ingest::IngestConfig::DEFAULT_RETENTION_DAYS as u16;
+    env_in_range("EVENT_RETENTION_DAYS", default, 1..=3650)
+}
+
 /// Reads an optional environment variable and parses it, or returns `default`.
 pub fn env_parse<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
 where

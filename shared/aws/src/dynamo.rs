@@ -34,6 +34,25 @@ fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, PortError> {
     serde_dynamo::from_item(item).map_err(|e| PortError::permanent(format!("decoding an item: {e}")))
 }
 
+/// Reads one item and decodes it; `None` when absent.
+async fn get_item<T: for<'de> Deserialize<'de>>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &Key,
+    consistent: bool,
+    op: &str,
+) -> Result<Option<T>, PortError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key_item(key)))
+        .consistent_read(consistent)
+        .send()
+        .await
+        .map_err(|e| port_error(op, e))?;
+    out.item.map(from_item).transpose()
+}
+
 /// `value` with its key and a `kind` attribute added.
 fn item_with_key<T: Serialize>(value: &T, key: &Key, kind: &str) -> Result<Item, PortError> {
     let mut item = to_item(value)?;
@@ -99,17 +118,8 @@ struct ApiKeyRow {
 impl Registry for DynamoRegistry {
     async fn tenant_for_key(&self, hash: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
         let key = keys::registry::api_key(hash);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&key)))
-            .send()
-            .await
-            .map_err(|e| port_error("GetItem api key", e))?;
-        let Some(item) = out.item else { return Ok(None) };
-        let row: ApiKeyRow = from_item(item)?;
-        Ok((!row.revoked).then_some(row.tenant_id))
+        let row: Option<ApiKeyRow> = get_item(&self.client, &self.table, &key, false, "GetItem api key").await?;
+        Ok(row.filter(|r| !r.revoked).map(|r| r.tenant_id))
     }
 
     async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
@@ -141,15 +151,7 @@ impl Registry for DynamoRegistry {
 
     async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
         let key = keys::registry::endpoint(tenant, id);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&key)))
-            .send()
-            .await
-            .map_err(|e| port_error("GetItem endpoint", e))?;
-        out.item.map(from_item).transpose()
+        get_item(&self.client, &self.table, &key, false, "GetItem endpoint").await
     }
 }
 
@@ -206,16 +208,9 @@ impl DynamoEventStore {
 
     /// Reads one event of a tenant.
     pub async fn get_event(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>, PortError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&keys::deliveries::event(tenant, id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("GetItem event", e))?;
-        out.item.map(|i| from_item::<EventRow>(i)?.into_record()).transpose()
+        let key = keys::deliveries::event(tenant, id);
+        let row: Option<EventRow> = get_item(&self.client, &self.table, &key, true, "GetItem event").await?;
+        row.map(EventRow::into_record).transpose()
     }
 }
 
@@ -249,7 +244,7 @@ impl EventStore for DynamoEventStore {
                 };
                 // Present a moment ago; absent now only if it expired in between.
                 existing
-                    .map(InsertOutcome::Exists)
+                    .map(|r| InsertOutcome::Exists(Box::new(r)))
                     .ok_or_else(|| PortError::transient("event vanished during a conditional insert"))
             }
         }

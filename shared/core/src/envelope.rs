@@ -487,6 +487,12 @@ mod tests {
     }
 
     #[test]
+    fn the_payload_keeps_the_producers_key_order() {
+        let e = parse(r#"{"type":"a.b","data":{"zeta":1,"alpha":{"y":2,"b":3}}}"#).unwrap();
+        assert!(e.webhook_body().contains(r#""data":{"zeta":1,"alpha":{"y":2,"b":3}}"#), "{}", e.webhook_body());
+    }
+
+    #[test]
     fn debug_leaves_the_payload_out() {
         let e = parse(r#"{"type":"user.created","data":{"password":"hunter2"},"metadata":{"user_id":"bob"}}"#).unwrap();
         let dbg = format!("{e:?}");

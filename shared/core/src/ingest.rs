@@ -129,7 +129,7 @@ mod tests {
             let mut m = self.0.lock().unwrap();
             let k = format!("{}/{}", r.envelope.tenant_id, r.envelope.id);
             if let Some(e) = m.get(&k) {
-                return Ok(InsertOutcome::Exists(e.clone()));
+                return Ok(InsertOutcome::Exists(Box::new(e.clone())));
             }
             m.insert(k, r.clone());
             Ok(InsertOutcome::Inserted)

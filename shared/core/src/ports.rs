@@ -36,7 +36,7 @@ pub struct EventRecord {
 pub enum InsertOutcome {
     Inserted,
     /// An event with this id already exists for the tenant; here it is.
-    Exists(EventRecord),
+    Exists(Box<EventRecord>),
 }
 
 /// Accepted events.

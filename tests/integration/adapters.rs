@@ -13,17 +13,36 @@ use switchyard_tests::Stack;
 
 fn envelope(tenant: &TenantId, id: &str, event_type: &str) -> Envelope {
     let body = format!(r#"{{"id":"{id}","type":"{event_type}","data":{{"n":"{id}"}}}}"#);
-    parse_event(body.as_bytes(), tenant.clone(), &Source::parse("api").unwrap(), time::OffsetDateTime::now_utc(), IngestLimits::default()).unwrap()
+    parse_event(
+        body.as_bytes(),
+        tenant.clone(),
+        &Source::parse("api").unwrap(),
+        time::OffsetDateTime::now_utc(),
+        IngestLimits::default(),
+    )
+    .unwrap()
 }
 
 async fn receive_all(sqs: &switchyard_aws::aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<String> {
     let mut bodies = Vec::new();
     for _ in 0..20 {
-        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
         let msgs = out.messages.unwrap_or_default();
         for m in &msgs {
             bodies.push(m.body.clone().unwrap_or_default());
-            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle.clone().unwrap()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
         if bodies.len() >= expected && msgs.is_empty() {
             break;
@@ -36,7 +55,11 @@ async fn receive_all(sqs: &switchyard_aws::aws_sdk_sqs::Client, url: &str, expec
 async fn sqs_queue_sends_every_task_in_batches_of_ten() {
     let stack = Stack::new("sqsq").await;
     let tenant = TenantId::parse("t1").unwrap();
-    let tasks: Vec<FanoutTask> = (0..23).map(|i| FanoutTask { envelope: envelope(&tenant, &format!("evt_{i}"), "a.b") }).collect();
+    let tasks: Vec<FanoutTask> = (0..23)
+        .map(|i| FanoutTask {
+            envelope: envelope(&tenant, &format!("evt_{i}"), "a.b"),
+        })
+        .collect();
     let queue = SqsQueue::<FanoutTask>::new(stack.sqs.clone(), &stack.res.fanout_queue_url);
     queue.send_all(&tasks).await.unwrap();
     let bodies = receive_all(&stack.sqs, &stack.res.fanout_queue_url, 23).await;
@@ -57,7 +80,12 @@ async fn event_store_inserts_once_per_tenant_and_id() {
     let store = stack.event_store();
     let t1 = TenantId::parse("t1").unwrap();
     let now = switchyard_core::time_util::now_utc();
-    let record = EventRecord { envelope: envelope(&t1, "evt_x", "a.b"), state: EventState::Received, received_at: now, expires_at: switchyard_core::time_util::whole_seconds(now + time::Duration::days(1)) };
+    let record = EventRecord {
+        envelope: envelope(&t1, "evt_x", "a.b"),
+        state: EventState::Received,
+        received_at: now,
+        expires_at: switchyard_core::time_util::whole_seconds(now + time::Duration::days(1)),
+    };
     assert_eq!(store.insert_event(&record).await.unwrap(), InsertOutcome::Inserted);
     match store.insert_event(&record).await.unwrap() {
         InsertOutcome::Exists(existing) => assert_eq!(*existing, record),
@@ -70,10 +98,18 @@ async fn event_store_inserts_once_per_tenant_and_id() {
     }
     // Another tenant's event with the same id is its own.
     let t2 = TenantId::parse("t2").unwrap();
-    let other = EventRecord { envelope: envelope(&t2, "evt_x", "a.b"), ..record.clone() };
+    let other = EventRecord {
+        envelope: envelope(&t2, "evt_x", "a.b"),
+        ..record.clone()
+    };
     assert_eq!(store.insert_event(&other).await.unwrap(), InsertOutcome::Inserted);
     // Marking an event that does not exist fails rather than creating it.
-    assert!(store.mark_queued(&t1, &switchyard_core::EventId::parse("evt_none").unwrap()).await.is_err());
+    assert!(
+        store
+            .mark_queued(&t1, &switchyard_core::EventId::parse("evt_none").unwrap())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,15 +119,29 @@ async fn registry_reads_only_the_tenants_own_endpoints() {
     let (ab, _) = stack.tenant("ab").await;
     let mut mine = Vec::new();
     for i in 0..30 {
-        mine.push(stack.endpoint(&a, &format!("https://a.example/{i}"), &["user.*"]).await.id);
+        mine.push(
+            stack
+                .endpoint(&a, &format!("https://a.example/{i}"), &["user.*"])
+                .await
+                .id,
+        );
     }
     let foreign = stack.endpoint(&ab, "https://ab.example/", &[]).await;
     let got = stack.registry.endpoints(&a).await.unwrap();
     assert_eq!(got.len(), 30);
     assert!(got.iter().all(|e| e.tenant_id == a));
-    assert_eq!(got.iter().map(|e| e.id.clone()).collect::<HashSet<_>>(), mine.into_iter().collect());
-    assert!(stack.registry.endpoint(&a, &foreign.id).await.unwrap().is_none(), "another tenant's endpoint is invisible");
-    assert_eq!(stack.registry.endpoint(&ab, &foreign.id).await.unwrap().unwrap(), foreign);
+    assert_eq!(
+        got.iter().map(|e| e.id.clone()).collect::<HashSet<_>>(),
+        mine.into_iter().collect()
+    );
+    assert!(
+        stack.registry.endpoint(&a, &foreign.id).await.unwrap().is_none(),
+        "another tenant's endpoint is invisible"
+    );
+    assert_eq!(
+        stack.registry.endpoint(&ab, &foreign.id).await.unwrap().unwrap(),
+        foreign
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +150,9 @@ async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
     let eb = aws_sdk_eventbridge::Client::new(&stack.sdk);
     let bus = format!("{}-bus", stack.res.prefix);
     eb.create_event_bus().name(&bus).send().await.unwrap();
-    let target_url = create_queue(&stack.sqs, &format!("{}-user-events", stack.res.prefix), &[]).await.unwrap();
+    let target_url = create_queue(&stack.sqs, &format!("{}-user-events", stack.res.prefix), &[])
+        .await
+        .unwrap();
     let target_arn = queue_arn(&stack.sqs, &target_url).await.unwrap();
     eb.put_rule()
         .name("user-events")
@@ -112,13 +164,21 @@ async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
     eb.put_targets()
         .rule("user-events")
         .event_bus_name(&bus)
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(&target_arn).build().unwrap())
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(&target_arn)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
 
     let tenant = TenantId::parse("t1").unwrap();
-    let mut events: Vec<Envelope> = (0..23).map(|i| envelope(&tenant, &format!("evt_u{i}"), "user.created")).collect();
+    let mut events: Vec<Envelope> = (0..23)
+        .map(|i| envelope(&tenant, &format!("evt_u{i}"), "user.created"))
+        .collect();
     events.extend((0..4).map(|i| envelope(&tenant, &format!("evt_o{i}"), "order.placed")));
     EventBridgeBus::new(eb.clone(), &bus).publish(&events).await.unwrap();
 
@@ -129,11 +189,20 @@ async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
             let v: serde_json::Value = serde_json::from_str(b).unwrap();
             assert_eq!(v["source"], "switchyard");
             assert_eq!(v["detail-type"], "user.created");
-            serde_json::from_value::<Envelope>(v["detail"].clone()).unwrap().id.to_string()
+            serde_json::from_value::<Envelope>(v["detail"].clone())
+                .unwrap()
+                .id
+                .to_string()
         })
         .collect();
-    assert_eq!(ids, (0..23).map(|i| format!("evt_u{i}")).collect::<HashSet<_>>(), "every user event, no order event");
+    assert_eq!(
+        ids,
+        (0..23).map(|i| format!("evt_u{i}")).collect::<HashSet<_>>(),
+        "every user event, no order event"
+    );
 
-    let err = EventBridgeBus::new(eb, format!("{bus}-missing")).publish(&events[..1]).await;
+    let err = EventBridgeBus::new(eb, format!("{bus}-missing"))
+        .publish(&events[..1])
+        .await;
     assert!(err.is_err(), "a missing bus is an error, not a silent drop");
 }

@@ -39,9 +39,16 @@ async fn one_event_reaches_exactly_the_matching_endpoints_signed() {
     let got = rx.wait_for(3, T).await;
     let mut paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
     paths.sort();
-    assert_eq!(paths, ["/all", "/exact", "/wild"], "exactly the three matching endpoints");
+    assert_eq!(
+        paths,
+        ["/all", "/exact", "/wild"],
+        "exactly the three matching endpoints"
+    );
     for req in &got {
-        let ep = [&exact, &wild, &all].into_iter().find(|e| e.url.url().path() == req.path).unwrap();
+        let ep = [&exact, &wild, &all]
+            .into_iter()
+            .find(|e| e.url.url().path() == req.path)
+            .unwrap();
         assert_eq!(req.method, "POST");
         assert_eq!(req.header("webhook-id"), Some("evt_e2e_1"));
         assert_eq!(req.header("content-type"), Some("application/json"));
@@ -67,7 +74,10 @@ async fn one_event_reaches_exactly_the_matching_endpoints_signed() {
     for ep in [&exact, &wild, &all] {
         let id = DeliveryId::derive(&acme, &evt, &ep.id);
         let (d, attempts) = stack.delivery_log().get_delivery(&acme, &id).await.unwrap().unwrap();
-        assert_eq!((d.state, d.attempts, d.last_status_code), (DeliveryState::Succeeded, 1, Some(200)));
+        assert_eq!(
+            (d.state, d.attempts, d.last_status_code),
+            (DeliveryState::Succeeded, 1, Some(200))
+        );
         assert_eq!(attempts.len(), 1);
         assert!(attempts[0].succeeded && attempts[0].status_code == Some(200));
     }
@@ -75,7 +85,10 @@ async fn one_event_reaches_exactly_the_matching_endpoints_signed() {
     // The same event again is a duplicate: 200, no new fan-out.
     let again = stack.ingest().handle(post_event(key.expose(), body)).await;
     assert_eq!(again.status_code, 200);
-    assert_eq!(json_body(&again), serde_json::json!({ "id": "evt_e2e_1", "duplicate": true }));
+    assert_eq!(
+        json_body(&again),
+        serde_json::json!({ "id": "evt_e2e_1", "duplicate": true })
+    );
     assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 0);
 }
 
@@ -86,7 +99,15 @@ async fn a_failed_attempt_is_recorded_and_the_task_comes_back() {
     let c = calls.clone();
     let rx = Receiver::start(move |_| {
         let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if n == 0 { Reply { status: 503, body: "busy".into(), delay: Duration::ZERO } } else { Reply::status(204) }
+        if n == 0 {
+            Reply {
+                status: 503,
+                body: "busy".into(),
+                delay: Duration::ZERO,
+            }
+        } else {
+            Reply::status(204)
+        }
     })
     .await
     .unwrap();
@@ -109,18 +130,32 @@ async fn a_failed_attempt_is_recorded_and_the_task_comes_back() {
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].response_body.as_deref(), Some("busy"));
     assert_eq!(attempts[0].error_kind.as_deref(), Some("http_status"));
-    assert_eq!(stack.depth(&stack.res.deliveries_queue_url).await, 1, "the task stays on the queue");
+    assert_eq!(
+        stack.depth(&stack.res.deliveries_queue_url).await,
+        1,
+        "the task stays on the queue"
+    );
 
     // After the visibility timeout the same message is delivered again.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let second = stack.drain_deliveries(T).await;
     assert_eq!((second.received, second.failed), (1, 0));
     let (d, attempts) = stack.delivery_log().get_delivery(&acme, &id).await.unwrap().unwrap();
-    assert_eq!((d.state, d.attempts, d.last_status_code), (DeliveryState::Succeeded, 2, Some(204)));
-    assert_eq!(attempts.iter().map(|a| (a.attempt, a.status_code)).collect::<Vec<_>>(), [(1, Some(503)), (2, Some(204))]);
+    assert_eq!(
+        (d.state, d.attempts, d.last_status_code),
+        (DeliveryState::Succeeded, 2, Some(204))
+    );
+    assert_eq!(
+        attempts.iter().map(|a| (a.attempt, a.status_code)).collect::<Vec<_>>(),
+        [(1, Some(503)), (2, Some(204))]
+    );
     let got = rx.received();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"), "one webhook-id across attempts");
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "one webhook-id across attempts"
+    );
     assert_eq!(got[0].body, got[1].body);
     assert_eq!(stack.depth(&stack.res.deliveries_queue_url).await, 0);
 }
@@ -129,29 +164,55 @@ async fn a_failed_attempt_is_recorded_and_the_task_comes_back() {
 async fn an_unanswering_endpoint_times_out_without_holding_up_the_others() {
     let stack = Stack::new("slow").await;
     let rx = Receiver::start(|r| {
-        let delay = if r.path == "/slow" { Duration::from_secs(10) } else { Duration::ZERO };
-        Reply { status: 200, body: String::new(), delay }
+        let delay = if r.path == "/slow" {
+            Duration::from_secs(10)
+        } else {
+            Duration::ZERO
+        };
+        Reply {
+            status: 200,
+            body: String::new(),
+            delay,
+        }
     })
     .await
     .unwrap();
     let (acme, key) = stack.tenant("acme").await;
     stack.endpoint(&acme, &rx.url("/slow"), &[]).await;
     stack.endpoint(&acme, &rx.url("/fast"), &[]).await;
-    let resp = stack.ingest().handle(post_event(key.expose(), r#"{"type":"a.b","data":{}}"#)).await;
+    let resp = stack
+        .ingest()
+        .handle(post_event(key.expose(), r#"{"type":"a.b","data":{}}"#))
+        .await;
     assert_eq!(resp.status_code, 202);
     stack.drain_fanout().await;
 
     let started = std::time::Instant::now();
     let report = stack.drain_deliveries(Duration::from_millis(800)).await;
-    assert_eq!((report.received, report.failed), (2, 1), "the slow one fails, the fast one succeeds");
-    assert!(started.elapsed() < Duration::from_secs(5), "bounded by the request timeout");
+    assert_eq!(
+        (report.received, report.failed),
+        (2, 1),
+        "the slow one fails, the fast one succeeds"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by the request timeout"
+    );
     // Both requests were in flight together: had they been sent one after
     // the other, the second would have left only after the first's timeout.
     let got = rx.received();
-    let at = |p: &str| got.iter().find(|r| r.path == p).map(|r| r.at).unwrap_or_else(|| panic!("{p} was not called"));
+    let at = |p: &str| {
+        got.iter()
+            .find(|r| r.path == p)
+            .map(|r| r.at)
+            .unwrap_or_else(|| panic!("{p} was not called"))
+    };
     let (fast, slow) = (at("/fast"), at("/slow"));
     let gap = if fast > slow { fast - slow } else { slow - fast };
-    assert!(gap < Duration::from_millis(400), "sent {gap:?} apart: deliveries of a batch must run concurrently");
+    assert!(
+        gap < Duration::from_millis(400),
+        "sent {gap:?} apart: deliveries of a batch must run concurrently"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,12 +234,19 @@ async fn a_poison_message_goes_to_the_dlq_and_never_fails_its_batch() {
         .send()
         .await
         .unwrap();
-    let resp = stack.ingest().handle(post_event(key.expose(), r#"{"type":"a.b","data":{}}"#)).await;
+    let resp = stack
+        .ingest()
+        .handle(post_event(key.expose(), r#"{"type":"a.b","data":{}}"#))
+        .await;
     assert_eq!(resp.status_code, 202);
     stack.drain_fanout().await;
 
     let first = stack.drain_deliveries(T).await;
-    assert_eq!((first.received, first.failed), (2, 1), "the good task is delivered beside the bad one");
+    assert_eq!(
+        (first.received, first.failed),
+        (2, 1),
+        "the good task is delivered beside the bad one"
+    );
     assert_eq!(rx.received().len(), 1);
     // Received twice (maxReceiveCount = 2), then moved to the DLQ by SQS's redrive.
     for _ in 0..10 {

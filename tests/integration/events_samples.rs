@@ -31,7 +31,11 @@ async fn every_sample_event_runs_through_its_handler() {
     let rx = Receiver::ok().await.unwrap();
     let demo = TenantId::parse("demo").unwrap();
     stack.registry.put_tenant(&demo, "demo").await.unwrap();
-    stack.registry.put_api_key(&ApiKey::parse(SAMPLE_KEY).unwrap().hash(), &demo).await.unwrap();
+    stack
+        .registry
+        .put_api_key(&ApiKey::parse(SAMPLE_KEY).unwrap().hash(), &demo)
+        .await
+        .unwrap();
     let mut sample_ep = stack.endpoint(&demo, &rx.url("/sample"), &["user.*"]).await;
     sample_ep.id = EndpointId::parse("ep_sample_01").unwrap();
     stack.registry.put_endpoint(&sample_ep).await.unwrap();

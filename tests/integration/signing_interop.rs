@@ -23,21 +23,34 @@ fn our_signatures_verify_with_the_public_libraries() {
         let secret = WebhookSecret::generate();
         let old = WebhookSecret::generate();
         // One signature, and two (rotation): both must verify.
-        for header in [signature_header([&secret], "msg_1", now, body.as_bytes()), signature_header([&old, &secret], "msg_1", now, body.as_bytes())] {
-            let answer = interop("verify", serde_json::json!({
-                "secret": secret.expose(),
-                "headers": { "webhook-id": "msg_1", "webhook-timestamp": now.to_string(), "webhook-signature": header },
-                "body": body,
-            }));
-            assert_eq!(answer, serde_json::json!({ "standardwebhooks": "ok", "svix": "ok" }), "{body}");
+        for header in [
+            signature_header([&secret], "msg_1", now, body.as_bytes()),
+            signature_header([&old, &secret], "msg_1", now, body.as_bytes()),
+        ] {
+            let answer = interop(
+                "verify",
+                serde_json::json!({
+                    "secret": secret.expose(),
+                    "headers": { "webhook-id": "msg_1", "webhook-timestamp": now.to_string(), "webhook-signature": header },
+                    "body": body,
+                }),
+            );
+            assert_eq!(
+                answer,
+                serde_json::json!({ "standardwebhooks": "ok", "svix": "ok" }),
+                "{body}"
+            );
         }
         // The check can fail: a changed body is rejected by both.
-        let answer = interop("verify", serde_json::json!({
-            "secret": secret.expose(),
-            "headers": { "webhook-id": "msg_1", "webhook-timestamp": now.to_string(),
-                         "webhook-signature": signature_header([&secret], "msg_1", now, body.as_bytes()) },
-            "body": format!("{body} "),
-        }));
+        let answer = interop(
+            "verify",
+            serde_json::json!({
+                "secret": secret.expose(),
+                "headers": { "webhook-id": "msg_1", "webhook-timestamp": now.to_string(),
+                             "webhook-signature": signature_header([&secret], "msg_1", now, body.as_bytes()) },
+                "body": format!("{body} "),
+            }),
+        );
         assert_ne!(answer["standardwebhooks"], "ok");
         assert_ne!(answer["svix"], "ok");
     }
@@ -48,9 +61,12 @@ fn their_signatures_verify_with_ours_byte_for_byte() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     for body in BODIES {
         let secret = WebhookSecret::generate();
-        let theirs = interop("sign", serde_json::json!({
-            "secret": secret.expose(), "msg_id": "evt_42", "timestamp": now, "body": body,
-        }));
+        let theirs = interop(
+            "sign",
+            serde_json::json!({
+                "secret": secret.expose(), "msg_id": "evt_42", "timestamp": now, "body": body,
+            }),
+        );
         let ours = secret.sign("evt_42", now, body.as_bytes());
         for lib in ["standardwebhooks", "svix"] {
             let sig = theirs[lib].as_str().unwrap_or_else(|| panic!("{lib}: {theirs}"));

@@ -23,16 +23,45 @@ fn template_passes_cfn_lint() {
 fn template_declares_every_function_and_the_settings_it_reads() {
     let template = std::fs::read_to_string(root().join("template.yaml")).unwrap();
     let functions: &[(&str, &str, &[&str])] = &[
-        ("ingest", "switchyard-ingest", &["REGISTRY_TABLE", "DELIVERIES_TABLE", "FANOUT_QUEUE_URL", "MAX_BODY_BYTES", "EVENT_RETENTION_DAYS"]),
-        ("fanout", "switchyard-fanout", &["REGISTRY_TABLE", "DELIVERIES_QUEUE_URL"]),
-        ("delivery", "switchyard-delivery", &["REGISTRY_TABLE", "DELIVERIES_TABLE", "REQUEST_TIMEOUT_MS", "EVENT_RETENTION_DAYS"]),
+        (
+            "ingest",
+            "switchyard-ingest",
+            &[
+                "REGISTRY_TABLE",
+                "DELIVERIES_TABLE",
+                "FANOUT_QUEUE_URL",
+                "MAX_BODY_BYTES",
+                "EVENT_RETENTION_DAYS",
+            ],
+        ),
+        (
+            "fanout",
+            "switchyard-fanout",
+            &["REGISTRY_TABLE", "DELIVERIES_QUEUE_URL"],
+        ),
+        (
+            "delivery",
+            "switchyard-delivery",
+            &[
+                "REGISTRY_TABLE",
+                "DELIVERIES_TABLE",
+                "REQUEST_TIMEOUT_MS",
+                "EVENT_RETENTION_DAYS",
+            ],
+        ),
     ];
     for (dir, bin, vars) in functions {
-        assert!(template.contains(&format!("CodeUri: functions/{dir}")), "no CodeUri for functions/{dir}");
+        assert!(
+            template.contains(&format!("CodeUri: functions/{dir}")),
+            "no CodeUri for functions/{dir}"
+        );
         assert!(template.contains(&format!("Binary: {bin}")), "no Binary: {bin}");
         assert!(root().join("functions").join(dir).join("Cargo.toml").exists());
         for v in *vars {
-            assert!(template.contains(&format!("{v}:")), "{bin} reads {v}, which template.yaml does not set");
+            assert!(
+                template.contains(&format!("{v}:")),
+                "{bin} reads {v}, which template.yaml does not set"
+            );
         }
     }
     for needle in [
@@ -49,6 +78,9 @@ fn template_declares_every_function_and_the_settings_it_reads() {
     // Every function directory is in the template.
     for entry in std::fs::read_dir(root().join("functions")).unwrap() {
         let dir = entry.unwrap().file_name().to_string_lossy().to_string();
-        assert!(functions.iter().any(|(d, _, _)| *d == dir), "functions/{dir} is not checked here");
+        assert!(
+            functions.iter().any(|(d, _, _)| *d == dir),
+            "functions/{dir} is not checked here"
+        );
     }
 }

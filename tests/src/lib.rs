@@ -17,7 +17,7 @@ use switchyard_local::moto::Moto;
 use switchyard_local::resources::{QueueOptions, Resources, unique_prefix};
 use switchyard_local::venv::{self, Venv};
 
-pub use switchyard_local::receiver::{Receiver, Received, Reply};
+pub use switchyard_local::receiver::{Received, Receiver, Reply};
 
 pub fn root() -> PathBuf {
     switchyard_local::workspace_root()
@@ -49,7 +49,14 @@ pub struct Stack {
 impl Stack {
     /// New resources; failed messages come back after one second.
     pub async fn new(label: &str) -> Self {
-        Self::with_options(label, QueueOptions { visibility_timeout_secs: 1, ..QueueOptions::default() }).await
+        Self::with_options(
+            label,
+            QueueOptions {
+                visibility_timeout_secs: 1,
+                ..QueueOptions::default()
+            },
+        )
+        .await
     }
 
     pub async fn with_options(label: &str, opts: QueueOptions) -> Self {
@@ -116,14 +123,23 @@ impl Stack {
     pub async fn tenant(&self, id: &str) -> (TenantId, ApiKey) {
         let tenant = TenantId::parse(id).unwrap_or_else(|e| panic!("{e}"));
         let key = ApiKey::generate();
-        self.registry.put_tenant(&tenant, id).await.unwrap_or_else(|e| panic!("{e}"));
-        self.registry.put_api_key(&key.hash(), &tenant).await.unwrap_or_else(|e| panic!("{e}"));
+        self.registry
+            .put_tenant(&tenant, id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.registry
+            .put_api_key(&key.hash(), &tenant)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         (tenant, key)
     }
 
     /// An endpoint for `tenant` at `url` receiving `filters`, stored.
     pub async fn endpoint(&self, tenant: &TenantId, url: &str, filters: &[&str]) -> Endpoint {
-        let filters = filters.iter().map(|f| EventTypeFilter::parse(*f).unwrap_or_else(|e| panic!("{f}: {e}"))).collect();
+        let filters = filters
+            .iter()
+            .map(|f| EventTypeFilter::parse(*f).unwrap_or_else(|e| panic!("{f}: {e}")))
+            .collect();
         let ep = Endpoint::new(
             tenant.clone(),
             EndpointUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}")),
@@ -135,30 +151,41 @@ impl Stack {
     }
 
     pub async fn queue(&self, url: &str) -> QueueRef {
-        QueueRef::resolve(&self.sqs, url).await.unwrap_or_else(|e| panic!("{e}"))
+        QueueRef::resolve(&self.sqs, url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs the fan-out function over everything on the fan-out queue.
     pub async fn drain_fanout(&self) -> BatchReport {
         let fanout = self.fanout();
         let q = self.queue(&self.res.fanout_queue_url).await;
-        drain(&self.sqs, &q, 10, |e| fanout.handle(e)).await.unwrap_or_else(|e| panic!("{e}"))
+        drain(&self.sqs, &q, 10, |e| fanout.handle(e))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs the delivery function over everything visible on the deliveries queue.
     pub async fn drain_deliveries(&self, timeout: Duration) -> BatchReport {
         let delivery = self.delivery(timeout);
         let q = self.queue(&self.res.deliveries_queue_url).await;
-        drain(&self.sqs, &q, 10, |e| delivery.handle(e)).await.unwrap_or_else(|e| panic!("{e}"))
+        drain(&self.sqs, &q, 10, |e| delivery.handle(e))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Messages on a queue (visible, in flight and delayed).
     pub async fn depth(&self, url: &str) -> u64 {
-        switchyard_local::resources::queue_depth(&self.sqs, url).await.unwrap_or_else(|e| panic!("{e}"))
+        switchyard_local::resources::queue_depth(&self.sqs, url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Every item of a table.
-    pub async fn scan(&self, table: &str) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    pub async fn scan(
+        &self,
+        table: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let mut items = Vec::new();
         let mut pages = self.ddb.scan().table_name(table).into_paginator().send();
         while let Some(page) = pages.next().await {
@@ -171,7 +198,9 @@ impl Stack {
 /// A handler response's JSON body.
 pub fn json_body(resp: &ApiGatewayV2httpResponse) -> serde_json::Value {
     match &resp.body {
-        Some(aws_lambda_events::encodings::Body::Text(t)) => serde_json::from_str(t).unwrap_or_else(|e| panic!("not JSON ({e}): {t}")),
+        Some(aws_lambda_events::encodings::Body::Text(t)) => {
+            serde_json::from_str(t).unwrap_or_else(|e| panic!("not JSON ({e}): {t}"))
+        }
         other => panic!("expected a JSON text body, got {other:?}"),
     }
 }
@@ -199,5 +228,10 @@ pub fn assert_verifies(req: &Received, secret: &switchyard_core::WebhookSecret) 
         }),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(answer, serde_json::json!({ "standardwebhooks": "ok", "svix": "ok" }), "public libraries on {}", req.path);
+    assert_eq!(
+        answer,
+        serde_json::json!({ "standardwebhooks": "ok", "svix": "ok" }),
+        "public libraries on {}",
+        req.path
+    );
 }

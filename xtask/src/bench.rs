@@ -69,18 +69,12 @@ const FUNCTIONS: [Function; 3] = [
         name: "switchyard-fanout",
         settings: &[
             ("REGISTRY_TABLE", "registry"),
-            (
-                "DELIVERIES_QUEUE_URL",
-                "http://127.0.0.1:9/000000000000/deliveries",
-            ),
+            ("DELIVERIES_QUEUE_URL", "http://127.0.0.1:9/000000000000/deliveries"),
         ],
     },
     Function {
         name: "switchyard-delivery",
-        settings: &[
-            ("REGISTRY_TABLE", "registry"),
-            ("DELIVERIES_TABLE", "deliveries"),
-        ],
+        settings: &[("REGISTRY_TABLE", "registry"), ("DELIVERIES_TABLE", "deliveries")],
     },
 ];
 
@@ -89,8 +83,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let options = Options::parse(args)?;
     let paths = Paths::new(root);
     paths.check_venv()?;
-    fs::create_dir_all(&paths.bench_dir)
-        .map_err(|e| format!("cannot create {}: {e}", paths.bench_dir.display()))?;
+    fs::create_dir_all(&paths.bench_dir).map_err(|e| format!("cannot create {}: {e}", paths.bench_dir.display()))?;
 
     if options.build {
         build_native(root)?;
@@ -99,7 +92,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let arm64 = if options.arm64 {
         arm64_packages(&paths, options.build)?
     } else {
-        Err("skipped (--no-arm64)".to_string())
+        Arm64::Skipped("--no-arm64".into())
     };
     let inits = FUNCTIONS
         .iter()
@@ -154,9 +147,7 @@ impl Options {
 fn parse_spawns(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "--spawns: expected a positive integer, got `{value}`"
-        )),
+        _ => Err(format!("--spawns: expected a positive integer, got `{value}`")),
     }
 }
 
@@ -198,10 +189,7 @@ impl Paths {
 
     /// Where `cargo lambda build` leaves each function.
     fn arm64_binary(&self, function: &Function) -> PathBuf {
-        self.target
-            .join("lambda")
-            .join(function.name)
-            .join("bootstrap")
+        self.target.join("lambda").join(function.name).join("bootstrap")
     }
 }
 
@@ -228,9 +216,7 @@ fn build_native(root: &Path) -> Result<(), String> {
 /// Runs `cmd` with the terminal's stdio; fails if it does not succeed.
 fn run_inheriting(mut cmd: Command, what: &str) -> Result<(), String> {
     eprintln!("bench-init: {what}: {cmd:?}");
-    let status = cmd
-        .status()
-        .map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -238,24 +224,38 @@ fn run_inheriting(mut cmd: Command, what: &str) -> Result<(), String> {
     }
 }
 
-/// Builds (unless `build` is false) and packages the arm64 binaries.
-/// `Err` is a reason to report instead of the arm64 numbers when the
-/// toolchain is not available; a real build failure is the outer `Err`.
-fn arm64_packages(paths: &Paths, build: bool) -> Result<Result<Vec<Package>, String>, String> {
+/// The arm64 packages, or why there are none.
+enum Arm64 {
+    Measured(Vec<Package>),
+    Skipped(String),
+}
+
+impl Arm64 {
+    fn packages(&self) -> &[Package] {
+        match self {
+            Arm64::Measured(packages) => packages,
+            Arm64::Skipped(_) => &[],
+        }
+    }
+}
+
+/// Builds (unless `build` is false) and packages the arm64 binaries. A
+/// missing toolchain skips arm64 with a reason; a failed build is an error.
+/// With `--no-build`, existing `target/lambda` artifacts are measured.
+fn arm64_packages(paths: &Paths, build: bool) -> Result<Arm64, String> {
     if build {
         if let Err(reason) = arm64_toolchain(paths) {
             eprintln!("bench-init: skipping arm64: {reason}");
-            return Ok(Err(reason));
+            return Ok(Arm64::Skipped(reason));
         }
         build_arm64(paths)?;
     } else if let Some(f) = FUNCTIONS.iter().find(|f| !paths.arm64_binary(f).is_file()) {
-        let reason = format!(
+        return Ok(Arm64::Skipped(format!(
             "--no-build and {} is missing (run without --no-build)",
             paths.arm64_binary(f).display()
-        );
-        return Ok(Err(reason));
+        )));
     }
-    package_all(paths, Arch::Aarch64).map(Ok)
+    package_all(paths, Arch::Aarch64).map(Arm64::Measured)
 }
 
 /// Checks that cargo-lambda and the Rust arm64 target are there, adding the
@@ -304,9 +304,7 @@ fn prefixed_path(dir: &Path) -> Result<std::ffi::OsString, String> {
 
 /// Runs `cmd` to completion, returning stdout; stderr goes into the error.
 fn capture(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -372,9 +370,7 @@ fn package(paths: &Paths, function: &Function, arch: Arch) -> Result<Package, St
     })?;
     check_elf_machine(&bytes, arch).map_err(|e| format!("{}: {e}", binary.display()))?;
 
-    let zip = paths
-        .bench_dir
-        .join(format!("{}-{}.zip", function.name, arch.label()));
+    let zip = paths.bench_dir.join(format!("{}-{}.zip", function.name, arch.label()));
     make_zip(&paths.python, &binary, &zip)?;
     let zipped_bytes = file_size(&zip)?;
     Ok(Package {
@@ -388,14 +384,9 @@ fn package(paths: &Paths, function: &Function, arch: Arch) -> Result<Package, St
 }
 
 fn make_zip(python: &Path, binary: &Path, zip: &Path) -> Result<(), String> {
-    capture(
-        Command::new(python)
-            .args(["-c", ZIP_SCRIPT])
-            .arg(zip)
-            .arg(binary),
-    )
-    .map(|_| ())
-    .map_err(|e| format!("zipping {} failed: {e}", binary.display()))
+    capture(Command::new(python).args(["-c", ZIP_SCRIPT]).arg(zip).arg(binary))
+        .map(|_| ())
+        .map_err(|e| format!("zipping {} failed: {e}", binary.display()))
 }
 
 fn file_size(path: &Path) -> Result<u64, String> {
@@ -483,8 +474,10 @@ fn measure_init(paths: &Paths, function: &Function, spawns: usize) -> Result<Ini
 
     let mut samples = Vec::with_capacity(spawns);
     for i in 0..=spawns {
-        let elapsed = time_one_spawn(&binary, function, &stub, &stderr_file)
-            .map_err(|e| format!("{} (spawn {i}): {e}", function.name))?;
+        let elapsed = time_one_spawn(&binary, function, &stub, &stderr_file).map_err(|e| match i {
+            0 => format!("{} (warm-up spawn): {e}", function.name),
+            _ => format!("{} (spawn {i} of {spawns}): {e}", function.name),
+        })?;
         if i > 0 {
             samples.push(elapsed);
         }
@@ -522,12 +515,9 @@ fn time_one_spawn(
     stderr_file: &Path,
 ) -> Result<Duration, String> {
     stub.drain();
-    let stderr = File::create(stderr_file)
-        .map_err(|e| format!("cannot create {}: {e}", stderr_file.display()))?;
+    let stderr = File::create(stderr_file).map_err(|e| format!("cannot create {}: {e}", stderr_file.display()))?;
     let mut cmd = lambda_command(binary, function, stub.addr);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
 
     let started = Instant::now();
     let mut child = cmd
@@ -622,11 +612,9 @@ struct RuntimeStub {
 
 impl RuntimeStub {
     fn start() -> Result<Self, String> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| format!("cannot bind the Runtime API stub: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("stub address: {e}"))?;
+        let listener =
+            TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot bind the Runtime API stub: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| format!("stub address: {e}"))?;
         let (tx, requests) = mpsc::channel();
         // Detached: it ends with the process. One connection at a time is
         // enough, since each spawn is killed before the next starts.
@@ -658,9 +646,7 @@ fn read_next_request(stream: &TcpStream) -> Option<Instant> {
     stream.set_read_timeout(Some(SPAWN_TIMEOUT)).ok()?;
     let mut line = String::new();
     // Only the request line is read; headers and body are irrelevant.
-    BufReader::new(stream.take(8192))
-        .read_line(&mut line)
-        .ok()?;
+    BufReader::new(stream.take(8192)).read_line(&mut line).ok()?;
     let seen = Instant::now();
     line.starts_with(NEXT_INVOCATION).then_some(seen)
 }
@@ -668,17 +654,9 @@ fn read_next_request(stream: &TcpStream) -> Option<Instant> {
 // ---------------------------------------------------------------------------
 // Report
 
-fn report(
-    options: &Options,
-    native: &[Package],
-    arm64: &Result<Vec<Package>, String>,
-    inits: &[InitStats],
-) -> String {
+fn report(options: &Options, native: &[Package], arm64: &Arm64, inits: &[InitStats]) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\nSwitchyard bench-init  (reproduce: cargo xtask bench-init)"
-    );
+    let _ = writeln!(out, "\nSwitchyard bench-init  (reproduce: cargo xtask bench-init)");
     let _ = writeln!(out, "{}", machine_line());
     let _ = writeln!(
         out,
@@ -688,18 +666,13 @@ fn report(
         MAX_INIT_MEDIAN.as_millis(),
         options.spawns
     );
-    summary_table(&mut out, native, arm64.as_ref().ok(), inits);
+    summary_table(&mut out, native, arm64.packages(), inits);
     out.push('\n');
     package_table(&mut out, native, arm64);
     out
 }
 
-fn summary_table(
-    out: &mut String,
-    native: &[Package],
-    arm64: Option<&Vec<Package>>,
-    inits: &[InitStats],
-) {
+fn summary_table(out: &mut String, native: &[Package], arm64: &[Package], inits: &[InitStats]) {
     let _ = writeln!(
         out,
         "{:<20} | {:>12} | {:>13} | {:>11} | {:>9} | {:>9} | result",
@@ -708,7 +681,7 @@ fn summary_table(
     let _ = writeln!(out, "{}", "-".repeat(100));
     for init in inits {
         let x86 = native.iter().find(|p| p.function == init.function);
-        let arm = arm64.and_then(|ps| ps.iter().find(|p| p.function == init.function));
+        let arm = arm64.iter().find(|p| p.function == init.function);
         // The size target is about the deployed (arm64) package; without it
         // the x86_64 one is the best stand-in.
         let deployed = arm.or(x86).map(|p| p.zipped_bytes);
@@ -741,18 +714,17 @@ fn verdict(zipped: Option<u64>, median: Duration) -> String {
     }
 }
 
-fn package_table(out: &mut String, native: &[Package], arm64: &Result<Vec<Package>, String>) {
+fn package_table(out: &mut String, native: &[Package], arm64: &Arm64) {
     let _ = writeln!(
         out,
-        "{:<20} | {:<6} | {:>9} | {:>9} | {:<16} | zip",
+        "{:<20} | {:<6} | {:>9} | {:>9} | {:<18} | zip",
         "package", "arch", "raw", "zipped", "max glibc"
     );
     let _ = writeln!(out, "{}", "-".repeat(100));
-    let arm_rows = arm64.as_ref().map(|v| v.as_slice()).unwrap_or_default();
-    for p in arm_rows.iter().chain(native) {
+    for p in arm64.packages().iter().chain(native) {
         let _ = writeln!(
             out,
-            "{:<20} | {:<6} | {:>9} | {:>9} | {:<16} | {}",
+            "{:<20} | {:<6} | {:>9} | {:>9} | {:<18} | {}",
             p.function,
             p.arch.label(),
             mb(p.raw_bytes),
@@ -761,7 +733,7 @@ fn package_table(out: &mut String, native: &[Package], arm64: &Result<Vec<Packag
             p.zip.display()
         );
     }
-    if let Err(reason) = arm64 {
+    if let Arm64::Skipped(reason) = arm64 {
         let _ = writeln!(out, "arm64: not measured: {reason}");
     }
 }
@@ -837,11 +809,7 @@ mod tests {
 
     #[test]
     fn statistics() {
-        let d = |v: &[u64]| {
-            v.iter()
-                .map(|&m| Duration::from_millis(m))
-                .collect::<Vec<_>>()
-        };
+        let d = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect::<Vec<_>>();
         assert_eq!(median(&d(&[1, 2, 3])), Duration::from_millis(2));
         assert_eq!(median(&d(&[1, 2, 3, 5])), Duration::from_micros(2500));
         let twenty = d(&(1..=20).collect::<Vec<_>>());

@@ -48,7 +48,11 @@ impl WebhookSender for HttpSender {
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
-        let mut resp = builder.body(request.body.clone()).send().await.map_err(|e| classify(&e))?;
+        let mut resp = builder
+            .body(request.body.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
         // Keep the start of the body; never read more than that.
         let mut kept = Vec::new();
@@ -60,6 +64,9 @@ impl WebhookSender for HttpSender {
                 Err(_) => break,
             }
         }
-        Ok(WebhookResponse { status, body: truncate_body(&kept, MAX_RECORDED_BODY) })
+        Ok(WebhookResponse {
+            status,
+            body: truncate_body(&kept, MAX_RECORDED_BODY),
+        })
     }
 }

@@ -44,7 +44,11 @@ impl Settings {
     /// `REQUEST_TIMEOUT_MS` (default 15000) and `EVENT_RETENTION_DAYS`
     /// (default 30).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let timeout_ms = env_in_range("REQUEST_TIMEOUT_MS", http::DEFAULT_TIMEOUT.as_millis() as u64, 100..=900_000)?;
+        let timeout_ms = env_in_range(
+            "REQUEST_TIMEOUT_MS",
+            http::DEFAULT_TIMEOUT.as_millis() as u64,
+            100..=900_000,
+        )?;
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,

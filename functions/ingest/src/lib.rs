@@ -21,10 +21,10 @@ use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpR
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
 use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
+use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
 use switchyard_core::envelope::IngestLimits;
 use switchyard_core::ingest::{AuthError, IngestConfig, IngestError, authenticate, ingest};
 use switchyard_core::ports::{EventStore, Registry, TaskQueue};
@@ -78,7 +78,9 @@ impl AwsIngest {
             store: DynamoEventStore::new(dynamodb, &settings.deliveries_table),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &settings.fanout_queue_url),
             config: IngestConfig {
-                limits: IngestLimits { max_body_bytes: settings.max_body_bytes },
+                limits: IngestLimits {
+                    max_body_bytes: settings.max_body_bytes,
+                },
                 retention: time::Duration::days(i64::from(settings.retention_days)),
                 ..IngestConfig::default()
             },
@@ -108,7 +110,12 @@ pub fn error(status: u16, code: &str, message: &str, details: Option<Value>) -> 
 
 fn unavailable(e: &PortError) -> ApiGatewayV2httpResponse {
     if e.retryable {
-        let mut r = error(503, "unavailable", "the service is busy; retry with the same event id", None);
+        let mut r = error(
+            503,
+            "unavailable",
+            "the service is busy; retry with the same event id",
+            None,
+        );
         r.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         r
     } else {
@@ -126,7 +133,9 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return true };
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
     let Ok(ct) = ct.to_str() else { return false };
     let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
@@ -151,7 +160,12 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>> Ingest<R, S, Q> {
             Err(e) => return error(401, "unauthorized", &e.to_string(), None),
         };
         if !is_json(&req.headers) {
-            return error(415, "unsupported_media_type", "send the event as application/json", None);
+            return error(
+                415,
+                "unsupported_media_type",
+                "send the event as application/json",
+                None,
+            );
         }
         let raw = req.body.unwrap_or_default();
         let body = if req.is_base64_encoded {

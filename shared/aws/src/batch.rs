@@ -30,7 +30,9 @@ pub struct RecordFailure {
 
 impl RecordFailure {
     pub fn new(reason: impl std::fmt::Display) -> Self {
-        Self { reason: reason.to_string() }
+        Self {
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -116,10 +118,20 @@ mod tests {
         let seen = std::sync::Mutex::new(vec![]);
         let resp = process_sqs_batch(event, |t: T, r| {
             seen.lock().unwrap().push((t.n, r.receive_count));
-            async move { if t.n == 13 { Err(RecordFailure::new("unlucky")) } else { Ok(()) } }
+            async move {
+                if t.n == 13 {
+                    Err(RecordFailure::new("unlucky"))
+                } else {
+                    Ok(())
+                }
+            }
         })
         .await;
-        let mut failed: Vec<_> = resp.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        let mut failed: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
         failed.sort();
         assert_eq!(failed, ["fails", "garbage", "wrong-shape"]);
         let mut seen = seen.into_inner().unwrap();

@@ -9,24 +9,6 @@ pub async fn load() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
-/// The three clients, built from one configuration.
-#[derive(Clone, Debug)]
-pub struct Clients {
-    pub sqs: aws_sdk_sqs::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub eventbridge: aws_sdk_eventbridge::Client,
-}
-
-impl Clients {
-    pub fn new(config: &SdkConfig) -> Self {
-        Self {
-            sqs: aws_sdk_sqs::Client::new(config),
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            eventbridge: aws_sdk_eventbridge::Client::new(config),
-        }
-    }
-}
-
 /// A configuration value a function cannot start without.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -54,7 +36,10 @@ where
     if range.contains(&value) {
         Ok(value)
     } else {
-        Err(ConfigError::Invalid { name, reason: format!("must be {} to {}", range.start(), range.end()) })
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be {} to {}", range.start(), range.end()),
+        })
     }
 }
 
@@ -71,8 +56,9 @@ where
 {
     match std::env::var(name).ok().filter(|v| !v.is_empty()) {
         None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
     }
 }

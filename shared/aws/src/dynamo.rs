@@ -70,7 +70,10 @@ pub struct DynamoRegistry {
 
 impl DynamoRegistry {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     async fn put(&self, item: Item, op: &str) -> Result<(), PortError> {
@@ -104,7 +107,8 @@ impl DynamoRegistry {
     /// Creates or replaces an endpoint.
     pub async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), PortError> {
         let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
-        self.put(item_with_key(endpoint, &key, "endpoint")?, "PutItem endpoint").await
+        self.put(item_with_key(endpoint, &key, "endpoint")?, "PutItem endpoint")
+            .await
     }
 }
 
@@ -203,7 +207,10 @@ pub struct DynamoEventStore {
 
 impl DynamoEventStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// Reads one event of a tenant.
@@ -218,7 +225,10 @@ impl EventStore for DynamoEventStore {
     async fn insert_event(&self, record: &EventRecord) -> Result<InsertOutcome, PortError> {
         let key = keys::deliveries::event(&record.envelope.tenant_id, &record.envelope.id);
         let mut item = item_with_key(&EventRow::from_record(record)?, &key, "event")?;
-        item.insert(keys::TTL.into(), AttributeValue::N(record.expires_at.unix_timestamp().to_string()));
+        item.insert(
+            keys::TTL.into(),
+            AttributeValue::N(record.expires_at.unix_timestamp().to_string()),
+        );
         let result = self
             .client
             .put_item()
@@ -280,7 +290,11 @@ const BATCH_WRITE_TRIES: u32 = 5;
 
 impl DynamoDeliveryLog {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention: Duration) -> Self {
-        Self { client, table: table.into(), retention }
+        Self {
+            client,
+            table: table.into(),
+            retention,
+        }
     }
 
     fn delivery_item(&self, d: &DeliveryRecord) -> Result<Item, PortError> {
@@ -323,8 +337,16 @@ impl DynamoDeliveryLog {
             .send();
         let (mut delivery, mut attempts) = (None, Vec::new());
         while let Some(page) = pages.next().await {
-            for item in page.map_err(|e| port_error("Query delivery", e))?.items.unwrap_or_default() {
-                let sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            for item in page
+                .map_err(|e| port_error("Query delivery", e))?
+                .items
+                .unwrap_or_default()
+            {
+                let sk = item
+                    .get(keys::SK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
                 if sk == key.sk {
                     delivery = Some(from_item::<DeliveryRecord>(item)?);
                 } else if sk.starts_with(keys::deliveries::ATTEMPT_SK_PREFIX) {

@@ -24,17 +24,23 @@ pub struct EventBridgeBus {
 
 impl EventBridgeBus {
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
-        Self { client, bus_name: bus_name.into() }
+        Self {
+            client,
+            bus_name: bus_name.into(),
+        }
     }
 
     fn entry(&self, e: &Envelope) -> Result<PutEventsRequestEntry, PortError> {
-        let detail = serde_json::to_string(e).map_err(|err| PortError::permanent(format!("encoding an envelope: {err}")))?;
+        let detail =
+            serde_json::to_string(e).map_err(|err| PortError::permanent(format!("encoding an envelope: {err}")))?;
         Ok(PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus_name)
             .source(BUS_SOURCE)
             .detail_type(e.event_type.as_str())
             .detail(detail)
-            .time(aws_sdk_eventbridge::primitives::DateTime::from_secs(e.timestamp.unix_timestamp()))
+            .time(aws_sdk_eventbridge::primitives::DateTime::from_secs(
+                e.timestamp.unix_timestamp(),
+            ))
             .build())
     }
 
@@ -79,7 +85,9 @@ impl EventBridgeBus {
                 return Ok(());
             }
         }
-        Err(PortError::transient(format!("PutEvents gave up after {PUT_TRIES} tries: {last}")))
+        Err(PortError::transient(format!(
+            "PutEvents gave up after {PUT_TRIES} tries: {last}"
+        )))
     }
 }
 

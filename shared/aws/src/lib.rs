@@ -4,7 +4,7 @@
 //! crate implements them over the AWS SDK: [`sqs::SqsQueue`] for task queues,
 //! [`dynamo`] for the registry, the event store and the delivery log,
 //! [`eventbridge::EventBridgeBus`] for the application's event bus. Clients are
-//! built once per process from [`config::load`], which honours the standard
+//! built once per process from the configuration [`config::load`] returns, which honours the standard
 //! AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 //!
 //! [`batch::process_sqs_batch`] turns an SQS trigger's batch into a partial
@@ -18,6 +18,6 @@ pub mod eventbridge;
 pub mod sqs;
 
 pub use aws_config::SdkConfig;
-pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs};
 pub use batch::{RecordFailure, SqsRecord, process_sqs_batch};
-pub use config::{Clients, env_var, load};
+pub use config::{env_var, load};
+pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs};

@@ -24,7 +24,11 @@ pub struct SqsQueue<T> {
 
 impl<T> SqsQueue<T> {
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        Self { client, url: url.into(), _task: PhantomData }
+        Self {
+            client,
+            url: url.into(),
+            _task: PhantomData,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -100,10 +104,17 @@ impl<T: Serialize> SqsQueue<T> {
                     f.message().unwrap_or("")
                 )));
             }
-            last_error = format!("{} of {} messages failed: {}", failed.len(), pending.len(), failed[0].code());
+            last_error = format!(
+                "{} of {} messages failed: {}",
+                failed.len(),
+                pending.len(),
+                failed[0].code()
+            );
             pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
         }
-        Err(PortError::transient(format!("SendMessageBatch gave up after {SEND_TRIES} tries: {last_error}")))
+        Err(PortError::transient(format!(
+            "SendMessageBatch gave up after {SEND_TRIES} tries: {last_error}"
+        )))
     }
 }
 

@@ -29,8 +29,14 @@ impl ApiKey {
     pub fn parse(s: &str) -> Result<Self, ApiKeyFormatError> {
         let rest = s.strip_prefix(API_KEY_PREFIX).ok_or(ApiKeyFormatError)?;
         let ok_len = (20..=128).contains(&rest.len());
-        let ok_chars = rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok_len && ok_chars { Ok(Self(s.to_string())) } else { Err(ApiKeyFormatError) }
+        let ok_chars = rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok_len && ok_chars {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(ApiKeyFormatError)
+        }
     }
 
     /// The text to hand to the tenant, once.
@@ -76,7 +82,14 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused() {
-        for bad in ["", "sy_", "sk_aaaaaaaaaaaaaaaaaaaaaaaa", "sy_short", "sy_aaaaaaaaaaaaaaaaaaaa aa", "sy_ääääääääääääääääääääää"] {
+        for bad in [
+            "",
+            "sy_",
+            "sk_aaaaaaaaaaaaaaaaaaaaaaaa",
+            "sy_short",
+            "sy_aaaaaaaaaaaaaaaaaaaa aa",
+            "sy_ääääääääääääääääääääää",
+        ] {
             assert!(ApiKey::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ApiKey::parse("sy_local_demo_key_not_a_secret").is_ok());

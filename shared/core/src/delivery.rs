@@ -174,7 +174,10 @@ pub enum DeliveryOutcome {
     /// The receiver answered 2xx.
     Delivered { status: u16 },
     /// The receiver answered otherwise, or not at all: try again later.
-    Failed { status: Option<u16>, error_kind: Option<&'static str> },
+    Failed {
+        status: Option<u16>,
+        error_kind: Option<&'static str>,
+    },
     /// Nothing was sent; the task is done.
     Skipped { reason: &'static str },
 }
@@ -212,7 +215,11 @@ pub async fn deliver<R: Registry, H: WebhookSender, L: DeliveryLog>(
     let endpoint = match endpoint {
         Some(ep) if ep.enabled => ep,
         other => {
-            let reason = if other.is_none() { "endpoint_deleted" } else { "endpoint_disabled" };
+            let reason = if other.is_none() {
+                "endpoint_deleted"
+            } else {
+                "endpoint_disabled"
+            };
             let mut record = DeliveryRecord::from_task(task, DeliveryState::Skipped, attempt.saturating_sub(1), now());
             record.skip_reason = Some(reason.to_string());
             log.record_delivery(&record).await.map_err(DeliveryError::Log)?;
@@ -227,18 +234,28 @@ pub async fn deliver<R: Registry, H: WebhookSender, L: DeliveryLog>(
     let duration_ms = clock.elapsed().as_millis() as u64;
 
     let (outcome, status_code, error_kind, error, response_body) = match result {
-        Ok(resp) if is_success(resp.status) => {
-            (DeliveryOutcome::Delivered { status: resp.status }, Some(resp.status), None, None, Some(resp.body))
-        }
+        Ok(resp) if is_success(resp.status) => (
+            DeliveryOutcome::Delivered { status: resp.status },
+            Some(resp.status),
+            None,
+            None,
+            Some(resp.body),
+        ),
         Ok(resp) => (
-            DeliveryOutcome::Failed { status: Some(resp.status), error_kind: Some("http_status") },
+            DeliveryOutcome::Failed {
+                status: Some(resp.status),
+                error_kind: Some("http_status"),
+            },
             Some(resp.status),
             Some("http_status"),
             None,
             Some(resp.body),
         ),
         Err(e) => (
-            DeliveryOutcome::Failed { status: None, error_kind: Some(e.kind()) },
+            DeliveryOutcome::Failed {
+                status: None,
+                error_kind: Some(e.kind()),
+            },
             None,
             Some(e.kind()),
             Some(e.to_string()),
@@ -258,10 +275,16 @@ pub async fn deliver<R: Registry, H: WebhookSender, L: DeliveryLog>(
         response_body,
         trigger: Trigger::Scheduled,
     };
-    let state = if succeeded { DeliveryState::Succeeded } else { DeliveryState::Retrying };
+    let state = if succeeded {
+        DeliveryState::Succeeded
+    } else {
+        DeliveryState::Retrying
+    };
     let mut record = DeliveryRecord::from_task(task, state, attempt, now());
     record.last_status_code = status_code;
-    log.record_attempt(&record, &attempt_record).await.map_err(DeliveryError::Log)?;
+    log.record_attempt(&record, &attempt_record)
+        .await
+        .map_err(DeliveryError::Log)?;
     Ok(outcome)
 }
 
@@ -292,14 +315,28 @@ mod tests {
     fn requests_are_signed_with_a_stable_id() {
         let (task, ep) = task_and_endpoint();
         let req = build_request(&task, &ep, 1_700_000_000);
-        let h = |name: &str| req.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).unwrap();
+        let h = |name: &str| {
+            req.headers
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
         assert_eq!(h("webhook-id"), "evt_1");
         assert_eq!(h("webhook-timestamp"), "1700000000");
         assert_eq!(h("content-type"), "application/json");
         assert_eq!(h("x-switchyard-event-type"), "user.created");
         assert!(h("user-agent").starts_with("Switchyard/"));
         assert_eq!(
-            verify([&ep.secret], "evt_1", "1700000000", &h("webhook-signature"), req.body.as_bytes(), 1_700_000_000, 300),
+            verify(
+                [&ep.secret],
+                "evt_1",
+                "1700000000",
+                &h("webhook-signature"),
+                req.body.as_bytes(),
+                1_700_000_000,
+                300
+            ),
             Ok(())
         );
         // A retry signs the same body and id with a new timestamp.
@@ -363,13 +400,24 @@ mod tests {
     #[tokio::test]
     async fn a_2xx_is_recorded_as_success() {
         let (task, ep) = task_and_endpoint();
-        let sender = Answer(Ok(WebhookResponse { status: 204, body: String::new() }), Mutex::default());
+        let sender = Answer(
+            Ok(WebhookResponse {
+                status: 204,
+                body: String::new(),
+            }),
+            Mutex::default(),
+        );
         let log = Log::default();
-        let out = deliver(&OneEndpoint(Some(ep)), &sender, &log, &task, 1, now).await.unwrap();
+        let out = deliver(&OneEndpoint(Some(ep)), &sender, &log, &task, 1, now)
+            .await
+            .unwrap();
         assert_eq!(out, DeliveryOutcome::Delivered { status: 204 });
         let rows = log.0.lock().unwrap();
         let (d, a) = &rows[0];
-        assert_eq!((d.state, d.attempts, d.last_status_code), (DeliveryState::Succeeded, 1, Some(204)));
+        assert_eq!(
+            (d.state, d.attempts, d.last_status_code),
+            (DeliveryState::Succeeded, 1, Some(204))
+        );
         let a = a.as_ref().unwrap();
         assert!(a.succeeded && a.status_code == Some(204) && a.attempt == 1 && a.trigger == Trigger::Scheduled);
         assert_eq!(sender.1.lock().unwrap().len(), 1);
@@ -379,20 +427,45 @@ mod tests {
     async fn failures_are_recorded_with_their_kind() {
         let (task, ep) = task_and_endpoint();
         for (answer, status, kind) in [
-            (Ok(WebhookResponse { status: 500, body: "oops".into() }), Some(500), "http_status"),
-            (Ok(WebhookResponse { status: 302, body: String::new() }), Some(302), "http_status"),
+            (
+                Ok(WebhookResponse {
+                    status: 500,
+                    body: "oops".into(),
+                }),
+                Some(500),
+                "http_status",
+            ),
+            (
+                Ok(WebhookResponse {
+                    status: 302,
+                    body: String::new(),
+                }),
+                Some(302),
+                "http_status",
+            ),
             (Err(SendError::Timeout), None, "timeout"),
             (Err(SendError::Connect("refused".into())), None, "connect"),
         ] {
             let log = Log::default();
             let sender = Answer(answer, Mutex::default());
-            let out = deliver(&OneEndpoint(Some(ep.clone())), &sender, &log, &task, 3, now).await.unwrap();
-            assert_eq!(out, DeliveryOutcome::Failed { status, error_kind: Some(kind) });
+            let out = deliver(&OneEndpoint(Some(ep.clone())), &sender, &log, &task, 3, now)
+                .await
+                .unwrap();
+            assert_eq!(
+                out,
+                DeliveryOutcome::Failed {
+                    status,
+                    error_kind: Some(kind)
+                }
+            );
             let rows = log.0.lock().unwrap();
             let (d, a) = &rows[0];
             assert_eq!((d.state, d.attempts), (DeliveryState::Retrying, 3));
             let a = a.as_ref().unwrap();
-            assert_eq!((a.succeeded, a.status_code, a.error_kind.as_deref()), (false, status, Some(kind)));
+            assert_eq!(
+                (a.succeeded, a.status_code, a.error_kind.as_deref()),
+                (false, status, Some(kind))
+            );
         }
     }
 
@@ -400,9 +473,18 @@ mod tests {
     async fn deleted_or_disabled_endpoints_are_skipped_without_sending() {
         let (task, mut ep) = task_and_endpoint();
         ep.enabled = false;
-        for (registry, reason) in [(OneEndpoint(None), "endpoint_deleted"), (OneEndpoint(Some(ep)), "endpoint_disabled")] {
+        for (registry, reason) in [
+            (OneEndpoint(None), "endpoint_deleted"),
+            (OneEndpoint(Some(ep)), "endpoint_disabled"),
+        ] {
             let log = Log::default();
-            let sender = Answer(Ok(WebhookResponse { status: 200, body: String::new() }), Mutex::default());
+            let sender = Answer(
+                Ok(WebhookResponse {
+                    status: 200,
+                    body: String::new(),
+                }),
+                Mutex::default(),
+            );
             let out = deliver(&registry, &sender, &log, &task, 1, now).await.unwrap();
             assert_eq!(out, DeliveryOutcome::Skipped { reason });
             assert!(sender.1.lock().unwrap().is_empty());

@@ -88,7 +88,13 @@ impl fmt::Display for EndpointUrl {
 impl fmt::Debug for EndpointUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Query strings often carry tokens: show scheme, host and path only.
-        write!(f, "EndpointUrl({}://{}{})", self.0.scheme(), self.0.host_str().unwrap_or(""), self.0.path())
+        write!(
+            f,
+            "EndpointUrl({}://{}{})",
+            self.0.scheme(),
+            self.0.host_str().unwrap_or(""),
+            self.0.path()
+        )
     }
 }
 
@@ -141,9 +147,15 @@ mod tests {
         assert_eq!(EndpointUrl::parse("ftp://example.com/"), Err(UrlError::Scheme));
         assert_eq!(EndpointUrl::parse("file:///etc/passwd"), Err(UrlError::Scheme));
         assert_eq!(EndpointUrl::parse("example.com/hook"), Err(UrlError::Syntax));
-        assert_eq!(EndpointUrl::parse("https://user:pw@example.com/"), Err(UrlError::Credentials));
+        assert_eq!(
+            EndpointUrl::parse("https://user:pw@example.com/"),
+            Err(UrlError::Credentials)
+        );
         assert_eq!(EndpointUrl::parse("https://example.com/#frag"), Err(UrlError::Fragment));
-        assert_eq!(EndpointUrl::parse(&format!("https://e.com/{}", "a".repeat(2048))), Err(UrlError::TooLong));
+        assert_eq!(
+            EndpointUrl::parse(&format!("https://e.com/{}", "a".repeat(2048))),
+            Err(UrlError::TooLong)
+        );
     }
 
     #[test]

@@ -113,7 +113,12 @@ pub struct Routing {
 
 impl Default for Routing {
     fn default() -> Self {
-        Self { internal: true, external: true, audit: true, priority: None }
+        Self {
+            internal: true,
+            external: true,
+            audit: true,
+            priority: None,
+        }
     }
 }
 
@@ -139,7 +144,12 @@ impl TryFrom<RawRouting> for Routing {
         if r.priority.is_some_and(|p| p > MAX_PRIORITY) {
             return Err(format!("routing.priority must be 0 to {MAX_PRIORITY}"));
         }
-        Ok(Self { internal: r.internal, external: r.external, audit: r.audit, priority: r.priority })
+        Ok(Self {
+            internal: r.internal,
+            external: r.external,
+            audit: r.audit,
+            priority: r.priority,
+        })
     }
 }
 
@@ -227,7 +237,9 @@ impl IngestLimits {
 
 impl Default for IngestLimits {
     fn default() -> Self {
-        Self { max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES }
+        Self {
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+        }
     }
 }
 
@@ -308,14 +320,18 @@ pub fn parse_event(
     limits: IngestLimits,
 ) -> Result<Envelope, EnvelopeError> {
     if body.len() > limits.max_body_bytes {
-        return Err(EnvelopeError::TooLarge { limit: limits.max_body_bytes, actual: body.len() });
+        return Err(EnvelopeError::TooLarge {
+            limit: limits.max_body_bytes,
+            actual: body.len(),
+        });
     }
-    let raw: IncomingEvent =
-        serde_json::from_slice(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    let raw: IncomingEvent = serde_json::from_slice(body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
 
     let event_type = raw.event_type.ok_or(EnvelopeError::Missing("type"))?;
-    let event_type = EventType::parse(event_type)
-        .map_err(|e| EnvelopeError::Invalid { field: "type", reason: e.to_string() })?;
+    let event_type = EventType::parse(event_type).map_err(|e| EnvelopeError::Invalid {
+        field: "type",
+        reason: e.to_string(),
+    })?;
 
     let id = match raw.id {
         Some(id) => EventId::parse(id).map_err(|e| EnvelopeError::Invalid {
@@ -326,8 +342,10 @@ pub fn parse_event(
     };
 
     let version = match raw.version {
-        Some(v) => SchemaVersion::parse(v)
-            .map_err(|e| EnvelopeError::Invalid { field: "version", reason: e.reason.to_string() })?,
+        Some(v) => SchemaVersion::parse(v).map_err(|e| EnvelopeError::Invalid {
+            field: "version",
+            reason: e.reason.to_string(),
+        })?,
         None => SchemaVersion::default(),
     };
 
@@ -340,8 +358,10 @@ pub fn parse_event(
     };
 
     let source = match raw.source {
-        Some(s) => Source::parse(s)
-            .map_err(|e| EnvelopeError::Invalid { field: "source", reason: e.reason.to_string() })?,
+        Some(s) => Source::parse(s).map_err(|e| EnvelopeError::Invalid {
+            field: "source",
+            reason: e.reason.to_string(),
+        })?,
         None => default_source.clone(),
     };
 
@@ -418,7 +438,12 @@ mod tests {
         assert_eq!(e.metadata.trace_id.as_deref(), Some("t-1"));
         assert_eq!(
             e.routing,
-            Routing { internal: false, external: true, audit: true, priority: Some(7) }
+            Routing {
+                internal: false,
+                external: true,
+                audit: true,
+                priority: Some(7)
+            }
         );
         // The envelope survives a round trip through JSON (the fan-out task).
         let json = serde_json::to_string(&e).unwrap();
@@ -434,8 +459,16 @@ mod tests {
             ("null", "invalid_json", 400),
             (r#"{"type":5,"data":{}}"#, "invalid_json", 400),
             (r#"{"type":"a.b","data":{},"tenant_id":"other"}"#, "invalid_json", 400),
-            (r#"{"type":"a.b","data":{},"routing":{"internal":"yes"}}"#, "invalid_json", 400),
-            (r#"{"type":"a.b","data":{},"routing":{"priority":11}}"#, "invalid_json", 400),
+            (
+                r#"{"type":"a.b","data":{},"routing":{"internal":"yes"}}"#,
+                "invalid_json",
+                400,
+            ),
+            (
+                r#"{"type":"a.b","data":{},"routing":{"priority":11}}"#,
+                "invalid_json",
+                400,
+            ),
             (r#"{"type":"a.b","data":{},"metadata":{"x":"y"}}"#, "invalid_json", 400),
             (r#"{"data":{}}"#, "missing_field", 422),
             (r#"{"type":"a.b"}"#, "missing_field", 422),
@@ -446,8 +479,16 @@ mod tests {
             (r#"{"type":"a.b","data":null}"#, "invalid_field", 422),
             (r#"{"type":"a.b","data":{},"id":"a#b"}"#, "invalid_field", 422),
             (r#"{"type":"a.b","data":{},"id":""}"#, "invalid_field", 422),
-            (r#"{"type":"a.b","data":{},"timestamp":"yesterday"}"#, "invalid_field", 422),
-            (r#"{"type":"a.b","data":{},"source":"bad source"}"#, "invalid_field", 422),
+            (
+                r#"{"type":"a.b","data":{},"timestamp":"yesterday"}"#,
+                "invalid_field",
+                422,
+            ),
+            (
+                r#"{"type":"a.b","data":{},"source":"bad source"}"#,
+                "invalid_field",
+                422,
+            ),
             (r#"{"type":"a.b","data":{},"version":""}"#, "invalid_field", 422),
         ];
         for (body, code, status) in cases {
@@ -461,11 +502,23 @@ mod tests {
         let limits = IngestLimits { max_body_bytes: 100 };
         let big = format!(r#"{{"type":"a.b","data":{{"x":"{}"}}}}"#, "y".repeat(200));
         let err = parse_event(big.as_bytes(), tenant(), &api(), now(), limits).unwrap_err();
-        assert_eq!(err, EnvelopeError::TooLarge { limit: 100, actual: big.len() });
+        assert_eq!(
+            err,
+            EnvelopeError::TooLarge {
+                limit: 100,
+                actual: big.len()
+            }
+        );
         assert_eq!(err.http_status(), 413);
 
-        let deep = format!(r#"{{"type":"a.b","data":{{"x":{}{}}}}}"#, "[".repeat(10_000), "]".repeat(10_000));
-        let limits = IngestLimits { max_body_bytes: 1 << 20 };
+        let deep = format!(
+            r#"{{"type":"a.b","data":{{"x":{}{}}}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let limits = IngestLimits {
+            max_body_bytes: 1 << 20,
+        };
         let err = parse_event(deep.as_bytes(), tenant(), &api(), now(), limits).unwrap_err();
         assert_eq!(err.code(), "invalid_json");
 
@@ -489,7 +542,11 @@ mod tests {
     #[test]
     fn the_payload_keeps_the_producers_key_order() {
         let e = parse(r#"{"type":"a.b","data":{"zeta":1,"alpha":{"y":2,"b":3}}}"#).unwrap();
-        assert!(e.webhook_body().contains(r#""data":{"zeta":1,"alpha":{"y":2,"b":3}}"#), "{}", e.webhook_body());
+        assert!(
+            e.webhook_body().contains(r#""data":{"zeta":1,"alpha":{"y":2,"b":3}}"#),
+            "{}",
+            e.webhook_body()
+        );
     }
 
     #[test]

@@ -13,12 +13,18 @@ pub struct PortError {
 impl PortError {
     /// A failure that may pass on a later try: throttling, timeouts, 5xx.
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { retryable: true, message: message.into() }
+        Self {
+            retryable: true,
+            message: message.into(),
+        }
     }
 
     /// A failure that will repeat: bad request, missing permission, corrupt data.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { retryable: false, message: message.into() }
+        Self {
+            retryable: false,
+            message: message.into(),
+        }
     }
 }
 

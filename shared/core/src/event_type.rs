@@ -179,12 +179,24 @@ mod tests {
             assert!(EventType::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "user", "User.created", "user..created", ".user", "user.", "user.created!",
-            "user created", "user.*", "ü.x", "user-x.created",
+            "",
+            "user",
+            "User.created",
+            "user..created",
+            ".user",
+            "user.",
+            "user.created!",
+            "user created",
+            "user.*",
+            "ü.x",
+            "user-x.created",
         ] {
             assert!(EventType::parse(bad).is_err(), "{bad:?} was accepted");
         }
-        assert_eq!(EventType::parse("a.".to_string() + &"b".repeat(127)).map(|_| ()), Err(EventTypeError::TooLong));
+        assert_eq!(
+            EventType::parse("a.".to_string() + &"b".repeat(127)).map(|_| ()),
+            Err(EventTypeError::TooLong)
+        );
         assert!(EventType::parse("a.".to_string() + &"b".repeat(126)).is_ok());
     }
 

@@ -53,11 +53,11 @@ pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ApiKeyHash;
     use crate::endpoint::{Endpoint, EndpointUrl};
     use crate::envelope::{IngestLimits, Source, parse_event};
     use crate::event_type::EventTypeFilter;
     use crate::ids::{EndpointId, TenantId};
-    use crate::ApiKeyHash;
     use std::sync::Mutex;
 
     struct Endpoints(Vec<Endpoint>);
@@ -120,7 +120,10 @@ mod tests {
         assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(3));
         let sent = queue.0.lock().unwrap();
         assert_eq!(sent.iter().map(|t| t.endpoint_id.clone()).collect::<Vec<_>>(), wanted);
-        assert!(sent.iter().all(|t| t.event_id.as_str() == "evt_1" && t.payload == task.envelope.webhook_body()));
+        assert!(
+            sent.iter()
+                .all(|t| t.event_id.as_str() == "evt_1" && t.payload == task.envelope.webhook_body())
+        );
         let ids: std::collections::HashSet<_> = sent.iter().map(|t| t.delivery_id.clone()).collect();
         assert_eq!(ids.len(), 3);
     }

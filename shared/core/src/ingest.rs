@@ -45,7 +45,10 @@ pub enum AuthError {
 
 /// Finds the tenant an API key belongs to.
 pub async fn authenticate<R: Registry>(registry: &R, presented: Option<&str>) -> Result<TenantId, AuthError> {
-    let presented = presented.map(str::trim).filter(|s| !s.is_empty()).ok_or(AuthError::Missing)?;
+    let presented = presented
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(AuthError::Missing)?;
     let key = ApiKey::parse(presented).map_err(|_| AuthError::Invalid)?;
     registry
         .tenant_for_key(&key.hash())
@@ -98,13 +101,19 @@ pub async fn ingest<S: EventStore, Q: TaskQueue<FanoutTask>>(
     let (envelope, duplicate) = match store.insert_event(&record).await.map_err(IngestError::Store)? {
         InsertOutcome::Inserted => (record.envelope, false),
         InsertOutcome::Exists(existing) if existing.state == EventState::Queued => {
-            return Ok(Ingested { id: existing.envelope.id, duplicate: true });
+            return Ok(Ingested {
+                id: existing.envelope.id,
+                duplicate: true,
+            });
         }
         InsertOutcome::Exists(existing) => (existing.envelope, true),
     };
     let id = envelope.id.clone();
     let tenant = envelope.tenant_id.clone();
-    queue.send_all(&[FanoutTask { envelope }]).await.map_err(IngestError::Queue)?;
+    queue
+        .send_all(&[FanoutTask { envelope }])
+        .await
+        .map_err(IngestError::Queue)?;
     // The task is on the queue: the event is safe. If this write fails, a
     // repeat of the event queues it once more, which delivery tolerates.
     if let Err(e) = store.mark_queued(&tenant, &id).await {
@@ -142,7 +151,10 @@ mod tests {
         }
     }
     #[derive(Default)]
-    struct Queue { sent: Mutex<Vec<FanoutTask>>, fail: Mutex<bool> }
+    struct Queue {
+        sent: Mutex<Vec<FanoutTask>>,
+        fail: Mutex<bool>,
+    }
     impl TaskQueue<FanoutTask> for Queue {
         async fn send_all(&self, t: &[FanoutTask]) -> Result<(), PortError> {
             if *self.fail.lock().unwrap() {
@@ -166,9 +178,21 @@ mod tests {
         let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
         let body = br#"{"id":"evt_a","type":"user.created","data":{}}"#;
         let first = ingest(&store, &queue, tenant("t1"), body, &cfg, now()).await.unwrap();
-        assert_eq!(first, Ingested { id: EventId::parse("evt_a").unwrap(), duplicate: false });
+        assert_eq!(
+            first,
+            Ingested {
+                id: EventId::parse("evt_a").unwrap(),
+                duplicate: false
+            }
+        );
         let again = ingest(&store, &queue, tenant("t1"), body, &cfg, now()).await.unwrap();
-        assert_eq!(again, Ingested { id: EventId::parse("evt_a").unwrap(), duplicate: true });
+        assert_eq!(
+            again,
+            Ingested {
+                id: EventId::parse("evt_a").unwrap(),
+                duplicate: true
+            }
+        );
         assert_eq!(queue.sent.lock().unwrap().len(), 1);
         // The same id from another tenant is another event.
         let other = ingest(&store, &queue, tenant("t2"), body, &cfg, now()).await.unwrap();
@@ -176,7 +200,10 @@ mod tests {
         assert_eq!(queue.sent.lock().unwrap().len(), 2);
         let rec = store.0.lock().unwrap()["t1/evt_a"].clone();
         assert_eq!(rec.state, EventState::Queued);
-        assert_eq!(rec.expires_at, crate::time_util::parse_rfc3339("2026-12-29T10:00:00Z").unwrap());
+        assert_eq!(
+            rec.expires_at,
+            crate::time_util::parse_rfc3339("2026-12-29T10:00:00Z").unwrap()
+        );
     }
 
     #[tokio::test]
@@ -184,7 +211,9 @@ mod tests {
         let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
         let body = br#"{"id":"evt_b","type":"user.created","data":{"v":1}}"#;
         *queue.fail.lock().unwrap() = true;
-        let err = ingest(&store, &queue, tenant("t1"), body, &cfg, now()).await.unwrap_err();
+        let err = ingest(&store, &queue, tenant("t1"), body, &cfg, now())
+            .await
+            .unwrap_err();
         assert!(matches!(err, IngestError::Queue(ref e) if e.retryable));
         *queue.fail.lock().unwrap() = false;
         // The client retries (even with a changed body): the stored event is queued.
@@ -199,7 +228,9 @@ mod tests {
     #[tokio::test]
     async fn invalid_events_change_nothing() {
         let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
-        let err = ingest(&store, &queue, tenant("t1"), b"{\"type\":\"bad\"}", &cfg, now()).await.unwrap_err();
+        let err = ingest(&store, &queue, tenant("t1"), b"{\"type\":\"bad\"}", &cfg, now())
+            .await
+            .unwrap_err();
         assert!(matches!(err, IngestError::Invalid(_)));
         assert!(store.0.lock().unwrap().is_empty());
         assert!(queue.sent.lock().unwrap().is_empty());
@@ -227,6 +258,9 @@ mod tests {
         assert_eq!(authenticate(&reg, Some("  ")).await, Err(AuthError::Missing));
         assert_eq!(authenticate(&reg, Some("garbage")).await, Err(AuthError::Invalid));
         let unknown = ApiKey::generate();
-        assert_eq!(authenticate(&reg, Some(unknown.expose())).await, Err(AuthError::Invalid));
+        assert_eq!(
+            authenticate(&reg, Some(unknown.expose())).await,
+            Err(AuthError::Invalid)
+        );
     }
 }

@@ -50,11 +50,17 @@ pub mod registry {
     pub const ENDPOINT_SK_PREFIX: &str = "ENDPOINT#";
 
     pub fn tenant(t: &TenantId) -> Key {
-        Key { pk: tenant_pk(t), sk: "TENANT".into() }
+        Key {
+            pk: tenant_pk(t),
+            sk: "TENANT".into(),
+        }
     }
 
     pub fn endpoint(t: &TenantId, ep: &EndpointId) -> Key {
-        Key { pk: tenant_pk(t), sk: format!("{ENDPOINT_SK_PREFIX}{ep}") }
+        Key {
+            pk: tenant_pk(t),
+            sk: format!("{ENDPOINT_SK_PREFIX}{ep}"),
+        }
     }
 
     /// The partition and sort-key prefix that hold all of a tenant's endpoints.
@@ -63,7 +69,10 @@ pub mod registry {
     }
 
     pub fn api_key(hash: &ApiKeyHash) -> Key {
-        Key { pk: format!("APIKEY#{}", hash.as_str()), sk: "APIKEY".into() }
+        Key {
+            pk: format!("APIKEY#{}", hash.as_str()),
+            sk: "APIKEY".into(),
+        }
     }
 }
 
@@ -74,16 +83,25 @@ pub mod deliveries {
     pub const ATTEMPT_SK_PREFIX: &str = "ATTEMPT#";
 
     pub fn event(t: &TenantId, evt: &EventId) -> Key {
-        Key { pk: format!("{}#EVENT#{evt}", tenant_pk(t)), sk: "EVENT".into() }
+        Key {
+            pk: format!("{}#EVENT#{evt}", tenant_pk(t)),
+            sk: "EVENT".into(),
+        }
     }
 
     pub fn delivery(t: &TenantId, dlv: &DeliveryId) -> Key {
-        Key { pk: format!("{}#DELIVERY#{dlv}", tenant_pk(t)), sk: "DELIVERY".into() }
+        Key {
+            pk: format!("{}#DELIVERY#{dlv}", tenant_pk(t)),
+            sk: "DELIVERY".into(),
+        }
     }
 
     /// Attempt `n` (1-based) of a delivery; zero-padded so attempts sort.
     pub fn attempt(t: &TenantId, dlv: &DeliveryId, n: u32) -> Key {
-        Key { pk: delivery(t, dlv).pk, sk: format!("{ATTEMPT_SK_PREFIX}{n:06}") }
+        Key {
+            pk: delivery(t, dlv).pk,
+            sk: format!("{ATTEMPT_SK_PREFIX}{n:06}"),
+        }
     }
 
     /// Index keys of a delivery: by endpoint (time-ordered) and by event.
@@ -116,7 +134,13 @@ mod tests {
         let ep = EndpointId::parse("ep_1").unwrap();
         let evt = EventId::parse("evt_1").unwrap();
         let dlv = DeliveryId::parse("dlv_1").unwrap();
-        assert_eq!(registry::tenant(&t("a")), Key { pk: "TENANT#a".into(), sk: "TENANT".into() });
+        assert_eq!(
+            registry::tenant(&t("a")),
+            Key {
+                pk: "TENANT#a".into(),
+                sk: "TENANT".into()
+            }
+        );
         assert_eq!(registry::endpoint(&t("a"), &ep).sk, "ENDPOINT#ep_1");
         assert_eq!(registry::endpoints_of(&t("a")), ("TENANT#a".to_string(), "ENDPOINT#"));
         assert_eq!(deliveries::event(&t("a"), &evt).pk, "TENANT#a#EVENT#evt_1");

@@ -58,13 +58,21 @@ pub trait Registry: Sync {
     fn tenant_for_key(&self, hash: &ApiKeyHash) -> impl Future<Output = Result<Option<TenantId>, PortError>> + Send;
     /// Every endpoint of the tenant, enabled or not.
     fn endpoints(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<Endpoint>, PortError>> + Send;
-    fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> impl Future<Output = Result<Option<Endpoint>, PortError>> + Send;
+    fn endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> impl Future<Output = Result<Option<Endpoint>, PortError>> + Send;
 }
 
 /// The record of deliveries and their attempts.
 pub trait DeliveryLog: Sync {
     /// Stores an attempt and the delivery's new state together.
-    fn record_attempt(&self, delivery: &DeliveryRecord, attempt: &AttemptRecord) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn record_attempt(
+        &self,
+        delivery: &DeliveryRecord,
+        attempt: &AttemptRecord,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Stores the delivery's state when no attempt was made.
     fn record_delivery(&self, delivery: &DeliveryRecord) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -66,8 +66,7 @@ impl WebhookSecret {
 
     fn mac(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
         // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key)
-            .expect("HMAC takes keys of any length");
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -158,10 +157,7 @@ pub fn verify<'a>(
         .filter_map(|part| part.strip_prefix("v1,"))
         .collect();
     for secret in secrets {
-        if candidates
-            .iter()
-            .any(|sig| secret.verifies(msg_id, ts, body, sig))
-        {
+        if candidates.iter().any(|sig| secret.verifies(msg_id, ts, body, sig)) {
             return Ok(());
         }
     }
@@ -184,7 +180,15 @@ mod tests {
         let s = WebhookSecret::parse(SPEC_SECRET).unwrap();
         assert_eq!(s.sign(SPEC_ID, SPEC_TS, SPEC_BODY.as_bytes()), SPEC_SIG);
         assert_eq!(
-            verify([&s], SPEC_ID, "1614265330", SPEC_SIG, SPEC_BODY.as_bytes(), SPEC_TS, 300),
+            verify(
+                [&s],
+                SPEC_ID,
+                "1614265330",
+                SPEC_SIG,
+                SPEC_BODY.as_bytes(),
+                SPEC_TS,
+                300
+            ),
             Ok(())
         );
     }
@@ -208,15 +212,42 @@ mod tests {
         let other = WebhookSecret::generate();
         let sig = s.sign("msg_1", 1000, b"{}");
         assert_eq!(verify([&s], "msg_1", "1000", &sig, b"{}", 1000, 300), Ok(()));
-        assert_eq!(verify([&s], "msg_1", "1000", &sig, b"{ }", 1000, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify([&s], "msg_2", "1000", &sig, b"{}", 1000, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify([&other], "msg_1", "1000", &sig, b"{}", 1000, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify([&s], "msg_1", "1001", &sig, b"{}", 1000, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify([&s], "msg_1", "1000", &sig, b"{}", 1301, 300), Err(VerifyError::TooOld));
-        assert_eq!(verify([&s], "msg_1", "1000", &sig, b"{}", 699, 300), Err(VerifyError::TooNew));
-        assert_eq!(verify([&s], "msg_1", "x", &sig, b"{}", 1000, 300), Err(VerifyError::BadTimestamp));
-        assert_eq!(verify([&s], "msg_1", "1000", "v1,%%%", b"{}", 1000, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify([&s], "msg_1", "1000", "", b"{}", 1000, 300), Err(VerifyError::NoMatch));
+        assert_eq!(
+            verify([&s], "msg_1", "1000", &sig, b"{ }", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify([&s], "msg_2", "1000", &sig, b"{}", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify([&other], "msg_1", "1000", &sig, b"{}", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify([&s], "msg_1", "1001", &sig, b"{}", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify([&s], "msg_1", "1000", &sig, b"{}", 1301, 300),
+            Err(VerifyError::TooOld)
+        );
+        assert_eq!(
+            verify([&s], "msg_1", "1000", &sig, b"{}", 699, 300),
+            Err(VerifyError::TooNew)
+        );
+        assert_eq!(
+            verify([&s], "msg_1", "x", &sig, b"{}", 1000, 300),
+            Err(VerifyError::BadTimestamp)
+        );
+        assert_eq!(
+            verify([&s], "msg_1", "1000", "v1,%%%", b"{}", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify([&s], "msg_1", "1000", "", b"{}", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
     }
 
     #[test]

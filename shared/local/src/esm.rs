@@ -23,7 +23,10 @@ pub struct QueueRef {
 
 impl QueueRef {
     pub async fn resolve(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Self, LocalError> {
-        Ok(Self { url: url.to_string(), arn: crate::resources::queue_arn(sqs, url).await? })
+        Ok(Self {
+            url: url.to_string(),
+            arn: crate::resources::queue_arn(sqs, url).await?,
+        })
     }
 }
 
@@ -89,10 +92,17 @@ where
     let response = handler(to_sqs_event(&messages, queue)).await;
 
     let ids: HashSet<&str> = messages.iter().filter_map(|m| m.message_id.as_deref()).collect();
-    let failed: HashSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: HashSet<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     if failed.iter().any(|f| !ids.contains(f)) {
         // Lambda's rule: an unknown or empty identifier fails the whole batch.
-        return Ok(BatchReport { received: messages.len(), failed: messages.len() });
+        return Ok(BatchReport {
+            received: messages.len(),
+            failed: messages.len(),
+        });
     }
     let entries: Vec<DeleteMessageBatchRequestEntry> = messages
         .iter()
@@ -115,10 +125,16 @@ where
             .await
             .map_err(|e| aws_err("DeleteMessageBatch", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         if let Some(f) = out.failed.first() {
-            return Err(aws_err("DeleteMessageBatch", format!("{} {}", f.code, f.message.as_deref().unwrap_or(""))));
+            return Err(aws_err(
+                "DeleteMessageBatch",
+                format!("{} {}", f.code, f.message.as_deref().unwrap_or("")),
+            ));
         }
     }
-    Ok(BatchReport { received: messages.len(), failed: failed.len() })
+    Ok(BatchReport {
+        received: messages.len(),
+        failed: failed.len(),
+    })
 }
 
 /// Polls until a poll finds the queue empty; returns the totals.

@@ -38,7 +38,10 @@ impl Moto {
             .stderr(log)
             .spawn()
             .map_err(LocalError::io("starting moto"))?;
-        let stdout = child.stdout.take().ok_or_else(|| LocalError::Setup("moto has no stdout".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| LocalError::Setup("moto has no stdout".into()))?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -48,7 +51,10 @@ impl Moto {
         let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
         let port: Option<u16> = line.trim().strip_prefix("READY ").and_then(|p| p.parse().ok());
         match port {
-            Some(port) => Ok(Self { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) }),
+            Some(port) => Ok(Self {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                child: Some(child),
+            }),
             None => {
                 let _ = child.kill();
                 let _ = child.wait();

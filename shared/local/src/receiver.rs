@@ -46,7 +46,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Self { status, body: String::new(), delay: Duration::ZERO }
+        Self {
+            status,
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -90,11 +94,18 @@ impl Receiver {
                         let (rec, notify, responder) = (rec.clone(), notify.clone(), responder.clone());
                         async move { Ok::<_, hyper::Error>(handle(req, &rec, &notify, &*responder).await) }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
-        Ok(Self { addr, received, arrived, _stop: stop })
+        Ok(Self {
+            addr,
+            received,
+            arrived,
+            _stop: stop,
+        })
     }
 
     /// The URL of `path` on this receiver.
@@ -133,10 +144,26 @@ async fn handle(
     let headers = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-    let r = Received { method, path, headers, body, at: Instant::now() };
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let r = Received {
+        method,
+        path,
+        headers,
+        body,
+        at: Instant::now(),
+    };
     let reply = responder(&r);
     if let Ok(mut all) = received.lock() {
         all.push(r);

@@ -9,8 +9,8 @@
 use crate::{LocalError, aws_err};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -39,7 +39,11 @@ pub struct QueueOptions {
 
 impl Default for QueueOptions {
     fn default() -> Self {
-        Self { visibility_timeout_secs: 30, fanout_max_receive_count: 5, deliveries_max_receive_count: 20 }
+        Self {
+            visibility_timeout_secs: 30,
+            fanout_max_receive_count: 5,
+            deliveries_max_receive_count: 20,
+        }
     }
 }
 
@@ -50,7 +54,11 @@ pub fn unique_prefix(label: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("sy-{label}-{}-{}-{nanos:x}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "sy-{label}-{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl Resources {
@@ -60,12 +68,25 @@ impl Resources {
         let registry_table = format!("{prefix}-registry");
         let deliveries_table = format!("{prefix}-deliveries");
         create_table(&ddb, &registry_table, &[]).await?;
-        create_table(&ddb, &deliveries_table, &[(keys::GSI1, keys::GSI1_PK, keys::GSI1_SK), (keys::GSI2, keys::GSI2_PK, keys::GSI2_SK)]).await?;
+        create_table(
+            &ddb,
+            &deliveries_table,
+            &[
+                (keys::GSI1, keys::GSI1_PK, keys::GSI1_SK),
+                (keys::GSI2, keys::GSI2_PK, keys::GSI2_SK),
+            ],
+        )
+        .await?;
         let vt = opts.visibility_timeout_secs;
         let (fanout_queue_url, fanout_dlq_url) =
             create_queue_with_dlq(&sqs, &format!("{prefix}-fanout"), vt, opts.fanout_max_receive_count).await?;
-        let (deliveries_queue_url, deliveries_dlq_url) =
-            create_queue_with_dlq(&sqs, &format!("{prefix}-deliveries"), vt, opts.deliveries_max_receive_count).await?;
+        let (deliveries_queue_url, deliveries_dlq_url) = create_queue_with_dlq(
+            &sqs,
+            &format!("{prefix}-deliveries"),
+            vt,
+            opts.deliveries_max_receive_count,
+        )
+        .await?;
         Ok(Self {
             prefix: prefix.to_string(),
             registry_table,
@@ -123,7 +144,12 @@ pub async fn create_table(
                     .map_err(|e| aws_err("GSI", e))?,
             );
     }
-    req.send().await.map_err(|e| aws_err(format!("CreateTable {name}"), aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    req.send().await.map_err(|e| {
+        aws_err(
+            format!("CreateTable {name}"),
+            aws_sdk_dynamodb::error::DisplayErrorContext(e),
+        )
+    })?;
     ddb.update_time_to_live()
         .table_name(name)
         .time_to_live_specification(
@@ -135,7 +161,12 @@ pub async fn create_table(
         )
         .send()
         .await
-        .map_err(|e| aws_err(format!("UpdateTimeToLive {name}"), aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            aws_err(
+                format!("UpdateTimeToLive {name}"),
+                aws_sdk_dynamodb::error::DisplayErrorContext(e),
+            )
+        })?;
     Ok(())
 }
 
@@ -148,12 +179,16 @@ pub async fn create_queue_with_dlq(
 ) -> Result<(String, String), LocalError> {
     let dlq_url = create_queue(sqs, &format!("{name}-dlq"), &[]).await?;
     let dlq_arn = queue_arn(sqs, &dlq_url).await?;
-    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() });
+    let redrive =
+        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() });
     let url = create_queue(
         sqs,
         name,
         &[
-            (QueueAttributeName::VisibilityTimeout, visibility_timeout_secs.to_string()),
+            (
+                QueueAttributeName::VisibilityTimeout,
+                visibility_timeout_secs.to_string(),
+            ),
             (QueueAttributeName::RedrivePolicy, redrive.to_string()),
         ],
     )
@@ -170,11 +205,14 @@ pub async fn create_queue(
     for (k, v) in attributes {
         req = req.attributes(k.clone(), v);
     }
-    let out = req
-        .send()
-        .await
-        .map_err(|e| aws_err(format!("CreateQueue {name}"), aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-    out.queue_url.ok_or_else(|| LocalError::Aws(format!("CreateQueue {name} returned no URL")))
+    let out = req.send().await.map_err(|e| {
+        aws_err(
+            format!("CreateQueue {name}"),
+            aws_sdk_sqs::error::DisplayErrorContext(e),
+        )
+    })?;
+    out.queue_url
+        .ok_or_else(|| LocalError::Aws(format!("CreateQueue {name} returned no URL")))
 }
 
 pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, LocalError> {

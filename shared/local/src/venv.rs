@@ -50,10 +50,16 @@ pub fn ensure(root: &Path) -> Result<Venv, LocalError> {
     if ready() {
         return Ok(venv);
     }
-    eprintln!("setting up the Python virtualenv in {} (moto, cfn-lint, standardwebhooks, svix, cargo-lambda)…", dir.display());
+    eprintln!(
+        "setting up the Python virtualenv in {} (moto, cfn-lint, standardwebhooks, svix, cargo-lambda)…",
+        dir.display()
+    );
     if !venv.python().exists() {
         let python = std::env::var("SWITCHYARD_PYTHON").unwrap_or_else(|_| "python3".into());
-        run(Command::new(&python).args(["-m", "venv"]).arg(&dir), "creating the virtualenv (is python3 with venv installed?)")?;
+        run(
+            Command::new(&python).args(["-m", "venv"]).arg(&dir),
+            "creating the virtualenv (is python3 with venv installed?)",
+        )?;
     }
     run(
         Command::new(venv.python())
@@ -97,7 +103,9 @@ pub fn webhooks_interop(
             .write_all(input.to_string().as_bytes())
             .map_err(LocalError::io("writing to webhooks_interop.py"))?;
     }
-    let out = child.wait_with_output().map_err(LocalError::io("running webhooks_interop.py"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(LocalError::io("running webhooks_interop.py"))?;
     if !out.status.success() {
         return Err(LocalError::Setup(format!(
             "webhooks_interop.py {command} failed: {}",

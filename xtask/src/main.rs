@@ -1,0 +1,56 @@
+//! Project commands, run as `cargo xtask <command>`.
+//!
+//! - `setup`: the Python virtualenv (moto, cfn-lint, standardwebhooks, svix, cargo-lambda);
+//! - `test`: setup, then every test: unit, integration (moto), interop, cfn-lint;
+//! - `demo`: the main job locally: moto, the resources, one event through the
+//!   three handlers, a signed webhook received and verified;
+//! - `bench-init`: release binaries' zipped size and init time per function.
+
+mod bench;
+mod demo;
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "usage: cargo xtask <setup | test | demo | bench-init [--spawns N] [--no-build] [--no-arm64]>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = switchyard_local::workspace_root();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(&root).map(|_| ()),
+        Some("test") => test(&root, &args[1..]),
+        Some("demo") => demo::run(&root),
+        Some("bench-init") => bench::run(&root, &args[1..]),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn setup(root: &Path) -> Result<switchyard_local::venv::Venv, String> {
+    let venv = switchyard_local::venv::ensure(root).map_err(|e| e.to_string())?;
+    eprintln!("virtualenv ready: {}", venv.dir.display());
+    Ok(venv)
+}
+
+/// Every test of the workspace. Extra arguments go to `cargo test`.
+fn test(root: &Path, extra: &[String]) -> Result<(), String> {
+    setup(root)?;
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(["test", "--workspace", "--locked"])
+        .args(extra)
+        .status()
+        .map_err(|e| format!("running cargo test: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("tests failed ({status})"))
+    }
+}

@@ -1,0 +1,129 @@
+//! Accepted events in the deliveries table.
+
+use super::{from_item, get_item, item_with_key, key_item, s};
+use crate::error::port_error;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use serde::{Deserialize, Serialize};
+use switchyard_core::keys;
+use switchyard_core::ports::{EventRecord, EventState, EventStore, InsertOutcome};
+use switchyard_core::time_util::{parse_rfc3339, rfc3339};
+use switchyard_core::{Envelope, EventId, PortError, TenantId};
+use time::OffsetDateTime;
+
+/// The stored form of an event.
+#[derive(Serialize, Deserialize)]
+struct EventRow {
+    tenant_id: TenantId,
+    event_id: EventId,
+    event_type: String,
+    state: EventState,
+    received_at: String,
+    expires_at: i64,
+    /// The envelope as JSON text: exact, and free of DynamoDB's type rules.
+    envelope: String,
+}
+
+impl EventRow {
+    fn from_record(r: &EventRecord) -> Result<Self, PortError> {
+        Ok(Self {
+            tenant_id: r.envelope.tenant_id.clone(),
+            event_id: r.envelope.id.clone(),
+            event_type: r.envelope.event_type.to_string(),
+            state: r.state,
+            received_at: rfc3339(r.received_at),
+            expires_at: r.expires_at.unix_timestamp(),
+            envelope: serde_json::to_string(&r.envelope)
+                .map_err(|e| PortError::permanent(format!("encoding an envelope: {e}")))?,
+        })
+    }
+
+    fn into_record(self) -> Result<EventRecord, PortError> {
+        let corrupt = |what: &str| PortError::permanent(format!("stored event {}: bad {what}", self.event_id));
+        let envelope: Envelope = serde_json::from_str(&self.envelope).map_err(|_| corrupt("envelope"))?;
+        Ok(EventRecord {
+            state: self.state,
+            received_at: parse_rfc3339(&self.received_at).map_err(|_| corrupt("received_at"))?,
+            expires_at: OffsetDateTime::from_unix_timestamp(self.expires_at).map_err(|_| corrupt("expires_at"))?,
+            envelope,
+        })
+    }
+}
+
+/// Accepted events, in the deliveries table.
+#[derive(Clone, Debug)]
+pub struct DynamoEventStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoEventStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Reads one event of a tenant.
+    pub async fn get_event(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>, PortError> {
+        let key = keys::deliveries::event(tenant, id);
+        let row: Option<EventRow> = get_item(&self.client, &self.table, &key, true, "GetItem event").await?;
+        row.map(EventRow::into_record).transpose()
+    }
+}
+
+impl EventStore for DynamoEventStore {
+    async fn insert_event(&self, record: &EventRecord) -> Result<InsertOutcome, PortError> {
+        let key = keys::deliveries::event(&record.envelope.tenant_id, &record.envelope.id);
+        let mut item = item_with_key(&EventRow::from_record(record)?, &key, "event")?;
+        item.insert(
+            keys::TTL.into(),
+            AttributeValue::N(record.expires_at.unix_timestamp().to_string()),
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(InsertOutcome::Inserted),
+            Err(e) => {
+                let existing = match e.as_service_error() {
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                        c.item().cloned()
+                    }
+                    _ => return Err(port_error("PutItem event", e)),
+                };
+                let existing = match existing {
+                    Some(item) => Some(from_item::<EventRow>(item)?.into_record()?),
+                    None => self.get_event(&record.envelope.tenant_id, &record.envelope.id).await?,
+                };
+                // Present a moment ago; absent now only if it expired in between.
+                existing
+                    .map(|r| InsertOutcome::Exists(Box::new(r)))
+                    .ok_or_else(|| PortError::transient("event vanished during a conditional insert"))
+            }
+        }
+    }
+
+    async fn mark_queued(&self, tenant: &TenantId, id: &EventId) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::deliveries::event(tenant, id))))
+            .update_expression("SET #state = :queued")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":queued", s("queued"))
+            .send()
+            .await
+            .map_err(|e| port_error("UpdateItem event state", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,349 @@
+//! The connect-time half of the SSRF guard: a DNS resolver for reqwest that
+//! hands back only the addresses Switchyard may connect to.
+//!
+//! reqwest connects only to the addresses its resolver returns, so the
+//! address checked here is the address connected to: a name that resolved to
+//! a public address when the endpoint was registered and to a private one now
+//! (DNS rebinding) is refused.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use switchyard_core::ssrf::{SsrfError, SsrfPolicy, check_ip};
+
+/// A [`reqwest::dns::Resolve`] that resolves with the system resolver
+/// (`tokio::net::lookup_host`) and returns only the addresses that pass
+/// [`check_ip`] under its policy. When every address is refused, resolution
+/// fails with a [`ResolveError::Refused`] naming the first refused address
+/// and why, so the attempt records the reason ("…: refusing to connect to
+/// `localhost`: the host resolves to a loopback address (127.0.0.1)").
+///
+/// reqwest does **not** call the resolver for IP-literal hosts
+/// (`https://10.0.0.1/`, `https://[::1]/`), nor for names given to
+/// [`reqwest::ClientBuilder::resolve`]. Callers must therefore also run
+/// [`switchyard_core::ssrf::check_url`] on every URL before sending it. The
+/// client must not use a proxy (the resolver would then check the proxy's
+/// address, not the endpoint's) nor follow redirects (a redirect target is
+/// not passed through `check_url`); [`client_builder`] sets both up.
+#[derive(Clone)]
+pub struct GuardedResolver {
+    policy: Arc<SsrfPolicy>,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: impl Into<Arc<SsrfPolicy>>) -> Self {
+        Self { policy: policy.into() }
+    }
+
+    pub fn policy(&self) -> &SsrfPolicy {
+        &self.policy
+    }
+
+    /// Resolves `host` and keeps the addresses the policy allows.
+    pub async fn lookup(&self, host: &str) -> Result<Vec<SocketAddr>, ResolveError> {
+        let addrs = tokio::net::lookup_host((host, 0))
+            .await
+            .map_err(|source| ResolveError::Lookup {
+                host: host.to_owned(),
+                source,
+            })?;
+        filter_addrs(host, addrs, &self.policy)
+    }
+}
+
+impl fmt::Debug for GuardedResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardedResolver").field("policy", &self.policy).finish()
+    }
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let this = self.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = this.lookup(&host).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Why [`GuardedResolver`] gave no address.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The system resolver failed.
+    #[error("could not resolve `{host}`: {source}")]
+    Lookup {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The name has no addresses.
+    #[error("`{host}` resolves to no address")]
+    NoAddress { host: String },
+    /// Every address the name resolves to is refused by the SSRF policy;
+    /// `first` is the first of them, `others` how many more there were.
+    #[error("refusing to connect to `{host}`: {first}{}", others_suffix(*others))]
+    Refused {
+        host: String,
+        first: SsrfError,
+        others: usize,
+    },
+}
+
+fn others_suffix(others: usize) -> String {
+    match others {
+        0 => String::new(),
+        1 => " and 1 other refused address".to_owned(),
+        n => format!(" and {n} other refused addresses"),
+    }
+}
+
+impl ResolveError {
+    /// The SSRF refusal, if that is why resolution failed.
+    pub fn ssrf(&self) -> Option<&SsrfError> {
+        match self {
+            Self::Refused { first, .. } => Some(first),
+            _ => None,
+        }
+    }
+}
+
+/// The addresses among `addrs` that pass [`check_ip`], in their order; if
+/// none pass, why. Refused addresses are dropped silently when others pass:
+/// the client never sees them.
+pub fn filter_addrs(
+    host: &str,
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    policy: &SsrfPolicy,
+) -> Result<Vec<SocketAddr>, ResolveError> {
+    let mut allowed = Vec::new();
+    let mut first_refused = None;
+    let mut refused = 0usize;
+    for addr in addrs {
+        match check_ip(addr.ip(), policy) {
+            Ok(()) => {
+                if !allowed.contains(&addr) {
+                    allowed.push(addr);
+                }
+            }
+            Err(e) => {
+                refused += 1;
+                first_refused.get_or_insert(e);
+            }
+        }
+    }
+    if !allowed.is_empty() {
+        return Ok(allowed);
+    }
+    match first_refused {
+        Some(first) => Err(ResolveError::Refused {
+            host: host.to_owned(),
+            first,
+            others: refused - 1,
+        }),
+        None => Err(ResolveError::NoAddress { host: host.to_owned() }),
+    }
+}
+
+/// A reqwest client builder guarded by `policy`: DNS through
+/// [`GuardedResolver`], no proxy (not even from `HTTP(S)_PROXY`), redirects
+/// never followed. Timeouts and the rest are the caller's. URLs must still
+/// pass [`switchyard_core::ssrf::check_url`] before they are sent.
+pub fn client_builder(policy: impl Into<Arc<SsrfPolicy>>) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver::new(policy)))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, TcpListener};
+    use std::time::Duration;
+    use switchyard_core::ssrf::Blocked;
+
+    /// How long the tests wait for anything.
+    const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn allow_loopback(allow_http: bool) -> SsrfPolicy {
+        SsrfPolicy {
+            allow_http,
+            allow: SsrfPolicy::parse_allow_list("127.0.0.0/8,::1").unwrap(),
+        }
+    }
+
+    fn http_only() -> SsrfPolicy {
+        SsrfPolicy {
+            allow_http: true,
+            allow: Vec::new(),
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// The whole source chain of an error, joined.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        let mut out = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            out = format!("{out}: {s}");
+            source = s.source();
+        }
+        out
+    }
+
+    /// A one-request-at-a-time HTTP server on 127.0.0.1 answering 200 to
+    /// everything; returns its port and a count of requests served.
+    fn spawn_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(TEST_TIMEOUT));
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        (port, served)
+    }
+
+    #[test]
+    fn resolver_filter_keeps_only_allowed_addresses_in_order() {
+        let strict = SsrfPolicy::strict();
+        // A rebinding answer: public and private mixed.
+        let got = filter_addrs(
+            "rebind.example",
+            [
+                sa("10.0.0.1:0"),
+                sa("93.184.216.34:0"),
+                sa("[::1]:0"),
+                sa("[2606:2800:220:1::1]:0"),
+                sa("93.184.216.34:0"),
+            ],
+            &strict,
+        )
+        .unwrap();
+        assert_eq!(got, [sa("93.184.216.34:0"), sa("[2606:2800:220:1::1]:0")]);
+    }
+
+    #[test]
+    fn resolver_filter_refuses_when_nothing_passes() {
+        let err = filter_addrs(
+            "metadata.example",
+            [
+                sa("169.254.169.254:0"),
+                sa("[fd00:ec2::254]:0"),
+                sa("[::ffff:8.8.8.8]:0"),
+            ],
+            &SsrfPolicy::strict(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refusing to connect to `metadata.example`: the host resolves to a link-local address \
+             (169.254.169.254) and 2 other refused addresses"
+        );
+        assert_eq!(
+            err.ssrf(),
+            Some(&SsrfError::Address {
+                ip: IpAddr::from([169, 254, 169, 254]),
+                reason: Blocked::LinkLocal
+            })
+        );
+        let one = filter_addrs("a.example", [sa("10.0.0.1:0"), sa("[::1]:0")], &SsrfPolicy::strict()).unwrap_err();
+        assert!(
+            one.to_string().ends_with("(10.0.0.1) and 1 other refused address"),
+            "{one}"
+        );
+        let none = filter_addrs("empty.example", [], &SsrfPolicy::strict()).unwrap_err();
+        assert_eq!(none.to_string(), "`empty.example` resolves to no address");
+        assert_eq!(none.ssrf(), None);
+    }
+
+    #[tokio::test]
+    async fn resolver_refuses_localhost_under_strict_policy() {
+        let resolver = GuardedResolver::new(SsrfPolicy::strict());
+        let err = resolver.lookup("localhost").await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("refusing to connect to `localhost`: "), "{msg}");
+        assert!(msg.contains("loopback"), "{msg}");
+        assert!(matches!(
+            err.ssrf(),
+            Some(SsrfError::Address {
+                reason: Blocked::Loopback,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn resolver_allows_localhost_when_loopback_is_allow_listed() {
+        let resolver = GuardedResolver::new(Arc::new(allow_loopback(false)));
+        let addrs = resolver.lookup("localhost").await.unwrap();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    }
+
+    #[tokio::test]
+    async fn resolver_through_reqwest_trait() {
+        use reqwest::dns::Resolve;
+        let resolver = GuardedResolver::new(SsrfPolicy::strict());
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let err = match resolver.resolve(name).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e,
+        };
+        assert!(err.to_string().contains("loopback"), "{err}");
+        assert!(err.downcast_ref::<ResolveError>().is_some());
+    }
+
+    #[tokio::test]
+    async fn resolver_request_to_localhost_is_refused_under_strict_policy() {
+        let (port, served) = spawn_server();
+        let client = client_builder(http_only()).timeout(TEST_TIMEOUT).build().unwrap();
+        let err = client
+            .post(format!("http://localhost:{port}/"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        let detail = chain(&err);
+        assert!(err.is_connect(), "{detail}");
+        assert!(detail.contains("loopback"), "{detail}");
+        assert!(detail.contains("refusing to connect to `localhost`"), "{detail}");
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn resolver_request_to_localhost_succeeds_with_allow_list() {
+        let (port, served) = spawn_server();
+        let client = client_builder(allow_loopback(true))
+            .timeout(TEST_TIMEOUT)
+            .build()
+            .unwrap();
+        let resp = client
+            .post(format!("http://localhost:{port}/"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
+        assert_eq!(resp.status(), 200);
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

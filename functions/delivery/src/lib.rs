@@ -1,59 +1,121 @@
 //! The delivery handler: a batch of delivery tasks from SQS in, a partial
-//! batch response out. Each task is delivered concurrently with the others
-//! (`switchyard_core::delivery::deliver`): signed, POSTed, its attempt
-//! recorded. A 2xx acknowledges the message; any other answer, no answer, or
-//! a failure to read the endpoint or record the attempt is reported as a
-//! batch item failure, so SQS delivers the task again after the queue's
-//! visibility timeout (and to the DLQ after `maxReceiveCount`).
+//! batch response out. Each task is handled concurrently with the others by
+//! `switchyard_core::delivery::Deliverer` (sign, POST, judge, record,
+//! schedule); this module maps the outcome back to SQS:
+//!
+//! - delivered, failed for good (already in the DLQ), skipped, or a repeat of
+//!   a finished delivery: the message is acknowledged (deleted);
+//! - to be retried (or not yet due): the message is made invisible for the
+//!   delay with ChangeMessageVisibility and reported as a batch item failure,
+//!   so the same message comes back when the next attempt is due;
+//! - the registry, the log or a queue could not be reached: a batch item
+//!   failure; the message comes back after the queue's visibility timeout.
 
 pub mod http;
+pub mod resolver;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::time::Duration;
-use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
+use switchyard_aws::config::{ConfigError, env_in_range, env_parse, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
-use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, process_sqs_batch};
-use switchyard_core::DeliveryTask;
-use switchyard_core::delivery::{DeliveryOutcome, deliver};
-use switchyard_core::ports::{DeliveryLog, Registry, WebhookSender};
+use switchyard_aws::sqs::SqsQueue;
+use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
+use switchyard_core::delivery::{CircuitConfig, Deliverer, DeliveryConfig, DeliveryOutcome};
+use switchyard_core::ports::{DeliveryLog, EndpointHealth, Redelivery, Registry, TaskQueue, WebhookSender};
+use switchyard_core::retry::{self, TimeScale};
+use switchyard_core::ssrf::SsrfPolicy;
+use switchyard_core::{DeliveryTask, FanoutTask};
 
 pub use http::HttpSender;
 
 /// The delivery function's state, built once per process.
-pub struct Delivery<R, H, L> {
-    pub registry: R,
-    pub sender: H,
-    pub log: L,
+pub struct Delivery<R, H, L, D, O, Q> {
+    pub deliverer: Deliverer<R, H, L, D, O>,
+    /// The deliveries queue, to put a task back to sleep until it is due.
+    pub queue: Q,
 }
 
-/// Delivery over DynamoDB and reqwest.
-pub type AwsDelivery = Delivery<DynamoRegistry, HttpSender, DynamoDeliveryLog>;
+/// Delivery over DynamoDB, SQS and reqwest.
+pub type AwsDelivery = Delivery<
+    DynamoRegistry,
+    HttpSender,
+    DynamoDeliveryLog,
+    SqsQueue<DeliveryTask>,
+    SqsQueue<FanoutTask>,
+    SqsQueue<DeliveryTask>,
+>;
 
-/// Where delivery's resources are and how it calls out; from the
-/// environment in Lambda.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where delivery's resources are and how it behaves; from the environment
+/// in Lambda.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub registry_table: String,
     pub deliveries_table: String,
+    pub deliveries_queue_url: String,
+    pub deliveries_dlq_url: String,
+    /// Operational events (`delivery.exhausted`, `endpoint.disabled`) enter here.
+    pub fanout_queue_url: String,
     pub request_timeout: Duration,
     pub retention_days: u16,
+    pub config: DeliveryConfig,
 }
 
 impl Settings {
-    /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, and optionally
-    /// `REQUEST_TIMEOUT_MS` (default 15000) and `EVENT_RETENTION_DAYS`
-    /// (default 30).
+    /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
+    /// `DELIVERIES_DLQ_URL`, `FANOUT_QUEUE_URL`, and optionally
+    /// `REQUEST_TIMEOUT_MS` (15000), `EVENT_RETENTION_DAYS` (30),
+    /// `CIRCUIT_FAILURE_THRESHOLD` (5), `CIRCUIT_OPEN_SECS` (60),
+    /// `ENDPOINT_DISABLE_AFTER_HOURS` (120), `MAX_RETRY_AFTER_SECS` (21600),
+    /// `ALLOW_HTTP` (false), `SSRF_ALLOW_LIST` (empty) and
+    /// `RETRY_TIME_SCALE` (1.0; tests only).
     pub fn from_env() -> Result<Self, ConfigError> {
         let timeout_ms = env_in_range(
             "REQUEST_TIMEOUT_MS",
             http::DEFAULT_TIMEOUT.as_millis() as u64,
             100..=900_000,
         )?;
+        let defaults = CircuitConfig::default();
+        let circuit = CircuitConfig {
+            failure_threshold: env_in_range("CIRCUIT_FAILURE_THRESHOLD", defaults.failure_threshold, 1..=1000)?,
+            open_for: Duration::from_secs(env_in_range("CIRCUIT_OPEN_SECS", 60, 1..=86_400)?),
+            disable_after: Duration::from_secs(3600 * env_in_range("ENDPOINT_DISABLE_AFTER_HOURS", 120, 1..=8760)?),
+        };
+        let max_retry_after = Duration::from_secs(env_in_range(
+            "MAX_RETRY_AFTER_SECS",
+            retry::MAX_RETRY_AFTER.as_secs(),
+            0..=604_800,
+        )?);
+        let time_scale = match std::env::var("RETRY_TIME_SCALE").ok().filter(|v| !v.is_empty()) {
+            None => TimeScale::default(),
+            Some(v) => TimeScale::parse(&v).map_err(|e| ConfigError::Invalid {
+                name: "RETRY_TIME_SCALE",
+                reason: e.to_string(),
+            })?,
+        };
+        let ssrf = SsrfPolicy {
+            allow_http: env_parse("ALLOW_HTTP", false)?,
+            allow: SsrfPolicy::parse_allow_list(&std::env::var("SSRF_ALLOW_LIST").unwrap_or_default()).map_err(
+                |e| ConfigError::Invalid {
+                    name: "SSRF_ALLOW_LIST",
+                    reason: e.to_string(),
+                },
+            )?,
+        };
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,
+            deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
+            deliveries_dlq_url: env_var("DELIVERIES_DLQ_URL")?,
+            fanout_queue_url: env_var("FANOUT_QUEUE_URL")?,
             request_timeout: Duration::from_millis(timeout_ms),
             retention_days: retention_days()?,
+            config: DeliveryConfig {
+                time_scale,
+                max_retry_after,
+                circuit,
+                probe_window: Duration::from_millis(timeout_ms) + Duration::from_secs(5),
+                ssrf,
+            },
         })
     }
 }
@@ -61,47 +123,61 @@ impl Settings {
 impl AwsDelivery {
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Result<Self, reqwest::Error> {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
         Ok(Self {
-            registry: DynamoRegistry::new(dynamodb.clone(), &settings.registry_table),
-            sender: HttpSender::new(settings.request_timeout)?,
-            log: DynamoDeliveryLog::new(
-                dynamodb,
-                &settings.deliveries_table,
-                time::Duration::days(i64::from(settings.retention_days)),
-            ),
+            deliverer: Deliverer {
+                registry: DynamoRegistry::new(dynamodb.clone(), &settings.registry_table),
+                sender: HttpSender::new(settings.request_timeout, settings.config.ssrf.clone())?,
+                log: DynamoDeliveryLog::new(
+                    dynamodb,
+                    &settings.deliveries_table,
+                    time::Duration::days(i64::from(settings.retention_days)),
+                ),
+                dead_letters: SqsQueue::new(sqs.clone(), &settings.deliveries_dlq_url),
+                ops: SqsQueue::new(sqs.clone(), &settings.fanout_queue_url),
+                config: settings.config.clone(),
+            },
+            queue: SqsQueue::new(sqs, &settings.deliveries_queue_url),
         })
     }
 }
 
-impl<R: Registry, H: WebhookSender, L: DeliveryLog> Delivery<R, H, L> {
+impl<R, H, L, D, O, Q> Delivery<R, H, L, D, O, Q>
+where
+    R: Registry + EndpointHealth,
+    H: WebhookSender,
+    L: DeliveryLog,
+    D: TaskQueue<DeliveryTask>,
+    O: TaskQueue<FanoutTask>,
+    Q: Redelivery,
+{
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         process_sqs_batch(event, |task: DeliveryTask, record| async move {
-            let outcome = deliver(
-                &self.registry,
-                &self.sender,
-                &self.log,
-                &task,
-                record.receive_count,
-                switchyard_core::time_util::now_utc,
-            )
-            .await;
-            let ids = format!("delivery {} (event {}, endpoint {}, tenant {})", task.delivery_id, task.event_id, task.endpoint_id, task.tenant_id);
-            match outcome {
-                Ok(DeliveryOutcome::Delivered { status }) => {
-                    tracing::info!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, attempt = record.receive_count, status, "delivered");
-                    Ok(())
+            let outcome = self
+                .deliverer
+                .deliver(&task, switchyard_core::time_util::now_utc, retry::random_unit)
+                .await;
+            let ids = format!(
+                "delivery {} (event {}, endpoint {}, tenant {})",
+                task.delivery_id, task.event_id, task.endpoint_id, task.tenant_id
+            );
+            let delay = match outcome {
+                Ok(DeliveryOutcome::Retry { delay }) => {
+                    tracing::info!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, retry_in_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
+                    delay
                 }
-                Ok(DeliveryOutcome::Skipped { reason }) => {
-                    tracing::info!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, reason, "skipped");
-                    Ok(())
+                Ok(DeliveryOutcome::Wait { delay }) => delay,
+                Ok(other) => {
+                    tracing::info!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, outcome = ?other, "delivery done");
+                    return Ok(());
                 }
-                Ok(DeliveryOutcome::Failed { status, error_kind }) => Err(RecordFailure::new(format_args!(
-                    "{ids}: attempt {} failed (status {status:?}, {})",
-                    record.receive_count,
-                    error_kind.unwrap_or("-")
-                ))),
-                Err(e) => Err(RecordFailure::new(format_args!("{ids}: {e}"))),
+                Err(e) => return Err(RecordFailure::new(format_args!("{ids}: {e}"))),
+            };
+            // Make the same message come back when the next attempt is due.
+            if let Err(e) = self.queue.redeliver_after(&record.receipt_handle, delay).await {
+                tracing::warn!(delivery_id = %task.delivery_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
             }
+            Err(RecordFailure::new(format_args!("{ids}: next attempt in {} ms", delay.as_millis())))
         })
         .await
     }

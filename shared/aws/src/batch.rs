@@ -18,6 +18,8 @@ pub const MAX_CONCURRENCY: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsRecord {
     pub message_id: String,
+    /// What ChangeMessageVisibility and DeleteMessage need.
+    pub receipt_handle: String,
     /// `ApproximateReceiveCount`: 1 on the first delivery.
     pub receive_count: u32,
 }
@@ -65,7 +67,11 @@ where
                     return Some(message_id);
                 }
             };
-            let record = SqsRecord { message_id: message_id.clone(), receive_count };
+            let record = SqsRecord {
+                message_id: message_id.clone(),
+                receipt_handle: msg.receipt_handle.clone().unwrap_or_default(),
+                receive_count,
+            };
             match handle(task, record).await {
                 Ok(()) => None,
                 Err(f) => {

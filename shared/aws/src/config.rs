@@ -62,3 +62,16 @@ where
         }),
     }
 }
+
+/// Reads an optional environment variable; unset and empty are both `None`.
+pub fn env_opt(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `IDEMPOTENCY_WINDOW_HOURS` (1 … 720, default 24): how long an
+/// `Idempotency-Key` or event id deduplicates at ingest.
+pub fn idempotency_window() -> Result<std::time::Duration, ConfigError> {
+    let default = switchyard_core::ingest::IngestConfig::DEFAULT_DEDUPE_WINDOW_HOURS as u64;
+    let hours: u64 = env_in_range("IDEMPOTENCY_WINDOW_HOURS", default, 1..=720)?;
+    Ok(std::time::Duration::from_secs(hours * 3600))
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::marker::PhantomData;
 use std::time::Duration;
 use switchyard_core::PortError;
-use switchyard_core::ports::TaskQueue;
+use switchyard_core::ports::{Redelivery, TaskQueue};
 
 /// SQS takes at most ten messages per batch call.
 pub const MAX_BATCH_ENTRIES: usize = 10;
@@ -33,6 +33,20 @@ impl<T> SqsQueue<T> {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Makes a received message invisible for `seconds` (at most 12 h):
+    /// it comes back after that, which is how a delivery is retried later.
+    pub async fn change_visibility(&self, receipt_handle: &str, seconds: u32) -> Result<(), PortError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds.min(43_200) as i32)
+            .send()
+            .await
+            .map_err(|e| crate::error::port_error("ChangeMessageVisibility", e))?;
+        Ok(())
     }
 }
 
@@ -115,6 +129,13 @@ impl<T: Serialize> SqsQueue<T> {
         Err(PortError::transient(format!(
             "SendMessageBatch gave up after {SEND_TRIES} tries: {last_error}"
         )))
+    }
+}
+
+impl<T> Redelivery for SqsQueue<T> {
+    async fn redeliver_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
+        self.change_visibility(receipt_handle, switchyard_core::retry::visibility_for(delay))
+            .await
     }
 }
 

@@ -1,28 +1,59 @@
-//! One webhook delivery attempt: build the signed request, send it, judge the
-//! answer, record the attempt.
+//! Delivering one task: decide whether to call the endpoint now, sign and
+//! send, judge the answer, record the attempt, and schedule what comes next.
+//!
+//! The rules (DESIGN.md section 4):
+//!
+//! - 2xx is delivered. 3xx is a failure (redirects are never followed).
+//!   410 Gone disables the endpoint and ends the delivery. 429/502/503/504
+//!   are retried honouring `Retry-After` within bounds; every other status,
+//!   timeouts and transport errors are retried per the endpoint's policy.
+//! - A retry is the same SQS message made invisible for the delay; this
+//!   module returns the delay ([`DeliveryOutcome::Retry`]) and the handler
+//!   changes the message's visibility. Delays beyond SQS's 12 h limit are
+//!   waited out in steps: the delivery record holds `next_attempt_at`, and a
+//!   message that comes back early is put back to sleep
+//!   ([`DeliveryOutcome::Wait`]).
+//! - When the policy is exhausted (or the URL is refused, or the endpoint is
+//!   gone) the delivery is marked failed, the task goes to the deliveries DLQ
+//!   with its reason, and a `delivery.exhausted` operational event goes to
+//!   the tenant's other endpoints.
+//! - Each endpoint has a circuit breaker: after `failure_threshold`
+//!   consecutive failures it opens; deliveries are then deferred without
+//!   calling the endpoint (recorded as `circuit_open` attempts that follow
+//!   the retry schedule); after `open_for` one delivery probes it; success
+//!   closes the circuit. An endpoint failing for `disable_after` is disabled
+//!   with an `endpoint.disabled` operational event.
+//! - Every attempt is recorded, with the delivery's new state beside it.
 
-use crate::endpoint::{Endpoint, EndpointUrl};
+use crate::endpoint::{Endpoint, EndpointUrl, Gate};
+use crate::envelope::{Envelope, Metadata, Routing, SchemaVersion, Source};
 use crate::error::PortError;
 use crate::event_type::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
-use crate::ports::{DeliveryLog, Registry, WebhookSender};
+use crate::ports::{DeliveryLog, EndpointHealth, Registry, TaskQueue, WebhookSender};
+use crate::retry::{self, TimeScale, Verdict};
 use crate::signing::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use crate::task::DeliveryTask;
+use crate::ssrf::{self, SsrfPolicy};
+use crate::task::{DeliveryTask, FanoutTask};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// The event type, sent beside the Standard Webhooks headers.
 pub const HEADER_EVENT_TYPE: &str = "x-switchyard-event-type";
 /// How much of a receiver's response body is kept.
 pub const MAX_RECORDED_BODY: usize = 1024;
+/// A message that comes back less than this before its next attempt is due
+/// is attempted now rather than put back to sleep.
+const DUE_SLACK: Duration = Duration::from_secs(1);
 
-/// A request ready to send. Its `Debug` leaves the body and signature out.
+/// A request ready to send. Its `Debug` leaves the body and header values out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookRequest {
     pub url: EndpointUrl,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
@@ -30,28 +61,43 @@ impl fmt::Debug for WebhookRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookRequest")
             .field("url", &self.url)
-            .field("headers", &self.headers.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
             .field("body", &format_args!("<{} bytes>", self.body.len()))
             .finish()
     }
 }
 
-/// Builds the signed request for `task` to `endpoint`, stamped `timestamp`
-/// (unix seconds). The `webhook-id` is the event id: the same for every
-/// attempt, so receivers can deduplicate on it.
-pub fn build_request(task: &DeliveryTask, endpoint: &Endpoint, timestamp: i64) -> WebhookRequest {
+/// Builds the signed request for `task` to `endpoint`, stamped `at`. The
+/// `webhook-id` is the event id: the same for every attempt, so receivers can
+/// deduplicate on it. It is signed with every secret valid at `at` (two
+/// while a secret rotates). The endpoint's custom headers come first; the
+/// ones Switchyard sets can never be overridden (they are refused when an
+/// endpoint is registered, and skipped here too).
+pub fn build_request(task: &DeliveryTask, endpoint: &Endpoint, at: OffsetDateTime) -> WebhookRequest {
     let msg_id = task.event_id.as_str();
-    let signature = signing::signature_header([&endpoint.secret], msg_id, timestamp, task.payload.as_bytes());
+    let timestamp = at.unix_timestamp();
+    let signature = signing::signature_header(endpoint.signing_secrets(at), msg_id, timestamp, task.payload.as_bytes());
+    let ours = [
+        (HEADER_ID, msg_id.to_string()),
+        (HEADER_TIMESTAMP, timestamp.to_string()),
+        (HEADER_SIGNATURE, signature),
+        ("content-type", "application/json".to_string()),
+        ("user-agent", crate::USER_AGENT.to_string()),
+        (HEADER_EVENT_TYPE, task.event_type.to_string()),
+    ];
+    let mut headers: Vec<(String, String)> = endpoint
+        .headers
+        .iter()
+        .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    headers.extend(ours.into_iter().map(|(k, v)| (k.to_string(), v)));
     WebhookRequest {
         url: endpoint.url.clone(),
-        headers: vec![
-            (HEADER_ID, msg_id.to_string()),
-            (HEADER_TIMESTAMP, timestamp.to_string()),
-            (HEADER_SIGNATURE, signature),
-            ("content-type", "application/json".to_string()),
-            ("user-agent", crate::USER_AGENT.to_string()),
-            (HEADER_EVENT_TYPE, task.event_type.to_string()),
-        ],
+        headers,
         body: task.payload.clone(),
     }
 }
@@ -62,6 +108,8 @@ pub struct WebhookResponse {
     pub status: u16,
     /// At most [`MAX_RECORDED_BODY`] bytes of the body, lossily decoded.
     pub body: String,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 /// Why no answer came back.
@@ -71,6 +119,8 @@ pub enum SendError {
     Timeout,
     #[error("could not connect: {0}")]
     Connect(String),
+    #[error("refused by the SSRF guard: {0}")]
+    Refused(String),
     #[error("the exchange failed: {0}")]
     Io(String),
 }
@@ -81,6 +131,7 @@ impl SendError {
         match self {
             Self::Timeout => "timeout",
             Self::Connect(_) => "connect",
+            Self::Refused(_) => "address_refused",
             Self::Io(_) => "io",
         }
     }
@@ -114,9 +165,18 @@ pub struct AttemptRecord {
     pub succeeded: bool,
     pub status_code: Option<u16>,
     pub duration_ms: u64,
+    /// `http_status`, `timeout`, `connect`, `io`, `address_refused`,
+    /// `url_refused`, or `circuit_open` (the endpoint was not called).
     pub error_kind: Option<String>,
     pub error: Option<String>,
     pub response_body: Option<String>,
+    /// When the next attempt is due, if there will be one.
+    #[serde(
+        default,
+        with = "crate::time_util::serde_rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_attempt_at: Option<OffsetDateTime>,
     pub trigger: Trigger,
 }
 
@@ -126,8 +186,11 @@ pub struct AttemptRecord {
 pub enum DeliveryState {
     /// A 2xx was received.
     Succeeded,
-    /// The last attempt failed; the task stays on the queue to be tried again.
+    /// The last attempt failed; another is scheduled.
     Retrying,
+    /// Given up: the schedule was exhausted, the endpoint is gone or its URL
+    /// refused. The task is in the deliveries DLQ.
+    Failed,
     /// Not attempted: the endpoint was deleted or disabled.
     Skipped,
 }
@@ -141,9 +204,22 @@ pub struct DeliveryRecord {
     pub event_id: EventId,
     pub event_type: EventType,
     pub state: DeliveryState,
+    /// Attempts made over the delivery's life.
     pub attempts: u32,
+    /// Attempts in the current round (a redrive from the DLQ starts a new one);
+    /// the retry schedule is indexed by this.
+    #[serde(default)]
+    pub round_attempts: u32,
     pub last_status_code: Option<u16>,
-    pub skip_reason: Option<String>,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(
+        default,
+        with = "crate::time_util::serde_rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_attempt_at: Option<OffsetDateTime>,
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "crate::time_util::serde_rfc3339")]
@@ -151,7 +227,7 @@ pub struct DeliveryRecord {
 }
 
 impl DeliveryRecord {
-    fn from_task(task: &DeliveryTask, state: DeliveryState, attempts: u32, now: OffsetDateTime) -> Self {
+    fn new(task: &DeliveryTask, state: DeliveryState, now: OffsetDateTime) -> Self {
         Self {
             delivery_id: task.delivery_id.clone(),
             tenant_id: task.tenant_id.clone(),
@@ -159,11 +235,59 @@ impl DeliveryRecord {
             event_id: task.event_id.clone(),
             event_type: task.event_type.clone(),
             state,
-            attempts,
+            attempts: 0,
+            round_attempts: 0,
             last_status_code: None,
-            skip_reason: None,
+            reason: None,
+            next_attempt_at: None,
             created_at: task.created_at,
             updated_at: now,
+        }
+    }
+}
+
+/// The circuit breaker's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitConfig {
+    /// Consecutive failures that open the circuit.
+    pub failure_threshold: u32,
+    /// How long it stays open before a probe.
+    pub open_for: Duration,
+    /// How long an endpoint may fail without a success before it is disabled.
+    pub disable_after: Duration,
+}
+
+impl Default for CircuitConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            open_for: Duration::from_secs(60),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+        }
+    }
+}
+
+/// How deliveries behave.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Scales every delay (retries, circuit, disabling); 1.0 in production.
+    pub time_scale: TimeScale,
+    /// The longest a receiver's `Retry-After` may push an attempt back.
+    pub max_retry_after: Duration,
+    pub circuit: CircuitConfig,
+    pub ssrf: SsrfPolicy,
+    /// How long a half-open probe holds the circuit (the request timeout).
+    pub probe_window: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            time_scale: TimeScale::default(),
+            max_retry_after: retry::MAX_RETRY_AFTER,
+            circuit: CircuitConfig::default(),
+            ssrf: SsrfPolicy::strict(),
+            probe_window: Duration::from_secs(30),
         }
     }
 }
@@ -173,23 +297,29 @@ impl DeliveryRecord {
 pub enum DeliveryOutcome {
     /// The receiver answered 2xx.
     Delivered { status: u16 },
-    /// The receiver answered otherwise, or not at all: try again later.
-    Failed {
-        status: Option<u16>,
-        error_kind: Option<&'static str>,
-    },
-    /// Nothing was sent; the task is done.
+    /// The attempt failed (or the circuit is open); try again after `delay`.
+    Retry { delay: Duration },
+    /// Not attempted: the next attempt is not due for `delay`.
+    Wait { delay: Duration },
+    /// Given up; recorded as failed and sent to the DLQ.
+    Failed { reason: &'static str },
+    /// Not attempted; the endpoint was deleted or disabled.
     Skipped { reason: &'static str },
+    /// The delivery had already finished (SQS delivered the task again).
+    AlreadyDone,
 }
 
-/// A failure to handle a task at all (the registry or the log was
-/// unreachable); the task must be retried.
+/// A failure to handle a task at all; the task must be retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("reading the endpoint failed: {0}")]
+    #[error("reading or updating the endpoint failed: {0}")]
     Registry(PortError),
-    #[error("recording the attempt failed: {0}")]
+    #[error("reading or recording the delivery failed: {0}")]
     Log(PortError),
+    #[error("sending the task to the DLQ failed: {0}")]
+    DeadLetter(PortError),
+    #[error("publishing an operational event failed: {0}")]
+    Ops(PortError),
 }
 
 /// Judges a receiver's answer: only 2xx is success (3xx included: redirects
@@ -198,300 +328,431 @@ pub fn is_success(status: u16) -> bool {
     (200..300).contains(&status)
 }
 
-/// Handles one delivery task: reads the endpoint, signs and sends, records
-/// the attempt as number `attempt`.
-pub async fn deliver<R: Registry, H: WebhookSender, L: DeliveryLog>(
-    registry: &R,
-    sender: &H,
-    log: &L,
-    task: &DeliveryTask,
+/// An operational event for a tenant (`delivery.exhausted`,
+/// `endpoint.disabled`), delivered like any other event.
+pub fn operational_event(
+    tenant: &TenantId,
+    event_type: &str,
+    data: Map<String, Value>,
+    now: OffsetDateTime,
+) -> Envelope {
+    Envelope {
+        id: EventId::generate(),
+        event_type: EventType::parse(event_type).unwrap_or_else(|_| unreachable!("operational types are valid")),
+        version: SchemaVersion::default(),
+        timestamp: now,
+        source: Source::parse("switchyard").unwrap_or_else(|_| unreachable!("`switchyard` is a valid source")),
+        tenant_id: tenant.clone(),
+        data,
+        metadata: Metadata::default(),
+        routing: Routing::default(),
+    }
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn std_to_time(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+/// The ports a delivery uses.
+pub struct Deliverer<R, H, L, D, O> {
+    pub registry: R,
+    pub sender: H,
+    pub log: L,
+    /// The deliveries DLQ.
+    pub dead_letters: D,
+    /// Where operational events go (the fan-out queue).
+    pub ops: O,
+    pub config: DeliveryConfig,
+}
+
+/// What is known while one task is handled.
+struct Ctx<'a> {
+    task: &'a DeliveryTask,
+    record: DeliveryRecord,
+    /// This attempt's number over the delivery's life, and within its round.
     attempt: u32,
-    now: impl Fn() -> OffsetDateTime,
-) -> Result<DeliveryOutcome, DeliveryError> {
-    let endpoint = registry
-        .endpoint(&task.tenant_id, &task.endpoint_id)
-        .await
-        .map_err(DeliveryError::Registry)?;
-    let endpoint = match endpoint {
-        Some(ep) if ep.enabled => ep,
-        other => {
-            let reason = if other.is_none() {
-                "endpoint_deleted"
-            } else {
-                "endpoint_disabled"
-            };
-            let mut record = DeliveryRecord::from_task(task, DeliveryState::Skipped, attempt.saturating_sub(1), now());
-            record.skip_reason = Some(reason.to_string());
-            log.record_delivery(&record).await.map_err(DeliveryError::Log)?;
-            return Ok(DeliveryOutcome::Skipped { reason });
+    round_attempt: u32,
+    at: OffsetDateTime,
+}
+
+impl<R, H, L, D, O> Deliverer<R, H, L, D, O>
+where
+    R: Registry + EndpointHealth,
+    H: WebhookSender,
+    L: DeliveryLog,
+    D: TaskQueue<DeliveryTask>,
+    O: TaskQueue<FanoutTask>,
+{
+    /// Handles one delivery task. `now` is the clock; `unit_random` feeds
+    /// the retry jitter (uniform in [0, 1)).
+    pub async fn deliver(
+        &self,
+        task: &DeliveryTask,
+        now: impl Fn() -> OffsetDateTime,
+        unit_random: impl Fn() -> f64,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
+        let at = now();
+        let existing = self
+            .log
+            .delivery(&task.tenant_id, &task.delivery_id)
+            .await
+            .map_err(DeliveryError::Log)?;
+        let mut record = match existing {
+            None => DeliveryRecord::new(task, DeliveryState::Retrying, at),
+            Some(r) => match r.state {
+                DeliveryState::Succeeded | DeliveryState::Skipped => return Ok(DeliveryOutcome::AlreadyDone),
+                // A failed delivery comes back only when redriven from the DLQ:
+                // that starts a new round of attempts.
+                DeliveryState::Failed if task.dlq_reason.is_some() => DeliveryRecord {
+                    round_attempts: 0,
+                    next_attempt_at: None,
+                    reason: None,
+                    ..r
+                },
+                DeliveryState::Failed => return Ok(DeliveryOutcome::AlreadyDone),
+                DeliveryState::Retrying => {
+                    if let Some(next) = r.next_attempt_at {
+                        let wait = next - at;
+                        if wait > std_to_time(DUE_SLACK) {
+                            return Ok(DeliveryOutcome::Wait {
+                                delay: wait.try_into().unwrap_or(Duration::ZERO),
+                            });
+                        }
+                    }
+                    r
+                }
+            },
+        };
+        record.state = DeliveryState::Retrying;
+
+        let endpoint = self
+            .registry
+            .endpoint(&task.tenant_id, &task.endpoint_id)
+            .await
+            .map_err(DeliveryError::Registry)?;
+        let endpoint = match endpoint {
+            Some(ep) if ep.enabled => ep,
+            other => {
+                let reason = if other.is_none() {
+                    "endpoint_deleted"
+                } else {
+                    "endpoint_disabled"
+                };
+                record.state = DeliveryState::Skipped;
+                record.reason = Some(reason.to_string());
+                record.next_attempt_at = None;
+                record.updated_at = at;
+                self.log.record_delivery(&record).await.map_err(DeliveryError::Log)?;
+                return Ok(DeliveryOutcome::Skipped { reason });
+            }
+        };
+
+        let cx = Ctx {
+            task,
+            attempt: record.attempts + 1,
+            round_attempt: record.round_attempts + 1,
+            record,
+            at,
+        };
+
+        // The URL is checked at every attempt, not only at registration.
+        if let Err(e) = ssrf::check_url(&endpoint.url, &self.config.ssrf) {
+            let mut attempt = self.attempt_without_call(&cx, "url_refused");
+            attempt.error = Some(e.to_string());
+            return self.give_up(cx, &endpoint, attempt, "url_refused", None).await;
         }
-    };
 
-    let started_at = now();
-    let request = build_request(task, &endpoint, started_at.unix_timestamp());
-    let clock = Instant::now();
-    let result = sender.send(&request).await;
-    let duration_ms = clock.elapsed().as_millis() as u64;
+        let now_ms = unix_ms(at);
+        let probing = match endpoint.circuit.gate(now_ms) {
+            Gate::Pass => false,
+            Gate::Open { until_ms } => return self.defer_for_circuit(cx, &endpoint, until_ms, &unit_random).await,
+            Gate::Probe { seen_ms } => {
+                let until_ms = now_ms + self.scaled_ms(self.config.probe_window);
+                let won = self
+                    .registry
+                    .claim_probe(&task.tenant_id, &endpoint.id, seen_ms, until_ms)
+                    .await
+                    .map_err(DeliveryError::Registry)?;
+                if !won {
+                    // Another delivery is probing; try again on this one's own
+                    // schedule, by when the probe has closed or reopened the circuit.
+                    return self.defer_for_circuit(cx, &endpoint, now_ms, &unit_random).await;
+                }
+                true
+            }
+        };
 
-    let (outcome, status_code, error_kind, error, response_body) = match result {
-        Ok(resp) if is_success(resp.status) => (
-            DeliveryOutcome::Delivered { status: resp.status },
-            Some(resp.status),
-            None,
-            None,
-            Some(resp.body),
-        ),
-        Ok(resp) => (
-            DeliveryOutcome::Failed {
-                status: Some(resp.status),
-                error_kind: Some("http_status"),
-            },
-            Some(resp.status),
-            Some("http_status"),
-            None,
-            Some(resp.body),
-        ),
-        Err(e) => (
-            DeliveryOutcome::Failed {
-                status: None,
-                error_kind: Some(e.kind()),
-            },
-            None,
-            Some(e.kind()),
-            Some(e.to_string()),
-            None,
-        ),
-    };
-    let succeeded = matches!(outcome, DeliveryOutcome::Delivered { .. });
-    let attempt_record = AttemptRecord {
-        delivery_id: task.delivery_id.clone(),
-        attempt,
-        at: started_at,
-        succeeded,
-        status_code,
-        duration_ms,
-        error_kind: error_kind.map(str::to_string),
-        error,
-        response_body,
-        trigger: Trigger::Scheduled,
-    };
-    let state = if succeeded {
-        DeliveryState::Succeeded
-    } else {
-        DeliveryState::Retrying
-    };
-    let mut record = DeliveryRecord::from_task(task, state, attempt, now());
-    record.last_status_code = status_code;
-    log.record_attempt(&record, &attempt_record)
-        .await
-        .map_err(DeliveryError::Log)?;
-    Ok(outcome)
+        let request = build_request(task, &endpoint, at);
+        let clock = Instant::now();
+        let result = self.sender.send(&request).await;
+        let duration_ms = clock.elapsed().as_millis() as u64;
+
+        let mut attempt = AttemptRecord {
+            delivery_id: task.delivery_id.clone(),
+            attempt: cx.attempt,
+            at,
+            succeeded: false,
+            status_code: None,
+            duration_ms,
+            error_kind: None,
+            error: None,
+            response_body: None,
+            next_attempt_at: None,
+            trigger: Trigger::Scheduled,
+        };
+        let (verdict, retry_after) = match result {
+            Ok(resp) => {
+                attempt.status_code = Some(resp.status);
+                attempt.response_body = Some(resp.body);
+                let verdict = retry::judge(resp.status);
+                if !matches!(verdict, Verdict::Delivered) {
+                    attempt.error_kind = Some("http_status".into());
+                }
+                (verdict, resp.retry_after.and_then(|v| retry::parse_retry_after(&v, at)))
+            }
+            Err(e) => {
+                attempt.error_kind = Some(e.kind().into());
+                attempt.error = Some(e.to_string());
+                (
+                    Verdict::Retry {
+                        retry_after_allowed: false,
+                    },
+                    None,
+                )
+            }
+        };
+
+        match verdict {
+            Verdict::Delivered => {
+                let circuit = &endpoint.circuit;
+                if probing || circuit.failures > 0 || circuit.open_until_ms.is_some() {
+                    self.registry
+                        .reset_circuit(&task.tenant_id, &endpoint.id)
+                        .await
+                        .map_err(DeliveryError::Registry)?;
+                }
+                attempt.succeeded = true;
+                let status = attempt.status_code.unwrap_or(200);
+                let mut record = cx.record;
+                record.state = DeliveryState::Succeeded;
+                record.next_attempt_at = None;
+                self.record(&mut record, cx.attempt, cx.round_attempt, &attempt).await?;
+                Ok(DeliveryOutcome::Delivered { status })
+            }
+            Verdict::Gone => {
+                let reason = "the endpoint answered 410 Gone";
+                self.disable(&endpoint, reason, at).await?;
+                self.give_up(cx, &endpoint, attempt, "endpoint_gone", None).await
+            }
+            Verdict::Retry { retry_after_allowed } => {
+                self.count_failure(&endpoint, probing, now_ms, at).await?;
+                let Some(delay) = endpoint.retry_policy.delay_after(cx.round_attempt) else {
+                    return self
+                        .give_up(cx, &endpoint, attempt, "exhausted", Some("delivery.exhausted"))
+                        .await;
+                };
+                let mut delay = retry::jittered(delay, unit_random());
+                if retry_after_allowed {
+                    delay = retry::honour_retry_after(delay, retry_after, self.config.max_retry_after);
+                }
+                self.schedule(cx, attempt, self.config.time_scale.apply(delay)).await
+            }
+        }
+    }
+
+    fn scaled_ms(&self, d: Duration) -> i64 {
+        self.config.time_scale.apply(d).as_millis() as i64
+    }
+
+    /// An attempt record for an attempt that did not call the endpoint.
+    fn attempt_without_call(&self, cx: &Ctx<'_>, kind: &str) -> AttemptRecord {
+        AttemptRecord {
+            delivery_id: cx.task.delivery_id.clone(),
+            attempt: cx.attempt,
+            at: cx.at,
+            succeeded: false,
+            status_code: None,
+            duration_ms: 0,
+            error_kind: Some(kind.into()),
+            error: None,
+            response_body: None,
+            next_attempt_at: None,
+            trigger: Trigger::Scheduled,
+        }
+    }
+
+    /// Stores the attempt and the record's new state.
+    async fn record(
+        &self,
+        record: &mut DeliveryRecord,
+        attempt: u32,
+        round_attempt: u32,
+        att: &AttemptRecord,
+    ) -> Result<(), DeliveryError> {
+        record.attempts = attempt;
+        record.round_attempts = round_attempt;
+        record.last_status_code = att.status_code;
+        record.updated_at = att.at;
+        self.log.record_attempt(record, att).await.map_err(DeliveryError::Log)
+    }
+
+    /// Records a failed attempt and schedules the next one after `delay`
+    /// (already time-scaled).
+    async fn schedule(
+        &self,
+        cx: Ctx<'_>,
+        mut attempt: AttemptRecord,
+        delay: Duration,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
+        let next = cx.at + std_to_time(delay);
+        attempt.next_attempt_at = Some(next);
+        let mut record = cx.record;
+        record.state = DeliveryState::Retrying;
+        record.next_attempt_at = Some(next);
+        self.record(&mut record, cx.attempt, cx.round_attempt, &attempt).await?;
+        Ok(DeliveryOutcome::Retry { delay })
+    }
+
+    /// The circuit is open until `until_ms`: the endpoint is not called; the
+    /// attempt is recorded as `circuit_open` and the next one scheduled by the
+    /// policy, but not before the circuit may close.
+    async fn defer_for_circuit(
+        &self,
+        cx: Ctx<'_>,
+        endpoint: &Endpoint,
+        until_ms: i64,
+        unit_random: &impl Fn() -> f64,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
+        let mut attempt = self.attempt_without_call(&cx, "circuit_open");
+        attempt.error = Some("the endpoint's circuit is open; it was not called".into());
+        let Some(delay) = endpoint.retry_policy.delay_after(cx.round_attempt) else {
+            return self
+                .give_up(cx, endpoint, attempt, "exhausted", Some("delivery.exhausted"))
+                .await;
+        };
+        let open_left = Duration::from_millis((until_ms - unix_ms(cx.at)).max(0) as u64);
+        let delay = self
+            .config
+            .time_scale
+            .apply(retry::jittered(delay, unit_random()))
+            .max(open_left);
+        self.schedule(cx, attempt, delay).await
+    }
+
+    /// Counts a failure against the endpoint's circuit: opens it at the
+    /// threshold (or again after a failed probe), and disables an endpoint
+    /// that has failed for `disable_after`.
+    async fn count_failure(
+        &self,
+        endpoint: &Endpoint,
+        probing: bool,
+        now_ms: i64,
+        at: OffsetDateTime,
+    ) -> Result<(), DeliveryError> {
+        let (tenant, id) = (&endpoint.tenant_id, &endpoint.id);
+        let circuit = self
+            .registry
+            .record_failure(tenant, id, now_ms)
+            .await
+            .map_err(DeliveryError::Registry)?;
+        let cfg = &self.config.circuit;
+        let until_ms = now_ms + self.scaled_ms(cfg.open_for);
+        if probing {
+            // The probe failed: whatever the count, open again.
+            self.registry
+                .open_circuit(tenant, id, 0, now_ms, until_ms)
+                .await
+                .map_err(DeliveryError::Registry)?;
+        } else if circuit.failures >= cfg.failure_threshold && circuit.open_until_ms.is_none() {
+            self.registry
+                .open_circuit(tenant, id, cfg.failure_threshold, now_ms, until_ms)
+                .await
+                .map_err(DeliveryError::Registry)?;
+        }
+        if let Some(since) = circuit.failing_since_ms
+            && now_ms - since >= self.scaled_ms(cfg.disable_after)
+        {
+            let hours = cfg.disable_after.as_secs() / 3600;
+            self.disable(endpoint, &format!("failing without a success for {hours} h"), at)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Disables the endpoint; the call that disables it tells the tenant.
+    async fn disable(&self, endpoint: &Endpoint, reason: &str, at: OffsetDateTime) -> Result<(), DeliveryError> {
+        let (tenant, id) = (&endpoint.tenant_id, &endpoint.id);
+        if self
+            .registry
+            .disable(tenant, id, reason)
+            .await
+            .map_err(DeliveryError::Registry)?
+        {
+            let mut data = Map::new();
+            data.insert("endpoint_id".into(), json!(id));
+            data.insert("url".into(), json!(endpoint.url.as_str()));
+            data.insert("reason".into(), json!(reason));
+            self.tell(endpoint, "endpoint.disabled", data, at).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends an operational event to the tenant's endpoints (not to the one it
+    /// is about).
+    async fn tell(
+        &self,
+        endpoint: &Endpoint,
+        event_type: &str,
+        data: Map<String, Value>,
+        at: OffsetDateTime,
+    ) -> Result<(), DeliveryError> {
+        let mut task = FanoutTask::new(operational_event(&endpoint.tenant_id, event_type, data, at));
+        task.skip_endpoint = Some(endpoint.id.clone());
+        self.ops.send_all(&[task]).await.map_err(DeliveryError::Ops)
+    }
+
+    /// Ends the delivery without success: the task goes to the DLQ with its
+    /// reason, the tenant is told (if `event` is given), and the attempt and
+    /// the failed state are recorded — in that order, so that a crash part way
+    /// leaves the delivery retrying rather than failed without a DLQ record.
+    async fn give_up(
+        &self,
+        cx: Ctx<'_>,
+        endpoint: &Endpoint,
+        attempt: AttemptRecord,
+        reason: &'static str,
+        event: Option<&str>,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
+        let mut dead = cx.task.clone();
+        dead.dlq_reason = Some(reason.to_string());
+        self.dead_letters
+            .send_all(&[dead])
+            .await
+            .map_err(DeliveryError::DeadLetter)?;
+        if let Some(event_type) = event {
+            let mut data = Map::new();
+            data.insert("delivery_id".into(), json!(cx.task.delivery_id));
+            data.insert("event_id".into(), json!(cx.task.event_id));
+            data.insert("event_type".into(), json!(cx.task.event_type));
+            data.insert("endpoint_id".into(), json!(cx.task.endpoint_id));
+            data.insert("attempts".into(), json!(cx.attempt));
+            data.insert("last_status_code".into(), json!(attempt.status_code));
+            data.insert("last_error".into(), json!(attempt.error_kind));
+            data.insert("reason".into(), json!(reason));
+            self.tell(endpoint, event_type, data, cx.at).await?;
+        }
+        let mut record = cx.record;
+        record.state = DeliveryState::Failed;
+        record.reason = Some(reason.to_string());
+        record.next_attempt_at = None;
+        self.record(&mut record, cx.attempt, cx.round_attempt, &attempt).await?;
+        Ok(DeliveryOutcome::Failed { reason })
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::endpoint::Endpoint;
-    use crate::envelope::{IngestLimits, Source, parse_event};
-    use crate::signing::verify;
-    use std::sync::Mutex;
-
-    fn task_and_endpoint() -> (DeliveryTask, Endpoint) {
-        let tenant = TenantId::parse("acme").unwrap();
-        let now = crate::time_util::parse_rfc3339("2026-11-29T10:00:00Z").unwrap();
-        let env = parse_event(
-            br#"{"id":"evt_1","type":"user.created","data":{"a":1}}"#,
-            tenant.clone(),
-            &Source::parse("api").unwrap(),
-            now,
-            IngestLimits::default(),
-        )
-        .unwrap();
-        let ep = Endpoint::new(tenant, EndpointUrl::parse("https://e.com/h").unwrap(), vec![], now);
-        (DeliveryTask::new(&env, &ep.id, env.webhook_body(), now), ep)
-    }
-
-    #[test]
-    fn requests_are_signed_with_a_stable_id() {
-        let (task, ep) = task_and_endpoint();
-        let req = build_request(&task, &ep, 1_700_000_000);
-        let h = |name: &str| {
-            req.headers
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap()
-        };
-        assert_eq!(h("webhook-id"), "evt_1");
-        assert_eq!(h("webhook-timestamp"), "1700000000");
-        assert_eq!(h("content-type"), "application/json");
-        assert_eq!(h("x-switchyard-event-type"), "user.created");
-        assert!(h("user-agent").starts_with("Switchyard/"));
-        assert_eq!(
-            verify(
-                [&ep.secret],
-                "evt_1",
-                "1700000000",
-                &h("webhook-signature"),
-                req.body.as_bytes(),
-                1_700_000_000,
-                300
-            ),
-            Ok(())
-        );
-        // A retry signs the same body and id with a new timestamp.
-        let retry = build_request(&task, &ep, 1_700_000_100);
-        assert_eq!(retry.body, req.body);
-        assert!(!format!("{req:?}").contains("user.created\",\"data"));
-    }
-
-    #[test]
-    fn only_2xx_is_success() {
-        assert!(is_success(200) && is_success(204) && is_success(299));
-        assert!(!is_success(301) && !is_success(304) && !is_success(199) && !is_success(410) && !is_success(500));
-    }
-
-    #[test]
-    fn bodies_are_truncated_on_character_boundaries() {
-        assert_eq!(truncate_body(b"hello", 10), "hello");
-        assert_eq!(truncate_body(b"hello", 3), "hel");
-        assert_eq!(truncate_body("héllo".as_bytes(), 2), "h");
-        assert_eq!(truncate_body(&[0xff, 0x41], 10), "\u{fffd}A");
-        assert!(truncate_body(&vec![b'x'; 5000], MAX_RECORDED_BODY).len() == MAX_RECORDED_BODY);
-    }
-
-    // In-memory ports, to test the service's decisions without a network.
-    struct OneEndpoint(Option<Endpoint>);
-    impl Registry for OneEndpoint {
-        async fn tenant_for_key(&self, _: &crate::ApiKeyHash) -> Result<Option<TenantId>, PortError> {
-            Ok(None)
-        }
-        async fn endpoints(&self, _: &TenantId) -> Result<Vec<Endpoint>, PortError> {
-            Ok(self.0.clone().into_iter().collect())
-        }
-        async fn endpoint(&self, _: &TenantId, _: &EndpointId) -> Result<Option<Endpoint>, PortError> {
-            Ok(self.0.clone())
-        }
-    }
-    struct Answer(Result<WebhookResponse, SendError>, Mutex<Vec<WebhookRequest>>);
-    impl WebhookSender for Answer {
-        async fn send(&self, r: &WebhookRequest) -> Result<WebhookResponse, SendError> {
-            self.1.lock().unwrap().push(r.clone());
-            self.0.clone()
-        }
-    }
-    #[derive(Default)]
-    struct Log(Mutex<Vec<(DeliveryRecord, Option<AttemptRecord>)>>);
-    impl DeliveryLog for Log {
-        async fn record_attempt(&self, d: &DeliveryRecord, a: &AttemptRecord) -> Result<(), PortError> {
-            self.0.lock().unwrap().push((d.clone(), Some(a.clone())));
-            Ok(())
-        }
-        async fn record_delivery(&self, d: &DeliveryRecord) -> Result<(), PortError> {
-            self.0.lock().unwrap().push((d.clone(), None));
-            Ok(())
-        }
-    }
-
-    fn now() -> OffsetDateTime {
-        crate::time_util::parse_rfc3339("2026-11-29T10:00:05Z").unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_2xx_is_recorded_as_success() {
-        let (task, ep) = task_and_endpoint();
-        let sender = Answer(
-            Ok(WebhookResponse {
-                status: 204,
-                body: String::new(),
-            }),
-            Mutex::default(),
-        );
-        let log = Log::default();
-        let out = deliver(&OneEndpoint(Some(ep)), &sender, &log, &task, 1, now)
-            .await
-            .unwrap();
-        assert_eq!(out, DeliveryOutcome::Delivered { status: 204 });
-        let rows = log.0.lock().unwrap();
-        let (d, a) = &rows[0];
-        assert_eq!(
-            (d.state, d.attempts, d.last_status_code),
-            (DeliveryState::Succeeded, 1, Some(204))
-        );
-        let a = a.as_ref().unwrap();
-        assert!(a.succeeded && a.status_code == Some(204) && a.attempt == 1 && a.trigger == Trigger::Scheduled);
-        assert_eq!(sender.1.lock().unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn failures_are_recorded_with_their_kind() {
-        let (task, ep) = task_and_endpoint();
-        for (answer, status, kind) in [
-            (
-                Ok(WebhookResponse {
-                    status: 500,
-                    body: "oops".into(),
-                }),
-                Some(500),
-                "http_status",
-            ),
-            (
-                Ok(WebhookResponse {
-                    status: 302,
-                    body: String::new(),
-                }),
-                Some(302),
-                "http_status",
-            ),
-            (Err(SendError::Timeout), None, "timeout"),
-            (Err(SendError::Connect("refused".into())), None, "connect"),
-        ] {
-            let log = Log::default();
-            let sender = Answer(answer, Mutex::default());
-            let out = deliver(&OneEndpoint(Some(ep.clone())), &sender, &log, &task, 3, now)
-                .await
-                .unwrap();
-            assert_eq!(
-                out,
-                DeliveryOutcome::Failed {
-                    status,
-                    error_kind: Some(kind)
-                }
-            );
-            let rows = log.0.lock().unwrap();
-            let (d, a) = &rows[0];
-            assert_eq!((d.state, d.attempts), (DeliveryState::Retrying, 3));
-            let a = a.as_ref().unwrap();
-            assert_eq!(
-                (a.succeeded, a.status_code, a.error_kind.as_deref()),
-                (false, status, Some(kind))
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn deleted_or_disabled_endpoints_are_skipped_without_sending() {
-        let (task, mut ep) = task_and_endpoint();
-        ep.enabled = false;
-        for (registry, reason) in [
-            (OneEndpoint(None), "endpoint_deleted"),
-            (OneEndpoint(Some(ep)), "endpoint_disabled"),
-        ] {
-            let log = Log::default();
-            let sender = Answer(
-                Ok(WebhookResponse {
-                    status: 200,
-                    body: String::new(),
-                }),
-                Mutex::default(),
-            );
-            let out = deliver(&registry, &sender, &log, &task, 1, now).await.unwrap();
-            assert_eq!(out, DeliveryOutcome::Skipped { reason });
-            assert!(sender.1.lock().unwrap().is_empty());
-            let rows = log.0.lock().unwrap();
-            assert_eq!(rows[0].0.state, DeliveryState::Skipped);
-            assert_eq!(rows[0].0.skip_reason.as_deref(), Some(reason));
-            assert!(rows[0].1.is_none());
-        }
-    }
-}
+mod tests;

@@ -2,8 +2,10 @@
 
 use crate::event_type::{EventType, EventTypeFilter, any_matches};
 use crate::ids::{EndpointId, TenantId};
+use crate::retry::RetryPolicy;
 use crate::signing::WebhookSecret;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use time::OffsetDateTime;
 use url::Url;
@@ -98,6 +100,160 @@ impl fmt::Debug for EndpointUrl {
     }
 }
 
+/// The most custom headers an endpoint may carry.
+pub const MAX_CUSTOM_HEADERS: usize = 20;
+/// The longest custom header value.
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+
+/// Header names an endpoint may not set: the signature, the framing, and
+/// Switchyard's own.
+fn reserved_header(name: &str) -> bool {
+    matches!(
+        name,
+        "webhook-id"
+            | "webhook-timestamp"
+            | "webhook-signature"
+            | "content-type"
+            | "content-length"
+            | "content-encoding"
+            | "transfer-encoding"
+            | "user-agent"
+            | "host"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+    ) || name.starts_with("x-switchyard-")
+        || name.starts_with("proxy-")
+        || name.starts_with("svix-")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("at most {MAX_CUSTOM_HEADERS} custom headers")]
+    TooMany,
+    #[error("`{0}` is not a valid header name")]
+    Name(String),
+    #[error("`{0}` is set by Switchyard and cannot be overridden")]
+    Reserved(String),
+    #[error("the value of `{0}` must be printable ASCII of at most {MAX_HEADER_VALUE_LEN} bytes")]
+    Value(String),
+}
+
+/// An endpoint's own headers, sent with every webhook. Names are lowercase
+/// tokens and never one of the headers Switchyard sets.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
+pub struct CustomHeaders(BTreeMap<String, String>);
+
+impl CustomHeaders {
+    pub fn parse(headers: BTreeMap<String, String>) -> Result<Self, HeaderError> {
+        if headers.len() > MAX_CUSTOM_HEADERS {
+            return Err(HeaderError::TooMany);
+        }
+        let mut out = BTreeMap::new();
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            let token = !lower.is_empty()
+                && lower.len() <= 64
+                && lower
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return Err(HeaderError::Name(name));
+            }
+            if reserved_header(&lower) {
+                return Err(HeaderError::Reserved(lower));
+            }
+            let printable = value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+            if !printable || value.len() > MAX_HEADER_VALUE_LEN {
+                return Err(HeaderError::Value(lower));
+            }
+            out.insert(lower, value);
+        }
+        Ok(Self(out))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl TryFrom<BTreeMap<String, String>> for CustomHeaders {
+    type Error = HeaderError;
+    fn try_from(m: BTreeMap<String, String>) -> Result<Self, HeaderError> {
+        Self::parse(m)
+    }
+}
+
+impl From<CustomHeaders> for BTreeMap<String, String> {
+    fn from(h: CustomHeaders) -> Self {
+        h.0
+    }
+}
+
+impl fmt::Debug for CustomHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Custom headers often carry tokens: names only.
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// A secret replaced by rotation, still signed with until `valid_until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetiredSecret {
+    pub secret: WebhookSecret,
+    #[serde(with = "crate::time_util::serde_rfc3339")]
+    pub valid_until: OffsetDateTime,
+}
+
+/// An endpoint's circuit breaker, kept on the endpoint's own item so one read
+/// gives both. Times are unix milliseconds, which DynamoDB compares as numbers.
+///
+/// Closed: `open_until_ms` absent. Open: `open_until_ms` in the future —
+/// deliveries are deferred without calling the endpoint. Half-open:
+/// `open_until_ms` in the past — the one delivery that claims the probe calls
+/// it; a success closes the circuit, a failure opens it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Circuit {
+    /// Consecutive failed attempts.
+    #[serde(default, rename = "cb_failures")]
+    pub failures: u32,
+    /// When the current run of failures began.
+    #[serde(default, rename = "cb_failing_since", skip_serializing_if = "Option::is_none")]
+    pub failing_since_ms: Option<i64>,
+    #[serde(default, rename = "cb_open_until", skip_serializing_if = "Option::is_none")]
+    pub open_until_ms: Option<i64>,
+}
+
+/// What the circuit lets a delivery do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Closed: call the endpoint.
+    Pass,
+    /// Open until this instant (unix ms): do not call.
+    Open { until_ms: i64 },
+    /// The open period is over: whoever claims the probe (replacing
+    /// `open_until_ms == seen_ms`) calls the endpoint.
+    Probe { seen_ms: i64 },
+}
+
+impl Circuit {
+    pub fn gate(&self, now_ms: i64) -> Gate {
+        match self.open_until_ms {
+            None => Gate::Pass,
+            Some(until_ms) if until_ms > now_ms => Gate::Open { until_ms },
+            Some(seen_ms) => Gate::Probe { seen_ms },
+        }
+    }
+}
+
 /// A registered endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -108,15 +264,28 @@ pub struct Endpoint {
     #[serde(default)]
     pub filters: Vec<EventTypeFilter>,
     pub secret: WebhookSecret,
+    /// Secrets replaced by rotation that are still valid: every webhook is
+    /// signed with each of them too, so receivers can switch over at leisure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets: Vec<RetiredSecret>,
+    #[serde(default, skip_serializing_if = "CustomHeaders::is_empty")]
+    pub headers: CustomHeaders,
+    #[serde(default)]
+    pub retry_policy: RetryPolicy,
     pub enabled: bool,
+    /// Why the endpoint was disabled, when Switchyard disabled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
     #[serde(default)]
     pub description: String,
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(flatten)]
+    pub circuit: Circuit,
 }
 
 impl Endpoint {
-    /// A new enabled endpoint with a fresh secret.
+    /// A new enabled endpoint with a fresh secret and the default retry policy.
     pub fn new(tenant_id: TenantId, url: EndpointUrl, filters: Vec<EventTypeFilter>, now: OffsetDateTime) -> Self {
         Self {
             id: EndpointId::generate(),
@@ -124,15 +293,45 @@ impl Endpoint {
             url,
             filters,
             secret: WebhookSecret::generate(),
+            previous_secrets: Vec::new(),
+            headers: CustomHeaders::default(),
+            retry_policy: RetryPolicy::default(),
             enabled: true,
+            disabled_reason: None,
             description: String::new(),
             created_at: now,
+            circuit: Circuit::default(),
         }
     }
 
     /// Whether this endpoint should receive an event of `event_type`.
     pub fn accepts(&self, event_type: &EventType) -> bool {
         self.enabled && any_matches(&self.filters, event_type)
+    }
+
+    /// The secrets to sign with at `now`: the current one first, then every
+    /// retired one still valid.
+    pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&WebhookSecret> {
+        std::iter::once(&self.secret)
+            .chain(
+                self.previous_secrets
+                    .iter()
+                    .filter(|r| r.valid_until > now)
+                    .map(|r| &r.secret),
+            )
+            .collect()
+    }
+
+    /// Replaces the secret; the old one stays valid for `overlap`. Expired
+    /// retired secrets are dropped. Returns the new secret.
+    pub fn rotate_secret(&mut self, now: OffsetDateTime, overlap: time::Duration) -> &WebhookSecret {
+        let old = std::mem::replace(&mut self.secret, WebhookSecret::generate());
+        self.previous_secrets.retain(|r| r.valid_until > now);
+        self.previous_secrets.push(RetiredSecret {
+            secret: old,
+            valid_until: now + overlap,
+        });
+        &self.secret
     }
 }
 
@@ -162,6 +361,96 @@ mod tests {
     fn debug_hides_query_strings() {
         let u = EndpointUrl::parse("https://e.com/hook?token=s3cr3t").unwrap();
         assert!(!format!("{u:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn custom_headers_are_validated_and_never_override_ours() {
+        let h = |pairs: &[(&str, &str)]| {
+            CustomHeaders::parse(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        let ok = h(&[("X-Tenant-Token", "abc"), ("Authorization", "Bearer t")]).unwrap();
+        assert_eq!(
+            ok.iter().collect::<Vec<_>>(),
+            [("authorization", "Bearer t"), ("x-tenant-token", "abc")]
+        );
+        for reserved in [
+            "webhook-signature",
+            "Webhook-Id",
+            "content-type",
+            "user-agent",
+            "Host",
+            "x-switchyard-event-type",
+        ] {
+            assert!(
+                matches!(h(&[(reserved, "x")]), Err(HeaderError::Reserved(_))),
+                "{reserved}"
+            );
+        }
+        assert!(matches!(h(&[("bad name", "x")]), Err(HeaderError::Name(_))));
+        assert!(matches!(h(&[("", "x")]), Err(HeaderError::Name(_))));
+        assert!(matches!(
+            h(&[("x-a", "line\r\nInjected: 1")]),
+            Err(HeaderError::Value(_))
+        ));
+        assert!(matches!(h(&[("x-a", &"v".repeat(1025))]), Err(HeaderError::Value(_))));
+        let many: Vec<(String, String)> = (0..21).map(|i| (format!("x-{i}"), "v".into())).collect();
+        assert_eq!(
+            CustomHeaders::parse(many.into_iter().collect()),
+            Err(HeaderError::TooMany)
+        );
+        assert!(!format!("{ok:?}").contains("Bearer"));
+        // Stored headers are validated again when read back.
+        assert!(serde_json::from_str::<CustomHeaders>(r#"{"webhook-id":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_secret_for_the_overlap() {
+        let t = TenantId::parse("t").unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1000);
+        let mut ep = Endpoint::new(t, EndpointUrl::parse("https://e.com/").unwrap(), vec![], now);
+        let old = ep.secret.clone();
+        let new = ep.rotate_secret(now, time::Duration::hours(24)).clone();
+        assert_ne!(old, new);
+        assert_eq!(ep.signing_secrets(now), vec![&new, &old]);
+        assert_eq!(ep.signing_secrets(now + time::Duration::hours(25)), vec![&new]);
+        // A second rotation after the overlap drops the expired secret.
+        ep.rotate_secret(now + time::Duration::hours(30), time::Duration::hours(24));
+        assert_eq!(ep.previous_secrets.len(), 1);
+        assert_eq!(ep.previous_secrets[0].secret, new);
+    }
+
+    #[test]
+    fn the_circuit_gate_follows_open_until() {
+        let closed = Circuit::default();
+        assert_eq!(closed.gate(1_000), Gate::Pass);
+        let open = Circuit {
+            failures: 5,
+            failing_since_ms: Some(0),
+            open_until_ms: Some(2_000),
+        };
+        assert_eq!(open.gate(1_000), Gate::Open { until_ms: 2_000 });
+        assert_eq!(open.gate(2_000), Gate::Probe { seen_ms: 2_000 });
+    }
+
+    #[test]
+    fn endpoints_round_trip_through_json_with_their_circuit_flattened() {
+        let t = TenantId::parse("t").unwrap();
+        let mut ep = Endpoint::new(
+            t,
+            EndpointUrl::parse("https://e.com/").unwrap(),
+            vec![],
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        ep.circuit = Circuit {
+            failures: 3,
+            failing_since_ms: Some(17),
+            open_until_ms: None,
+        };
+        let json = serde_json::to_value(&ep).unwrap();
+        assert_eq!(json["cb_failures"], 3);
+        assert_eq!(json["cb_failing_since"], 17);
+        assert!(json.get("cb_open_until").is_none());
+        assert_eq!(serde_json::from_value::<Endpoint>(json).unwrap(), ep);
     }
 
     #[test]

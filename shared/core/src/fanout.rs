@@ -38,6 +38,7 @@ pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
         .iter()
         // The registry is asked by tenant; checking again costs nothing.
         .filter(|ep| ep.tenant_id == envelope.tenant_id && ep.accepts(&envelope.event_type))
+        .filter(|ep| task.skip_endpoint.as_ref() != Some(&ep.id))
         .map(|ep| {
             let payload = body.get_or_insert_with(|| envelope.webhook_body()).clone();
             DeliveryTask::new(envelope, &ep.id, payload, now)
@@ -101,7 +102,7 @@ mod tests {
             IngestLimits::default(),
         )
         .unwrap();
-        FanoutTask { envelope }
+        FanoutTask::new(envelope)
     }
 
     #[tokio::test]
@@ -126,6 +127,17 @@ mod tests {
         );
         let ids: std::collections::HashSet<_> = sent.iter().map(|t| t.delivery_id.clone()).collect();
         assert_eq!(ids.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn operational_events_skip_the_endpoint_they_are_about() {
+        let eps = vec![ep("t1", &[], true), ep("t1", &[], true)];
+        let (about, other) = (eps[0].id.clone(), eps[1].id.clone());
+        let (reg, queue) = (Endpoints(eps), Queue::default());
+        let mut task = event(r#"{"type":"delivery.exhausted","data":{}}"#);
+        task.skip_endpoint = Some(about);
+        assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(1));
+        assert_eq!(queue.0.lock().unwrap()[0].endpoint_id, other);
     }
 
     #[tokio::test]

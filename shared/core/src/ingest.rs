@@ -1,25 +1,48 @@
-//! Accepting an event: authenticate, parse, store once, hand to fan-out.
+//! Accepting an event: authenticate, parse, dedupe, store once, hand over.
+//!
+//! Every door (HTTP API, SQS ingest queue, EventBridge) ends in [`accept`]:
+//!
+//! 1. an `Idempotency-Key`, if the producer sent one, is claimed for the
+//!    event's id for the dedupe window; a live claim names the original id;
+//! 2. the event record is stored with a conditional write keyed by the event
+//!    id (a live record with that id makes this a duplicate);
+//! 3. the event is handed over as its routing asks: published to the
+//!    application's bus (`internal`, when a bus is configured), then its
+//!    fan-out task queued (`external`);
+//! 4. it is marked queued.
+//!
+//! A repeat of an event that was stored but never marked queued (a crash or a
+//! failed hand-over in between) is handed over again: nothing accepted is
+//! lost, and nothing confirmed is sent twice.
 
 use crate::api_key::ApiKey;
-use crate::envelope::{EnvelopeError, IngestLimits, Source, parse_event};
+use crate::envelope::{Envelope, EnvelopeError, IngestLimits, Routing, Source, parse_event};
 use crate::error::PortError;
 use crate::ids::{EventId, TenantId};
-use crate::ports::{EventRecord, EventState, EventStore, InsertOutcome, Registry, TaskQueue};
+use crate::keys::Key;
+use crate::ports::{EventBus, EventRecord, EventState, EventStore, InsertOutcome, Registry, TaskQueue};
 use crate::task::FanoutTask;
+use sha2::{Digest, Sha256};
+use std::fmt;
 use time::{Duration, OffsetDateTime};
 
 /// How ingest behaves.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
     pub limits: IngestLimits,
-    /// How long the event record (and with it the dedupe key) is kept.
+    /// How long the record of an `audit` event is kept (at least the dedupe
+    /// window).
     pub retention: Duration,
+    /// How long an `Idempotency-Key` or an event id deduplicates; also how
+    /// long the record of an event with `routing.audit = false` is kept.
+    pub dedupe_window: Duration,
     /// The source of events that name none.
     pub default_source: Source,
 }
 
 impl IngestConfig {
     pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+    pub const DEFAULT_DEDUPE_WINDOW_HOURS: i64 = 24;
 }
 
 impl Default for IngestConfig {
@@ -27,6 +50,7 @@ impl Default for IngestConfig {
         Self {
             limits: IngestLimits::default(),
             retention: Duration::days(Self::DEFAULT_RETENTION_DAYS),
+            dedupe_window: Duration::hours(Self::DEFAULT_DEDUPE_WINDOW_HOURS),
             default_source: Source::parse("api").unwrap_or_else(|_| unreachable!("`api` is a valid source")),
         }
     }
@@ -57,11 +81,107 @@ pub async fn authenticate<R: Registry>(registry: &R, presented: Option<&str>) ->
         .ok_or(AuthError::Invalid)
 }
 
+/// A producer's `Idempotency-Key`: 1–255 visible ASCII characters, optionally
+/// in double quotes (the IETF draft sends it as a structured-field string).
+/// Only its SHA-256 is stored; its `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+/// Why an `Idempotency-Key` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the Idempotency-Key must be 1 to {max} visible ASCII characters", max = IdempotencyKey::MAX_LEN)]
+pub struct InvalidIdempotencyKey;
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidIdempotencyKey> {
+        let raw = raw.trim();
+        let key = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
+        let visible = |b: u8| (0x21..=0x7e).contains(&b);
+        if key.is_empty() || key.len() > Self::MAX_LEN || !key.bytes().all(visible) {
+            return Err(InvalidIdempotencyKey);
+        }
+        Ok(Self(key.to_string()))
+    }
+
+    /// The key's SHA-256, hex: what is stored.
+    pub fn digest(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdempotencyKey(<{} chars>)", self.0.len())
+    }
+}
+
+/// A request to hold an idempotency key for an event until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyClaim {
+    pub tenant: TenantId,
+    /// [`IdempotencyKey::digest`].
+    pub key_digest: String,
+    /// The event the key names if this claim wins.
+    pub event_id: EventId,
+    pub now: OffsetDateTime,
+    /// The end of the dedupe window: whole seconds.
+    pub expires_at: OffsetDateTime,
+}
+
+impl KeyClaim {
+    /// The claim's item in the deliveries table:
+    /// `TENANT#{t}#IDEMPOTENCY#{sha256}` / `IDEMPOTENCY`.
+    pub fn key(&self) -> Key {
+        Key {
+            pk: format!("TENANT#{}#IDEMPOTENCY#{}", self.tenant, self.key_digest),
+            sk: "IDEMPOTENCY".into(),
+        }
+    }
+}
+
+/// The result of [`EventStore::claim_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The key is now held for the claim's event.
+    Claimed,
+    /// The tenant already holds the key (within its window) for this event.
+    Held(EventId),
+}
+
+/// `t` rounded up to a whole second, so that a window never ends early.
+pub fn ceil_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    let whole = crate::time_util::whole_seconds(t);
+    if whole == t { whole } else { whole + Duration::SECOND }
+}
+
+/// Whether something stored to expire at `expires_at` still counts at `now`:
+/// until the whole second it names. DynamoDB conditions say the same thing as
+/// `attribute_not_exists(pk) OR expires_at <= :now_secs` for "absent".
+pub fn is_live(expires_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+    expires_at.unix_timestamp() > now.unix_timestamp()
+}
+
+/// When the record of an event received at `now` expires: after the
+/// retention period if it is an audit record (`routing.audit`, at least the
+/// dedupe window), else at the end of the dedupe window.
+pub fn record_expiry(routing: &Routing, now: OffsetDateTime, config: &IngestConfig) -> OffsetDateTime {
+    let keep = if routing.audit {
+        config.retention.max(config.dedupe_window)
+    } else {
+        config.dedupe_window
+    };
+    ceil_seconds(now + keep)
+}
+
 /// An accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingested {
     pub id: EventId,
-    /// The tenant had already sent an event with this id; nothing new was queued.
+    /// The tenant had already sent this event (same id or same
+    /// `Idempotency-Key` within the window); nothing new was handed over
+    /// unless the first try never finished.
     pub duplicate: bool,
 }
 
@@ -73,53 +193,165 @@ pub enum IngestError {
     Store(PortError),
     #[error("queueing the event failed: {0}")]
     Queue(PortError),
+    #[error("publishing the event to the bus failed: {0}")]
+    Publish(PortError),
 }
 
-/// Accepts one event body for `tenant`.
-///
-/// The event is stored with a conditional write, then its fan-out task is
-/// sent, then it is marked queued. A repeat of an event id answers
-/// `duplicate` without queueing again — unless the first try never confirmed
-/// the hand-over (it crashed or the queue failed between the two writes), in
-/// which case the stored event is queued now: nothing accepted is lost, and
-/// nothing confirmed is sent twice.
-pub async fn ingest<S: EventStore, Q: TaskQueue<FanoutTask>>(
-    store: &S,
-    queue: &Q,
+impl IngestError {
+    /// Whether the same request may succeed later.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Invalid(_) => false,
+            Self::Store(e) | Self::Queue(e) | Self::Publish(e) => e.retryable,
+        }
+    }
+}
+
+/// Where accepted events go.
+pub struct Ports<'a, S, Q, B> {
+    pub store: &'a S,
+    pub fanout: &'a Q,
+    /// The application's bus (the internal track), if one is configured.
+    pub bus: Option<&'a B>,
+}
+
+impl<S, Q, B> Clone for Ports<'_, S, Q, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S, Q, B> Copy for Ports<'_, S, Q, B> {}
+
+/// A bus for deployments without one; it is never published to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBus;
+
+impl EventBus for NoBus {
+    async fn publish(&self, _: &[Envelope]) -> Result<(), PortError> {
+        Err(PortError::permanent("no event bus is configured"))
+    }
+}
+
+impl<'a, S, Q> Ports<'a, S, Q, NoBus> {
+    pub fn without_bus(store: &'a S, fanout: &'a Q) -> Self {
+        Self {
+            store,
+            fanout,
+            bus: None,
+        }
+    }
+}
+
+/// Accepts one event body (the HTTP body or an SQS ingest message) for
+/// `tenant`, deduplicated by `key` if given and by the event id.
+pub async fn ingest<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
+    ports: Ports<'_, S, Q, B>,
     tenant: TenantId,
     body: &[u8],
+    key: Option<&IdempotencyKey>,
     config: &IngestConfig,
     now: OffsetDateTime,
 ) -> Result<Ingested, IngestError> {
     let envelope = parse_event(body, tenant, &config.default_source, now, config.limits)?;
-    let record = EventRecord {
-        envelope,
-        state: EventState::Received,
-        received_at: now,
-        expires_at: crate::time_util::whole_seconds(now + config.retention),
+    accept(ports, envelope, key, config, now).await
+}
+
+/// Accepts a parsed envelope: see the module documentation for the steps.
+pub async fn accept<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
+    ports: Ports<'_, S, Q, B>,
+    mut envelope: Envelope,
+    key: Option<&IdempotencyKey>,
+    config: &IngestConfig,
+    now: OffsetDateTime,
+) -> Result<Ingested, IngestError> {
+    let mut seen = false;
+    if let Some(key) = key {
+        let claim = KeyClaim {
+            tenant: envelope.tenant_id.clone(),
+            key_digest: key.digest(),
+            event_id: envelope.id.clone(),
+            now,
+            expires_at: ceil_seconds(now + config.dedupe_window),
+        };
+        if let ClaimOutcome::Held(original) = ports.store.claim_key(&claim).await.map_err(IngestError::Store)? {
+            // The key names an earlier event: this request is that event.
+            envelope.id = original;
+            seen = true;
+        }
+    }
+    let state = if has_work(&envelope, ports) {
+        EventState::Received
+    } else {
+        EventState::Queued
     };
-    let (envelope, duplicate) = match store.insert_event(&record).await.map_err(IngestError::Store)? {
-        InsertOutcome::Inserted => (record.envelope, false),
+    let record = EventRecord {
+        expires_at: record_expiry(&envelope.routing, now, config),
+        envelope,
+        state,
+        received_at: now,
+    };
+    let envelope = match ports.store.insert_event(&record).await.map_err(IngestError::Store)? {
+        InsertOutcome::Inserted if record.state == EventState::Queued => {
+            return Ok(Ingested {
+                id: record.envelope.id,
+                duplicate: seen,
+            });
+        }
+        InsertOutcome::Inserted => record.envelope,
         InsertOutcome::Exists(existing) if existing.state == EventState::Queued => {
             return Ok(Ingested {
                 id: existing.envelope.id,
                 duplicate: true,
             });
         }
-        InsertOutcome::Exists(existing) => (existing.envelope, true),
+        InsertOutcome::Exists(existing) => {
+            // Stored before but never confirmed handed over: hand over the
+            // stored event (not this request's copy) now.
+            seen = true;
+            existing.envelope
+        }
     };
-    let id = envelope.id.clone();
-    let tenant = envelope.tenant_id.clone();
-    queue
-        .send_all(&[FanoutTask { envelope }])
-        .await
-        .map_err(IngestError::Queue)?;
-    // The task is on the queue: the event is safe. If this write fails, a
-    // repeat of the event queues it once more, which delivery tolerates.
-    if let Err(e) = store.mark_queued(&tenant, &id).await {
-        tracing::warn!(event_id = %id, tenant_id = %tenant, error = %e, "event queued but not marked queued");
+    hand_over(ports, &envelope).await?;
+    // Handed over: the event is safe. If this write fails, a repeat of the
+    // event hands it over once more, which consumers and delivery tolerate.
+    if let Err(e) = ports.store.mark_queued(&envelope.tenant_id, &envelope.id).await {
+        tracing::warn!(event_id = %envelope.id, tenant_id = %envelope.tenant_id, error = %e, "event handed over but not marked queued");
     }
-    Ok(Ingested { id, duplicate })
+    Ok(Ingested {
+        id: envelope.id,
+        duplicate: seen,
+    })
+}
+
+/// Whether the event goes anywhere: the external track, or the internal one
+/// when a bus is configured.
+fn has_work<S, Q, B>(envelope: &Envelope, ports: Ports<'_, S, Q, B>) -> bool {
+    envelope.routing.external || (envelope.routing.internal && ports.bus.is_some())
+}
+
+/// Publishes the event to the bus (`internal`) and queues its fan-out task
+/// (`external`). The bus goes first: a repeat after a failed fan-out
+/// publishes again (consumers dedupe on the event id) rather than sending
+/// the webhooks' tasks twice.
+async fn hand_over<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
+    ports: Ports<'_, S, Q, B>,
+    envelope: &Envelope,
+) -> Result<(), IngestError> {
+    if envelope.routing.internal
+        && let Some(bus) = ports.bus
+    {
+        bus.publish(std::slice::from_ref(envelope))
+            .await
+            .map_err(IngestError::Publish)?;
+    }
+    if envelope.routing.external {
+        ports
+            .fanout
+            .send_all(&[FanoutTask::new(envelope.clone())])
+            .await
+            .map_err(IngestError::Queue)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -131,23 +363,45 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
+    /// An event store with the port's semantics: expired items count as absent.
     #[derive(Default)]
-    struct Store(Mutex<HashMap<String, EventRecord>>);
+    struct Store {
+        events: Mutex<HashMap<String, EventRecord>>,
+        keys: Mutex<HashMap<String, (EventId, OffsetDateTime)>>,
+    }
+    impl Store {
+        fn record(&self, t: &str, id: &str) -> EventRecord {
+            self.events.lock().unwrap()[&format!("{t}/{id}")].clone()
+        }
+    }
     impl EventStore for Store {
         async fn insert_event(&self, r: &EventRecord) -> Result<InsertOutcome, PortError> {
-            let mut m = self.0.lock().unwrap();
+            let mut m = self.events.lock().unwrap();
             let k = format!("{}/{}", r.envelope.tenant_id, r.envelope.id);
-            if let Some(e) = m.get(&k) {
+            if let Some(e) = m.get(&k)
+                && is_live(e.expires_at, r.received_at)
+            {
                 return Ok(InsertOutcome::Exists(Box::new(e.clone())));
             }
             m.insert(k, r.clone());
             Ok(InsertOutcome::Inserted)
         }
         async fn mark_queued(&self, t: &TenantId, id: &EventId) -> Result<(), PortError> {
-            if let Some(r) = self.0.lock().unwrap().get_mut(&format!("{t}/{id}")) {
+            if let Some(r) = self.events.lock().unwrap().get_mut(&format!("{t}/{id}")) {
                 r.state = EventState::Queued;
             }
             Ok(())
+        }
+        async fn claim_key(&self, c: &KeyClaim) -> Result<ClaimOutcome, PortError> {
+            let mut m = self.keys.lock().unwrap();
+            let k = c.key().pk;
+            if let Some((id, exp)) = m.get(&k)
+                && is_live(*exp, c.now)
+            {
+                return Ok(ClaimOutcome::Held(id.clone()));
+            }
+            m.insert(k, (c.event_id.clone(), c.expires_at));
+            Ok(ClaimOutcome::Claimed)
         }
     }
     #[derive(Default)]
@@ -164,6 +418,20 @@ mod tests {
             Ok(())
         }
     }
+    #[derive(Default)]
+    struct Bus {
+        published: Mutex<Vec<Envelope>>,
+        fail: Mutex<bool>,
+    }
+    impl EventBus for Bus {
+        async fn publish(&self, events: &[Envelope]) -> Result<(), PortError> {
+            if *self.fail.lock().unwrap() {
+                return Err(PortError::transient("bus down"));
+            }
+            self.published.lock().unwrap().extend_from_slice(events);
+            Ok(())
+        }
+    }
 
     fn tenant(s: &str) -> TenantId {
         TenantId::parse(s).unwrap()
@@ -173,11 +441,20 @@ mod tests {
         crate::time_util::parse_rfc3339("2026-11-29T10:00:00Z").unwrap()
     }
 
+    fn ports<'a>(store: &'a Store, queue: &'a Queue) -> Ports<'a, Store, Queue, NoBus> {
+        Ports::without_bus(store, queue)
+    }
+
+    fn key(k: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(k).unwrap()
+    }
+
     #[tokio::test]
     async fn accepted_events_are_stored_and_queued_once() {
         let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
+        let p = ports(&store, &queue);
         let body = br#"{"id":"evt_a","type":"user.created","data":{}}"#;
-        let first = ingest(&store, &queue, tenant("t1"), body, &cfg, now()).await.unwrap();
+        let first = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap();
         assert_eq!(
             first,
             Ingested {
@@ -185,7 +462,7 @@ mod tests {
                 duplicate: false
             }
         );
-        let again = ingest(&store, &queue, tenant("t1"), body, &cfg, now()).await.unwrap();
+        let again = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap();
         assert_eq!(
             again,
             Ingested {
@@ -195,10 +472,10 @@ mod tests {
         );
         assert_eq!(queue.sent.lock().unwrap().len(), 1);
         // The same id from another tenant is another event.
-        let other = ingest(&store, &queue, tenant("t2"), body, &cfg, now()).await.unwrap();
+        let other = ingest(p, tenant("t2"), body, None, &cfg, now()).await.unwrap();
         assert!(!other.duplicate);
         assert_eq!(queue.sent.lock().unwrap().len(), 2);
-        let rec = store.0.lock().unwrap()["t1/evt_a"].clone();
+        let rec = store.record("t1", "evt_a");
         assert_eq!(rec.state, EventState::Queued);
         assert_eq!(
             rec.expires_at,
@@ -209,31 +486,296 @@ mod tests {
     #[tokio::test]
     async fn a_queue_failure_is_an_error_and_a_repeat_queues_the_stored_event() {
         let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
+        let p = ports(&store, &queue);
         let body = br#"{"id":"evt_b","type":"user.created","data":{"v":1}}"#;
         *queue.fail.lock().unwrap() = true;
-        let err = ingest(&store, &queue, tenant("t1"), body, &cfg, now())
-            .await
-            .unwrap_err();
+        let err = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap_err();
         assert!(matches!(err, IngestError::Queue(ref e) if e.retryable));
+        assert!(err.retryable());
+        assert_eq!(store.record("t1", "evt_b").state, EventState::Received);
         *queue.fail.lock().unwrap() = false;
         // The client retries (even with a changed body): the stored event is queued.
         let retry = br#"{"id":"evt_b","type":"user.created","data":{"v":2}}"#;
-        let ok = ingest(&store, &queue, tenant("t1"), retry, &cfg, now()).await.unwrap();
+        let ok = ingest(p, tenant("t1"), retry, None, &cfg, now()).await.unwrap();
         assert!(ok.duplicate);
         let sent = queue.sent.lock().unwrap();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].envelope.data["v"], 1);
+        assert_eq!(store.record("t1", "evt_b").state, EventState::Queued);
     }
 
     #[tokio::test]
     async fn invalid_events_change_nothing() {
         let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
-        let err = ingest(&store, &queue, tenant("t1"), b"{\"type\":\"bad\"}", &cfg, now())
-            .await
-            .unwrap_err();
+        let err = ingest(
+            ports(&store, &queue),
+            tenant("t1"),
+            b"{\"type\":\"bad\"}",
+            Some(&key("k1")),
+            &cfg,
+            now(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, IngestError::Invalid(_)));
-        assert!(store.0.lock().unwrap().is_empty());
+        assert!(!err.retryable());
+        assert!(store.events.lock().unwrap().is_empty());
+        assert!(store.keys.lock().unwrap().is_empty(), "the key is not claimed");
         assert!(queue.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_dedupes_per_tenant_within_the_window() {
+        let (store, queue) = (Store::default(), Queue::default());
+        let cfg = IngestConfig {
+            dedupe_window: Duration::seconds(2),
+            ..IngestConfig::default()
+        };
+        let p = ports(&store, &queue);
+        // No id in the body: each request would get a fresh one.
+        let body = br#"{"type":"order.placed","data":{"n":1}}"#;
+        let first = ingest(p, tenant("t1"), body, Some(&key("k-1")), &cfg, now())
+            .await
+            .unwrap();
+        assert!(!first.duplicate);
+        let later = now() + Duration::milliseconds(1999);
+        let again = ingest(p, tenant("t1"), body, Some(&key("k-1")), &cfg, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Ingested {
+                id: first.id.clone(),
+                duplicate: true
+            }
+        );
+        assert_eq!(queue.sent.lock().unwrap().len(), 1, "no second fan-out");
+        // Another key, and the same key from another tenant, are new events.
+        let other_key = ingest(p, tenant("t1"), body, Some(&key("k-2")), &cfg, later)
+            .await
+            .unwrap();
+        assert!(!other_key.duplicate);
+        assert_ne!(other_key.id, first.id);
+        let other_tenant = ingest(p, tenant("t2"), body, Some(&key("k-1")), &cfg, later)
+            .await
+            .unwrap();
+        assert!(!other_tenant.duplicate);
+        assert_ne!(other_tenant.id, first.id);
+        assert_eq!(queue.sent.lock().unwrap().len(), 3);
+        // After the window the key is free again: a new event.
+        let after = now() + Duration::seconds(2);
+        let fresh = ingest(p, tenant("t1"), body, Some(&key("k-1")), &cfg, after)
+            .await
+            .unwrap();
+        assert!(!fresh.duplicate);
+        assert_ne!(fresh.id, first.id);
+        assert_eq!(queue.sent.lock().unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_claimed_key_whose_event_was_never_stored_stores_it_under_the_original_id() {
+        let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
+        // A first try claimed the key, then crashed before storing the event.
+        let original = EventId::parse("evt_original").unwrap();
+        let claim = KeyClaim {
+            tenant: tenant("t1"),
+            key_digest: key("k").digest(),
+            event_id: original.clone(),
+            now: now(),
+            expires_at: now() + Duration::hours(1),
+        };
+        assert_eq!(store.claim_key(&claim).await.unwrap(), ClaimOutcome::Claimed);
+        let body = br#"{"type":"order.placed","data":{}}"#;
+        let done = ingest(ports(&store, &queue), tenant("t1"), body, Some(&key("k")), &cfg, now())
+            .await
+            .unwrap();
+        assert_eq!(done.id, original);
+        assert_eq!(queue.sent.lock().unwrap()[0].envelope.id, original);
+        assert_eq!(store.record("t1", "evt_original").state, EventState::Queued);
+    }
+
+    #[tokio::test]
+    async fn event_ids_dedupe_while_their_record_lives() {
+        let (store, queue) = (Store::default(), Queue::default());
+        let cfg = IngestConfig {
+            dedupe_window: Duration::hours(1),
+            retention: Duration::days(2),
+            ..IngestConfig::default()
+        };
+        let p = ports(&store, &queue);
+        let audit = br#"{"id":"evt_kept","type":"a.b","data":{}}"#;
+        let no_audit = br#"{"id":"evt_short","type":"a.b","data":{},"routing":{"audit":false}}"#;
+        for body in [&audit[..], &no_audit[..]] {
+            assert!(
+                !ingest(p, tenant("t1"), body, None, &cfg, now())
+                    .await
+                    .unwrap()
+                    .duplicate
+            );
+        }
+        // Within the window both are duplicates.
+        let in_window = now() + Duration::minutes(59);
+        for body in [&audit[..], &no_audit[..]] {
+            assert!(
+                ingest(p, tenant("t1"), body, None, &cfg, in_window)
+                    .await
+                    .unwrap()
+                    .duplicate
+            );
+        }
+        // After the window the audit record still holds its id; the other is gone
+        // (even if DynamoDB's TTL has not deleted it yet) and the id is new again.
+        let after = now() + Duration::hours(1);
+        assert!(
+            ingest(p, tenant("t1"), audit, None, &cfg, after)
+                .await
+                .unwrap()
+                .duplicate
+        );
+        assert!(
+            !ingest(p, tenant("t1"), no_audit, None, &cfg, after)
+                .await
+                .unwrap()
+                .duplicate
+        );
+        assert_eq!(queue.sent.lock().unwrap().len(), 3);
+        assert_eq!(store.record("t1", "evt_short").received_at, after);
+    }
+
+    #[test]
+    fn records_expire_after_retention_if_audited_else_after_the_window() {
+        let cfg = IngestConfig {
+            dedupe_window: Duration::hours(24),
+            retention: Duration::days(30),
+            ..IngestConfig::default()
+        };
+        let audit = Routing::default();
+        let no_audit = Routing {
+            audit: false,
+            ..Routing::default()
+        };
+        assert_eq!(record_expiry(&audit, now(), &cfg), now() + Duration::days(30));
+        assert_eq!(record_expiry(&no_audit, now(), &cfg), now() + Duration::hours(24));
+        // An audit record never lives shorter than the window.
+        let long_window = IngestConfig {
+            dedupe_window: Duration::days(40),
+            ..cfg.clone()
+        };
+        assert_eq!(record_expiry(&audit, now(), &long_window), now() + Duration::days(40));
+        // Fractions round up, so a window never ends early.
+        let odd = now() + Duration::milliseconds(300);
+        assert_eq!(
+            record_expiry(&no_audit, odd, &cfg),
+            now() + Duration::hours(24) + Duration::SECOND
+        );
+    }
+
+    #[test]
+    fn liveness_is_decided_by_whole_seconds() {
+        let exp = now() + Duration::seconds(2);
+        assert!(is_live(exp, now()));
+        assert!(is_live(exp, now() + Duration::milliseconds(1999)));
+        assert!(!is_live(exp, now() + Duration::seconds(2)));
+        assert!(!is_live(exp, now() + Duration::days(3)));
+        assert_eq!(ceil_seconds(now()), now());
+        assert_eq!(ceil_seconds(now() + Duration::nanoseconds(1)), now() + Duration::SECOND);
+    }
+
+    #[tokio::test]
+    async fn external_false_queues_no_fan_out() {
+        let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
+        let body = br#"{"id":"evt_in","type":"a.b","data":{},"routing":{"external":false}}"#;
+        let done = ingest(ports(&store, &queue), tenant("t1"), body, None, &cfg, now())
+            .await
+            .unwrap();
+        assert!(!done.duplicate);
+        assert!(queue.sent.lock().unwrap().is_empty());
+        // Nothing to hand over: stored as queued straight away.
+        assert_eq!(store.record("t1", "evt_in").state, EventState::Queued);
+    }
+
+    #[tokio::test]
+    async fn internal_events_are_published_before_they_are_marked_queued() {
+        let (store, queue, bus, cfg) = (
+            Store::default(),
+            Queue::default(),
+            Bus::default(),
+            IngestConfig::default(),
+        );
+        let p = Ports {
+            store: &store,
+            fanout: &queue,
+            bus: Some(&bus),
+        };
+        let both = br#"{"id":"evt_both","type":"a.b","data":{}}"#;
+        let internal_only = br#"{"id":"evt_int","type":"a.b","data":{},"routing":{"external":false}}"#;
+        let external_only = br#"{"id":"evt_ext","type":"a.b","data":{},"routing":{"internal":false}}"#;
+        for body in [&both[..], &internal_only[..], &external_only[..]] {
+            ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap();
+        }
+        let published: Vec<String> = bus.published.lock().unwrap().iter().map(|e| e.id.to_string()).collect();
+        assert_eq!(published, ["evt_both", "evt_int"]);
+        let queued: Vec<String> = queue
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| t.envelope.id.to_string())
+            .collect();
+        assert_eq!(queued, ["evt_both", "evt_ext"]);
+
+        // A bus failure fails the request and leaves the event unconfirmed...
+        *bus.fail.lock().unwrap() = true;
+        let body = br#"{"id":"evt_retry","type":"a.b","data":{}}"#;
+        let err = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap_err();
+        assert!(matches!(err, IngestError::Publish(ref e) if e.retryable), "{err}");
+        assert_eq!(store.record("t1", "evt_retry").state, EventState::Received);
+        assert_eq!(queue.sent.lock().unwrap().len(), 2, "no fan-out before the bus took it");
+        // ...and the repeat publishes and queues it.
+        *bus.fail.lock().unwrap() = false;
+        assert!(
+            ingest(p, tenant("t1"), body, None, &cfg, now())
+                .await
+                .unwrap()
+                .duplicate
+        );
+        assert_eq!(bus.published.lock().unwrap().last().unwrap().id.as_str(), "evt_retry");
+        assert_eq!(
+            queue.sent.lock().unwrap().last().unwrap().envelope.id.as_str(),
+            "evt_retry"
+        );
+        assert_eq!(store.record("t1", "evt_retry").state, EventState::Queued);
+    }
+
+    #[tokio::test]
+    async fn without_a_bus_internal_routing_publishes_nothing() {
+        let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
+        let body = br#"{"id":"evt_x","type":"a.b","data":{},"routing":{"external":false,"internal":true}}"#;
+        ingest(ports(&store, &queue), tenant("t1"), body, None, &cfg, now())
+            .await
+            .unwrap();
+        assert!(queue.sent.lock().unwrap().is_empty());
+        assert_eq!(store.record("t1", "evt_x").state, EventState::Queued);
+    }
+
+    #[test]
+    fn idempotency_keys_are_validated() {
+        assert_eq!(key("abc-123").digest(), key("\"abc-123\"").digest(), "quoted or not");
+        assert_ne!(key("abc-123").digest(), key("abc-124").digest());
+        assert_eq!(key("x").digest().len(), 64);
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for bad in ["", "  ", "\"\"", "a b", "tab\there", "ünï", &"k".repeat(256)] {
+            assert_eq!(IdempotencyKey::parse(bad), Err(InvalidIdempotencyKey), "{bad:?}");
+        }
+        assert_eq!(format!("{:?}", key("secret-ish")), "IdempotencyKey(<10 chars>)");
+        let claim = KeyClaim {
+            tenant: tenant("t1"),
+            key_digest: "ab".into(),
+            event_id: EventId::parse("e").unwrap(),
+            now: now(),
+            expires_at: now(),
+        };
+        assert_eq!(claim.key().pk, "TENANT#t1#IDEMPOTENCY#ab");
     }
 
     struct Keys(HashMap<String, TenantId>);

@@ -8,6 +8,7 @@
 
 pub mod api_key;
 pub mod delivery;
+pub mod doors;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
@@ -17,7 +18,9 @@ pub mod ids;
 pub mod ingest;
 pub mod keys;
 pub mod ports;
+pub mod retry;
 pub mod signing;
+pub mod ssrf;
 pub mod task;
 pub mod time_util;
 

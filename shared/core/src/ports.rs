@@ -4,10 +4,10 @@
 
 use crate::api_key::ApiKeyHash;
 use crate::delivery::{AttemptRecord, DeliveryRecord, SendError, WebhookRequest, WebhookResponse};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Circuit, Endpoint};
 use crate::envelope::Envelope;
 use crate::error::PortError;
-use crate::ids::{EndpointId, EventId, TenantId};
+use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use std::future::Future;
 use time::OffsetDateTime;
 
@@ -15,9 +15,10 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventState {
-    /// Stored; the fan-out task may or may not have been sent.
+    /// Stored; the hand-over (fan-out task, bus) may or may not have been done.
     Received,
-    /// The fan-out task was sent.
+    /// Handed over: the fan-out task was sent and the event published, as
+    /// its routing asks (or there was nothing to hand over).
     Queued,
 }
 
@@ -27,7 +28,9 @@ pub struct EventRecord {
     pub envelope: Envelope,
     pub state: EventState,
     pub received_at: OffsetDateTime,
-    /// When the record may be deleted (DynamoDB TTL): whole seconds.
+    /// When the record may be deleted (DynamoDB TTL) and stops deduplicating
+    /// its id: whole seconds. The retention period for `routing.audit`
+    /// events, the dedupe window for the others.
     pub expires_at: OffsetDateTime,
 }
 
@@ -39,12 +42,25 @@ pub enum InsertOutcome {
     Exists(Box<EventRecord>),
 }
 
-/// Accepted events.
+/// Accepted events and the idempotency keys that name them.
+///
+/// Both kinds of item expire: a stored `expires_at` at or before "now" counts
+/// as absent, whether or not DynamoDB's TTL (which deletes lazily, up to days
+/// late) has removed the item yet. "Now" is the whole second of the new
+/// record's `received_at` (or the claim's `now`); see
+/// [`crate::ingest::is_live`].
 pub trait EventStore: Sync {
-    /// Stores `record` unless the tenant already has an event with its id.
+    /// Stores `record` unless the tenant already has a live event with its id
+    /// (an expired one is replaced).
     fn insert_event(&self, record: &EventRecord) -> impl Future<Output = Result<InsertOutcome, PortError>> + Send;
-    /// Records that the event's fan-out task was sent.
+    /// Records that the event's hand-over (fan-out task, bus) was done.
     fn mark_queued(&self, tenant: &TenantId, id: &EventId) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Claims an idempotency key for an event id unless the tenant holds the
+    /// key already (live); then answers the event id it was claimed for.
+    fn claim_key(
+        &self,
+        claim: &crate::ingest::KeyClaim,
+    ) -> impl Future<Output = Result<crate::ingest::ClaimOutcome, PortError>> + Send;
 }
 
 /// A queue of tasks of one kind.
@@ -65,8 +81,56 @@ pub trait Registry: Sync {
     ) -> impl Future<Output = Result<Option<Endpoint>, PortError>> + Send;
 }
 
+/// The circuit breaker and state of endpoints, changed atomically in place
+/// (many deliveries to one endpoint run at once).
+pub trait EndpointHealth: Sync {
+    /// Counts one more consecutive failure (starting the failing period if
+    /// none is running) and returns the circuit after the change.
+    fn record_failure(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Circuit, PortError>> + Send;
+    /// Opens the circuit until `until_ms` if at least `threshold` consecutive
+    /// failures are counted and it is not open already; true if this call
+    /// opened it.
+    fn open_circuit(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        threshold: u32,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Claims the half-open probe: moves `open_until` from `seen_ms` to
+    /// `until_ms`; true for exactly one of the deliveries that try.
+    fn claim_probe(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        seen_ms: i64,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Closes the circuit and forgets the failures.
+    fn reset_circuit(&self, tenant: &TenantId, id: &EndpointId) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Disables an enabled endpoint; true if this call disabled it.
+    fn disable(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
 /// The record of deliveries and their attempts.
 pub trait DeliveryLog: Sync {
+    /// A delivery's current state, read consistently.
+    fn delivery(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+    ) -> impl Future<Output = Result<Option<DeliveryRecord>, PortError>> + Send;
     /// Stores an attempt and the delivery's new state together.
     fn record_attempt(
         &self,
@@ -86,4 +150,14 @@ pub trait WebhookSender: Sync {
 pub trait EventBus: Sync {
     /// Publishes every event, or fails; never drops one silently.
     fn publish(&self, events: &[Envelope]) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The queue a task was received from: a task to try later is made invisible
+/// for the delay instead of being sent again.
+pub trait Redelivery: Sync {
+    fn redeliver_after(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -11,6 +11,19 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FanoutTask {
     pub envelope: Envelope,
+    /// An endpoint this event must not be sent to: operational events about
+    /// an endpoint (it is failing, it was disabled) never go to that endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_endpoint: Option<EndpointId>,
+}
+
+impl FanoutTask {
+    pub fn new(envelope: Envelope) -> Self {
+        Self {
+            envelope,
+            skip_endpoint: None,
+        }
+    }
 }
 
 /// Fan-out → delivery: one event to one endpoint.
@@ -29,6 +42,11 @@ pub struct DeliveryTask {
     pub payload: String,
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Set on the copy sent to the deliveries DLQ: why the delivery failed.
+    /// When an operator redrives it to the deliveries queue, its presence
+    /// starts a new round of attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dlq_reason: Option<String>,
 }
 
 impl DeliveryTask {
@@ -41,6 +59,7 @@ impl DeliveryTask {
             event_type: envelope.event_type.clone(),
             payload,
             created_at: now,
+            dlq_reason: None,
         }
     }
 }
@@ -55,6 +74,7 @@ impl fmt::Debug for DeliveryTask {
             .field("event_type", &self.event_type)
             .field("payload", &format_args!("<{} bytes>", self.payload.len()))
             .field("created_at", &self.created_at)
+            .field("dlq_reason", &self.dlq_reason)
             .finish()
     }
 }

@@ -1,6 +1,6 @@
 //! Deliveries and their attempts in the deliveries table.
 
-use super::{Item, from_item, item_with_key, s};
+use super::{Item, from_item, get_item, item_with_key, s};
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use std::time::Duration as StdDuration;
@@ -8,7 +8,7 @@ use switchyard_core::delivery::{AttemptRecord, DeliveryRecord};
 use switchyard_core::keys;
 use switchyard_core::ports::DeliveryLog;
 use switchyard_core::time_util::rfc3339;
-use switchyard_core::{PortError, TenantId};
+use switchyard_core::{DeliveryId, PortError, TenantId};
 use time::{Duration, OffsetDateTime};
 
 /// Deliveries and their attempts, in the deliveries table.
@@ -56,7 +56,7 @@ impl DynamoDeliveryLog {
     pub async fn get_delivery(
         &self,
         tenant: &TenantId,
-        id: &switchyard_core::DeliveryId,
+        id: &DeliveryId,
     ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, PortError> {
         let key = keys::deliveries::delivery(tenant, id);
         let mut pages = self
@@ -93,6 +93,11 @@ impl DynamoDeliveryLog {
 }
 
 impl DeliveryLog for DynamoDeliveryLog {
+    async fn delivery(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryRecord>, PortError> {
+        let key = keys::deliveries::delivery(tenant, id);
+        get_item(&self.client, &self.table, &key, true, "GetItem delivery").await
+    }
+
     async fn record_attempt(&self, delivery: &DeliveryRecord, attempt: &AttemptRecord) -> Result<(), PortError> {
         let key = keys::deliveries::attempt(&delivery.tenant_id, &delivery.delivery_id, attempt.attempt);
         let mut attempt_item = item_with_key(attempt, &key, "attempt")?;

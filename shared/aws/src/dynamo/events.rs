@@ -4,11 +4,27 @@ use super::{from_item, get_item, item_with_key, key_item, s};
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde::{Deserialize, Serialize};
+use switchyard_core::ingest::{ClaimOutcome, KeyClaim, is_live};
 use switchyard_core::keys;
 use switchyard_core::ports::{EventRecord, EventState, EventStore, InsertOutcome};
 use switchyard_core::time_util::{parse_rfc3339, rfc3339};
 use switchyard_core::{Envelope, EventId, PortError, TenantId};
 use time::OffsetDateTime;
+
+/// The condition of every conditional insert here: the item is absent, or
+/// expired. DynamoDB's TTL deletes expired items lazily (up to days late), so
+/// the stored expiry is compared with now explicitly.
+const ABSENT_OR_EXPIRED: &str = "attribute_not_exists(#pk) OR #exp <= :now";
+
+/// An idempotency key held for an event, in the deliveries table.
+#[derive(Serialize, Deserialize)]
+struct KeyRow {
+    tenant_id: TenantId,
+    event_id: EventId,
+    claimed_at: String,
+    /// The end of the dedupe window (unix seconds): also the TTL attribute.
+    expires_at: i64,
+}
 
 /// The stored form of an event.
 #[derive(Serialize, Deserialize)]
@@ -85,8 +101,13 @@ impl EventStore for DynamoEventStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
+            .condition_expression(ABSENT_OR_EXPIRED)
             .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#exp", keys::TTL)
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(record.received_at.unix_timestamp().to_string()),
+            )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -103,10 +124,12 @@ impl EventStore for DynamoEventStore {
                     Some(item) => Some(from_item::<EventRow>(item)?.into_record()?),
                     None => self.get_event(&record.envelope.tenant_id, &record.envelope.id).await?,
                 };
-                // Present a moment ago; absent now only if it expired in between.
+                // Live a moment ago; absent or expired now only if it expired
+                // in between: trying again will insert.
                 existing
+                    .filter(|r| is_live(r.expires_at, record.received_at))
                     .map(|r| InsertOutcome::Exists(Box::new(r)))
-                    .ok_or_else(|| PortError::transient("event vanished during a conditional insert"))
+                    .ok_or_else(|| PortError::transient("event expired during a conditional insert"))
             }
         }
     }
@@ -125,5 +148,46 @@ impl EventStore for DynamoEventStore {
             .await
             .map_err(|e| port_error("UpdateItem event state", e))?;
         Ok(())
+    }
+
+    async fn claim_key(&self, claim: &KeyClaim) -> Result<ClaimOutcome, PortError> {
+        let key = claim.key();
+        let row = KeyRow {
+            tenant_id: claim.tenant.clone(),
+            event_id: claim.event_id.clone(),
+            claimed_at: rfc3339(claim.now),
+            expires_at: claim.expires_at.unix_timestamp(),
+        };
+        let item = item_with_key(&row, &key, "idempotency_key")?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(ABSENT_OR_EXPIRED)
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#exp", keys::TTL)
+            .expression_attribute_values(":now", AttributeValue::N(claim.now.unix_timestamp().to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let existing = match result {
+            Ok(_) => return Ok(ClaimOutcome::Claimed),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    c.item().cloned()
+                }
+                _ => return Err(port_error("PutItem idempotency key", e)),
+            },
+        };
+        let existing: Option<KeyRow> = match existing {
+            Some(item) => Some(from_item(item)?),
+            None => get_item(&self.client, &self.table, &key, true, "GetItem idempotency key").await?,
+        };
+        let now = claim.now.unix_timestamp();
+        existing
+            .filter(|r| r.expires_at > now)
+            .map(|r| ClaimOutcome::Held(r.event_id))
+            .ok_or_else(|| PortError::transient("idempotency key expired during a conditional insert"))
     }
 }

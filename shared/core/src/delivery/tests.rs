@@ -1,0 +1,604 @@
+//! The delivery rules over in-memory ports: every decision without a network.
+
+use super::*;
+use crate::endpoint::{Circuit, CustomHeaders};
+use crate::envelope::{IngestLimits, parse_event};
+use crate::retry::RetryPolicy;
+use crate::signing::verify;
+use crate::ssrf::IpNet;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Mem {
+    endpoints: Mutex<HashMap<EndpointId, Endpoint>>,
+    records: Mutex<HashMap<DeliveryId, DeliveryRecord>>,
+    attempts: Mutex<Vec<AttemptRecord>>,
+    dead: Mutex<Vec<DeliveryTask>>,
+    ops: Mutex<Vec<FanoutTask>>,
+    answers: Mutex<VecDeque<Result<WebhookResponse, SendError>>>,
+    sent: Mutex<Vec<WebhookRequest>>,
+}
+
+type M = Arc<Mem>;
+
+impl Registry for M {
+    async fn tenant_for_key(&self, _: &crate::ApiKeyHash) -> Result<Option<TenantId>, PortError> {
+        Ok(None)
+    }
+    async fn endpoints(&self, _: &TenantId) -> Result<Vec<Endpoint>, PortError> {
+        Ok(self.endpoints.lock().unwrap().values().cloned().collect())
+    }
+    async fn endpoint(&self, _: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
+        Ok(self.endpoints.lock().unwrap().get(id).cloned())
+    }
+}
+
+impl EndpointHealth for M {
+    async fn record_failure(&self, _: &TenantId, id: &EndpointId, now_ms: i64) -> Result<Circuit, PortError> {
+        let mut eps = self.endpoints.lock().unwrap();
+        let c = &mut eps.get_mut(id).unwrap().circuit;
+        c.failures += 1;
+        c.failing_since_ms.get_or_insert(now_ms);
+        Ok(c.clone())
+    }
+    async fn open_circuit(
+        &self,
+        _: &TenantId,
+        id: &EndpointId,
+        threshold: u32,
+        _: i64,
+        until: i64,
+    ) -> Result<bool, PortError> {
+        let mut eps = self.endpoints.lock().unwrap();
+        let c = &mut eps.get_mut(id).unwrap().circuit;
+        if threshold == 0 || (c.failures >= threshold && c.open_until_ms.is_none()) {
+            c.open_until_ms = Some(until);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    async fn claim_probe(&self, _: &TenantId, id: &EndpointId, seen: i64, until: i64) -> Result<bool, PortError> {
+        let mut eps = self.endpoints.lock().unwrap();
+        let c = &mut eps.get_mut(id).unwrap().circuit;
+        if c.open_until_ms == Some(seen) {
+            c.open_until_ms = Some(until);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    async fn reset_circuit(&self, _: &TenantId, id: &EndpointId) -> Result<(), PortError> {
+        self.endpoints.lock().unwrap().get_mut(id).unwrap().circuit = Circuit::default();
+        Ok(())
+    }
+    async fn disable(&self, _: &TenantId, id: &EndpointId, reason: &str) -> Result<bool, PortError> {
+        let mut eps = self.endpoints.lock().unwrap();
+        let ep = eps.get_mut(id).unwrap();
+        let was = ep.enabled;
+        ep.enabled = false;
+        ep.disabled_reason = Some(reason.into());
+        Ok(was)
+    }
+}
+
+impl DeliveryLog for M {
+    async fn delivery(&self, _: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryRecord>, PortError> {
+        Ok(self.records.lock().unwrap().get(id).cloned())
+    }
+    async fn record_attempt(&self, d: &DeliveryRecord, a: &AttemptRecord) -> Result<(), PortError> {
+        self.records.lock().unwrap().insert(d.delivery_id.clone(), d.clone());
+        self.attempts.lock().unwrap().push(a.clone());
+        Ok(())
+    }
+    async fn record_delivery(&self, d: &DeliveryRecord) -> Result<(), PortError> {
+        self.records.lock().unwrap().insert(d.delivery_id.clone(), d.clone());
+        Ok(())
+    }
+}
+
+impl WebhookSender for M {
+    async fn send(&self, r: &WebhookRequest) -> Result<WebhookResponse, SendError> {
+        self.sent.lock().unwrap().push(r.clone());
+        self.answers.lock().unwrap().pop_front().unwrap_or(Ok(ok(200)))
+    }
+}
+
+impl TaskQueue<DeliveryTask> for M {
+    async fn send_all(&self, t: &[DeliveryTask]) -> Result<(), PortError> {
+        self.dead.lock().unwrap().extend_from_slice(t);
+        Ok(())
+    }
+}
+
+impl TaskQueue<FanoutTask> for M {
+    async fn send_all(&self, t: &[FanoutTask]) -> Result<(), PortError> {
+        self.ops.lock().unwrap().extend_from_slice(t);
+        Ok(())
+    }
+}
+
+fn ok(status: u16) -> WebhookResponse {
+    WebhookResponse {
+        status,
+        body: String::new(),
+        retry_after: None,
+    }
+}
+
+fn answer(status: u16, retry_after: Option<&str>) -> Result<WebhookResponse, SendError> {
+    Ok(WebhookResponse {
+        status,
+        body: format!("status {status}"),
+        retry_after: retry_after.map(str::to_string),
+    })
+}
+
+fn t0() -> OffsetDateTime {
+    crate::time_util::parse_rfc3339("2026-11-29T10:00:00Z").unwrap()
+}
+
+struct World {
+    mem: M,
+    d: Deliverer<M, M, M, M, M>,
+    task: DeliveryTask,
+    ep: EndpointId,
+}
+
+fn world(url: &str, policy: RetryPolicy) -> World {
+    let tenant = TenantId::parse("acme").unwrap();
+    let env = parse_event(
+        br#"{"id":"evt_1","type":"user.created","data":{"a":1}}"#,
+        tenant.clone(),
+        &Source::parse("api").unwrap(),
+        t0(),
+        IngestLimits::default(),
+    )
+    .unwrap();
+    let mut ep = Endpoint::new(tenant, EndpointUrl::parse(url).unwrap(), vec![], t0());
+    ep.retry_policy = policy;
+    let task = DeliveryTask::new(&env, &ep.id, env.webhook_body(), t0());
+    let mem = M::default();
+    let id = ep.id.clone();
+    mem.endpoints.lock().unwrap().insert(id.clone(), ep);
+    let config = DeliveryConfig {
+        ssrf: SsrfPolicy {
+            allow_http: true,
+            allow: vec![IpNet::parse("127.0.0.0/8").unwrap()],
+        },
+        circuit: CircuitConfig {
+            failure_threshold: 3,
+            open_for: Duration::from_secs(60),
+            disable_after: Duration::from_secs(3600),
+        },
+        ..DeliveryConfig::default()
+    };
+    let d = Deliverer {
+        registry: mem.clone(),
+        sender: mem.clone(),
+        log: mem.clone(),
+        dead_letters: mem.clone(),
+        ops: mem.clone(),
+        config,
+    };
+    World { mem, d, task, ep: id }
+}
+
+fn fixed(delay_secs: u64, max_attempts: u32) -> RetryPolicy {
+    serde_json::from_value(json!({"kind": "fixed", "delay_secs": delay_secs, "max_attempts": max_attempts})).unwrap()
+}
+
+impl World {
+    async fn run_at(&self, at: OffsetDateTime) -> DeliveryOutcome {
+        self.d.deliver(&self.task, || at, || 0.5).await.unwrap()
+    }
+    fn answers(&self, a: Vec<Result<WebhookResponse, SendError>>) {
+        self.mem.answers.lock().unwrap().extend(a);
+    }
+    fn record(&self) -> DeliveryRecord {
+        self.mem.records.lock().unwrap()[&self.task.delivery_id].clone()
+    }
+    fn endpoint(&self) -> Endpoint {
+        self.mem.endpoints.lock().unwrap()[&self.ep].clone()
+    }
+    fn sent(&self) -> usize {
+        self.mem.sent.lock().unwrap().len()
+    }
+    fn header(&self, n: usize, name: &str) -> Option<String> {
+        self.mem.sent.lock().unwrap()[n]
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+const URL: &str = "http://127.0.0.1:9/hook";
+
+#[tokio::test]
+async fn a_2xx_is_delivered_and_recorded() {
+    let w = world(URL, RetryPolicy::default());
+    w.answers(vec![answer(204, None)]);
+    assert_eq!(w.run_at(t0()).await, DeliveryOutcome::Delivered { status: 204 });
+    let r = w.record();
+    assert_eq!(
+        (r.state, r.attempts, r.round_attempts, r.last_status_code),
+        (DeliveryState::Succeeded, 1, 1, Some(204))
+    );
+    let a = w.mem.attempts.lock().unwrap()[0].clone();
+    assert!(a.succeeded && a.attempt == 1 && a.next_attempt_at.is_none() && a.trigger == Trigger::Scheduled);
+    // The same task again (SQS redelivery) does nothing.
+    assert_eq!(w.run_at(t0()).await, DeliveryOutcome::AlreadyDone);
+    assert_eq!(w.sent(), 1);
+}
+
+#[tokio::test]
+async fn requests_are_signed_with_a_stable_id_and_carry_custom_headers() {
+    let w = world(URL, RetryPolicy::default());
+    {
+        let mut eps = w.mem.endpoints.lock().unwrap();
+        let ep = eps.get_mut(&w.ep).unwrap();
+        ep.headers = CustomHeaders::parse([("x-team".to_string(), "billing".to_string())].into()).unwrap();
+    }
+    w.run_at(t0()).await;
+    assert_eq!(w.header(0, "webhook-id").as_deref(), Some("evt_1"));
+    assert_eq!(w.header(0, "x-team").as_deref(), Some("billing"));
+    assert_eq!(w.header(0, "content-type").as_deref(), Some("application/json"));
+    assert!(w.header(0, "user-agent").unwrap().starts_with("Switchyard/"));
+    let ep = w.endpoint();
+    let ts = t0().unix_timestamp();
+    let sig = w.header(0, "webhook-signature").unwrap();
+    assert_eq!(
+        verify(
+            [&ep.secret],
+            "evt_1",
+            &ts.to_string(),
+            &sig,
+            w.task.payload.as_bytes(),
+            ts,
+            300
+        ),
+        Ok(())
+    );
+}
+
+#[tokio::test]
+async fn during_rotation_both_secrets_sign() {
+    let w = world(URL, RetryPolicy::default());
+    let (old, new) = {
+        let mut eps = w.mem.endpoints.lock().unwrap();
+        let ep = eps.get_mut(&w.ep).unwrap();
+        let old = ep.secret.clone();
+        let new = ep.rotate_secret(t0(), time::Duration::hours(24)).clone();
+        (old, new)
+    };
+    w.run_at(t0()).await;
+    let sig = w.header(0, "webhook-signature").unwrap();
+    assert_eq!(sig.split(' ').count(), 2);
+    let ts = t0().unix_timestamp();
+    for s in [&old, &new] {
+        assert_eq!(
+            verify([s], "evt_1", &ts.to_string(), &sig, w.task.payload.as_bytes(), ts, 300),
+            Ok(())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failure_is_retried_on_the_policys_schedule() {
+    let w = world(URL, RetryPolicy::default());
+    w.answers(vec![answer(500, None)]);
+    // unit_random = 0.5 means no jitter: the default schedule starts at 5 s.
+    assert_eq!(
+        w.run_at(t0()).await,
+        DeliveryOutcome::Retry {
+            delay: Duration::from_secs(5)
+        }
+    );
+    let r = w.record();
+    assert_eq!(
+        (r.state, r.attempts, r.last_status_code),
+        (DeliveryState::Retrying, 1, Some(500))
+    );
+    assert_eq!(r.next_attempt_at, Some(t0() + time::Duration::seconds(5)));
+    let a = w.mem.attempts.lock().unwrap()[0].clone();
+    assert_eq!(
+        (a.error_kind.as_deref(), a.response_body.as_deref()),
+        (Some("http_status"), Some("status 500"))
+    );
+    assert_eq!(a.next_attempt_at, r.next_attempt_at);
+
+    // Back early: put back to sleep, not attempted.
+    assert_eq!(
+        w.run_at(t0() + time::Duration::seconds(1)).await,
+        DeliveryOutcome::Wait {
+            delay: Duration::from_secs(4)
+        }
+    );
+    assert_eq!(w.sent(), 1);
+
+    // On time: attempt 2; its failure schedules the second delay (5 min).
+    w.answers(vec![Err(SendError::Timeout)]);
+    let out = w.run_at(t0() + time::Duration::seconds(5)).await;
+    assert_eq!(
+        out,
+        DeliveryOutcome::Retry {
+            delay: Duration::from_secs(300)
+        }
+    );
+    assert_eq!(w.record().attempts, 2);
+    assert_eq!(w.mem.attempts.lock().unwrap()[1].error_kind.as_deref(), Some("timeout"));
+}
+
+#[tokio::test]
+async fn jitter_moves_delays_by_up_to_twenty_percent() {
+    for (unit, expected) in [(0.0, 4.0), (0.5, 5.0), (0.999_999, 6.0)] {
+        let w = world(URL, RetryPolicy::default());
+        w.answers(vec![answer(500, None)]);
+        let DeliveryOutcome::Retry { delay } = w.d.deliver(&w.task, t0, || unit).await.unwrap() else {
+            panic!()
+        };
+        assert!((delay.as_secs_f64() - expected).abs() < 0.01, "{unit}: {delay:?}");
+    }
+}
+
+#[tokio::test]
+async fn status_codes_are_judged_as_designed() {
+    // (status, Retry-After) -> delay before the next attempt (fixed policy: 10 s).
+    let cases: &[(u16, Option<&str>, Option<u64>)] = &[
+        (301, None, Some(10)),
+        (302, Some("600"), Some(10)), // Retry-After only counts for 429/502/503/504
+        (400, None, Some(10)),
+        (404, Some("600"), Some(10)),
+        (429, Some("120"), Some(120)),
+        (429, Some("1"), Some(10)), // never sooner than our own schedule
+        (503, Some("120"), Some(120)),
+        (502, None, Some(10)),
+        (504, Some("99999999"), Some(crate::retry::MAX_RETRY_AFTER.as_secs())),
+        (500, Some("120"), Some(10)),
+    ];
+    for &(status, retry_after, delay) in cases {
+        let w = world(URL, fixed(10, 5));
+        w.answers(vec![answer(status, retry_after)]);
+        let out = w.run_at(t0()).await;
+        assert_eq!(
+            out,
+            DeliveryOutcome::Retry {
+                delay: Duration::from_secs(delay.unwrap())
+            },
+            "{status} {retry_after:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exhaustion_fails_the_delivery_into_the_dlq_and_tells_the_tenant() {
+    let w = world(URL, fixed(10, 2));
+    w.answers(vec![answer(500, None), answer(503, None)]);
+    assert!(matches!(w.run_at(t0()).await, DeliveryOutcome::Retry { .. }));
+    let out = w.run_at(t0() + time::Duration::seconds(10)).await;
+    assert_eq!(out, DeliveryOutcome::Failed { reason: "exhausted" });
+    let r = w.record();
+    assert_eq!(
+        (r.state, r.attempts, r.reason.as_deref()),
+        (DeliveryState::Failed, 2, Some("exhausted"))
+    );
+    let dead = w.mem.dead.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].delivery_id, w.task.delivery_id);
+    assert_eq!(dead[0].dlq_reason.as_deref(), Some("exhausted"));
+    let ops = w.mem.ops.lock().unwrap().clone();
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].envelope.event_type.as_str(), "delivery.exhausted");
+    assert_eq!(ops[0].envelope.tenant_id.as_str(), "acme");
+    assert_eq!(ops[0].envelope.data["delivery_id"], json!(w.task.delivery_id));
+    assert_eq!(ops[0].envelope.data["attempts"], 2);
+    assert_eq!(
+        ops[0].skip_endpoint.as_ref(),
+        Some(&w.ep),
+        "never told to the failing endpoint itself"
+    );
+    // Once failed, a repeat of the message changes nothing.
+    assert_eq!(
+        w.run_at(t0() + time::Duration::seconds(60)).await,
+        DeliveryOutcome::AlreadyDone
+    );
+    assert_eq!(w.sent(), 2);
+}
+
+#[tokio::test]
+async fn a_redrive_from_the_dlq_starts_a_new_round() {
+    let w = world(URL, fixed(10, 1));
+    w.answers(vec![answer(500, None)]);
+    assert_eq!(w.run_at(t0()).await, DeliveryOutcome::Failed { reason: "exhausted" });
+    let redriven = w.mem.dead.lock().unwrap()[0].clone();
+    w.answers(vec![answer(200, None)]);
+    let out =
+        w.d.deliver(&redriven, || t0() + time::Duration::hours(1), || 0.5)
+            .await
+            .unwrap();
+    assert_eq!(out, DeliveryOutcome::Delivered { status: 200 });
+    let r = w.record();
+    assert_eq!(
+        (r.state, r.attempts, r.round_attempts),
+        (DeliveryState::Succeeded, 2, 1)
+    );
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_ends_the_delivery() {
+    let w = world(URL, RetryPolicy::default());
+    w.answers(vec![answer(410, None)]);
+    assert_eq!(
+        w.run_at(t0()).await,
+        DeliveryOutcome::Failed {
+            reason: "endpoint_gone"
+        }
+    );
+    let ep = w.endpoint();
+    assert!(!ep.enabled);
+    assert!(ep.disabled_reason.unwrap().contains("410"));
+    let ops = w.mem.ops.lock().unwrap().clone();
+    assert_eq!(
+        ops.iter().map(|o| o.envelope.event_type.as_str()).collect::<Vec<_>>(),
+        ["endpoint.disabled"]
+    );
+    assert_eq!(
+        w.mem.dead.lock().unwrap()[0].dlq_reason.as_deref(),
+        Some("endpoint_gone")
+    );
+}
+
+#[tokio::test]
+async fn deleted_or_disabled_endpoints_are_skipped_without_sending() {
+    let w = world(URL, RetryPolicy::default());
+    w.mem.endpoints.lock().unwrap().get_mut(&w.ep).unwrap().enabled = false;
+    assert_eq!(
+        w.run_at(t0()).await,
+        DeliveryOutcome::Skipped {
+            reason: "endpoint_disabled"
+        }
+    );
+    let w = world(URL, RetryPolicy::default());
+    w.mem.endpoints.lock().unwrap().clear();
+    assert_eq!(
+        w.run_at(t0()).await,
+        DeliveryOutcome::Skipped {
+            reason: "endpoint_deleted"
+        }
+    );
+    assert_eq!(w.record().state, DeliveryState::Skipped);
+    assert_eq!(w.sent(), 0);
+}
+
+#[tokio::test]
+async fn a_refused_url_is_never_called() {
+    for url in [
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "https://[::1]/x",
+    ] {
+        let w = world(url, RetryPolicy::default());
+        assert_eq!(
+            w.run_at(t0()).await,
+            DeliveryOutcome::Failed { reason: "url_refused" },
+            "{url}"
+        );
+        assert_eq!(w.sent(), 0);
+        let a = w.mem.attempts.lock().unwrap()[0].clone();
+        assert_eq!(a.error_kind.as_deref(), Some("url_refused"));
+    }
+}
+
+#[tokio::test]
+async fn the_circuit_opens_defers_probes_and_closes() {
+    let w = world(URL, fixed(1, 50));
+    let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    // Three consecutive failures (the threshold) open the circuit for 60 s.
+    w.answers(vec![answer(500, None), answer(500, None), answer(500, None)]);
+    let mut t = t0();
+    for _ in 0..3 {
+        assert!(matches!(w.run_at(t).await, DeliveryOutcome::Retry { .. }));
+        t += time::Duration::seconds(1);
+    }
+    let c = w.endpoint().circuit;
+    assert_eq!(c.failures, 3);
+    assert_eq!(c.open_until_ms, Some(ms(t0() + time::Duration::seconds(62))));
+
+    // While open: deferred until it may close, without calling the endpoint.
+    let out = w.run_at(t).await;
+    assert_eq!(
+        out,
+        DeliveryOutcome::Retry {
+            delay: Duration::from_secs(59)
+        }
+    );
+    assert_eq!(w.sent(), 3);
+    assert_eq!(
+        w.mem.attempts.lock().unwrap().last().unwrap().error_kind.as_deref(),
+        Some("circuit_open")
+    );
+
+    // After the open period, this delivery claims the probe; success closes it.
+    t = t0() + time::Duration::seconds(62);
+    w.answers(vec![answer(200, None)]);
+    assert_eq!(w.run_at(t).await, DeliveryOutcome::Delivered { status: 200 });
+    assert_eq!(w.sent(), 4);
+    assert_eq!(w.endpoint().circuit, Circuit::default());
+}
+
+#[tokio::test]
+async fn a_failed_probe_opens_the_circuit_again() {
+    let w = world(URL, fixed(1, 50));
+    let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    w.mem.endpoints.lock().unwrap().get_mut(&w.ep).unwrap().circuit = Circuit {
+        failures: 7,
+        failing_since_ms: Some(ms(t0())),
+        open_until_ms: Some(ms(t0())),
+    };
+    w.answers(vec![answer(500, None)]);
+    let t = t0() + time::Duration::seconds(5);
+    assert!(matches!(w.run_at(t).await, DeliveryOutcome::Retry { .. }));
+    assert_eq!(w.sent(), 1, "the probe called the endpoint");
+    assert_eq!(
+        w.endpoint().circuit.open_until_ms,
+        Some(ms(t + time::Duration::seconds(60)))
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_too_long_is_disabled() {
+    let w = world(URL, fixed(1, 50));
+    let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    w.mem.endpoints.lock().unwrap().get_mut(&w.ep).unwrap().circuit = Circuit {
+        failures: 1,
+        failing_since_ms: Some(ms(t0())),
+        open_until_ms: None,
+    };
+    w.answers(vec![answer(500, None)]);
+    assert!(matches!(
+        w.run_at(t0() + time::Duration::hours(2)).await,
+        DeliveryOutcome::Retry { .. }
+    ));
+    let ep = w.endpoint();
+    assert!(
+        !ep.enabled,
+        "disabled after an hour of failures (the configured period)"
+    );
+    let ops = w.mem.ops.lock().unwrap().clone();
+    assert_eq!(ops[0].envelope.event_type.as_str(), "endpoint.disabled");
+    assert_eq!(ops[0].envelope.data["endpoint_id"], json!(w.ep));
+    // The next task for it is skipped.
+    assert!(matches!(
+        w.run_at(t0() + time::Duration::hours(3)).await,
+        DeliveryOutcome::Skipped { .. } | DeliveryOutcome::AlreadyDone
+    ));
+}
+
+#[tokio::test]
+async fn a_time_scale_shrinks_every_delay() {
+    let w = world(URL, RetryPolicy::default());
+    let mut w = w;
+    w.d.config.time_scale = TimeScale::parse("0.001").unwrap();
+    w.answers(vec![answer(500, None)]);
+    assert_eq!(
+        w.run_at(t0()).await,
+        DeliveryOutcome::Retry {
+            delay: Duration::from_millis(5)
+        }
+    );
+}
+
+#[test]
+fn bodies_are_truncated_on_character_boundaries() {
+    assert_eq!(truncate_body(b"hello", 10), "hello");
+    assert_eq!(truncate_body(b"hello", 3), "hel");
+    assert_eq!(truncate_body("héllo".as_bytes(), 2), "h");
+    assert_eq!(truncate_body(&[0xff, 0x41], 10), "\u{fffd}A");
+    assert_eq!(truncate_body(&[b'x'; 5000], MAX_RECORDED_BODY).len(), MAX_RECORDED_BODY);
+}
+
+#[test]
+fn only_2xx_is_success() {
+    assert!(is_success(200) && is_success(204) && is_success(299));
+    assert!(!is_success(301) && !is_success(304) && !is_success(199) && !is_success(410) && !is_success(500));
+}

@@ -1,12 +1,25 @@
-//! The ingest handler: an API Gateway HTTP API (payload 2.0) request in, a
-//! JSON response out. It authenticates the caller's API key, hands the body
-//! to `switchyard_core::ingest`, and maps the outcome to a status:
+//! The ingest handler: three doors, one envelope.
+//!
+//! [`Ingest::dispatch`] takes whatever Lambda passed and recognises its shape:
+//!
+//! | door | recognised by | answer |
+//! |---|---|---|
+//! | API Gateway HTTP API (payload 2.0) | `requestContext` and `version: "2.0"` (or a `routeKey`) | the HTTP response below |
+//! | SQS ingest queue | `Records[]`, every one with `eventSource: "aws:sqs"` | a partial batch response |
+//! | EventBridge rule (AWS service events) | `detail-type`, `source` and `detail` | `{"id", "duplicate"}`, or an error |
+//!
+//! Anything else is an error. Every door ends in `switchyard_core::ingest`
+//! (dedupe, store, hand over to the bus and the fan-out queue).
+//!
+//! The HTTP door authenticates the caller's API key and maps the outcome to a
+//! status:
 //!
 //! | outcome | status |
 //! |---|---|
 //! | accepted | 202 `{"id": …}` |
-//! | repeat of an event id | 200 `{"id": …, "duplicate": true}` |
+//! | repeat of an event id or `Idempotency-Key` | 200 `{"id": …, "duplicate": true}` |
 //! | malformed JSON / unknown field | 400 `invalid_json` |
+//! | bad `Idempotency-Key` header | 400 `invalid_header` |
 //! | no or unknown API key | 401 `unauthorized` |
 //! | not POST | 405 `method_not_allowed` |
 //! | body over the limit | 413 `payload_too_large` |
@@ -15,33 +28,66 @@
 //! | AWS throttled or unavailable | 503 `unavailable` (safe to retry) |
 //!
 //! Every error body is `{"code": …, "message": …, "details"?: …}`.
+//!
+//! The SQS door reads each message body as an HTTP body, for the tenant named
+//! by the message attribute `tenant_id` (trusted: only IAM principals allowed
+//! to send to the queue can), optionally deduplicated by an
+//! `idempotency_key` attribute. An invalid message or a failure is a batch
+//! item failure; the queue's redrive policy moves a message that keeps
+//! failing to its DLQ.
+//!
+//! The EventBridge door maps the event with `switchyard_core::doors` and its
+//! tenant rules; an event it cannot accept (no tenant rule matches, invalid,
+//! or AWS unavailable) is an invocation error, which Lambda retries and then
+//! sends to the function's on-failure destination.
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
+use std::collections::HashMap;
+use switchyard_aws::config::{ConfigError, env_in_range, env_opt, env_var, idempotency_window, retention_days};
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
+use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
-use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
-use switchyard_core::envelope::IngestLimits;
-use switchyard_core::ingest::{AuthError, IngestConfig, IngestError, authenticate, ingest};
-use switchyard_core::ports::{EventStore, Registry, TaskQueue};
-use switchyard_core::{FanoutTask, PortError};
+use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, process_sqs_batch};
+use switchyard_core::doors::{ServiceEventError, TenantRules, parse_service_event};
+use switchyard_core::envelope::{EnvelopeError, IngestLimits, Source};
+use switchyard_core::ingest::{
+    AuthError, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, accept, authenticate, ingest,
+};
+use switchyard_core::ports::{EventBus, EventStore, Registry, TaskQueue};
+use switchyard_core::{FanoutTask, PortError, TenantId};
+
+/// The HTTP header a producer names its idempotency key with.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The SQS message attribute naming the tenant of an ingest message.
+pub const TENANT_ATTRIBUTE: &str = "tenant_id";
+/// The SQS message attribute carrying an idempotency key (optional).
+pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "idempotency_key";
+/// The source of SQS ingest messages that name none.
+pub const SQS_DEFAULT_SOURCE: &str = "sqs";
 
 /// The ingest function's state, built once per process.
-pub struct Ingest<R, S, Q> {
+pub struct Ingest<R, S, Q, B> {
     pub registry: R,
     pub store: S,
     pub queue: Q,
+    /// The application's bus; events with `routing.internal` are published
+    /// to it when it is set.
+    pub bus: Option<B>,
     pub config: IngestConfig,
+    /// How AWS service events (the EventBridge door) find their tenant.
+    pub tenant_rules: TenantRules,
 }
 
-/// Ingest over DynamoDB and SQS.
-pub type AwsIngest = Ingest<DynamoRegistry, DynamoEventStore, SqsQueue<FanoutTask>>;
+/// Ingest over DynamoDB, SQS and EventBridge.
+pub type AwsIngest = Ingest<DynamoRegistry, DynamoEventStore, SqsQueue<FanoutTask>, EventBridgeBus>;
 
-/// Where ingest's resources are and its limits; from the environment in Lambda.
+/// Where ingest's resources are and how it behaves; from the environment in
+/// Lambda.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub registry_table: String,
@@ -49,13 +95,30 @@ pub struct Settings {
     pub fanout_queue_url: String,
     pub max_body_bytes: usize,
     pub retention_days: u16,
+    /// How long an `Idempotency-Key` or event id deduplicates (and how long
+    /// records of events with `routing.audit = false` are kept).
+    pub idempotency_window: std::time::Duration,
+    /// The application's EventBridge bus (the internal track), if any.
+    pub event_bus_name: Option<String>,
+    pub tenant_rules: TenantRules,
 }
 
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `FANOUT_QUEUE_URL`, and
-    /// optionally `MAX_BODY_BYTES` (default 65536, at most 204800) and
-    /// `EVENT_RETENTION_DAYS` (default 30).
+    /// optionally `MAX_BODY_BYTES` (default 65536, at most 204800),
+    /// `EVENT_RETENTION_DAYS` (default 30), `IDEMPOTENCY_WINDOW_HOURS`
+    /// (default 24, at most 720), `EVENT_BUS_NAME` (default: none),
+    /// `EVENTBRIDGE_TENANT_RULES` (a JSON array of rules, default none) and
+    /// `EVENTBRIDGE_DEFAULT_TENANT` (default: none).
     pub fn from_env() -> Result<Self, ConfigError> {
+        let tenant_rules = TenantRules::parse(
+            env_opt("EVENTBRIDGE_TENANT_RULES").as_deref(),
+            env_opt("EVENTBRIDGE_DEFAULT_TENANT").as_deref(),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: "EVENTBRIDGE_TENANT_RULES / EVENTBRIDGE_DEFAULT_TENANT",
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,
@@ -66,6 +129,9 @@ impl Settings {
                 1..=IngestLimits::HARD_MAX_BODY_BYTES,
             )?,
             retention_days: retention_days()?,
+            idempotency_window: idempotency_window()?,
+            event_bus_name: env_opt("EVENT_BUS_NAME"),
+            tenant_rules,
         })
     }
 }
@@ -73,17 +139,24 @@ impl Settings {
 impl AwsIngest {
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let bus = settings
+            .event_bus_name
+            .as_ref()
+            .map(|name| EventBridgeBus::new(aws_sdk_eventbridge::Client::new(sdk), name));
         Self {
             registry: DynamoRegistry::new(dynamodb.clone(), &settings.registry_table),
             store: DynamoEventStore::new(dynamodb, &settings.deliveries_table),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &settings.fanout_queue_url),
+            bus,
             config: IngestConfig {
                 limits: IngestLimits {
                     max_body_bytes: settings.max_body_bytes,
                 },
                 retention: time::Duration::days(i64::from(settings.retention_days)),
+                dedupe_window: time::Duration::try_from(settings.idempotency_window).unwrap_or(time::Duration::MAX),
                 ..IngestConfig::default()
             },
+            tenant_rules: settings.tenant_rules.clone(),
         }
     }
 }
@@ -132,6 +205,20 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok())
 }
 
+/// The `Idempotency-Key` header: absent, one valid key, or an error (sent
+/// twice, not ASCII, empty or too long).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ()> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    let text = value.to_str().map_err(|_| ())?;
+    IdempotencyKey::parse(text).map(Some).map_err(|_| ())
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         return true;
@@ -141,7 +228,154 @@ fn is_json(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>> Ingest<R, S, Q> {
+/// What an invalid event is, for logs: its code and field, never the payload
+/// (a JSON parser's message can quote it).
+fn describe_invalid(e: &EnvelopeError) -> String {
+    match e {
+        EnvelopeError::Malformed(_) => "the body is not a valid event (invalid_json)".to_string(),
+        other => format!("{other} ({})", other.code()),
+    }
+}
+
+/// Describes an ingest failure without the payload.
+fn describe(e: &IngestError) -> String {
+    match e {
+        IngestError::Invalid(e) => describe_invalid(e),
+        other => other.to_string(),
+    }
+}
+
+/// Which door an invocation came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    HttpApi,
+    Sqs,
+    EventBridge,
+}
+
+impl Door {
+    /// Recognises the shape of a Lambda event.
+    pub fn of(event: &Value) -> Option<Self> {
+        let obj = event.as_object()?;
+        let version = obj.get("version").and_then(Value::as_str);
+        if obj.get("requestContext").is_some_and(Value::is_object)
+            && (version == Some("2.0") || (version.is_none() && obj.get("routeKey").is_some_and(Value::is_string)))
+        {
+            return Some(Self::HttpApi);
+        }
+        if let Some(records) = obj.get("Records").and_then(Value::as_array) {
+            let all_sqs = records
+                .iter()
+                .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"));
+            return (!records.is_empty() && all_sqs).then_some(Self::Sqs);
+        }
+        if obj.contains_key("detail-type") && obj.contains_key("source") && obj.contains_key("detail") {
+            return Some(Self::EventBridge);
+        }
+        None
+    }
+}
+
+/// Why an invocation failed (the HTTP door never fails: it answers).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    #[error(
+        "unrecognised event: not an HTTP API (payload 2.0) request, an SQS batch or an EventBridge event; nothing was ingested"
+    )]
+    Unrecognised,
+    #[error("the {door:?} event does not have the expected shape: {reason}")]
+    Malformed { door: Door, reason: String },
+    #[error("AWS service event {id} refused: {reason}")]
+    Refused {
+        id: String,
+        reason: String,
+        no_tenant: bool,
+    },
+    #[error("AWS service event {id} could not be ingested: {error}")]
+    Ingest { id: String, error: IngestError },
+    #[error("encoding the response failed: {0}")]
+    Encode(String),
+}
+
+impl DispatchError {
+    /// A stable name for the failure (Lambda's `errorType`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unrecognised => "UnrecognisedEvent",
+            Self::Malformed { .. } => "MalformedEvent",
+            Self::Refused { no_tenant: true, .. } => "NoTenantForEvent",
+            Self::Refused { .. } => "InvalidEvent",
+            Self::Ingest { .. } => "IngestFailed",
+            Self::Encode(_) => "EncodeFailed",
+        }
+    }
+
+    /// Whether trying the same event again may succeed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Ingest { error, .. } => error.retryable(),
+            _ => false,
+        }
+    }
+}
+
+fn shape_error(door: Door) -> impl FnOnce(serde_json::Error) -> DispatchError {
+    // The position and category only: serde's message can quote the input.
+    move |e| DispatchError::Malformed {
+        door,
+        reason: format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
+    }
+}
+
+fn message_attribute(m: &SqsMessage, name: &str) -> Option<String> {
+    let a = m.message_attributes.get(name)?;
+    let is_string = a.data_type.as_deref().is_none_or(|t| t.starts_with("String"));
+    is_string.then(|| a.string_value.clone()).flatten()
+}
+
+/// One SQS ingest message as the record handler needs it.
+struct IngestMessage {
+    body: String,
+    tenant: Option<String>,
+    key: Option<String>,
+}
+
+impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R, S, Q, B> {
+    fn ports(&self) -> Ports<'_, S, Q, B> {
+        Ports {
+            store: &self.store,
+            fanout: &self.queue,
+            bus: self.bus.as_ref(),
+        }
+    }
+
+    /// Handles any invocation: recognises the door by the event's shape.
+    ///
+    /// Each door's future is boxed: nested in the runtime's own, their types
+    /// would otherwise exceed the compiler's layout depth limit.
+    pub async fn dispatch(&self, event: Value) -> Result<Value, DispatchError> {
+        match Door::of(&event) {
+            Some(Door::HttpApi) => {
+                let req: ApiGatewayV2httpRequest = serde_json::from_value(event).map_err(shape_error(Door::HttpApi))?;
+                let resp = Box::pin(self.handle(req)).await;
+                serde_json::to_value(resp).map_err(|e| DispatchError::Encode(e.to_string()))
+            }
+            Some(Door::Sqs) => {
+                let batch: SqsEvent = serde_json::from_value(event).map_err(shape_error(Door::Sqs))?;
+                let resp = Box::pin(self.handle_sqs(batch)).await;
+                serde_json::to_value(resp).map_err(|e| DispatchError::Encode(e.to_string()))
+            }
+            Some(Door::EventBridge) => {
+                let done = Box::pin(self.handle_eventbridge(&event)).await?;
+                Ok(json!({ "id": done.id.as_str(), "duplicate": done.duplicate }))
+            }
+            None => {
+                tracing::error!("unrecognised event shape; nothing was ingested");
+                Err(DispatchError::Unrecognised)
+            }
+        }
+    }
+
     /// Handles one `POST /v1/events`.
     pub async fn handle(&self, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         let request_id = req.request_context.request_id.clone().unwrap_or_default();
@@ -167,6 +401,14 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>> Ingest<R, S, Q> {
                 None,
             );
         }
+        let Ok(key) = idempotency_key(&req.headers) else {
+            return error(
+                400,
+                "invalid_header",
+                "the Idempotency-Key header must be sent once, as 1 to 255 visible ASCII characters",
+                Some(json!({ "header": IDEMPOTENCY_KEY_HEADER })),
+            );
+        };
         let raw = req.body.unwrap_or_default();
         let body = if req.is_base64_encoded {
             match base64::engine::general_purpose::STANDARD.decode(raw.as_bytes()) {
@@ -177,7 +419,7 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>> Ingest<R, S, Q> {
             raw.into_bytes()
         };
         let now = switchyard_core::time_util::now_utc();
-        match ingest(&self.store, &self.queue, tenant.clone(), &body, &self.config, now).await {
+        match ingest(self.ports(), tenant.clone(), &body, key.as_ref(), &self.config, now).await {
             Ok(done) if done.duplicate => {
                 tracing::info!(tenant_id = %tenant, event_id = %done.id, "duplicate event");
                 respond(200, &json!({ "id": done.id.as_str(), "duplicate": true }))
@@ -190,10 +432,162 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>> Ingest<R, S, Q> {
                 let details = e.field().map(|f| json!({ "field": f }));
                 error(e.http_status(), e.code(), &e.to_string(), details)
             }
-            Err(IngestError::Store(e) | IngestError::Queue(e)) => {
+            Err(IngestError::Store(e) | IngestError::Queue(e) | IngestError::Publish(e)) => {
                 tracing::error!(tenant_id = %tenant, error = %e, "ingest failed");
                 unavailable(&e)
             }
         }
+    }
+
+    /// Handles a batch from the SQS ingest queue: each message body is an
+    /// event as the HTTP API takes it, for the tenant its `tenant_id`
+    /// attribute names.
+    pub async fn handle_sqs(&self, event: SqsEvent) -> SqsBatchResponse {
+        let messages: HashMap<String, IngestMessage> = event
+            .records
+            .iter()
+            .filter_map(|m| {
+                let msg = IngestMessage {
+                    body: m.body.clone().unwrap_or_default(),
+                    tenant: message_attribute(m, TENANT_ATTRIBUTE),
+                    key: message_attribute(m, IDEMPOTENCY_KEY_ATTRIBUTE),
+                };
+                Some((m.message_id.clone()?, msg))
+            })
+            .collect();
+        let messages = &messages;
+        let config = IngestConfig {
+            default_source: Source::parse(SQS_DEFAULT_SOURCE)
+                .unwrap_or_else(|_| unreachable!("`sqs` is a valid source")),
+            ..self.config.clone()
+        };
+        let config = &config;
+        // The body is parsed once as any JSON here (not JSON: a batch item
+        // failure), then as an event below.
+        process_sqs_batch(event, |_: serde::de::IgnoredAny, record| async move {
+            let id = &record.message_id;
+            let msg = messages
+                .get(id)
+                .ok_or_else(|| RecordFailure::new("the message vanished from its batch"))?;
+            let tenant = msg
+                .tenant
+                .as_deref()
+                .ok_or_else(|| RecordFailure::new(format_args!("no `{TENANT_ATTRIBUTE}` String message attribute")))?;
+            let tenant = TenantId::parse(tenant)
+                .map_err(|e| RecordFailure::new(format_args!("the `{TENANT_ATTRIBUTE}` attribute: {e}")))?;
+            let key = msg
+                .key
+                .as_deref()
+                .map(IdempotencyKey::parse)
+                .transpose()
+                .map_err(|e| RecordFailure::new(format_args!("the `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute: {e}")))?;
+            let now = switchyard_core::time_util::now_utc();
+            match ingest(self.ports(), tenant.clone(), msg.body.as_bytes(), key.as_ref(), config, now).await {
+                Ok(done) => {
+                    tracing::info!(tenant_id = %tenant, event_id = %done.id, message_id = %id, duplicate = done.duplicate, "event accepted from the ingest queue");
+                    Ok(())
+                }
+                Err(e) => Err(RecordFailure::new(format_args!(
+                    "tenant {tenant}: {} (retryable: {})",
+                    describe(&e),
+                    e.retryable()
+                ))),
+            }
+        })
+        .await
+    }
+
+    /// Handles one AWS service event delivered by the EventBridge rule.
+    pub async fn handle_eventbridge(&self, event: &Value) -> Result<Ingested, DispatchError> {
+        let id = event.get("id").and_then(Value::as_str).unwrap_or("<no id>").to_string();
+        let body = serde_json::to_vec(event).map_err(|e| DispatchError::Encode(e.to_string()))?;
+        let now = switchyard_core::time_util::now_utc();
+        let envelope = match parse_service_event(&body, &self.tenant_rules, self.config.limits, now) {
+            Ok(e) => e,
+            Err(e) => {
+                let (reason, no_tenant) = match &e {
+                    ServiceEventError::Invalid(e) => (describe_invalid(e), false),
+                    other @ ServiceEventError::NoTenant { .. } => (other.to_string(), true),
+                };
+                tracing::error!(eventbridge_id = %id, reason = %reason, "AWS service event refused; it goes to the failure destination after Lambda's retries");
+                return Err(DispatchError::Refused { id, reason, no_tenant });
+            }
+        };
+        let tenant = envelope.tenant_id.clone();
+        match accept(self.ports(), envelope, None, &self.config, now).await {
+            Ok(done) => {
+                tracing::info!(tenant_id = %tenant, event_id = %done.id, duplicate = done.duplicate, "AWS service event accepted");
+                Ok(done)
+            }
+            Err(error) => {
+                tracing::error!(tenant_id = %tenant, eventbridge_id = %id, error = %describe(&error), retryable = error.retryable(), "AWS service event not ingested");
+                Err(DispatchError::Ingest { id, error })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doors_are_recognised_by_shape() {
+        let http =
+            json!({"version": "2.0", "routeKey": "POST /v1/events", "requestContext": {"http": {"method": "POST"}}});
+        assert_eq!(Door::of(&http), Some(Door::HttpApi));
+        let http_no_version = json!({"routeKey": "POST /v1/events", "requestContext": {}});
+        assert_eq!(Door::of(&http_no_version), Some(Door::HttpApi));
+        let sqs = json!({"Records": [{"eventSource": "aws:sqs", "body": "{}"}, {"eventSource": "aws:sqs"}]});
+        assert_eq!(Door::of(&sqs), Some(Door::Sqs));
+        let eb = json!({"id": "1", "source": "aws.s3", "detail-type": "Object Created", "detail": {}});
+        assert_eq!(Door::of(&eb), Some(Door::EventBridge));
+        for other in [
+            json!({"version": "1.0", "routeKey": "x", "requestContext": {}}),
+            json!({"Records": [{"eventSource": "aws:sqs"}, {"eventSource": "aws:sns"}]}),
+            json!({"Records": []}),
+            json!({"Records": [{"eventSource": "aws:s3"}]}),
+            json!({"source": "aws.s3", "detail-type": "Object Created"}),
+            json!({}),
+            json!([]),
+            json!("hello"),
+            json!(null),
+        ] {
+            assert_eq!(Door::of(&other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_idempotency_key_header_is_read_strictly() {
+        let mut h = HeaderMap::new();
+        assert_eq!(idempotency_key(&h), Ok(None));
+        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("order-42"));
+        assert_eq!(
+            idempotency_key(&h),
+            Ok(Some(IdempotencyKey::parse("order-42").unwrap()))
+        );
+        h.append(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("order-43"));
+        assert_eq!(idempotency_key(&h), Err(()), "sent twice");
+        let mut h = HeaderMap::new();
+        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static(""));
+        assert_eq!(idempotency_key(&h), Err(()));
+        let mut h = HeaderMap::new();
+        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_bytes(b"\xffkey").unwrap());
+        assert_eq!(idempotency_key(&h), Err(()));
+    }
+
+    #[test]
+    fn logged_reasons_never_quote_the_payload() {
+        let e = switchyard_core::envelope::parse_event(
+            br#"{"type":"a.b","data":{},"routing":{"internal":"hunter2"}}"#,
+            TenantId::parse("t").unwrap(),
+            &Source::parse("api").unwrap(),
+            switchyard_core::time_util::now_utc(),
+            IngestLimits::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("hunter2"), "serde quotes the input: {e}");
+        assert!(!describe_invalid(&e).contains("hunter2"));
+        assert!(!describe(&IngestError::Invalid(e)).contains("hunter2"));
     }
 }

@@ -1,7 +1,8 @@
-//! The ingest Lambda: wiring only. See `lib.rs` for the handler.
+//! The ingest Lambda: wiring only. See `lib.rs` for the handler, which
+//! recognises the door (HTTP API, SQS ingest queue, EventBridge) by the
+//! event's shape.
 
-use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -10,8 +11,11 @@ async fn main() -> Result<(), Error> {
     let settings = switchyard_ingest::Settings::from_env()?;
     let app = switchyard_ingest::AwsIngest::new(&sdk, &settings);
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-        Ok::<_, Error>(app.handle(event.payload).await)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        app.dispatch(event.payload).await.map_err(|e| Diagnostic {
+            error_type: e.kind().to_string(),
+            error_message: e.to_string(),
+        })
     }))
     .await
 }

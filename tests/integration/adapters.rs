@@ -56,9 +56,7 @@ async fn sqs_queue_sends_every_task_in_batches_of_ten() {
     let stack = Stack::new("sqsq").await;
     let tenant = TenantId::parse("t1").unwrap();
     let tasks: Vec<FanoutTask> = (0..23)
-        .map(|i| FanoutTask {
-            envelope: envelope(&tenant, &format!("evt_{i}"), "a.b"),
-        })
+        .map(|i| FanoutTask::new(envelope(&tenant, &format!("evt_{i}"), "a.b")))
         .collect();
     let queue = SqsQueue::<FanoutTask>::new(stack.sqs.clone(), &stack.res.fanout_queue_url);
     queue.send_all(&tasks).await.unwrap();

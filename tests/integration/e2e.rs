@@ -100,11 +100,7 @@ async fn a_failed_attempt_is_recorded_and_the_task_comes_back() {
     let rx = Receiver::start(move |_| {
         let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if n == 0 {
-            Reply {
-                status: 503,
-                body: "busy".into(),
-                delay: Duration::ZERO,
-            }
+            Reply::status(503).body("busy")
         } else {
             Reply::status(204)
         }
@@ -112,7 +108,10 @@ async fn a_failed_attempt_is_recorded_and_the_task_comes_back() {
     .await
     .unwrap();
     let (acme, key) = stack.tenant("acme").await;
-    let ep = stack.endpoint(&acme, &rx.url("/hook"), &["order.*"]).await;
+    let mut ep = stack.endpoint(&acme, &rx.url("/hook"), &["order.*"]).await;
+    ep.retry_policy =
+        serde_json::from_value(serde_json::json!({"kind": "fixed", "delay_secs": 1, "max_attempts": 5})).unwrap();
+    stack.registry.put_endpoint(&ep).await.unwrap();
 
     let resp = stack
         .ingest()
@@ -136,8 +135,15 @@ async fn a_failed_attempt_is_recorded_and_the_task_comes_back() {
         "the task stays on the queue"
     );
 
-    // After the visibility timeout the same message is delivered again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(attempts[0].next_attempt_at.is_some());
+    // The retry waits for its delay (1 s ± 20 %, as whole seconds of visibility)…
+    assert_eq!(
+        stack.drain_deliveries(T).await.received,
+        0,
+        "not visible before the delay"
+    );
+    // …then the same message is delivered again.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let second = stack.drain_deliveries(T).await;
     assert_eq!((second.received, second.failed), (1, 0));
     let (d, attempts) = stack.delivery_log().get_delivery(&acme, &id).await.unwrap().unwrap();
@@ -169,11 +175,7 @@ async fn an_unanswering_endpoint_times_out_without_holding_up_the_others() {
         } else {
             Duration::ZERO
         };
-        Reply {
-            status: 200,
-            body: String::new(),
-            delay,
-        }
+        Reply::status(200).after(delay)
     })
     .await
     .unwrap();

@@ -1,12 +1,15 @@
 //! Every file in `events/` runs through its function's real handler (the
 //! `sam local invoke -e` payloads), against moto and a real receiver.
 //! A file whose name starts with no known function fails the test, so a new
-//! sample cannot go unchecked.
+//! sample cannot go unchecked; an `ingest-*` file goes through the ingest
+//! function's dispatch, which must recognise its door by its shape.
 
-use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::time::Duration;
+use switchyard_core::doors::TenantRules;
 use switchyard_core::{ApiKey, EndpointId, TenantId};
+use switchyard_ingest::Door;
 use switchyard_tests::{Receiver, Stack, assert_verifies, json_body, root};
 
 /// The dummy key the ingest sample carries (not a credential anywhere).
@@ -25,7 +28,7 @@ async fn every_sample_event_runs_through_its_handler() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "a sample per function: {files:?}");
+    assert!(files.len() >= 5, "a sample per function and door: {files:?}");
 
     let stack = Stack::new("samples").await;
     let rx = Receiver::ok().await.unwrap();
@@ -40,17 +43,52 @@ async fn every_sample_event_runs_through_its_handler() {
     sample_ep.id = EndpointId::parse("ep_sample_01").unwrap();
     stack.registry.put_endpoint(&sample_ep).await.unwrap();
 
+    // The EventBridge sample's bucket belongs to the demo tenant.
+    let mut settings = stack.ingest_settings();
+    settings.tenant_rules = TenantRules::parse(
+        Some(r#"[{"source":"aws.s3","resource_prefix":"arn:aws:s3:::switchyard-demo-","tenant":"demo"}]"#),
+        None,
+    )
+    .unwrap();
+    let ingest = stack.ingest_with(&settings);
+    let mut ingest_doors = Vec::new();
+
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let function = name.split('-').next().unwrap_or_default();
         match function {
             "ingest" => {
-                let req: ApiGatewayV2httpRequest = read(path);
+                let event: serde_json::Value = read(path);
                 let before = stack.depth(&stack.res.fanout_queue_url).await;
-                let resp = stack.ingest().handle(req).await;
-                assert_eq!(resp.status_code, 202, "{name}: {:?}", resp.body);
-                assert!(json_body(&resp)["id"].as_str().unwrap().starts_with("evt_"));
-                assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, before + 1, "{name}");
+                let door = Door::of(&event).unwrap_or_else(|| panic!("{name}: the ingest function recognises no door"));
+                let answer = ingest
+                    .dispatch(event.clone())
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let queued = match door {
+                    Door::HttpApi => {
+                        let resp: ApiGatewayV2httpResponse = serde_json::from_value(answer).unwrap();
+                        assert_eq!(resp.status_code, 202, "{name}: {:?}", resp.body);
+                        assert!(json_body(&resp)["id"].as_str().unwrap().starts_with("evt_"));
+                        1
+                    }
+                    Door::Sqs => {
+                        let resp: SqsBatchResponse = serde_json::from_value(answer).unwrap();
+                        assert!(resp.batch_item_failures.is_empty(), "{name}: {resp:?}");
+                        read::<SqsEvent>(path).records.len() as u64
+                    }
+                    Door::EventBridge => {
+                        assert_eq!(answer["duplicate"], false, "{name}: {answer}");
+                        assert_eq!(answer["id"], event["id"], "{name}");
+                        1
+                    }
+                };
+                assert_eq!(
+                    stack.depth(&stack.res.fanout_queue_url).await,
+                    before + queued,
+                    "{name}"
+                );
+                ingest_doors.push(door);
             }
             "fanout" => {
                 let event: SqsEvent = read(path);
@@ -74,4 +112,10 @@ async fn every_sample_event_runs_through_its_handler() {
             other => panic!("events/{name}: no function named {other:?}; name samples <function>-<trigger>.json"),
         }
     }
+    ingest_doors.sort_by_key(|d| format!("{d:?}"));
+    assert_eq!(
+        ingest_doors,
+        [Door::EventBridge, Door::HttpApi, Door::Sqs],
+        "a sample for each of ingest's doors"
+    );
 }

@@ -2,8 +2,11 @@
 //! set of queues and tables per test.
 
 mod adapters;
+mod at_least_once;
+mod delivery;
 mod e2e;
 mod events_samples;
 mod ingest_bad_input;
+mod ingest_doors;
 mod signing_interop;
 mod template;

@@ -45,6 +45,12 @@ fn template_declares_every_function_and_the_settings_it_reads() {
             &[
                 "REGISTRY_TABLE",
                 "DELIVERIES_TABLE",
+                "DELIVERIES_QUEUE_URL",
+                "DELIVERIES_DLQ_URL",
+                "FANOUT_QUEUE_URL",
+                "CIRCUIT_FAILURE_THRESHOLD",
+                "CIRCUIT_OPEN_SECS",
+                "ENDPOINT_DISABLE_AFTER_HOURS",
                 "REQUEST_TIMEOUT_MS",
                 "EVENT_RETENTION_DAYS",
             ],

@@ -44,6 +44,8 @@ pub struct Stack {
     pub sqs: aws_sdk_sqs::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub registry: DynamoRegistry,
+    /// A moto server of this stack's own, if it has one (stopped on drop).
+    _moto: Option<Moto>,
 }
 
 impl Stack {
@@ -60,7 +62,19 @@ impl Stack {
     }
 
     pub async fn with_options(label: &str, opts: QueueOptions) -> Self {
-        let sdk = switchyard_local::sdk_config(moto_endpoint()).await;
+        Self::on(moto_endpoint(), None, label, opts).await
+    }
+
+    /// A stack on a moto server of its own: for load tests, whose traffic
+    /// would otherwise slow the shared server and the timing of other tests.
+    pub async fn with_own_moto(label: &str, opts: QueueOptions) -> Self {
+        let moto = Moto::spawn(&root(), venv()).unwrap_or_else(|e| panic!("moto is required for this test: {e}"));
+        let endpoint = moto.endpoint.clone();
+        Self::on(&endpoint, Some(moto), label, opts).await
+    }
+
+    async fn on(endpoint: &str, moto: Option<Moto>, label: &str, opts: QueueOptions) -> Self {
+        let sdk = switchyard_local::sdk_config(endpoint).await;
         let res = Resources::create(&sdk, &unique_prefix(label), opts)
             .await
             .unwrap_or_else(|e| panic!("creating resources in moto: {e}"));
@@ -71,6 +85,7 @@ impl Stack {
             ddb,
             sdk,
             res,
+            _moto: moto,
         }
     }
 
@@ -85,6 +100,11 @@ impl Stack {
             fanout_queue_url: self.res.fanout_queue_url.clone(),
             max_body_bytes: switchyard_core::IngestLimits::DEFAULT_MAX_BODY_BYTES,
             retention_days: 30,
+            idempotency_window: Duration::from_secs(24 * 3600),
+            // No bus unless a test opts in (`ingest_with`): the internal track
+            // is off when EVENT_BUS_NAME is unset.
+            event_bus_name: None,
+            tenant_rules: switchyard_core::doors::TenantRules::default(),
         }
     }
 
@@ -98,17 +118,32 @@ impl Stack {
         )
     }
 
-    pub fn delivery(&self, timeout: Duration) -> switchyard_delivery::AwsDelivery {
-        switchyard_delivery::AwsDelivery::new(
-            &self.sdk,
-            &switchyard_delivery::Settings {
-                registry_table: self.res.registry_table.clone(),
-                deliveries_table: self.res.deliveries_table.clone(),
-                request_timeout: timeout,
-                retention_days: 30,
+    /// Delivery's settings for this stack: loopback receivers allowed,
+    /// the production retry and circuit rules.
+    pub fn delivery_settings(&self, timeout: Duration) -> switchyard_delivery::Settings {
+        switchyard_delivery::Settings {
+            registry_table: self.res.registry_table.clone(),
+            deliveries_table: self.res.deliveries_table.clone(),
+            deliveries_queue_url: self.res.deliveries_queue_url.clone(),
+            deliveries_dlq_url: self.res.deliveries_dlq_url.clone(),
+            fanout_queue_url: self.res.fanout_queue_url.clone(),
+            request_timeout: timeout,
+            retention_days: 30,
+            config: switchyard_core::delivery::DeliveryConfig {
+                ssrf: switchyard_local::local_ssrf_policy(),
+                probe_window: timeout + Duration::from_secs(1),
+                ..Default::default()
             },
-        )
-        .unwrap_or_else(|e| panic!("building the HTTP client: {e}"))
+        }
+    }
+
+    pub fn delivery(&self, timeout: Duration) -> switchyard_delivery::AwsDelivery {
+        self.delivery_with(&self.delivery_settings(timeout))
+    }
+
+    pub fn delivery_with(&self, settings: &switchyard_delivery::Settings) -> switchyard_delivery::AwsDelivery {
+        switchyard_delivery::AwsDelivery::new(&self.sdk, settings)
+            .unwrap_or_else(|e| panic!("building the HTTP client: {e}"))
     }
 
     pub fn event_store(&self) -> DynamoEventStore {
@@ -167,7 +202,11 @@ impl Stack {
 
     /// Runs the delivery function over everything visible on the deliveries queue.
     pub async fn drain_deliveries(&self, timeout: Duration) -> BatchReport {
-        let delivery = self.delivery(timeout);
+        self.drain_deliveries_with(&self.delivery(timeout)).await
+    }
+
+    /// Runs this delivery function over everything visible on the deliveries queue.
+    pub async fn drain_deliveries_with(&self, delivery: &switchyard_delivery::AwsDelivery) -> BatchReport {
         let q = self.queue(&self.res.deliveries_queue_url).await;
         drain(&self.sqs, &q, 10, |e| delivery.handle(e))
             .await
@@ -179,6 +218,71 @@ impl Stack {
         switchyard_local::resources::queue_depth(&self.sqs, url)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Receives (and deletes) every message on a queue, waiting up to a
+    /// second for stragglers.
+    pub async fn take_messages(&self, url: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("receive: {e}"));
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return bodies;
+            }
+            for m in msgs {
+                bodies.push(m.body.unwrap_or_default());
+                if let Some(handle) = m.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("delete: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Every delivery record and every attempt in the deliveries table, by
+    /// delivery id, read with one scan.
+    pub async fn delivery_records(
+        &self,
+    ) -> (
+        std::collections::HashMap<switchyard_core::DeliveryId, switchyard_core::delivery::DeliveryRecord>,
+        std::collections::HashMap<switchyard_core::DeliveryId, Vec<switchyard_core::delivery::AttemptRecord>>,
+    ) {
+        let (mut records, mut attempts) = (std::collections::HashMap::new(), std::collections::HashMap::new());
+        for item in self.scan(&self.res.deliveries_table).await {
+            let kind = item
+                .get("kind")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            match kind.as_str() {
+                "delivery" => {
+                    let r: switchyard_core::delivery::DeliveryRecord =
+                        serde_dynamo::from_item(item).unwrap_or_else(|e| panic!("a delivery item: {e}"));
+                    records.insert(r.delivery_id.clone(), r);
+                }
+                "attempt" => {
+                    let a: switchyard_core::delivery::AttemptRecord =
+                        serde_dynamo::from_item(item).unwrap_or_else(|e| panic!("an attempt item: {e}"));
+                    attempts.entry(a.delivery_id.clone()).or_insert_with(Vec::new).push(a);
+                }
+                _ => {}
+            }
+        }
+        (records, attempts)
     }
 
     /// Every item of a table.
@@ -234,4 +338,172 @@ pub fn assert_verifies(req: &Received, secret: &switchyard_core::WebhookSecret) 
         "public libraries on {}",
         req.path
     );
+}
+
+/// The ingest doors: ingest with other settings, the SQS ingest queue as
+/// Lambda's event source mapping would run it (message attributes included),
+/// and AWS service events as an EventBridge rule on the default bus delivers
+/// them.
+impl Stack {
+    pub fn ingest_with(&self, settings: &switchyard_ingest::Settings) -> switchyard_ingest::AwsIngest {
+        switchyard_ingest::AwsIngest::new(&self.sdk, settings)
+    }
+
+    /// Sends one message to the SQS ingest queue with the given String
+    /// message attributes; returns its message id.
+    pub async fn send_ingest_message(&self, body: &str, attributes: &[(&str, &str)]) -> String {
+        let mut req = self
+            .sqs
+            .send_message()
+            .queue_url(&self.res.ingest_queue_url)
+            .message_body(body);
+        for (name, value) in attributes {
+            req = req.message_attributes(
+                *name,
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(*value)
+                    .build()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+        let out = req.send().await.unwrap_or_else(|e| panic!("SendMessage: {e}"));
+        out.message_id.unwrap_or_else(|| panic!("SendMessage returned no id"))
+    }
+
+    /// Receives up to ten messages of the ingest queue (waiting up to
+    /// `wait_secs` for the first), runs them through `ingest.dispatch` as the
+    /// SQS event Lambda builds, deletes the ones not reported as failures,
+    /// and returns the message ids received and the ids reported.
+    pub async fn poll_ingest_queue(
+        &self,
+        ingest: &switchyard_ingest::AwsIngest,
+        wait_secs: i32,
+    ) -> (Vec<String>, Vec<String>) {
+        let queue = self.queue(&self.res.ingest_queue_url).await;
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_secs)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ReceiveMessage: {e}"));
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return (vec![], vec![]);
+        }
+        let mut event = switchyard_local::esm::to_sqs_event(&messages, &queue);
+        // The local poller leaves message attributes out; Lambda passes them.
+        for (record, m) in event.records.iter_mut().zip(&messages) {
+            for (name, v) in m.message_attributes.iter().flatten() {
+                let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+                a.string_value = v.string_value.clone();
+                a.data_type = Some(v.data_type.clone());
+                record.message_attributes.insert(name.clone(), a);
+            }
+        }
+        let answer = ingest
+            .dispatch(serde_json::to_value(&event).unwrap_or_else(|e| panic!("{e}")))
+            .await
+            .unwrap_or_else(|e| panic!("the SQS door failed the whole batch: {e}"));
+        let response: aws_lambda_events::event::sqs::SqsBatchResponse =
+            serde_json::from_value(answer).unwrap_or_else(|e| panic!("not a batch response: {e}"));
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        let received: Vec<String> = messages.iter().filter_map(|m| m.message_id.clone()).collect();
+        for m in &messages {
+            if m.message_id.as_ref().is_some_and(|id| !failed.contains(id)) {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&queue.url)
+                    .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("DeleteMessage: {e}"));
+            }
+        }
+        (received, failed)
+    }
+
+    /// Puts an event on moto's default bus and returns it as a rule on that
+    /// bus delivers it to its target (here an SQS queue): the JSON Lambda
+    /// would get from the rule. `resources` must be unique to the test (the
+    /// default bus is shared): the rule matches on them.
+    pub async fn aws_service_event(
+        &self,
+        source: &str,
+        detail_type: &str,
+        resources: &[&str],
+        detail: &serde_json::Value,
+    ) -> serde_json::Value {
+        use switchyard_aws::aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+        let eb = switchyard_aws::aws_sdk_eventbridge::Client::new(&self.sdk);
+        let target_url = switchyard_local::resources::create_queue(
+            &self.sqs,
+            &format!("{}-default-bus-target", self.res.prefix),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let target_arn = switchyard_local::resources::queue_arn(&self.sqs, &target_url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rule = format!("{}-aws-events", self.res.prefix);
+        let pattern = serde_json::json!({ "source": [source], "detail-type": [detail_type], "resources": resources });
+        eb.put_rule()
+            .name(&rule)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutRule: {e}"));
+        eb.put_targets()
+            .rule(&rule)
+            .targets(
+                Target::builder()
+                    .id("ingest")
+                    .arn(&target_arn)
+                    .build()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutTargets: {e}"));
+        let out = eb
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .source(source)
+                    .detail_type(detail_type)
+                    .set_resources(Some(resources.iter().map(|r| r.to_string()).collect()))
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutEvents: {e}"));
+        assert_eq!(out.failed_entry_count(), 0, "PutEvents: {out:?}");
+        let got = self
+            .sqs
+            .receive_message()
+            .queue_url(&target_url)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ReceiveMessage: {e}"));
+        let body = got
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .and_then(|m| m.body)
+            .unwrap_or_else(|| panic!("the default bus rule delivered nothing"));
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+    }
 }

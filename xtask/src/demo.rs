@@ -77,6 +77,9 @@ async fn demo(root: &Path, venv: &Venv) -> Result<(), String> {
             fanout_queue_url: res.fanout_queue_url.clone(),
             max_body_bytes: switchyard_core::IngestLimits::DEFAULT_MAX_BODY_BYTES,
             retention_days: 30,
+            idempotency_window: Duration::from_secs(24 * 3600),
+            event_bus_name: Some(res.event_bus_name.clone()),
+            tenant_rules: switchyard_core::doors::TenantRules::default(),
         },
     );
     let fanout = switchyard_fanout::AwsFanout::new(
@@ -91,8 +94,15 @@ async fn demo(root: &Path, venv: &Venv) -> Result<(), String> {
         &switchyard_delivery::Settings {
             registry_table: res.registry_table.clone(),
             deliveries_table: res.deliveries_table.clone(),
+            deliveries_queue_url: res.deliveries_queue_url.clone(),
+            deliveries_dlq_url: res.deliveries_dlq_url.clone(),
+            fanout_queue_url: res.fanout_queue_url.clone(),
             request_timeout: Duration::from_secs(15),
             retention_days: 30,
+            config: switchyard_core::delivery::DeliveryConfig {
+                ssrf: switchyard_local::local_ssrf_policy(),
+                ..Default::default()
+            },
         },
     )
     .map_err(err)?;

@@ -35,6 +35,8 @@ impl QueueRef {
 pub struct BatchReport {
     pub received: usize,
     pub failed: usize,
+    /// Successes whose delete SQS refused (their receipt had expired).
+    pub not_deleted: usize,
 }
 
 /// Builds the event Lambda would pass for these messages.
@@ -102,6 +104,7 @@ where
         return Ok(BatchReport {
             received: messages.len(),
             failed: messages.len(),
+            not_deleted: 0,
         });
     }
     let entries: Vec<DeleteMessageBatchRequestEntry> = messages
@@ -116,6 +119,7 @@ where
                 .ok()
         })
         .collect();
+    let mut not_deleted = 0;
     if !entries.is_empty() {
         let out = sqs
             .delete_message_batch()
@@ -124,16 +128,14 @@ where
             .send()
             .await
             .map_err(|e| aws_err("DeleteMessageBatch", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        if let Some(f) = out.failed.first() {
-            return Err(aws_err(
-                "DeleteMessageBatch",
-                format!("{} {}", f.code, f.message.as_deref().unwrap_or("")),
-            ));
-        }
+        // As with Lambda, a delete SQS refuses (the message's visibility ran
+        // out and it was received again) only means it comes back later.
+        not_deleted = out.failed.len();
     }
     Ok(BatchReport {
         received: messages.len(),
         failed: failed.len(),
+        not_deleted,
     })
 }
 
@@ -156,5 +158,6 @@ where
         }
         total.received += r.received;
         total.failed += r.failed;
+        total.not_deleted += r.not_deleted;
     }
 }

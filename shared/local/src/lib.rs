@@ -43,6 +43,17 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
+/// The SSRF policy of local mode: plain `http` allowed, and loopback (where
+/// the local receivers listen) allow-listed. Everything else is refused as in
+/// production.
+pub fn local_ssrf_policy() -> switchyard_core::ssrf::SsrfPolicy {
+    switchyard_core::ssrf::SsrfPolicy {
+        allow_http: true,
+        allow: switchyard_core::ssrf::SsrfPolicy::parse_allow_list("127.0.0.0/8,::1")
+            .unwrap_or_else(|_| unreachable!("a valid literal allow-list")),
+    }
+}
+
 /// Everything that can go wrong setting up the local stack.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {

@@ -26,6 +26,12 @@ impl Moto {
         if let Ok(endpoint) = std::env::var(ENDPOINT_ENV) {
             return Ok(Self { endpoint, child: None });
         }
+        Self::spawn(root, venv)
+    }
+
+    /// Starts a moto server of this process's own, whatever the environment
+    /// says (a load test that must not slow other tests' server down).
+    pub fn spawn(root: &Path, venv: &Venv) -> Result<Self, LocalError> {
         let script = root.join("shared/local/python/moto_server.py");
         let log_path = root.join("target/moto.log");
         let _ = std::fs::create_dir_all(root.join("target"));

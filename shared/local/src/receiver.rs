@@ -40,8 +40,11 @@ impl Received {
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    pub headers: Vec<(String, String)>,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Drop the connection instead of answering (after `delay`).
+    pub reset: bool,
 }
 
 impl Reply {
@@ -49,10 +52,47 @@ impl Reply {
         Self {
             status,
             body: String::new(),
+            headers: Vec::new(),
             delay: Duration::ZERO,
+            reset: false,
+        }
+    }
+
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Closes the connection without an answer.
+    pub fn reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::status(500)
         }
     }
 }
+
+/// Why a connection was dropped on purpose.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the receiver")
+    }
+}
+
+impl std::error::Error for Dropped {}
 
 type Responder = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 
@@ -92,7 +132,7 @@ impl Receiver {
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let (rec, notify, responder) = (rec.clone(), notify.clone(), responder.clone());
-                        async move { Ok::<_, hyper::Error>(handle(req, &rec, &notify, &*responder).await) }
+                        async move { handle(req, &rec, &notify, &*responder).await }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -138,7 +178,7 @@ async fn handle(
     received: &Mutex<Vec<Received>>,
     arrived: &Notify,
     responder: &(dyn Fn(&Received) -> Reply + Send + Sync),
-) -> Response<Full<Bytes>> {
+) -> Result<Response<Full<Bytes>>, Dropped> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let headers = req
@@ -172,7 +212,19 @@ async fn handle(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
+    if reply.reset {
+        // A service error makes hyper close the connection without a response.
+        return Err(Dropped);
+    }
     let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
     *resp.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    resp
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(&v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    Ok(resp)
 }

@@ -2,7 +2,8 @@
 //!
 //! They mirror `template.yaml`: two tables with string keys `pk`/`sk` (the
 //! deliveries table with the `gsi1` and `gsi2` indexes) and TTL on
-//! `expires_at`; the fan-out and deliveries queues, each with a redrive DLQ.
+//! `expires_at`; the fan-out, deliveries and ingest queues, each with a
+//! redrive DLQ; and the application's EventBridge bus.
 //! Every name starts with a unique prefix, because moto's CreateQueue quietly
 //! returns an existing queue of the same name.
 
@@ -26,7 +27,15 @@ pub struct Resources {
     pub fanout_dlq_url: String,
     pub deliveries_queue_url: String,
     pub deliveries_dlq_url: String,
+    /// The SQS ingest queue internal producers send events to, and its DLQ.
+    pub ingest_queue_url: String,
+    pub ingest_dlq_url: String,
+    /// The application's EventBridge bus (the internal track).
+    pub event_bus_name: String,
 }
+
+/// The ingest queue's `maxReceiveCount`, as in `template.yaml`.
+pub const INGEST_MAX_RECEIVE_COUNT: u32 = 5;
 
 /// How the queues behave; tests shorten the visibility timeout so a failed
 /// message comes back in a second, not in minutes.
@@ -42,7 +51,7 @@ impl Default for QueueOptions {
         Self {
             visibility_timeout_secs: 30,
             fanout_max_receive_count: 5,
-            deliveries_max_receive_count: 20,
+            deliveries_max_receive_count: 200,
         }
     }
 }
@@ -87,6 +96,20 @@ impl Resources {
             opts.deliveries_max_receive_count,
         )
         .await?;
+        let (ingest_queue_url, ingest_dlq_url) =
+            create_queue_with_dlq(&sqs, &format!("{prefix}-ingest"), vt, INGEST_MAX_RECEIVE_COUNT).await?;
+        let event_bus_name = format!("{prefix}-app-bus");
+        aws_sdk_eventbridge::Client::new(sdk)
+            .create_event_bus()
+            .name(&event_bus_name)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_err(
+                    format!("CreateEventBus {event_bus_name}"),
+                    aws_sdk_eventbridge::error::DisplayErrorContext(e),
+                )
+            })?;
         Ok(Self {
             prefix: prefix.to_string(),
             registry_table,
@@ -95,6 +118,9 @@ impl Resources {
             fanout_dlq_url,
             deliveries_queue_url,
             deliveries_dlq_url,
+            ingest_queue_url,
+            ingest_dlq_url,
+            event_bus_name,
         })
     }
 }

@@ -1,0 +1,474 @@
+//! The three ingest doors (HTTP API, SQS ingest queue, EventBridge rule),
+//! idempotent ingest, and the routing flags, through the real handler against
+//! moto.
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use switchyard_aws::aws_sdk_eventbridge;
+use switchyard_core::doors::TenantRules;
+use switchyard_core::ports::EventState;
+use switchyard_core::{Envelope, EventId, TenantId};
+use switchyard_local::http_api::{post_event, request};
+use switchyard_local::resources::{create_queue, queue_arn};
+use switchyard_tests::{Receiver, Stack, assert_verifies, json_body};
+
+const T: Duration = Duration::from_secs(5);
+
+fn rules(json: &str, default: Option<&str>) -> TenantRules {
+    TenantRules::parse(Some(json), default).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `POST /v1/events` with an `Idempotency-Key`.
+fn post_with_key(
+    api_key: &str,
+    idempotency_key: &str,
+    body: &str,
+) -> aws_lambda_events::event::apigw::ApiGatewayV2httpRequest {
+    let auth = format!("Bearer {api_key}");
+    request(
+        aws_lambda_events::http::Method::POST,
+        "/v1/events",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+            ("idempotency-key", idempotency_key),
+        ],
+        Some(body),
+    )
+}
+
+fn s3_detail(bucket: &str, key: &str) -> Value {
+    json!({
+        "version": "0",
+        "bucket": { "name": bucket },
+        "object": { "key": key, "size": 1024, "etag": "d41d8cd98f00b204e9800998ecf8427e" },
+        "request-id": "C3D13FE58DE4C810",
+        "requester": "123456789012",
+        "reason": "PutObject"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_object_created_event_reaches_the_configured_tenants_endpoint_signed() {
+    let stack = Stack::new("door-eb").await;
+    let rx = Receiver::ok().await.unwrap();
+    let (acme, _) = stack.tenant("acme").await;
+    let (globex, _) = stack.tenant("globex").await;
+    let ep = stack.endpoint(&acme, &rx.url("/s3"), &["aws.s3.*"]).await;
+    stack.endpoint(&globex, &rx.url("/globex"), &[]).await;
+    let bucket = format!("{}-acme-uploads", stack.res.prefix);
+    let mut settings = stack.ingest_settings();
+    settings.tenant_rules = rules(
+        &format!(r#"[{{"source":"aws.s3","resource_prefix":"arn:aws:s3:::{bucket}","tenant":"acme"}}]"#),
+        Some("globex"),
+    );
+    let ingest = stack.ingest_with(&settings);
+
+    // As the default bus's rule delivers it (moto plays EventBridge).
+    let resource = format!("arn:aws:s3:::{bucket}");
+    let event = stack
+        .aws_service_event(
+            "aws.s3",
+            "Object Created",
+            &[&resource],
+            &s3_detail(&bucket, "invoices/42.pdf"),
+        )
+        .await;
+    let eb_id = event["id"].as_str().unwrap().to_string();
+    let answer = ingest.dispatch(event.clone()).await.unwrap();
+    assert_eq!(answer, json!({ "id": eb_id, "duplicate": false }));
+
+    let fanned = stack.drain_fanout().await;
+    assert_eq!((fanned.received, fanned.failed), (1, 0));
+    let delivered = stack.drain_deliveries(T).await;
+    assert_eq!((delivered.received, delivered.failed), (1, 0), "only acme's endpoint");
+    let got = rx.wait_for(1, T).await;
+    assert_eq!(got.len(), 1);
+    let req = &got[0];
+    assert_eq!(req.path, "/s3");
+    assert_eq!(req.header("webhook-id"), Some(eb_id.as_str()));
+    assert_eq!(req.header("x-switchyard-event-type"), Some("aws.s3.object_created"));
+    assert_verifies(req, &ep.secret);
+    let sent: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(sent["type"], "aws.s3.object_created");
+    assert_eq!(sent["source"], "aws.s3");
+    assert_eq!(sent["data"], s3_detail(&bucket, "invoices/42.pdf"));
+    assert_eq!(sent["timestamp"].as_str().map(|t| t.len() >= 20), Some(true));
+
+    // EventBridge delivers at least once: the same event again is a duplicate,
+    // nothing is queued and nothing is sent twice.
+    let again = ingest.dispatch(event).await.unwrap();
+    assert_eq!(again, json!({ "id": eb_id, "duplicate": true }));
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 0);
+    let fanned = stack.drain_fanout().await;
+    assert_eq!(fanned.received, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1, "delivered once");
+
+    // The record belongs to acme and is an audit record.
+    let rec = stack
+        .event_store()
+        .get_event(&acme, &EventId::parse(&eb_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, EventState::Queued);
+    assert_eq!(rec.envelope.tenant_id, acme);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_event_no_tenant_rule_matches_fails_loudly_and_stores_nothing() {
+    let stack = Stack::new("door-eb-none").await;
+    let mut settings = stack.ingest_settings();
+    settings.tenant_rules = rules(
+        r#"[{"source":"aws.s3","resource_prefix":"arn:aws:s3:::acme-","tenant":"acme"}]"#,
+        None,
+    );
+    let ingest = stack.ingest_with(&settings);
+    let bucket = format!("{}-initech", stack.res.prefix);
+    let resource = format!("arn:aws:s3:::{bucket}");
+    let event = stack
+        .aws_service_event("aws.s3", "Object Created", &[&resource], &s3_detail(&bucket, "k"))
+        .await;
+    let err = ingest.dispatch(event.clone()).await.unwrap_err();
+    assert_eq!(err.kind(), "NoTenantForEvent", "{err}");
+    assert!(!err.retryable());
+    assert!(err.to_string().contains(&resource), "{err}");
+
+    // A detail that is not an object is refused too.
+    let mut bad = event;
+    bad["detail"] = json!(["not", "an", "object"]);
+    let err = ingest.dispatch(bad).await.unwrap_err();
+    assert_eq!(err.kind(), "InvalidEvent", "{err}");
+
+    // An unrecognised shape is an error, not a silent success.
+    let err = ingest.dispatch(json!({ "hello": "world" })).await.unwrap_err();
+    assert_eq!(err.kind(), "UnrecognisedEvent");
+
+    assert!(stack.scan(&stack.res.deliveries_table).await.is_empty());
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_ingest_messages_are_accepted_and_an_invalid_one_is_a_batch_item_failure() {
+    let stack = Stack::new("door-sqs").await;
+    let rx = Receiver::ok().await.unwrap();
+    let (acme, _) = stack.tenant("acme").await;
+    let ep = stack.endpoint(&acme, &rx.url("/billing"), &["invoice.*"]).await;
+    let ingest = stack.ingest();
+
+    let ok1 = stack
+        .send_ingest_message(
+            r#"{"id":"inv_1","type":"invoice.paid","source":"billing","data":{"n":1}}"#,
+            &[("tenant_id", "acme")],
+        )
+        .await;
+    let ok2 = stack
+        .send_ingest_message(r#"{"type":"invoice.created","data":{"n":2}}"#, &[("tenant_id", "acme")])
+        .await;
+    let invalid = stack
+        .send_ingest_message(r#"{"type":"Invoice Paid!","data":{}}"#, &[("tenant_id", "acme")])
+        .await;
+    let no_tenant = stack
+        .send_ingest_message(r#"{"type":"invoice.voided","data":{}}"#, &[])
+        .await;
+    let not_json = stack.send_ingest_message("{ not json", &[("tenant_id", "acme")]).await;
+
+    // Poll until all five were seen (a failed one may come back meanwhile).
+    let mut received = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    for _ in 0..5 {
+        let (r, f) = stack.poll_ingest_queue(&ingest, 1).await;
+        received.extend(r);
+        failed.extend(f);
+        if received.len() >= 5 {
+            break;
+        }
+    }
+    let all = BTreeSet::from([
+        ok1.clone(),
+        ok2.clone(),
+        invalid.clone(),
+        no_tenant.clone(),
+        not_json.clone(),
+    ]);
+    assert_eq!(received, all, "every message was received");
+    assert_eq!(
+        failed,
+        BTreeSet::from([invalid, no_tenant, not_json]),
+        "exactly the bad messages are batch item failures"
+    );
+
+    // The valid ones are stored for acme and fanned out.
+    let stored: Vec<_> = stack.scan(&stack.res.deliveries_table).await;
+    assert_eq!(stored.len(), 2, "two event records, nothing for the bad messages");
+    let rec = stack
+        .event_store()
+        .get_event(&acme, &EventId::parse("inv_1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.envelope.source.as_str(), "billing");
+    let fanned = stack.drain_fanout().await;
+    assert_eq!((fanned.received, fanned.failed), (2, 0));
+    let delivered = stack.drain_deliveries(T).await;
+    assert_eq!((delivered.received, delivered.failed), (2, 0));
+    for req in rx.wait_for(2, T).await {
+        assert_verifies(&req, &ep.secret);
+    }
+
+    // The bad messages come back until maxReceiveCount, then SQS moves them
+    // to the ingest DLQ.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stack.depth(&stack.res.ingest_dlq_url).await < 3 && std::time::Instant::now() < deadline {
+        stack.poll_ingest_queue(&ingest, 1).await;
+    }
+    assert_eq!(stack.depth(&stack.res.ingest_dlq_url).await, 3);
+    assert_eq!(stack.depth(&stack.res.ingest_queue_url).await, 0);
+    let events = stack
+        .scan(&stack.res.deliveries_table)
+        .await
+        .into_iter()
+        .filter(|item| item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) == Some("event"))
+        .count();
+    assert_eq!(events, 2, "still only the two valid events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_deduplicated_per_tenant_within_its_window() {
+    let stack = Stack::new("idem").await;
+    let (_, acme_key) = stack.tenant("acme").await;
+    let (_, globex_key) = stack.tenant("globex").await;
+    let mut settings = stack.ingest_settings();
+    settings.idempotency_window = Duration::from_secs(2);
+    let ingest = stack.ingest_with(&settings);
+    let body = r#"{"type":"order.placed","data":{"order_id":"o_1"}}"#;
+
+    let first = ingest.handle(post_with_key(acme_key.expose(), "order-o_1", body)).await;
+    assert_eq!(first.status_code, 202, "{:?}", first.body);
+    let id = json_body(&first)["id"].as_str().unwrap().to_string();
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 1);
+
+    let again = ingest.handle(post_with_key(acme_key.expose(), "order-o_1", body)).await;
+    assert_eq!(again.status_code, 200);
+    assert_eq!(json_body(&again), json!({ "id": id, "duplicate": true }));
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 1, "nothing new queued");
+
+    // The same key from another tenant is that tenant's own.
+    let other = ingest
+        .handle(post_with_key(globex_key.expose(), "order-o_1", body))
+        .await;
+    assert_eq!(other.status_code, 202);
+    assert_ne!(json_body(&other)["id"], json!(id));
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 2);
+
+    // After the window (moto never runs TTL: the expiry is compared
+    // explicitly) the key names a new event.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let later = ingest.handle(post_with_key(acme_key.expose(), "order-o_1", body)).await;
+    assert_eq!(later.status_code, 202, "{:?}", later.body);
+    assert_ne!(json_body(&later)["id"], json!(id));
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 3);
+
+    // A bad header is refused and changes nothing.
+    let items = stack.scan(&stack.res.deliveries_table).await.len();
+    let long = "k".repeat(256);
+    for bad in ["", "has space", long.as_str()] {
+        let resp = ingest.handle(post_with_key(acme_key.expose(), bad, body)).await;
+        assert_eq!(resp.status_code, 400, "{bad:?}: {:?}", resp.body);
+        assert_eq!(json_body(&resp)["code"], "invalid_header");
+    }
+    assert_eq!(stack.scan(&stack.res.deliveries_table).await.len(), items);
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_without_audit_is_kept_only_for_the_window() {
+    let stack = Stack::new("audit").await;
+    let (acme, key) = stack.tenant("acme").await;
+    let mut settings = stack.ingest_settings();
+    settings.idempotency_window = Duration::from_secs(1);
+    let ingest = stack.ingest_with(&settings);
+    let store = stack.event_store();
+
+    let audited = r#"{"id":"evt_audit","type":"a.b","data":{}}"#;
+    let short = r#"{"id":"evt_short","type":"a.b","data":{},"routing":{"audit":false}}"#;
+    let before = time::OffsetDateTime::now_utc();
+    for body in [audited, short] {
+        assert_eq!(ingest.handle(post_event(key.expose(), body)).await.status_code, 202);
+    }
+    let expiry = |id: &'static str| {
+        let store = store.clone();
+        let acme = acme.clone();
+        async move {
+            store
+                .get_event(&acme, &EventId::parse(id).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .expires_at
+        }
+    };
+    let audit_left = expiry("evt_audit").await - before;
+    let short_left = expiry("evt_short").await - before;
+    assert!(
+        audit_left > time::Duration::days(29) && audit_left <= time::Duration::days(30) + time::Duration::seconds(2),
+        "an audit record is kept for the retention period: {audit_left}"
+    );
+    assert!(
+        short_left >= time::Duration::seconds(1) && short_left <= time::Duration::seconds(3),
+        "a non-audit record only for the window: {short_left}"
+    );
+
+    // After the window the non-audit id is free again; the audit one is not.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(ingest.handle(post_event(key.expose(), audited)).await.status_code, 200);
+    assert_eq!(ingest.handle(post_event(key.expose(), short)).await.status_code, 202);
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_flags_choose_the_bus_and_the_fan_out() {
+    let stack = Stack::new("routing").await;
+    let (acme, key) = stack.tenant("acme").await;
+    // A rule on the application's bus sends every Switchyard event to a queue.
+    let eb = aws_sdk_eventbridge::Client::new(&stack.sdk);
+    let bus = stack.res.event_bus_name.clone();
+    let target_url = create_queue(&stack.sqs, &format!("{}-internal", stack.res.prefix), &[])
+        .await
+        .unwrap();
+    let target_arn = queue_arn(&stack.sqs, &target_url).await.unwrap();
+    eb.put_rule()
+        .name("all-events")
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["switchyard"]}"#)
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule("all-events")
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(&target_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut settings = stack.ingest_settings();
+    settings.event_bus_name = Some(bus);
+    let ingest = stack.ingest_with(&settings);
+
+    let cases = [
+        ("evt_both", r#"{}"#),
+        ("evt_internal", r#"{"external":false}"#),
+        ("evt_external", r#"{"internal":false}"#),
+        ("evt_nowhere", r#"{"internal":false,"external":false}"#),
+    ];
+    for (id, routing) in cases {
+        let body = format!(r#"{{"id":"{id}","type":"user.created","data":{{"id":"{id}"}},"routing":{routing}}}"#);
+        let resp = ingest.handle(post_event(key.expose(), &body)).await;
+        assert_eq!(resp.status_code, 202, "{id}: {:?}", resp.body);
+        let rec = stack
+            .event_store()
+            .get_event(&acme, &EventId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.state, EventState::Queued, "{id}");
+    }
+
+    // On the bus: exactly the internal ones, as the envelope.
+    let mut on_bus = Vec::new();
+    for _ in 0..5 {
+        let out = stack
+            .sqs
+            .receive_message()
+            .queue_url(&target_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let msgs = out.messages.unwrap_or_default();
+        for m in &msgs {
+            let v: Value = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+            assert_eq!(v["source"], "switchyard");
+            assert_eq!(v["detail-type"], "user.created");
+            let env: Envelope = serde_json::from_value(v["detail"].clone()).unwrap();
+            assert_eq!(env.tenant_id, TenantId::parse("acme").unwrap());
+            on_bus.push(env.id.to_string());
+            stack
+                .sqs
+                .delete_message()
+                .queue_url(&target_url)
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        if on_bus.len() >= 2 && msgs.is_empty() {
+            break;
+        }
+    }
+    on_bus.sort();
+    assert_eq!(on_bus, ["evt_both", "evt_internal"]);
+
+    // On the fan-out queue: exactly the external ones.
+    let fanout = stack.queue(&stack.res.fanout_queue_url).await;
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        let out = stack
+            .sqs
+            .receive_message()
+            .queue_url(&fanout.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            let task: switchyard_core::FanoutTask = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+            queued.push(task.envelope.id.to_string());
+        }
+        if queued.len() >= 2 {
+            break;
+        }
+    }
+    queued.sort();
+    assert_eq!(queued, ["evt_both", "evt_external"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_that_fails_fails_the_request_and_the_retry_hands_the_event_over() {
+    let stack = Stack::new("busfail").await;
+    let (acme, key) = stack.tenant("acme").await;
+    let mut settings = stack.ingest_settings();
+    settings.event_bus_name = Some(format!("{}-no-such-bus", stack.res.prefix));
+    let broken = stack.ingest_with(&settings);
+    let body = r#"{"id":"evt_bus","type":"user.created","data":{}}"#;
+    let resp = broken.handle(post_event(key.expose(), body)).await;
+    assert!(resp.status_code >= 500, "{:?}", resp.body);
+    let evt = EventId::parse("evt_bus").unwrap();
+    let rec = stack.event_store().get_event(&acme, &evt).await.unwrap().unwrap();
+    assert_eq!(rec.state, EventState::Received, "stored, not confirmed");
+    assert_eq!(
+        stack.depth(&stack.res.fanout_queue_url).await,
+        0,
+        "no fan-out before the bus"
+    );
+
+    // With the bus there, the retry publishes and queues the stored event.
+    settings.event_bus_name = Some(stack.res.event_bus_name.clone());
+    let fixed = stack.ingest_with(&settings);
+    let retry = fixed.handle(post_event(key.expose(), body)).await;
+    assert_eq!(retry.status_code, 200);
+    assert_eq!(json_body(&retry), json!({ "id": "evt_bus", "duplicate": true }));
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 1);
+    let rec = stack.event_store().get_event(&acme, &evt).await.unwrap().unwrap();
+    assert_eq!(rec.state, EventState::Queued);
+}

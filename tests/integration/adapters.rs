@@ -119,12 +119,12 @@ async fn registry_reads_only_the_tenants_own_endpoints() {
     for i in 0..30 {
         mine.push(
             stack
-                .endpoint(&a, &format!("https://a.example/{i}"), &["user.*"])
+                .endpoint(&a, &format!("https://93.184.216.34/{i}"), &["user.*"])
                 .await
                 .id,
         );
     }
-    let foreign = stack.endpoint(&ab, "https://ab.example/", &[]).await;
+    let foreign = stack.endpoint(&ab, "https://93.184.216.35/", &[]).await;
     let got = stack.registry.endpoints(&a).await.unwrap();
     assert_eq!(got.len(), 30);
     assert!(got.iter().all(|e| e.tenant_id == a));
@@ -203,4 +203,58 @@ async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
         .publish(&events[..1])
         .await;
     assert!(err.is_err(), "a missing bus is an error, not a silent drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_refuses_urls_the_ssrf_policy_forbids() {
+    use switchyard_aws::dynamo::RegistrationError;
+    use switchyard_core::{Endpoint, EndpointUrl, ssrf::SsrfPolicy};
+    let stack = Stack::new("register").await;
+    let (tenant, _) = stack.tenant("acme").await;
+    let strict = SsrfPolicy::strict();
+    let now = switchyard_core::time_util::now_utc();
+    let refused = [
+        "http://93.184.216.34/hook",       // plain http
+        "https://10.0.0.1/hook",           // private
+        "https://169.254.169.254/latest/", // cloud metadata
+        "https://2130706433/hook",         // 127.0.0.1 in decimal
+        "https://0x7f.0.0.1/hook",         // hex
+        "https://0177.0.0.1/hook",         // octal
+        "https://[::ffff:127.0.0.1]/hook", // IPv4-mapped IPv6
+        "https://[fd00::1]/hook",          // unique local
+        "https://100.64.0.1/hook",         // CGNAT
+        "https://localhost/hook",          // a local name
+        "https://ip6-localhost/hook",      // ::1 where /etc/hosts names it, else unresolvable
+    ];
+    for u in refused {
+        let ep = Endpoint::new(tenant.clone(), EndpointUrl::parse(u).unwrap(), vec![], now);
+        match stack.registry.register_endpoint(&ep, &strict).await {
+            Err(RegistrationError::Refused(_) | RegistrationError::Unresolvable(_)) => {}
+            other => panic!("{u} was not refused: {other:?}"),
+        }
+        assert!(
+            stack.registry.endpoint(&tenant, &ep.id).await.unwrap().is_none(),
+            "{u} was stored"
+        );
+    }
+    // A public address literal is accepted; so is loopback when allow-listed (local mode).
+    let ok = Endpoint::new(
+        tenant.clone(),
+        EndpointUrl::parse("https://93.184.216.34/hook").unwrap(),
+        vec![],
+        now,
+    );
+    stack.registry.register_endpoint(&ok, &strict).await.unwrap();
+    assert!(stack.registry.endpoint(&tenant, &ok.id).await.unwrap().is_some());
+    let local = Endpoint::new(
+        tenant.clone(),
+        EndpointUrl::parse("http://localhost:9/hook").unwrap(),
+        vec![],
+        now,
+    );
+    stack
+        .registry
+        .register_endpoint(&local, &switchyard_local::local_ssrf_policy())
+        .await
+        .unwrap();
 }

@@ -181,7 +181,12 @@ impl Stack {
             filters,
             switchyard_core::time_util::now_utc(),
         );
-        self.registry.put_endpoint(&ep).await.unwrap_or_else(|e| panic!("{e}"));
+        // Registered as the management API will: through the SSRF check
+        // (local mode's policy: loopback and plain http allowed).
+        self.registry
+            .register_endpoint(&ep, &switchyard_local::local_ssrf_policy())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         ep
     }
 

@@ -63,7 +63,10 @@ async fn demo(root: &Path, venv: &Venv) -> Result<(), String> {
         vec![EventTypeFilter::parse("user.*").map_err(err)?],
         switchyard_core::time_util::now_utc(),
     );
-    registry.put_endpoint(&endpoint).await.map_err(err)?;
+    registry
+        .register_endpoint(&endpoint, &switchyard_local::local_ssrf_policy())
+        .await
+        .map_err(err)?;
     step(&format!(
         "tenant `demo` with an API key; endpoint {} → {url} for `user.*`",
         endpoint.id

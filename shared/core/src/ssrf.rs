@@ -453,9 +453,38 @@ pub fn check_url(url: &EndpointUrl, policy: &SsrfPolicy) -> Result<(), SsrfError
     }
 }
 
+/// Whether an endpoint may be registered: [`check_url`], and every address
+/// its host resolves to now must pass [`check_ip`] (at registration all
+/// must; at connect time the disallowed ones are simply never used).
+/// `resolved` is empty for an IP-literal host.
+pub fn check_registration(url: &EndpointUrl, resolved: &[IpAddr], policy: &SsrfPolicy) -> Result<(), SsrfError> {
+    check_url(url, policy)?;
+    resolved.iter().try_for_each(|ip| check_ip(*ip, policy))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registration_refuses_a_name_with_any_forbidden_address() {
+        let policy = SsrfPolicy::strict();
+        let u = EndpointUrl::parse("https://hooks.example.com/x").unwrap();
+        assert_eq!(
+            check_registration(&u, &["93.184.216.34".parse().unwrap()], &policy),
+            Ok(())
+        );
+        let mixed: Vec<IpAddr> = vec!["93.184.216.34".parse().unwrap(), "10.1.2.3".parse().unwrap()];
+        assert!(matches!(
+            check_registration(&u, &mixed, &policy),
+            Err(SsrfError::Address {
+                reason: Blocked::Private,
+                ..
+            })
+        ));
+        let http = EndpointUrl::parse("http://hooks.example.com/x").unwrap();
+        assert_eq!(check_registration(&http, &[], &policy), Err(SsrfError::HttpsRequired));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap_or_else(|_| panic!("bad test address {s}"))

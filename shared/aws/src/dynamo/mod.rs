@@ -10,7 +10,7 @@ mod registry;
 
 pub use deliveries::DynamoDeliveryLog;
 pub use events::DynamoEventStore;
-pub use registry::DynamoRegistry;
+pub use registry::{DynamoRegistry, RegistrationError};
 
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -53,6 +53,32 @@ impl DynamoRegistry {
         self.put(item, "PutItem api key").await
     }
 
+    /// Registers an endpoint: its URL must pass the SSRF policy, and so must
+    /// every address its host resolves to now (it is checked again at every
+    /// attempt and at connect time). Then stores it.
+    pub async fn register_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        policy: &switchyard_core::ssrf::SsrfPolicy,
+    ) -> Result<(), RegistrationError> {
+        use switchyard_core::ssrf::check_registration;
+        let url = endpoint.url.url();
+        let resolved: Vec<std::net::IpAddr> = match url.host() {
+            Some(url::Host::Domain(name)) => {
+                // A name that does not resolve is refused: it cannot be checked.
+                let port = url.port_or_known_default().unwrap_or(443);
+                tokio::net::lookup_host((name, port))
+                    .await
+                    .map_err(|e| RegistrationError::Unresolvable(format!("{name}: {e}")))?
+                    .map(|a| a.ip())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        check_registration(&endpoint.url, &resolved, policy).map_err(RegistrationError::Refused)?;
+        self.put_endpoint(endpoint).await.map_err(RegistrationError::Store)
+    }
+
     /// Creates or replaces an endpoint.
     pub async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), PortError> {
         let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
@@ -239,4 +265,15 @@ impl EndpointHealth for DynamoRegistry {
             .expression_attribute_values(":reason", s(reason));
         self.conditional(update, "UpdateItem disable endpoint").await
     }
+}
+
+/// Why an endpoint was not registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("the endpoint URL is refused: {0}")]
+    Refused(switchyard_core::ssrf::SsrfError),
+    #[error("the endpoint's host does not resolve: {0}")]
+    Unresolvable(String),
+    #[error("storing the endpoint failed: {0}")]
+    Store(PortError),
 }

@@ -134,10 +134,7 @@ impl KeyClaim {
     /// The claim's item in the deliveries table:
     /// `TENANT#{t}#IDEMPOTENCY#{sha256}` / `IDEMPOTENCY`.
     pub fn key(&self) -> Key {
-        Key {
-            pk: format!("TENANT#{}#IDEMPOTENCY#{}", self.tenant, self.key_digest),
-            sk: "IDEMPOTENCY".into(),
-        }
+        crate::keys::deliveries::idempotency(&self.tenant, &self.key_digest)
     }
 }
 

@@ -10,6 +10,7 @@
 //! | registry | endpoint | `TENANT#{t}` | `ENDPOINT#{ep}` |
 //! | registry | API key | `APIKEY#{sha256}` | `APIKEY` |
 //! | deliveries | event | `TENANT#{t}#EVENT#{evt}` | `EVENT` |
+//! | deliveries | idempotency key | `TENANT#{t}#IDEMPOTENCY#{sha256}` | `IDEMPOTENCY` |
 //! | deliveries | delivery | `TENANT#{t}#DELIVERY#{dlv}` | `DELIVERY` |
 //! | deliveries | attempt | `TENANT#{t}#DELIVERY#{dlv}` | `ATTEMPT#{n:06}` |
 //!
@@ -87,6 +88,11 @@ pub mod deliveries {
             pk: format!("{}#EVENT#{evt}", tenant_pk(t)),
             sk: "EVENT".into(),
         }
+    }
+
+    /// An idempotency key's claim; `digest` is the SHA-256 hex of the key.
+    pub fn idempotency(t: &TenantId, digest: &str) -> Key {
+        Key { pk: format!("{}#IDEMPOTENCY#{digest}", tenant_pk(t)), sk: "IDEMPOTENCY".into() }
     }
 
     pub fn delivery(t: &TenantId, dlv: &DeliveryId) -> Key {

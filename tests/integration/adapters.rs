@@ -8,7 +8,6 @@ use switchyard_aws::sqs::SqsQueue;
 use switchyard_core::envelope::{IngestLimits, Source, parse_event};
 use switchyard_core::ports::{EventBus, EventRecord, EventState, EventStore, InsertOutcome, Registry, TaskQueue};
 use switchyard_core::{Envelope, FanoutTask, TenantId};
-use switchyard_local::resources::{create_queue, queue_arn};
 use switchyard_tests::Stack;
 
 fn envelope(tenant: &TenantId, id: &str, event_type: &str) -> Envelope {
@@ -23,34 +22,6 @@ fn envelope(tenant: &TenantId, id: &str, event_type: &str) -> Envelope {
     .unwrap()
 }
 
-async fn receive_all(sqs: &switchyard_aws::aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<String> {
-    let mut bodies = Vec::new();
-    for _ in 0..20 {
-        let out = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let msgs = out.messages.unwrap_or_default();
-        for m in &msgs {
-            bodies.push(m.body.clone().unwrap_or_default());
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle.clone().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        if bodies.len() >= expected && msgs.is_empty() {
-            break;
-        }
-    }
-    bodies
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_queue_sends_every_task_in_batches_of_ten() {
     let stack = Stack::new("sqsq").await;
@@ -60,7 +31,7 @@ async fn sqs_queue_sends_every_task_in_batches_of_ten() {
         .collect();
     let queue = SqsQueue::<FanoutTask>::new(stack.sqs.clone(), &stack.res.fanout_queue_url);
     queue.send_all(&tasks).await.unwrap();
-    let bodies = receive_all(&stack.sqs, &stack.res.fanout_queue_url, 23).await;
+    let bodies = stack.take_messages(&stack.res.fanout_queue_url).await;
     let got: HashSet<String> = bodies
         .iter()
         .map(|b| serde_json::from_str::<FanoutTask>(b).unwrap().envelope.id.to_string())
@@ -148,30 +119,13 @@ async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
     let eb = aws_sdk_eventbridge::Client::new(&stack.sdk);
     let bus = format!("{}-bus", stack.res.prefix);
     eb.create_event_bus().name(&bus).send().await.unwrap();
-    let target_url = create_queue(&stack.sqs, &format!("{}-user-events", stack.res.prefix), &[])
-        .await
-        .unwrap();
-    let target_arn = queue_arn(&stack.sqs, &target_url).await.unwrap();
-    eb.put_rule()
-        .name("user-events")
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source":["switchyard"],"detail-type":["user.created","user.deleted"]}"#)
-        .send()
-        .await
-        .unwrap();
-    eb.put_targets()
-        .rule("user-events")
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(&target_arn)
-                .build()
-                .unwrap(),
+    let target_url = stack
+        .rule_to_queue(
+            &bus,
+            "user-events",
+            r#"{"source":["switchyard"],"detail-type":["user.created","user.deleted"]}"#,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
 
     let tenant = TenantId::parse("t1").unwrap();
     let mut events: Vec<Envelope> = (0..23)
@@ -180,7 +134,7 @@ async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
     events.extend((0..4).map(|i| envelope(&tenant, &format!("evt_o{i}"), "order.placed")));
     EventBridgeBus::new(eb.clone(), &bus).publish(&events).await.unwrap();
 
-    let bodies = receive_all(&stack.sqs, &target_url, 23).await;
+    let bodies = stack.take_messages(&target_url).await;
     let ids: HashSet<String> = bodies
         .iter()
         .map(|b| {

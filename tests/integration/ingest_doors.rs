@@ -5,12 +5,10 @@
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use switchyard_aws::aws_sdk_eventbridge;
 use switchyard_core::doors::TenantRules;
 use switchyard_core::ports::EventState;
 use switchyard_core::{Envelope, EventId, TenantId};
 use switchyard_local::http_api::{post_event, request};
-use switchyard_local::resources::{create_queue, queue_arn};
 use switchyard_tests::{Receiver, Stack, assert_verifies, json_body};
 
 const T: Duration = Duration::from_secs(5);
@@ -333,32 +331,10 @@ async fn routing_flags_choose_the_bus_and_the_fan_out() {
     let stack = Stack::new("routing").await;
     let (acme, key) = stack.tenant("acme").await;
     // A rule on the application's bus sends every Switchyard event to a queue.
-    let eb = aws_sdk_eventbridge::Client::new(&stack.sdk);
     let bus = stack.res.event_bus_name.clone();
-    let target_url = create_queue(&stack.sqs, &format!("{}-internal", stack.res.prefix), &[])
-        .await
-        .unwrap();
-    let target_arn = queue_arn(&stack.sqs, &target_url).await.unwrap();
-    eb.put_rule()
-        .name("all-events")
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source":["switchyard"]}"#)
-        .send()
-        .await
-        .unwrap();
-    eb.put_targets()
-        .rule("all-events")
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(&target_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let target_url = stack
+        .rule_to_queue(&bus, "all-events", r#"{"source":["switchyard"]}"#)
+        .await;
     let mut settings = stack.ingest_settings();
     settings.event_bus_name = Some(bus);
     let ingest = stack.ingest_with(&settings);

@@ -225,6 +225,40 @@ impl Stack {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A rule named `rule` on `bus` whose target is a new queue; returns the
+    /// queue's URL. What the rule matches can then be read from the queue.
+    pub async fn rule_to_queue(&self, bus: &str, rule: &str, pattern: &str) -> String {
+        use switchyard_aws::aws_sdk_eventbridge::{Client, types::Target};
+        let eb = Client::new(&self.sdk);
+        let name = format!("{}-{rule}", self.res.prefix);
+        let url = switchyard_local::resources::create_queue(&self.sqs, &name, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let arn = switchyard_local::resources::queue_arn(&self.sqs, &url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        eb.put_rule()
+            .name(rule)
+            .event_bus_name(bus)
+            .event_pattern(pattern)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let target = Target::builder()
+            .id("q")
+            .arn(arn)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        eb.put_targets()
+            .rule(rule)
+            .event_bus_name(bus)
+            .targets(target)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        url
+    }
+
     /// Receives (and deletes) every message on a queue, waiting up to a
     /// second for stragglers.
     pub async fn take_messages(&self, url: &str) -> Vec<String> {

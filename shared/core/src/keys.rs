@@ -92,7 +92,10 @@ pub mod deliveries {
 
     /// An idempotency key's claim; `digest` is the SHA-256 hex of the key.
     pub fn idempotency(t: &TenantId, digest: &str) -> Key {
-        Key { pk: format!("{}#IDEMPOTENCY#{digest}", tenant_pk(t)), sk: "IDEMPOTENCY".into() }
+        Key {
+            pk: format!("{}#IDEMPOTENCY#{digest}", tenant_pk(t)),
+            sk: "IDEMPOTENCY".into(),
+        }
     }
 
     pub fn delivery(t: &TenantId, dlv: &DeliveryId) -> Key {

@@ -1,6 +1,6 @@
 //! Accepted events in the deliveries table.
 
-use super::{from_item, get_item, item_with_key, key_item, s};
+use super::{Item, from_item, get_item, item_with_key, key_item, s};
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,38 @@ impl DynamoEventStore {
         }
     }
 
+    /// Puts `item` unless a live item (`expires_at` after `now`) holds its
+    /// key. `Ok(None)`: written. `Ok(Some(existing))`: refused, and here is
+    /// the item in the way (`None` inside when DynamoDB did not return it).
+    async fn put_if_absent_or_expired(
+        &self,
+        item: Item,
+        now: OffsetDateTime,
+        op: &str,
+    ) -> Result<Option<Option<Item>>, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(ABSENT_OR_EXPIRED)
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#exp", keys::TTL)
+            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    Ok(Some(c.item().cloned()))
+                }
+                _ => Err(port_error(op, e)),
+            },
+        }
+    }
+
     /// Reads one event of a tenant.
     pub async fn get_event(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>, PortError> {
         let key = keys::deliveries::event(tenant, id);
@@ -96,42 +128,23 @@ impl EventStore for DynamoEventStore {
             keys::TTL.into(),
             AttributeValue::N(record.expires_at.unix_timestamp().to_string()),
         );
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(ABSENT_OR_EXPIRED)
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#exp", keys::TTL)
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::N(record.received_at.unix_timestamp().to_string()),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(InsertOutcome::Inserted),
-            Err(e) => {
-                let existing = match e.as_service_error() {
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
-                        c.item().cloned()
-                    }
-                    _ => return Err(port_error("PutItem event", e)),
-                };
-                let existing = match existing {
-                    Some(item) => Some(from_item::<EventRow>(item)?.into_record()?),
-                    None => self.get_event(&record.envelope.tenant_id, &record.envelope.id).await?,
-                };
-                // Live a moment ago; absent or expired now only if it expired
-                // in between: trying again will insert.
-                existing
-                    .filter(|r| is_live(r.expires_at, record.received_at))
-                    .map(|r| InsertOutcome::Exists(Box::new(r)))
-                    .ok_or_else(|| PortError::transient("event expired during a conditional insert"))
-            }
-        }
+        let existing = match self
+            .put_if_absent_or_expired(item, record.received_at, "PutItem event")
+            .await?
+        {
+            None => return Ok(InsertOutcome::Inserted),
+            Some(existing) => existing,
+        };
+        let existing = match existing {
+            Some(item) => Some(from_item::<EventRow>(item)?.into_record()?),
+            None => self.get_event(&record.envelope.tenant_id, &record.envelope.id).await?,
+        };
+        // Live a moment ago; absent or expired now only if it expired in
+        // between: trying again will insert.
+        existing
+            .filter(|r| is_live(r.expires_at, record.received_at))
+            .map(|r| InsertOutcome::Exists(Box::new(r)))
+            .ok_or_else(|| PortError::transient("event expired during a conditional insert"))
     }
 
     async fn mark_queued(&self, tenant: &TenantId, id: &EventId) -> Result<(), PortError> {
@@ -159,26 +172,12 @@ impl EventStore for DynamoEventStore {
             expires_at: claim.expires_at.unix_timestamp(),
         };
         let item = item_with_key(&row, &key, "idempotency_key")?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(ABSENT_OR_EXPIRED)
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#exp", keys::TTL)
-            .expression_attribute_values(":now", AttributeValue::N(claim.now.unix_timestamp().to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let existing = match result {
-            Ok(_) => return Ok(ClaimOutcome::Claimed),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
-                    c.item().cloned()
-                }
-                _ => return Err(port_error("PutItem idempotency key", e)),
-            },
+        let existing = match self
+            .put_if_absent_or_expired(item, claim.now, "PutItem idempotency key")
+            .await?
+        {
+            None => return Ok(ClaimOutcome::Claimed),
+            Some(existing) => existing,
         };
         let existing: Option<KeyRow> = match existing {
             Some(item) => Some(from_item(item)?),

@@ -13,11 +13,17 @@
 //! | deliveries | idempotency key | `TENANT#{t}#IDEMPOTENCY#{sha256}` | `IDEMPOTENCY` |
 //! | deliveries | delivery | `TENANT#{t}#DELIVERY#{dlv}` | `DELIVERY` |
 //! | deliveries | attempt | `TENANT#{t}#DELIVERY#{dlv}` | `ATTEMPT#{n:06}` |
+//! | state | processed marker | `TENANT#{t}#EVENT#{evt}` | `MARKER#{handler}` |
+//! | state | workflow run | `TENANT#{t}#EVENT#{evt}` | `RUN#{workflow}` |
+//! | state | a workflow's record | `TENANT#{t}#{KIND}#{id}` | `{KIND}` |
 //!
 //! Delivery items also carry two index keys: `gsi1pk = TENANT#{t}#ENDPOINT#{ep}`
-//! with `gsi1sk = {created_at}#{dlv}` (an endpoint's deliveries, newest first
+//! with `gsi1sk = {created_at}#{dlv}` (fixed-width time) (an endpoint's deliveries, newest first
 //! when read backwards), and `gsi2pk = TENANT#{t}#EVENT#{evt}` with
-//! `gsi2sk = DELIVERY#{dlv}` (an event's deliveries).
+//! `gsi2sk = DELIVERY#{dlv}` (an event's deliveries). Event items of
+//! `routing.audit` events carry `gsi1pk = TENANT#{t}#AUDIT#{yyyy-mm-dd}` and
+//! `gsi1sk = {received_at}#{evt}` (fixed-width time): the audit trail, per tenant and day,
+//! in time order.
 
 use crate::api_key::ApiKeyHash;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
@@ -130,6 +136,54 @@ pub mod deliveries {
     }
 }
 
+/// Keys of the state table (the internal track's consumers).
+pub mod state {
+    use super::*;
+
+    /// One handler's processed marker for one event.
+    pub fn marker(t: &TenantId, evt: &EventId, handler: &str) -> Key {
+        Key {
+            pk: format!("{}#EVENT#{evt}", tenant_pk(t)),
+            sk: format!("MARKER#{handler}"),
+        }
+    }
+
+    /// One workflow's run over one event.
+    pub fn run(t: &TenantId, evt: &EventId, workflow: &str) -> Key {
+        Key {
+            pk: format!("{}#EVENT#{evt}", tenant_pk(t)),
+            sk: format!("RUN#{workflow}"),
+        }
+    }
+
+    /// A record the workflows keep (`STOCK`, `sku-1`). `kind` and `id` come
+    /// from code and event data: a `#` in them is escaped, so no record's
+    /// key can reach into another partition.
+    pub fn record(t: &TenantId, kind: &str, id: &str) -> Key {
+        let esc = |s: &str| s.replace('%', "%25").replace('#', "%23");
+        Key {
+            pk: format!("{}#{}#{}", tenant_pk(t), esc(kind), esc(id)),
+            sk: esc(kind),
+        }
+    }
+}
+
+/// The audit trail's index keys of an event received at `received_at`
+/// (as [`crate::time_util::sortable`] writes it).
+pub fn audit_index(t: &TenantId, evt: &EventId, received_at_sortable: &str) -> [(&'static str, String); 2] {
+    let day = received_at_sortable.get(..10).unwrap_or(received_at_sortable);
+    [
+        (GSI1_PK, audit_partition(t, day)),
+        (GSI1_SK, format!("{received_at_sortable}#{evt}")),
+    ]
+}
+
+/// The audit trail's index partition of one tenant and one UTC day
+/// (`yyyy-mm-dd`).
+pub fn audit_partition(t: &TenantId, day: &str) -> String {
+    format!("{}#AUDIT#{day}", tenant_pk(t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +214,21 @@ mod tests {
         assert_eq!(idx[0], (GSI1_PK, "TENANT#a#ENDPOINT#ep_1".to_string()));
         assert_eq!(idx[1], (GSI1_SK, "2026-01-01T00:00:00Z#dlv_1".to_string()));
         assert_eq!(idx[2], (GSI2_PK, "TENANT#a#EVENT#evt_1".to_string()));
+    }
+
+    #[test]
+    fn state_keys_are_tenant_scoped_and_escaped() {
+        let evt = EventId::parse("evt_1").unwrap();
+        assert_eq!(state::marker(&t("a"), &evt, "welcome").sk, "MARKER#welcome");
+        assert_eq!(state::run(&t("a"), &evt, "order").pk, "TENANT#a#EVENT#evt_1");
+        assert_eq!(state::record(&t("a"), "STOCK", "sku-1").pk, "TENANT#a#STOCK#sku-1");
+        assert_eq!(
+            state::record(&t("a"), "STOCK", "x#TENANT#b").pk,
+            "TENANT#a#STOCK#x%23TENANT%23b"
+        );
+        let idx = audit_index(&t("a"), &evt, "2026-11-29T10:00:00Z");
+        assert_eq!(idx[0].1, "TENANT#a#AUDIT#2026-11-29");
+        assert_eq!(idx[1].1, "2026-11-29T10:00:00Z#evt_1");
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //!
 //! Everything here is pure: no AWS SDK types, no network. The functions'
 //! handlers turn their triggers into these types, call the services in
-//! [`ingest`], [`fanout`] and [`delivery`], and map the results back. The
-//! services talk to the outside world only through the small traits in
-//! [`ports`], which `switchyard-aws` implements for SQS and DynamoDB.
+//! [`ingest`], [`fanout`], [`delivery`] and [`consumer`] (with the
+//! [`workflow`] engine), and map the results back. The services talk to the
+//! outside world only through small traits ([`ports`], and the consumer's
+//! and workflow's own), which `switchyard-aws` implements for SQS,
+//! DynamoDB and EventBridge.
 
 pub mod api_key;
+pub mod consumer;
 pub mod delivery;
 pub mod doors;
 pub mod endpoint;
@@ -19,10 +22,12 @@ pub mod ingest;
 pub mod keys;
 pub mod ports;
 pub mod retry;
+pub mod routing;
 pub mod signing;
 pub mod ssrf;
 pub mod task;
 pub mod time_util;
+pub mod workflow;
 
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use endpoint::{Endpoint, EndpointUrl};

@@ -10,6 +10,23 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// RFC 3339 in UTC with exactly three fractional digits
+/// (`2026-11-29T03:38:56.120Z`): fixed width, so such strings sort in time
+/// order. Index sort keys use it.
+pub fn sortable(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
 /// Parses RFC 3339 and normalises it to UTC.
 pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(s, &Rfc3339).map(|t| t.to_offset(time::UtcOffset::UTC))
@@ -64,6 +81,19 @@ pub mod serde_rfc3339_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sortable_strings_have_one_width_and_sort_in_time_order() {
+        let a = parse_rfc3339("2026-11-29T03:38:56Z").unwrap();
+        let b = parse_rfc3339("2026-11-29T03:38:56.12Z").unwrap();
+        let c = parse_rfc3339("2026-11-29T04:38:56.123+01:00").unwrap();
+        assert_eq!(sortable(a), "2026-11-29T03:38:56.000Z");
+        assert_eq!(sortable(b), "2026-11-29T03:38:56.120Z");
+        assert_eq!(sortable(c), "2026-11-29T03:38:56.123Z");
+        assert!(sortable(a) < sortable(b) && sortable(b) < sortable(c));
+        // rfc3339 alone would not sort these: '.' sorts below 'Z'.
+        assert!(rfc3339(b) < rfc3339(a));
+    }
 
     #[test]
     fn formats_in_utc_and_parses_offsets() {

@@ -123,7 +123,7 @@ async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
         .rule_to_queue(
             &bus,
             "user-events",
-            r#"{"source":["switchyard"],"detail-type":["user.created","user.deleted"]}"#,
+            r#"{"source":["switchyard.user"],"detail-type":["user.created","user.deleted"]}"#,
         )
         .await;
 
@@ -139,8 +139,10 @@ async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
         .iter()
         .map(|b| {
             let v: serde_json::Value = serde_json::from_str(b).unwrap();
-            assert_eq!(v["source"], "switchyard");
+            assert_eq!(v["source"], "switchyard.user");
             assert_eq!(v["detail-type"], "user.created");
+            // The priority is always filled in (user.created's default is 8).
+            assert_eq!(v["detail"]["routing"]["priority"], 8);
             serde_json::from_value::<Envelope>(v["detail"].clone())
                 .unwrap()
                 .id

@@ -333,7 +333,7 @@ async fn routing_flags_choose_the_bus_and_the_fan_out() {
     // A rule on the application's bus sends every Switchyard event to a queue.
     let bus = stack.res.event_bus_name.clone();
     let target_url = stack
-        .rule_to_queue(&bus, "all-events", r#"{"source":["switchyard"]}"#)
+        .rule_to_queue(&bus, "all-events", r#"{"source":[{"prefix":"switchyard."}]}"#)
         .await;
     let mut settings = stack.ingest_settings();
     settings.event_bus_name = Some(bus);
@@ -373,7 +373,7 @@ async fn routing_flags_choose_the_bus_and_the_fan_out() {
         let msgs = out.messages.unwrap_or_default();
         for m in &msgs {
             let v: Value = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
-            assert_eq!(v["source"], "switchyard");
+            assert_eq!(v["source"], "switchyard.user");
             assert_eq!(v["detail-type"], "user.created");
             let env: Envelope = serde_json::from_value(v["detail"].clone()).unwrap();
             assert_eq!(env.tenant_id, TenantId::parse("acme").unwrap());

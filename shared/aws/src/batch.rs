@@ -22,6 +22,8 @@ pub struct SqsRecord {
     pub receipt_handle: String,
     /// `ApproximateReceiveCount`: 1 on the first delivery.
     pub receive_count: u32,
+    /// The ARN of the queue the message came from (`eventSourceARN`).
+    pub queue_arn: String,
 }
 
 /// Why a record was not handled; it will be delivered again.
@@ -46,6 +48,26 @@ where
     Fut: Future<Output = Result<(), RecordFailure>>,
 {
     let handle = &handle;
+    process_sqs_records(event, |body: String, record: SqsRecord| async move {
+        match serde_json::from_str::<T>(&body) {
+            Ok(task) => handle(task, record).await,
+            Err(e) => {
+                tracing::error!(message_id = %record.message_id, receive_count = record.receive_count, error = %e, "unparseable message; it goes to the DLQ after maxReceiveCount");
+                Err(RecordFailure::new(format_args!("unparseable message: {e}")))
+            }
+        }
+    })
+    .await
+}
+
+/// Handles every record's raw body with `handle` (concurrently, at most
+/// [`MAX_CONCURRENCY`] at once) and reports the failures.
+pub async fn process_sqs_records<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
+where
+    F: Fn(String, SqsRecord) -> Fut,
+    Fut: Future<Output = Result<(), RecordFailure>>,
+{
+    let handle = &handle;
     let failures: Vec<String> = futures_util::stream::iter(event.records)
         .map(|msg| async move {
             let Some(message_id) = msg.message_id.clone() else {
@@ -59,20 +81,13 @@ where
                 .get("ApproximateReceiveCount")
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
-            let body = msg.body.as_deref().unwrap_or("");
-            let task: T = match serde_json::from_str(body) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(message_id = %message_id, receive_count, error = %e, "unparseable message; it goes to the DLQ after maxReceiveCount");
-                    return Some(message_id);
-                }
-            };
             let record = SqsRecord {
                 message_id: message_id.clone(),
                 receipt_handle: msg.receipt_handle.clone().unwrap_or_default(),
                 receive_count,
+                queue_arn: msg.event_source_arn.clone().unwrap_or_default(),
             };
-            match handle(task, record).await {
+            match handle(msg.body.unwrap_or_default(), record).await {
                 Ok(()) => None,
                 Err(f) => {
                     tracing::warn!(message_id = %message_id, receive_count, reason = %f.reason, "record failed; it will be retried");
@@ -92,6 +107,31 @@ where
         response.batch_item_failures.push(item);
     }
     response
+}
+
+/// The URL of the queue an ARN names (`arn:aws:sqs:<region>:<account>:<name>`),
+/// in the form every SQS API accepts as `QueueUrl`; `None` for anything else.
+pub fn queue_url_from_arn(arn: &str) -> Option<String> {
+    let mut parts = arn.split(':');
+    let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if region.is_empty() || account.is_empty() || name.is_empty() {
+        return None;
+    }
+    let domain = match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    };
+    Some(format!("https://sqs.{region}.{domain}/{account}/{name}"))
 }
 
 #[cfg(test)]
@@ -143,5 +183,26 @@ mod tests {
         let mut seen = seen.into_inner().unwrap();
         seen.sort();
         assert_eq!(seen, [(1, 2), (2, 2), (13, 2)]);
+    }
+
+    #[test]
+    fn queue_urls_come_from_arns() {
+        assert_eq!(
+            queue_url_from_arn("arn:aws:sqs:eu-west-1:123456789012:sy-internal-user").as_deref(),
+            Some("https://sqs.eu-west-1.amazonaws.com/123456789012/sy-internal-user")
+        );
+        assert_eq!(
+            queue_url_from_arn("arn:aws-cn:sqs:cn-north-1:1:q").as_deref(),
+            Some("https://sqs.cn-north-1.amazonaws.com.cn/1/q")
+        );
+        for bad in [
+            "",
+            "arn:aws:sns:eu-west-1:1:q",
+            "arn:aws:sqs:eu-west-1:1",
+            "arn:aws:sqs::1:q",
+            "arn:aws:sqs:r:1:q:x",
+        ] {
+            assert_eq!(queue_url_from_arn(bad), None, "{bad}");
+        }
     }
 }

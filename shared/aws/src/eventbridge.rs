@@ -10,12 +10,10 @@ use switchyard_core::{Envelope, PortError};
 pub const MAX_ENTRIES: usize = 10;
 const PUT_TRIES: u32 = 4;
 
-/// Every envelope is published with this source; its `detail-type` is the
-/// event type and its `detail` the envelope, so rules match on
-/// `detail-type` prefixes (`user.`) or on any envelope field.
-pub const BUS_SOURCE: &str = "switchyard";
-
-/// An EventBridge bus.
+/// An EventBridge bus. Every envelope is published as
+/// `switchyard_core::routing::bus_entry` says: source `switchyard.<domain>`,
+/// detail-type the event type, detail the envelope with its priority; the
+/// template's rules match on those.
 #[derive(Clone, Debug)]
 pub struct EventBridgeBus {
     client: aws_sdk_eventbridge::Client,
@@ -31,13 +29,12 @@ impl EventBridgeBus {
     }
 
     fn entry(&self, e: &Envelope) -> Result<PutEventsRequestEntry, PortError> {
-        let detail =
-            serde_json::to_string(e).map_err(|err| PortError::permanent(format!("encoding an envelope: {err}")))?;
+        let entry = switchyard_core::routing::bus_entry(e)?;
         Ok(PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus_name)
-            .source(BUS_SOURCE)
-            .detail_type(e.event_type.as_str())
-            .detail(detail)
+            .source(entry.source)
+            .detail_type(entry.detail_type)
+            .detail(entry.detail)
             .time(aws_sdk_eventbridge::primitives::DateTime::from_secs(
                 e.timestamp.unix_timestamp(),
             ))

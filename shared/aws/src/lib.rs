@@ -18,6 +18,6 @@ pub mod eventbridge;
 pub mod sqs;
 
 pub use aws_config::SdkConfig;
-pub use batch::{RecordFailure, SqsRecord, process_sqs_batch};
+pub use batch::{RecordFailure, SqsRecord, process_sqs_batch, process_sqs_records, queue_url_from_arn};
 pub use config::{env_var, load};
 pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs};

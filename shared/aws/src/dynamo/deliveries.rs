@@ -7,7 +7,6 @@ use std::time::Duration as StdDuration;
 use switchyard_core::delivery::{AttemptRecord, DeliveryRecord};
 use switchyard_core::keys;
 use switchyard_core::ports::DeliveryLog;
-use switchyard_core::time_util::rfc3339;
 use switchyard_core::{DeliveryId, PortError, TenantId};
 use time::{Duration, OffsetDateTime};
 
@@ -39,7 +38,7 @@ impl DynamoDeliveryLog {
             &d.delivery_id,
             &d.endpoint_id,
             &d.event_id,
-            &rfc3339(d.created_at),
+            &switchyard_core::time_util::sortable(d.created_at),
         );
         for (name, value) in index {
             item.insert(name.into(), s(value));

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_core::ingest::{ClaimOutcome, KeyClaim, is_live};
 use switchyard_core::keys;
 use switchyard_core::ports::{EventRecord, EventState, EventStore, InsertOutcome};
-use switchyard_core::time_util::{parse_rfc3339, rfc3339};
+use switchyard_core::time_util::{parse_rfc3339, rfc3339, sortable};
 use switchyard_core::{Envelope, EventId, PortError, TenantId};
 use time::OffsetDateTime;
 
@@ -65,6 +65,17 @@ impl EventRow {
     }
 }
 
+/// Most UTC days one audit query may span.
+pub const MAX_AUDIT_DAYS: u32 = 366;
+
+/// One page of an audit trail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditPage {
+    pub events: Vec<EventRecord>,
+    /// The cursor of the next page, if the limit cut this one short.
+    pub next: Option<String>,
+}
+
 /// Accepted events, in the deliveries table.
 #[derive(Clone, Debug)]
 pub struct DynamoEventStore {
@@ -112,6 +123,93 @@ impl DynamoEventStore {
         }
     }
 
+    /// The tenant's audit trail: its `routing.audit` events received in
+    /// `[from, to)`, oldest first, at most `limit` of them, after the cursor
+    /// `after` (the `next` of the previous page). Reads one index partition
+    /// per UTC day of the range (at most [`MAX_AUDIT_DAYS`]).
+    pub async fn audit_trail(
+        &self,
+        tenant: &TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<AuditPage, PortError> {
+        let (lo, hi) = (sortable(from), sortable(to));
+        let mut page = AuditPage::default();
+        let mut day = from.date();
+        let mut days = 0;
+        while day <= to.date() && page.events.len() < limit {
+            days += 1;
+            if days > MAX_AUDIT_DAYS {
+                return Err(PortError::permanent(format!(
+                    "an audit query spans at most {MAX_AUDIT_DAYS} days"
+                )));
+            }
+            let day_str = day.to_string();
+            let partition = keys::audit_partition(tenant, &day_str);
+            // Resume after the cursor `{received_at}#{evt}`: skip the days
+            // before it, and start its own day's query right after it.
+            let mut start_key = None;
+            if let Some(cursor) = after {
+                let cursor_day = cursor.get(..10).unwrap_or("");
+                if day_str.as_str() < cursor_day {
+                    day = match day.next_day() {
+                        Some(d) => d,
+                        None => break,
+                    };
+                    continue;
+                }
+                if day_str == cursor_day {
+                    let evt = cursor
+                        .rsplit_once('#')
+                        .and_then(|(_, e)| EventId::parse(e).ok())
+                        .ok_or_else(|| PortError::permanent("not an audit cursor"))?;
+                    let mut k = key_item(&keys::deliveries::event(tenant, &evt));
+                    k.insert(keys::GSI1_PK.into(), s(&partition));
+                    k.insert(keys::GSI1_SK.into(), s(cursor));
+                    start_key = Some(k);
+                }
+            }
+            // Sort keys are `{received_at}#{evt}`: `#` sorts below every id
+            // character, so [lo#, hi#] covers the time range.
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#pk", keys::GSI1_PK)
+                .expression_attribute_names("#sk", keys::GSI1_SK)
+                .expression_attribute_values(":pk", s(partition))
+                .expression_attribute_values(":lo", s(format!("{lo}#")))
+                .expression_attribute_values(":hi", s(format!("{hi}#")))
+                .set_exclusive_start_key(start_key)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| port_error("Query audit trail", e))?;
+                let cursor = item.get(keys::GSI1_SK).and_then(|v| v.as_s().ok()).cloned();
+                let record = from_item::<EventRow>(item)?.into_record()?;
+                // An index entry at `hi` exactly is outside the range.
+                if record.received_at >= to {
+                    continue;
+                }
+                page.events.push(record);
+                if page.events.len() == limit {
+                    page.next = cursor;
+                    break;
+                }
+            }
+            day = match day.next_day() {
+                Some(d) => d,
+                None => break,
+            };
+        }
+        Ok(page)
+    }
+
     /// Reads one event of a tenant.
     pub async fn get_event(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>, PortError> {
         let key = keys::deliveries::event(tenant, id);
@@ -128,6 +226,12 @@ impl EventStore for DynamoEventStore {
             keys::TTL.into(),
             AttributeValue::N(record.expires_at.unix_timestamp().to_string()),
         );
+        if record.envelope.routing.audit {
+            let at = sortable(record.received_at);
+            for (name, value) in keys::audit_index(&record.envelope.tenant_id, &record.envelope.id, &at) {
+                item.insert(name.into(), s(value));
+            }
+        }
         let existing = match self
             .put_if_absent_or_expired(item, record.received_at, "PutItem event")
             .await?

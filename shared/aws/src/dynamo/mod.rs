@@ -7,10 +7,12 @@
 mod deliveries;
 mod events;
 mod registry;
+mod state;
 
 pub use deliveries::DynamoDeliveryLog;
-pub use events::DynamoEventStore;
+pub use events::{AuditPage, DynamoEventStore, MAX_AUDIT_DAYS};
 pub use registry::{DynamoRegistry, RegistrationError};
+pub use state::{DynamoStateStore, RunView};
 
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -223,6 +223,7 @@ async fn a_poison_message_goes_to_the_dlq_and_never_fails_its_batch() {
         visibility_timeout_secs: 1,
         fanout_max_receive_count: 2,
         deliveries_max_receive_count: 2,
+        ..Default::default()
     };
     let stack = Stack::with_options("poison", opts).await;
     let rx = Receiver::ok().await.unwrap();

@@ -55,6 +55,16 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "EVENT_RETENTION_DAYS",
             ],
         ),
+        (
+            "consumer",
+            "switchyard-consumer",
+            &[
+                "STATE_TABLE",
+                "CONSUMER_RETRY_BASE_SECS",
+                "CONSUMER_RETRY_MAX_SECS",
+                "CONSUMER_LEASE_SECS",
+            ],
+        ),
     ];
     for (dir, bin, vars) in functions {
         assert!(

@@ -4,8 +4,11 @@
 //!   Webhooks libraries), created and kept in step with
 //!   `shared/local/python/requirements.txt`;
 //! - [`moto`]: moto's server on a free loopback port, stopped with its owner;
-//! - [`resources`]: the queues (with redrive DLQs) and tables the functions
-//!   use, created in moto with a unique prefix so runs never collide;
+//! - [`template`]: `template.yaml` as JSON (decoded by cfn-lint) and the
+//!   internal track's rules and queues read from it;
+//! - [`resources`]: the queues (with redrive DLQs), tables, bus and rules the
+//!   functions use, created in moto with a unique prefix so runs never
+//!   collide (the internal track's straight from `template.yaml`);
 //! - [`receiver`]: a real HTTP server on loopback that records the webhooks
 //!   it receives;
 //! - [`esm`]: an SQS poller that plays Lambda's event source mapping for a
@@ -18,6 +21,7 @@ pub mod http_api;
 pub mod moto;
 pub mod receiver;
 pub mod resources;
+pub mod template;
 pub mod venv;
 
 use std::path::PathBuf;
@@ -63,6 +67,10 @@ pub enum LocalError {
     Io { what: String, source: std::io::Error },
     #[error("{0}")]
     Aws(String),
+    /// `template.yaml` could not be read, or holds something the local
+    /// runner cannot reproduce.
+    #[error("template: {0}")]
+    Template(String),
 }
 
 impl LocalError {

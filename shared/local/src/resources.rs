@@ -1,12 +1,27 @@
-//! The walking skeleton's queues and tables, created in moto.
+//! The stack's queues, tables, bus and rules, created in moto.
 //!
-//! They mirror `template.yaml`: two tables with string keys `pk`/`sk` (the
+//! They mirror `template.yaml`: three tables with string keys `pk`/`sk` (the
 //! deliveries table with the `gsi1` and `gsi2` indexes) and TTL on
-//! `expires_at`; the fan-out, deliveries and ingest queues, each with a
-//! redrive DLQ; and the application's EventBridge bus.
+//! `expires_at` (registry, deliveries, and the consumers' state); the
+//! fan-out, deliveries and ingest queues, each with a redrive DLQ; and the
+//! application's EventBridge bus.
+//!
+//! The internal track is read from `template.yaml` itself
+//! ([`crate::template::internal_routes`]): every rule on `AppEventBus` is
+//! created on the local bus with the template's pattern, and every queue it
+//! targets with its DLQ and the template's `maxReceiveCount`, named
+//! `{prefix}-{logical id in kebab case}` (`InternalUserQueue` ->
+//! `…-internal-user-queue`). A template the runner cannot reproduce fails
+//! the creation, naming the resource. Two things differ from AWS on purpose:
+//! the visibility timeout is [`QueueOptions::visibility_timeout_secs`] for
+//! every queue (tests shorten it), and the DLQs get no `RedriveAllowPolicy`
+//! (moto's GetQueueAttributes fails on a queue that has one).
+//!
 //! Every name starts with a unique prefix, because moto's CreateQueue quietly
-//! returns an existing queue of the same name.
+//! returns an existing queue of the same name; the rules keep their own
+//! names, since each stack has a bus of its own.
 
+use crate::template::{self, InternalRoute};
 use crate::{LocalError, aws_err};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
@@ -14,6 +29,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use switchyard_core::keys;
 
@@ -32,6 +48,23 @@ pub struct Resources {
     pub ingest_dlq_url: String,
     /// The application's EventBridge bus (the internal track).
     pub event_bus_name: String,
+    /// The consumers' state table (idempotency markers, workflow progress
+    /// and effects).
+    pub state_table: String,
+    /// The queues the template's rules on the app bus send to, in the
+    /// template's order, each with its DLQ.
+    pub internal_queues: Vec<InternalQueue>,
+}
+
+/// One internal-track queue of the template, created locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalQueue {
+    /// The queue's logical id in `template.yaml` (`InternalUserQueue`).
+    pub logical_id: String,
+    pub url: String,
+    pub dlq_url: String,
+    /// The redrive policy's `maxReceiveCount` it was created with.
+    pub max_receive_count: u32,
 }
 
 /// The ingest queue's `maxReceiveCount`, as in `template.yaml`.
@@ -41,9 +74,12 @@ pub const INGEST_MAX_RECEIVE_COUNT: u32 = 5;
 /// message comes back in a second, not in minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueOptions {
+    /// Every queue's visibility timeout, the internal track's included.
     pub visibility_timeout_secs: u32,
     pub fanout_max_receive_count: u32,
     pub deliveries_max_receive_count: u32,
+    /// The internal queues' `maxReceiveCount`; `None`: the template's.
+    pub internal_max_receive_count: Option<u32>,
 }
 
 impl Default for QueueOptions {
@@ -52,6 +88,7 @@ impl Default for QueueOptions {
             visibility_timeout_secs: 30,
             fanout_max_receive_count: 5,
             deliveries_max_receive_count: 200,
+            internal_max_receive_count: None,
         }
     }
 }
@@ -71,7 +108,26 @@ pub fn unique_prefix(label: &str) -> String {
 }
 
 impl Resources {
+    /// Everything, the internal track as the workspace's `template.yaml`
+    /// declares it (read once per process).
     pub async fn create(sdk: &SdkConfig, prefix: &str, opts: QueueOptions) -> Result<Self, LocalError> {
+        let template = tokio::task::spawn_blocking(template::workspace_template)
+            .await
+            .map_err(|e| LocalError::Setup(format!("reading template.yaml: {e}")))??;
+        Self::create_from(sdk, prefix, opts, template).await
+    }
+
+    /// Everything, the internal track as `template` (JSON, as
+    /// [`template::load`] returns it) declares it.
+    pub async fn create_from(
+        sdk: &SdkConfig,
+        prefix: &str,
+        opts: QueueOptions,
+        template: &serde_json::Value,
+    ) -> Result<Self, LocalError> {
+        // Read before anything is created: a template the runner cannot
+        // reproduce fails at once.
+        let routes = template::internal_routes(template)?;
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let registry_table = format!("{prefix}-registry");
@@ -99,17 +155,16 @@ impl Resources {
         let (ingest_queue_url, ingest_dlq_url) =
             create_queue_with_dlq(&sqs, &format!("{prefix}-ingest"), vt, INGEST_MAX_RECEIVE_COUNT).await?;
         let event_bus_name = format!("{prefix}-app-bus");
-        aws_sdk_eventbridge::Client::new(sdk)
-            .create_event_bus()
-            .name(&event_bus_name)
-            .send()
-            .await
-            .map_err(|e| {
-                aws_err(
-                    format!("CreateEventBus {event_bus_name}"),
-                    aws_sdk_eventbridge::error::DisplayErrorContext(e),
-                )
-            })?;
+        let eb = aws_sdk_eventbridge::Client::new(sdk);
+        eb.create_event_bus().name(&event_bus_name).send().await.map_err(|e| {
+            aws_err(
+                format!("CreateEventBus {event_bus_name}"),
+                aws_sdk_eventbridge::error::DisplayErrorContext(e),
+            )
+        })?;
+        let state_table = format!("{prefix}-state");
+        create_table(&ddb, &state_table, &[]).await?;
+        let internal_queues = create_internal_track(&sqs, &eb, prefix, &event_bus_name, &routes, opts).await?;
         Ok(Self {
             prefix: prefix.to_string(),
             registry_table,
@@ -121,8 +176,95 @@ impl Resources {
             ingest_queue_url,
             ingest_dlq_url,
             event_bus_name,
+            state_table,
+            internal_queues,
         })
     }
+
+    /// The internal queue whose logical id in the template is `logical_id`.
+    pub fn internal_queue(&self, logical_id: &str) -> Option<&InternalQueue> {
+        self.internal_queues.iter().find(|q| q.logical_id == logical_id)
+    }
+}
+
+/// The template's internal queues (each once, however many rules send to
+/// it) and its rules on the app bus, on `bus`.
+async fn create_internal_track(
+    sqs: &aws_sdk_sqs::Client,
+    eb: &aws_sdk_eventbridge::Client,
+    prefix: &str,
+    bus: &str,
+    routes: &[InternalRoute],
+    opts: QueueOptions,
+) -> Result<Vec<InternalQueue>, LocalError> {
+    use aws_sdk_eventbridge::error::DisplayErrorContext;
+    let mut queues: Vec<InternalQueue> = Vec::new();
+    let mut arns: HashMap<&str, String> = HashMap::new();
+    for route in routes {
+        let q = &route.queue;
+        if arns.contains_key(q.logical_id.as_str()) {
+            continue;
+        }
+        let (Some(dlq), Some(count)) = (&q.dlq_logical_id, q.max_receive_count) else {
+            return Err(LocalError::Template(format!(
+                "resource {} (a target of {}) has no RedrivePolicy: every internal queue needs a DLQ",
+                q.logical_id, route.rule_logical_id
+            )));
+        };
+        let max_receive_count = opts.internal_max_receive_count.unwrap_or(count);
+        let (url, dlq_url) = create_queue_with_named_dlq(
+            sqs,
+            &format!("{prefix}-{}", template::kebab_case(&q.logical_id)),
+            &format!("{prefix}-{}", template::kebab_case(dlq)),
+            opts.visibility_timeout_secs,
+            max_receive_count,
+        )
+        .await?;
+        arns.insert(&q.logical_id, queue_arn(sqs, &url).await?);
+        queues.push(InternalQueue {
+            logical_id: q.logical_id.clone(),
+            url,
+            dlq_url,
+            max_receive_count,
+        });
+    }
+    let mut rules: Vec<&str> = Vec::new();
+    for route in routes {
+        let rule = template::kebab_case(&route.rule_logical_id);
+        if !rules.contains(&route.rule_logical_id.as_str()) {
+            rules.push(&route.rule_logical_id);
+            eb.put_rule()
+                .name(&rule)
+                .event_bus_name(bus)
+                .event_pattern(route.pattern.to_string())
+                .send()
+                .await
+                .map_err(|e| aws_err(format!("PutRule {rule} on {bus}"), DisplayErrorContext(e)))?;
+        }
+        let arn = arns
+            .get(route.queue.logical_id.as_str())
+            .ok_or_else(|| LocalError::Setup(format!("no queue created for {}", route.queue.logical_id)))?;
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id(&route.queue.logical_id)
+            .arn(arn)
+            .build()
+            .map_err(|e| aws_err("rule target", e))?;
+        let out = eb
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(bus)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| aws_err(format!("PutTargets {rule} on {bus}"), DisplayErrorContext(e)))?;
+        if out.failed_entry_count() > 0 {
+            return Err(LocalError::Aws(format!(
+                "PutTargets {rule} on {bus}: {:?}",
+                out.failed_entries()
+            )));
+        }
+    }
+    Ok(queues)
 }
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, LocalError> {
@@ -196,14 +338,32 @@ pub async fn create_table(
     Ok(())
 }
 
-/// A queue and its DLQ; returns (queue URL, DLQ URL).
+/// A queue and its DLQ `{name}-dlq`; returns (queue URL, DLQ URL).
 pub async fn create_queue_with_dlq(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     visibility_timeout_secs: u32,
     max_receive_count: u32,
 ) -> Result<(String, String), LocalError> {
-    let dlq_url = create_queue(sqs, &format!("{name}-dlq"), &[]).await?;
+    create_queue_with_named_dlq(
+        sqs,
+        name,
+        &format!("{name}-dlq"),
+        visibility_timeout_secs,
+        max_receive_count,
+    )
+    .await
+}
+
+/// A queue and its DLQ `dlq_name`; returns (queue URL, DLQ URL).
+pub async fn create_queue_with_named_dlq(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    dlq_name: &str,
+    visibility_timeout_secs: u32,
+    max_receive_count: u32,
+) -> Result<(String, String), LocalError> {
+    let dlq_url = create_queue(sqs, dlq_name, &[]).await?;
     let dlq_arn = queue_arn(sqs, &dlq_url).await?;
     let redrive =
         serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() });

@@ -52,6 +52,28 @@ async fn every_sample_event_runs_through_its_handler() {
     .unwrap();
     let ingest = stack.ingest_with(&settings);
     let mut ingest_doors = Vec::new();
+    // What the consumer samples' workflows read: the order's stock and rate.
+    let consumer = stack.consumer(Duration::from_secs(1));
+    let state = stack.state_store();
+    let record = |kind: &str, id: &str| switchyard_core::workflow::RecordRef::new(kind, id);
+    let fields = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+    state
+        .put_record(
+            &demo,
+            &record("STOCK", "sku-red-mug"),
+            &fields(serde_json::json!({"available": 5})),
+        )
+        .await
+        .unwrap();
+    state
+        .put_record(
+            &demo,
+            &record("SHIPPING_RATE", "NZ"),
+            &fields(serde_json::json!({"base_cents": 700})),
+        )
+        .await
+        .unwrap();
+    let mut consumer_samples = 0;
 
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -109,9 +131,23 @@ async fn every_sample_event_runs_through_its_handler() {
                 assert_eq!(req.header("webhook-id"), Some("evt_01JDSAMPLE0000000000000001"));
                 assert_verifies(req, &sample_ep.secret);
             }
+            "consumer" => {
+                let event: SqsEvent = read(path);
+                let (resp, counts) = consumer.handle_counted(event).await;
+                assert!(resp.batch_item_failures.is_empty(), "{name}: {resp:?} {counts:?}");
+                assert_eq!((counts.handled, counts.unknown), (1, 0), "{name}: a handler ran");
+                consumer_samples += 1;
+            }
             other => panic!("events/{name}: no function named {other:?}; name samples <function>-<trigger>.json"),
         }
     }
+    // The samples' effects: the user workflow's role, the order's charge.
+    use switchyard_core::workflow::StateReader;
+    let role = state.get(&demo, &record("ROLE", "usr_123")).await.unwrap();
+    assert_eq!(role.unwrap()["role"], "member");
+    let charge = state.get(&demo, &record("CHARGE", "ord_1001")).await.unwrap();
+    assert_eq!(charge.unwrap()["amount_cents"], 2 * 1250 + 700);
+    assert_eq!(consumer_samples, 2, "a sample per consumer workflow");
     ingest_doors.sort_by_key(|d| format!("{d:?}"));
     assert_eq!(
         ingest_doors,

@@ -3,10 +3,12 @@
 
 mod adapters;
 mod at_least_once;
+mod consumer;
 mod delivery;
 mod e2e;
 mod events_samples;
 mod ingest_bad_input;
 mod ingest_doors;
+mod internal_routing;
 mod signing_interop;
 mod template;

@@ -56,7 +56,7 @@ struct Function {
     settings: &'static [(&'static str, &'static str)],
 }
 
-const FUNCTIONS: [Function; 3] = [
+const FUNCTIONS: [Function; 4] = [
     Function {
         name: "switchyard-ingest",
         settings: &[
@@ -74,7 +74,17 @@ const FUNCTIONS: [Function; 3] = [
     },
     Function {
         name: "switchyard-delivery",
-        settings: &[("REGISTRY_TABLE", "registry"), ("DELIVERIES_TABLE", "deliveries")],
+        settings: &[
+            ("REGISTRY_TABLE", "registry"),
+            ("DELIVERIES_TABLE", "deliveries"),
+            ("DELIVERIES_QUEUE_URL", "http://127.0.0.1:9/000000000000/deliveries"),
+            ("DELIVERIES_DLQ_URL", "http://127.0.0.1:9/000000000000/deliveries-dlq"),
+            ("FANOUT_QUEUE_URL", "http://127.0.0.1:9/000000000000/fanout"),
+        ],
+    },
+    Function {
+        name: "switchyard-consumer",
+        settings: &[("STATE_TABLE", "state")],
     },
 ];
 

@@ -5,7 +5,10 @@
 //! runs the fan-out and delivery handlers over their queues as Lambda's event
 //! source mapping would, and shows the signed webhook the receiver got,
 //! verified with Switchyard's verifier and the public Standard Webhooks
-//! libraries. Everything runs in this process except moto, which stops with it.
+//! libraries. The same event also takes the internal track: the app bus's
+//! rule (from template.yaml) puts it on the user domain's queue, and the
+//! consumer runs the `user_onboarding` workflow over it. Everything runs in
+//! this process except moto, which stops with it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -35,6 +38,9 @@ pub fn run(root: &Path) -> Result<(), String> {
 
 async fn demo(root: &Path, venv: &Venv) -> Result<(), String> {
     let started = Instant::now();
+    // template.yaml (read by cfn-lint, about a second) is decoded while moto
+    // starts; Resources::create waits for it.
+    std::thread::spawn(|| switchyard_local::template::workspace_template().is_ok());
     let moto = Moto::start(root, venv).map_err(err)?;
     step(&format!("moto's server is AWS at {}", moto.endpoint));
     let sdk = switchyard_local::sdk_config(&moto.endpoint).await;
@@ -189,6 +195,45 @@ async fn demo(root: &Path, venv: &Venv) -> Result<(), String> {
             );
         }
     }
+    // The internal track: bus rule -> internal-user queue -> consumer.
+    let consumer = switchyard_consumer::AwsConsumer::new(
+        &sdk,
+        &switchyard_consumer::Settings {
+            state_table: res.state_table.clone(),
+            config: Default::default(),
+        },
+    )
+    .map_err(err)?;
+    let user_queue = res
+        .internal_queue("InternalUserQueue")
+        .ok_or("template.yaml routes nothing to InternalUserQueue")?;
+    let uq = QueueRef::resolve(&sqs, &user_queue.url).await.map_err(err)?;
+    let r = drain(&sqs, &uq, 10, |e| consumer.handle(e)).await.map_err(err)?;
+    step(&format!(
+        "internal track: the bus rule put {} event(s) on {}; the consumer handled them, {} failed",
+        r.received,
+        short(&user_queue.url),
+        r.failed
+    ));
+    let store = switchyard_aws::dynamo::DynamoStateStore::new(
+        switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk),
+        &res.state_table,
+    );
+    let run = store
+        .run(&switchyard_core::workflow::RunKey {
+            tenant: tenant.clone(),
+            event: event_id.clone(),
+            workflow: "user_onboarding".into(),
+        })
+        .await
+        .map_err(err)?
+        .ok_or("the user_onboarding workflow did not run")?;
+    println!(
+        "      workflow user_onboarding: {} after {} step(s) ({})",
+        run.status,
+        run.next_step,
+        run.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
     step(&format!(
         "done in {:.1} s; moto stops now",
         started.elapsed().as_secs_f64()

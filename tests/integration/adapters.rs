@@ -214,3 +214,66 @@ async fn registration_refuses_urls_the_ssrf_policy_forbids() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
+    use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
+    use switchyard_core::ports::DeliveryLog;
+    use switchyard_core::{DeliveryId, EndpointId, EventId, EventType};
+    let stack = Stack::new("log-order").await;
+    let log = stack.delivery_log();
+    let now = switchyard_core::time_util::now_utc();
+    let tenant = TenantId::parse("t1").unwrap();
+    let record = |attempts: u32, state: DeliveryState| DeliveryRecord {
+        delivery_id: DeliveryId::parse("dlv_1").unwrap(),
+        tenant_id: tenant.clone(),
+        endpoint_id: EndpointId::parse("ep_1").unwrap(),
+        event_id: EventId::parse("evt_1").unwrap(),
+        event_type: EventType::parse("a.b").unwrap(),
+        state,
+        attempts,
+        round_attempts: attempts,
+        last_status_code: None,
+        reason: None,
+        next_attempt_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let attempt = |n: u32, ok: bool| AttemptRecord {
+        delivery_id: DeliveryId::parse("dlv_1").unwrap(),
+        attempt: n,
+        at: now,
+        succeeded: ok,
+        status_code: Some(if ok { 200 } else { 500 }),
+        duration_ms: 1,
+        error_kind: None,
+        error: None,
+        response_body: None,
+        next_attempt_at: None,
+        trigger: Trigger::Scheduled,
+    };
+    log.record_attempt(&record(1, DeliveryState::Retrying), &attempt(1, false))
+        .await
+        .unwrap();
+    log.record_attempt(&record(2, DeliveryState::Succeeded), &attempt(2, true))
+        .await
+        .unwrap();
+    // A stale duplicate of the task made attempt 2 as well and failed: it
+    // must not turn the succeeded delivery back into a retrying one.
+    let stale = log
+        .record_attempt(&record(2, DeliveryState::Retrying), &attempt(2, false))
+        .await
+        .unwrap_err();
+    assert!(stale.retryable, "{stale}");
+    assert!(log.record_delivery(&record(1, DeliveryState::Skipped)).await.is_err());
+    let (d, attempts) = log
+        .get_delivery(&tenant, &DeliveryId::parse("dlv_1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.state, d.attempts), (DeliveryState::Succeeded, 2));
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts[1].succeeded, "the recorded attempt 2 is the real one");
+    // A state change without a new attempt (same count) is allowed.
+    log.record_delivery(&record(2, DeliveryState::Failed)).await.unwrap();
+}

@@ -27,7 +27,6 @@ use crate::ids::{EventId, TenantId};
 use crate::retry::jittered;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -36,48 +35,10 @@ use time::OffsetDateTime;
 /// A boxed, sendable future: what object-safe handlers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Why a handler did not finish; says whether trying again can help.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError {
-    pub retryable: bool,
-    pub message: String,
-}
-
-impl HandlerError {
-    /// A failure that may pass later (a dependency down, data not there yet).
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            retryable: true,
-            message: message.into(),
-        }
-    }
-
-    /// A failure that will repeat (the event can never be handled).
-    pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            retryable: false,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<PortError> for HandlerError {
-    fn from(e: PortError) -> Self {
-        Self {
-            retryable: e.retryable,
-            message: e.message,
-        }
-    }
-}
-
-impl fmt::Display for HandlerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.retryable { "transient" } else { "permanent" };
-        write!(f, "{kind}: {}", self.message)
-    }
-}
-
-impl std::error::Error for HandlerError {}
+/// Why a handler did not finish: the same shape as a port's failure, and
+/// like it, transient (try again later) or permanent (the event can never be
+/// handled).
+pub type HandlerError = PortError;
 
 /// Something that handles an event.
 pub trait Handler: Send + Sync {

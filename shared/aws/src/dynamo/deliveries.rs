@@ -2,8 +2,7 @@
 
 use super::{Item, from_item, get_item, item_with_key, s};
 use crate::error::port_error;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use std::time::Duration as StdDuration;
+use aws_sdk_dynamodb::types::AttributeValue;
 use switchyard_core::delivery::{AttemptRecord, DeliveryRecord};
 use switchyard_core::keys;
 use switchyard_core::ports::DeliveryLog;
@@ -17,9 +16,6 @@ pub struct DynamoDeliveryLog {
     table: String,
     retention: Duration,
 }
-
-/// Unprocessed batch items are written again this often.
-const BATCH_WRITE_TRIES: u32 = 5;
 
 impl DynamoDeliveryLog {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention: Duration) -> Self {
@@ -98,57 +94,54 @@ impl DeliveryLog for DynamoDeliveryLog {
     }
 
     async fn record_attempt(&self, delivery: &DeliveryRecord, attempt: &AttemptRecord) -> Result<(), PortError> {
+        // The delivery's state first, on the condition that no other worker
+        // recorded this attempt number (or a later one) meanwhile: a stale
+        // duplicate of the task never overwrites a newer state. Then the
+        // attempt. A crash between the two leaves the attempt unrecorded,
+        // never a state that goes back in time.
+        self.put_delivery_if_newer(delivery, "<", "PutItem delivery").await?;
         let key = keys::deliveries::attempt(&delivery.tenant_id, &delivery.delivery_id, attempt.attempt);
         let mut attempt_item = item_with_key(attempt, &key, "attempt")?;
         attempt_item.insert(keys::TTL.into(), self.ttl(attempt.at));
-        let mut pending = vec![self.delivery_item(delivery)?, attempt_item];
-        for n in 0..BATCH_WRITE_TRIES {
-            if n > 0 {
-                tokio::time::sleep(StdDuration::from_millis(25 << n)).await;
-            }
-            let requests = pending
-                .drain(..)
-                .map(|item| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .map_err(|e| PortError::permanent(format!("PutRequest: {e}")))?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, PortError>>()?;
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(|e| port_error("BatchWriteItem attempt", e))?;
-            pending = out
-                .unprocessed_items
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|w| w.put_request.map(|p| p.item))
-                .collect();
-            if pending.is_empty() {
-                return Ok(());
-            }
-        }
-        Err(PortError::transient(format!(
-            "BatchWriteItem left {} items unprocessed after {BATCH_WRITE_TRIES} tries",
-            pending.len()
-        )))
+        super::put_item(&self.client, &self.table, attempt_item, "PutItem attempt").await
     }
 
     async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<(), PortError> {
-        self.client
+        self.put_delivery_if_newer(delivery, "<=", "PutItem delivery").await
+    }
+}
+
+impl DynamoDeliveryLog {
+    /// Puts the delivery item unless the stored one has counted more attempts
+    /// (`cmp` `<`: this write adds an attempt, so the stored count must be
+    /// lower; `<=`: a state change without an attempt).
+    async fn put_delivery_if_newer(&self, delivery: &DeliveryRecord, cmp: &str, op: &str) -> Result<(), PortError> {
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.delivery_item(delivery)?))
+            .condition_expression(format!("attribute_not_exists(#pk) OR #attempts {cmp} :n"))
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_values(":n", AttributeValue::N(delivery.attempts.to_string()))
             .send()
-            .await
-            .map_err(|e| port_error("PutItem delivery", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                // Another delivery of the same task got further; this one is
+                // stale. Transient: the task comes back and finds the newer
+                // state (done, or due later).
+                Err(PortError::transient(format!(
+                    "delivery {} was recorded by a newer attempt meanwhile",
+                    delivery.delivery_id
+                )))
+            }
+            Err(e) => Err(port_error(op, e)),
+        }
     }
 }

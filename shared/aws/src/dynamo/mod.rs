@@ -58,6 +58,23 @@ pub(crate) async fn get_item<T: for<'de> Deserialize<'de>>(
     out.item.map(from_item).transpose()
 }
 
+/// Puts one item, unconditionally.
+pub(crate) async fn put_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+    op: &str,
+) -> Result<(), PortError> {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| port_error(op, e))?;
+    Ok(())
+}
+
 /// `value` with its key and a `kind` attribute added.
 pub(crate) fn item_with_key<T: Serialize>(value: &T, key: &Key, kind: &str) -> Result<Item, PortError> {
     let mut item = to_item(value)?;

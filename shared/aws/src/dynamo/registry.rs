@@ -26,14 +26,7 @@ impl DynamoRegistry {
     }
 
     async fn put(&self, item: Item, op: &str) -> Result<(), PortError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| port_error(op, e))?;
-        Ok(())
+        super::put_item(&self.client, &self.table, item, op).await
     }
 
     /// Creates or replaces a tenant.

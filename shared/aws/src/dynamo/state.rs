@@ -94,14 +94,13 @@ impl DynamoStateStore {
         record: &RecordRef,
         fields: &Map<String, Value>,
     ) -> Result<(), PortError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(record_item(tenant, record, fields)?))
-            .send()
-            .await
-            .map_err(|e| port_error("PutItem record", e))?;
-        Ok(())
+        super::put_item(
+            &self.client,
+            &self.table,
+            record_item(tenant, record, fields)?,
+            "PutItem record",
+        )
+        .await
     }
 
     /// Adds `delta` to a numeric field of a record.
@@ -230,14 +229,7 @@ impl Markers for DynamoStateStore {
         item.insert("handler".into(), s(&key.handler));
         item.insert("status".into(), s(DONE));
         item.insert(keys::TTL.into(), n(expires_at.unix_timestamp()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| port_error("PutItem marker done", e))?;
-        Ok(())
+        super::put_item(&self.client, &self.table, item, "PutItem marker done").await
     }
 
     async fn release(&self, key: &MarkerKey) -> Result<(), PortError> {

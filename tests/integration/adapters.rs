@@ -234,6 +234,8 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
         attempts,
         round_attempts: attempts,
         last_status_code: None,
+        last_duration_ms: None,
+        manual_request: None,
         reason: None,
         next_attempt_at: None,
         created_at: now,

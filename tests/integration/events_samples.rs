@@ -74,6 +74,7 @@ async fn every_sample_event_runs_through_its_handler() {
         .await
         .unwrap();
     let mut consumer_samples = 0;
+    let api = stack.api();
 
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -130,6 +131,21 @@ async fn every_sample_event_runs_through_its_handler() {
                 let req = got.last().unwrap();
                 assert_eq!(req.header("webhook-id"), Some("evt_01JDSAMPLE0000000000000001"));
                 assert_verifies(req, &sample_ep.secret);
+            }
+            "api" => {
+                let text = std::fs::read_to_string(path).unwrap();
+                let a = api.lambda_event(&text).await;
+                assert_eq!(a.status, 200, "{name}: {a:?}");
+                let ids: Vec<&str> = a.body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|e| e["id"].as_str())
+                    .collect();
+                assert!(
+                    ids.contains(&"ep_sample_01"),
+                    "{name}: the demo tenant's endpoints: {ids:?}"
+                );
             }
             "consumer" => {
                 let event: SqsEvent = read(path);

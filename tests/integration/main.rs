@@ -2,6 +2,8 @@
 //! set of queues and tables per test.
 
 mod adapters;
+mod api;
+mod api_storage;
 mod at_least_once;
 mod consumer;
 mod delivery;
@@ -10,5 +12,6 @@ mod events_samples;
 mod ingest_bad_input;
 mod ingest_doors;
 mod internal_routing;
+mod redrive;
 mod signing_interop;
 mod template;

@@ -65,6 +65,19 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "CONSUMER_LEASE_SECS",
             ],
         ),
+        (
+            "api",
+            "switchyard-api",
+            &[
+                "REGISTRY_TABLE",
+                "DELIVERIES_TABLE",
+                "DELIVERIES_QUEUE_URL",
+                "ADMIN_KEY_SHA256",
+                "ROTATION_OVERLAP_HOURS",
+                "EVENT_RETENTION_DAYS",
+                "DLQS",
+            ],
+        ),
     ];
     for (dir, bin, vars) in functions {
         assert!(
@@ -98,5 +111,29 @@ fn template_declares_every_function_and_the_settings_it_reads() {
             functions.iter().any(|(d, _, _)| *d == dir),
             "functions/{dir} is not checked here"
         );
+    }
+}
+
+#[test]
+fn the_api_function_is_told_about_every_dlq_the_template_declares() {
+    let template = switchyard_local::template::workspace_template().unwrap();
+    let resources = template["Resources"].as_object().unwrap();
+    let dlqs: Vec<&String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SQS::Queue")
+        .filter(|(id, _)| id.ends_with("DLQ") && id.as_str() != "AwsEventsDLQ")
+        .map(|(id, _)| id)
+        .collect();
+    let setting = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]["DLQS"].to_string();
+    assert!(dlqs.len() >= 9, "{dlqs:?}");
+    for id in dlqs {
+        assert!(setting.contains(&format!("${{{id}}}")), "DLQS lacks {id}: {setting}");
+        // …paired with the queue whose redrive policy names it.
+        let source = resources
+            .iter()
+            .find(|(_, r)| r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] == id.as_str())
+            .map(|(sid, _)| sid)
+            .unwrap_or_else(|| panic!("no queue sends to {id}"));
+        assert!(setting.contains(&format!("${{{source}}}")), "DLQS lacks {source}");
     }
 }

@@ -21,7 +21,9 @@ use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::delivery::{CircuitConfig, Deliverer, DeliveryConfig, DeliveryOutcome};
-use switchyard_core::ports::{DeliveryLog, EndpointHealth, Redelivery, Registry, TaskQueue, WebhookSender};
+use switchyard_core::ports::{
+    DeliveryLog, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue, WebhookSender,
+};
 use switchyard_core::retry::{self, TimeScale};
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::{DeliveryTask, FanoutTask};
@@ -144,7 +146,7 @@ impl AwsDelivery {
 
 impl<R, H, L, D, O, Q> Delivery<R, H, L, D, O, Q>
 where
-    R: Registry + EndpointHealth,
+    R: Registry + EndpointHealth + RateLimiter,
     H: WebhookSender,
     L: DeliveryLog,
     D: TaskQueue<DeliveryTask>,

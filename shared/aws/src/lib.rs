@@ -15,6 +15,7 @@ pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod eventbridge;
+pub mod redrive;
 pub mod sqs;
 
 pub use aws_config::SdkConfig;

@@ -61,6 +61,15 @@ impl fmt::Debug for ApiKey {
 pub struct ApiKeyHash(String);
 
 impl ApiKeyHash {
+    /// A hash as stored (64 lowercase hex digits), read back from storage.
+    pub fn parse(s: &str) -> Result<Self, ApiKeyFormatError> {
+        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(ApiKeyFormatError)
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -77,6 +86,9 @@ mod tests {
         assert_eq!(k.hash(), ApiKey::parse(k.expose()).unwrap().hash());
         assert_eq!(k.hash().as_str().len(), 64);
         assert_ne!(k.hash(), ApiKey::generate().hash());
+        assert_eq!(ApiKeyHash::parse(k.hash().as_str()), Ok(k.hash()));
+        assert!(ApiKeyHash::parse("ABC").is_err());
+        assert!(ApiKeyHash::parse(&"A".repeat(64)).is_err());
         assert!(!format!("{k:?}").contains(&k.expose()[3..]));
     }
 

@@ -30,7 +30,7 @@ use crate::envelope::{Envelope, Metadata, Routing, SchemaVersion, Source};
 use crate::error::PortError;
 use crate::event_type::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
-use crate::ports::{DeliveryLog, EndpointHealth, Registry, TaskQueue, WebhookSender};
+use crate::ports::{DeliveryLog, EndpointHealth, RateLimiter, Registry, TaskQueue, WebhookSender};
 use crate::retry::{self, TimeScale, Verdict};
 use crate::signing::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::ssrf::{self, SsrfPolicy};
@@ -45,6 +45,9 @@ use time::OffsetDateTime;
 pub const HEADER_EVENT_TYPE: &str = "x-switchyard-event-type";
 /// How much of a receiver's response body is kept.
 pub const MAX_RECORDED_BODY: usize = 1024;
+/// The `error_kind`s of attempts that did not call the endpoint.
+const NOT_CALLED_CIRCUIT: &str = "circuit_open";
+const NOT_CALLED_URL: &str = "url_refused";
 /// A message that comes back less than this before its next attempt is due
 /// is attempted now rather than put back to sleep.
 const DUE_SLACK: Duration = Duration::from_secs(1);
@@ -211,6 +214,12 @@ pub struct DeliveryRecord {
     #[serde(default)]
     pub round_attempts: u32,
     pub last_status_code: Option<u16>,
+    /// How long the last attempt that called the endpoint took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_duration_ms: Option<u64>,
+    /// The last replay request (`DeliveryTask::manual_request`) acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_request: Option<String>,
     /// Why it failed or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -238,6 +247,8 @@ impl DeliveryRecord {
             attempts: 0,
             round_attempts: 0,
             last_status_code: None,
+            last_duration_ms: None,
+            manual_request: None,
             reason: None,
             next_attempt_at: None,
             created_at: task.created_at,
@@ -369,10 +380,22 @@ pub struct Deliverer<R, H, L, D, O> {
     pub config: DeliveryConfig,
 }
 
+impl Ctx<'_> {
+    fn trigger(&self) -> Trigger {
+        if self.manual {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
+        }
+    }
+}
+
 /// What is known while one task is handled.
 struct Ctx<'a> {
     task: &'a DeliveryTask,
     record: DeliveryRecord,
+    /// The first attempt of a replay the API asked for.
+    manual: bool,
     /// This attempt's number over the delivery's life, and within its round.
     attempt: u32,
     round_attempt: u32,
@@ -381,7 +404,7 @@ struct Ctx<'a> {
 
 impl<R, H, L, D, O> Deliverer<R, H, L, D, O>
 where
-    R: Registry + EndpointHealth,
+    R: Registry + EndpointHealth + RateLimiter,
     H: WebhookSender,
     L: DeliveryLog,
     D: TaskQueue<DeliveryTask>,
@@ -401,8 +424,20 @@ where
             .delivery(&task.tenant_id, &task.delivery_id)
             .await
             .map_err(DeliveryError::Log)?;
+        // A replay request not seen before starts a new round now, whatever
+        // the state; the same message coming back later is an ordinary retry.
+        let fresh_manual = task.manual_request.is_some()
+            && existing
+                .as_ref()
+                .is_none_or(|r| r.manual_request != task.manual_request);
         let mut record = match existing {
             None => DeliveryRecord::new(task, DeliveryState::Retrying, at),
+            Some(r) if fresh_manual => DeliveryRecord {
+                round_attempts: 0,
+                next_attempt_at: None,
+                reason: None,
+                ..r
+            },
             Some(r) => match r.state {
                 DeliveryState::Succeeded | DeliveryState::Skipped => return Ok(DeliveryOutcome::AlreadyDone),
                 // A failed delivery comes back only when redriven from the DLQ:
@@ -428,6 +463,9 @@ where
             },
         };
         record.state = DeliveryState::Retrying;
+        if fresh_manual {
+            record.manual_request = task.manual_request.clone();
+        }
 
         let endpoint = self
             .registry
@@ -456,12 +494,13 @@ where
             attempt: record.attempts + 1,
             round_attempt: record.round_attempts + 1,
             record,
+            manual: fresh_manual,
             at,
         };
 
         // The URL is checked at every attempt, not only at registration.
         if let Err(e) = ssrf::check_url(&endpoint.url, &self.config.ssrf) {
-            let mut attempt = self.attempt_without_call(&cx, "url_refused");
+            let mut attempt = self.attempt_without_call(&cx, NOT_CALLED_URL);
             attempt.error = Some(e.to_string());
             return self.give_up(cx, &endpoint, attempt, "url_refused", None).await;
         }
@@ -486,6 +525,19 @@ where
             }
         };
 
+        // Over the endpoint's rate limit: no attempt; back within a second or two.
+        if let Some(limit) = endpoint.rate_limit {
+            let free = self
+                .registry
+                .take_slot(&task.tenant_id, &endpoint.id, at.unix_timestamp(), limit.per_second())
+                .await
+                .map_err(DeliveryError::Registry)?;
+            if !free {
+                let delay = Duration::from_millis(1000 + (unit_random() * 1000.0) as u64);
+                return Ok(DeliveryOutcome::Wait { delay });
+            }
+        }
+
         let request = build_request(task, &endpoint, at);
         let clock = Instant::now();
         let result = self.sender.send(&request).await;
@@ -502,7 +554,7 @@ where
             error: None,
             response_body: None,
             next_attempt_at: None,
-            trigger: Trigger::Scheduled,
+            trigger: cx.trigger(),
         };
         let (verdict, retry_after) = match result {
             Ok(resp) => {
@@ -581,7 +633,7 @@ where
             error: None,
             response_body: None,
             next_attempt_at: None,
-            trigger: Trigger::Scheduled,
+            trigger: cx.trigger(),
         }
     }
 
@@ -596,6 +648,11 @@ where
         record.attempts = attempt;
         record.round_attempts = round_attempt;
         record.last_status_code = att.status_code;
+        // An attempt that never called the endpoint (circuit open, URL
+        // refused) measured nothing: the last real latency stands.
+        if !matches!(att.error_kind.as_deref(), Some(NOT_CALLED_CIRCUIT | NOT_CALLED_URL)) {
+            record.last_duration_ms = Some(att.duration_ms);
+        }
         record.updated_at = att.at;
         self.log.record_attempt(record, att).await.map_err(DeliveryError::Log)
     }
@@ -627,7 +684,7 @@ where
         until_ms: i64,
         unit_random: &impl Fn() -> f64,
     ) -> Result<DeliveryOutcome, DeliveryError> {
-        let mut attempt = self.attempt_without_call(&cx, "circuit_open");
+        let mut attempt = self.attempt_without_call(&cx, NOT_CALLED_CIRCUIT);
         attempt.error = Some("the endpoint's circuit is open; it was not called".into());
         let Some(delay) = endpoint.retry_policy.delay_after(cx.round_attempt) else {
             return self

@@ -278,10 +278,108 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     #[serde(default)]
     pub description: String,
+    /// Only events whose `data` matches are sent (on top of the type filters).
+    #[serde(default, skip_serializing_if = "PayloadFilter::is_empty")]
+    pub payload_filter: PayloadFilter,
+    /// At most this many deliveries a second; the rest wait their turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(flatten)]
     pub circuit: Circuit,
+}
+
+/// A filter on an event's `data`: for every dotted path (`plan`,
+/// `customer.country`), the value there must be one of the listed JSON
+/// values. Empty: every event passes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    try_from = "BTreeMap<String, Vec<serde_json::Value>>",
+    into = "BTreeMap<String, Vec<serde_json::Value>>"
+)]
+pub struct PayloadFilter(BTreeMap<String, Vec<serde_json::Value>>);
+
+/// Most paths one payload filter may test, and most values per path.
+pub const MAX_FILTER_PATHS: usize = 20;
+pub const MAX_FILTER_VALUES: usize = 50;
+
+impl PayloadFilter {
+    pub fn parse(rules: BTreeMap<String, Vec<serde_json::Value>>) -> Result<Self, String> {
+        if rules.len() > MAX_FILTER_PATHS {
+            return Err(format!("at most {MAX_FILTER_PATHS} paths"));
+        }
+        for (path, values) in &rules {
+            if path.is_empty() || path.len() > 200 || path.split('.').any(str::is_empty) {
+                return Err(format!("`{path}` is not a dotted path into data"));
+            }
+            if values.is_empty() || values.len() > MAX_FILTER_VALUES {
+                return Err(format!("`{path}` needs 1 to {MAX_FILTER_VALUES} values"));
+            }
+        }
+        Ok(Self(rules))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `data` passes: every path holds one of its values.
+    pub fn matches(&self, data: &serde_json::Map<String, serde_json::Value>) -> bool {
+        self.0.iter().all(|(path, allowed)| {
+            let mut segments = path.split('.');
+            let first = segments.next().and_then(|k| data.get(k));
+            let found = segments.try_fold(first, |v, k| Some(v.and_then(|v| v.get(k))));
+            found.flatten().is_some_and(|v| allowed.contains(v))
+        })
+    }
+}
+
+impl TryFrom<BTreeMap<String, Vec<serde_json::Value>>> for PayloadFilter {
+    type Error = String;
+    fn try_from(rules: BTreeMap<String, Vec<serde_json::Value>>) -> Result<Self, String> {
+        Self::parse(rules)
+    }
+}
+
+impl From<PayloadFilter> for BTreeMap<String, Vec<serde_json::Value>> {
+    fn from(f: PayloadFilter) -> Self {
+        f.0
+    }
+}
+
+/// Deliveries per second an endpoint takes: 1 to [`RateLimit::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct RateLimit(u32);
+
+impl RateLimit {
+    pub const MAX: u32 = 10_000;
+
+    pub fn new(per_second: u32) -> Result<Self, String> {
+        if (1..=Self::MAX).contains(&per_second) {
+            Ok(Self(per_second))
+        } else {
+            Err(format!("rate_limit must be 1 to {} deliveries a second", Self::MAX))
+        }
+    }
+
+    pub fn per_second(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for RateLimit {
+    type Error = String;
+    fn try_from(n: u32) -> Result<Self, String> {
+        Self::new(n)
+    }
+}
+
+impl From<RateLimit> for u32 {
+    fn from(r: RateLimit) -> u32 {
+        r.0
+    }
 }
 
 impl Endpoint {
@@ -299,6 +397,8 @@ impl Endpoint {
             enabled: true,
             disabled_reason: None,
             description: String::new(),
+            payload_filter: PayloadFilter::default(),
+            rate_limit: None,
             created_at: now,
             circuit: Circuit::default(),
         }
@@ -338,6 +438,29 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_filters_match_every_path() {
+        let rules = |v: serde_json::Value| serde_json::from_value::<PayloadFilter>(v);
+        let f = rules(serde_json::json!({"plan": ["pro", "team"], "customer.country": ["NZ"]})).unwrap();
+        let data = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert!(f.matches(&data(serde_json::json!({"plan": "pro", "customer": {"country": "NZ"}}))));
+        assert!(!f.matches(&data(
+            serde_json::json!({"plan": "free", "customer": {"country": "NZ"}})
+        )));
+        assert!(!f.matches(&data(serde_json::json!({"plan": "pro"}))));
+        assert!(!f.matches(&data(serde_json::json!({"plan": "pro", "customer": "NZ"}))));
+        assert!(PayloadFilter::default().matches(&data(serde_json::json!({}))));
+        // Numbers and booleans compare as JSON values.
+        let n = rules(serde_json::json!({"n": [1, true]})).unwrap();
+        assert!(n.matches(&data(serde_json::json!({"n": 1}))));
+        assert!(!n.matches(&data(serde_json::json!({"n": "1"}))));
+        assert!(rules(serde_json::json!({"a..b": [1]})).is_err());
+        assert!(rules(serde_json::json!({"a": []})).is_err());
+        assert!(RateLimit::new(0).is_err() && RateLimit::new(10_001).is_err());
+        assert_eq!(serde_json::from_str::<RateLimit>("5").unwrap().per_second(), 5);
+        assert!(serde_json::from_str::<RateLimit>("0").is_err());
+    }
 
     #[test]
     fn urls_are_checked_for_shape() {

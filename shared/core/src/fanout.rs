@@ -38,6 +38,7 @@ pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
         .iter()
         // The registry is asked by tenant; checking again costs nothing.
         .filter(|ep| ep.tenant_id == envelope.tenant_id && ep.accepts(&envelope.event_type))
+        .filter(|ep| ep.payload_filter.matches(&envelope.data))
         .filter(|ep| task.skip_endpoint.as_ref() != Some(&ep.id))
         .map(|ep| {
             let payload = body.get_or_insert_with(|| envelope.webhook_body()).clone();
@@ -127,6 +128,21 @@ mod tests {
         );
         let ids: std::collections::HashSet<_> = sent.iter().map(|t| t.delivery_id.clone()).collect();
         assert_eq!(ids.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn payload_filters_pick_the_events_by_their_data() {
+        let mut pro = ep("t1", &["user.*"], true);
+        pro.payload_filter = serde_json::from_value(serde_json::json!({"plan": ["pro"]})).unwrap();
+        let all = ep("t1", &["user.*"], true);
+        let (pro_id, all_id) = (pro.id.clone(), all.id.clone());
+        let (reg, queue) = (Endpoints(vec![pro, all]), Queue::default());
+        let free = event(r#"{"type":"user.created","data":{"plan":"free"}}"#);
+        assert_eq!(fan_out(&reg, &queue, &free, OffsetDateTime::UNIX_EPOCH).await, Ok(1));
+        assert_eq!(queue.0.lock().unwrap()[0].endpoint_id, all_id);
+        let paid = event(r#"{"type":"user.created","data":{"plan":"pro"}}"#);
+        assert_eq!(fan_out(&reg, &queue, &paid, OffsetDateTime::UNIX_EPOCH).await, Ok(2));
+        assert!(queue.0.lock().unwrap().iter().any(|t| t.endpoint_id == pro_id));
     }
 
     #[tokio::test]

@@ -7,8 +7,10 @@
 //! | table | item | pk | sk |
 //! |---|---|---|---|
 //! | registry | tenant | `TENANT#{t}` | `TENANT` |
+//! | registry | tenant, in the listing of all tenants | `TENANTS` | `TENANT#{t}` |
 //! | registry | endpoint | `TENANT#{t}` | `ENDPOINT#{ep}` |
-//! | registry | API key | `APIKEY#{sha256}` | `APIKEY` |
+//! | registry | API key (lookup by hash) | `APIKEY#{sha256}` | `APIKEY` |
+//! | registry | API key, in its tenant's listing (record + hash) | `TENANT#{t}` | `APIKEY#{key id}` |
 //! | deliveries | event | `TENANT#{t}#EVENT#{evt}` | `EVENT` |
 //! | deliveries | idempotency key | `TENANT#{t}#IDEMPOTENCY#{sha256}` | `IDEMPOTENCY` |
 //! | deliveries | delivery | `TENANT#{t}#DELIVERY#{dlv}` | `DELIVERY` |
@@ -17,15 +19,19 @@
 //! | state | workflow run | `TENANT#{t}#EVENT#{evt}` | `RUN#{workflow}` |
 //! | state | a workflow's record | `TENANT#{t}#{KIND}#{id}` | `{KIND}` |
 //!
-//! Delivery items also carry two index keys: `gsi1pk = TENANT#{t}#ENDPOINT#{ep}`
+//! Delivery items also carry three index keys: `gsi1pk = TENANT#{t}#ENDPOINT#{ep}`
 //! with `gsi1sk = {created_at}#{dlv}` (fixed-width time) (an endpoint's deliveries, newest first
-//! when read backwards), and `gsi2pk = TENANT#{t}#EVENT#{evt}` with
-//! `gsi2sk = DELIVERY#{dlv}` (an event's deliveries). Event items of
+//! when read backwards), `gsi2pk = TENANT#{t}#EVENT#{evt}` with
+//! `gsi2sk = DELIVERY#{dlv}` (an event's deliveries), and
+//! `gsi3pk = TENANT#{t}#STATUS#{state}` with `gsi3sk = {updated_at}#{dlv}`
+//! (fixed-width time) (a tenant's deliveries in one state, newest first when
+//! read backwards). Event items of
 //! `routing.audit` events carry `gsi1pk = TENANT#{t}#AUDIT#{yyyy-mm-dd}` and
 //! `gsi1sk = {received_at}#{evt}` (fixed-width time): the audit trail, per tenant and day,
 //! in time order.
 
 use crate::api_key::ApiKeyHash;
+use crate::delivery::DeliveryState;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 
 pub const PK: &str = "pk";
@@ -36,6 +42,9 @@ pub const GSI1_SK: &str = "gsi1sk";
 pub const GSI2: &str = "gsi2";
 pub const GSI2_PK: &str = "gsi2pk";
 pub const GSI2_SK: &str = "gsi2sk";
+pub const GSI3: &str = "gsi3";
+pub const GSI3_PK: &str = "gsi3pk";
+pub const GSI3_SK: &str = "gsi3sk";
 /// The TTL attribute of both tables (unix seconds).
 pub const TTL: &str = "expires_at";
 
@@ -50,17 +59,53 @@ fn tenant_pk(t: &TenantId) -> String {
     format!("TENANT#{t}")
 }
 
+/// `s` with `%` and `#` escaped: free text can never add a key segment.
+fn escape(s: &str) -> String {
+    s.replace('%', "%25").replace('#', "%23")
+}
+
 /// Keys of the registry table.
 pub mod registry {
     use super::*;
 
     pub const ENDPOINT_SK_PREFIX: &str = "ENDPOINT#";
+    pub const API_KEY_SK_PREFIX: &str = "APIKEY#";
+    /// The partition listing every tenant (one item per tenant).
+    pub const TENANTS_PK: &str = "TENANTS";
+    pub const TENANT_LISTING_SK_PREFIX: &str = "TENANT#";
 
     pub fn tenant(t: &TenantId) -> Key {
         Key {
             pk: tenant_pk(t),
             sk: "TENANT".into(),
         }
+    }
+
+    /// A tenant's item in the listing of all tenants (sorted by id).
+    pub fn tenant_listing(t: &TenantId) -> Key {
+        Key {
+            pk: TENANTS_PK.into(),
+            sk: format!("{TENANT_LISTING_SK_PREFIX}{t}"),
+        }
+    }
+
+    /// The partition and sort-key prefix of the listing of all tenants.
+    pub fn tenants_listing() -> (&'static str, &'static str) {
+        (TENANTS_PK, TENANT_LISTING_SK_PREFIX)
+    }
+
+    /// An API key's record in its tenant's listing. The key id is escaped
+    /// (it cannot leave the tenant's partition anyway).
+    pub fn api_key_record(t: &TenantId, key_id: &str) -> Key {
+        Key {
+            pk: tenant_pk(t),
+            sk: format!("{API_KEY_SK_PREFIX}{}", escape(key_id)),
+        }
+    }
+
+    /// The partition and sort-key prefix that hold all of a tenant's API key records.
+    pub fn api_keys_of(t: &TenantId) -> (String, &'static str) {
+        (tenant_pk(t), API_KEY_SK_PREFIX)
     }
 
     pub fn endpoint(t: &TenantId, ep: &EndpointId) -> Key {
@@ -73,6 +118,14 @@ pub mod registry {
     /// The partition and sort-key prefix that hold all of a tenant's endpoints.
     pub fn endpoints_of(t: &TenantId) -> (String, &'static str) {
         (tenant_pk(t), ENDPOINT_SK_PREFIX)
+    }
+
+    /// An endpoint's rate-limit counter for one second (unix seconds).
+    pub fn rate_slot(t: &TenantId, ep: &EndpointId, second: i64) -> Key {
+        Key {
+            pk: format!("{}#RATE#{ep}", tenant_pk(t)),
+            sk: second.to_string(),
+        }
     }
 
     pub fn api_key(hash: &ApiKeyHash) -> Key {
@@ -88,6 +141,9 @@ pub mod deliveries {
     use super::*;
 
     pub const ATTEMPT_SK_PREFIX: &str = "ATTEMPT#";
+    pub const DELIVERY_SK: &str = "DELIVERY";
+    /// The prefix of `gsi2sk` on delivery items.
+    pub const BY_EVENT_SK_PREFIX: &str = "DELIVERY#";
 
     pub fn event(t: &TenantId, evt: &EventId) -> Key {
         Key {
@@ -106,9 +162,14 @@ pub mod deliveries {
 
     pub fn delivery(t: &TenantId, dlv: &DeliveryId) -> Key {
         Key {
-            pk: format!("{}#DELIVERY#{dlv}", tenant_pk(t)),
-            sk: "DELIVERY".into(),
+            pk: format!("{}{dlv}", delivery_pk_prefix(t)),
+            sk: DELIVERY_SK.into(),
         }
+    }
+
+    /// What the partition key of every delivery of a tenant starts with.
+    pub fn delivery_pk_prefix(t: &TenantId) -> String {
+        format!("{}#DELIVERY#", tenant_pk(t))
     }
 
     /// Attempt `n` (1-based) of a delivery; zero-padded so attempts sort.
@@ -128,10 +189,49 @@ pub mod deliveries {
         created_at_rfc3339: &str,
     ) -> [(&'static str, String); 4] {
         [
-            (GSI1_PK, format!("{}#ENDPOINT#{ep}", tenant_pk(t))),
+            (GSI1_PK, by_endpoint_partition(t, ep)),
             (GSI1_SK, format!("{created_at_rfc3339}#{dlv}")),
-            (GSI2_PK, format!("{}#EVENT#{evt}", tenant_pk(t))),
-            (GSI2_SK, format!("DELIVERY#{dlv}")),
+            (GSI2_PK, by_event_partition(t, evt)),
+            (GSI2_SK, format!("{BY_EVENT_SK_PREFIX}{dlv}")),
+        ]
+    }
+
+    /// The `gsi1` partition of an endpoint's deliveries.
+    pub fn by_endpoint_partition(t: &TenantId, ep: &EndpointId) -> String {
+        format!("{}#ENDPOINT#{ep}", tenant_pk(t))
+    }
+
+    /// The `gsi2` partition of an event's deliveries.
+    pub fn by_event_partition(t: &TenantId, evt: &EventId) -> String {
+        format!("{}#EVENT#{evt}", tenant_pk(t))
+    }
+
+    /// A delivery state as it is stored (and serialized).
+    pub fn state_name(state: DeliveryState) -> &'static str {
+        match state {
+            DeliveryState::Succeeded => "succeeded",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Skipped => "skipped",
+        }
+    }
+
+    /// The `gsi3` partition of a tenant's deliveries in one state.
+    pub fn by_status_partition(t: &TenantId, state: DeliveryState) -> String {
+        format!("{}#STATUS#{}", tenant_pk(t), state_name(state))
+    }
+
+    /// Index keys of a delivery by state: `updated_at` as
+    /// [`crate::time_util::sortable`] writes it, so a partition sorts by time.
+    pub fn status_index(
+        t: &TenantId,
+        dlv: &DeliveryId,
+        state: DeliveryState,
+        updated_at_sortable: &str,
+    ) -> [(&'static str, String); 2] {
+        [
+            (GSI3_PK, by_status_partition(t, state)),
+            (GSI3_SK, format!("{updated_at_sortable}#{dlv}")),
         ]
     }
 }
@@ -160,10 +260,9 @@ pub mod state {
     /// from code and event data: a `#` in them is escaped, so no record's
     /// key can reach into another partition.
     pub fn record(t: &TenantId, kind: &str, id: &str) -> Key {
-        let esc = |s: &str| s.replace('%', "%25").replace('#', "%23");
         Key {
-            pk: format!("{}#{}#{}", tenant_pk(t), esc(kind), esc(id)),
-            sk: esc(kind),
+            pk: format!("{}#{}#{}", tenant_pk(t), escape(kind), escape(id)),
+            sk: escape(kind),
         }
     }
 }
@@ -214,6 +313,47 @@ mod tests {
         assert_eq!(idx[0], (GSI1_PK, "TENANT#a#ENDPOINT#ep_1".to_string()));
         assert_eq!(idx[1], (GSI1_SK, "2026-01-01T00:00:00Z#dlv_1".to_string()));
         assert_eq!(idx[2], (GSI2_PK, "TENANT#a#EVENT#evt_1".to_string()));
+        assert_eq!(idx[3], (GSI2_SK, "DELIVERY#dlv_1".to_string()));
+        let idx = deliveries::status_index(&t("a"), &dlv, DeliveryState::Failed, "2026-01-01T00:00:00.000Z");
+        assert_eq!(idx[0], (GSI3_PK, "TENANT#a#STATUS#failed".to_string()));
+        assert_eq!(idx[1], (GSI3_SK, "2026-01-01T00:00:00.000Z#dlv_1".to_string()));
+        assert!(
+            deliveries::delivery(&t("a"), &dlv)
+                .pk
+                .starts_with(&deliveries::delivery_pk_prefix(&t("a")))
+        );
+    }
+
+    #[test]
+    fn state_names_are_the_serialized_states() {
+        for state in [
+            DeliveryState::Succeeded,
+            DeliveryState::Retrying,
+            DeliveryState::Failed,
+            DeliveryState::Skipped,
+        ] {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json.as_str(), Some(deliveries::state_name(state)));
+        }
+    }
+
+    #[test]
+    fn registry_listing_keys() {
+        assert_eq!(
+            registry::tenant_listing(&t("a")),
+            Key {
+                pk: "TENANTS".into(),
+                sk: "TENANT#a".into()
+            }
+        );
+        assert_eq!(registry::tenants_listing(), ("TENANTS", "TENANT#"));
+        assert_eq!(registry::api_key_record(&t("a"), "key_1").pk, "TENANT#a");
+        assert_eq!(registry::api_key_record(&t("a"), "key_1").sk, "APIKEY#key_1");
+        assert_eq!(
+            registry::api_key_record(&t("a"), "k#ENDPOINT#x").sk,
+            "APIKEY#k%23ENDPOINT%23x"
+        );
+        assert_eq!(registry::api_keys_of(&t("a")), ("TENANT#a".to_string(), "APIKEY#"));
     }
 
     #[test]

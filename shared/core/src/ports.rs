@@ -123,6 +123,19 @@ pub trait EndpointHealth: Sync {
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
+/// Per-endpoint rate limits: slots counted per whole second.
+pub trait RateLimiter: Sync {
+    /// Takes one of the `limit` slots of `second` (unix seconds) for the
+    /// endpoint; false when they are all taken.
+    fn take_slot(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        second: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
 /// The record of deliveries and their attempts.
 pub trait DeliveryLog: Sync {
     /// A delivery's current state, read consistently.

@@ -47,6 +47,12 @@ pub struct DeliveryTask {
     /// starts a new round of attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dlq_reason: Option<String>,
+    /// Set on a task the management API sent to resend the delivery now (a
+    /// replay): a unique request id. The first time the delivery sees an id
+    /// it starts a new round of attempts at once, the attempt recorded as
+    /// manual; the same message coming back later is an ordinary retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_request: Option<String>,
 }
 
 impl DeliveryTask {
@@ -60,6 +66,7 @@ impl DeliveryTask {
             payload,
             created_at: now,
             dlq_reason: None,
+            manual_request: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The stack's queues, tables, bus and rules, created in moto.
 //!
 //! They mirror `template.yaml`: three tables with string keys `pk`/`sk` (the
-//! deliveries table with the `gsi1` and `gsi2` indexes) and TTL on
+//! deliveries table with the `gsi1`, `gsi2` and `gsi3` indexes) and TTL on
 //! `expires_at` (registry, deliveries, and the consumers' state); the
 //! fan-out, deliveries and ingest queues, each with a redrive DLQ; and the
 //! application's EventBridge bus.
@@ -139,6 +139,7 @@ impl Resources {
             &[
                 (keys::GSI1, keys::GSI1_PK, keys::GSI1_SK),
                 (keys::GSI2, keys::GSI2_PK, keys::GSI2_SK),
+                (keys::GSI3, keys::GSI3_PK, keys::GSI3_SK),
             ],
         )
         .await?;

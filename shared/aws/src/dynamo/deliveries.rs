@@ -1,12 +1,17 @@
 //! Deliveries and their attempts in the deliveries table.
 
-use super::{Item, from_item, get_item, item_with_key, s};
+use super::{
+    Expect, Item, ListError, Page, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
+};
 use crate::error::port_error;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
-use switchyard_core::delivery::{AttemptRecord, DeliveryRecord};
+use serde::{Deserialize, Serialize};
+use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState};
 use switchyard_core::keys;
 use switchyard_core::ports::DeliveryLog;
-use switchyard_core::{DeliveryId, PortError, TenantId};
+use switchyard_core::time_util::{rfc3339, sortable};
+use switchyard_core::{DeliveryId, EndpointId, EventId, PortError, TenantId};
 use time::{Duration, OffsetDateTime};
 
 /// Deliveries and their attempts, in the deliveries table.
@@ -34,9 +39,10 @@ impl DynamoDeliveryLog {
             &d.delivery_id,
             &d.endpoint_id,
             &d.event_id,
-            &switchyard_core::time_util::sortable(d.created_at),
+            &sortable(d.created_at),
         );
-        for (name, value) in index {
+        let by_status = keys::deliveries::status_index(&d.tenant_id, &d.delivery_id, d.state, &sortable(d.updated_at));
+        for (name, value) in index.into_iter().chain(by_status) {
             item.insert(name.into(), s(value));
         }
         item.insert(keys::TTL.into(), self.ttl(d.updated_at));
@@ -143,5 +149,331 @@ impl DynamoDeliveryLog {
             }
             Err(e) => Err(port_error(op, e)),
         }
+    }
+}
+
+/// The reason a replayed delivery carries.
+pub const REPLAY_REASON: &str = "replay_requested";
+/// The most deliveries [`DynamoDeliveryLog::endpoint_stats`] reads (the newest).
+pub const MAX_STATS_DELIVERIES: usize = 10_000;
+
+/// An endpoint's deliveries over a period, summed up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EndpointStats {
+    pub deliveries: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Still retrying.
+    pub pending: u64,
+    /// `succeeded / (succeeded + failed)`; `None` when neither happened.
+    pub success_rate: Option<f64>,
+    /// Nearest-rank percentiles of the last attempt's duration of the
+    /// deliveries that have one.
+    pub latency_p50_ms: Option<u64>,
+    pub latency_p95_ms: Option<u64>,
+}
+
+/// What the statistics read of a delivery.
+#[derive(Deserialize)]
+struct StatsRow {
+    state: DeliveryState,
+    #[serde(default)]
+    last_duration_ms: Option<u64>,
+}
+
+/// Sums up deliveries given as (state, last attempt's duration).
+fn summarize(deliveries: impl IntoIterator<Item = (DeliveryState, Option<u64>)>) -> EndpointStats {
+    let mut stats = EndpointStats::default();
+    let mut latencies = Vec::new();
+    for (state, duration) in deliveries {
+        stats.deliveries += 1;
+        match state {
+            DeliveryState::Succeeded => stats.succeeded += 1,
+            DeliveryState::Failed => stats.failed += 1,
+            DeliveryState::Retrying => stats.pending += 1,
+            DeliveryState::Skipped => {}
+        }
+        latencies.extend(duration);
+    }
+    let ended = stats.succeeded + stats.failed;
+    stats.success_rate = (ended > 0).then(|| stats.succeeded as f64 / ended as f64);
+    latencies.sort_unstable();
+    stats.latency_p50_ms = nearest_rank(&latencies, 50);
+    stats.latency_p95_ms = nearest_rank(&latencies, 95);
+    stats
+}
+
+/// The `p`th percentile of sorted values by nearest rank: the value at rank
+/// ⌈p/100 × n⌉ (1-based).
+fn nearest_rank(sorted: &[u64], p: usize) -> Option<u64> {
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// The attributes of a delivery's keys in an index (the table's and the index's).
+fn index_key_names(index_pk: &'static str, index_sk: &'static str) -> [&'static str; 4] {
+    [keys::PK, keys::SK, index_pk, index_sk]
+}
+
+/// The management API's reads and the replay of failed deliveries.
+impl DynamoDeliveryLog {
+    /// A query of one index partition of a tenant's deliveries.
+    fn index_query(&self, index: &str, pk_attr: &str, pk: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .expression_attribute_names("#ipk", pk_attr)
+            .expression_attribute_values(":ipk", s(pk))
+    }
+
+    /// The cursor rules of a tenant's delivery listing over an index: the
+    /// item keys must be this tenant's delivery items, the index partition
+    /// the one queried, and its sort key as `sk` admits.
+    fn decode_delivery_cursor(
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        (pk_attr, pk): (&str, &str),
+        (sk_attr, sk): (&str, Expect<'_>),
+    ) -> Result<Option<Item>, ListError> {
+        let prefix = keys::deliveries::delivery_pk_prefix(tenant);
+        cursor
+            .map(|c| {
+                decode_cursor(
+                    c,
+                    &[
+                        (keys::PK, Expect::StartsWith(&prefix)),
+                        (keys::SK, Expect::Is(keys::deliveries::DELIVERY_SK)),
+                        (pk_attr, Expect::Is(pk)),
+                        (sk_attr, sk),
+                    ],
+                )
+            })
+            .transpose()
+    }
+
+    async fn delivery_page(
+        query: QueryFluentBuilder,
+        limit: usize,
+        start: Option<Item>,
+        key_names: [&str; 4],
+        op: &str,
+    ) -> Result<Page<DeliveryRecord>, ListError> {
+        let page = query_page(query, limit, start, &key_names, op).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(from_item::<DeliveryRecord>)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next: page.next })
+    }
+
+    /// An endpoint's deliveries, newest first; with a window, those created
+    /// in `[from, to)` (to the millisecond, as index keys store times).
+    pub async fn deliveries_by_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        window: Option<(OffsetDateTime, OffsetDateTime)>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliveryRecord>, ListError> {
+        let pk = keys::deliveries::by_endpoint_partition(tenant, endpoint);
+        // Sort keys are `{created_at}#{dlv}`: `#` sorts below every id
+        // character, so [from#, to#] holds exactly the window.
+        let bounds = window.map(|(from, to)| (format!("{}#", sortable(from)), format!("{}#", sortable(to))));
+        if let Some((lo, hi)) = &bounds
+            && lo >= hi
+        {
+            return Ok(Page::empty());
+        }
+        let sk_rule = match &bounds {
+            Some((lo, hi)) => Expect::Between(lo, hi),
+            None => Expect::Any,
+        };
+        let start = Self::decode_delivery_cursor(tenant, cursor, (keys::GSI1_PK, &pk), (keys::GSI1_SK, sk_rule))?;
+        let query = self
+            .index_query(keys::GSI1, keys::GSI1_PK, &pk)
+            .scan_index_forward(false);
+        let query = match &bounds {
+            Some((lo, hi)) => query
+                .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#isk", keys::GSI1_SK)
+                .expression_attribute_values(":lo", s(lo))
+                .expression_attribute_values(":hi", s(hi)),
+            None => query.key_condition_expression("#ipk = :ipk"),
+        };
+        let names = index_key_names(keys::GSI1_PK, keys::GSI1_SK);
+        Self::delivery_page(query, limit, start, names, "Query deliveries by endpoint").await
+    }
+
+    /// An event's deliveries (one per endpoint it went to), by delivery id.
+    pub async fn deliveries_by_event(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliveryRecord>, ListError> {
+        let pk = keys::deliveries::by_event_partition(tenant, event);
+        let sk_rule = Expect::StartsWith(keys::deliveries::BY_EVENT_SK_PREFIX);
+        let start = Self::decode_delivery_cursor(tenant, cursor, (keys::GSI2_PK, &pk), (keys::GSI2_SK, sk_rule))?;
+        let query = self
+            .index_query(keys::GSI2, keys::GSI2_PK, &pk)
+            .key_condition_expression("#ipk = :ipk");
+        let names = index_key_names(keys::GSI2_PK, keys::GSI2_SK);
+        Self::delivery_page(query, limit, start, names, "Query deliveries by event").await
+    }
+
+    /// A tenant's deliveries in one state, most recently updated first.
+    pub async fn deliveries_by_status(
+        &self,
+        tenant: &TenantId,
+        state: DeliveryState,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliveryRecord>, ListError> {
+        let pk = keys::deliveries::by_status_partition(tenant, state);
+        let start = Self::decode_delivery_cursor(tenant, cursor, (keys::GSI3_PK, &pk), (keys::GSI3_SK, Expect::Any))?;
+        let query = self
+            .index_query(keys::GSI3, keys::GSI3_PK, &pk)
+            .key_condition_expression("#ipk = :ipk")
+            .scan_index_forward(false);
+        let names = index_key_names(keys::GSI3_PK, keys::GSI3_SK);
+        Self::delivery_page(query, limit, start, names, "Query deliveries by status").await
+    }
+
+    /// Puts a failed delivery back to retrying for a replay: reason
+    /// `replay_requested`, no `next_attempt_at` (due now), updated now (and
+    /// moved in the by-status index). `Ok(false)` if it is not failed (any
+    /// more), or does not exist. Attempt counts are left as they are.
+    pub async fn requeue_failed(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+        now: OffsetDateTime,
+    ) -> Result<bool, PortError> {
+        let retrying = DeliveryState::Retrying;
+        let [(g3pk, g3pk_value), (g3sk, g3sk_value)] =
+            keys::deliveries::status_index(tenant, id, retrying, &sortable(now));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::deliveries::delivery(tenant, id))))
+            .update_expression(
+                "SET #state = :retrying, #reason = :reason, #updated = :now, #g3pk = :g3pk, #g3sk = :g3sk, \
+                 #exp = :exp REMOVE #next",
+            )
+            .condition_expression("attribute_exists(#pk) AND #state = :failed")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#reason", "reason")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#next", "next_attempt_at")
+            .expression_attribute_names("#g3pk", g3pk)
+            .expression_attribute_names("#g3sk", g3sk)
+            .expression_attribute_names("#exp", keys::TTL)
+            .expression_attribute_values(":retrying", s(keys::deliveries::state_name(retrying)))
+            .expression_attribute_values(":failed", s(keys::deliveries::state_name(DeliveryState::Failed)))
+            .expression_attribute_values(":reason", s(REPLAY_REASON))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":g3pk", s(g3pk_value))
+            .expression_attribute_values(":g3sk", s(g3sk_value))
+            .expression_attribute_values(":exp", self.ttl(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(port_error("UpdateItem requeue delivery", e)),
+        }
+    }
+
+    /// An endpoint's deliveries created in `[since, now)`, summed up; at most
+    /// the newest [`MAX_STATS_DELIVERIES`] are read.
+    pub async fn endpoint_stats(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<EndpointStats, PortError> {
+        let (lo, hi) = (format!("{}#", sortable(since)), format!("{}#", sortable(now)));
+        if lo >= hi {
+            return Ok(EndpointStats::default());
+        }
+        let pk = keys::deliveries::by_endpoint_partition(tenant, endpoint);
+        let mut items = self
+            .index_query(keys::GSI1, keys::GSI1_PK, &pk)
+            .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#isk", keys::GSI1_SK)
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+            .projection_expression("#state, #dur")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#dur", "last_duration_ms")
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send();
+        let mut rows = Vec::new();
+        while rows.len() < MAX_STATS_DELIVERIES {
+            let Some(item) = items.next().await else { break };
+            let row: StatsRow = from_item(item.map_err(|e| port_error("Query endpoint stats", e))?)?;
+            rows.push((row.state, row.last_duration_ms));
+        }
+        Ok(summarize(rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DeliveryState::*;
+
+    #[test]
+    fn stats_count_states_and_take_nearest_rank_percentiles() {
+        let mut rows = vec![
+            (Succeeded, Some(10)),
+            (Succeeded, Some(30)),
+            (Failed, Some(20)),
+            (Failed, None),
+        ];
+        rows.extend([(Retrying, Some(40)), (Skipped, None)]);
+        let stats = summarize(rows);
+        assert_eq!(
+            (stats.deliveries, stats.succeeded, stats.failed, stats.pending),
+            (6, 2, 2, 1)
+        );
+        assert_eq!(stats.success_rate, Some(0.5));
+        // Latencies 10, 20, 30, 40: p50 is rank 2, p95 rank 4.
+        assert_eq!((stats.latency_p50_ms, stats.latency_p95_ms), (Some(20), Some(40)));
+    }
+
+    #[test]
+    fn stats_of_nothing_have_no_rates() {
+        assert_eq!(summarize([]), EndpointStats::default());
+        let stats = summarize([(Retrying, None), (Skipped, None)]);
+        assert_eq!((stats.deliveries, stats.pending, stats.success_rate), (2, 1, None));
+        assert_eq!((stats.latency_p50_ms, stats.latency_p95_ms), (None, None));
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let hundred: Vec<u64> = (1..=100).collect();
+        assert_eq!(nearest_rank(&hundred, 50), Some(50));
+        assert_eq!(nearest_rank(&hundred, 95), Some(95));
+        assert_eq!(nearest_rank(&[7], 50), Some(7));
+        assert_eq!(nearest_rank(&[7], 95), Some(7));
+        assert_eq!(nearest_rank(&[1, 2, 3], 50), Some(2));
+        assert_eq!(nearest_rank(&[], 50), None);
+        let twenty: Vec<u64> = (1..=20).collect();
+        assert_eq!(nearest_rank(&twenty, 95), Some(19));
     }
 }

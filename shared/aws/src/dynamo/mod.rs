@@ -6,18 +6,23 @@
 
 mod deliveries;
 mod events;
+mod rate;
 mod registry;
 mod state;
 
-pub use deliveries::DynamoDeliveryLog;
+pub use deliveries::{DynamoDeliveryLog, EndpointStats};
 pub use events::{AuditPage, DynamoEventStore, MAX_AUDIT_DAYS};
-pub use registry::{DynamoRegistry, RegistrationError};
+pub use registry::{ApiKeyRecord, DynamoRegistry, RegistrationError, TenantRecord};
 pub use state::{DynamoStateStore, RunView};
 
 use crate::error::port_error;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use switchyard_core::PortError;
 use switchyard_core::keys::{self, Key};
 
@@ -81,4 +86,232 @@ pub(crate) fn item_with_key<T: Serialize>(value: &T, key: &Key, kind: &str) -> R
     item.extend(key_item(key));
     item.insert("kind".into(), s(kind));
     Ok(item)
+}
+
+/// One page of a listing; `next` is an opaque cursor for the following page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            next: None,
+        }
+    }
+}
+
+/// Why a listing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The cursor does not decode, or belongs to another listing (another
+    /// tenant's, another endpoint's, another window).
+    #[error("the cursor is not valid here")]
+    BadCursor,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// The most items one page holds (a `limit` is clamped to `1..=MAX_PAGE`).
+pub const MAX_PAGE: usize = 100;
+
+/// The longest cursor accepted (ours are far shorter).
+const MAX_CURSOR_LEN: usize = 4096;
+
+/// What one attribute of a cursor must hold for the listing at hand.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect<'a> {
+    /// Exactly this (the partition being queried).
+    Is(&'a str),
+    StartsWith(&'a str),
+    /// Within the key condition's own `BETWEEN` bounds.
+    Between(&'a str, &'a str),
+    /// Any string (a sort key the query does not bound).
+    Any,
+}
+
+impl Expect<'_> {
+    fn admits(self, v: &str) -> bool {
+        match self {
+            Self::Is(x) => v == x,
+            Self::StartsWith(p) => v.starts_with(p),
+            Self::Between(lo, hi) => lo <= v && v <= hi,
+            Self::Any => true,
+        }
+    }
+}
+
+/// A cursor: base64url (no padding) of the JSON of a DynamoDB key (string
+/// attributes only).
+pub(crate) fn encode_cursor(key: &Item) -> Result<String, PortError> {
+    let mut map = BTreeMap::new();
+    for (name, value) in key {
+        match value {
+            AttributeValue::S(v) => map.insert(name.as_str(), v.as_str()),
+            _ => {
+                return Err(PortError::permanent(format!(
+                    "a listing's key attribute `{name}` is not a string"
+                )));
+            }
+        };
+    }
+    let json = serde_json::to_vec(&map).map_err(|e| PortError::permanent(format!("encoding a cursor: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(json))
+}
+
+/// Decodes a cursor into an `ExclusiveStartKey`. It must name exactly the
+/// attributes of `expected`, each holding what its [`Expect`] admits: a
+/// cursor from another tenant's (or another partition's) listing is refused,
+/// never followed.
+pub(crate) fn decode_cursor(cursor: &str, expected: &[(&str, Expect<'_>)]) -> Result<Item, ListError> {
+    if cursor.is_empty() || cursor.len() > MAX_CURSOR_LEN {
+        return Err(ListError::BadCursor);
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| ListError::BadCursor)?;
+    let map: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| ListError::BadCursor)?;
+    if map.len() != expected.len() {
+        return Err(ListError::BadCursor);
+    }
+    for (name, expect) in expected {
+        match map.get(*name) {
+            Some(v) if expect.admits(v) => {}
+            _ => return Err(ListError::BadCursor),
+        }
+    }
+    Ok(map.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+}
+
+/// The cursor that resumes after `item`: its `key_names` attributes.
+fn cursor_after(item: &Item, key_names: &[&str]) -> Result<String, PortError> {
+    let mut key = Item::new();
+    for name in key_names {
+        let value = item
+            .get(*name)
+            .ok_or_else(|| PortError::permanent(format!("a listed item has no `{name}`")))?;
+        key.insert((*name).to_string(), value.clone());
+    }
+    encode_cursor(&key)
+}
+
+/// Runs one page of `query` (its key condition, index and order already
+/// set): at most `limit` (clamped to `1..=MAX_PAGE`) items from `start` on.
+/// `key_names` are the attributes of the query's keys (the table's, and the
+/// index's if any). One item more than the page is read, so the last page
+/// has no `next`.
+pub(crate) async fn query_page(
+    query: QueryFluentBuilder,
+    limit: usize,
+    start: Option<Item>,
+    key_names: &[&str],
+    op: &str,
+) -> Result<Page<Item>, PortError> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let out = query
+        .limit((limit + 1) as i32)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| port_error(op, e))?;
+    let mut items = out.items.unwrap_or_default();
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        match items.last() {
+            Some(last) => Some(cursor_after(last, key_names)?),
+            None => None,
+        }
+    } else {
+        // Fewer items than asked for: more exist only if DynamoDB stopped
+        // early (1 MB per page) and said where.
+        out.last_evaluated_key
+            .filter(|k| !k.is_empty())
+            .map(|k| encode_cursor(&k))
+            .transpose()?
+    };
+    Ok(Page { items, next })
+}
+
+/// Runs a transaction: `Ok(true)` if it applied, `Ok(false)` if one of its
+/// conditions did not hold. A cancellation for any other reason (a
+/// conflicting transaction, throttling) is transient.
+pub(crate) async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    items: Vec<TransactWriteItem>,
+    op: &str,
+) -> Result<bool, PortError> {
+    match client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) => match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                let codes: Vec<&str> = c.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+                if codes.contains(&"ConditionalCheckFailed") {
+                    Ok(false)
+                } else {
+                    Err(PortError::transient(format!("{op}: transaction cancelled ({codes:?})")))
+                }
+            }
+            _ => Err(port_error(op, e)),
+        },
+    }
+}
+
+/// A transaction's part-builder error (a required field missing: a bug).
+pub(crate) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    PortError::permanent(format!("building a request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pairs: &[(&str, &str)]) -> Item {
+        pairs.iter().map(|(k, v)| (k.to_string(), s(*v))).collect()
+    }
+
+    #[test]
+    fn cursors_round_trip_and_are_bound_to_their_partition() {
+        let k = key(&[("pk", "TENANT#a"), ("sk", "ENDPOINT#ep_1")]);
+        let c = encode_cursor(&k).unwrap();
+        assert!(!c.contains('=') && !c.contains('+') && !c.contains('/'));
+        let expect_a = [("pk", Expect::Is("TENANT#a")), ("sk", Expect::StartsWith("ENDPOINT#"))];
+        assert_eq!(decode_cursor(&c, &expect_a).unwrap(), k);
+        // Another tenant's listing, another prefix, extra or missing attributes.
+        let expect_b = [("pk", Expect::Is("TENANT#b")), ("sk", Expect::StartsWith("ENDPOINT#"))];
+        assert!(matches!(decode_cursor(&c, &expect_b), Err(ListError::BadCursor)));
+        let other_prefix = [("pk", Expect::Is("TENANT#a")), ("sk", Expect::StartsWith("APIKEY#"))];
+        assert!(matches!(decode_cursor(&c, &other_prefix), Err(ListError::BadCursor)));
+        let more = [
+            ("pk", Expect::Is("TENANT#a")),
+            ("sk", Expect::Any),
+            ("gsi1pk", Expect::Any),
+        ];
+        assert!(matches!(decode_cursor(&c, &more), Err(ListError::BadCursor)));
+        let fewer = [("pk", Expect::Is("TENANT#a"))];
+        assert!(matches!(decode_cursor(&c, &fewer), Err(ListError::BadCursor)));
+        let window = [
+            ("pk", Expect::Is("TENANT#a")),
+            ("sk", Expect::Between("ENDPOINT#a", "ENDPOINT#b")),
+        ];
+        assert!(matches!(decode_cursor(&c, &window), Err(ListError::BadCursor)));
+    }
+
+    #[test]
+    fn garbage_is_a_bad_cursor() {
+        let expect = [("pk", Expect::Any), ("sk", Expect::Any)];
+        for c in ["", "!!!", "e30", "bnVsbA", &"A".repeat(5000)] {
+            assert!(matches!(decode_cursor(c, &expect), Err(ListError::BadCursor)), "{c}");
+        }
+        // A number where a string belongs.
+        let c = URL_SAFE_NO_PAD.encode(br#"{"pk":1,"sk":"x"}"#);
+        assert!(matches!(decode_cursor(&c, &expect), Err(ListError::BadCursor)));
+        let n = Item::from([("pk".to_string(), AttributeValue::N("1".into()))]);
+        assert!(encode_cursor(&n).is_err());
+    }
 }

@@ -1,14 +1,20 @@
 //! Tenants, API keys and endpoints in the registry table.
 
-use super::{Item, from_item, get_item, item_with_key, key_item, s};
+use super::{
+    Expect, Item, ListError, Page, build_error, decode_cursor, from_item, get_item, item_with_key, key_item,
+    query_page, s, transact,
+};
 use crate::error::port_error;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use serde::Deserialize;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
 use switchyard_core::endpoint::Circuit;
-use switchyard_core::keys;
+use switchyard_core::keys::{self, Key};
 use switchyard_core::ports::{EndpointHealth, Registry};
+use switchyard_core::ssrf::SsrfPolicy;
+use switchyard_core::time_util::rfc3339;
 use switchyard_core::{ApiKeyHash, Endpoint, EndpointId, PortError, TenantId};
+use time::OffsetDateTime;
 
 /// Tenants, API keys and endpoints.
 #[derive(Clone, Debug)]
@@ -25,17 +31,46 @@ impl DynamoRegistry {
         }
     }
 
+    pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     async fn put(&self, item: Item, op: &str) -> Result<(), PortError> {
         super::put_item(&self.client, &self.table, item, op).await
     }
 
-    /// Creates or replaces a tenant.
+    /// Creates a tenant or renames it, and its entry in the listing of
+    /// tenants; `created_at` is set (to now) the first time only.
     pub async fn put_tenant(&self, tenant: &TenantId, name: &str) -> Result<(), PortError> {
-        let mut item = key_item(&keys::registry::tenant(tenant));
-        item.insert("kind".into(), s("tenant"));
-        item.insert("tenant_id".into(), s(tenant.as_str()));
-        item.insert("name".into(), s(name));
-        self.put(item, "PutItem tenant").await
+        let now = rfc3339(switchyard_core::time_util::now_utc());
+        let upsert = |key: &Key, kind: &str| -> Result<TransactWriteItem, PortError> {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_item(key)))
+                .update_expression("SET #kind = :kind, #tid = :tid, #name = :name, #at = if_not_exists(#at, :now)")
+                .expression_attribute_names("#kind", "kind")
+                .expression_attribute_names("#tid", "tenant_id")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_names("#at", "created_at")
+                .expression_attribute_values(":kind", s(kind))
+                .expression_attribute_values(":tid", s(tenant.as_str()))
+                .expression_attribute_values(":name", s(name))
+                .expression_attribute_values(":now", s(&now))
+                .build()
+                .map_err(build_error)?;
+            Ok(TransactWriteItem::builder().update(update).build())
+        };
+        let items = vec![
+            upsert(&keys::registry::tenant(tenant), TENANT_KIND)?,
+            upsert(&keys::registry::tenant_listing(tenant), TENANT_LISTING_KIND)?,
+        ];
+        transact(&self.client, items, "TransactWriteItems put tenant")
+            .await
+            .map(|_| ())
     }
 
     /// Stores an API key's hash for a tenant.
@@ -49,26 +84,8 @@ impl DynamoRegistry {
     /// Registers an endpoint: its URL must pass the SSRF policy, and so must
     /// every address its host resolves to now (it is checked again at every
     /// attempt and at connect time). Then stores it.
-    pub async fn register_endpoint(
-        &self,
-        endpoint: &Endpoint,
-        policy: &switchyard_core::ssrf::SsrfPolicy,
-    ) -> Result<(), RegistrationError> {
-        use switchyard_core::ssrf::check_registration;
-        let url = endpoint.url.url();
-        let resolved: Vec<std::net::IpAddr> = match url.host() {
-            Some(url::Host::Domain(name)) => {
-                // A name that does not resolve is refused: it cannot be checked.
-                let port = url.port_or_known_default().unwrap_or(443);
-                tokio::net::lookup_host((name, port))
-                    .await
-                    .map_err(|e| RegistrationError::Unresolvable(format!("{name}: {e}")))?
-                    .map(|a| a.ip())
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        check_registration(&endpoint.url, &resolved, policy).map_err(RegistrationError::Refused)?;
+    pub async fn register_endpoint(&self, endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<(), RegistrationError> {
+        check_endpoint_url(endpoint, policy).await?;
         self.put_endpoint(endpoint).await.map_err(RegistrationError::Store)
     }
 
@@ -260,6 +277,26 @@ impl EndpointHealth for DynamoRegistry {
     }
 }
 
+/// The check an endpoint's URL passes before it is stored: the SSRF policy,
+/// for the URL and for every address its host resolves to now (it is
+/// checked again at every attempt and at connect time).
+async fn check_endpoint_url(endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<(), RegistrationError> {
+    let url = endpoint.url.url();
+    let resolved: Vec<std::net::IpAddr> = match url.host() {
+        Some(url::Host::Domain(name)) => {
+            // A name that does not resolve is refused: it cannot be checked.
+            let port = url.port_or_known_default().unwrap_or(443);
+            tokio::net::lookup_host((name, port))
+                .await
+                .map_err(|e| RegistrationError::Unresolvable(format!("{name}: {e}")))?
+                .map(|a| a.ip())
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    switchyard_core::ssrf::check_registration(&endpoint.url, &resolved, policy).map_err(RegistrationError::Refused)
+}
+
 /// Why an endpoint was not registered.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
@@ -269,4 +306,317 @@ pub enum RegistrationError {
     Unresolvable(String),
     #[error("storing the endpoint failed: {0}")]
     Store(PortError),
+}
+
+/// The `kind` of a tenant's item, and of its entry in the listing of tenants.
+const TENANT_KIND: &str = "tenant";
+const TENANT_LISTING_KIND: &str = "tenant_listing";
+/// The `kind` of an API key's lookup item, and of its record in its tenant's listing.
+const API_KEY_KIND: &str = "api_key";
+const API_KEY_RECORD_KIND: &str = "api_key_record";
+/// The attribute of an API key's record that holds its hash.
+const KEY_HASH: &str = "key_hash";
+/// The longest API key id stored.
+const MAX_KEY_ID_LEN: usize = 128;
+
+/// A tenant, as the management API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub name: String,
+    /// When it was created (the Unix epoch for a tenant stored before
+    /// creation times were recorded).
+    #[serde(with = "switchyard_core::time_util::serde_rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A tenant's item, or its entry in the listing, as stored.
+#[derive(Deserialize)]
+struct TenantRow {
+    tenant_id: TenantId,
+    #[serde(default)]
+    name: String,
+    #[serde(default, with = "switchyard_core::time_util::serde_rfc3339_opt")]
+    created_at: Option<OffsetDateTime>,
+}
+
+impl From<TenantRow> for TenantRecord {
+    fn from(row: TenantRow) -> Self {
+        Self {
+            id: row.tenant_id,
+            name: row.name,
+            created_at: row.created_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        }
+    }
+}
+
+/// An API key as its tenant's listing holds it: never the key, only its
+/// id, label and the first characters shown to tell keys apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub tenant_id: TenantId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub prefix: String,
+    #[serde(with = "switchyard_core::time_util::serde_rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// An API key's record as stored: the record and the hash of the key.
+#[derive(Deserialize)]
+struct ApiKeyHashRow {
+    key_hash: String,
+}
+
+/// The management API's storage: tenants and their listing, API keys with
+/// their records, endpoints page by page.
+impl DynamoRegistry {
+    /// A `Put` for a transaction, on `condition` (which may use `#pk`).
+    fn tx_put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, PortError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#pk", keys::PK)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Creates a tenant: its item and its entry in the listing of tenants,
+    /// together. `Ok(false)` if it exists.
+    pub async fn create_tenant(&self, id: &TenantId, name: &str, now: OffsetDateTime) -> Result<bool, PortError> {
+        let item = |key: &Key, kind: &str| {
+            let mut item = key_item(key);
+            item.insert("kind".into(), s(kind));
+            item.insert("tenant_id".into(), s(id.as_str()));
+            item.insert("name".into(), s(name));
+            item.insert("created_at".into(), s(rfc3339(now)));
+            item
+        };
+        let absent = "attribute_not_exists(#pk)";
+        let items = vec![
+            self.tx_put(item(&keys::registry::tenant(id), TENANT_KIND), absent)?,
+            self.tx_put(item(&keys::registry::tenant_listing(id), TENANT_LISTING_KIND), absent)?,
+        ];
+        transact(&self.client, items, "TransactWriteItems create tenant").await
+    }
+
+    /// A tenant, if it exists.
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, PortError> {
+        let key = keys::registry::tenant(id);
+        let row: Option<TenantRow> = get_item(&self.client, &self.table, &key, true, "GetItem tenant").await?;
+        Ok(row.map(TenantRecord::from))
+    }
+
+    /// Every tenant, by id, page by page.
+    pub async fn list_tenants(&self, limit: usize, cursor: Option<&str>) -> Result<Page<TenantRecord>, ListError> {
+        let (pk, prefix) = keys::registry::tenants_listing();
+        let start = cursor
+            .map(|c| decode_cursor(c, &[(keys::PK, Expect::Is(pk)), (keys::SK, Expect::StartsWith(prefix))]))
+            .transpose()?;
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true);
+        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query tenants").await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|item| from_item::<TenantRow>(item).map(TenantRecord::from))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next: page.next })
+    }
+
+    /// Stores a new API key: the lookup item by hash (what authentication
+    /// reads) and its record in the tenant's listing (the record and the
+    /// hash, never the key), together. Fails if the key id or the hash is
+    /// taken.
+    pub async fn create_api_key(&self, hash: &ApiKeyHash, record: &ApiKeyRecord) -> Result<(), PortError> {
+        if record.key_id.is_empty() || record.key_id.len() > MAX_KEY_ID_LEN {
+            return Err(PortError::permanent(format!(
+                "an API key id has 1 to {MAX_KEY_ID_LEN} characters"
+            )));
+        }
+        let tenant = &record.tenant_id;
+        let mut lookup = key_item(&keys::registry::api_key(hash));
+        lookup.insert("kind".into(), s(API_KEY_KIND));
+        lookup.insert("tenant_id".into(), s(tenant.as_str()));
+        lookup.insert("key_id".into(), s(&record.key_id));
+        let key = keys::registry::api_key_record(tenant, &record.key_id);
+        let mut listed = item_with_key(record, &key, API_KEY_RECORD_KIND)?;
+        listed.insert(KEY_HASH.into(), s(hash.as_str()));
+        let absent = "attribute_not_exists(#pk)";
+        let items = vec![self.tx_put(lookup, absent)?, self.tx_put(listed, absent)?];
+        if transact(&self.client, items, "TransactWriteItems create api key").await? {
+            Ok(())
+        } else {
+            Err(PortError::permanent(format!(
+                "API key {} (or one with the same hash) exists already",
+                record.key_id
+            )))
+        }
+    }
+
+    /// A tenant's API keys, by id.
+    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, PortError> {
+        let (pk, prefix) = keys::registry::api_keys_of(tenant);
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut records = Vec::new();
+        while let Some(item) = pages.next().await {
+            let record: ApiKeyRecord = from_item(item.map_err(|e| port_error("Query api keys", e))?)?;
+            if &record.tenant_id == tenant {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Revokes one of a tenant's API keys: its record and its lookup item go
+    /// together. `Ok(false)` if the tenant has no such key.
+    pub async fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> Result<bool, PortError> {
+        let key = keys::registry::api_key_record(tenant, key_id);
+        let Some(row) =
+            get_item::<ApiKeyHashRow>(&self.client, &self.table, &key, true, "GetItem api key record").await?
+        else {
+            return Ok(false);
+        };
+        let hash = ApiKeyHash::parse(&row.key_hash)
+            .map_err(|_| PortError::permanent(format!("API key record {key_id}: bad {KEY_HASH}")))?;
+        let record = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .condition_expression("attribute_exists(#pk) AND #hash = :hash")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#hash", KEY_HASH)
+            .expression_attribute_values(":hash", s(hash.as_str()))
+            .build()
+            .map_err(build_error)?;
+        // The lookup item goes only if it is this tenant's (or already gone).
+        let lookup = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::registry::api_key(&hash))))
+            .condition_expression("attribute_not_exists(#pk) OR #tid = :tid")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#tid", "tenant_id")
+            .expression_attribute_values(":tid", s(tenant.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(record).build(),
+            TransactWriteItem::builder().delete(lookup).build(),
+        ];
+        transact(&self.client, items, "TransactWriteItems revoke api key").await
+    }
+
+    /// A tenant's endpoints, by id, page by page. An unreadable endpoint
+    /// item is skipped (and logged), as [`Registry::endpoints`] does.
+    pub async fn endpoints_page(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Endpoint>, ListError> {
+        let (pk, prefix) = keys::registry::endpoints_of(tenant);
+        let start = cursor
+            .map(|c| {
+                decode_cursor(
+                    c,
+                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(prefix))],
+                )
+            })
+            .transpose()?;
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true);
+        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query endpoints").await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for item in page.items {
+            match from_item::<Endpoint>(item) {
+                Ok(ep) if &ep.tenant_id == tenant => items.push(ep),
+                Ok(ep) => {
+                    tracing::error!(tenant_id = %tenant, endpoint_id = %ep.id, "skipping an endpoint item of another tenant")
+                }
+                Err(e) => tracing::error!(tenant_id = %tenant, error = %e, "skipping an unreadable endpoint item"),
+            }
+        }
+        Ok(Page { items, next: page.next })
+    }
+
+    /// Replaces an existing endpoint, after the same URL check as
+    /// [`Self::register_endpoint`]. `Ok(false)` if it does not exist (it is
+    /// not created). The whole item is replaced, circuit state included.
+    pub async fn replace_endpoint(&self, endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<bool, RegistrationError> {
+        check_endpoint_url(endpoint, policy).await?;
+        self.update_existing_endpoint(endpoint)
+            .await
+            .map_err(RegistrationError::Store)
+    }
+
+    /// Replaces an existing endpoint without checking its URL again (for
+    /// changes that do not touch it: disabling, rotating the secret).
+    /// `Ok(false)` if it does not exist (it is not created).
+    pub async fn update_existing_endpoint(&self, endpoint: &Endpoint) -> Result<bool, PortError> {
+        let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
+        let item = item_with_key(endpoint, &key, "endpoint")?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(port_error("PutItem replace endpoint", e)),
+        }
+    }
+
+    /// Deletes an endpoint. `Ok(false)` if it did not exist.
+    pub async fn delete_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<bool, PortError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::registry::endpoint(tenant, id))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| port_error("DeleteItem endpoint", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
 }

@@ -18,6 +18,7 @@ struct Mem {
     ops: Mutex<Vec<FanoutTask>>,
     answers: Mutex<VecDeque<Result<WebhookResponse, SendError>>>,
     sent: Mutex<Vec<WebhookRequest>>,
+    slots: Mutex<HashMap<(EndpointId, i64), u32>>,
 }
 
 type M = Arc<Mem>;
@@ -31,6 +32,18 @@ impl Registry for M {
     }
     async fn endpoint(&self, _: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
         Ok(self.endpoints.lock().unwrap().get(id).cloned())
+    }
+}
+
+impl crate::ports::RateLimiter for M {
+    async fn take_slot(&self, _: &TenantId, id: &EndpointId, second: i64, limit: u32) -> Result<bool, PortError> {
+        let mut slots = self.slots.lock().unwrap();
+        let n = slots.entry((id.clone(), second)).or_insert(0);
+        if *n >= limit {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
     }
 }
 
@@ -225,6 +238,7 @@ async fn a_2xx_is_delivered_and_recorded() {
         (DeliveryState::Succeeded, 1, 1, Some(204))
     );
     let a = w.mem.attempts.lock().unwrap()[0].clone();
+    assert_eq!(r.last_duration_ms, Some(a.duration_ms));
     assert!(a.succeeded && a.attempt == 1 && a.next_attempt_at.is_none() && a.trigger == Trigger::Scheduled);
     // The same task again (SQS redelivery) does nothing.
     assert_eq!(w.run_at(t0()).await, DeliveryOutcome::AlreadyDone);
@@ -486,6 +500,7 @@ async fn a_refused_url_is_never_called() {
         assert_eq!(w.sent(), 0);
         let a = w.mem.attempts.lock().unwrap()[0].clone();
         assert_eq!(a.error_kind.as_deref(), Some("url_refused"));
+        assert_eq!(w.record().last_duration_ms, None, "nothing was measured");
     }
 }
 
@@ -601,4 +616,67 @@ fn bodies_are_truncated_on_character_boundaries() {
 fn only_2xx_is_success() {
     assert!(is_success(200) && is_success(204) && is_success(299));
     assert!(!is_success(301) && !is_success(304) && !is_success(199) && !is_success(410) && !is_success(500));
+}
+
+#[tokio::test]
+async fn a_rate_limited_endpoint_gets_at_most_its_rate_each_second() {
+    let w = world(URL, RetryPolicy::default());
+    w.mem.endpoints.lock().unwrap().get_mut(&w.ep).unwrap().rate_limit =
+        Some(crate::endpoint::RateLimit::new(2).unwrap());
+    // Three deliveries due in the same second: two go out, the third waits
+    // (no attempt counted) and goes out the next second.
+    let mut tasks = Vec::new();
+    for n in 0..3 {
+        let mut t = w.task.clone();
+        t.delivery_id = DeliveryId::parse(format!("dlv_rate{n}")).unwrap();
+        tasks.push(t);
+    }
+    w.answers(vec![answer(200, None), answer(200, None), answer(200, None)]);
+    let run = |t: &DeliveryTask, at: OffsetDateTime| {
+        let d = &w.d;
+        let t = t.clone();
+        async move { d.deliver(&t, || at, || 0.5).await.unwrap() }
+    };
+    assert_eq!(run(&tasks[0], t0()).await, DeliveryOutcome::Delivered { status: 200 });
+    assert_eq!(run(&tasks[1], t0()).await, DeliveryOutcome::Delivered { status: 200 });
+    assert_eq!(
+        run(&tasks[2], t0()).await,
+        DeliveryOutcome::Wait {
+            delay: Duration::from_millis(1500)
+        }
+    );
+    assert_eq!(w.sent(), 2);
+    assert!(!w.mem.records.lock().unwrap().contains_key(&tasks[2].delivery_id));
+    let next = t0() + time::Duration::seconds(1);
+    assert_eq!(run(&tasks[2], next).await, DeliveryOutcome::Delivered { status: 200 });
+}
+
+#[tokio::test]
+async fn a_replay_request_starts_a_new_round_once_and_is_recorded_as_manual() {
+    let w = world(URL, fixed(60, 2));
+    w.answers(vec![answer(200, None)]);
+    assert_eq!(w.run_at(t0()).await, DeliveryOutcome::Delivered { status: 200 });
+    // The tenant asks for a resend of the succeeded delivery.
+    let mut replay = w.task.clone();
+    replay.manual_request = Some("rpl_1".into());
+    w.answers(vec![answer(500, None), answer(200, None)]);
+    let later = t0() + time::Duration::minutes(5);
+    let first = w.d.deliver(&replay, || later, || 0.5).await.unwrap();
+    assert!(matches!(first, DeliveryOutcome::Retry { .. }), "{first:?}");
+    let a = w.mem.attempts.lock().unwrap().last().unwrap().clone();
+    assert_eq!((a.attempt, a.trigger), (2, Trigger::Manual));
+    let r = w.record();
+    assert_eq!((r.state, r.round_attempts), (DeliveryState::Retrying, 1));
+    // The same message back after its delay: an ordinary, scheduled retry.
+    let retry_at = later + time::Duration::seconds(61);
+    let second = w.d.deliver(&replay, || retry_at, || 0.5).await.unwrap();
+    assert_eq!(second, DeliveryOutcome::Delivered { status: 200 });
+    let a = w.mem.attempts.lock().unwrap().last().unwrap().clone();
+    assert_eq!((a.attempt, a.trigger), (3, Trigger::Scheduled));
+    // And once more: done, nothing sent.
+    assert_eq!(
+        w.d.deliver(&replay, || retry_at, || 0.5).await.unwrap(),
+        DeliveryOutcome::AlreadyDone
+    );
+    assert_eq!(w.sent(), 3);
 }

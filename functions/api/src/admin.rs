@@ -1,0 +1,196 @@
+//! The operator's routes (admin key): tenants and their API keys, queue
+//! health, DLQ redrive.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, Body, Params};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use switchyard_aws::dynamo::{ApiKeyRecord, TenantRecord};
+use switchyard_aws::redrive::{self, DlqPair};
+use switchyard_core::time_util::{now_utc, rfc3339};
+use switchyard_core::{ApiKey, TenantId};
+
+type S = State<Arc<crate::AppState>>;
+
+fn tenant_view(t: &TenantRecord) -> Value {
+    json!({ "id": t.id, "name": t.name, "created_at": rfc3339(t.created_at) })
+}
+
+fn key_view(k: &ApiKeyRecord) -> Value {
+    json!({ "key_id": k.key_id, "tenant_id": k.tenant_id, "label": k.label, "prefix": k.prefix, "created_at": rfc3339(k.created_at) })
+}
+
+fn tenant_id(raw: &str) -> ApiResult<TenantId> {
+    TenantId::parse(raw).map_err(|_| ApiError::not_found("tenant"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    id: String,
+    name: String,
+}
+
+pub async fn create_tenant(_: Admin, State(s): S, Body(b): Body<NewTenant>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = TenantId::parse(&b.id).map_err(|e| ApiError::invalid("id", e))?;
+    let name = b.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
+    }
+    let now = now_utc();
+    if !s.registry.create_tenant(&id, name, now).await? {
+        return Err(ApiError::conflict(format!("tenant {id} exists")));
+    }
+    let t = TenantRecord {
+        id,
+        name: name.to_string(),
+        created_at: now,
+    };
+    Ok((StatusCode::CREATED, Json(tenant_view(&t))))
+}
+
+pub async fn list_tenants(_: Admin, State(s): S, p: Params) -> ApiResult<Json<Value>> {
+    p.only(&["limit", "cursor"])?;
+    let (limit, cursor) = p.page()?;
+    let page = s.registry.list_tenants(limit, cursor).await?;
+    Ok(Json(crate::views::page(
+        page.items.iter().map(tenant_view).collect(),
+        page.next,
+    )))
+}
+
+pub async fn get_tenant(_: Admin, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = tenant_id(&id)?;
+    let t = s
+        .registry
+        .tenant(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    Ok(Json(tenant_view(&t)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// Creates an API key for a tenant; the key is in this answer and nowhere
+/// else, ever (only its SHA-256 is stored).
+pub async fn create_api_key(
+    _: Admin,
+    State(s): S,
+    Path(id): Path<String>,
+    Body(b): Body<NewKey>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let tenant = tenant_id(&id)?;
+    if s.registry.tenant(&tenant).await?.is_none() {
+        return Err(ApiError::not_found("tenant"));
+    }
+    if b.label.as_ref().is_some_and(|l| l.len() > 200) {
+        return Err(ApiError::invalid("label", "at most 200 characters"));
+    }
+    let key = ApiKey::generate();
+    let record = ApiKeyRecord {
+        key_id: format!("key_{}", switchyard_core::ids::ulid()),
+        tenant_id: tenant,
+        label: b.label,
+        prefix: key.expose().chars().take(10).collect(),
+        created_at: now_utc(),
+    };
+    s.registry.create_api_key(&key.hash(), &record).await?;
+    let mut v = key_view(&record);
+    v["api_key"] = json!(key.expose());
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+pub async fn list_api_keys(_: Admin, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let tenant = tenant_id(&id)?;
+    if s.registry.tenant(&tenant).await?.is_none() {
+        return Err(ApiError::not_found("tenant"));
+    }
+    let keys = s.registry.list_api_keys(&tenant).await?;
+    Ok(Json(crate::views::page(keys.iter().map(key_view).collect(), None)))
+}
+
+pub async fn revoke_api_key(
+    _: Admin,
+    State(s): S,
+    Path((id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let tenant = tenant_id(&id)?;
+    if s.registry.revoke_api_key(&tenant, &key_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("API key"))
+    }
+}
+
+/// Depth of every queue and DLQ the template declares.
+pub async fn queue_health(_: Admin, State(s): S) -> ApiResult<Json<Value>> {
+    let mut queues = Vec::new();
+    for pair in &s.dlqs {
+        queues.push(redrive::queue_depth(&s.sqs, &pair.name, &pair.source_url).await?);
+        queues.push(redrive::queue_depth(&s.sqs, &format!("{}-dlq", pair.name), &pair.dlq_url).await?);
+    }
+    Ok(Json(json!({ "queues": queues, "at": rfc3339(now_utc()) })))
+}
+
+fn dlq<'a>(s: &'a crate::AppState, name: &str) -> ApiResult<&'a DlqPair> {
+    s.dlqs
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| ApiError::not_found("DLQ"))
+}
+
+pub async fn list_dlqs(_: Admin, State(s): S) -> ApiResult<Json<Value>> {
+    let mut out = Vec::new();
+    for pair in &s.dlqs {
+        let d = redrive::queue_depth(&s.sqs, &pair.name, &pair.dlq_url).await?;
+        out.push(json!({ "name": pair.name, "messages": d.visible + d.in_flight + d.delayed }));
+    }
+    Ok(Json(json!({ "items": out })))
+}
+
+pub async fn peek_dlq(_: Admin, State(s): S, Path(name): Path<String>, p: Params) -> ApiResult<Json<Value>> {
+    p.only(&["max"])?;
+    let pair = dlq(&s, &name)?;
+    let max = match p.get("max") {
+        None => 10,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=10).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "max must be 1 to 10"))?,
+    };
+    let messages = redrive::peek(&s.sqs, &pair.dlq_url, max).await?;
+    Ok(Json(json!({ "items": messages })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Redrive {
+    #[serde(default)]
+    max: Option<u64>,
+}
+
+/// Moves a DLQ's messages back to their source queue.
+pub async fn redrive_dlq(
+    _: Admin,
+    State(s): S,
+    Path(name): Path<String>,
+    Body(b): Body<Redrive>,
+) -> ApiResult<Json<Value>> {
+    let pair = dlq(&s, &name)?;
+    if b.max == Some(0) {
+        return Err(ApiError::invalid("max", "must be at least 1"));
+    }
+    let result = redrive::move_messages(&s.sqs, pair, b.max).await?;
+    tracing::info!(dlq = %pair.name, moved = result.moved, method = result.method, "DLQ redriven");
+    Ok(Json(json!(result)))
+}

@@ -1,0 +1,214 @@
+//! A tenant's delivery log, events, health and replay.
+
+use crate::endpoints::owned;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params, Tenant};
+use crate::views;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use switchyard_core::delivery::{DeliveryRecord, DeliveryState};
+use switchyard_core::ports::TaskQueue;
+use switchyard_core::time_util::{now_utc, parse_rfc3339, rfc3339};
+use switchyard_core::{DeliveryId, DeliveryTask, EventId, TenantId};
+
+type S = State<Arc<crate::AppState>>;
+
+pub async fn by_endpoint(Tenant(t): Tenant, State(s): S, Path(id): Path<String>, p: Params) -> ApiResult<Json<Value>> {
+    p.only(&["limit", "cursor", "since", "until"])?;
+    let (limit, cursor) = p.page()?;
+    let ep = owned(&s, &t, &id).await?;
+    let window = match (p.time("since")?, p.time("until")?) {
+        (None, None) => None,
+        (since, until) => Some((
+            since.unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            until.unwrap_or_else(|| now_utc() + time::Duration::days(1)),
+        )),
+    };
+    let page = s.log.deliveries_by_endpoint(&t, &ep.id, window, limit, cursor).await?;
+    Ok(Json(views::page(
+        page.items.iter().map(views::delivery).collect(),
+        page.next,
+    )))
+}
+
+pub async fn by_status(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<Json<Value>> {
+    p.only(&["status", "limit", "cursor"])?;
+    let (limit, cursor) = p.page()?;
+    let status = p.get("status").unwrap_or("failed");
+    let state: DeliveryState = serde_json::from_value(json!(status)).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_query",
+            "status must be one of succeeded, retrying, failed, skipped",
+        )
+    })?;
+    let page = s.log.deliveries_by_status(&t, state, limit, cursor).await?;
+    Ok(Json(views::page(
+        page.items.iter().map(views::delivery).collect(),
+        page.next,
+    )))
+}
+
+async fn owned_delivery(s: &crate::AppState, t: &TenantId, raw: &str) -> ApiResult<(DeliveryRecord, Vec<Value>)> {
+    let id = DeliveryId::parse(raw).map_err(|_| ApiError::not_found("delivery"))?;
+    let (d, attempts) = s
+        .log
+        .get_delivery(t, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    Ok((d, attempts.iter().map(views::attempt).collect()))
+}
+
+pub async fn get_one(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (d, attempts) = owned_delivery(&s, &t, &id).await?;
+    let mut v = views::delivery(&d);
+    v["attempt_log"] = json!(attempts);
+    Ok(Json(v))
+}
+
+/// A task that resends `d` now, its body rebuilt from the stored event.
+async fn replay_task(s: &crate::AppState, d: &DeliveryRecord) -> ApiResult<DeliveryTask> {
+    let event = s.events.get_event(&d.tenant_id, &d.event_id).await?.ok_or_else(|| {
+        ApiError::conflict(format!(
+            "event {} is no longer stored (events without routing.audit are kept only for the dedupe window)",
+            d.event_id
+        ))
+    })?;
+    let envelope = event.envelope;
+    let mut task = DeliveryTask::new(&envelope, &d.endpoint_id, envelope.webhook_body(), d.created_at);
+    task.manual_request = Some(format!("rpl_{}", switchyard_core::ids::ulid()));
+    Ok(task)
+}
+
+/// Resends one delivery now: a manual attempt, recorded as such, then the
+/// endpoint's retry policy if it fails.
+pub async fn resend(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (d, _) = owned_delivery(&s, &t, &id).await?;
+    let task = replay_task(&s, &d).await?;
+    s.deliveries.send_all(std::slice::from_ref(&task)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "delivery_id": d.delivery_id, "request_id": task.manual_request })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recover {
+    since: String,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// Resends every failed delivery of an endpoint created in `[since, until)`:
+/// at most [`crate::MAX_RECOVER`]; a delivery is requeued once (a second
+/// call finds it no longer failed).
+pub async fn recover(
+    Tenant(t): Tenant,
+    State(s): S,
+    Path(id): Path<String>,
+    Body(b): Body<Recover>,
+) -> ApiResult<Json<Value>> {
+    let ep = owned(&s, &t, &id).await?;
+    let since = parse_rfc3339(&b.since).map_err(|_| ApiError::invalid("since", "must be an RFC 3339 time"))?;
+    let until = match &b.until {
+        None => now_utc(),
+        Some(u) => parse_rfc3339(u).map_err(|_| ApiError::invalid("until", "must be an RFC 3339 time"))?,
+    };
+    if until <= since {
+        return Err(ApiError::invalid("until", "must be after since"));
+    }
+    if until - since > time::Duration::days(31) {
+        return Err(ApiError::invalid("since", "the window is at most 31 days"));
+    }
+    let (mut requeued, mut expired, mut seen) = (0u64, 0u64, 0usize);
+    let mut cursor: Option<String> = None;
+    'pages: loop {
+        let page = s
+            .log
+            .deliveries_by_endpoint(&t, &ep.id, Some((since, until)), 100, cursor.as_deref())
+            .await?;
+        for d in page.items {
+            seen += 1;
+            if seen > crate::MAX_RECOVER {
+                break 'pages;
+            }
+            if d.state != DeliveryState::Failed {
+                continue;
+            }
+            let task = match replay_task(&s, &d).await {
+                Ok(task) => task,
+                Err(e) if e.status == StatusCode::CONFLICT => {
+                    expired += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // Sent first, then marked: a crash in between resends twice at
+            // worst, never loses one.
+            s.deliveries.send_all(std::slice::from_ref(&task)).await?;
+            if s.log.requeue_failed(&t, &d.delivery_id, now_utc()).await? {
+                requeued += 1;
+            }
+        }
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    Ok(Json(json!({
+        "requeued": requeued,
+        "event_expired": expired,
+        "scanned": seen.min(crate::MAX_RECOVER),
+        "truncated": seen > crate::MAX_RECOVER,
+    })))
+}
+
+/// Success rate and latency of an endpoint over the last 24 hours.
+pub async fn endpoint_health(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let ep = owned(&s, &t, &id).await?;
+    let now = now_utc();
+    let stats = s
+        .log
+        .endpoint_stats(&t, &ep.id, now - time::Duration::hours(24), now)
+        .await?;
+    Ok(Json(json!({
+        "endpoint_id": ep.id,
+        "window": { "since": rfc3339(now - time::Duration::hours(24)), "until": rfc3339(now) },
+        "deliveries": stats.deliveries,
+        "succeeded": stats.succeeded,
+        "failed": stats.failed,
+        "pending": stats.pending,
+        "success_rate": stats.success_rate,
+        "latency_ms": { "p50": stats.latency_p50_ms, "p95": stats.latency_p95_ms },
+        "enabled": ep.enabled,
+        "circuit_open": ep.circuit.open_until_ms.is_some(),
+    })))
+}
+
+/// An event with its deliveries.
+pub async fn event(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = EventId::parse(id).map_err(|_| ApiError::not_found("event"))?;
+    let record = s
+        .events
+        .get_event(&t, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))?;
+    let deliveries = s.log.deliveries_by_event(&t, &id, 100, None).await?;
+    let e = &record.envelope;
+    Ok(Json(json!({
+        "id": e.id,
+        "type": e.event_type,
+        "version": e.version,
+        "timestamp": rfc3339(e.timestamp),
+        "source": e.source,
+        "data": e.data,
+        "metadata": e.metadata,
+        "routing": e.routing,
+        "received_at": rfc3339(record.received_at),
+        "deliveries": deliveries.items.iter().map(views::delivery).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,291 @@
+//! A tenant's endpoints: create (through the SSRF guard), list, get,
+//! update, delete, disable/enable, secret and its rotation, a test event.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Params, Tenant};
+use crate::views;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use switchyard_aws::dynamo::RegistrationError;
+use switchyard_core::endpoint::{CustomHeaders, PayloadFilter, RateLimit};
+use switchyard_core::envelope::{IngestLimits, Source, parse_event};
+use switchyard_core::ports::{EventRecord, EventState, EventStore, Registry, TaskQueue};
+use switchyard_core::retry::{RawRetryPolicy, RetryPolicy};
+use switchyard_core::time_util::{now_utc, rfc3339};
+use switchyard_core::{DeliveryTask, Endpoint, EndpointId, EndpointUrl, EventTypeFilter, TenantId};
+
+type S = State<Arc<crate::AppState>>;
+
+const FIELDS: &[&str] = &[
+    "url",
+    "description",
+    "filter_types",
+    "payload_filter",
+    "headers",
+    "retry_policy",
+    "rate_limit",
+];
+
+fn field<T: serde::de::DeserializeOwned>(name: &str, v: &Value) -> ApiResult<T> {
+    serde_json::from_value(v.clone()).map_err(|e| ApiError::invalid(name, e))
+}
+
+/// Applies the fields of a create or update body to `ep`; `null` clears an
+/// optional field.
+fn apply(ep: &mut Endpoint, body: &Map<String, Value>) -> ApiResult<()> {
+    if let Some(k) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            k,
+            format!("unknown field (known: {})", FIELDS.join(", ")),
+        ));
+    }
+    for (k, v) in body {
+        match k.as_str() {
+            "url" => {
+                let s: String = field(k, v)?;
+                ep.url = EndpointUrl::parse(&s).map_err(|e| ApiError::invalid(k, e))?;
+            }
+            "description" => {
+                let s: Option<String> = field(k, v)?;
+                let s = s.unwrap_or_default();
+                if s.len() > 1000 {
+                    return Err(ApiError::invalid(k, "at most 1000 characters"));
+                }
+                ep.description = s;
+            }
+            "filter_types" => {
+                let list: Option<Vec<String>> = field(k, v)?;
+                let list = list.unwrap_or_default();
+                if list.len() > 50 {
+                    return Err(ApiError::invalid(k, "at most 50 filters"));
+                }
+                ep.filters = list
+                    .iter()
+                    .map(|f| {
+                        EventTypeFilter::parse(f.as_str()).map_err(|e| ApiError::invalid(k, format!("`{f}`: {e}")))
+                    })
+                    .collect::<ApiResult<_>>()?;
+            }
+            "payload_filter" => {
+                let rules: Option<BTreeMap<String, Vec<Value>>> = field(k, v)?;
+                ep.payload_filter =
+                    PayloadFilter::parse(rules.unwrap_or_default()).map_err(|e| ApiError::invalid(k, e))?;
+            }
+            "headers" => {
+                let h: Option<BTreeMap<String, String>> = field(k, v)?;
+                ep.headers = CustomHeaders::parse(h.unwrap_or_default()).map_err(|e| ApiError::invalid(k, e))?;
+            }
+            "retry_policy" => {
+                let raw: Option<RawRetryPolicy> = field(k, v)?;
+                ep.retry_policy = match raw {
+                    None => RetryPolicy::default(),
+                    Some(r) => RetryPolicy::try_from(r).map_err(|e| ApiError::invalid(k, e))?,
+                };
+            }
+            "rate_limit" => {
+                let n: Option<u32> = field(k, v)?;
+                ep.rate_limit = n.map(RateLimit::new).transpose().map_err(|e| ApiError::invalid(k, e))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn registration_error(e: RegistrationError) -> ApiError {
+    match e {
+        RegistrationError::Refused(why) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "url_refused",
+            format!("the endpoint URL is refused: {why}"),
+        )
+        .with_details(json!({ "field": "url" })),
+        RegistrationError::Unresolvable(why) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "url_unresolvable",
+            format!("the endpoint's host does not resolve: {why}"),
+        )
+        .with_details(json!({ "field": "url" })),
+        RegistrationError::Store(p) => ApiError::internal(&p),
+    }
+}
+
+/// The tenant's endpoint `raw`, or 404 (absent or another tenant's).
+pub(crate) async fn owned(s: &crate::AppState, tenant: &TenantId, raw: &str) -> ApiResult<Endpoint> {
+    let id = EndpointId::parse(raw).map_err(|_| ApiError::not_found("endpoint"))?;
+    s.registry
+        .endpoint(tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))
+}
+
+pub async fn create(
+    Tenant(t): Tenant,
+    State(s): S,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let url = body.get("url").ok_or_else(|| ApiError::invalid("url", "is required"))?;
+    let url: String = field("url", url)?;
+    let url = EndpointUrl::parse(&url).map_err(|e| ApiError::invalid("url", e))?;
+    let mut ep = Endpoint::new(t, url, Vec::new(), now_utc());
+    apply(&mut ep, &body)?;
+    s.registry
+        .register_endpoint(&ep, &s.ssrf)
+        .await
+        .map_err(registration_error)?;
+    let mut v = views::endpoint(&ep);
+    // The secret is shown on creation and by its own route, never in listings.
+    v["secret"] = json!(ep.secret.expose());
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+pub async fn list(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<Json<Value>> {
+    p.only(&["limit", "cursor"])?;
+    let (limit, cursor) = p.page()?;
+    let page = s.registry.endpoints_page(&t, limit, cursor).await?;
+    Ok(Json(views::page(
+        page.items.iter().map(views::endpoint).collect(),
+        page.next,
+    )))
+}
+
+pub async fn get_one(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(views::endpoint(&owned(&s, &t, &id).await?)))
+}
+
+pub async fn update(
+    Tenant(t): Tenant,
+    State(s): S,
+    Path(id): Path<String>,
+    Body(body): Body<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let mut ep = owned(&s, &t, &id).await?;
+    apply(&mut ep, &body)?;
+    if !s
+        .registry
+        .replace_endpoint(&ep, &s.ssrf)
+        .await
+        .map_err(registration_error)?
+    {
+        return Err(ApiError::not_found("endpoint"));
+    }
+    Ok(Json(views::endpoint(&ep)))
+}
+
+pub async fn remove(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let ep = owned(&s, &t, &id).await?;
+    if s.registry.delete_endpoint(&t, &ep.id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("endpoint"))
+    }
+}
+
+async fn set_enabled(s: &crate::AppState, t: &TenantId, id: &str, enabled: bool) -> ApiResult<Json<Value>> {
+    let mut ep = owned(s, t, id).await?;
+    ep.enabled = enabled;
+    ep.disabled_reason = (!enabled).then(|| "disabled_by_tenant".to_string());
+    if enabled {
+        // Its circuit starts closed again.
+        ep.circuit = Default::default();
+    }
+    // Enabling checks the URL again; disabling never fails on it.
+    let stored = if enabled {
+        s.registry
+            .replace_endpoint(&ep, &s.ssrf)
+            .await
+            .map_err(registration_error)?
+    } else {
+        s.registry.update_existing_endpoint(&ep).await?
+    };
+    if !stored {
+        return Err(ApiError::not_found("endpoint"));
+    }
+    Ok(Json(views::endpoint(&ep)))
+}
+
+pub async fn disable(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    set_enabled(&s, &t, &id, false).await
+}
+
+pub async fn enable(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    set_enabled(&s, &t, &id, true).await
+}
+
+pub async fn secret(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let ep = owned(&s, &t, &id).await?;
+    let now = now_utc();
+    let previous: Vec<Value> = ep
+        .previous_secrets
+        .iter()
+        .filter(|r| r.valid_until > now)
+        .map(|r| json!({ "secret": r.secret.expose(), "valid_until": rfc3339(r.valid_until) }))
+        .collect();
+    Ok(Json(json!({ "secret": ep.secret.expose(), "previous": previous })))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Rotate {
+    /// How long the old secret keeps signing (0 … 720 h).
+    #[serde(default)]
+    overlap_hours: Option<u32>,
+}
+
+pub async fn rotate_secret(
+    Tenant(t): Tenant,
+    State(s): S,
+    Path(id): Path<String>,
+    Body(b): Body<Rotate>,
+) -> ApiResult<Json<Value>> {
+    let overlap = match b.overlap_hours {
+        None => s.rotation_overlap,
+        Some(h) if h <= 720 => time::Duration::hours(i64::from(h)),
+        Some(_) => return Err(ApiError::invalid("overlap_hours", "must be 0 to 720")),
+    };
+    let mut ep = owned(&s, &t, &id).await?;
+    let now = now_utc();
+    let secret = ep.rotate_secret(now, overlap).expose();
+    let stored = s.registry.update_existing_endpoint(&ep).await?;
+    if !stored {
+        return Err(ApiError::not_found("endpoint"));
+    }
+    Ok(Json(
+        json!({ "secret": secret, "previous_valid_until": rfc3339(now + overlap) }),
+    ))
+}
+
+/// Sends a `webhook.test` event to this endpoint alone (whatever its filters).
+pub async fn send_test(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let ep = owned(&s, &t, &id).await?;
+    if !ep.enabled {
+        return Err(ApiError::conflict("the endpoint is disabled"));
+    }
+    let now = now_utc();
+    let body = json!({
+        "type": "webhook.test",
+        "data": { "endpoint_id": ep.id, "message": "A test event from Switchyard." },
+        "routing": { "internal": false, "external": true, "audit": true },
+    });
+    let source = Source::parse("switchyard")
+        .map_err(|e| ApiError::internal(&switchyard_core::PortError::permanent(e.to_string())))?;
+    let envelope = parse_event(body.to_string().as_bytes(), t, &source, now, IngestLimits::default())
+        .map_err(|e| ApiError::internal(&switchyard_core::PortError::permanent(e.to_string())))?;
+    let record = EventRecord {
+        envelope: envelope.clone(),
+        state: EventState::Queued,
+        received_at: now,
+        expires_at: now + s.retention,
+    };
+    s.events.insert_event(&record).await?;
+    let task = DeliveryTask::new(&envelope, &ep.id, envelope.webhook_body(), now);
+    s.deliveries.send_all(std::slice::from_ref(&task)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "event_id": envelope.id, "delivery_id": task.delivery_id })),
+    ))
+}

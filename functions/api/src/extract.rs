@@ -1,0 +1,184 @@
+//! Request parsing: who is calling (admin or tenant, from the API key
+//! only), JSON bodies and query strings — every failure in the API's own
+//! error shape.
+
+use crate::error::ApiError;
+use crate::{AppState, MAX_BODY_BYTES};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use switchyard_core::ports::Registry;
+use switchyard_core::{ApiKey, TenantId};
+
+/// The bearer token of a request (`Authorization: Bearer <key>`, or
+/// `x-api-key`).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, rest) = auth.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim());
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// The hex SHA-256 of an admin key, as `ADMIN_KEY_SHA256` holds it.
+pub fn admin_key_digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The operator: the request carries the admin key.
+pub struct Admin;
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let Some(expected) = &state.admin_key_sha256 else {
+            return Err(ApiError::forbidden("no admin key is configured"));
+        };
+        if same(admin_key_digest(key).as_bytes(), expected.as_bytes()) {
+            return Ok(Admin);
+        }
+        // A tenant's key is valid, just not here.
+        if let Ok(k) = ApiKey::parse(key)
+            && state.registry.tenant_for_key(&k.hash()).await?.is_some()
+        {
+            return Err(ApiError::forbidden("this route needs the admin key"));
+        }
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// The tenant whose API key the request carries. Every tenant route takes
+/// its tenant from here, never from the path or the body.
+pub struct Tenant(pub TenantId);
+
+impl FromRequestParts<Arc<AppState>> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let Ok(key) = ApiKey::parse(key) else {
+            return Err(ApiError::unauthorized());
+        };
+        match state.registry.tenant_for_key(&key.hash()).await? {
+            Some(t) => Ok(Tenant(t)),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// A JSON body: at most [`MAX_BODY_BYTES`], `content-type` JSON, parsed
+/// into `T` (unknown fields refused where `T` says so).
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !json {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            })?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// Parses JSON into `T`: syntax errors are 400, a body of the wrong shape 422.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            e.to_string(),
+        )
+    })
+}
+
+/// The query string's parameters; unknown ones are refused.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let mut out = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            if out.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(ApiError::bad_request("invalid_query", format!("`{k}` is given twice")));
+            }
+        }
+        Ok(Params(out))
+    }
+}
+
+impl Params {
+    /// Refuses any parameter not in `allowed`.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("unknown query parameter `{k}` (allowed: {})", allowed.join(", ")),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// `limit` (1 … 100, default 20) and `cursor`.
+    pub fn page(&self) -> Result<(usize, Option<&str>), ApiError> {
+        let limit = match self.get("limit") {
+            None => 20,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 100")),
+            },
+        };
+        Ok((limit, self.get("cursor")))
+    }
+
+    /// An RFC 3339 time parameter.
+    pub fn time(&self, name: &str) -> Result<Option<time::OffsetDateTime>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                switchyard_core::time_util::parse_rfc3339(v)
+                    .map_err(|_| ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time")))
+            })
+            .transpose()
+    }
+}

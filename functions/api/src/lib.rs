@@ -1,0 +1,231 @@
+//! The management API: one axum router, served by Lambda through
+//! `lambda_http` (HTTP API, payload 2.0) and locally by any HTTP server.
+//!
+//! Two kinds of caller, both with `Authorization: Bearer <key>`:
+//! - the **operator**, with the admin key (its SHA-256 in
+//!   `ADMIN_KEY_SHA256`): tenants, their API keys, queue health, DLQ
+//!   redrive;
+//! - a **tenant**, with one of its API keys: its endpoints, deliveries,
+//!   events, replay. The tenant always comes from the key; an id of another
+//!   tenant's resource answers 404, exactly as an id that does not exist.
+//!
+//! Every route is in [`routes`]; the router is built from that table and
+//! `openapi.json` documents exactly its entries (a test checks both ways).
+
+pub mod admin;
+pub mod deliveries;
+pub mod endpoints;
+pub mod error;
+pub mod extract;
+pub mod views;
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, patch, post};
+use std::sync::Arc;
+use switchyard_aws::config::{ConfigError, env_in_range, env_opt, env_var, retention_days};
+use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry};
+use switchyard_aws::redrive::DlqPair;
+use switchyard_aws::sqs::SqsQueue;
+use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
+use switchyard_core::DeliveryTask;
+use switchyard_core::ssrf::SsrfPolicy;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most failed deliveries one recover call requeues.
+pub const MAX_RECOVER: usize = 1000;
+
+/// Where the API's resources are and how it behaves; from the environment in Lambda.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub registry_table: String,
+    pub deliveries_table: String,
+    pub deliveries_queue_url: String,
+    /// Every DLQ of the template with its source queue.
+    pub dlqs: Vec<DlqPair>,
+    /// Hex SHA-256 of the admin key; without it the admin routes answer 403.
+    pub admin_key_sha256: Option<String>,
+    pub ssrf: SsrfPolicy,
+    /// How long a rotated-out secret keeps signing, unless the call says.
+    pub rotation_overlap: time::Duration,
+    pub retention_days: u16,
+}
+
+impl Settings {
+    /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
+    /// `DLQS` (JSON: `[{"name","dlq_url","source_url"}]`), `ADMIN_KEY_SHA256`,
+    /// `ROTATION_OVERLAP_HOURS` (0 … 720, default 24), `EVENT_RETENTION_DAYS`,
+    /// and `ALLOW_HTTP` / `SSRF_ALLOW_LIST` (local mode only).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let dlqs = switchyard_aws::redrive::parse_dlqs(&env_opt("DLQS").unwrap_or_else(|| "[]".into()))
+            .map_err(|reason| ConfigError::Invalid { name: "DLQS", reason })?;
+        let admin = env_opt("ADMIN_KEY_SHA256").map(|h| h.trim().to_ascii_lowercase());
+        if let Some(h) = &admin
+            && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(ConfigError::Invalid {
+                name: "ADMIN_KEY_SHA256",
+                reason: "must be 64 hex digits (the SHA-256 of the admin key)".into(),
+            });
+        }
+        let ssrf = SsrfPolicy {
+            allow_http: switchyard_aws::config::env_parse("ALLOW_HTTP", false)?,
+            allow: SsrfPolicy::parse_allow_list(&std::env::var("SSRF_ALLOW_LIST").unwrap_or_default()).map_err(
+                |e| ConfigError::Invalid {
+                    name: "SSRF_ALLOW_LIST",
+                    reason: e.to_string(),
+                },
+            )?,
+        };
+        Ok(Self {
+            registry_table: env_var("REGISTRY_TABLE")?,
+            deliveries_table: env_var("DELIVERIES_TABLE")?,
+            deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
+            dlqs,
+            admin_key_sha256: admin,
+            ssrf,
+            rotation_overlap: time::Duration::hours(env_in_range("ROTATION_OVERLAP_HOURS", 24, 0..=720)?),
+            retention_days: retention_days()?,
+        })
+    }
+}
+
+/// The API's state, built once per process.
+pub struct AppState {
+    pub registry: DynamoRegistry,
+    pub log: DynamoDeliveryLog,
+    pub events: DynamoEventStore,
+    pub deliveries: SqsQueue<DeliveryTask>,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dlqs: Vec<DlqPair>,
+    pub admin_key_sha256: Option<String>,
+    pub ssrf: SsrfPolicy,
+    pub rotation_overlap: time::Duration,
+    /// How long event records written here (test events) are kept.
+    pub retention: time::Duration,
+}
+
+impl AppState {
+    pub fn new(sdk: &SdkConfig, s: &Settings) -> Self {
+        let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        Self {
+            registry: DynamoRegistry::new(ddb.clone(), &s.registry_table),
+            log: DynamoDeliveryLog::new(
+                ddb.clone(),
+                &s.deliveries_table,
+                time::Duration::days(i64::from(s.retention_days)),
+            ),
+            events: DynamoEventStore::new(ddb, &s.deliveries_table),
+            deliveries: SqsQueue::new(sqs.clone(), &s.deliveries_queue_url),
+            sqs,
+            dlqs: s.dlqs.clone(),
+            admin_key_sha256: s.admin_key_sha256.clone(),
+            ssrf: s.ssrf.clone(),
+            rotation_overlap: s.rotation_overlap,
+            retention: time::Duration::days(i64::from(s.retention_days)),
+        }
+    }
+}
+
+type State = Arc<AppState>;
+
+/// Every route: method, path (axum's and OpenAPI's `{param}` syntax), handler.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<State>)> {
+    vec![
+        (Method::POST, "/v1/admin/tenants", post(admin::create_tenant)),
+        (Method::GET, "/v1/admin/tenants", get(admin::list_tenants)),
+        (Method::GET, "/v1/admin/tenants/{tenant_id}", get(admin::get_tenant)),
+        (
+            Method::POST,
+            "/v1/admin/tenants/{tenant_id}/api-keys",
+            post(admin::create_api_key),
+        ),
+        (
+            Method::GET,
+            "/v1/admin/tenants/{tenant_id}/api-keys",
+            get(admin::list_api_keys),
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/tenants/{tenant_id}/api-keys/{key_id}",
+            delete(admin::revoke_api_key),
+        ),
+        (Method::GET, "/v1/admin/queues", get(admin::queue_health)),
+        (Method::GET, "/v1/admin/dlqs", get(admin::list_dlqs)),
+        (Method::GET, "/v1/admin/dlqs/{name}/messages", get(admin::peek_dlq)),
+        (Method::POST, "/v1/admin/dlqs/{name}/redrive", post(admin::redrive_dlq)),
+        (Method::POST, "/v1/endpoints", post(endpoints::create)),
+        (Method::GET, "/v1/endpoints", get(endpoints::list)),
+        (Method::GET, "/v1/endpoints/{endpoint_id}", get(endpoints::get_one)),
+        (Method::PATCH, "/v1/endpoints/{endpoint_id}", patch(endpoints::update)),
+        (Method::DELETE, "/v1/endpoints/{endpoint_id}", delete(endpoints::remove)),
+        (
+            Method::POST,
+            "/v1/endpoints/{endpoint_id}/disable",
+            post(endpoints::disable),
+        ),
+        (
+            Method::POST,
+            "/v1/endpoints/{endpoint_id}/enable",
+            post(endpoints::enable),
+        ),
+        (
+            Method::GET,
+            "/v1/endpoints/{endpoint_id}/secret",
+            get(endpoints::secret),
+        ),
+        (
+            Method::POST,
+            "/v1/endpoints/{endpoint_id}/rotate-secret",
+            post(endpoints::rotate_secret),
+        ),
+        (
+            Method::POST,
+            "/v1/endpoints/{endpoint_id}/test",
+            post(endpoints::send_test),
+        ),
+        (
+            Method::GET,
+            "/v1/endpoints/{endpoint_id}/deliveries",
+            get(deliveries::by_endpoint),
+        ),
+        (
+            Method::GET,
+            "/v1/endpoints/{endpoint_id}/health",
+            get(deliveries::endpoint_health),
+        ),
+        (
+            Method::POST,
+            "/v1/endpoints/{endpoint_id}/recover",
+            post(deliveries::recover),
+        ),
+        (Method::GET, "/v1/deliveries", get(deliveries::by_status)),
+        (Method::GET, "/v1/deliveries/{delivery_id}", get(deliveries::get_one)),
+        (
+            Method::POST,
+            "/v1/deliveries/{delivery_id}/resend",
+            post(deliveries::resend),
+        ),
+        (Method::GET, "/v1/events/{event_id}", get(deliveries::event)),
+    ]
+}
+
+/// The router over `state`: exactly [`routes`], plus JSON answers for an
+/// unknown path (404) or method (405).
+pub fn router(state: State) -> Router {
+    let mut r = Router::new();
+    for (_, path, handler) in routes() {
+        r = r.route(path, handler);
+    }
+    r.fallback(|| async { error::ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
+        })
+        .with_state(state)
+}

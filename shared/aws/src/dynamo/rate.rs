@@ -1,0 +1,39 @@
+//! Per-endpoint rate limits in the registry table: one counter item per
+//! endpoint and second, taken with a conditional increment, gone a minute
+//! later (TTL).
+
+use super::{DynamoRegistry, key_item};
+use crate::error::port_error;
+use aws_sdk_dynamodb::types::AttributeValue;
+use switchyard_core::keys;
+use switchyard_core::ports::RateLimiter;
+use switchyard_core::{EndpointId, PortError, TenantId};
+
+impl RateLimiter for DynamoRegistry {
+    async fn take_slot(&self, tenant: &TenantId, id: &EndpointId, second: i64, limit: u32) -> Result<bool, PortError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(&keys::registry::rate_slot(tenant, id, second))))
+            .update_expression("ADD #n :one SET #exp = :exp")
+            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+            .expression_attribute_names("#n", "taken")
+            .expression_attribute_names("#exp", keys::TTL)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(":exp", AttributeValue::N((second + 60).to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(port_error("UpdateItem rate slot", e)),
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! The management API's storage against moto: tenants and their listing,
+//! API keys, endpoints page by page, deliveries by endpoint, event and
+//! status, replays and endpoint statistics — and that no cursor ever
+//! crosses from one tenant (or one listing) to another.
+
+use switchyard_aws::dynamo::{ApiKeyRecord, DynamoDeliveryLog, ListError, Page, RegistrationError};
+use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
+use switchyard_core::ports::{DeliveryLog, Registry};
+use switchyard_core::ssrf::SsrfPolicy;
+use switchyard_core::time_util::now_utc;
+use switchyard_core::{ApiKey, DeliveryId, Endpoint, EndpointId, EndpointUrl, EventId, EventType, TenantId};
+use switchyard_tests::Stack;
+use time::{Duration, OffsetDateTime};
+
+fn tenant(id: &str) -> TenantId {
+    TenantId::parse(id).unwrap()
+}
+
+/// Every page of a listing, following its cursors; the pages' sizes too.
+async fn all_pages<T, F, Fut>(mut page: F) -> (Vec<T>, Vec<usize>)
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, ListError>>,
+{
+    let (mut items, mut sizes, mut cursor) = (Vec::new(), Vec::new(), None);
+    loop {
+        let p = page(cursor.take()).await.unwrap();
+        sizes.push(p.items.len());
+        items.extend(p.items);
+        match p.next {
+            Some(next) => cursor = Some(next),
+            None => return (items, sizes),
+        }
+        assert!(sizes.len() < 100, "the listing never ends");
+    }
+}
+
+fn bad_cursor<T: std::fmt::Debug>(r: Result<Page<T>, ListError>) -> bool {
+    matches!(r, Err(ListError::BadCursor))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_created_once_and_listed_in_pages() {
+    let stack = Stack::new("api-tenants").await;
+    let reg = &stack.registry;
+    let now = now_utc();
+    let (a, b, c) = (tenant("acme"), tenant("beta"), tenant("corp"));
+    assert!(reg.create_tenant(&b, "Beta", now).await.unwrap());
+    assert!(reg.create_tenant(&a, "Acme", now).await.unwrap());
+    assert!(
+        !reg.create_tenant(&a, "Acme again", now).await.unwrap(),
+        "a tenant is created once"
+    );
+    assert!(reg.create_tenant(&c, "Corp", now + Duration::seconds(1)).await.unwrap());
+    // put_tenant (tests, the demo) lists its tenant too.
+    let d = tenant("delta");
+    reg.put_tenant(&d, "Delta").await.unwrap();
+
+    let acme = reg.tenant(&a).await.unwrap().unwrap();
+    assert_eq!(
+        (acme.id.clone(), acme.name.as_str(), acme.created_at),
+        (a.clone(), "Acme", now)
+    );
+    assert!(reg.tenant(&tenant("nobody")).await.unwrap().is_none());
+
+    let (listed, sizes) = all_pages(|c| async move { reg.list_tenants(2, c.as_deref()).await }).await;
+    let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["acme", "beta", "corp", "delta"], "sorted by id");
+    assert_eq!(sizes, [2, 2], "the last full page has no cursor");
+    assert_eq!(listed[0], acme);
+    assert_eq!(listed[2].name, "Corp");
+    assert_eq!(
+        reg.list_tenants(0, None).await.unwrap().items.len(),
+        1,
+        "a limit below 1 is 1"
+    );
+    assert_eq!(reg.list_tenants(1000, None).await.unwrap().items.len(), 4);
+
+    // Renaming keeps the creation time.
+    reg.put_tenant(&a, "Acme Ltd").await.unwrap();
+    let renamed = reg.tenant(&a).await.unwrap().unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.created_at), ("Acme Ltd", now));
+    assert!(!reg.create_tenant(&d, "Delta", now).await.unwrap());
+
+    for garbage in ["nope", "e30", "!!"] {
+        assert!(bad_cursor(reg.list_tenants(2, Some(garbage)).await), "{garbage}");
+    }
+    // A cursor of another listing (a tenant's endpoints) is refused here.
+    for n in 0..3 {
+        let ep = Endpoint::new(
+            a.clone(),
+            EndpointUrl::parse(&format!("https://93.184.216.34/{n}")).unwrap(),
+            vec![],
+            now,
+        );
+        reg.put_endpoint(&ep).await.unwrap();
+    }
+    let cursor = reg.endpoints_page(&a, 1, None).await.unwrap().next.unwrap();
+    assert!(bad_cursor(reg.list_tenants(2, Some(&cursor)).await));
+}
+
+fn key_record(t: &TenantId, key_id: &str, key: &ApiKey, label: Option<&str>, at: OffsetDateTime) -> ApiKeyRecord {
+    ApiKeyRecord {
+        key_id: key_id.into(),
+        tenant_id: t.clone(),
+        label: label.map(Into::into),
+        prefix: key.expose()[..8].to_string(),
+        created_at: at,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_created_listed_and_revoked() {
+    let stack = Stack::new("api-keys").await;
+    let reg = &stack.registry;
+    let now = now_utc();
+    let (a, b) = (tenant("a"), tenant("b"));
+    let (k1, k2, kb) = (ApiKey::generate(), ApiKey::generate(), ApiKey::generate());
+    let r1 = key_record(&a, "key_1", &k1, Some("ci"), now);
+    let r2 = key_record(&a, "key_2", &k2, None, now + Duration::seconds(1));
+    let rb = key_record(&b, "key_1", &kb, None, now);
+    reg.create_api_key(&k1.hash(), &r1).await.unwrap();
+    reg.create_api_key(&k2.hash(), &r2).await.unwrap();
+    reg.create_api_key(&kb.hash(), &rb).await.unwrap();
+    assert_eq!(reg.tenant_for_key(&k1.hash()).await.unwrap(), Some(a.clone()));
+    assert_eq!(reg.tenant_for_key(&kb.hash()).await.unwrap(), Some(b.clone()));
+
+    // The same id again, or the same key under another id: refused.
+    assert!(reg.create_api_key(&ApiKey::generate().hash(), &r1).await.is_err());
+    let stolen = key_record(&b, "key_9", &k1, None, now);
+    assert!(reg.create_api_key(&k1.hash(), &stolen).await.is_err());
+    assert_eq!(reg.tenant_for_key(&k1.hash()).await.unwrap(), Some(a.clone()));
+
+    assert_eq!(reg.list_api_keys(&a).await.unwrap(), [r1.clone(), r2.clone()]);
+    assert_eq!(reg.list_api_keys(&b).await.unwrap(), std::slice::from_ref(&rb));
+    assert!(reg.list_api_keys(&tenant("c")).await.unwrap().is_empty());
+
+    // The listed record holds the hash, never the key.
+    let item = stack
+        .ddb
+        .get_item()
+        .table_name(&stack.res.registry_table)
+        .key(
+            "pk",
+            switchyard_aws::aws_sdk_dynamodb::types::AttributeValue::S("TENANT#a".into()),
+        )
+        .key(
+            "sk",
+            switchyard_aws::aws_sdk_dynamodb::types::AttributeValue::S("APIKEY#key_2".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["key_hash"].as_s().unwrap(), k2.hash().as_str());
+    assert!(
+        item.values()
+            .all(|v| v.as_s().map_or(true, |s| !s.contains(k2.expose()))),
+        "{item:?}"
+    );
+
+    // Another tenant's key id names nothing of this tenant's: nothing changes.
+    assert!(!reg.revoke_api_key(&b, "key_2").await.unwrap());
+    assert_eq!(reg.tenant_for_key(&k2.hash()).await.unwrap(), Some(a.clone()));
+    assert_eq!(reg.list_api_keys(&a).await.unwrap().len(), 2);
+    // b's own key_1 is not a's key_1.
+    assert!(reg.revoke_api_key(&b, "key_1").await.unwrap());
+    assert_eq!(reg.tenant_for_key(&kb.hash()).await.unwrap(), None);
+    assert_eq!(reg.tenant_for_key(&k1.hash()).await.unwrap(), Some(a.clone()));
+
+    assert!(reg.revoke_api_key(&a, "key_1").await.unwrap());
+    assert_eq!(reg.tenant_for_key(&k1.hash()).await.unwrap(), None);
+    assert_eq!(reg.list_api_keys(&a).await.unwrap(), std::slice::from_ref(&r2));
+    assert!(!reg.revoke_api_key(&a, "key_1").await.unwrap(), "revoked once");
+    assert!(!reg.revoke_api_key(&a, "no_such_key").await.unwrap());
+    assert_eq!(reg.tenant_for_key(&k2.hash()).await.unwrap(), Some(a.clone()));
+}
+
+fn endpoint(t: &TenantId, url: &str) -> Endpoint {
+    Endpoint::new(t.clone(), EndpointUrl::parse(url).unwrap(), vec![], now_utc())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_paged_per_tenant_replaced_and_deleted() {
+    let stack = Stack::new("api-endpoints").await;
+    let reg = &stack.registry;
+    let (a, b) = (&tenant("a"), &tenant("b"));
+    let mut a_ids = Vec::new();
+    for n in 0..5 {
+        let ep = endpoint(a, &format!("https://93.184.216.34/a{n}"));
+        reg.put_endpoint(&ep).await.unwrap();
+        a_ids.push(ep.id);
+    }
+    a_ids.sort();
+    let b_ep = endpoint(b, "https://93.184.216.34/b");
+    reg.put_endpoint(&b_ep).await.unwrap();
+
+    let (listed, sizes) = all_pages(|c| async move { reg.endpoints_page(a, 2, c.as_deref()).await }).await;
+    assert_eq!(listed.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), a_ids);
+    assert_eq!(sizes, [2, 2, 1]);
+    assert!(listed.iter().all(|e| &e.tenant_id == a));
+
+    // Tenant b sees its own endpoint only, and cannot follow a's cursor.
+    let (b_listed, _) = all_pages(|c| async move { reg.endpoints_page(b, 1, c.as_deref()).await }).await;
+    assert_eq!(
+        b_listed.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        std::slice::from_ref(&b_ep.id)
+    );
+    let a_cursor = reg.endpoints_page(a, 2, None).await.unwrap().next.unwrap();
+    assert!(bad_cursor(reg.endpoints_page(b, 2, Some(&a_cursor)).await));
+    assert!(bad_cursor(reg.endpoints_page(&tenant("c"), 2, Some(&a_cursor)).await));
+    assert!(bad_cursor(reg.endpoints_page(a, 2, Some("garbage")).await));
+    let page = reg.endpoints_page(a, 2, Some(&a_cursor)).await.unwrap();
+    assert_eq!(page.items.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), a_ids[2..4]);
+
+    // Replace: an existing endpoint changes; an absent one is not created.
+    let strict = SsrfPolicy::default();
+    let local = switchyard_local::local_ssrf_policy();
+    let mut changed = listed[0].clone();
+    changed.description = "changed".into();
+    changed.url = EndpointUrl::parse("http://127.0.0.1:9/changed").unwrap();
+    assert!(reg.replace_endpoint(&changed, &local).await.unwrap());
+    let back = reg.endpoint(a, &changed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.description.as_str(), back.url.as_str()),
+        ("changed", "http://127.0.0.1:9/changed")
+    );
+    let absent = endpoint(a, "https://93.184.216.34/new");
+    assert!(!reg.replace_endpoint(&absent, &strict).await.unwrap());
+    assert!(
+        reg.endpoint(a, &absent.id).await.unwrap().is_none(),
+        "replace never creates"
+    );
+    // A private URL is refused (by the strict policy), and nothing changes.
+    let mut private = back.clone();
+    private.url = EndpointUrl::parse("https://10.0.0.1/hook").unwrap();
+    assert!(matches!(
+        reg.replace_endpoint(&private, &strict).await,
+        Err(RegistrationError::Refused(_))
+    ));
+    let loopback = EndpointUrl::parse("http://127.0.0.1:9/changed").unwrap();
+    private.url = loopback.clone();
+    assert!(matches!(
+        reg.replace_endpoint(&private, &strict).await,
+        Err(RegistrationError::Refused(_))
+    ));
+    assert_eq!(reg.endpoint(a, &changed.id).await.unwrap().unwrap(), back);
+
+    // Delete: once; another tenant's id names nothing of this tenant's.
+    assert!(!reg.delete_endpoint(a, &b_ep.id).await.unwrap());
+    assert!(reg.endpoint(b, &b_ep.id).await.unwrap().is_some());
+    assert!(reg.delete_endpoint(a, &changed.id).await.unwrap());
+    assert!(!reg.delete_endpoint(a, &changed.id).await.unwrap());
+    assert!(reg.endpoint(a, &changed.id).await.unwrap().is_none());
+    assert_eq!(reg.endpoints(a).await.unwrap().len(), 4);
+}
+
+/// Writes a delivery the way the Deliverer does: its record with an attempt.
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    log: &DynamoDeliveryLog,
+    t: &TenantId,
+    ep: &EndpointId,
+    evt: &EventId,
+    state: DeliveryState,
+    attempts: u32,
+    created_at: OffsetDateTime,
+    duration_ms: Option<u64>,
+) -> DeliveryRecord {
+    let updated_at = created_at + Duration::seconds(attempts as i64);
+    let record = DeliveryRecord {
+        delivery_id: DeliveryId::derive(t, evt, ep),
+        tenant_id: t.clone(),
+        endpoint_id: ep.clone(),
+        event_id: evt.clone(),
+        event_type: EventType::parse("a.b").unwrap(),
+        state,
+        attempts,
+        round_attempts: attempts,
+        last_status_code: Some(if state == DeliveryState::Succeeded { 200 } else { 500 }),
+        last_duration_ms: duration_ms,
+        manual_request: None,
+        reason: (state == DeliveryState::Failed).then(|| "exhausted".to_string()),
+        next_attempt_at: (state == DeliveryState::Retrying).then(|| updated_at + Duration::minutes(5)),
+        created_at,
+        updated_at,
+    };
+    let attempt = AttemptRecord {
+        delivery_id: record.delivery_id.clone(),
+        attempt: attempts,
+        at: updated_at,
+        succeeded: state == DeliveryState::Succeeded,
+        status_code: record.last_status_code,
+        duration_ms: duration_ms.unwrap_or(0),
+        error_kind: None,
+        error: None,
+        response_body: None,
+        next_attempt_at: record.next_attempt_at,
+        trigger: Trigger::Scheduled,
+    };
+    log.record_attempt(&record, &attempt).await.unwrap();
+    record
+}
+
+fn ids(records: &[DeliveryRecord]) -> Vec<DeliveryId> {
+    records.iter().map(|r| r.delivery_id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_listed_by_endpoint_event_and_status() {
+    use DeliveryState::*;
+    let stack = Stack::new("api-deliveries").await;
+    let log = &stack.delivery_log();
+    let (t, u) = (&tenant("t"), &tenant("u"));
+    let (ep1, ep2) = (&EndpointId::parse("ep_1").unwrap(), &EndpointId::parse("ep_2").unwrap());
+    let evt = |n: usize| EventId::parse(format!("evt_{n}")).unwrap();
+    let base = now_utc() - Duration::hours(1);
+    let at = |s: i64| base + Duration::seconds(s);
+
+    // ep1: five deliveries a second apart, created out of order.
+    let mut by_ep1 = Vec::new();
+    for n in [3, 0, 4, 1, 2] {
+        by_ep1.push(deliver(log, t, ep1, &evt(n), Succeeded, 1, at(n as i64), Some(10)).await);
+    }
+    by_ep1.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    // ep2: evt_0 failed, evt_1 retrying; u's ep1 (same ids, another tenant).
+    let failed = deliver(log, t, ep2, &evt(0), Failed, 2, at(0), Some(20)).await;
+    let retrying = deliver(log, t, ep2, &evt(1), Retrying, 1, at(1), Some(30)).await;
+    let other = deliver(log, u, ep1, &evt(0), Succeeded, 1, at(0), Some(10)).await;
+
+    // By endpoint: newest first, page by page.
+    let (listed, sizes) =
+        all_pages(|c| async move { log.deliveries_by_endpoint(t, ep1, None, 2, c.as_deref()).await }).await;
+    assert_eq!(ids(&listed), ids(&by_ep1));
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(listed[0].last_duration_ms, Some(10));
+    // A window: created in [1 s, 3 s).
+    let window = Some((at(1), at(3)));
+    let (windowed, _) =
+        all_pages(|c| async move { log.deliveries_by_endpoint(t, ep1, window, 1, c.as_deref()).await }).await;
+    assert_eq!(ids(&windowed), ids(&by_ep1[2..4]));
+    assert!(
+        log.deliveries_by_endpoint(t, ep1, Some((at(3), at(3))), 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // Tenant u's ep_1 is another endpoint.
+    let page = log.deliveries_by_endpoint(u, ep1, None, 10, None).await.unwrap();
+    assert_eq!(ids(&page.items), std::slice::from_ref(&other.delivery_id));
+
+    // Cursors stay in their listing: not another tenant's, not another
+    // endpoint's, not outside the window they were made in.
+    let cursor = log
+        .deliveries_by_endpoint(t, ep1, None, 1, None)
+        .await
+        .unwrap()
+        .next
+        .unwrap();
+    assert!(bad_cursor(
+        log.deliveries_by_endpoint(u, ep1, None, 1, Some(&cursor)).await
+    ));
+    assert!(bad_cursor(
+        log.deliveries_by_endpoint(t, ep2, None, 1, Some(&cursor)).await
+    ));
+    assert!(bad_cursor(
+        log.deliveries_by_endpoint(t, ep1, window, 1, Some(&cursor)).await
+    ));
+    assert!(bad_cursor(log.deliveries_by_event(t, &evt(0), 1, Some(&cursor)).await));
+    assert!(bad_cursor(
+        log.deliveries_by_status(t, Succeeded, 1, Some(&cursor)).await
+    ));
+    assert!(bad_cursor(log.deliveries_by_status(u, Succeeded, 1, Some("x")).await));
+
+    // By event: one delivery per endpoint it went to.
+    let (of_evt0, _) = all_pages(|c| async move { log.deliveries_by_event(t, &evt(0), 1, c.as_deref()).await }).await;
+    let mut want = vec![failed.delivery_id.clone(), by_ep1[4].delivery_id.clone()];
+    want.sort();
+    assert_eq!(ids(&of_evt0), want);
+    let cursor = log
+        .deliveries_by_event(t, &evt(0), 1, None)
+        .await
+        .unwrap()
+        .next
+        .unwrap();
+    assert!(bad_cursor(log.deliveries_by_event(u, &evt(0), 1, Some(&cursor)).await));
+    assert!(bad_cursor(log.deliveries_by_event(t, &evt(1), 1, Some(&cursor)).await));
+
+    // By status: newest update first; a delivery that moves from retrying
+    // to failed is listed under failed only.
+    let (succeeded, sizes) =
+        all_pages(|c| async move { log.deliveries_by_status(t, Succeeded, 2, c.as_deref()).await }).await;
+    assert_eq!(ids(&succeeded), ids(&by_ep1));
+    assert_eq!(sizes, [2, 2, 1]);
+    let status = |s: DeliveryState| async move { ids(&log.deliveries_by_status(t, s, 100, None).await.unwrap().items) };
+    assert_eq!(status(Retrying).await, std::slice::from_ref(&retrying.delivery_id));
+    assert_eq!(status(Failed).await, std::slice::from_ref(&failed.delivery_id));
+    let gave_up = deliver(log, t, ep2, &evt(1), Failed, 2, at(1), Some(40)).await;
+    assert_eq!(gave_up.delivery_id, retrying.delivery_id);
+    assert!(status(Retrying).await.is_empty());
+    assert_eq!(
+        status(Failed).await,
+        [gave_up.delivery_id.clone(), failed.delivery_id.clone()],
+        "the most recently updated first"
+    );
+    assert!(status(Skipped).await.is_empty());
+    assert_eq!(
+        ids(&log.deliveries_by_status(u, Succeeded, 10, None).await.unwrap().items),
+        std::slice::from_ref(&other.delivery_id)
+    );
+    let cursor = log
+        .deliveries_by_status(t, Failed, 1, None)
+        .await
+        .unwrap()
+        .next
+        .unwrap();
+    assert!(bad_cursor(log.deliveries_by_status(u, Failed, 1, Some(&cursor)).await));
+    assert!(bad_cursor(
+        log.deliveries_by_status(t, Retrying, 1, Some(&cursor)).await
+    ));
+    let rest = log.deliveries_by_status(t, Failed, 1, Some(&cursor)).await.unwrap();
+    assert_eq!((ids(&rest.items), rest.next), (vec![failed.delivery_id.clone()], None));
+
+    // Replay: failed -> retrying, once.
+    let now = now_utc();
+    assert!(log.requeue_failed(t, &failed.delivery_id, now).await.unwrap());
+    let back = log.delivery(t, &failed.delivery_id).await.unwrap().unwrap();
+    assert_eq!(back.state, Retrying);
+    assert_eq!(back.reason.as_deref(), Some("replay_requested"));
+    assert_eq!((back.next_attempt_at, back.updated_at), (None, now));
+    assert_eq!((back.attempts, back.created_at), (failed.attempts, failed.created_at));
+    assert_eq!(status(Retrying).await, std::slice::from_ref(&failed.delivery_id));
+    assert_eq!(status(Failed).await, std::slice::from_ref(&gave_up.delivery_id));
+    assert!(
+        !log.requeue_failed(t, &failed.delivery_id, now).await.unwrap(),
+        "not failed any more"
+    );
+    assert!(
+        !log.requeue_failed(t, &by_ep1[0].delivery_id, now).await.unwrap(),
+        "succeeded"
+    );
+    assert!(
+        !log.requeue_failed(u, &gave_up.delivery_id, now).await.unwrap(),
+        "another tenant's"
+    );
+    let absent = DeliveryId::parse("dlv_absent").unwrap();
+    assert!(!log.requeue_failed(t, &absent, now).await.unwrap());
+    assert!(log.delivery(t, &absent).await.unwrap().is_none(), "never created");
+    // The replayed delivery's next attempt is recorded as usual.
+    let mut next = back.clone();
+    next.attempts += 1;
+    next.state = Succeeded;
+    next.updated_at = now + Duration::seconds(1);
+    let attempt = AttemptRecord {
+        delivery_id: next.delivery_id.clone(),
+        attempt: next.attempts,
+        at: next.updated_at,
+        succeeded: true,
+        status_code: Some(200),
+        duration_ms: 5,
+        error_kind: None,
+        error: None,
+        response_body: None,
+        next_attempt_at: None,
+        trigger: Trigger::Manual,
+    };
+    log.record_attempt(&next, &attempt).await.unwrap();
+    assert!(status(Retrying).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_stats_sum_up_a_period() {
+    use DeliveryState::*;
+    let stack = Stack::new("api-stats").await;
+    let log = &stack.delivery_log();
+    let t = tenant("t");
+    let ep = EndpointId::parse("ep_1").unwrap();
+    let evt = |n: usize| EventId::parse(format!("evt_{n}")).unwrap();
+    let now = now_utc();
+    let since = now - Duration::hours(24);
+    let empty = log.endpoint_stats(&t, &ep, since, now).await.unwrap();
+    assert_eq!(
+        (empty.deliveries, empty.success_rate, empty.latency_p50_ms),
+        (0, None, None)
+    );
+
+    let rows = [
+        (Succeeded, Some(100)),
+        (Succeeded, Some(300)),
+        (Succeeded, Some(200)),
+        (Failed, Some(900)),
+        (Retrying, Some(50)),
+        (Skipped, None),
+    ];
+    for (n, (state, ms)) in rows.into_iter().enumerate() {
+        let created = now - Duration::hours(1) + Duration::seconds(n as i64);
+        deliver(log, &t, &ep, &evt(n), state, 1, created, ms).await;
+    }
+    // Outside the period, another endpoint, another tenant: not counted.
+    deliver(log, &t, &ep, &evt(90), Failed, 1, since - Duration::seconds(1), Some(1)).await;
+    deliver(log, &t, &ep, &evt(91), Failed, 1, now + Duration::seconds(1), Some(1)).await;
+    let other_ep = EndpointId::parse("ep_2").unwrap();
+    deliver(
+        log,
+        &t,
+        &other_ep,
+        &evt(92),
+        Failed,
+        1,
+        now - Duration::hours(1),
+        Some(1),
+    )
+    .await;
+    deliver(
+        log,
+        &tenant("u"),
+        &ep,
+        &evt(93),
+        Failed,
+        1,
+        now - Duration::hours(1),
+        Some(1),
+    )
+    .await;
+
+    let stats = log.endpoint_stats(&t, &ep, since, now).await.unwrap();
+    assert_eq!(
+        (stats.deliveries, stats.succeeded, stats.failed, stats.pending),
+        (6, 3, 1, 1)
+    );
+    assert_eq!(stats.success_rate, Some(0.75));
+    // Latencies 50, 100, 200, 300, 900: p50 is rank 3, p95 rank 5.
+    assert_eq!((stats.latency_p50_ms, stats.latency_p95_ms), (Some(200), Some(900)));
+}

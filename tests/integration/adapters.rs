@@ -279,3 +279,26 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
     // A state change without a new attempt (same count) is allowed.
     log.record_delivery(&record(2, DeliveryState::Failed)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_slots_are_counted_per_endpoint_and_second() {
+    use switchyard_core::EndpointId;
+    use switchyard_core::ports::RateLimiter;
+    let stack = Stack::new("rate").await;
+    let t = TenantId::parse("t1").unwrap();
+    let (a, b) = (EndpointId::parse("ep_a").unwrap(), EndpointId::parse("ep_b").unwrap());
+    let r = &stack.registry;
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(r.take_slot(&t, &a, 1_800_000_000, 2).await.unwrap());
+    }
+    assert_eq!(taken, [true, true, false], "two a second");
+    assert!(
+        r.take_slot(&t, &b, 1_800_000_000, 2).await.unwrap(),
+        "another endpoint has its own"
+    );
+    assert!(
+        r.take_slot(&t, &a, 1_800_000_001, 2).await.unwrap(),
+        "the next second starts again"
+    );
+}

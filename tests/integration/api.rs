@@ -371,7 +371,7 @@ async fn a_tenant_never_sees_changes_or_replays_another_tenants_resources() {
         assert_eq!((a.status, code(&a)), (404, "not_found"), "{method} {p}: {a:?}");
         walked += 1;
     }
-    assert_eq!(walked, 14, "every tenant route that takes an id");
+    assert_eq!(walked, 15, "every tenant route that takes an id");
     // Bravo's listings hold nothing of alpha's.
     for p in [
         "/v1/endpoints",

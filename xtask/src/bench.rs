@@ -56,7 +56,7 @@ struct Function {
     settings: &'static [(&'static str, &'static str)],
 }
 
-const FUNCTIONS: [Function; 4] = [
+const FUNCTIONS: [Function; 5] = [
     Function {
         name: "switchyard-ingest",
         settings: &[
@@ -85,6 +85,14 @@ const FUNCTIONS: [Function; 4] = [
     Function {
         name: "switchyard-consumer",
         settings: &[("STATE_TABLE", "state")],
+    },
+    Function {
+        name: "switchyard-api",
+        settings: &[
+            ("REGISTRY_TABLE", "registry"),
+            ("DELIVERIES_TABLE", "deliveries"),
+            ("DELIVERIES_QUEUE_URL", "http://127.0.0.1:9/000000000000/deliveries"),
+        ],
     },
 ];
 

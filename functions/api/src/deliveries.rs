@@ -189,7 +189,22 @@ pub async fn endpoint_health(Tenant(t): Tenant, State(s): S, Path(id): Path<Stri
     })))
 }
 
-/// An event with its deliveries.
+/// An event's deliveries, a page at a time.
+pub async fn by_event(Tenant(t): Tenant, State(s): S, Path(id): Path<String>, p: Params) -> ApiResult<Json<Value>> {
+    p.only(&["limit", "cursor"])?;
+    let (limit, cursor) = p.page()?;
+    let id = EventId::parse(id).map_err(|_| ApiError::not_found("event"))?;
+    if s.events.get_event(&t, &id).await?.is_none() {
+        return Err(ApiError::not_found("event"));
+    }
+    let page = s.log.deliveries_by_event(&t, &id, limit, cursor).await?;
+    Ok(Json(views::page(
+        page.items.iter().map(views::delivery).collect(),
+        page.next,
+    )))
+}
+
+/// An event with its (first hundred) deliveries.
 pub async fn event(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = EventId::parse(id).map_err(|_| ApiError::not_found("event"))?;
     let record = s

@@ -69,15 +69,7 @@ impl Settings {
                 reason: "must be 64 hex digits (the SHA-256 of the admin key)".into(),
             });
         }
-        let ssrf = SsrfPolicy {
-            allow_http: switchyard_aws::config::env_parse("ALLOW_HTTP", false)?,
-            allow: SsrfPolicy::parse_allow_list(&std::env::var("SSRF_ALLOW_LIST").unwrap_or_default()).map_err(
-                |e| ConfigError::Invalid {
-                    name: "SSRF_ALLOW_LIST",
-                    reason: e.to_string(),
-                },
-            )?,
-        };
+        let ssrf = switchyard_aws::config::ssrf_policy()?;
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,
@@ -209,6 +201,11 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<State>)> {
             post(deliveries::resend),
         ),
         (Method::GET, "/v1/events/{event_id}", get(deliveries::event)),
+        (
+            Method::GET,
+            "/v1/events/{event_id}/deliveries",
+            get(deliveries::by_event),
+        ),
     ]
 }
 

@@ -16,7 +16,7 @@ pub mod resolver;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::time::Duration;
-use switchyard_aws::config::{ConfigError, env_in_range, env_parse, env_var, retention_days};
+use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
@@ -25,7 +25,6 @@ use switchyard_core::ports::{
     DeliveryLog, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue, WebhookSender,
 };
 use switchyard_core::retry::{self, TimeScale};
-use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::{DeliveryTask, FanoutTask};
 
 pub use http::HttpSender;
@@ -94,15 +93,7 @@ impl Settings {
                 reason: e.to_string(),
             })?,
         };
-        let ssrf = SsrfPolicy {
-            allow_http: env_parse("ALLOW_HTTP", false)?,
-            allow: SsrfPolicy::parse_allow_list(&std::env::var("SSRF_ALLOW_LIST").unwrap_or_default()).map_err(
-                |e| ConfigError::Invalid {
-                    name: "SSRF_ALLOW_LIST",
-                    reason: e.to_string(),
-                },
-            )?,
-        };
+        let ssrf = switchyard_aws::config::ssrf_policy()?;
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,

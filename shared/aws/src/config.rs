@@ -75,3 +75,19 @@ pub fn idempotency_window() -> Result<std::time::Duration, ConfigError> {
     let hours: u64 = env_in_range("IDEMPOTENCY_WINDOW_HOURS", default, 1..=720)?;
     Ok(std::time::Duration::from_secs(hours * 3600))
 }
+
+/// `ALLOW_HTTP` (default false) and `SSRF_ALLOW_LIST` (comma-separated
+/// CIDRs, default none): what the SSRF guard lets through. Local mode and
+/// tests only; production leaves both unset.
+pub fn ssrf_policy() -> Result<switchyard_core::ssrf::SsrfPolicy, ConfigError> {
+    use switchyard_core::ssrf::SsrfPolicy;
+    Ok(SsrfPolicy {
+        allow_http: env_parse("ALLOW_HTTP", false)?,
+        allow: SsrfPolicy::parse_allow_list(&std::env::var("SSRF_ALLOW_LIST").unwrap_or_default()).map_err(|e| {
+            ConfigError::Invalid {
+                name: "SSRF_ALLOW_LIST",
+                reason: e.to_string(),
+            }
+        })?,
+    })
+}

@@ -383,16 +383,7 @@ impl DynamoDeliveryLog {
             .expression_attribute_values(":exp", self.ttl(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(port_error("UpdateItem requeue delivery", e)),
-        }
+        super::applied(result, "UpdateItem requeue delivery")
     }
 
     /// An endpoint's deliveries created in `[since, now)`, summed up; at most

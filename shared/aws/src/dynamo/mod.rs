@@ -63,6 +63,28 @@ pub(crate) async fn get_item<T: for<'de> Deserialize<'de>>(
     out.item.map(from_item).transpose()
 }
 
+/// The outcome of a conditional write: `Ok(true)` if it applied,
+/// `Ok(false)` if its condition did not hold, an error otherwise.
+pub(crate) fn applied<O, E>(
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+    op: &str,
+) -> Result<bool, PortError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(port_error(op, e)),
+    }
+}
+
 /// Puts one item, unconditionally.
 pub(crate) async fn put_item(
     client: &aws_sdk_dynamodb::Client,

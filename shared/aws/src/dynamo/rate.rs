@@ -3,7 +3,6 @@
 //! later (TTL).
 
 use super::{DynamoRegistry, key_item};
-use crate::error::port_error;
 use aws_sdk_dynamodb::types::AttributeValue;
 use switchyard_core::keys;
 use switchyard_core::ports::RateLimiter;
@@ -25,15 +24,6 @@ impl RateLimiter for DynamoRegistry {
             .expression_attribute_values(":exp", AttributeValue::N((second + 60).to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(port_error("UpdateItem rate slot", e)),
-        }
+        super::applied(result, "UpdateItem rate slot")
     }
 }

@@ -162,16 +162,7 @@ impl DynamoRegistry {
     /// Runs a conditional update: `Ok(true)` if it applied, `Ok(false)` if its
     /// condition did not hold.
     async fn conditional(&self, update: UpdateItemFluentBuilder, op: &str) -> Result<bool, PortError> {
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(port_error(op, e)),
-        }
+        super::applied(update.send().await, op)
     }
 }
 
@@ -594,16 +585,7 @@ impl DynamoRegistry {
             .expression_attribute_names("#pk", keys::PK)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(port_error("PutItem replace endpoint", e)),
-        }
+        super::applied(result, "PutItem replace endpoint")
     }
 
     /// Deletes an endpoint. `Ok(false)` if it did not exist.

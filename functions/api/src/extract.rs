@@ -77,13 +77,25 @@ impl FromRequestParts<Arc<AppState>> for Tenant {
 }
 
 /// A JSON body: at most [`MAX_BODY_BYTES`], `content-type` JSON, parsed
-/// into `T` (unknown fields refused where `T` says so).
+/// into `T` (unknown fields refused where `T` says so). An empty body is `{}`.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        // No body at all reads as `{}`: the routes whose fields are all
+        // optional (rotate, redrive) can be called bare.
+        let empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (!req.headers().contains_key(header::CONTENT_LENGTH)
+                && !req.headers().contains_key(header::TRANSFER_ENCODING)
+                && !req.headers().contains_key(header::CONTENT_TYPE));
+        if empty {
+            return parse_json(b"{}").map(Body);
+        }
         let json = req
             .headers()
             .get(header::CONTENT_TYPE)

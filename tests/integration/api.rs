@@ -31,6 +31,12 @@ async fn tenant(api: &Api, id: &str) -> String {
     k.body["api_key"].as_str().unwrap().to_string()
 }
 
+/// The audit trail of the last day (a query spans at most 366 days).
+fn audit_since_yesterday() -> String {
+    let since = switchyard_core::time_util::now_utc() - time::Duration::days(1);
+    format!("/v1/audit?since={}", switchyard_core::time_util::rfc3339(since))
+}
+
 fn code(a: &Answer) -> &str {
     a.body["code"].as_str().unwrap_or_default()
 }
@@ -182,6 +188,15 @@ async fn the_full_lifecycle_of_tenants_keys_and_endpoints() {
         (ev.body["type"].as_str(), ev.body["deliveries"][0]["id"].as_str()),
         (Some("webhook.test"), Some(delivery_id.as_str()))
     );
+    // The test event is audited (the default): it is in the audit trail.
+    let audit = api.call("GET", &audit_since_yesterday(), Some(&key), None).await;
+    assert_eq!(
+        audit.body["items"][0]["id"].as_str(),
+        Some(event_id.as_str()),
+        "{audit:?}"
+    );
+    let bad = api.call("GET", "/v1/audit", Some(&key), None).await;
+    assert_eq!((bad.status, code(&bad)), (400, "invalid_query"));
     let h = api
         .call("GET", &format!("/v1/endpoints/{id}/health"), Some(&key), None)
         .await;
@@ -377,6 +392,7 @@ async fn a_tenant_never_sees_changes_or_replays_another_tenants_resources() {
         "/v1/endpoints",
         "/v1/deliveries?status=succeeded",
         "/v1/deliveries?status=failed",
+        &audit_since_yesterday(),
     ] {
         let a = api.call("GET", p, Some(&b_key), None).await;
         assert_eq!((a.status, &a.body["items"]), (200, &json!([])), "{p}");

@@ -137,3 +137,38 @@ fn the_api_function_is_told_about_every_dlq_the_template_declares() {
         assert!(setting.contains(&format!("${{{source}}}")), "DLQS lacks {source}");
     }
 }
+
+#[test]
+fn every_management_route_reaches_the_api_function_through_the_http_api() {
+    let template = switchyard_local::template::workspace_template().unwrap();
+    let events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+        .as_object()
+        .unwrap();
+    let routes: Vec<(String, String)> = events
+        .values()
+        .filter(|e| e["Type"] == "HttpApi")
+        .map(|e| {
+            let p = &e["Properties"];
+            (
+                p["Method"].as_str().unwrap().to_uppercase(),
+                p["Path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let covers = |(method, path): &(String, String), m: &str, p: &str| {
+        let method_ok = method == "ANY" || method == m;
+        let path_ok = match path.strip_suffix("{proxy+}") {
+            Some(prefix) => p.starts_with(prefix) && p.len() > prefix.len(),
+            None => path == p,
+        };
+        method_ok && path_ok
+    };
+    for (m, p, _) in switchyard_api::routes() {
+        assert!(
+            routes.iter().any(|r| covers(r, m.as_str(), p)),
+            "{m} {p} is not routed to ApiFunction by template.yaml ({routes:?})"
+        );
+        // ...and never shadows ingest's POST /v1/events.
+        assert_ne!((m.as_str(), p), ("POST", "/v1/events"));
+    }
+}

@@ -189,6 +189,51 @@ pub async fn endpoint_health(Tenant(t): Tenant, State(s): S, Path(id): Path<Stri
     })))
 }
 
+/// The tenant's audit trail: its `routing.audit` events received in
+/// `[since, until)`, oldest first (at most 366 days per query).
+pub async fn audit_trail(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<Json<Value>> {
+    p.only(&["since", "until", "limit", "cursor"])?;
+    let (limit, cursor) = p.page()?;
+    let since = p
+        .time("since")?
+        .ok_or_else(|| ApiError::bad_request("invalid_query", "since is required (RFC 3339)"))?;
+    let until = p.time("until")?.unwrap_or_else(now_utc);
+    if until <= since {
+        return Err(ApiError::bad_request("invalid_query", "until must be after since"));
+    }
+    if until - since > time::Duration::days(366) {
+        return Err(ApiError::bad_request("invalid_query", "the window is at most 366 days"));
+    }
+    if let Some(c) = cursor
+        && !audit_cursor_is_sane(c)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "the cursor is not valid for this listing",
+        ));
+    }
+    let page = s.events.audit_trail(&t, since, until, limit, cursor).await?;
+    let items = page
+        .events
+        .iter()
+        .map(|r| {
+            let e = &r.envelope;
+            json!({
+                "id": e.id, "type": e.event_type, "source": e.source,
+                "timestamp": rfc3339(e.timestamp), "received_at": rfc3339(r.received_at),
+                "data": e.data, "metadata": e.metadata,
+            })
+        })
+        .collect();
+    Ok(Json(views::page(items, page.next)))
+}
+
+/// An audit cursor is `{received_at}#{event id}` as the index stores it.
+fn audit_cursor_is_sane(c: &str) -> bool {
+    c.rsplit_once('#')
+        .is_some_and(|(at, id)| switchyard_core::time_util::parse_rfc3339(at).is_ok() && EventId::parse(id).is_ok())
+}
+
 /// An event's deliveries, a page at a time.
 pub async fn by_event(Tenant(t): Tenant, State(s): S, Path(id): Path<String>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["limit", "cursor"])?;

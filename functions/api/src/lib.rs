@@ -206,6 +206,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<State>)> {
             "/v1/events/{event_id}/deliveries",
             get(deliveries::by_event),
         ),
+        (Method::GET, "/v1/audit", get(deliveries::audit_trail)),
     ]
 }
 

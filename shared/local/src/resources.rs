@@ -417,19 +417,8 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, L
 
 /// How many messages a queue holds (visible + in flight + delayed).
 pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, LocalError> {
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
+    let d = switchyard_aws::redrive::queue_depth(sqs, url, url)
         .await
-        .map_err(|e| aws_err("GetQueueAttributes", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-    Ok(out
-        .attributes
-        .unwrap_or_default()
-        .values()
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum())
+        .map_err(|e| LocalError::Aws(e.to_string()))?;
+    Ok(d.visible + d.in_flight + d.delayed)
 }

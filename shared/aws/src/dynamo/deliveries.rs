@@ -133,22 +133,16 @@ impl DynamoDeliveryLog {
             .expression_attribute_values(":n", AttributeValue::N(delivery.attempts.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                // Another delivery of the same task got further; this one is
-                // stale. Transient: the task comes back and finds the newer
-                // state (done, or due later).
-                Err(PortError::transient(format!(
-                    "delivery {} was recorded by a newer attempt meanwhile",
-                    delivery.delivery_id
-                )))
-            }
-            Err(e) => Err(port_error(op, e)),
+        if super::applied(result, op)? {
+            return Ok(());
         }
+        // Another delivery of the same task got further; this one is stale.
+        // Transient: the task comes back and finds the newer state (done, or
+        // due later).
+        Err(PortError::transient(format!(
+            "delivery {} was recorded by a newer attempt meanwhile",
+            delivery.delivery_id
+        )))
     }
 }
 

@@ -39,6 +39,34 @@ impl DynamoRegistry {
         &self.table
     }
 
+    /// Every item of partition `pk` whose sort key starts with `prefix`.
+    async fn items_with_prefix(
+        &self,
+        pk: String,
+        prefix: &str,
+        consistent: bool,
+        op: &str,
+    ) -> Result<Vec<Item>, PortError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(consistent)
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(|e| port_error(op, e))?);
+        }
+        Ok(items)
+    }
+
     async fn put(&self, item: Item, op: &str) -> Result<(), PortError> {
         super::put_item(&self.client, &self.table, item, op).await
     }
@@ -113,26 +141,12 @@ impl Registry for DynamoRegistry {
 
     async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
         let (pk, prefix) = keys::registry::endpoints_of(tenant);
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .into_paginator()
-            .send();
         let mut endpoints = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| port_error("Query endpoints", e))?;
-            for item in page.items.unwrap_or_default() {
-                match from_item::<Endpoint>(item) {
-                    Ok(ep) => endpoints.push(ep),
-                    // One corrupt endpoint must not stop the tenant's others.
-                    Err(e) => tracing::error!(tenant_id = %tenant, error = %e, "skipping an unreadable endpoint item"),
-                }
+        for item in self.items_with_prefix(pk, prefix, false, "Query endpoints").await? {
+            match from_item::<Endpoint>(item) {
+                Ok(ep) => endpoints.push(ep),
+                // One corrupt endpoint must not stop the tenant's others.
+                Err(e) => tracing::error!(tenant_id = %tenant, error = %e, "skipping an unreadable endpoint item"),
             }
         }
         Ok(endpoints)
@@ -459,22 +473,9 @@ impl DynamoRegistry {
     /// A tenant's API keys, by id.
     pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, PortError> {
         let (pk, prefix) = keys::registry::api_keys_of(tenant);
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
         let mut records = Vec::new();
-        while let Some(item) = pages.next().await {
-            let record: ApiKeyRecord = from_item(item.map_err(|e| port_error("Query api keys", e))?)?;
+        for item in self.items_with_prefix(pk, prefix, true, "Query api keys").await? {
+            let record: ApiKeyRecord = from_item(item)?;
             if &record.tenant_id == tenant {
                 records.push(record);
             }

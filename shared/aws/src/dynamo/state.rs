@@ -247,16 +247,8 @@ impl Markers for DynamoStateStore {
             .expression_attribute_values(":ip", s(IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(port_error("DeleteItem marker", e)),
-        }
+        // Not in progress any more (done, or taken over): nothing to release.
+        super::applied(result, "DeleteItem marker").map(|_| ())
     }
 }
 

@@ -200,16 +200,7 @@ async fn a_poisoned_record_fails_alone_and_the_rest_are_acknowledged() {
         )
         .await;
     let consumer = stack.consumer(Duration::from_secs(30));
-    let q = stack.queue(&url).await;
-    let counts = std::sync::Mutex::new(None);
-    let r = switchyard_local::esm::poll_once(&stack.sqs, &q, 10, 2, |e| async {
-        let (resp, c) = consumer.handle_counted(e).await;
-        *counts.lock().unwrap() = Some(c);
-        resp
-    })
-    .await
-    .unwrap();
-    let c = counts.into_inner().unwrap().unwrap();
+    let (r, c) = stack.poll_internal_once(&consumer, &url, 10, 2).await;
     assert_eq!((r.received, r.failed), (5, 2), "one batch, two failures: {r:?}");
     assert_eq!((c.handled, c.poison), (3, 2), "{c:?}");
     for (currency, cents) in [("USD", 100), ("EUR", 20), ("GBP", 3)] {
@@ -317,19 +308,10 @@ async fn a_duplicate_sqs_delivery_is_processed_once() {
     // exclusive, so the copies are handled in turn here. Two copies in one
     // batch meet the claim's condition in DynamoDB (the unit tests cover the
     // busy claim).
-    let q = stack.queue(&url).await;
     let (mut handled, mut duplicates) = (0, 0);
     for _ in 0..2 {
-        let counts = std::sync::Mutex::new(None);
-        let r = switchyard_local::esm::poll_once(&stack.sqs, &q, 1, 2, |e| async {
-            let (resp, c) = consumer.handle_counted(e).await;
-            *counts.lock().unwrap() = Some(c);
-            resp
-        })
-        .await
-        .unwrap();
+        let (r, c) = stack.poll_internal_once(&consumer, &url, 1, 2).await;
         assert_eq!((r.received, r.failed), (1, 0), "{r:?}");
-        let c = counts.into_inner().unwrap().unwrap();
         handled += c.handled;
         duplicates += c.duplicates;
     }

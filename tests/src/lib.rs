@@ -607,6 +607,28 @@ impl Stack {
         (report, counts.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// One poll of an internal queue (up to `batch_size` messages, waiting up
+    /// to `wait_secs`) through the consumer; returns the poll's report and
+    /// what became of the records.
+    pub async fn poll_internal_once(
+        &self,
+        consumer: &switchyard_consumer::AwsConsumer,
+        url: &str,
+        batch_size: i32,
+        wait_secs: i32,
+    ) -> (BatchReport, switchyard_core::consumer::BatchCounts) {
+        let q = self.queue(url).await;
+        let counts = std::sync::Mutex::new(switchyard_core::consumer::BatchCounts::default());
+        let report = switchyard_local::esm::poll_once(&self.sqs, &q, batch_size, wait_secs, |e| async {
+            let (resp, c) = consumer.handle_counted(e).await;
+            *counts.lock().unwrap_or_else(|p| p.into_inner()) = c;
+            resp
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        (report, counts.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Sends raw message bodies to a queue.
     pub async fn send_bodies(&self, url: &str, bodies: &[String]) {
         for b in bodies {

@@ -39,6 +39,18 @@ impl DynamoRegistry {
         &self.table
     }
 
+    /// A query of partition `pk` for the sort keys that start with `prefix`.
+    fn prefix_query(&self, pk: &str, prefix: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+    }
+
     /// Every item of partition `pk` whose sort key starts with `prefix`.
     async fn items_with_prefix(
         &self,
@@ -48,14 +60,7 @@ impl DynamoRegistry {
         op: &str,
     ) -> Result<Vec<Item>, PortError> {
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
+            .prefix_query(&pk, prefix)
             .consistent_read(consistent)
             .into_paginator()
             .items()
@@ -421,16 +426,7 @@ impl DynamoRegistry {
         let start = cursor
             .map(|c| decode_cursor(c, &[(keys::PK, Expect::Is(pk)), (keys::SK, Expect::StartsWith(prefix))]))
             .transpose()?;
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .consistent_read(true);
+        let query = self.prefix_query(pk, prefix).consistent_read(true);
         let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query tenants").await?;
         let items = page
             .items
@@ -537,16 +533,7 @@ impl DynamoRegistry {
                 )
             })
             .transpose()?;
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .consistent_read(true);
+        let query = self.prefix_query(&pk, prefix).consistent_read(true);
         let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query endpoints").await?;
         let mut items = Vec::with_capacity(page.items.len());
         for item in page.items {

@@ -1,24 +1,25 @@
-//! `cargo xtask demo`: Switchyard's main job on this machine.
+//! `cargo xtask demo`: Switchyard's main job on this machine, through the
+//! local runner.
 //!
-//! Starts moto, creates the queues and tables, registers a tenant and an
-//! endpoint on a local receiver, POSTs one event through the ingest handler,
-//! runs the fan-out and delivery handlers over their queues as Lambda's event
-//! source mapping would, and shows the signed webhook the receiver got,
+//! Starts the whole stack from `template.yaml` (moto as AWS, every function
+//! as its real binary, the HTTP API on localhost) and a demo receiver on
+//! 127.0.0.1, then does what a user would, over HTTP only: creates a tenant
+//! and an API key with the admin key, registers the receiver as an endpoint,
+//! and POSTs one event. The runner's event source mappings carry it through
+//! fan-out and delivery; the demo shows the signed webhook the receiver got,
 //! verified with Switchyard's verifier and the public Standard Webhooks
-//! libraries. The same event also takes the internal track: the app bus's
-//! rule (from template.yaml) puts it on the user domain's queue, and the
-//! consumer runs the `user_onboarding` workflow over it. Everything runs in
-//! this process except moto, which stops with it.
+//! libraries, then the delivery's attempt record (from the API) and the
+//! internal track: the app bus's rule put the same event on the user queue,
+//! and the consumer ran the `user_onboarding` workflow over it.
+//!
+//! `--keep-running` leaves the stack up afterwards (Ctrl-C stops it).
 
+use crate::local::{self, Args};
+use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use switchyard_core::{ApiKey, Endpoint, EndpointUrl, EventTypeFilter, TenantId};
-use switchyard_local::esm::{QueueRef, drain};
-use switchyard_local::http_api::post_event;
-use switchyard_local::moto::Moto;
 use switchyard_local::receiver::Receiver;
-use switchyard_local::resources::{QueueOptions, Resources, unique_prefix};
-use switchyard_local::venv::{self, Venv};
+use switchyard_local::venv;
 
 const EVENT: &str = r#"{"type":"user.created","data":{"user_id":"usr_123","email":"ada@example.com","plan":"pro"},"metadata":{"trace_id":"demo-trace-1"}}"#;
 
@@ -26,122 +27,110 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-pub fn run(root: &Path) -> Result<(), String> {
+pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+    let mut args = Args::parse(root, args)?;
+    if args.port == 3000 && !args.keep_running {
+        args.port = 0; // a one-shot demo never fights over a port
+    }
     let venv = crate::setup(root)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(err)?;
-    runtime.block_on(demo(root, &venv))
+    runtime.block_on(async {
+        let template = switchyard_local::template::load_path(root, &venv, &args.template).map_err(err)?;
+        if args.build {
+            local::build_functions(root, &template)?;
+            args.build = false;
+        }
+        let started = Instant::now();
+        let stack = local::start(root, &venv, &args, true).await?;
+        let result = demo(root, &venv, &stack).await;
+        step(&format!("done in {:.1} s after the build", started.elapsed().as_secs_f64()));
+        if result.is_ok() && args.keep_running {
+            local::describe(&stack, &args);
+            println!("==> the stack keeps running; Ctrl-C stops it");
+            local::wait_for_stop().await;
+        }
+        local::stop(stack).await;
+        result
+    })
 }
 
-async fn demo(root: &Path, venv: &Venv) -> Result<(), String> {
-    let started = Instant::now();
-    // template.yaml (read by cfn-lint, about a second) is decoded while moto
-    // starts; Resources::create waits for it.
-    std::thread::spawn(|| switchyard_local::template::workspace_template().is_ok());
-    let moto = Moto::start(root, venv).map_err(err)?;
-    step(&format!("moto's server is AWS at {}", moto.endpoint));
-    let sdk = switchyard_local::sdk_config(&moto.endpoint).await;
-    let res = Resources::create(&sdk, &unique_prefix("demo"), QueueOptions::default())
-        .await
-        .map_err(err)?;
-    step(&format!(
-        "created tables {} and {}, queues {} and {} with their DLQs",
-        res.registry_table,
-        res.deliveries_table,
-        short(&res.fanout_queue_url),
-        short(&res.deliveries_queue_url)
-    ));
-
-    let rx = Receiver::ok().await.map_err(err)?;
-    let ddb = switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk);
-    let registry = switchyard_aws::dynamo::DynamoRegistry::new(ddb, &res.registry_table);
-    let tenant = TenantId::parse("demo").map_err(err)?;
-    let key = ApiKey::generate();
-    registry.put_tenant(&tenant, "Demo Inc.").await.map_err(err)?;
-    registry.put_api_key(&key.hash(), &tenant).await.map_err(err)?;
-    let url = rx.url("/webhooks/switchyard");
-    let endpoint = Endpoint::new(
-        tenant.clone(),
-        EndpointUrl::parse(&url).map_err(err)?,
-        vec![EventTypeFilter::parse("user.*").map_err(err)?],
-        switchyard_core::time_util::now_utc(),
-    );
-    registry
-        .register_endpoint(&endpoint, &switchyard_local::local_ssrf_policy())
-        .await
-        .map_err(err)?;
-    step(&format!(
-        "tenant `demo` with an API key; endpoint {} → {url} for `user.*`",
-        endpoint.id
-    ));
-
-    let ingest = switchyard_ingest::AwsIngest::new(
-        &sdk,
-        &switchyard_ingest::Settings {
-            registry_table: res.registry_table.clone(),
-            deliveries_table: res.deliveries_table.clone(),
-            fanout_queue_url: res.fanout_queue_url.clone(),
-            max_body_bytes: switchyard_core::IngestLimits::DEFAULT_MAX_BODY_BYTES,
-            retention_days: 30,
-            idempotency_window: Duration::from_secs(24 * 3600),
-            event_bus_name: Some(res.event_bus_name.clone()),
-            tenant_rules: switchyard_core::doors::TenantRules::default(),
-        },
-    );
-    let fanout = switchyard_fanout::AwsFanout::new(
-        &sdk,
-        &switchyard_fanout::Settings {
-            registry_table: res.registry_table.clone(),
-            deliveries_queue_url: res.deliveries_queue_url.clone(),
-        },
-    );
-    let delivery = switchyard_delivery::AwsDelivery::new(
-        &sdk,
-        &switchyard_delivery::Settings {
-            registry_table: res.registry_table.clone(),
-            deliveries_table: res.deliveries_table.clone(),
-            deliveries_queue_url: res.deliveries_queue_url.clone(),
-            deliveries_dlq_url: res.deliveries_dlq_url.clone(),
-            fanout_queue_url: res.fanout_queue_url.clone(),
-            request_timeout: Duration::from_secs(15),
-            retention_days: 30,
-            config: switchyard_core::delivery::DeliveryConfig {
-                ssrf: switchyard_local::local_ssrf_policy(),
-                ..Default::default()
-            },
-        },
-    )
-    .map_err(err)?;
-
-    let resp = ingest.handle(post_event(key.expose(), EVENT)).await;
-    let body = match &resp.body {
-        Some(aws_lambda_events::encodings::Body::Text(t)) => t.clone(),
-        _ => String::new(),
-    };
-    step(&format!(
-        "POST /v1/events {EVENT}\n      → ingest answered {} {body}",
-        resp.status_code
-    ));
-    if resp.status_code != 202 {
-        return Err("ingest did not accept the event".into());
+/// One call to the local HTTP API.
+async fn call(http: &reqwest::Client, base: &str, method: &str, path: &str, key: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(err)?;
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .header("authorization", format!("Bearer {key}"));
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
     }
+    let resp = req.send().await.map_err(|e| format!("{path}: {e}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.map_err(err)?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+}
 
-    let sqs = switchyard_aws::aws_sdk_sqs::Client::new(&sdk);
-    let fq = QueueRef::resolve(&sqs, &res.fanout_queue_url).await.map_err(err)?;
-    let r = drain(&sqs, &fq, 10, |e| fanout.handle(e)).await.map_err(err)?;
-    step(&format!("fan-out handled {} task(s), {} failed", r.received, r.failed));
-    let dq = QueueRef::resolve(&sqs, &res.deliveries_queue_url).await.map_err(err)?;
-    let r = drain(&sqs, &dq, 10, |e| delivery.handle(e)).await.map_err(err)?;
-    step(&format!("delivery handled {} task(s), {} failed", r.received, r.failed));
+fn expect(what: &str, (status, body): (u16, Value), want: u16) -> Result<Value, String> {
+    if status == want {
+        Ok(body)
+    } else {
+        Err(format!("{what}: expected {want}, got {status} {body}"))
+    }
+}
 
-    let got = rx.wait_for(1, Duration::from_secs(5)).await;
+async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<(), String> {
+    let base = stack.runner.api_url(None).ok_or("the template serves no HTTP API")?;
+    let admin = stack.admin_key.as_ref().ok_or("the template has no AdminKeySha256 parameter")?;
+    step(&format!(
+        "the stack from template.yaml is up: {} resources in moto, {} functions, HTTP API at {base}",
+        stack.runner.plan().created.len(),
+        stack.runner.plan().functions.len()
+    ));
+    let rx = Receiver::ok().await.map_err(err)?;
+    let http = reqwest::Client::new();
+    let admin = admin.expose();
+    expect(
+        "POST /v1/admin/tenants",
+        call(&http, &base, "POST", "/v1/admin/tenants", admin, Some(json!({"id": "demo", "name": "Demo Inc."}))).await?,
+        201,
+    )?;
+    let key = expect(
+        "POST /v1/admin/tenants/demo/api-keys",
+        call(&http, &base, "POST", "/v1/admin/tenants/demo/api-keys", admin, Some(json!({"label": "demo"}))).await?,
+        201,
+    )?;
+    let key = key["api_key"].as_str().ok_or("no api_key in the answer")?.to_string();
+    let url = rx.url("/webhooks/switchyard");
+    let endpoint = expect(
+        "POST /v1/endpoints",
+        call(&http, &base, "POST", "/v1/endpoints", &key, Some(json!({"url": url, "filter_types": ["user.*"]}))).await?,
+        201,
+    )?;
+    let endpoint_id = endpoint["id"].as_str().ok_or("no endpoint id")?.to_string();
+    let secret = endpoint["secret"].as_str().ok_or("no secret")?.to_string();
+    step(&format!(
+        "over HTTP: tenant `demo` (admin key), an API key, endpoint {endpoint_id} → {url} for `user.*`"
+    ));
+
+    let t = Instant::now();
+    let accepted = expect(
+        "POST /v1/events",
+        call(&http, &base, "POST", "/v1/events", &key, Some(serde_json::from_str(EVENT).map_err(err)?)).await?,
+        202,
+    )?;
+    step(&format!("POST {base}/v1/events {EVENT}\n      → 202 {accepted}"));
+
+    let got = rx.wait_for(1, Duration::from_secs(30)).await;
     let Some(webhook) = got.first() else {
-        return Err("the receiver got no webhook".into());
+        return Err("the receiver got no webhook within 30 s".into());
     };
-    step(&format!("the receiver at {url} got:"));
+    step(&format!(
+        "{:.0} ms later the receiver at {url} got (ingest → fanout queue → fanout → deliveries queue → delivery):",
+        t.elapsed().as_secs_f64() * 1000.0
+    ));
     println!("      {} {}", webhook.method, webhook.path);
     for (k, v) in &webhook.headers {
         println!("      {k}: {v}");
@@ -153,99 +142,92 @@ async fn demo(root: &Path, venv: &Venv) -> Result<(), String> {
         webhook.header("webhook-timestamp").unwrap_or_default(),
         webhook.header("webhook-signature").unwrap_or_default(),
     );
+    let parsed_secret = switchyard_core::WebhookSecret::parse(&secret).map_err(err)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    switchyard_core::signing::verify([&endpoint.secret], id, ts, sig, &webhook.body, now, 300)
+    switchyard_core::signing::verify([&parsed_secret], id, ts, sig, &webhook.body, now, 300)
         .map_err(|e| format!("Switchyard's verifier rejected the webhook: {e}"))?;
     let public = venv::webhooks_interop(
         root,
         venv,
         "verify",
-        &serde_json::json!({
-            "secret": endpoint.secret.expose(),
+        &json!({
+            "secret": secret,
             "headers": { "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": sig },
             "body": webhook.body_text(),
         }),
     )
     .map_err(err)?;
-    if public != serde_json::json!({ "standardwebhooks": "ok", "svix": "ok" }) {
+    if public != json!({ "standardwebhooks": "ok", "svix": "ok" }) {
         return Err(format!("the public libraries rejected the webhook: {public}"));
     }
     step("signature verified with Switchyard's verifier and with the PyPI `standardwebhooks` and `svix` libraries");
 
-    let log = switchyard_aws::dynamo::DynamoDeliveryLog::new(
-        switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk),
-        &res.deliveries_table,
-        time::Duration::days(30),
-    );
-    let event_id = switchyard_core::EventId::parse(id).map_err(err)?;
-    let delivery_id = switchyard_core::DeliveryId::derive(&tenant, &event_id, &endpoint.id);
-    if let Some((d, attempts)) = log.get_delivery(&tenant, &delivery_id).await.map_err(err)? {
-        step(&format!(
-            "delivery {} is {:?} after {} attempt(s):",
-            d.delivery_id, d.state, d.attempts
-        ));
-        for a in attempts {
-            println!(
-                "      attempt {} at {}: status {:?} in {} ms ({:?})",
-                a.attempt,
-                switchyard_core::time_util::rfc3339(a.at),
-                a.status_code,
-                a.duration_ms,
-                a.trigger
-            );
+    // The attempt record is written just after the receiver answers.
+    let mut deliveries = Value::Null;
+    for _ in 0..50 {
+        let (status, body) = call(&http, &base, "GET", &format!("/v1/events/{id}/deliveries"), &key, None).await?;
+        if status == 200 && body["items"].as_array().is_some_and(|i| i.iter().any(|d| d["state"] == "succeeded")) {
+            deliveries = body;
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The internal track: bus rule -> internal-user queue -> consumer.
-    let consumer = switchyard_consumer::AwsConsumer::new(
-        &sdk,
-        &switchyard_consumer::Settings {
-            state_table: res.state_table.clone(),
-            config: Default::default(),
-        },
-    )
-    .map_err(err)?;
-    let user_queue = res
-        .internal_queue("InternalUserQueue")
-        .ok_or("template.yaml routes nothing to InternalUserQueue")?;
-    let uq = QueueRef::resolve(&sqs, &user_queue.url).await.map_err(err)?;
-    let r = drain(&sqs, &uq, 10, |e| consumer.handle(e)).await.map_err(err)?;
+    let delivery_id = deliveries["items"][0]["delivery_id"]
+        .as_str()
+        .or_else(|| deliveries["items"][0]["id"].as_str())
+        .ok_or("the delivery log has no succeeded delivery for the event")?
+        .to_string();
+    let d = expect(
+        "GET /v1/deliveries/{id}",
+        call(&http, &base, "GET", &format!("/v1/deliveries/{delivery_id}"), &key, None).await?,
+        200,
+    )?;
+    step(&format!("GET /v1/deliveries/{delivery_id} → {}", d["state"]));
+    for a in d["attempt_log"].as_array().into_iter().flatten() {
+        println!(
+            "      attempt {} at {}: status {} in {} ms ({})",
+            a["attempt"], a["at"], a["status_code"], a["duration_ms"], a["trigger"]
+        );
+    }
+
+    // The internal track, played by the runner: bus rule → internal-user
+    // queue → consumer.
+    let state_table = stack
+        .runner
+        .plan()
+        .reference("StateTable")
+        .ok_or("the template has no StateTable")?
+        .to_string();
+    let sdk = switchyard_local::sdk_config(&stack.moto.endpoint).await;
+    let store = switchyard_aws::dynamo::DynamoStateStore::new(switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk), &state_table);
+    let key = switchyard_core::workflow::RunKey {
+        tenant: switchyard_core::TenantId::parse("demo").map_err(err)?,
+        event: switchyard_core::EventId::parse(id).map_err(err)?,
+        workflow: "user_onboarding".into(),
+    };
+    let mut run = None;
+    for _ in 0..100 {
+        if let Some(r) = store.run(&key).await.map_err(err)?
+            && r.status == "completed"
+        {
+            run = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run = run.ok_or("the user_onboarding workflow did not complete within 10 s")?;
     step(&format!(
-        "internal track: the bus rule put {} event(s) on {}; the consumer handled them, {} failed",
-        r.received,
-        short(&user_queue.url),
-        r.failed
-    ));
-    let store = switchyard_aws::dynamo::DynamoStateStore::new(
-        switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk),
-        &res.state_table,
-    );
-    let run = store
-        .run(&switchyard_core::workflow::RunKey {
-            tenant: tenant.clone(),
-            event: event_id.clone(),
-            workflow: "user_onboarding".into(),
-        })
-        .await
-        .map_err(err)?
-        .ok_or("the user_onboarding workflow did not run")?;
-    println!(
-        "      workflow user_onboarding: {} after {} step(s) ({})",
+        "internal track: the bus rule put the event on the internal-user queue; the consumer ran user_onboarding: {} after {} step(s) ({})",
         run.status,
         run.next_step,
         run.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
-    );
-    step(&format!(
-        "done in {:.1} s; moto stops now",
-        started.elapsed().as_secs_f64()
     ));
-    drop(moto);
+    let invocations = stack.runner.invocations();
+    let failed = invocations.iter().filter(|i| !i.ok).count();
+    step(&format!("{} invocations, {failed} failed", invocations.len()));
     Ok(())
 }
 
 fn step(text: &str) {
     println!("==> {text}");
-}
-
-fn short(url: &str) -> &str {
-    url.rsplit('/').next().unwrap_or(url)
 }

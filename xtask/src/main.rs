@@ -2,17 +2,28 @@
 //!
 //! - `setup`: the Python virtualenv (moto, cfn-lint, standardwebhooks, svix, cargo-lambda);
 //! - `test`: setup, then every test: unit, integration (moto), interop, cfn-lint;
-//! - `demo`: the main job locally: moto, the resources, one event through the
-//!   three handlers, a signed webhook received and verified;
+//! - `demo`: the main job locally: the whole stack from template.yaml (the
+//!   local runner), a tenant, an endpoint and one event over HTTP, a signed
+//!   webhook received and verified, a workflow run;
+//! - `up`: the whole stack from template.yaml until Ctrl-C;
+//! - `invoke`: one function of the template, once, with an `events/` file;
 //! - `bench-init`: release binaries' zipped size and init time per function.
 
 mod bench;
 mod demo;
+mod local;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <setup | test | demo | bench-init [--spawns N] [--no-build] [--no-arm64]>";
+const USAGE: &str = "usage: cargo xtask <command>
+  setup
+  test [cargo test args]
+  demo [--keep-running] [OPTIONS]
+  up [OPTIONS]                                     (default --port 3000)
+  invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
+  bench-init [--spawns N] [--no-build] [--no-arm64]
+OPTIONS: --template FILE, --port N, --stack-name NAME, --param Name=Value (repeatable), --no-build, --function-logs";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,7 +31,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup(&root).map(|_| ()),
         Some("test") => test(&root, &args[1..]),
-        Some("demo") => demo::run(&root),
+        Some("demo") => demo::run(&root, &args[1..]),
+        Some("up") => local::up(&root, &args[1..]),
+        Some("invoke") => local::invoke(&root, &args[1..]),
         Some("bench-init") => bench::run(&root, &args[1..]),
         _ => Err(USAGE.to_string()),
     };

@@ -78,35 +78,69 @@ where
     F: FnOnce(SqsEvent) -> Fut,
     Fut: Future<Output = SqsBatchResponse>,
 {
-    let out = sqs
-        .receive_message()
-        .queue_url(&queue.url)
-        .max_number_of_messages(batch_size.clamp(1, 10))
-        .wait_time_seconds(wait_secs.clamp(0, 20))
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .send()
-        .await
-        .map_err(|e| aws_err("ReceiveMessage", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-    let messages = out.messages.unwrap_or_default();
+    let messages = receive(sqs, &queue.url, batch_size, wait_secs).await?;
     if messages.is_empty() {
         return Ok(BatchReport::default());
     }
     let response = handler(to_sqs_event(&messages, queue)).await;
-
-    let ids: HashSet<&str> = messages.iter().filter_map(|m| m.message_id.as_deref()).collect();
-    let failed: HashSet<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    if failed.iter().any(|f| !ids.contains(f)) {
+    let Some(failed) = batch_failures(&messages, &response) else {
         // Lambda's rule: an unknown or empty identifier fails the whole batch.
         return Ok(BatchReport {
             received: messages.len(),
             failed: messages.len(),
             not_deleted: 0,
         });
-    }
+    };
+    let not_deleted = delete_except(sqs, &queue.url, &messages, &failed).await?;
+    Ok(BatchReport {
+        received: messages.len(),
+        failed: failed.len(),
+        not_deleted,
+    })
+}
+
+/// Receives up to `max` messages (at most 10, SQS's limit per call),
+/// long-polling up to `wait_secs`, with every system attribute.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    max: i32,
+    wait_secs: i32,
+) -> Result<Vec<Message>, LocalError> {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(max.clamp(1, 10))
+        .wait_time_seconds(wait_secs.clamp(0, 20))
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .map_err(|e| aws_err("ReceiveMessage", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    Ok(out.messages.unwrap_or_default())
+}
+
+/// The ids a partial batch response names as failed, or `None` when it
+/// fails the whole batch (it names an id that was not in the batch, or an
+/// empty one), as Lambda reads it.
+pub fn batch_failures(messages: &[Message], response: &SqsBatchResponse) -> Option<HashSet<String>> {
+    let ids: HashSet<&str> = messages.iter().filter_map(|m| m.message_id.as_deref()).collect();
+    let failed: HashSet<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    failed.iter().all(|f| ids.contains(f.as_str())).then_some(failed)
+}
+
+/// Deletes every message of the batch but the `failed` ones; returns how
+/// many deletes SQS refused (their receipt had expired: as with Lambda,
+/// such a message only comes back later).
+pub async fn delete_except(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    messages: &[Message],
+    failed: &HashSet<String>,
+) -> Result<usize, LocalError> {
     let entries: Vec<DeleteMessageBatchRequestEntry> = messages
         .iter()
         .enumerate()
@@ -119,24 +153,17 @@ where
                 .ok()
         })
         .collect();
-    let mut not_deleted = 0;
-    if !entries.is_empty() {
-        let out = sqs
-            .delete_message_batch()
-            .queue_url(&queue.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| aws_err("DeleteMessageBatch", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        // As with Lambda, a delete SQS refuses (the message's visibility ran
-        // out and it was received again) only means it comes back later.
-        not_deleted = out.failed.len();
+    if entries.is_empty() {
+        return Ok(0);
     }
-    Ok(BatchReport {
-        received: messages.len(),
-        failed: failed.len(),
-        not_deleted,
-    })
+    let out = sqs
+        .delete_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(|e| aws_err("DeleteMessageBatch", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    Ok(out.failed.len())
 }
 
 /// Polls until a poll finds the queue empty; returns the totals.

@@ -14,6 +14,10 @@
 //! - [`esm`]: an SQS poller that plays Lambda's event source mapping for a
 //!   handler (batch in, partial batch response out, successes deleted).
 //!
+//! - [`runner`]: the local runner: a template's whole stack, provisioned in
+//!   moto, its functions run as their real binaries behind an emulated Lambda
+//!   Runtime API, its triggers played (SQS, HTTP API, rules, schedules).
+//!
 //! Nothing here is deployed; tests, the demo and the benchmarks use it.
 
 pub mod esm;
@@ -21,6 +25,7 @@ pub mod http_api;
 pub mod moto;
 pub mod receiver;
 pub mod resources;
+pub mod runner;
 pub mod template;
 pub mod venv;
 

@@ -1,0 +1,676 @@
+//! The local runner: the whole stack of a SAM template on one machine, with
+//! moto as AWS and the runner playing Lambda.
+//!
+//! [`Runner::start`] provisions the template in moto ([`provision`]), then
+//! plays every trigger the template declares:
+//!
+//! - each `SQS` event as Lambda's event source mapping: long polls, the
+//!   template's `BatchSize` and `MaximumBatchingWindowInSeconds`, up to
+//!   `ScalingConfig.MaximumConcurrency` batches in flight, and the batch
+//!   response read as Lambda reads it (with `ReportBatchItemFailures`, the
+//!   successes are deleted and the listed failures stay; an error fails the
+//!   whole batch);
+//! - each HTTP API on localhost ([`http`]);
+//! - each rule whose target is a function, through a runner-owned queue
+//!   that the rule targets in moto, as an asynchronous invocation (retried
+//!   `MaximumRetryAttempts` times, then sent to the `OnFailure` queue);
+//! - each schedule ([`schedule`]).
+//!
+//! Functions run as their real binaries ([`lambda`]). Every invocation
+//! makes one line: time, function, trigger, batch size, duration, outcome.
+
+pub mod cfn;
+pub mod http;
+pub mod lambda;
+pub mod provision;
+pub mod schedule;
+
+use crate::esm;
+use crate::{LocalError, aws_err};
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use bytes::Bytes;
+use lambda::{Host, Outcome};
+use provision::{Plan, ScheduleTarget};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// How to run the stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Prefix of every physical name (`AWS::StackName`).
+    pub stack_name: String,
+    pub parameters: HashMap<String, String>,
+    /// Where the function binaries are (`target/debug`).
+    pub bin_dir: PathBuf,
+    /// The port of the first HTTP API (0: any free port); the others take
+    /// free ports.
+    pub http_port: u16,
+    /// Variables set in every function's environment after the template's
+    /// (`sam local --env-vars`); [`Options::local_env`] by default.
+    pub env_overrides: Vec<(String, String)>,
+    /// The most instances of one function (execution environments).
+    pub max_instances: usize,
+    /// Play the triggers (SQS, HTTP, rules, schedules); off for a single
+    /// invocation.
+    pub triggers: bool,
+    /// Print a line per invocation to stderr.
+    pub print_invocations: bool,
+    /// Where the functions' own log lines go: printed to stderr (`None`) or
+    /// appended to `<dir>/<function>.log`.
+    pub function_log_dir: Option<PathBuf>,
+    /// Seconds an SQS poll waits for messages (long polling).
+    pub poll_wait_secs: i32,
+}
+
+impl Options {
+    /// The environment local mode adds to every function: plain `http` and
+    /// loopback webhook endpoints allowed (the demo's receiver listens on
+    /// 127.0.0.1); everything else is refused as in production.
+    pub fn local_env() -> Vec<(String, String)> {
+        vec![
+            ("ALLOW_HTTP".into(), "true".into()),
+            ("SSRF_ALLOW_LIST".into(), "127.0.0.0/8,::1".into()),
+        ]
+    }
+
+    pub fn new(stack_name: &str, bin_dir: PathBuf) -> Self {
+        Self {
+            stack_name: stack_name.to_string(),
+            parameters: HashMap::new(),
+            bin_dir,
+            http_port: 0,
+            env_overrides: Self::local_env(),
+            max_instances: 4,
+            triggers: true,
+            print_invocations: false,
+            function_log_dir: None,
+            poll_wait_secs: 2,
+        }
+    }
+}
+
+/// One invocation, as the runner's log line shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub function: String,
+    /// `sqs:<queue>`, `http:<METHOD path>`, `rule:<rule>`,
+    /// `schedule:<rule>`, or `invoke`.
+    pub trigger: String,
+    pub batch: usize,
+    pub duration: Duration,
+    pub outcome: String,
+    pub ok: bool,
+}
+
+impl std::fmt::Display for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let now = switchyard_core::time_util::now_utc();
+        write!(
+            f,
+            "{:02}:{:02}:{:02}.{:03}  {:<18} {:<40} batch {:>2}  {:>6} ms  {}",
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.millisecond(),
+            self.function,
+            self.trigger,
+            self.batch,
+            self.duration.as_millis(),
+            self.outcome
+        )
+    }
+}
+
+struct Shared {
+    sqs: aws_sdk_sqs::Client,
+    hosts: HashMap<String, Host>,
+    records: Mutex<Vec<Invocation>>,
+    print: bool,
+    moto_endpoint: String,
+}
+
+impl Shared {
+    fn record(&self, inv: Invocation) {
+        if self.print {
+            eprintln!("{inv}");
+        }
+        let mut r = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() >= 100_000 {
+            r.drain(..50_000);
+        }
+        r.push(inv);
+    }
+
+    async fn invoke(&self, function: &str, trigger: &str, batch: usize, payload: Bytes) -> Outcome {
+        let Some(host) = self.hosts.get(function) else {
+            return Outcome::Crashed(format!("no function {function}"));
+        };
+        let t = Instant::now();
+        let outcome = host.invoke(payload).await;
+        self.record(Invocation {
+            function: function.to_string(),
+            trigger: trigger.to_string(),
+            batch,
+            duration: t.elapsed(),
+            outcome: outcome.summary(),
+            ok: outcome.is_ok(),
+        });
+        outcome
+    }
+}
+
+/// A running local stack. Stop it with [`Runner::shutdown`]; dropping it
+/// also kills the function processes (their handles kill on drop).
+pub struct Runner {
+    plan: Plan,
+    shared: Arc<Shared>,
+    apis: HashMap<String, SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Runner {
+    /// Provisions `template` in moto (`sdk` points at it) and starts playing
+    /// it.
+    pub async fn start(sdk: &SdkConfig, template: &Value, opts: Options) -> Result<Self, LocalError> {
+        let moto_endpoint = sdk
+            .endpoint_url()
+            .ok_or_else(|| LocalError::Setup("the SDK configuration has no endpoint URL (moto's)".into()))?
+            .to_string();
+        // Bind the HTTP APIs first, so their URLs are known to the template.
+        let mut listeners = Vec::new();
+        let mut api_endpoints = HashMap::new();
+        let mut apis = HashMap::new();
+        if opts.triggers {
+            for (i, api) in provision::http_apis(template).into_iter().enumerate() {
+                let port = if i == 0 { opts.http_port } else { 0 };
+                let l = TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .map_err(LocalError::io(format!("binding 127.0.0.1:{port} for {api}")))?;
+                let addr = l.local_addr().map_err(LocalError::io("local address"))?;
+                api_endpoints.insert(api.clone(), format!("http://{addr}"));
+                apis.insert(api.clone(), addr);
+                listeners.push((api, l));
+            }
+        }
+        let plan = provision::provision(
+            sdk,
+            template,
+            &provision::Options {
+                stack_name: opts.stack_name.clone(),
+                parameters: opts.parameters.clone(),
+                bin_dir: opts.bin_dir.clone(),
+                api_endpoints,
+            },
+        )
+        .await?;
+        let log = log_fn(opts.function_log_dir.clone())?;
+        let mut hosts = HashMap::new();
+        for f in &plan.functions {
+            if !f.binary.is_file() {
+                return Err(LocalError::Setup(format!(
+                    "{}: no binary at {} (build it: cargo build --workspace --bins)",
+                    f.logical_id,
+                    f.binary.display()
+                )));
+            }
+            let spec = lambda::Spec {
+                logical_id: f.logical_id.clone(),
+                arn: f.arn.clone(),
+                binary: f.binary.clone(),
+                env: function_env(f, &moto_endpoint, &opts),
+                timeout: Duration::from_secs(f.timeout_secs.max(1)),
+                max_instances: f.reserved_concurrency.map(|r| r as usize).unwrap_or(opts.max_instances).clamp(1, opts.max_instances.max(1)),
+            };
+            hosts.insert(f.logical_id.clone(), Host::new(spec, log.clone()));
+        }
+        let shared = Arc::new(Shared {
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            hosts,
+            records: Mutex::new(Vec::new()),
+            print: opts.print_invocations,
+            moto_endpoint,
+        });
+        let mut runner = Self {
+            plan,
+            shared,
+            apis,
+            tasks: Vec::new(),
+        };
+        if opts.triggers {
+            // Warm one instance of each function, so init errors show now.
+            for host in runner.shared.hosts.values() {
+                host.prewarm()
+                    .await
+                    .map_err(|e| LocalError::Setup(format!("{}: {e}", host.logical_id())))?;
+            }
+            runner.start_triggers(listeners, &opts);
+        }
+        Ok(runner)
+    }
+
+    fn start_triggers(&mut self, listeners: Vec<(String, TcpListener)>, opts: &Options) {
+        for f in &self.plan.functions {
+            for src in &f.sqs {
+                let concurrency = src.max_concurrency.map(|c| c as usize).unwrap_or(opts.max_instances).clamp(1, opts.max_instances.max(1));
+                self.tasks.push(tokio::spawn(poll_sqs(
+                    self.shared.clone(),
+                    f.logical_id.clone(),
+                    src.clone(),
+                    concurrency,
+                    opts.poll_wait_secs,
+                )));
+            }
+        }
+        for ri in &self.plan.rule_invokes {
+            let async_cfg = self
+                .plan
+                .function(&ri.function)
+                .map(|f| f.async_config.clone())
+                .unwrap_or(provision::AsyncConfig {
+                    max_retries: 2,
+                    on_failure_queue_url: None,
+                });
+            self.tasks.push(tokio::spawn(poll_rule(
+                self.shared.clone(),
+                ri.clone(),
+                async_cfg,
+                opts.poll_wait_secs,
+            )));
+        }
+        for s in &self.plan.schedules {
+            self.tasks.push(tokio::spawn(run_schedule(self.shared.clone(), s.clone())));
+        }
+        for (api, listener) in listeners {
+            let routes: Vec<provision::Route> = self.plan.routes.iter().filter(|r| r.api == api).cloned().collect();
+            let api_id = self.plan.reference(&api).unwrap_or(&api).to_string();
+            self.tasks.push(tokio::spawn(serve_api(self.shared.clone(), listener, api_id, routes)));
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The base URL of an HTTP API (the first one when `api` is `None`).
+    pub fn api_url(&self, api: Option<&str>) -> Option<String> {
+        let addr = match api {
+            Some(a) => self.apis.get(a)?,
+            None => self.plan.apis.first().and_then(|a| self.apis.get(a))?,
+        };
+        Some(format!("http://{addr}"))
+    }
+
+    /// The moto endpoint the stack lives in.
+    pub fn moto_endpoint(&self) -> &str {
+        &self.shared.moto_endpoint
+    }
+
+    /// Invokes `function` once with `payload`, as `sam local invoke` does.
+    pub async fn invoke(&self, function: &str, payload: Bytes) -> Outcome {
+        self.shared.invoke(function, "invoke", 1, payload).await
+    }
+
+    /// Every invocation so far (the last 50,000 at least).
+    pub fn invocations(&self) -> Vec<Invocation> {
+        self.shared.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The process ids of every function instance running now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.shared.hosts.values().flat_map(Host::pids).collect()
+    }
+
+    /// Stops the triggers and every function process.
+    pub async fn shutdown(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+        for host in self.shared.hosts.values() {
+            host.shutdown().await;
+        }
+    }
+}
+
+fn function_env(f: &provision::Function, moto: &str, opts: &Options) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TZ".into(), ":UTC".into()),
+        ("_HANDLER".into(), "bootstrap".into()),
+        ("LAMBDA_TASK_ROOT".into(), opts.bin_dir.display().to_string()),
+        ("AWS_REGION".into(), crate::LOCAL_REGION.into()),
+        ("AWS_DEFAULT_REGION".into(), crate::LOCAL_REGION.into()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("AWS_ENDPOINT_URL".into(), moto.into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("AWS_EXECUTION_ENV".into(), "AWS_Lambda_provided.al2023".into()),
+        ("AWS_LAMBDA_FUNCTION_NAME".into(), f.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), f.memory_mb.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME".into(), f.log_group.clone()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME".into(), "local".into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+    ];
+    if f.log_format.eq_ignore_ascii_case("json") {
+        env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+        if let Some(level) = &f.log_level {
+            env.push(("AWS_LAMBDA_LOG_LEVEL".into(), level.clone()));
+        }
+    }
+    env.extend(f.environment.iter().cloned());
+    env.extend(opts.env_overrides.iter().cloned());
+    env
+}
+
+fn log_fn(dir: Option<PathBuf>) -> Result<lambda::LogFn, LocalError> {
+    match dir {
+        None => Ok(Arc::new(|function: &str, line: &str| eprintln!("[{function}] {line}"))),
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(LocalError::io(format!("creating {}", dir.display())))?;
+            let files: Arc<Mutex<HashMap<String, std::fs::File>>> = Arc::default();
+            Ok(Arc::new(move |function: &str, line: &str| {
+                use std::io::Write;
+                let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
+                if !files.contains_key(function) {
+                    let path = dir.join(format!("{function}.log"));
+                    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+                        Ok(f) => {
+                            files.insert(function.to_string(), f);
+                        }
+                        Err(_) => return,
+                    }
+                }
+                if let Some(f) = files.get_mut(function) {
+                    let _ = writeln!(f, "{line}");
+                }
+            }))
+        }
+    }
+}
+
+/// One SQS event source mapping.
+async fn poll_sqs(
+    shared: Arc<Shared>,
+    function: String,
+    src: provision::SqsSource,
+    concurrency: usize,
+    wait_secs: i32,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let queue = esm::QueueRef {
+        url: src.queue_url.clone(),
+        arn: src.queue_arn.clone(),
+    };
+    let trigger = format!("sqs:{}", src.queue);
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let messages = match receive_batch(&shared.sqs, &src, wait_secs).await {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("runner: {function} polling {}: {e}", src.queue);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let (shared, function, queue, trigger, report) =
+            (shared.clone(), function.clone(), queue.clone(), trigger.clone(), src.report_failures);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let event = esm::to_sqs_event(&messages, &queue);
+            let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+            let t = Instant::now();
+            let host = shared.hosts.get(&function);
+            let outcome = match host {
+                Some(h) => h.invoke(payload).await,
+                None => Outcome::Crashed("no such function".into()),
+            };
+            let failed: Option<HashSet<String>> = match &outcome {
+                Outcome::Ok(body) if report => {
+                    let body: &[u8] = body;
+                    if body.is_empty() || body == b"null" {
+                        Some(HashSet::new())
+                    } else {
+                        serde_json::from_slice::<SqsBatchResponse>(body)
+                            .ok()
+                            .and_then(|r| esm::batch_failures(&messages, &r))
+                    }
+                }
+                Outcome::Ok(_) => Some(HashSet::new()),
+                _ => None,
+            };
+            let summary = match &failed {
+                Some(f) if f.is_empty() => outcome.summary(),
+                Some(f) => format!("ok, {} of {} failed (left on the queue)", f.len(), messages.len()),
+                None if outcome.is_ok() => "invalid batch response: whole batch left on the queue".into(),
+                None => format!("{} (whole batch left on the queue)", outcome.summary()),
+            };
+            if let Some(f) = &failed
+                && let Err(e) = esm::delete_except(&shared.sqs, &queue.url, &messages, f).await
+            {
+                eprintln!("runner: deleting from {}: {e}", queue.url);
+            }
+            shared.record(Invocation {
+                function,
+                trigger,
+                batch: messages.len(),
+                duration: t.elapsed(),
+                ok: failed.as_ref().is_some_and(HashSet::is_empty),
+                outcome: summary,
+            });
+        });
+    }
+}
+
+/// Up to `BatchSize` messages: one long poll, then, within the batching
+/// window, more receives until the batch is full or the window closes.
+async fn receive_batch(
+    sqs: &aws_sdk_sqs::Client,
+    src: &provision::SqsSource,
+    wait_secs: i32,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, LocalError> {
+    let want = src.batch_size.max(1) as usize;
+    let mut messages = esm::receive(sqs, &src.queue_url, want.min(10) as i32, wait_secs).await?;
+    if messages.is_empty() || src.window_secs == 0 {
+        return Ok(messages);
+    }
+    let closes = Instant::now() + Duration::from_secs(src.window_secs as u64);
+    while messages.len() < want {
+        let left = closes.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let more = esm::receive(
+            sqs,
+            &src.queue_url,
+            (want - messages.len()).min(10) as i32,
+            left.as_secs().min(20) as i32,
+        )
+        .await?;
+        if more.is_empty() && left < Duration::from_secs(1) {
+            break;
+        }
+        messages.extend(more);
+    }
+    Ok(messages)
+}
+
+/// A rule whose target is a function: an asynchronous invocation per
+/// event, retried `max_retries` times, then sent to the `OnFailure` queue
+/// with Lambda's failure record.
+async fn poll_rule(shared: Arc<Shared>, ri: provision::RuleInvoke, cfg: provision::AsyncConfig, wait_secs: i32) {
+    let trigger = format!("rule:{}", ri.rule);
+    loop {
+        let messages = match esm::receive(&shared.sqs, &ri.queue_url, 10, wait_secs).await {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("runner: {} polling {}: {e}", ri.function, ri.rule);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for m in messages {
+            let (shared, ri, cfg, trigger) = (shared.clone(), ri.clone(), cfg.clone(), trigger.clone());
+            tokio::spawn(async move {
+                let body = m.body.clone().unwrap_or_default();
+                let outcome = shared.invoke(&ri.function, &trigger, 1, Bytes::from(body.clone())).await;
+                let attempts: u32 = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                let receipt = m.receipt_handle.clone().unwrap_or_default();
+                if !outcome.is_ok() && attempts <= cfg.max_retries {
+                    // Lambda waits a minute, then two; locally 1 s, then 2.
+                    let _ = shared
+                        .sqs
+                        .change_message_visibility()
+                        .queue_url(&ri.queue_url)
+                        .receipt_handle(&receipt)
+                        .visibility_timeout(attempts as i32)
+                        .send()
+                        .await;
+                    return;
+                }
+                if !outcome.is_ok()
+                    && let Some(dest) = &cfg.on_failure_queue_url
+                {
+                    let record = failure_record(&ri, &body, &outcome, attempts);
+                    if let Err(e) = shared
+                        .sqs
+                        .send_message()
+                        .queue_url(dest)
+                        .message_body(record.to_string())
+                        .send()
+                        .await
+                    {
+                        eprintln!("runner: {} OnFailure send: {}", ri.function, aws_sdk_sqs::error::DisplayErrorContext(e));
+                        return; // keep the event; it comes back
+                    }
+                }
+                let _ = shared
+                    .sqs
+                    .delete_message()
+                    .queue_url(&ri.queue_url)
+                    .receipt_handle(&receipt)
+                    .send()
+                    .await;
+            });
+        }
+    }
+}
+
+/// Lambda's record of an asynchronous invocation that failed for good.
+fn failure_record(ri: &provision::RuleInvoke, payload: &str, outcome: &Outcome, attempts: u32) -> Value {
+    let (error_type, message) = match outcome {
+        Outcome::Error { error_type, message } => (error_type.clone(), message.clone()),
+        Outcome::Timeout => ("Sandbox.Timedout".into(), "Task timed out".into()),
+        Outcome::Crashed(why) => ("Runtime.ExitError".into(), why.clone()),
+        Outcome::Ok(_) => (String::new(), String::new()),
+    };
+    json!({
+        "version": "1.0",
+        "timestamp": switchyard_core::time_util::rfc3339(switchyard_core::time_util::now_utc()),
+        "requestContext": {
+            "requestId": switchyard_core::ids::ulid(),
+            "functionArn": format!("{}:$LATEST", ri.function),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": serde_json::from_str::<Value>(payload).unwrap_or(Value::String(payload.to_string())),
+        "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+        "responsePayload": { "errorType": error_type, "errorMessage": message },
+    })
+}
+
+async fn run_schedule(shared: Arc<Shared>, s: provision::Schedule) {
+    let Ok(expr) = schedule::Expression::parse(&s.expression) else { return };
+    let trigger = format!("schedule:{}", s.rule);
+    loop {
+        let now = switchyard_core::time_util::now_utc();
+        let Some(next) = expr.next_after(now) else { return };
+        let wait = (next - now).try_into().unwrap_or(Duration::ZERO);
+        tokio::time::sleep(wait).await;
+        let payload = s.input.clone().unwrap_or_else(|| {
+            json!({
+                "version": "0",
+                "id": switchyard_core::ids::ulid(),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": cfn::ACCOUNT_ID,
+                "time": switchyard_core::time_util::rfc3339(switchyard_core::time_util::whole_seconds(next)),
+                "region": crate::LOCAL_REGION,
+                "resources": [s.rule_arn],
+                "detail": {},
+            })
+            .to_string()
+        });
+        match &s.target {
+            ScheduleTarget::Function(f) => {
+                let (shared, f, trigger) = (shared.clone(), f.clone(), trigger.clone());
+                tokio::spawn(async move {
+                    shared.invoke(&f, &trigger, 1, Bytes::from(payload)).await;
+                });
+            }
+            ScheduleTarget::Queue(url) => {
+                if let Err(e) = shared.sqs.send_message().queue_url(url).message_body(payload).send().await {
+                    eprintln!("runner: schedule {}: {}", s.rule, aws_err("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e)));
+                }
+            }
+        }
+    }
+}
+
+async fn serve_api(shared: Arc<Shared>, listener: TcpListener, api_id: String, routes: Vec<provision::Route>) {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let routes = Arc::new(routes);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let (shared, routes, api_id) = (shared.clone(), routes.clone(), api_id.clone());
+        conns.spawn(async move {
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (shared, routes, api_id) = (shared.clone(), routes.clone(), api_id.clone());
+                async move { Ok::<_, hyper::Error>(api_request(&shared, &routes, &api_id, req, peer).await) }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+async fn api_request(
+    shared: &Shared,
+    routes: &[provision::Route],
+    api_id: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<http_body_util::Full<Bytes>> {
+    let (parts, body) = http::parts(req);
+    let Some((route, params)) = http::match_route(routes, parts.method.as_str(), parts.uri.path()) else {
+        return http::gateway_error(hyper::StatusCode::NOT_FOUND, "Not Found");
+    };
+    let Some(body) = http::read_body(body).await else {
+        return http::gateway_error(hyper::StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+    };
+    let event = http::event(api_id, route, params, &parts, &body, &peer.ip().to_string());
+    let trigger = format!("http:{} {}", parts.method, parts.uri.path());
+    let outcome = shared
+        .invoke(&route.function, &trigger, 1, Bytes::from(event.to_string()))
+        .await;
+    http::response(&outcome)
+}

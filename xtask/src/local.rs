@@ -1,0 +1,284 @@
+//! `cargo xtask up` and `cargo xtask invoke`: the template's whole stack on
+//! this machine, and one function invoked once with an `events/` file.
+//!
+//! Both build the function binaries the template names (debug profile),
+//! start moto from the project's virtualenv (or use
+//! `$SWITCHYARD_MOTO_ENDPOINT`), and provision `template.yaml` in it with
+//! the local runner (`switchyard_local::runner`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use switchyard_core::ApiKey;
+use switchyard_local::moto::Moto;
+use switchyard_local::runner::{Options, Runner};
+use switchyard_local::venv::Venv;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Command-line options shared by `up`, `invoke` and `demo`.
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub template: PathBuf,
+    pub port: u16,
+    pub stack_name: Option<String>,
+    pub parameters: HashMap<String, String>,
+    pub build: bool,
+    /// Function logs to stderr (else to target/local/<stack>/logs).
+    pub function_logs: bool,
+    pub event_file: Option<PathBuf>,
+    pub function: Option<String>,
+    pub keep_running: bool,
+}
+
+
+impl Args {
+    pub fn parse(root: &Path, args: &[String]) -> Result<Self, String> {
+        let mut a = Self {
+            template: root.join("template.yaml"),
+            port: 3000,
+            stack_name: None,
+            parameters: HashMap::new(),
+            build: true,
+            function_logs: false,
+            event_file: None,
+            function: None,
+            keep_running: false,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--template" | "-t" => a.template = PathBuf::from(value(arg)?),
+                "--port" => a.port = value(arg)?.parse().map_err(|_| "--port takes a number")?,
+                "--stack-name" => a.stack_name = Some(value(arg)?),
+                "--param" | "--parameter-overrides" => {
+                    let v = value(arg)?;
+                    let (k, v) = v.split_once('=').ok_or("--param takes Name=Value")?;
+                    a.parameters.insert(k.to_string(), v.to_string());
+                }
+                "--no-build" => a.build = false,
+                "--function-logs" => a.function_logs = true,
+                "--keep-running" => a.keep_running = true,
+                "-e" | "--event" => a.event_file = Some(PathBuf::from(value(arg)?)),
+                s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+                s if a.function.is_none() => a.function = Some(s.to_string()),
+                s => return Err(format!("unexpected argument {s}")),
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// The target directory cargo builds into.
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// `cargo build` of the binaries `template` names.
+pub fn build_functions(root: &Path, template: &serde_json::Value) -> Result<(), String> {
+    let bins = switchyard_local::runner::provision::function_binaries(template);
+    if bins.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root).args(["build", "--locked", "--quiet"]);
+    for b in &bins {
+        cmd.args(["--bin", b]);
+    }
+    eprintln!("building {} ...", bins.join(", "));
+    let status = cmd.status().map_err(|e| format!("running cargo build: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo build failed ({status})"))
+    }
+}
+
+/// A running local stack and what a user needs to reach it.
+pub struct Stack {
+    pub moto: Moto,
+    pub runner: Runner,
+    /// The admin key of this run (random; only its SHA-256 goes to the
+    /// template's `AdminKeySha256`), unless the parameter was given.
+    pub admin_key: Option<ApiKey>,
+}
+
+/// Builds (unless told not to), starts moto and the runner.
+pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Result<Stack, String> {
+    let template = switchyard_local::template::load_path(root, venv, &args.template).map_err(err)?;
+    if args.build {
+        build_functions(root, &template)?;
+    }
+    let moto = Moto::start(root, venv).map_err(err)?;
+    let sdk = switchyard_local::sdk_config(&moto.endpoint).await;
+    let stack_name = args.stack_name.clone().unwrap_or_else(|| {
+        if moto.owns_process() {
+            "switchyard-local".into()
+        } else {
+            // moto's CreateQueue reuses a queue of the same name: a shared
+            // server gets fresh names.
+            switchyard_local::resources::unique_prefix("up")
+        }
+    });
+    let mut parameters = args.parameters.clone();
+    let declares_admin = template.pointer("/Parameters/AdminKeySha256").is_some();
+    let admin_key = (declares_admin && !parameters.contains_key("AdminKeySha256")).then(ApiKey::generate);
+    if let Some(k) = &admin_key {
+        parameters.insert("AdminKeySha256".into(), k.hash().as_str().to_string());
+    }
+    let mut opts = Options::new(&stack_name, target_dir(root).join("debug"));
+    opts.parameters = parameters;
+    opts.http_port = args.port;
+    opts.triggers = triggers;
+    opts.print_invocations = true;
+    opts.function_log_dir = (!args.function_logs).then(|| target_dir(root).join("local").join(&stack_name).join("logs"));
+    let runner = Runner::start(&sdk, &template, opts).await.map_err(err)?;
+    Ok(Stack {
+        moto,
+        runner,
+        admin_key,
+    })
+}
+
+/// What the stack is: resources, functions, routes, what is not emulated.
+pub fn describe(stack: &Stack, args: &Args) {
+    let plan = stack.runner.plan();
+    println!("==> moto (AWS) at {}", stack.moto.endpoint);
+    println!("==> provisioned from {}:", args.template.display());
+    for (id, kind, physical) in &plan.created {
+        println!("      {kind:<24} {id:<34} {}", short(physical));
+    }
+    println!("==> functions (their real binaries, behind a local Lambda Runtime API):");
+    for f in &plan.functions {
+        let mut triggers: Vec<String> = f.sqs.iter().map(|s| format!("sqs:{} (batch {}, window {} s)", s.queue, s.batch_size, s.window_secs)).collect();
+        triggers.extend(plan.rule_invokes.iter().filter(|r| r.function == f.logical_id).map(|r| format!("rule:{}", r.rule)));
+        triggers.extend(
+            plan.schedules
+                .iter()
+                .filter(|s| matches!(&s.target, switchyard_local::runner::provision::ScheduleTarget::Function(x) if x == &f.logical_id))
+                .map(|s| format!("schedule:{} {}", s.rule, s.expression)),
+        );
+        let routes = plan.routes.iter().filter(|r| r.function == f.logical_id).count();
+        if routes > 0 {
+            triggers.push(format!("{routes} HTTP route(s)"));
+        }
+        println!("      {:<20} {}", f.logical_id, triggers.join(", "));
+    }
+    for api in &plan.apis {
+        if let Some(url) = stack.runner.api_url(Some(api)) {
+            println!("==> HTTP API {api} at {url}");
+            for r in plan.routes.iter().filter(|r| &r.api == api) {
+                println!("      {:<6} {:<28} → {}", r.method, r.path, r.function);
+            }
+        }
+    }
+    if !plan.notes.is_empty() {
+        println!("==> not emulated or not applied locally:");
+        for n in &plan.notes {
+            println!("      {n}");
+        }
+    }
+    if let Some(k) = &stack.admin_key {
+        println!("==> admin key of this run (AdminKeySha256 is its SHA-256): {}", k.expose());
+    }
+}
+
+fn short(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(err)
+}
+
+/// `cargo xtask up`: the stack until Ctrl-C.
+pub fn up(root: &Path, args: &[String]) -> Result<(), String> {
+    let args = Args::parse(root, args)?;
+    let venv = crate::setup(root)?;
+    runtime()?.block_on(async {
+        let stack = start(root, &venv, &args, true).await?;
+        describe(&stack, &args);
+        println!("==> ready; a line per invocation below. Ctrl-C stops everything.");
+        wait_for_stop().await;
+        eprintln!("==> stopping");
+        stop(stack).await;
+        eprintln!("==> stopped");
+        Ok(())
+    })
+}
+
+/// Stops the runner (every function process), then moto.
+pub async fn stop(stack: Stack) {
+    stack.runner.shutdown().await;
+    drop(stack.moto);
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+pub async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// `cargo xtask invoke <Function> [-e events/x.json]`: one invocation,
+/// the response on stdout (as `sam local invoke -e`).
+pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
+    let args = Args::parse(root, args)?;
+    let function = args
+        .function
+        .clone()
+        .ok_or("usage: cargo xtask invoke <FunctionLogicalId> [-e events/file.json]")?;
+    let payload = match &args.event_file {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(err)?;
+            s
+        }
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?,
+        None => "{}".to_string(),
+    };
+    serde_json::from_str::<serde_json::Value>(&payload).map_err(|e| format!("the event is not JSON: {e}"))?;
+    let venv = crate::setup(root)?;
+    runtime()?.block_on(async {
+        let mut args = args.clone();
+        args.port = 0;
+        let stack = start(root, &venv, &args, false).await?;
+        if stack.runner.plan().function(&function).is_none() {
+            let names: Vec<String> = stack.runner.plan().functions.iter().map(|f| f.logical_id.clone()).collect();
+            stop(stack).await;
+            return Err(format!("no function {function} in the template (it has {})", names.join(", ")));
+        }
+        let outcome = stack.runner.invoke(&function, bytes::Bytes::from(payload)).await;
+        stop(stack).await;
+        match outcome {
+            switchyard_local::runner::lambda::Outcome::Ok(body) => {
+                println!("{}", String::from_utf8_lossy(&body));
+                Ok(())
+            }
+            other => {
+                if let switchyard_local::runner::lambda::Outcome::Error { error_type, message } = &other {
+                    println!("{}", serde_json::json!({ "errorType": error_type, "errorMessage": message }));
+                }
+                Err(format!("the invocation failed: {}", other.summary()))
+            }
+        }
+    })
+}

@@ -13,5 +13,6 @@ mod ingest_bad_input;
 mod ingest_doors;
 mod internal_routing;
 mod redrive;
+mod runner;
 mod signing_interop;
 mod template;

@@ -53,8 +53,13 @@ fn setup(root: &Path) -> Result<switchyard_local::venv::Venv, String> {
 }
 
 /// Every test of the workspace. Extra arguments go to `cargo test`.
+///
+/// The function binaries are built first: the local runner's tests run
+/// them as processes, as Lambda would.
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
-    setup(root)?;
+    let venv = setup(root)?;
+    let template = switchyard_local::template::load(root, &venv).map_err(|e| e.to_string())?;
+    local::build_functions(root, &template)?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
         .args(["test", "--workspace", "--locked"])

@@ -1,0 +1,527 @@
+//! The local runner (`switchyard_local::runner`): `template.yaml`
+//! provisioned in moto, the functions run as their real binaries, and the
+//! triggers played — a webhook delivered through the runner-driven stack
+//! (HTTP in, SQS event source mappings, signed POST out), an AWS service
+//! event through a rule whose target is a function (with Lambda's async
+//! retries and on-failure destination), a resource added to a template
+//! provisioned with no code change, and Ctrl-C leaving no process behind.
+//!
+//! The function binaries must be built (`cargo xtask test` builds them
+//! before running the tests).
+
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use switchyard_aws::aws_sdk_dynamodb;
+use switchyard_aws::aws_sdk_sqs::types::QueueAttributeName;
+use switchyard_local::runner::{Options, Runner, provision};
+use switchyard_tests::{ADMIN_KEY, Receiver, assert_verifies, moto_endpoint, root, venv};
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// The template, with the function binaries it names checked to exist.
+fn template() -> &'static Value {
+    let t = switchyard_local::template::workspace_template().unwrap_or_else(|e| panic!("{e}"));
+    for bin in provision::function_binaries(t) {
+        let path = target_dir().join("debug").join(&bin);
+        assert!(
+            path.is_file(),
+            "{} is not built: run `cargo xtask test` (it builds the function binaries first) or `cargo build --bins`",
+            path.display()
+        );
+    }
+    t
+}
+
+fn admin_sha() -> String {
+    switchyard_api::extract::admin_key_digest(ADMIN_KEY)
+}
+
+/// Options for a runner test: a private stack name, the test admin key,
+/// function logs in target/local/<stack>/logs, and an AWS-events rule that
+/// matches only this test's events (the default bus is shared by every test
+/// on this moto).
+fn options(label: &str, extra: &[(&str, &str)]) -> Options {
+    let stack = switchyard_local::resources::unique_prefix(label);
+    let mut o = Options::new(&stack, target_dir().join("debug"));
+    o.parameters.insert("AdminKeySha256".into(), admin_sha());
+    o.parameters.insert(
+        "AwsEventsPattern".into(),
+        json!({"source": ["aws.s3"], "detail-type": ["Object Created"], "resources": [format!("arn:aws:s3:::{stack}-never")]})
+            .to_string(),
+    );
+    for (k, v) in extra {
+        o.parameters.insert(k.to_string(), v.to_string());
+    }
+    o.function_log_dir = Some(target_dir().join("local").join(&stack).join("logs"));
+    o.max_instances = 2;
+    o.poll_wait_secs = 1;
+    o
+}
+
+async fn sdk() -> switchyard_aws::SdkConfig {
+    switchyard_local::sdk_config(moto_endpoint()).await
+}
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {key}"));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A tenant and its API key, made over HTTP with the admin key.
+    async fn tenant(&self, id: &str) -> String {
+        let (s, b) = self
+            .call("POST", "/v1/admin/tenants", ADMIN_KEY, Some(json!({"id": id, "name": id})))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = self
+            .call("POST", &format!("/v1/admin/tenants/{id}/api-keys"), ADMIN_KEY, Some(json!({})))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        b["api_key"].as_str().unwrap().to_string()
+    }
+
+    /// An endpoint for `url`; returns (id, secret).
+    async fn endpoint(&self, key: &str, url: &str, filters: &[&str]) -> (String, switchyard_core::WebhookSecret) {
+        let (s, b) = self
+            .call("POST", "/v1/endpoints", key, Some(json!({"url": url, "filter_types": filters})))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let secret = switchyard_core::WebhookSecret::parse(b["secret"].as_str().unwrap()).unwrap();
+        (b["id"].as_str().unwrap().to_string(), secret)
+    }
+}
+
+fn http(runner: &Runner) -> Http {
+    Http {
+        client: reqwest::Client::new(),
+        base: runner.api_url(None).expect("the template serves an HTTP API"),
+    }
+}
+
+/// Waits until `pred` holds for the runner's invocations.
+async fn wait_invocations(runner: &Runner, what: &str, pred: impl Fn(&[switchyard_local::runner::Invocation]) -> bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if pred(&runner.invocations()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 30 s; invocations: {:#?}", runner.invocations());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_is_delivered_through_the_runner_driven_stack() {
+    let sdk = sdk().await;
+    let runner = Runner::start(&sdk, template(), options("runner", &[])).await.unwrap_or_else(|e| panic!("{e}"));
+    let api = http(&runner);
+    let rx = Receiver::ok().await.unwrap();
+    let key = api.tenant("acme").await;
+    let (_, secret) = api.endpoint(&key, &rx.url("/hook"), &["order.*"]).await;
+
+    let (s, b) = api
+        .call("POST", "/v1/events", &key, Some(json!({"id": "ord_1", "type": "order.placed", "data": {"n": 1}})))
+        .await;
+    assert_eq!((s, &b), (202, &json!({"id": "ord_1"})));
+    let got = rx.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1, "one webhook");
+    assert_eq!(got[0].header("webhook-id"), Some("ord_1"));
+    assert_verifies(&got[0], &secret);
+
+    // Each hop was an invocation of the function's own process, by the
+    // trigger the template declares.
+    wait_invocations(&runner, "ingest, fan-out and delivery", |inv| {
+        let ran = |f: &str, t: &str| inv.iter().any(|i| i.function == f && i.trigger == t && i.ok);
+        ran("IngestFunction", "http:POST /v1/events")
+            && ran("FanoutFunction", "sqs:FanoutQueue")
+            && ran("DeliveryFunction", "sqs:DeliveriesQueue")
+            && ran("ApiFunction", "http:POST /v1/endpoints")
+    })
+    .await;
+    let (pids, functions) = (runner.pids().len(), runner.plan().functions.len());
+    assert!(
+        (functions..=functions * 2).contains(&pids),
+        "a warm instance per function, at most max_instances (2) each: {pids} processes"
+    );
+
+    // The attempt is in the delivery log, read through the API function.
+    let mut state = Value::Null;
+    for _ in 0..50 {
+        let (_, b) = api.call("GET", "/v1/events/ord_1/deliveries", &key, None).await;
+        state = b["items"][0]["state"].clone();
+        if state == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "succeeded");
+    // An unknown route answers as API Gateway does.
+    let (s, b) = api.call("GET", "/nowhere", &key, None).await;
+    assert_eq!((s, &b), (404, &json!({"message": "Not Found"})));
+
+    // Every queue and table of the template exists as declared.
+    check_provisioned(&sdk, &runner).await;
+    runner.shutdown().await;
+}
+
+/// The template's queues (visibility timeout, redrive policy) and tables
+/// (GSIs, TTL) as moto has them.
+async fn check_provisioned(sdk: &switchyard_aws::SdkConfig, runner: &Runner) {
+    let sqs = switchyard_aws::aws_sdk_sqs::Client::new(sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let resources = template()["Resources"].as_object().unwrap();
+    let plan = runner.plan();
+    let mut queues = 0;
+    let mut tables = 0;
+    for (id, r) in resources {
+        match r["Type"].as_str().unwrap() {
+            "AWS::SQS::Queue" => {
+                queues += 1;
+                let url = plan.reference(id).unwrap_or_else(|| panic!("{id} not provisioned"));
+                let attrs = sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::All)
+                    .send()
+                    .await
+                    .unwrap()
+                    .attributes
+                    .unwrap_or_default();
+                let props = &r["Properties"];
+                if let Some(vt) = props.get("VisibilityTimeout") {
+                    assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], vt.to_string(), "{id}");
+                }
+                match props.get("RedrivePolicy") {
+                    Some(p) => {
+                        let got: Value = serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+                        assert_eq!(got["maxReceiveCount"].to_string().trim_matches('"'), p["maxReceiveCount"].to_string(), "{id}");
+                        let dlq = p["deadLetterTargetArn"]["Fn::GetAtt"][0].as_str().unwrap();
+                        assert_eq!(got["deadLetterTargetArn"].as_str(), plan.attribute(dlq, "Arn"), "{id}");
+                    }
+                    None => assert!(!attrs.contains_key(&QueueAttributeName::RedrivePolicy), "{id}"),
+                }
+            }
+            "AWS::DynamoDB::Table" => {
+                tables += 1;
+                let name = plan.reference(id).unwrap();
+                let d = ddb.describe_table().table_name(name).send().await.unwrap().table.unwrap();
+                let want: HashSet<&str> = r["Properties"]
+                    .get("GlobalSecondaryIndexes")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|g| g["IndexName"].as_str().unwrap())
+                    .collect();
+                let got: HashSet<&str> = d.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
+                assert_eq!(got, want, "{id} GSIs");
+                let ttl = ddb.describe_time_to_live().table_name(name).send().await.unwrap();
+                let ttl = ttl.time_to_live_description.unwrap();
+                assert_eq!(ttl.attribute_name(), Some("expires_at"), "{id} TTL");
+            }
+            _ => {}
+        }
+    }
+    assert!(queues >= 18 && tables == 3, "{queues} queues, {tables} tables");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_service_event_reaches_ingest_through_a_rule_whose_target_is_the_function() {
+    let sdk = sdk().await;
+    let label = switchyard_local::resources::unique_prefix("rule");
+    let ok = format!("arn:aws:s3:::{label}-ok");
+    let orphan = format!("arn:aws:s3:::{label}-orphan");
+    let pattern = json!({"source": ["aws.s3"], "detail-type": ["Object Created"], "resources": [ok, orphan]}).to_string();
+    let rules = json!([{"source": "aws.s3", "resource_prefix": ok, "tenant": "s3owner"}]).to_string();
+    let mut opts = options("rule", &[("AwsEventsTenantRules", &rules)]);
+    opts.parameters.insert("AwsEventsPattern".into(), pattern);
+    let runner = Runner::start(&sdk, template(), opts).await.unwrap_or_else(|e| panic!("{e}"));
+    let api = http(&runner);
+    let rx = Receiver::ok().await.unwrap();
+    let key = api.tenant("s3owner").await;
+    let (_, secret) = api.endpoint(&key, &rx.url("/s3"), &["aws.s3.*"]).await;
+
+    let eb = switchyard_aws::aws_sdk_eventbridge::Client::new(&sdk);
+    for resource in [&ok, &orphan] {
+        let out = eb
+            .put_events()
+            .entries(
+                switchyard_aws::aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source("aws.s3")
+                    .detail_type("Object Created")
+                    .resources(resource.as_str())
+                    .detail(json!({"bucket": {"name": label}, "object": {"key": "k"}}).to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_entry_count(), 0);
+    }
+    // The event with a tenant is ingested, fanned out and delivered.
+    let got = rx.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("x-switchyard-event-type"), Some("aws.s3.object_created"));
+    assert_verifies(&got[0], &secret);
+
+    // The one without: Lambda's async invocation fails three times
+    // (MaximumRetryAttempts 2), then its failure record goes to the
+    // OnFailure destination, AwsEventsDLQ.
+    let dlq = runner.plan().reference("AwsEventsDLQ").unwrap().to_string();
+    let sqs = switchyard_aws::aws_sdk_sqs::Client::new(&sdk);
+    let mut record = None;
+    let until = Instant::now() + Duration::from_secs(30);
+    while record.is_none() && Instant::now() < until {
+        let out = sqs.receive_message().queue_url(&dlq).wait_time_seconds(1).send().await.unwrap();
+        record = out.messages.unwrap_or_default().into_iter().next().and_then(|m| m.body);
+    }
+    let record: Value = serde_json::from_str(&record.expect("a failure record in AwsEventsDLQ")).unwrap();
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+    assert_eq!(record["requestPayload"]["resources"][0], orphan.as_str());
+    assert_eq!(record["responsePayload"]["errorType"], "NoTenantForEvent");
+    let rule_runs: Vec<_> = runner
+        .invocations()
+        .into_iter()
+        .filter(|i| i.trigger == "rule:IngestFunctionAwsServiceEvents")
+        .collect();
+    assert_eq!(rule_runs.iter().filter(|i| i.ok).count(), 1, "{rule_runs:#?}");
+    assert_eq!(rule_runs.iter().filter(|i| !i.ok).count(), 3, "{rule_runs:#?}");
+    runner.shutdown().await;
+}
+
+/// `template.yaml` with `extra` resources added.
+fn template_with(extra: Value) -> Value {
+    let mut t = template().clone();
+    let resources = t["Resources"].as_object_mut().unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        resources.insert(k.clone(), v.clone());
+    }
+    t
+}
+
+async fn provision_only(template: &Value, label: &str) -> Result<provision::Plan, String> {
+    provision::provision(
+        &sdk().await,
+        template,
+        &provision::Options {
+            stack_name: switchyard_local::resources::unique_prefix(label),
+            parameters: HashMap::from([("AdminKeySha256".to_string(), admin_sha())]),
+            bin_dir: target_dir().join("debug"),
+            api_endpoints: HashMap::new(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_added_to_the_template_is_provisioned_without_code_changes() {
+    let t = template_with(json!({
+        "AuditExportQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "QueueName": {"Fn::Sub": "${AWS::StackName}-audit-export"},
+            "VisibilityTimeout": 7,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["AuditExportDLQ", "Arn"]}, "maxReceiveCount": 3}}},
+        "AuditExportDLQ": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 1209600}},
+        "AuditExportRule": {"Type": "AWS::Events::Rule", "Properties": {
+            "EventBusName": {"Ref": "AppEventBus"},
+            "EventPattern": {"source": ["switchyard.audit"]},
+            "Targets": [{"Id": "q", "Arn": {"Fn::GetAtt": ["AuditExportQueue", "Arn"]}}]}},
+        "ExportsTable": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "owner", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "GlobalSecondaryIndexes": [{"IndexName": "byOwner", "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}], "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+            "TimeToLiveSpecification": {"AttributeName": "gone_at", "Enabled": true}}}
+    }));
+    let plan = provision_only(&t, "extra").await.unwrap_or_else(|e| panic!("{e}"));
+    for id in ["AuditExportQueue", "AuditExportDLQ", "AuditExportRule", "ExportsTable"] {
+        assert!(plan.created.iter().any(|c| c.0 == id), "{id} created: {:?}", plan.created);
+    }
+    // The DLQ was created before the queue whose redrive policy names it.
+    let pos = |id: &str| plan.created.iter().position(|c| c.0 == id).unwrap();
+    assert!(pos("AuditExportDLQ") < pos("AuditExportQueue"));
+
+    let sdk = sdk().await;
+    let sqs = switchyard_aws::aws_sdk_sqs::Client::new(&sdk);
+    let url = plan.reference("AuditExportQueue").unwrap();
+    assert!(url.ends_with("-audit-export"), "{url}");
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], "7");
+    let redrive: Value = serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+    assert_eq!(redrive["deadLetterTargetArn"].as_str(), plan.attribute("AuditExportDLQ", "Arn"));
+
+    // The new rule routes from the app bus to the new queue.
+    let eb = switchyard_aws::aws_sdk_eventbridge::Client::new(&sdk);
+    eb.put_events()
+        .entries(
+            switchyard_aws::aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(plan.reference("AppEventBus").unwrap())
+                .source("switchyard.audit")
+                .detail_type("audit.exported")
+                .detail(r#"{"n":1}"#)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = sqs.receive_message().queue_url(url).wait_time_seconds(5).send().await.unwrap();
+    let body: Value = serde_json::from_str(got.messages()[0].body().unwrap()).unwrap();
+    assert_eq!(body["detail-type"], "audit.exported");
+
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = plan.reference("ExportsTable").unwrap();
+    let d = ddb.describe_table().table_name(table).send().await.unwrap().table.unwrap();
+    assert_eq!(d.global_secondary_indexes()[0].index_name(), Some("byOwner"));
+    let ttl = ddb.describe_time_to_live().table_name(table).send().await.unwrap();
+    assert_eq!(ttl.time_to_live_description.unwrap().attribute_name(), Some("gone_at"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_runner_cannot_reproduce_is_an_error_naming_it() {
+    let cases = [
+        (json!({"Stream": {"Type": "AWS::Kinesis::Stream", "Properties": {"ShardCount": 1}}}), "AWS::Kinesis::Stream"),
+        (
+            json!({"Odd": {"Type": "AWS::SQS::Queue", "Properties": {"MadeUpSetting": 1}}}),
+            "MadeUpSetting",
+        ),
+        (
+            json!({"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Runtime": "provided.al2023", "Events": {
+                "Stream": {"Type": "Kinesis", "Properties": {"Stream": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}}}}}}),
+            "Kinesis",
+        ),
+        (
+            json!({"Imp": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::ImportValue": "other-stack-name"}}}}),
+            "Fn::ImportValue",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let id = extra.as_object().unwrap().keys().next().unwrap().clone();
+        let e = provision_only(&template_with(extra), "bad").await.unwrap_err();
+        assert!(e.contains(&id) && e.contains(needle), "{e}");
+    }
+    // And the types with no local counterpart are reported, not ignored.
+    let plan = provision_only(template(), "notes").await.unwrap();
+    assert!(
+        plan.notes.iter().any(|n| n.starts_with("IngestLogGroup (AWS::Logs::LogGroup): not emulated")),
+        "{:#?}",
+        plan.notes
+    );
+}
+
+/// The process ids of `pid`'s descendants, from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+            parent.insert(p, ppid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (&c, &pp) in &parent {
+            if pp == p {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').map(|x| x.1.trim_start().starts_with('Z')).unwrap_or(false))
+        .unwrap_or(false)
+}
+
+#[test]
+fn ctrl_c_stops_the_whole_stack_and_leaves_no_process_behind() {
+    use std::io::{BufRead, BufReader};
+    let _ = venv();
+    let xtask = target_dir().join("debug").join("xtask");
+    assert!(xtask.is_file(), "{} is not built: run the tests with `cargo xtask test`", xtask.display());
+    let _ = template(); // the function binaries are there
+    let mut child = std::process::Command::new(&xtask)
+        .args(["up", "--no-build", "--port", "0"])
+        .env_remove(switchyard_local::moto::ENDPOINT_ENV) // its own moto, to see it stop too
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                let ready = line.starts_with("==> ready");
+                seen.push(line);
+                if ready {
+                    break;
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                panic!("`xtask up` ended before it was ready:\n{}", seen.join("\n"));
+            }
+        }
+    }
+    let out = seen.join("\n");
+    assert!(out.contains("AWS::SQS::Queue") && out.contains("DeliveryFunction"), "{out}");
+    // moto (python) and one warm instance of each of the five functions.
+    let procs = descendants(pid);
+    assert!(procs.len() >= 6, "expected moto and 5 function processes under xtask, found {procs:?}");
+
+    let status = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let until = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "`xtask up` did not stop within 30 s of Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "xtask up exited with {exit}");
+    let until = Instant::now() + Duration::from_secs(5);
+    while procs.iter().any(|p| alive(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left: Vec<u32> = procs.into_iter().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}

@@ -327,6 +327,11 @@ impl Runner {
         self.shared.hosts.values().flat_map(Host::pids).collect()
     }
 
+    /// The process ids of one function's instances.
+    pub fn pids_of(&self, function: &str) -> Vec<u32> {
+        self.shared.hosts.get(function).map(Host::pids).unwrap_or_default()
+    }
+
     /// Stops the triggers and every function process.
     pub async fn shutdown(mut self) {
         for t in self.tasks.drain(..) {

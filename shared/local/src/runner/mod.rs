@@ -149,18 +149,33 @@ impl Shared {
     }
 
     async fn invoke(&self, function: &str, trigger: &str, batch: usize, payload: Bytes) -> Outcome {
+        self.invoke_described(function, trigger, batch, payload, |o| (o.summary(), o.is_ok()))
+            .await
+    }
+
+    /// Invokes and records, `describe` saying what the log line shows and
+    /// whether it counts as a success.
+    async fn invoke_described(
+        &self,
+        function: &str,
+        trigger: &str,
+        batch: usize,
+        payload: Bytes,
+        describe: impl FnOnce(&Outcome) -> (String, bool),
+    ) -> Outcome {
         let Some(host) = self.hosts.get(function) else {
             return Outcome::Crashed(format!("no function {function}"));
         };
         let t = Instant::now();
         let outcome = host.invoke(payload).await;
+        let (summary, ok) = describe(&outcome);
         self.record(Invocation {
             function: function.to_string(),
             trigger: trigger.to_string(),
             batch,
             duration: t.elapsed(),
-            outcome: outcome.summary(),
-            ok: outcome.is_ok(),
+            outcome: summary,
+            ok,
         });
         outcome
     }
@@ -675,7 +690,14 @@ async fn api_request(
     let event = http::event(api_id, route, params, &parts, &body, &peer.ip().to_string());
     let trigger = format!("http:{} {}", parts.method, parts.uri.path());
     let outcome = shared
-        .invoke(&route.function, &trigger, 1, Bytes::from(event.to_string()))
+        .invoke_described(&route.function, &trigger, 1, Bytes::from(event.to_string()), |o| {
+            let status = http::response(o).status();
+            let text = match o {
+                Outcome::Ok(_) => format!("{}", status.as_u16()),
+                other => format!("{} ({})", status.as_u16(), other.summary()),
+            };
+            (text, o.is_ok() && !status.is_server_error())
+        })
         .await;
     http::response(&outcome)
 }

@@ -117,7 +117,7 @@ async fn registry_reads_only_the_tenants_own_endpoints() {
 async fn event_bus_publishes_every_envelope_to_its_rule_targets() {
     let stack = Stack::new("bus").await;
     let eb = aws_sdk_eventbridge::Client::new(&stack.sdk);
-    let bus = format!("{}-bus", stack.res.prefix);
+    let bus = format!("{}-publish-test-bus", stack.res.prefix);
     eb.create_event_bus().name(&bus).send().await.unwrap();
     let target_url = stack
         .rule_to_queue(

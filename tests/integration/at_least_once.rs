@@ -168,6 +168,14 @@ async fn every_event_reaches_every_endpoint_or_is_accounted_for() {
                 DeliveryState::Succeeded => {
                     let n = received.get(evt.as_str()).copied().unwrap_or(0);
                     assert!(n >= 1, "{path}: {evt} recorded delivered but never received");
+                    if path == "/healthy" {
+                        // Exactly once, unless an attempt failed on the way
+                        // (a 1 s request timeout on a loaded machine).
+                        assert!(
+                            n == 1 || tries.iter().any(|a| !a.succeeded),
+                            "/healthy: {evt} received {n} times with no failed attempt: {tries:?}"
+                        );
+                    }
                     assert!(
                         tries.iter().max_by_key(|a| a.attempt).is_some_and(|a| a.succeeded),
                         "{path}: {evt}: the last attempt succeeded"
@@ -188,11 +196,11 @@ async fn every_event_reaches_every_endpoint_or_is_accounted_for() {
         }
     }
     assert_eq!(delivered + failed, EVENTS * paths.len(), "every pair accounted for");
-    // The healthy endpoint got every event exactly once; the dead one only ever
-    // real event ids (its circuit opens, so some were never sent at all).
+    // The healthy endpoint got every event (exactly once, but for a failed
+    // attempt: checked above); the dead one only ever real event ids (its
+    // circuit opens, so some were never sent at all).
     let healthy = &by_path["/healthy"];
     assert_eq!(healthy.len(), EVENTS);
-    assert!(healthy.values().all(|n| *n == 1));
     assert!(by_path["/dead"].keys().all(|id| event_ids.contains(id)));
     for path in ["/flaky", "/unreliable"] {
         assert_eq!(by_path[path].len(), EVENTS, "{path}: every event arrived at least once");

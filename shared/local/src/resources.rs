@@ -1,37 +1,27 @@
-//! The stack's queues, tables, bus and rules, created in moto.
+//! One local stack's queues, tables, bus and rules, created in moto for the
+//! handler-level tests and benchmarks.
 //!
-//! They mirror `template.yaml`: three tables with string keys `pk`/`sk` (the
-//! deliveries table with the `gsi1`, `gsi2` and `gsi3` indexes) and TTL on
-//! `expires_at` (registry, deliveries, and the consumers' state); the
-//! fan-out, deliveries and ingest queues, each with a redrive DLQ; and the
-//! application's EventBridge bus.
+//! They are exactly what `template.yaml` declares: [`Resources::create`]
+//! provisions the template with the local runner's provisioner
+//! ([`crate::runner::provision`]) and picks out the names and URLs the
+//! handlers need. Two things differ on purpose, set by [`QueueOptions`]:
+//! every queue's visibility timeout (tests shorten it, so a failed message
+//! comes back in a second), and the `maxReceiveCount` of the fan-out,
+//! deliveries, ingest and internal queues. The AWS-events rule on the
+//! default bus is given a pattern that matches nothing (tests route AWS
+//! events through rules of their own). What moto cannot apply is listed by
+//! the provisioner (a DLQ's `RedriveAllowPolicy`, encryption).
 //!
-//! The internal track is read from `template.yaml` itself
-//! ([`crate::template::internal_routes`]): every rule on `AppEventBus` is
-//! created on the local bus with the template's pattern, and every queue it
-//! targets with its DLQ and the template's `maxReceiveCount`, named
-//! `{prefix}-{logical id in kebab case}` (`InternalUserQueue` ->
-//! `…-internal-user-queue`). A template the runner cannot reproduce fails
-//! the creation, naming the resource. Two things differ from AWS on purpose:
-//! the visibility timeout is [`QueueOptions::visibility_timeout_secs`] for
-//! every queue (tests shorten it), and the DLQs get no `RedriveAllowPolicy`
-//! (moto's GetQueueAttributes fails on a queue that has one).
-//!
-//! Every name starts with a unique prefix, because moto's CreateQueue quietly
-//! returns an existing queue of the same name; the rules keep their own
-//! names, since each stack has a bus of its own.
+//! Every name starts with a unique prefix (the stack name), because moto's
+//! CreateQueue quietly returns an existing queue of the same name.
 
+use crate::runner::provision;
 use crate::template::{self, InternalRoute};
 use crate::{LocalError, aws_err};
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
-};
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use switchyard_core::keys;
 
 /// The names and URLs of one local stack's resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,8 +98,8 @@ pub fn unique_prefix(label: &str) -> String {
 }
 
 impl Resources {
-    /// Everything, the internal track as the workspace's `template.yaml`
-    /// declares it (read once per process).
+    /// Everything the workspace's `template.yaml` declares (read once per
+    /// process).
     pub async fn create(sdk: &SdkConfig, prefix: &str, opts: QueueOptions) -> Result<Self, LocalError> {
         let template = tokio::task::spawn_blocking(template::workspace_template)
             .await
@@ -117,8 +107,9 @@ impl Resources {
         Self::create_from(sdk, prefix, opts, template).await
     }
 
-    /// Everything, the internal track as `template` (JSON, as
-    /// [`template::load`] returns it) declares it.
+    /// Everything `template` (JSON, as [`template::load`] returns it)
+    /// declares, provisioned by the local runner's provisioner with the
+    /// queue settings of `opts`.
     pub async fn create_from(
         sdk: &SdkConfig,
         prefix: &str,
@@ -128,56 +119,57 @@ impl Resources {
         // Read before anything is created: a template the runner cannot
         // reproduce fails at once.
         let routes = template::internal_routes(template)?;
-        let ddb = aws_sdk_dynamodb::Client::new(sdk);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
-        let registry_table = format!("{prefix}-registry");
-        let deliveries_table = format!("{prefix}-deliveries");
-        create_table(&ddb, &registry_table, &[]).await?;
-        create_table(
-            &ddb,
-            &deliveries_table,
-            &[
-                (keys::GSI1, keys::GSI1_PK, keys::GSI1_SK),
-                (keys::GSI2, keys::GSI2_PK, keys::GSI2_SK),
-                (keys::GSI3, keys::GSI3_PK, keys::GSI3_SK),
-            ],
+        let patched = with_queue_options(template, &routes, opts);
+        // The AWS-events rule on the shared default bus matches nothing: a
+        // test puts the events it wants through rules of its own.
+        let never = serde_json::json!({"source": [format!("{prefix}.never")]}).to_string();
+        let plan = provision::provision(
+            sdk,
+            &patched,
+            &provision::Options {
+                stack_name: prefix.to_string(),
+                parameters: HashMap::from([("AwsEventsPattern".to_string(), never)]),
+                bin_dir: std::path::PathBuf::new(),
+                api_endpoints: HashMap::new(),
+            },
         )
         .await?;
-        let vt = opts.visibility_timeout_secs;
-        let (fanout_queue_url, fanout_dlq_url) =
-            create_queue_with_dlq(&sqs, &format!("{prefix}-fanout"), vt, opts.fanout_max_receive_count).await?;
-        let (deliveries_queue_url, deliveries_dlq_url) = create_queue_with_dlq(
-            &sqs,
-            &format!("{prefix}-deliveries"),
-            vt,
-            opts.deliveries_max_receive_count,
-        )
-        .await?;
-        let (ingest_queue_url, ingest_dlq_url) =
-            create_queue_with_dlq(&sqs, &format!("{prefix}-ingest"), vt, INGEST_MAX_RECEIVE_COUNT).await?;
-        let event_bus_name = format!("{prefix}-app-bus");
-        let eb = aws_sdk_eventbridge::Client::new(sdk);
-        eb.create_event_bus().name(&event_bus_name).send().await.map_err(|e| {
-            aws_err(
-                format!("CreateEventBus {event_bus_name}"),
-                aws_sdk_eventbridge::error::DisplayErrorContext(e),
-            )
-        })?;
-        let state_table = format!("{prefix}-state");
-        create_table(&ddb, &state_table, &[]).await?;
-        let internal_queues = create_internal_track(&sqs, &eb, prefix, &event_bus_name, &routes, opts).await?;
+        let r = |id: &str| -> Result<String, LocalError> {
+            plan.reference(id)
+                .map(str::to_string)
+                .ok_or_else(|| LocalError::Template(format!("the template has no {id}")))
+        };
+        let mut internal_queues: Vec<InternalQueue> = Vec::new();
+        for route in &routes {
+            let q = &route.queue;
+            if internal_queues.iter().any(|i| i.logical_id == q.logical_id) {
+                continue;
+            }
+            let (Some(dlq), Some(count)) = (&q.dlq_logical_id, q.max_receive_count) else {
+                return Err(LocalError::Template(format!(
+                    "resource {} (a target of {}) has no RedrivePolicy: every internal queue needs a DLQ",
+                    q.logical_id, route.rule_logical_id
+                )));
+            };
+            internal_queues.push(InternalQueue {
+                logical_id: q.logical_id.clone(),
+                url: r(&q.logical_id)?,
+                dlq_url: r(dlq)?,
+                max_receive_count: opts.internal_max_receive_count.unwrap_or(count),
+            });
+        }
         Ok(Self {
             prefix: prefix.to_string(),
-            registry_table,
-            deliveries_table,
-            fanout_queue_url,
-            fanout_dlq_url,
-            deliveries_queue_url,
-            deliveries_dlq_url,
-            ingest_queue_url,
-            ingest_dlq_url,
-            event_bus_name,
-            state_table,
+            registry_table: r("RegistryTable")?,
+            deliveries_table: r("DeliveriesTable")?,
+            fanout_queue_url: r("FanoutQueue")?,
+            fanout_dlq_url: r("FanoutDLQ")?,
+            deliveries_queue_url: r("DeliveriesQueue")?,
+            deliveries_dlq_url: r("DeliveriesDLQ")?,
+            ingest_queue_url: r("IngestQueue")?,
+            ingest_dlq_url: r("IngestDLQ")?,
+            event_bus_name: r("AppEventBus")?,
+            state_table: r("StateTable")?,
             internal_queues,
         })
     }
@@ -188,201 +180,38 @@ impl Resources {
     }
 }
 
-/// The template's internal queues (each once, however many rules send to
-/// it) and its rules on the app bus, on `bus`.
-async fn create_internal_track(
-    sqs: &aws_sdk_sqs::Client,
-    eb: &aws_sdk_eventbridge::Client,
-    prefix: &str,
-    bus: &str,
-    routes: &[InternalRoute],
-    opts: QueueOptions,
-) -> Result<Vec<InternalQueue>, LocalError> {
-    use aws_sdk_eventbridge::error::DisplayErrorContext;
-    let mut queues: Vec<InternalQueue> = Vec::new();
-    let mut arns: HashMap<&str, String> = HashMap::new();
-    for route in routes {
-        let q = &route.queue;
-        if arns.contains_key(q.logical_id.as_str()) {
-            continue;
-        }
-        let (Some(dlq), Some(count)) = (&q.dlq_logical_id, q.max_receive_count) else {
-            return Err(LocalError::Template(format!(
-                "resource {} (a target of {}) has no RedrivePolicy: every internal queue needs a DLQ",
-                q.logical_id, route.rule_logical_id
-            )));
-        };
-        let max_receive_count = opts.internal_max_receive_count.unwrap_or(count);
-        let (url, dlq_url) = create_queue_with_named_dlq(
-            sqs,
-            &format!("{prefix}-{}", template::kebab_case(&q.logical_id)),
-            &format!("{prefix}-{}", template::kebab_case(dlq)),
-            opts.visibility_timeout_secs,
-            max_receive_count,
-        )
-        .await?;
-        arns.insert(&q.logical_id, queue_arn(sqs, &url).await?);
-        queues.push(InternalQueue {
-            logical_id: q.logical_id.clone(),
-            url,
-            dlq_url,
-            max_receive_count,
-        });
-    }
-    let mut rules: Vec<&str> = Vec::new();
-    for route in routes {
-        let rule = template::kebab_case(&route.rule_logical_id);
-        if !rules.contains(&route.rule_logical_id.as_str()) {
-            rules.push(&route.rule_logical_id);
-            eb.put_rule()
-                .name(&rule)
-                .event_bus_name(bus)
-                .event_pattern(route.pattern.to_string())
-                .send()
-                .await
-                .map_err(|e| aws_err(format!("PutRule {rule} on {bus}"), DisplayErrorContext(e)))?;
-        }
-        let arn = arns
-            .get(route.queue.logical_id.as_str())
-            .ok_or_else(|| LocalError::Setup(format!("no queue created for {}", route.queue.logical_id)))?;
-        let target = aws_sdk_eventbridge::types::Target::builder()
-            .id(&route.queue.logical_id)
-            .arn(arn)
-            .build()
-            .map_err(|e| aws_err("rule target", e))?;
-        let out = eb
-            .put_targets()
-            .rule(&rule)
-            .event_bus_name(bus)
-            .targets(target)
-            .send()
-            .await
-            .map_err(|e| aws_err(format!("PutTargets {rule} on {bus}"), DisplayErrorContext(e)))?;
-        if out.failed_entry_count() > 0 {
-            return Err(LocalError::Aws(format!(
-                "PutTargets {rule} on {bus}: {:?}",
-                out.failed_entries()
-            )));
+/// `template` with `opts` applied: every queue's visibility timeout, and
+/// the fan-out, deliveries, ingest and internal queues' `maxReceiveCount`.
+fn with_queue_options(template: &serde_json::Value, routes: &[InternalRoute], opts: QueueOptions) -> serde_json::Value {
+    let mut t = template.clone();
+    let internal: Vec<&str> = routes.iter().map(|r| r.queue.logical_id.as_str()).collect();
+    if let Some(resources) = t.get_mut("Resources").and_then(serde_json::Value::as_object_mut) {
+        for (id, r) in resources.iter_mut() {
+            if r.get("Type").and_then(serde_json::Value::as_str) != Some("AWS::SQS::Queue") {
+                continue;
+            }
+            let Some(props) = r.get_mut("Properties").and_then(serde_json::Value::as_object_mut) else {
+                continue;
+            };
+            props.insert("VisibilityTimeout".into(), opts.visibility_timeout_secs.into());
+            let count = match id.as_str() {
+                "FanoutQueue" => Some(opts.fanout_max_receive_count),
+                "DeliveriesQueue" => Some(opts.deliveries_max_receive_count),
+                "IngestQueue" => Some(INGEST_MAX_RECEIVE_COUNT),
+                q if internal.contains(&q) => opts.internal_max_receive_count,
+                _ => None,
+            };
+            if let (Some(count), Some(policy)) = (count, props.get_mut("RedrivePolicy"))
+                && let Some(p) = policy.as_object_mut()
+            {
+                p.insert("maxReceiveCount".into(), count.into());
+            }
         }
     }
-    Ok(queues)
+    t
 }
 
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, LocalError> {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .map_err(|e| aws_err("key schema", e))
-}
-
-fn string_attr(name: &str) -> Result<AttributeDefinition, LocalError> {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .map_err(|e| aws_err("attribute definition", e))
-}
-
-/// A pay-per-request table keyed `pk`/`sk`, with the given GSIs
-/// (name, hash key, range key) and TTL on `expires_at`.
-pub async fn create_table(
-    ddb: &aws_sdk_dynamodb::Client,
-    name: &str,
-    gsis: &[(&str, &str, &str)],
-) -> Result<(), LocalError> {
-    let mut req = ddb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key(keys::PK, KeyType::Hash)?)
-        .key_schema(key(keys::SK, KeyType::Range)?)
-        .attribute_definitions(string_attr(keys::PK)?)
-        .attribute_definitions(string_attr(keys::SK)?);
-    for (index, hash, range) in gsis {
-        req = req
-            .attribute_definitions(string_attr(hash)?)
-            .attribute_definitions(string_attr(range)?)
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(*index)
-                    .key_schema(key(hash, KeyType::Hash)?)
-                    .key_schema(key(range, KeyType::Range)?)
-                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                    .build()
-                    .map_err(|e| aws_err("GSI", e))?,
-            );
-    }
-    req.send().await.map_err(|e| {
-        aws_err(
-            format!("CreateTable {name}"),
-            aws_sdk_dynamodb::error::DisplayErrorContext(e),
-        )
-    })?;
-    ddb.update_time_to_live()
-        .table_name(name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(keys::TTL)
-                .enabled(true)
-                .build()
-                .map_err(|e| aws_err("TTL", e))?,
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            aws_err(
-                format!("UpdateTimeToLive {name}"),
-                aws_sdk_dynamodb::error::DisplayErrorContext(e),
-            )
-        })?;
-    Ok(())
-}
-
-/// A queue and its DLQ `{name}-dlq`; returns (queue URL, DLQ URL).
-pub async fn create_queue_with_dlq(
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-    visibility_timeout_secs: u32,
-    max_receive_count: u32,
-) -> Result<(String, String), LocalError> {
-    create_queue_with_named_dlq(
-        sqs,
-        name,
-        &format!("{name}-dlq"),
-        visibility_timeout_secs,
-        max_receive_count,
-    )
-    .await
-}
-
-/// A queue and its DLQ `dlq_name`; returns (queue URL, DLQ URL).
-pub async fn create_queue_with_named_dlq(
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-    dlq_name: &str,
-    visibility_timeout_secs: u32,
-    max_receive_count: u32,
-) -> Result<(String, String), LocalError> {
-    let dlq_url = create_queue(sqs, dlq_name, &[]).await?;
-    let dlq_arn = queue_arn(sqs, &dlq_url).await?;
-    let redrive =
-        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() });
-    let url = create_queue(
-        sqs,
-        name,
-        &[
-            (
-                QueueAttributeName::VisibilityTimeout,
-                visibility_timeout_secs.to_string(),
-            ),
-            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
-        ],
-    )
-    .await?;
-    Ok((url, dlq_url))
-}
-
+/// A plain queue named `name` with `attributes`; returns its URL.
 pub async fn create_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,

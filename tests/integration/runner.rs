@@ -77,7 +77,10 @@ impl Http {
     async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .client
-            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.base),
+            )
             .header("authorization", format!("Bearer {key}"));
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b.to_string());
@@ -91,11 +94,21 @@ impl Http {
     /// A tenant and its API key, made over HTTP with the admin key.
     async fn tenant(&self, id: &str) -> String {
         let (s, b) = self
-            .call("POST", "/v1/admin/tenants", ADMIN_KEY, Some(json!({"id": id, "name": id})))
+            .call(
+                "POST",
+                "/v1/admin/tenants",
+                ADMIN_KEY,
+                Some(json!({"id": id, "name": id})),
+            )
             .await;
         assert_eq!(s, 201, "{b}");
         let (s, b) = self
-            .call("POST", &format!("/v1/admin/tenants/{id}/api-keys"), ADMIN_KEY, Some(json!({})))
+            .call(
+                "POST",
+                &format!("/v1/admin/tenants/{id}/api-keys"),
+                ADMIN_KEY,
+                Some(json!({})),
+            )
             .await;
         assert_eq!(s, 201, "{b}");
         b["api_key"].as_str().unwrap().to_string()
@@ -104,7 +117,12 @@ impl Http {
     /// An endpoint for `url`; returns (id, secret).
     async fn endpoint(&self, key: &str, url: &str, filters: &[&str]) -> (String, switchyard_core::WebhookSecret) {
         let (s, b) = self
-            .call("POST", "/v1/endpoints", key, Some(json!({"url": url, "filter_types": filters})))
+            .call(
+                "POST",
+                "/v1/endpoints",
+                key,
+                Some(json!({"url": url, "filter_types": filters})),
+            )
             .await;
         assert_eq!(s, 201, "{b}");
         let secret = switchyard_core::WebhookSecret::parse(b["secret"].as_str().unwrap()).unwrap();
@@ -134,14 +152,21 @@ async fn wait_invocations(runner: &Runner, what: &str, pred: impl Fn(&[switchyar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_is_delivered_through_the_runner_driven_stack() {
     let sdk = sdk().await;
-    let runner = Runner::start(&sdk, template(), options("runner", &[])).await.unwrap_or_else(|e| panic!("{e}"));
+    let runner = Runner::start(&sdk, template(), options("runner", &[]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let api = http(&runner);
     let rx = Receiver::ok().await.unwrap();
     let key = api.tenant("acme").await;
     let (_, secret) = api.endpoint(&key, &rx.url("/hook"), &["order.*"]).await;
 
     let (s, b) = api
-        .call("POST", "/v1/events", &key, Some(json!({"id": "ord_1", "type": "order.placed", "data": {"n": 1}})))
+        .call(
+            "POST",
+            "/v1/events",
+            &key,
+            Some(json!({"id": "ord_1", "type": "order.placed", "data": {"n": 1}})),
+        )
         .await;
     assert_eq!((s, &b), (202, &json!({"id": "ord_1"})));
     let got = rx.wait_for(1, Duration::from_secs(30)).await;
@@ -215,7 +240,11 @@ async fn check_provisioned(sdk: &switchyard_aws::SdkConfig, runner: &Runner) {
                 match props.get("RedrivePolicy") {
                     Some(p) => {
                         let got: Value = serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
-                        assert_eq!(got["maxReceiveCount"].to_string().trim_matches('"'), p["maxReceiveCount"].to_string(), "{id}");
+                        assert_eq!(
+                            got["maxReceiveCount"].to_string().trim_matches('"'),
+                            p["maxReceiveCount"].to_string(),
+                            "{id}"
+                        );
                         let dlq = p["deadLetterTargetArn"]["Fn::GetAtt"][0].as_str().unwrap();
                         assert_eq!(got["deadLetterTargetArn"].as_str(), plan.attribute(dlq, "Arn"), "{id}");
                     }
@@ -225,7 +254,14 @@ async fn check_provisioned(sdk: &switchyard_aws::SdkConfig, runner: &Runner) {
             "AWS::DynamoDB::Table" => {
                 tables += 1;
                 let name = plan.reference(id).unwrap();
-                let d = ddb.describe_table().table_name(name).send().await.unwrap().table.unwrap();
+                let d = ddb
+                    .describe_table()
+                    .table_name(name)
+                    .send()
+                    .await
+                    .unwrap()
+                    .table
+                    .unwrap();
                 let want: HashSet<&str> = r["Properties"]
                     .get("GlobalSecondaryIndexes")
                     .and_then(Value::as_array)
@@ -233,7 +269,11 @@ async fn check_provisioned(sdk: &switchyard_aws::SdkConfig, runner: &Runner) {
                     .flatten()
                     .map(|g| g["IndexName"].as_str().unwrap())
                     .collect();
-                let got: HashSet<&str> = d.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
+                let got: HashSet<&str> = d
+                    .global_secondary_indexes()
+                    .iter()
+                    .filter_map(|g| g.index_name())
+                    .collect();
                 assert_eq!(got, want, "{id} GSIs");
                 let ttl = ddb.describe_time_to_live().table_name(name).send().await.unwrap();
                 let ttl = ttl.time_to_live_description.unwrap();
@@ -251,11 +291,14 @@ async fn an_aws_service_event_reaches_ingest_through_a_rule_whose_target_is_the_
     let label = switchyard_local::resources::unique_prefix("rule");
     let ok = format!("arn:aws:s3:::{label}-ok");
     let orphan = format!("arn:aws:s3:::{label}-orphan");
-    let pattern = json!({"source": ["aws.s3"], "detail-type": ["Object Created"], "resources": [ok, orphan]}).to_string();
+    let pattern =
+        json!({"source": ["aws.s3"], "detail-type": ["Object Created"], "resources": [ok, orphan]}).to_string();
     let rules = json!([{"source": "aws.s3", "resource_prefix": ok, "tenant": "s3owner"}]).to_string();
     let mut opts = options("rule", &[("AwsEventsTenantRules", &rules)]);
     opts.parameters.insert("AwsEventsPattern".into(), pattern);
-    let runner = Runner::start(&sdk, template(), opts).await.unwrap_or_else(|e| panic!("{e}"));
+    let runner = Runner::start(&sdk, template(), opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let api = http(&runner);
     let rx = Receiver::ok().await.unwrap();
     let key = api.tenant("s3owner").await;
@@ -292,7 +335,13 @@ async fn an_aws_service_event_reaches_ingest_through_a_rule_whose_target_is_the_
     let mut record = None;
     let until = Instant::now() + Duration::from_secs(30);
     while record.is_none() && Instant::now() < until {
-        let out = sqs.receive_message().queue_url(&dlq).wait_time_seconds(1).send().await.unwrap();
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
         record = out.messages.unwrap_or_default().into_iter().next().and_then(|m| m.body);
     }
     let record: Value = serde_json::from_str(&record.expect("a failure record in AwsEventsDLQ")).unwrap();
@@ -356,7 +405,11 @@ async fn a_resource_added_to_the_template_is_provisioned_without_code_changes() 
     }));
     let plan = provision_only(&t, "extra").await.unwrap_or_else(|e| panic!("{e}"));
     for id in ["AuditExportQueue", "AuditExportDLQ", "AuditExportRule", "ExportsTable"] {
-        assert!(plan.created.iter().any(|c| c.0 == id), "{id} created: {:?}", plan.created);
+        assert!(
+            plan.created.iter().any(|c| c.0 == id),
+            "{id} created: {:?}",
+            plan.created
+        );
     }
     // The DLQ was created before the queue whose redrive policy names it.
     let pos = |id: &str| plan.created.iter().position(|c| c.0 == id).unwrap();
@@ -377,7 +430,10 @@ async fn a_resource_added_to_the_template_is_provisioned_without_code_changes() 
         .unwrap();
     assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], "7");
     let redrive: Value = serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
-    assert_eq!(redrive["deadLetterTargetArn"].as_str(), plan.attribute("AuditExportDLQ", "Arn"));
+    assert_eq!(
+        redrive["deadLetterTargetArn"].as_str(),
+        plan.attribute("AuditExportDLQ", "Arn")
+    );
 
     // The new rule routes from the app bus to the new queue.
     let eb = switchyard_aws::aws_sdk_eventbridge::Client::new(&sdk);
@@ -393,13 +449,26 @@ async fn a_resource_added_to_the_template_is_provisioned_without_code_changes() 
         .send()
         .await
         .unwrap();
-    let got = sqs.receive_message().queue_url(url).wait_time_seconds(5).send().await.unwrap();
+    let got = sqs
+        .receive_message()
+        .queue_url(url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
     let body: Value = serde_json::from_str(got.messages()[0].body().unwrap()).unwrap();
     assert_eq!(body["detail-type"], "audit.exported");
 
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = plan.reference("ExportsTable").unwrap();
-    let d = ddb.describe_table().table_name(table).send().await.unwrap().table.unwrap();
+    let d = ddb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
     assert_eq!(d.global_secondary_indexes()[0].index_name(), Some("byOwner"));
     let ttl = ddb.describe_time_to_live().table_name(table).send().await.unwrap();
     assert_eq!(ttl.time_to_live_description.unwrap().attribute_name(), Some("gone_at"));
@@ -408,7 +477,10 @@ async fn a_resource_added_to_the_template_is_provisioned_without_code_changes() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_runner_cannot_reproduce_is_an_error_naming_it() {
     let cases = [
-        (json!({"Stream": {"Type": "AWS::Kinesis::Stream", "Properties": {"ShardCount": 1}}}), "AWS::Kinesis::Stream"),
+        (
+            json!({"Stream": {"Type": "AWS::Kinesis::Stream", "Properties": {"ShardCount": 1}}}),
+            "AWS::Kinesis::Stream",
+        ),
         (
             json!({"Odd": {"Type": "AWS::SQS::Queue", "Properties": {"MadeUpSetting": 1}}}),
             "MadeUpSetting",
@@ -431,7 +503,9 @@ async fn what_the_runner_cannot_reproduce_is_an_error_naming_it() {
     // And the types with no local counterpart are reported, not ignored.
     let plan = provision_only(template(), "notes").await.unwrap();
     assert!(
-        plan.notes.iter().any(|n| n.starts_with("IngestLogGroup (AWS::Logs::LogGroup): not emulated")),
+        plan.notes
+            .iter()
+            .any(|n| n.starts_with("IngestLogGroup (AWS::Logs::LogGroup): not emulated")),
         "{:#?}",
         plan.notes
     );
@@ -441,8 +515,12 @@ async fn what_the_runner_cannot_reproduce_is_an_error_naming_it() {
 fn descendants(pid: u32) -> Vec<u32> {
     let mut parent: HashMap<u32, u32> = HashMap::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
         // pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
         let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
         if let Some(ppid) = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
@@ -464,7 +542,11 @@ fn descendants(pid: u32) -> Vec<u32> {
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').map(|x| x.1.trim_start().starts_with('Z')).unwrap_or(false))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .map(|x| x.1.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
         .unwrap_or(false)
 }
 
@@ -473,7 +555,11 @@ fn ctrl_c_stops_the_whole_stack_and_leaves_no_process_behind() {
     use std::io::{BufRead, BufReader};
     let _ = venv();
     let xtask = target_dir().join("debug").join("xtask");
-    assert!(xtask.is_file(), "{} is not built: run the tests with `cargo xtask test`", xtask.display());
+    assert!(
+        xtask.is_file(),
+        "{} is not built: run the tests with `cargo xtask test`",
+        xtask.display()
+    );
     let _ = template(); // the function binaries are there
     let mut child = std::process::Command::new(&xtask)
         .args(["up", "--no-build", "--port", "0"])
@@ -502,12 +588,21 @@ fn ctrl_c_stops_the_whole_stack_and_leaves_no_process_behind() {
         }
     }
     let out = seen.join("\n");
-    assert!(out.contains("AWS::SQS::Queue") && out.contains("DeliveryFunction"), "{out}");
+    assert!(
+        out.contains("AWS::SQS::Queue") && out.contains("DeliveryFunction"),
+        "{out}"
+    );
     // moto (python) and one warm instance of each of the five functions.
     let procs = descendants(pid);
-    assert!(procs.len() >= 6, "expected moto and 5 function processes under xtask, found {procs:?}");
+    assert!(
+        procs.len() >= 6,
+        "expected moto and 5 function processes under xtask, found {procs:?}"
+    );
 
-    let status = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let until = Instant::now() + Duration::from_secs(30);
     let exit = loop {
@@ -554,12 +649,19 @@ async fn slow_then_ok(slow: usize, delay: Duration) -> Receiver {
 async fn one_event(t: &Value, label: &str, rx: &Receiver) -> Runner {
     let mut opts = options(label, &[("RequestTimeoutMs", "10000")]);
     opts.max_instances = 1;
-    let runner = Runner::start(&sdk().await, t, opts).await.unwrap_or_else(|e| panic!("{e}"));
+    let runner = Runner::start(&sdk().await, t, opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let api = http(&runner);
     let key = api.tenant("acme").await;
     api.endpoint(&key, &rx.url("/slow"), &[]).await;
     let (s, b) = api
-        .call("POST", "/v1/events", &key, Some(json!({"id": "evt_slow", "type": "a.b", "data": {}})))
+        .call(
+            "POST",
+            "/v1/events",
+            &key,
+            Some(json!({"id": "evt_slow", "type": "a.b", "data": {}})),
+        )
         .await;
     assert_eq!(s, 202, "{b}");
     runner
@@ -596,7 +698,10 @@ async fn a_function_process_killed_mid_batch_fails_the_invocation_and_nothing_is
     assert_eq!(first.len(), 1);
     let pids = runner.pids_of("DeliveryFunction");
     assert_eq!(pids.len(), 1, "{pids:?}");
-    let killed = std::process::Command::new("kill").args(["-9", &pids[0].to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     wait_invocations(&runner, "a crashed delivery, then one that succeeded", |inv| {
         let d: Vec<_> = inv.iter().filter(|i| i.function == "DeliveryFunction").collect();
@@ -606,7 +711,10 @@ async fn a_function_process_killed_mid_batch_fails_the_invocation_and_nothing_is
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2);
     assert!(got.iter().all(|r| r.header("webhook-id") == Some("evt_slow")));
-    assert!(!runner.pids_of("DeliveryFunction").contains(&pids[0]), "a new instance took over");
+    assert!(
+        !runner.pids_of("DeliveryFunction").contains(&pids[0]),
+        "a new instance took over"
+    );
     runner.shutdown().await;
 }
 
@@ -614,7 +722,11 @@ async fn a_function_process_killed_mid_batch_fails_the_invocation_and_nothing_is
 fn invoke_runs_one_function_once_with_an_events_file() {
     let _ = template();
     let xtask = target_dir().join("debug").join("xtask");
-    assert!(xtask.is_file(), "{} is not built: run the tests with `cargo xtask test`", xtask.display());
+    assert!(
+        xtask.is_file(),
+        "{} is not built: run the tests with `cargo xtask test`",
+        xtask.display()
+    );
     let invoke = |function: &str, file: &str| {
         let out = std::process::Command::new(&xtask)
             .args(["invoke", function, "-e", &format!("events/{file}"), "--no-build"])
@@ -622,8 +734,12 @@ fn invoke_runs_one_function_once_with_an_events_file() {
             .current_dir(root())
             .output()
             .unwrap();
-        let stdout: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{function} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        let stdout: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{function} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
         (out.status.success(), stdout)
     };
     // An HTTP API event: the API function's payload-2.0 answer (the

@@ -47,7 +47,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         let started = Instant::now();
         let stack = local::start(root, &venv, &args, true).await?;
         let result = demo(root, &venv, &stack).await;
-        step(&format!("done in {:.1} s after the build", started.elapsed().as_secs_f64()));
+        step(&format!(
+            "done in {:.1} s after the build",
+            started.elapsed().as_secs_f64()
+        ));
         if result.is_ok() && args.keep_running {
             local::describe(&stack, &args);
             println!("==> the stack keeps running; Ctrl-C stops it");
@@ -59,7 +62,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// One call to the local HTTP API.
-async fn call(http: &reqwest::Client, base: &str, method: &str, path: &str, key: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(err)?;
     let mut req = http
         .request(method, format!("{base}{path}"))
@@ -83,7 +93,10 @@ fn expect(what: &str, (status, body): (u16, Value), want: u16) -> Result<Value, 
 
 async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<(), String> {
     let base = stack.runner.api_url(None).ok_or("the template serves no HTTP API")?;
-    let admin = stack.admin_key.as_ref().ok_or("the template has no AdminKeySha256 parameter")?;
+    let admin = stack
+        .admin_key
+        .as_ref()
+        .ok_or("the template has no AdminKeySha256 parameter")?;
     step(&format!(
         "the stack from template.yaml is up: {} resources in moto, {} functions, HTTP API at {base}",
         stack.runner.plan().created.len(),
@@ -94,19 +107,43 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
     let admin = admin.expose();
     expect(
         "POST /v1/admin/tenants",
-        call(&http, &base, "POST", "/v1/admin/tenants", admin, Some(json!({"id": "demo", "name": "Demo Inc."}))).await?,
+        call(
+            &http,
+            &base,
+            "POST",
+            "/v1/admin/tenants",
+            admin,
+            Some(json!({"id": "demo", "name": "Demo Inc."})),
+        )
+        .await?,
         201,
     )?;
     let key = expect(
         "POST /v1/admin/tenants/demo/api-keys",
-        call(&http, &base, "POST", "/v1/admin/tenants/demo/api-keys", admin, Some(json!({"label": "demo"}))).await?,
+        call(
+            &http,
+            &base,
+            "POST",
+            "/v1/admin/tenants/demo/api-keys",
+            admin,
+            Some(json!({"label": "demo"})),
+        )
+        .await?,
         201,
     )?;
     let key = key["api_key"].as_str().ok_or("no api_key in the answer")?.to_string();
     let url = rx.url("/webhooks/switchyard");
     let endpoint = expect(
         "POST /v1/endpoints",
-        call(&http, &base, "POST", "/v1/endpoints", &key, Some(json!({"url": url, "filter_types": ["user.*"]}))).await?,
+        call(
+            &http,
+            &base,
+            "POST",
+            "/v1/endpoints",
+            &key,
+            Some(json!({"url": url, "filter_types": ["user.*"]})),
+        )
+        .await?,
         201,
     )?;
     let endpoint_id = endpoint["id"].as_str().ok_or("no endpoint id")?.to_string();
@@ -118,7 +155,15 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
     let t = Instant::now();
     let accepted = expect(
         "POST /v1/events",
-        call(&http, &base, "POST", "/v1/events", &key, Some(serde_json::from_str(EVENT).map_err(err)?)).await?,
+        call(
+            &http,
+            &base,
+            "POST",
+            "/v1/events",
+            &key,
+            Some(serde_json::from_str(EVENT).map_err(err)?),
+        )
+        .await?,
         202,
     )?;
     step(&format!("POST {base}/v1/events {EVENT}\n      → 202 {accepted}"));
@@ -166,7 +211,11 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
     let mut deliveries = Value::Null;
     for _ in 0..50 {
         let (status, body) = call(&http, &base, "GET", &format!("/v1/events/{id}/deliveries"), &key, None).await?;
-        if status == 200 && body["items"].as_array().is_some_and(|i| i.iter().any(|d| d["state"] == "succeeded")) {
+        if status == 200
+            && body["items"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|d| d["state"] == "succeeded"))
+        {
             deliveries = body;
             break;
         }
@@ -179,7 +228,15 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
         .to_string();
     let d = expect(
         "GET /v1/deliveries/{id}",
-        call(&http, &base, "GET", &format!("/v1/deliveries/{delivery_id}"), &key, None).await?,
+        call(
+            &http,
+            &base,
+            "GET",
+            &format!("/v1/deliveries/{delivery_id}"),
+            &key,
+            None,
+        )
+        .await?,
         200,
     )?;
     step(&format!("GET /v1/deliveries/{delivery_id} → {}", d["state"]));
@@ -199,7 +256,10 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
         .ok_or("the template has no StateTable")?
         .to_string();
     let sdk = switchyard_local::sdk_config(&stack.moto.endpoint).await;
-    let store = switchyard_aws::dynamo::DynamoStateStore::new(switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk), &state_table);
+    let store = switchyard_aws::dynamo::DynamoStateStore::new(
+        switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk),
+        &state_table,
+    );
     let key = switchyard_core::workflow::RunKey {
         tenant: switchyard_core::TenantId::parse("demo").map_err(err)?,
         event: switchyard_core::EventId::parse(id).map_err(err)?,

@@ -33,7 +33,6 @@ pub struct Args {
     pub keep_running: bool,
 }
 
-
 impl Args {
     pub fn parse(root: &Path, args: &[String]) -> Result<Self, String> {
         let mut a = Self {
@@ -136,7 +135,8 @@ pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Res
     opts.http_port = args.port;
     opts.triggers = triggers;
     opts.print_invocations = true;
-    opts.function_log_dir = (!args.function_logs).then(|| target_dir(root).join("local").join(&stack_name).join("logs"));
+    opts.function_log_dir =
+        (!args.function_logs).then(|| target_dir(root).join("local").join(&stack_name).join("logs"));
     let runner = Runner::start(&sdk, &template, opts).await.map_err(err)?;
     Ok(Stack {
         moto,
@@ -155,8 +155,17 @@ pub fn describe(stack: &Stack, args: &Args) {
     }
     println!("==> functions (their real binaries, behind a local Lambda Runtime API):");
     for f in &plan.functions {
-        let mut triggers: Vec<String> = f.sqs.iter().map(|s| format!("sqs:{} (batch {}, window {} s)", s.queue, s.batch_size, s.window_secs)).collect();
-        triggers.extend(plan.rule_invokes.iter().filter(|r| r.function == f.logical_id).map(|r| format!("rule:{}", r.rule)));
+        let mut triggers: Vec<String> = f
+            .sqs
+            .iter()
+            .map(|s| format!("sqs:{} (batch {}, window {} s)", s.queue, s.batch_size, s.window_secs))
+            .collect();
+        triggers.extend(
+            plan.rule_invokes
+                .iter()
+                .filter(|r| r.function == f.logical_id)
+                .map(|r| format!("rule:{}", r.rule)),
+        );
         triggers.extend(
             plan.schedules
                 .iter()
@@ -184,7 +193,10 @@ pub fn describe(stack: &Stack, args: &Args) {
         }
     }
     if let Some(k) = &stack.admin_key {
-        println!("==> admin key of this run (AdminKeySha256 is its SHA-256): {}", k.expose());
+        println!(
+            "==> admin key of this run (AdminKeySha256 is its SHA-256): {}",
+            k.expose()
+        );
     }
 }
 
@@ -262,9 +274,18 @@ pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
         args.port = 0;
         let stack = start(root, &venv, &args, false).await?;
         if stack.runner.plan().function(&function).is_none() {
-            let names: Vec<String> = stack.runner.plan().functions.iter().map(|f| f.logical_id.clone()).collect();
+            let names: Vec<String> = stack
+                .runner
+                .plan()
+                .functions
+                .iter()
+                .map(|f| f.logical_id.clone())
+                .collect();
             stop(stack).await;
-            return Err(format!("no function {function} in the template (it has {})", names.join(", ")));
+            return Err(format!(
+                "no function {function} in the template (it has {})",
+                names.join(", ")
+            ));
         }
         let outcome = stack.runner.invoke(&function, bytes::Bytes::from(payload)).await;
         stop(stack).await;
@@ -275,7 +296,10 @@ pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
             }
             other => {
                 if let switchyard_local::runner::lambda::Outcome::Error { error_type, message } = &other {
-                    println!("{}", serde_json::json!({ "errorType": error_type, "errorMessage": message }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "errorType": error_type, "errorMessage": message })
+                    );
                 }
                 Err(format!("the invocation failed: {}", other.summary()))
             }

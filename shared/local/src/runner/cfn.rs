@@ -94,7 +94,11 @@ impl Cfn {
             resources: HashMap::new(),
         };
         // Conditions may refer to each other; evaluate until all settle.
-        let conditions = template.get("Conditions").and_then(Value::as_object).cloned().unwrap_or_default();
+        let conditions = template
+            .get("Conditions")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let mut pending: Vec<(String, Value)> = conditions.into_iter().collect();
         while !pending.is_empty() {
             let before = pending.len();
@@ -273,7 +277,10 @@ impl Cfn {
                 self.sub(text, &vars).map(|s| Some(Value::String(s)))
             }
             "Fn::Join" => {
-                let a = arg.as_array().filter(|a| a.len() == 2).ok_or("Fn::Join takes [delimiter, list]")?;
+                let a = arg
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or("Fn::Join takes [delimiter, list]")?;
                 let delim = a[0].as_str().ok_or("Fn::Join: the delimiter must be a string")?;
                 let parts = match self.resolve(&a[1])? {
                     Value::Array(p) => p,
@@ -283,7 +290,10 @@ impl Cfn {
                 Ok(Some(Value::String(parts?.join(delim))))
             }
             "Fn::Select" => {
-                let a = arg.as_array().filter(|a| a.len() == 2).ok_or("Fn::Select takes [index, list]")?;
+                let a = arg
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or("Fn::Select takes [index, list]")?;
                 let index: usize = self
                     .resolve_string(&a[0])?
                     .parse()
@@ -298,7 +308,10 @@ impl Cfn {
                 }
             }
             "Fn::Split" => {
-                let a = arg.as_array().filter(|a| a.len() == 2).ok_or("Fn::Split takes [delimiter, string]")?;
+                let a = arg
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or("Fn::Split takes [delimiter, string]")?;
                 let delim = a[0].as_str().ok_or("Fn::Split: the delimiter must be a string")?;
                 let text = self.resolve_string(&a[1])?;
                 Ok(Some(Value::Array(
@@ -306,7 +319,10 @@ impl Cfn {
                 )))
             }
             "Fn::If" => {
-                let a = arg.as_array().filter(|a| a.len() == 3).ok_or("Fn::If takes [condition, then, else]")?;
+                let a = arg
+                    .as_array()
+                    .filter(|a| a.len() == 3)
+                    .ok_or("Fn::If takes [condition, then, else]")?;
                 let cond = a[0].as_str().ok_or("Fn::If: the condition must be a name")?;
                 let branch = if self.condition_named(cond)? { &a[1] } else { &a[2] };
                 self.eval(branch)
@@ -359,7 +375,9 @@ impl Cfn {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find('}').ok_or_else(|| format!("Fn::Sub: unclosed ${{ in {text:?}"))?;
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("Fn::Sub: unclosed ${{ in {text:?}"))?;
             let var = &after[..end];
             if let Some(literal) = var.strip_prefix('!') {
                 out.push_str("${");
@@ -480,19 +498,34 @@ mod tests {
     fn overrides_win_and_unknown_overrides_are_refused() {
         let template = json!({"Parameters": {"Stage": {"Type": "String", "Default": "dev"}}});
         let o = HashMap::from([("Stage".to_string(), "prod".to_string())]);
-        assert_eq!(Cfn::new(&template, "s", "r", &o).unwrap().param("Stage").as_deref(), Some("prod"));
+        assert_eq!(
+            Cfn::new(&template, "s", "r", &o).unwrap().param("Stage").as_deref(),
+            Some("prod")
+        );
         let bad = HashMap::from([("Nope".to_string(), "1".to_string())]);
         assert!(Cfn::new(&template, "s", "r", &bad).unwrap_err().contains("Nope"));
         let no_default = json!({"Parameters": {"Key": {"Type": "String"}}});
-        assert!(Cfn::new(&no_default, "s", "r", &HashMap::new()).unwrap_err().contains("Key"));
+        assert!(
+            Cfn::new(&no_default, "s", "r", &HashMap::new())
+                .unwrap_err()
+                .contains("Key")
+        );
     }
 
     #[test]
     fn unknown_things_are_errors_not_guesses() {
         let c = cfn();
         assert!(c.resolve(&json!({"Ref": "Missing"})).unwrap_err().contains("Missing"));
-        assert!(c.resolve(&json!({"Fn::GetAtt": ["Q", "Nope"]})).unwrap_err().contains("Q.Nope"));
-        assert!(c.resolve(&json!({"Fn::ImportValue": "x"})).unwrap_err().contains("Fn::ImportValue"));
+        assert!(
+            c.resolve(&json!({"Fn::GetAtt": ["Q", "Nope"]}))
+                .unwrap_err()
+                .contains("Q.Nope")
+        );
+        assert!(
+            c.resolve(&json!({"Fn::ImportValue": "x"}))
+                .unwrap_err()
+                .contains("Fn::ImportValue")
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub fn match_route<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<
         if r.method != "ANY" && r.method != method {
             continue;
         }
-        let Some((literals, kind, params)) = match_path(&r.path, &segs) else { continue };
+        let Some((literals, kind, params)) = match_path(&r.path, &segs) else {
+            continue;
+        };
         let score = (literals, kind, r.method != "ANY");
         if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
             best = Some((score, r, params));
@@ -171,7 +173,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(b) => {
                         out.push(b);
                         i += 2;
@@ -260,7 +265,11 @@ pub fn response(outcome: &Outcome) -> Response<Full<Bytes>> {
 
 /// Reads a request body up to API Gateway's limit; `None` if larger.
 pub async fn read_body(body: Incoming) -> Option<Bytes> {
-    Limited::new(body, MAX_BODY_BYTES).collect().await.ok().map(|c| c.to_bytes())
+    Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .ok()
+        .map(|c| c.to_bytes())
 }
 
 /// Splits a request into the parts the event needs.
@@ -297,9 +306,15 @@ mod tests {
         let (f, p) = m("GET", "/v1/events/evt_1").unwrap();
         assert_eq!((f.as_str(), p["id"].as_str()), ("GET /v1/events/{id}", Some("evt_1")));
         let (f, p) = m("GET", "/v1/events/evt_1/deliveries").unwrap();
-        assert_eq!((f.as_str(), p["proxy"].as_str()), ("GET /v1/events/{proxy+}", Some("evt_1/deliveries")));
+        assert_eq!(
+            (f.as_str(), p["proxy"].as_str()),
+            ("GET /v1/events/{proxy+}", Some("evt_1/deliveries"))
+        );
         assert_eq!(m("DELETE", "/v1/endpoints").unwrap().0, "ANY /v1/endpoints");
-        assert_eq!(m("PATCH", "/v1/endpoints/ep_1/secret").unwrap().0, "ANY /v1/endpoints/{proxy+}");
+        assert_eq!(
+            m("PATCH", "/v1/endpoints/ep_1/secret").unwrap().0,
+            "ANY /v1/endpoints/{proxy+}"
+        );
         let without_default = &routes[..5];
         assert!(match_route(without_default, "GET", "/nope").is_none());
         assert!(match_route(without_default, "PUT", "/v1/events").is_none());
@@ -314,7 +329,10 @@ mod tests {
         assert_eq!(r.headers()["x-a"], "1");
         assert_eq!(r.headers()["set-cookie"], "c=1");
         let r = response(&Outcome::Ok(Bytes::from(r#"{"hello":"world"}"#)));
-        assert_eq!((r.status().as_u16(), &r.headers()["content-type"]), (200, &"application/json".parse::<hyper::header::HeaderValue>().unwrap()));
+        assert_eq!(
+            (r.status().as_u16(), &r.headers()["content-type"]),
+            (200, &"application/json".parse::<hyper::header::HeaderValue>().unwrap())
+        );
         assert_eq!(response(&Outcome::Timeout).status(), 503);
         assert_eq!(response(&Outcome::Crashed("x".into())).status(), 500);
         assert_eq!(response(&Outcome::Ok(Bytes::from("not json"))).status(), 500);

@@ -267,8 +267,14 @@ async fn spawn_instance(inner: Arc<Inner>) -> Result<(), String> {
     lock(&inner.pids).push(pid);
     let tail = Arc::new(Mutex::new(VecDeque::<String>::new()));
     for pipe in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
     ]
     .into_iter()
     .flatten()
@@ -323,7 +329,10 @@ async fn spawn_instance(inner: Arc<Inner>) -> Result<(), String> {
         }
         if !took_any {
             let tail: Vec<String> = lock(&tail).iter().cloned().collect();
-            let why = format!("Runtime.InitError: the process exited during init ({status}): {}", tail.join(" | "));
+            let why = format!(
+                "Runtime.InitError: the process exited during init ({status}): {}",
+                tail.join(" | ")
+            );
             *lock(&inner.last_exit) = Some(why.clone());
             fail_waiting_if_no_instance(&inner, &why).await;
         }
@@ -335,14 +344,18 @@ async fn spawn_instance(inner: Arc<Inner>) -> Result<(), String> {
 async fn serve(listener: TcpListener, inner: Arc<Inner>, instance: Arc<Instance>) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let (inner, instance) = (inner.clone(), instance.clone());
         conns.spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let (inner, instance) = (inner.clone(), instance.clone());
                 async move { Ok::<_, hyper::Error>(runtime_api(req, &inner, &instance).await) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
         while conns.try_join_next().is_some() {}
     }
@@ -362,7 +375,12 @@ async fn runtime_api(req: Request<Incoming>, inner: &Arc<Inner>, instance: &Arc<
     match (req.method(), rest) {
         (&Method::GET, "invocation/next") => next(inner, instance).await,
         (&Method::POST, "init/error") => {
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let (error_type, message) = error_fields(&body);
             *lock(&inner.last_exit) = Some(format!("{error_type}: {message}"));
             reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
@@ -372,7 +390,12 @@ async fn runtime_api(req: Request<Incoming>, inner: &Arc<Inner>, instance: &Arc<
                 return reply(StatusCode::NOT_FOUND, r#"{"errorMessage":"unknown path"}"#);
             };
             let (id, kind) = (id.to_string(), kind.to_string());
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let cur = {
                 let mut slot = lock(&instance.current);
                 match slot.as_ref() {
@@ -381,7 +404,10 @@ async fn runtime_api(req: Request<Incoming>, inner: &Arc<Inner>, instance: &Arc<
                 }
             };
             let Some(cur) = cur else {
-                return reply(StatusCode::BAD_REQUEST, r#"{"errorMessage":"no such invocation in progress"}"#);
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"errorMessage":"no such invocation in progress"}"#,
+                );
             };
             let outcome = match kind.as_str() {
                 "response" => Outcome::Ok(body),
@@ -394,7 +420,10 @@ async fn runtime_api(req: Request<Incoming>, inner: &Arc<Inner>, instance: &Arc<
             let _ = cur.reply.send(outcome);
             reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
         }
-        _ => reply(StatusCode::METHOD_NOT_ALLOWED, r#"{"errorMessage":"method not allowed"}"#),
+        _ => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"errorMessage":"method not allowed"}"#,
+        ),
     }
 }
 
@@ -456,7 +485,11 @@ async fn next(inner: &Arc<Inner>, instance: &Arc<Instance>) -> Response<Full<Byt
             timer_instance.kill.notify_one();
         }
     });
-    let trace = format!("Root=1-{:08x}-{};Sampled=0", deadline_ms / 1000, &request_id.to_lowercase()[..24.min(request_id.len())]);
+    let trace = format!(
+        "Root=1-{:08x}-{};Sampled=0",
+        deadline_ms / 1000,
+        &request_id.to_lowercase()[..24.min(request_id.len())]
+    );
     let mut r = Response::new(Full::new(p.payload));
     let h = r.headers_mut();
     let mut set = |k: &'static str, v: &str| {

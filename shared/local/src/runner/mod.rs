@@ -241,7 +241,11 @@ impl Runner {
                 binary: f.binary.clone(),
                 env: function_env(f, &moto_endpoint, &opts),
                 timeout: Duration::from_secs(f.timeout_secs.max(1)),
-                max_instances: f.reserved_concurrency.map(|r| r as usize).unwrap_or(opts.max_instances).clamp(1, opts.max_instances.max(1)),
+                max_instances: f
+                    .reserved_concurrency
+                    .map(|r| r as usize)
+                    .unwrap_or(opts.max_instances)
+                    .clamp(1, opts.max_instances.max(1)),
             };
             hosts.insert(f.logical_id.clone(), Host::new(spec, log.clone()));
         }
@@ -273,7 +277,11 @@ impl Runner {
     fn start_triggers(&mut self, listeners: Vec<(String, TcpListener)>, opts: &Options) {
         for f in &self.plan.functions {
             for src in &f.sqs {
-                let concurrency = src.max_concurrency.map(|c| c as usize).unwrap_or(opts.max_instances).clamp(1, opts.max_instances.max(1));
+                let concurrency = src
+                    .max_concurrency
+                    .map(|c| c as usize)
+                    .unwrap_or(opts.max_instances)
+                    .clamp(1, opts.max_instances.max(1));
                 self.tasks.push(tokio::spawn(poll_sqs(
                     self.shared.clone(),
                     f.logical_id.clone(),
@@ -300,12 +308,14 @@ impl Runner {
             )));
         }
         for s in &self.plan.schedules {
-            self.tasks.push(tokio::spawn(run_schedule(self.shared.clone(), s.clone())));
+            self.tasks
+                .push(tokio::spawn(run_schedule(self.shared.clone(), s.clone())));
         }
         for (api, listener) in listeners {
             let routes: Vec<provision::Route> = self.plan.routes.iter().filter(|r| r.api == api).cloned().collect();
             let api_id = self.plan.reference(&api).unwrap_or(&api).to_string();
-            self.tasks.push(tokio::spawn(serve_api(self.shared.clone(), listener, api_id, routes)));
+            self.tasks
+                .push(tokio::spawn(serve_api(self.shared.clone(), listener, api_id, routes)));
         }
     }
 
@@ -432,7 +442,9 @@ async fn poll_sqs(
     };
     let trigger = format!("sqs:{}", src.queue);
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let messages = match receive_batch(&shared.sqs, &src, wait_secs).await {
             Ok(m) => m,
             Err(e) => {
@@ -444,8 +456,13 @@ async fn poll_sqs(
         if messages.is_empty() {
             continue;
         }
-        let (shared, function, queue, trigger, report) =
-            (shared.clone(), function.clone(), queue.clone(), trigger.clone(), src.report_failures);
+        let (shared, function, queue, trigger, report) = (
+            shared.clone(),
+            function.clone(),
+            queue.clone(),
+            trigger.clone(),
+            src.report_failures,
+        );
         tokio::spawn(async move {
             let _permit = permit;
             let event = esm::to_sqs_event(&messages, &queue);
@@ -544,7 +561,9 @@ async fn poll_rule(shared: Arc<Shared>, ri: provision::RuleInvoke, cfg: provisio
             let (shared, ri, cfg, trigger) = (shared.clone(), ri.clone(), cfg.clone(), trigger.clone());
             tokio::spawn(async move {
                 let body = m.body.clone().unwrap_or_default();
-                let outcome = shared.invoke(&ri.function, &trigger, 1, Bytes::from(body.clone())).await;
+                let outcome = shared
+                    .invoke(&ri.function, &trigger, 1, Bytes::from(body.clone()))
+                    .await;
                 let attempts: u32 = m
                     .attributes
                     .as_ref()
@@ -576,7 +595,11 @@ async fn poll_rule(shared: Arc<Shared>, ri: provision::RuleInvoke, cfg: provisio
                         .send()
                         .await
                     {
-                        eprintln!("runner: {} OnFailure send: {}", ri.function, aws_sdk_sqs::error::DisplayErrorContext(e));
+                        eprintln!(
+                            "runner: {} OnFailure send: {}",
+                            ri.function,
+                            aws_sdk_sqs::error::DisplayErrorContext(e)
+                        );
                         return; // keep the event; it comes back
                     }
                 }
@@ -616,7 +639,9 @@ fn failure_record(ri: &provision::RuleInvoke, payload: &str, outcome: &Outcome, 
 }
 
 async fn run_schedule(shared: Arc<Shared>, s: provision::Schedule) {
-    let Ok(expr) = schedule::Expression::parse(&s.expression) else { return };
+    let Ok(expr) = schedule::Expression::parse(&s.expression) else {
+        return;
+    };
     let trigger = format!("schedule:{}", s.rule);
     loop {
         let now = switchyard_core::time_util::now_utc();
@@ -645,8 +670,19 @@ async fn run_schedule(shared: Arc<Shared>, s: provision::Schedule) {
                 });
             }
             ScheduleTarget::Queue(url) => {
-                if let Err(e) = shared.sqs.send_message().queue_url(url).message_body(payload).send().await {
-                    eprintln!("runner: schedule {}: {}", s.rule, aws_err("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e)));
+                if let Err(e) = shared
+                    .sqs
+                    .send_message()
+                    .queue_url(url)
+                    .message_body(payload)
+                    .send()
+                    .await
+                {
+                    eprintln!(
+                        "runner: schedule {}: {}",
+                        s.rule,
+                        aws_err("SendMessage", aws_sdk_sqs::error::DisplayErrorContext(e))
+                    );
                 }
             }
         }
@@ -660,14 +696,18 @@ async fn serve_api(shared: Arc<Shared>, listener: TcpListener, api_id: String, r
     let routes = Arc::new(routes);
     let mut conns = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
         let (shared, routes, api_id) = (shared.clone(), routes.clone(), api_id.clone());
         conns.spawn(async move {
             let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let (shared, routes, api_id) = (shared.clone(), routes.clone(), api_id.clone());
                 async move { Ok::<_, hyper::Error>(api_request(&shared, &routes, &api_id, req, peer).await) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
         while conns.try_join_next().is_some() {}
     }

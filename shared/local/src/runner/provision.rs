@@ -57,10 +57,22 @@ const NOT_EMULATED: &[(&str, &str)] = &[
     ("AWS::IAM::Policy", "moto's endpoints do not enforce IAM"),
     ("AWS::IAM::ManagedPolicy", "moto's endpoints do not enforce IAM"),
     ("AWS::Lambda::Permission", "the runner invokes functions itself"),
-    ("AWS::CloudWatch::Alarm", "CloudWatch is not emulated (metrics are log lines locally)"),
-    ("AWS::CloudWatch::Dashboard", "CloudWatch is not emulated (metrics are log lines locally)"),
-    ("AWS::SNS::Topic", "alarms are not evaluated locally, so nothing publishes to it"),
-    ("AWS::SNS::Subscription", "alarms are not evaluated locally, so nothing publishes to it"),
+    (
+        "AWS::CloudWatch::Alarm",
+        "CloudWatch is not emulated (metrics are log lines locally)",
+    ),
+    (
+        "AWS::CloudWatch::Dashboard",
+        "CloudWatch is not emulated (metrics are log lines locally)",
+    ),
+    (
+        "AWS::SNS::Topic",
+        "alarms are not evaluated locally, so nothing publishes to it",
+    ),
+    (
+        "AWS::SNS::Subscription",
+        "alarms are not evaluated locally, so nothing publishes to it",
+    ),
 ];
 
 /// The SAM implicit HTTP API's logical id (events without `ApiId`).
@@ -182,7 +194,12 @@ impl Plan {
 
     /// `Fn::GetAtt` of a resource.
     pub fn attribute(&self, logical_id: &str, name: &str) -> Option<&str> {
-        self.cfn.resources.get(logical_id)?.get_att.get(name).map(String::as_str)
+        self.cfn
+            .resources
+            .get(logical_id)?
+            .get_att
+            .get(name)
+            .map(String::as_str)
     }
 
     pub fn function(&self, logical_id: &str) -> Option<&Function> {
@@ -191,7 +208,11 @@ impl Plan {
 
     /// The logical ids of the created resources of `kind`.
     pub fn created_of(&self, kind: &str) -> Vec<&str> {
-        self.created.iter().filter(|c| c.1 == kind).map(|c| c.0.as_str()).collect()
+        self.created
+            .iter()
+            .filter(|c| c.1 == kind)
+            .map(|c| c.0.as_str())
+            .collect()
     }
 }
 
@@ -215,8 +236,7 @@ pub fn http_apis(template: &Value) -> Vec<String> {
             .and_then(Value::as_object)
             .is_some_and(|events| {
                 events.values().any(|e| {
-                    e.get("Type").and_then(Value::as_str) == Some("HttpApi")
-                        && e.pointer("/Properties/ApiId").is_none()
+                    e.get("Type").and_then(Value::as_str) == Some("HttpApi") && e.pointer("/Properties/ApiId").is_none()
                 })
             })
     });
@@ -239,8 +259,8 @@ enum Node {
 
 /// Provisions `template` in moto (at `sdk`'s endpoint) and plans the rest.
 pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Result<Plan, LocalError> {
-    let mut cfn = Cfn::new(template, &opts.stack_name, crate::LOCAL_REGION, &opts.parameters)
-        .map_err(LocalError::Template)?;
+    let mut cfn =
+        Cfn::new(template, &opts.stack_name, crate::LOCAL_REGION, &opts.parameters).map_err(LocalError::Template)?;
     let resources = template
         .get("Resources")
         .and_then(Value::as_object)
@@ -312,8 +332,14 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                 let role = format!("{id}Role");
                 cfn.resources.insert(
                     role.clone(),
-                    Attrs::new(format!("{}-{role}", opts.stack_name))
-                        .with("Arn", format!("arn:aws:iam::{}:role/{}-{role}", super::cfn::ACCOUNT_ID, opts.stack_name)),
+                    Attrs::new(format!("{}-{role}", opts.stack_name)).with(
+                        "Arn",
+                        format!(
+                            "arn:aws:iam::{}:role/{}-{role}",
+                            super::cfn::ACCOUNT_ID,
+                            opts.stack_name
+                        ),
+                    ),
                 );
                 for (event, spec) in merged.get("Events").and_then(Value::as_object).into_iter().flatten() {
                     let etype = spec.get("Type").and_then(Value::as_str).unwrap_or_default();
@@ -356,8 +382,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                 let url = opts.api_endpoints.get(id).cloned().unwrap_or_default();
                 cfn.resources.insert(
                     id.clone(),
-                    Attrs::new(format!("local{}", id.to_lowercase()))
-                        .with("ApiEndpoint", url),
+                    Attrs::new(format!("local{}", id.to_lowercase())).with("ApiEndpoint", url),
                 );
                 for (k, _) in props.as_object().into_iter().flatten() {
                     match k.as_str() {
@@ -481,8 +506,13 @@ fn creation_order(nodes: &[(String, Node, Vec<String>)]) -> Result<Vec<usize>, L
                 order.push(i);
             }
             None => {
-                let stuck: Vec<&str> = (0..nodes.len()).filter(|&i| !done[i]).map(|i| nodes[i].0.as_str()).collect();
-                return Err(LocalError::Template(format!("resources {stuck:?} depend on each other in a cycle")));
+                let stuck: Vec<&str> = (0..nodes.len())
+                    .filter(|&i| !done[i])
+                    .map(|i| nodes[i].0.as_str())
+                    .collect();
+                return Err(LocalError::Template(format!(
+                    "resources {stuck:?} depend on each other in a cycle"
+                )));
             }
         }
     }
@@ -572,7 +602,10 @@ async fn create_queue(
         None => format!("{}-{id}", cfn.stack_name),
     };
     if name.len() > 80 {
-        return Err(err(id, format!("would be named {name:?}, longer than SQS's 80 characters")));
+        return Err(err(
+            id,
+            format!("would be named {name:?}, longer than SQS's 80 characters"),
+        ));
     }
     let mut req = c.sqs.create_queue().queue_name(&name);
     for (prop, attr) in [
@@ -580,9 +613,15 @@ async fn create_queue(
         ("MessageRetentionPeriod", QueueAttributeName::MessageRetentionPeriod),
         ("DelaySeconds", QueueAttributeName::DelaySeconds),
         ("MaximumMessageSize", QueueAttributeName::MaximumMessageSize),
-        ("ReceiveMessageWaitTimeSeconds", QueueAttributeName::ReceiveMessageWaitTimeSeconds),
+        (
+            "ReceiveMessageWaitTimeSeconds",
+            QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+        ),
         ("FifoQueue", QueueAttributeName::FifoQueue),
-        ("ContentBasedDeduplication", QueueAttributeName::ContentBasedDeduplication),
+        (
+            "ContentBasedDeduplication",
+            QueueAttributeName::ContentBasedDeduplication,
+        ),
         ("DeduplicationScope", QueueAttributeName::DeduplicationScope),
         ("FifoThroughputLimit", QueueAttributeName::FifoThroughputLimit),
     ] {
@@ -592,7 +631,9 @@ async fn create_queue(
     }
     if let Some(policy) = props.get("RedrivePolicy") {
         let policy: Value = match policy {
-            Value::String(s) => serde_json::from_str(s).map_err(|e| err(id, format!("RedrivePolicy is not JSON: {e}")))?,
+            Value::String(s) => {
+                serde_json::from_str(s).map_err(|e| err(id, format!("RedrivePolicy is not JSON: {e}")))?
+            }
             other => other.clone(),
         };
         req = req.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
@@ -619,15 +660,23 @@ async fn create_queue(
         .ok_or_else(|| LocalError::Aws(format!("CreateQueue {name} returned no URL")))?;
     let arn = cfn.arn("sqs", &name);
     Ok((
-        Attrs::new(&url).with("Arn", arn).with("QueueName", &name).with("QueueUrl", &url),
+        Attrs::new(&url)
+            .with("Arn", arn)
+            .with("QueueName", &name)
+            .with("QueueUrl", &url),
         url,
     ))
 }
 
 async fn apply_queue_policy(c: &Clients, id: &str, props: &Map<String, Value>) -> Result<(Attrs, String), LocalError> {
     check_props(id, QUEUE_POLICY, props, &["Queues", "PolicyDocument"])?;
-    let doc = props.get("PolicyDocument").ok_or_else(|| err(id, "has no PolicyDocument"))?;
-    let queues = props.get("Queues").and_then(Value::as_array).ok_or_else(|| err(id, "has no Queues list"))?;
+    let doc = props
+        .get("PolicyDocument")
+        .ok_or_else(|| err(id, "has no PolicyDocument"))?;
+    let queues = props
+        .get("Queues")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err(id, "has no Queues list"))?;
     for q in queues {
         let url = text(q);
         c.sqs
@@ -642,7 +691,9 @@ async fn apply_queue_policy(c: &Clients, id: &str, props: &Map<String, Value>) -
 }
 
 fn key_schema(id: &str, v: Option<&Value>) -> Result<Vec<ddb::KeySchemaElement>, LocalError> {
-    let list = v.and_then(Value::as_array).ok_or_else(|| err(id, "has no KeySchema list"))?;
+    let list = v
+        .and_then(Value::as_array)
+        .ok_or_else(|| err(id, "has no KeySchema list"))?;
     list.iter()
         .map(|k| {
             let name = k.get("AttributeName").map(text).unwrap_or_default();
@@ -658,9 +709,17 @@ fn key_schema(id: &str, v: Option<&Value>) -> Result<Vec<ddb::KeySchemaElement>,
 
 fn projection(v: Option<&Value>) -> ddb::Projection {
     let mut p = ddb::Projection::builder().projection_type(ddb::ProjectionType::from(
-        v.and_then(|p| p.get("ProjectionType")).map(text).unwrap_or_else(|| "ALL".into()).as_str(),
+        v.and_then(|p| p.get("ProjectionType"))
+            .map(text)
+            .unwrap_or_else(|| "ALL".into())
+            .as_str(),
     ));
-    for a in v.and_then(|p| p.get("NonKeyAttributes")).and_then(Value::as_array).into_iter().flatten() {
+    for a in v
+        .and_then(|p| p.get("NonKeyAttributes"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         p = p.non_key_attributes(text(a));
     }
     p.build()
@@ -710,7 +769,12 @@ async fn create_table(
         .map(text)
         .unwrap_or_else(|| format!("{}-{id}", cfn.stack_name));
     let mut req = c.ddb.create_table().table_name(&name);
-    for a in props.get("AttributeDefinitions").and_then(Value::as_array).into_iter().flatten() {
+    for a in props
+        .get("AttributeDefinitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         req = req.attribute_definitions(
             ddb::AttributeDefinition::builder()
                 .attribute_name(a.get("AttributeName").map(text).unwrap_or_default())
@@ -722,12 +786,20 @@ async fn create_table(
         );
     }
     req = req.set_key_schema(Some(key_schema(id, props.get("KeySchema"))?));
-    let billing = props.get("BillingMode").map(text).unwrap_or_else(|| "PROVISIONED".into());
+    let billing = props
+        .get("BillingMode")
+        .map(text)
+        .unwrap_or_else(|| "PROVISIONED".into());
     req = req.billing_mode(ddb::BillingMode::from(billing.as_str()));
     if billing == "PROVISIONED" {
         req = req.set_provisioned_throughput(throughput(id, props.get("ProvisionedThroughput"))?);
     }
-    for g in props.get("GlobalSecondaryIndexes").and_then(Value::as_array).into_iter().flatten() {
+    for g in props
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let mut b = ddb::GlobalSecondaryIndex::builder()
             .index_name(g.get("IndexName").map(text).unwrap_or_default())
             .set_key_schema(Some(key_schema(id, g.get("KeySchema"))?))
@@ -737,7 +809,12 @@ async fn create_table(
         }
         req = req.global_secondary_indexes(b.build().map_err(|e| err(id, format!("GSI: {e}")))?);
     }
-    for l in props.get("LocalSecondaryIndexes").and_then(Value::as_array).into_iter().flatten() {
+    for l in props
+        .get("LocalSecondaryIndexes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         req = req.local_secondary_indexes(
             ddb::LocalSecondaryIndex::builder()
                 .index_name(l.get("IndexName").map(text).unwrap_or_default())
@@ -790,7 +867,12 @@ async fn create_table(
             .map_err(|e| aws_err(format!("UpdateTimeToLive {name} ({id})"), DdbCtx(e)))?;
         notes.push(format!("{id}: TTL is set, but moto never expires items"));
     }
-    for prop in ["PointInTimeRecoverySpecification", "SSESpecification", "DeletionProtectionEnabled", "TableClass"] {
+    for prop in [
+        "PointInTimeRecoverySpecification",
+        "SSESpecification",
+        "DeletionProtectionEnabled",
+        "TableClass",
+    ] {
         if props.contains_key(prop) {
             notes.push(format!("{id}.{prop}: not applied locally"));
         }
@@ -807,16 +889,20 @@ async fn create_table(
     Ok((attrs, name))
 }
 
-async fn create_bus(c: &Clients, cfn: &Cfn, id: &str, props: &Map<String, Value>) -> Result<(Attrs, String), LocalError> {
+async fn create_bus(
+    c: &Clients,
+    cfn: &Cfn,
+    id: &str,
+    props: &Map<String, Value>,
+) -> Result<(Attrs, String), LocalError> {
     check_props(id, BUS, props, &["Name", "Description", "Tags"])?;
     let name = props.get("Name").map(text).ok_or_else(|| err(id, "has no Name"))?;
-    let out = c
-        .eb
-        .create_event_bus()
-        .name(&name)
-        .send()
-        .await
-        .map_err(|e| aws_err(format!("CreateEventBus {name} ({id})"), EbCtx(e)))?;
+    let out =
+        c.eb.create_event_bus()
+            .name(&name)
+            .send()
+            .await
+            .map_err(|e| aws_err(format!("CreateEventBus {name} ({id})"), EbCtx(e)))?;
     let arn = out
         .event_bus_arn
         .unwrap_or_else(|| cfn.arn("events", &format!("event-bus/{name}")));
@@ -839,7 +925,16 @@ impl RuleSpec {
             id,
             RULE,
             props,
-            &["Name", "Description", "EventBusName", "EventPattern", "ScheduleExpression", "State", "Targets", "RoleArn"],
+            &[
+                "Name",
+                "Description",
+                "EventBusName",
+                "EventPattern",
+                "ScheduleExpression",
+                "State",
+                "Targets",
+                "RoleArn",
+            ],
         )?;
         Ok(Self {
             name: props.get("Name").map(text).unwrap_or_else(|| rule_name(cfn, id)),
@@ -847,13 +942,23 @@ impl RuleSpec {
             pattern: props.get("EventPattern").map(pattern_text),
             schedule: props.get("ScheduleExpression").map(text),
             enabled: props.get("State").is_none_or(|s| text(s) == "ENABLED"),
-            targets: props.get("Targets").and_then(Value::as_array).cloned().unwrap_or_default(),
+            targets: props
+                .get("Targets")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 
     /// What SAM generates for an `EventBridgeRule`/`CloudWatchEvent` (or a
     /// `Schedule`) event of `function`: one rule, the function its target.
-    fn from_function_event(cfn: &Cfn, id: &str, function: &str, props: &Value, schedule: bool) -> Result<Self, LocalError> {
+    fn from_function_event(
+        cfn: &Cfn,
+        id: &str,
+        function: &str,
+        props: &Value,
+        schedule: bool,
+    ) -> Result<Self, LocalError> {
         let arn = cfn
             .resources
             .get(function)
@@ -874,7 +979,9 @@ impl RuleSpec {
             pattern: if schedule {
                 None
             } else {
-                Some(pattern_text(props.get("Pattern").ok_or_else(|| err(id, "has no Pattern"))?))
+                Some(pattern_text(
+                    props.get("Pattern").ok_or_else(|| err(id, "has no Pattern"))?,
+                ))
             },
             schedule: if schedule {
                 Some(
@@ -921,16 +1028,15 @@ async fn create_rule(
     rule_invokes: &mut Vec<RuleInvoke>,
     schedules: &mut Vec<Schedule>,
 ) -> Result<(Attrs, String), LocalError> {
-    let mut req = c
-        .eb
-        .put_rule()
-        .name(&rule.name)
-        .event_bus_name(&rule.bus)
-        .state(if rule.enabled {
-            aws_sdk_eventbridge::types::RuleState::Enabled
-        } else {
-            aws_sdk_eventbridge::types::RuleState::Disabled
-        });
+    let mut req =
+        c.eb.put_rule()
+            .name(&rule.name)
+            .event_bus_name(&rule.bus)
+            .state(if rule.enabled {
+                aws_sdk_eventbridge::types::RuleState::Enabled
+            } else {
+                aws_sdk_eventbridge::types::RuleState::Disabled
+            });
     if let Some(p) = &rule.pattern {
         req = req.event_pattern(p);
     }
@@ -942,7 +1048,9 @@ async fn create_rule(
         .send()
         .await
         .map_err(|e| aws_err(format!("PutRule {} ({id})", rule.name), EbCtx(e)))?;
-    let arn = out.rule_arn.unwrap_or_else(|| cfn.arn("events", &format!("rule/{}", rule.name)));
+    let arn = out
+        .rule_arn
+        .unwrap_or_else(|| cfn.arn("events", &format!("rule/{}", rule.name)));
     let function_arns: HashMap<String, String> = cfn
         .resources
         .iter()
@@ -953,15 +1061,23 @@ async fn create_rule(
         .collect();
     for t in &rule.targets {
         let target_id = t.get("Id").map(text).unwrap_or_else(|| "target".into());
-        let target_arn = t.get("Arn").map(text).ok_or_else(|| err(id, "has a target without Arn"))?;
+        let target_arn = t
+            .get("Arn")
+            .map(text)
+            .ok_or_else(|| err(id, "has a target without Arn"))?;
         for k in ["DeadLetterConfig", "RetryPolicy"] {
             if t.get(k).is_some() {
-                notes.push(format!("{id} target {target_id}: {k} not applied (moto delivers or drops at once)"));
+                notes.push(format!(
+                    "{id} target {target_id}: {k} not applied (moto delivers or drops at once)"
+                ));
             }
         }
         if let Some(function) = function_arns.get(&target_arn) {
             if t.get("InputTransformer").is_some() || t.get("InputPath").is_some() {
-                return Err(err(id, format!("target {target_id} reshapes the event for a function, which the local runner does not do")));
+                return Err(err(
+                    id,
+                    format!("target {target_id} reshapes the event for a function, which the local runner does not do"),
+                ));
             }
             if let Some(s) = &rule.schedule {
                 if rule.enabled {
@@ -976,7 +1092,10 @@ async fn create_rule(
                 continue;
             }
             if t.get("Input").is_some() {
-                return Err(err(id, format!("target {target_id} has a constant Input for a function; only schedules may")));
+                return Err(err(
+                    id,
+                    format!("target {target_id} has a constant Input for a function; only schedules may"),
+                ));
             }
             // A runner-owned queue stands in for the function.
             let mut qname = format!("{}-invoke-{}", rule.name, target_id);
@@ -1005,7 +1124,9 @@ async fn create_rule(
         if !target_arn.starts_with("arn:aws:sqs:") {
             return Err(err(
                 id,
-                format!("has target {target_arn}, which is neither a queue nor a function; the local runner cannot deliver to it"),
+                format!(
+                    "has target {target_arn}, which is neither a queue nor a function; the local runner cannot deliver to it"
+                ),
             ));
         }
         if let Some(s) = &rule.schedule {
@@ -1027,7 +1148,9 @@ async fn create_rule(
             }
             continue;
         }
-        let mut b = aws_sdk_eventbridge::types::Target::builder().id(&target_id).arn(&target_arn);
+        let mut b = aws_sdk_eventbridge::types::Target::builder()
+            .id(&target_id)
+            .arn(&target_arn);
         if let Some(input) = t.get("Input") {
             b = b.input(text(input));
         }
@@ -1060,15 +1183,14 @@ async fn put_target(
     id: &str,
     target: aws_sdk_eventbridge::types::Target,
 ) -> Result<(), LocalError> {
-    let out = c
-        .eb
-        .put_targets()
-        .rule(&rule.name)
-        .event_bus_name(&rule.bus)
-        .targets(target)
-        .send()
-        .await
-        .map_err(|e| aws_err(format!("PutTargets {} ({id})", rule.name), EbCtx(e)))?;
+    let out =
+        c.eb.put_targets()
+            .rule(&rule.name)
+            .event_bus_name(&rule.bus)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| aws_err(format!("PutTargets {} ({id})", rule.name), EbCtx(e)))?;
     if out.failed_entry_count() > 0 {
         return Err(LocalError::Aws(format!(
             "PutTargets {} ({id}): {:?}",
@@ -1090,7 +1212,10 @@ fn plan_function(
     let resolve = |v: &Value| cfn.resolve(v).map_err(|e| err(id, e));
     let runtime = props.get("Runtime").map(text).unwrap_or_default();
     if !runtime.starts_with("provided") {
-        return Err(err(id, format!("has runtime {runtime:?}; the local runner runs custom runtimes (provided.*) only")));
+        return Err(err(
+            id,
+            format!("has runtime {runtime:?}; the local runner runs custom runtimes (provided.*) only"),
+        ));
     }
     let binary = metadata
         .and_then(|m| m.pointer("/BuildProperties/Binary"))
@@ -1106,15 +1231,25 @@ fn plan_function(
     let number = |k: &str, default: u64| -> Result<u64, LocalError> {
         match props.get(k) {
             None => Ok(default),
-            Some(v) => text(&resolve(v)?).parse().map_err(|_| err(id, format!("has a {k} that is not a number"))),
+            Some(v) => text(&resolve(v)?)
+                .parse()
+                .map_err(|_| err(id, format!("has a {k} that is not a number"))),
         }
     };
-    let logging = props.get("LoggingConfig").map(resolve).transpose()?.unwrap_or(Value::Null);
+    let logging = props
+        .get("LoggingConfig")
+        .map(resolve)
+        .transpose()?
+        .unwrap_or(Value::Null);
     let log_group = logging
         .get("LogGroup")
         .map(text)
         .unwrap_or_else(|| format!("/aws/lambda/{}", attrs.reference));
-    let async_cfg = props.get("EventInvokeConfig").map(resolve).transpose()?.unwrap_or(Value::Null);
+    let async_cfg = props
+        .get("EventInvokeConfig")
+        .map(resolve)
+        .transpose()?
+        .unwrap_or(Value::Null);
     let on_failure = match async_cfg.pointer("/DestinationConfig/OnFailure") {
         None => None,
         Some(d) if d.get("Type").map(text).as_deref() == Some("SQS") => {
@@ -1124,11 +1259,22 @@ fn plan_function(
                 .values()
                 .find(|a| a.get_att.get("Arn") == Some(&arn))
                 .map(|a| a.reference.clone())
-                .ok_or_else(|| err(id, format!("has an OnFailure destination {arn} that is not a queue of the template")))?;
+                .ok_or_else(|| {
+                    err(
+                        id,
+                        format!("has an OnFailure destination {arn} that is not a queue of the template"),
+                    )
+                })?;
             Some(url)
         }
         Some(d) => {
-            return Err(err(id, format!("has an OnFailure destination of type {:?}; locally only SQS", d.get("Type"))));
+            return Err(err(
+                id,
+                format!(
+                    "has an OnFailure destination of type {:?}; locally only SQS",
+                    d.get("Type")
+                ),
+            ));
         }
     };
     let mut sqs = Vec::new();
@@ -1139,10 +1285,17 @@ fn plan_function(
             "SQS" => {
                 for k in eprops.as_object().into_iter().flatten().map(|(k, _)| k.as_str()) {
                     match k {
-                        "Queue" | "BatchSize" | "MaximumBatchingWindowInSeconds" | "FunctionResponseTypes" | "Enabled"
+                        "Queue"
+                        | "BatchSize"
+                        | "MaximumBatchingWindowInSeconds"
+                        | "FunctionResponseTypes"
+                        | "Enabled"
                         | "ScalingConfig" => {}
                         other => {
-                            return Err(err(id, format!("event {event} has {other}, which the local runner does not play")));
+                            return Err(err(
+                                id,
+                                format!("event {event} has {other}, which the local runner does not play"),
+                            ));
                         }
                     }
                 }
@@ -1155,7 +1308,12 @@ fn plan_function(
                     .resources
                     .iter()
                     .find(|(_, a)| a.get_att.get("Arn") == Some(&arn))
-                    .ok_or_else(|| err(id, format!("event {event} reads {arn}, which is not a queue of the template")))?;
+                    .ok_or_else(|| {
+                        err(
+                            id,
+                            format!("event {event} reads {arn}, which is not a queue of the template"),
+                        )
+                    })?;
                 let num = |k: &str| eprops.get(k).map(text).and_then(|s| s.parse::<u32>().ok());
                 sqs.push(SqsSource {
                     event: event.clone(),
@@ -1177,22 +1335,40 @@ fn plan_function(
             "HttpApi" => {
                 let api = match spec.pointer("/Properties/ApiId") {
                     Some(Value::Object(r)) => r.get("Ref").map(text).unwrap_or_default(),
-                    Some(other) => return Err(err(id, format!("event {event} has ApiId {other}; expected !Ref to an HttpApi"))),
+                    Some(other) => {
+                        return Err(err(
+                            id,
+                            format!("event {event} has ApiId {other}; expected !Ref to an HttpApi"),
+                        ));
+                    }
                     None => IMPLICIT_HTTP_API.to_string(),
                 };
                 if let Some(v) = eprops.get("PayloadFormatVersion")
                     && text(v) != "2.0"
                 {
-                    return Err(err(id, format!("event {event} uses payload format {}; the local HTTP API plays 2.0", text(v))));
+                    return Err(err(
+                        id,
+                        format!(
+                            "event {event} uses payload format {}; the local HTTP API plays 2.0",
+                            text(v)
+                        ),
+                    ));
                 }
                 for k in eprops.as_object().into_iter().flatten().map(|(k, _)| k.as_str()) {
-                    if !matches!(k, "ApiId" | "Method" | "Path" | "PayloadFormatVersion" | "TimeoutInMillis") {
+                    if !matches!(
+                        k,
+                        "ApiId" | "Method" | "Path" | "PayloadFormatVersion" | "TimeoutInMillis"
+                    ) {
                         notes.push(format!("{id} event {event}.{k}: not applied by the local HTTP API"));
                     }
                 }
                 routes.push(Route {
                     api,
-                    method: eprops.get("Method").map(text).unwrap_or_else(|| "ANY".into()).to_uppercase(),
+                    method: eprops
+                        .get("Method")
+                        .map(text)
+                        .unwrap_or_else(|| "ANY".into())
+                        .to_uppercase(),
                     path: eprops.get("Path").map(text).unwrap_or_else(|| "$default".into()),
                     function: id.to_string(),
                 });
@@ -1201,7 +1377,9 @@ fn plan_function(
         }
     }
     if props.get("Architectures").is_some() {
-        notes.push(format!("{id}.Architectures: runs on this machine's architecture locally"));
+        notes.push(format!(
+            "{id}.Architectures: runs on this machine's architecture locally"
+        ));
     }
     let function = Function {
         logical_id: id.to_string(),

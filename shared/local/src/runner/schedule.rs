@@ -36,7 +36,11 @@ impl Expression {
                 ("minute", 1) | ("minutes", 2..) => 60,
                 ("hour", 1) | ("hours", 2..) => 3600,
                 ("day", 1) | ("days", 2..) => 86_400,
-                (u, _) => return Err(format!("rate: unit {u:?} (minute(s), hour(s), day(s); singular only for 1)")),
+                (u, _) => {
+                    return Err(format!(
+                        "rate: unit {u:?} (minute(s), hour(s), day(s); singular only for 1)"
+                    ));
+                }
             };
             return Ok(Self::Rate(Duration::from_secs(n * secs)));
         }
@@ -50,7 +54,14 @@ impl Expression {
             if days.is_some() == weekdays.is_some() {
                 return Err("cron: exactly one of day-of-month and day-of-week must be '?'".into());
             }
-            let months = field(f[3], 1, 12, &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])?;
+            let months = field(
+                f[3],
+                1,
+                12,
+                &[
+                    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+                ],
+            )?;
             let years = if f[5] == "*" {
                 None
             } else {
@@ -92,7 +103,11 @@ impl Cron {
                     .as_ref()
                     .is_none_or(|w| w.contains(&(t.weekday().number_days_from_sunday() + 1)));
             if !day_ok {
-                t = (t + time::Duration::days(1)).replace_hour(0).ok()?.replace_minute(0).ok()?;
+                t = (t + time::Duration::days(1))
+                    .replace_hour(0)
+                    .ok()?
+                    .replace_minute(0)
+                    .ok()?;
                 continue;
             }
             if !self.hours.contains(&t.hour()) {
@@ -109,21 +124,26 @@ impl Cron {
 }
 
 fn optional(f: &str, lo: u8, hi: u8, names: &[&str]) -> Result<Option<Vec<u8>>, String> {
-    if f == "?" { Ok(None) } else { field(f, lo, hi, names).map(Some) }
+    if f == "?" {
+        Ok(None)
+    } else {
+        field(f, lo, hi, names).map(Some)
+    }
 }
 
 fn field(f: &str, lo: u8, hi: u8, names: &[&str]) -> Result<Vec<u8>, String> {
-    field16(f, lo as u16, hi as u16).or_else(|e| {
-        if names.is_empty() {
-            return Err(e);
-        }
-        let mut replaced = f.to_uppercase();
-        for (i, n) in names.iter().enumerate() {
-            replaced = replaced.replace(n, &(i as u16 + lo as u16).to_string());
-        }
-        field16(&replaced, lo as u16, hi as u16)
-    })
-    .map(|v| v.into_iter().map(|x| x as u8).collect())
+    field16(f, lo as u16, hi as u16)
+        .or_else(|e| {
+            if names.is_empty() {
+                return Err(e);
+            }
+            let mut replaced = f.to_uppercase();
+            for (i, n) in names.iter().enumerate() {
+                replaced = replaced.replace(n, &(i as u16 + lo as u16).to_string());
+            }
+            field16(&replaced, lo as u16, hi as u16)
+        })
+        .map(|v| v.into_iter().map(|x| x as u8).collect())
 }
 
 fn field16(f: &str, lo: u16, hi: u16) -> Result<Vec<u16>, String> {
@@ -168,9 +188,18 @@ mod tests {
 
     #[test]
     fn rates() {
-        assert_eq!(Expression::parse("rate(1 minute)").unwrap(), Expression::Rate(Duration::from_secs(60)));
-        assert_eq!(Expression::parse("rate(5 minutes)").unwrap(), Expression::Rate(Duration::from_secs(300)));
-        assert_eq!(Expression::parse("rate(2 hours)").unwrap(), Expression::Rate(Duration::from_secs(7200)));
+        assert_eq!(
+            Expression::parse("rate(1 minute)").unwrap(),
+            Expression::Rate(Duration::from_secs(60))
+        );
+        assert_eq!(
+            Expression::parse("rate(5 minutes)").unwrap(),
+            Expression::Rate(Duration::from_secs(300))
+        );
+        assert_eq!(
+            Expression::parse("rate(2 hours)").unwrap(),
+            Expression::Rate(Duration::from_secs(7200))
+        );
         assert!(Expression::parse("rate(1 minutes)").is_err());
         assert!(Expression::parse("rate(0 minutes)").is_err());
         assert!(Expression::parse("rate(5 weeks)").is_err());
@@ -180,15 +209,30 @@ mod tests {
     #[test]
     fn cron_next_firings() {
         let e = Expression::parse("cron(0/15 * * * ? *)").unwrap();
-        assert_eq!(e.next_after(datetime!(2026-11-29 10:07:30 UTC)), Some(datetime!(2026-11-29 10:15 UTC)));
-        assert_eq!(e.next_after(datetime!(2026-11-29 10:15 UTC)), Some(datetime!(2026-11-29 10:30 UTC)));
+        assert_eq!(
+            e.next_after(datetime!(2026-11-29 10:07:30 UTC)),
+            Some(datetime!(2026-11-29 10:15 UTC))
+        );
+        assert_eq!(
+            e.next_after(datetime!(2026-11-29 10:15 UTC)),
+            Some(datetime!(2026-11-29 10:30 UTC))
+        );
         // 2026-11-29 is a Sunday: next weekday 09:00 is Monday.
         let e = Expression::parse("cron(0 9 ? * MON-FRI *)").unwrap();
-        assert_eq!(e.next_after(datetime!(2026-11-29 10:00 UTC)), Some(datetime!(2026-11-30 09:00 UTC)));
+        assert_eq!(
+            e.next_after(datetime!(2026-11-29 10:00 UTC)),
+            Some(datetime!(2026-11-30 09:00 UTC))
+        );
         let e = Expression::parse("cron(30 2 1 JAN,JUL ? *)").unwrap();
-        assert_eq!(e.next_after(datetime!(2026-11-29 10:00 UTC)), Some(datetime!(2027-01-01 02:30 UTC)));
+        assert_eq!(
+            e.next_after(datetime!(2026-11-29 10:00 UTC)),
+            Some(datetime!(2027-01-01 02:30 UTC))
+        );
         let e = Expression::parse("cron(0 0 ? * 1 2027)").unwrap(); // Sundays of 2027
-        assert_eq!(e.next_after(datetime!(2026-11-29 10:00 UTC)), Some(datetime!(2027-01-03 00:00 UTC)));
+        assert_eq!(
+            e.next_after(datetime!(2026-11-29 10:00 UTC)),
+            Some(datetime!(2027-01-03 00:00 UTC))
+        );
     }
 
     #[test]

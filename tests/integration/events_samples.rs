@@ -154,6 +154,41 @@ async fn every_sample_event_runs_through_its_handler() {
                 assert_eq!((counts.handled, counts.unknown), (1, 0), "{name}: a handler ran");
                 consumer_samples += 1;
             }
+            "monitor" => {
+                // A scheduled event: the depths of this stack's queues.
+                let watched: Vec<switchyard_monitor::WatchedQueue> = [
+                    ("FanoutQueue", &stack.res.fanout_queue_url),
+                    ("DeliveriesQueue", &stack.res.deliveries_queue_url),
+                    ("DeliveriesDLQ", &stack.res.deliveries_dlq_url),
+                ]
+                .into_iter()
+                .map(|(name, url)| switchyard_monitor::WatchedQueue {
+                    name: name.into(),
+                    url: url.clone(),
+                })
+                .collect();
+                let _: serde_json::Value = read(path);
+                let monitor = switchyard_monitor::AwsMonitor::new(
+                    &stack.sdk,
+                    &switchyard_monitor::Settings {
+                        registry_table: stack.res.registry_table.clone(),
+                        queues: watched,
+                    },
+                );
+                let report = monitor.handle().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let names: Vec<&str> = report["queues"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|q| q["name"].as_str())
+                    .collect();
+                assert_eq!(
+                    names,
+                    ["FanoutQueue", "DeliveriesQueue", "DeliveriesDLQ"],
+                    "{name}: {report}"
+                );
+                assert_eq!(report["open_circuits"], 0, "{name}");
+            }
             other => panic!("events/{name}: no function named {other:?}; name samples <function>-<trigger>.json"),
         }
     }

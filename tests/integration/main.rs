@@ -12,6 +12,7 @@ mod events_samples;
 mod ingest_bad_input;
 mod ingest_doors;
 mod internal_routing;
+mod observability;
 mod redrive;
 mod runner;
 mod signing_interop;

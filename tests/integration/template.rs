@@ -78,6 +78,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "DLQS",
             ],
         ),
+        ("monitor", "switchyard-monitor", &["REGISTRY_TABLE", "QUEUES", "STAGE"]),
     ];
     for (dir, bin, vars) in functions {
         assert!(

@@ -225,5 +225,15 @@ pub fn router(state: State) -> Router {
                 "this path does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// One log line per request: method, path (ids, never a query string, a
+/// body or a key) and status.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let response = next.run(req).await;
+    tracing::info!(method = %method, path = %path, status = response.status().as_u16(), "api request");
+    response
 }

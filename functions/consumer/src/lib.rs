@@ -23,6 +23,7 @@ use switchyard_aws::{
     RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_records, queue_url_from_arn,
 };
 use switchyard_core::consumer::{BatchCounts, Consumer, ConsumerConfig, Markers, Outcome, RegisterError};
+use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::retry::{random_unit, visibility_for};
 
 /// Where the consumer's state is and how it retries; from the environment in Lambda.
@@ -63,6 +64,9 @@ impl Settings {
 pub struct ConsumerApp<M> {
     pub consumer: Consumer<M>,
     pub sqs: aws_sdk_sqs::Client,
+    /// `ConsumerSucceeded` / `ConsumerFailed` / `ConsumerSkipped`, written
+    /// as an EMF line at the end of each batch.
+    pub metrics: Recorder,
 }
 
 /// The consumer over DynamoDB, with the example handlers and workflows.
@@ -77,6 +81,7 @@ impl AwsConsumer {
         Ok(Self {
             consumer: examples::register(Consumer::new(store.clone(), settings.config), store)?,
             sqs: aws_sdk_sqs::Client::new(sdk),
+            metrics: Recorder::new(switchyard_aws::config::stage(), "consumer"),
         })
     }
 }
@@ -132,6 +137,13 @@ impl<M: Markers> ConsumerApp<M> {
         })
         .await;
         let counts = counts.into_inner().unwrap_or_default();
+        self.metrics.add(|m| {
+            // A duplicate was handled before: success, nothing run again.
+            m.count(m::ConsumerSucceeded, (counts.handled + counts.duplicates) as u64);
+            m.count(m::ConsumerFailed, (counts.retried + counts.poison) as u64);
+            m.count(m::ConsumerSkipped, counts.unknown as u64);
+        });
+        self.metrics.flush();
         tracing::info!(
             handled = counts.handled,
             duplicates = counts.duplicates,

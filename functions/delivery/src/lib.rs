@@ -21,6 +21,7 @@ use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::delivery::{CircuitConfig, Deliverer, DeliveryConfig, DeliveryOutcome};
+use switchyard_core::metrics::{Observed, Recorder, m};
 use switchyard_core::ports::{
     DeliveryLog, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue, WebhookSender,
 };
@@ -34,12 +35,15 @@ pub struct Delivery<R, H, L, D, O, Q> {
     pub deliverer: Deliverer<R, H, L, D, O>,
     /// The deliveries queue, to put a task back to sleep until it is due.
     pub queue: Q,
+    /// This invocation's metrics (the registry and sender wrappers add to
+    /// them too), written as one EMF line at the end of each batch.
+    pub metrics: Recorder,
 }
 
 /// Delivery over DynamoDB, SQS and reqwest.
 pub type AwsDelivery = Delivery<
-    DynamoRegistry,
-    HttpSender,
+    Observed<DynamoRegistry>,
+    Observed<HttpSender>,
     DynamoDeliveryLog,
     SqsQueue<DeliveryTask>,
     SqsQueue<FanoutTask>,
@@ -117,10 +121,17 @@ impl AwsDelivery {
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Result<Self, reqwest::Error> {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
+        let metrics = Recorder::new(switchyard_aws::config::stage(), "delivery");
         Ok(Self {
             deliverer: Deliverer {
-                registry: DynamoRegistry::new(dynamodb.clone(), &settings.registry_table),
-                sender: HttpSender::new(settings.request_timeout, settings.config.ssrf.clone())?,
+                registry: Observed {
+                    inner: DynamoRegistry::new(dynamodb.clone(), &settings.registry_table),
+                    metrics: metrics.metrics.clone(),
+                },
+                sender: Observed {
+                    inner: HttpSender::new(settings.request_timeout, settings.config.ssrf.clone())?,
+                    metrics: metrics.metrics.clone(),
+                },
                 log: DynamoDeliveryLog::new(
                     dynamodb,
                     &settings.deliveries_table,
@@ -131,6 +142,7 @@ impl AwsDelivery {
                 config: settings.config.clone(),
             },
             queue: SqsQueue::new(sqs, &settings.deliveries_queue_url),
+            metrics,
         })
     }
 }
@@ -145,11 +157,23 @@ where
     Q: Redelivery,
 {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let response = self.handle_batch(event).await;
+        self.metrics.flush();
+        response
+    }
+
+    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
         process_sqs_batch(event, |task: DeliveryTask, record| async move {
             let outcome = self
                 .deliverer
                 .deliver(&task, switchyard_core::time_util::now_utc, retry::random_unit)
                 .await;
+            self.metrics.add(|m| match &outcome {
+                Ok(DeliveryOutcome::Delivered { .. }) => m.count(m::DeliveriesSucceeded, 1),
+                Ok(DeliveryOutcome::Retry { .. }) => m.count(m::DeliveriesRetried, 1),
+                Ok(DeliveryOutcome::Failed { .. }) => m.count(m::DeliveriesExhausted, 1),
+                _ => {}
+            });
             let ids = format!(
                 "delivery {} (event {}, endpoint {}, tenant {})",
                 task.delivery_id, task.event_id, task.endpoint_id, task.tenant_id

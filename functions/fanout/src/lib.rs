@@ -10,6 +10,7 @@ use switchyard_aws::dynamo::DynamoRegistry;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::fanout::fan_out;
+use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::ports::{Registry, TaskQueue};
 use switchyard_core::{DeliveryTask, FanoutTask};
 
@@ -17,6 +18,8 @@ use switchyard_core::{DeliveryTask, FanoutTask};
 pub struct Fanout<R, Q> {
     pub registry: R,
     pub queue: Q,
+    /// `FanoutTasks`, written as an EMF line at the end of each batch.
+    pub metrics: Recorder,
 }
 
 /// Fan-out over DynamoDB and SQS.
@@ -44,17 +47,25 @@ impl AwsFanout {
         Self {
             registry: DynamoRegistry::new(aws_sdk_dynamodb::Client::new(sdk), &settings.registry_table),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &settings.deliveries_queue_url),
+            metrics: Recorder::new(switchyard_aws::config::stage(), "fanout"),
         }
     }
 }
 
 impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let response = self.handle_batch(event).await;
+        self.metrics.flush();
+        response
+    }
+
+    async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
         process_sqs_batch(event, |task: FanoutTask, record| async move {
             let env = &task.envelope;
             let now = switchyard_core::time_util::now_utc();
             match fan_out(&self.registry, &self.queue, &task, now).await {
                 Ok(n) => {
+                    self.metrics.add(|m| m.count(m::FanoutTasks, n as u64));
                     tracing::info!(tenant_id = %env.tenant_id, event_id = %env.id, message_id = %record.message_id, deliveries = n, "fanned out");
                     Ok(())
                 }

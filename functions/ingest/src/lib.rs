@@ -58,6 +58,7 @@ use switchyard_core::envelope::{EnvelopeError, IngestLimits, Source};
 use switchyard_core::ingest::{
     AuthError, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, accept, authenticate, ingest,
 };
+use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::ports::{EventBus, EventStore, Registry, TaskQueue};
 use switchyard_core::{FanoutTask, PortError, TenantId};
 
@@ -81,6 +82,9 @@ pub struct Ingest<R, S, Q, B> {
     pub config: IngestConfig,
     /// How AWS service events (the EventBridge door) find their tenant.
     pub tenant_rules: TenantRules,
+    /// `EventsIngested` / `EventsDuplicated` / `EventsRejected`, written as
+    /// an EMF line at the end of each invocation.
+    pub metrics: Recorder,
 }
 
 /// Ingest over DynamoDB, SQS and EventBridge.
@@ -157,6 +161,7 @@ impl AwsIngest {
                 ..IngestConfig::default()
             },
             tenant_rules: settings.tenant_rules.clone(),
+            metrics: Recorder::new(switchyard_aws::config::stage(), "ingest"),
         }
     }
 }
@@ -381,6 +386,13 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         let request_id = req.request_context.request_id.clone().unwrap_or_default();
         let response = self.handle_inner(req).await;
         tracing::info!(request_id = %request_id, status = response.status_code, "ingest");
+        self.metrics.add(|m| match response.status_code {
+            202 => m.count(m::EventsIngested, 1),
+            200 => m.count(m::EventsDuplicated, 1),
+            400..=499 => m.count(m::EventsRejected, 1),
+            _ => {}
+        });
+        self.metrics.flush();
         response
     }
 
@@ -464,41 +476,90 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         let config = &config;
         // The body is parsed once as any JSON here (not JSON: a batch item
         // failure), then as an event below.
-        process_sqs_batch(event, |_: serde::de::IgnoredAny, record| async move {
-            let id = &record.message_id;
+        let response = process_sqs_batch(event, |_: serde::de::IgnoredAny, record| async move {
+            let result = self.ingest_message(messages, config, &record.message_id).await;
+            self.metrics.add(|m| match &result {
+                Ok(true) => m.count(m::EventsDuplicated, 1),
+                Ok(false) => m.count(m::EventsIngested, 1),
+                Err((_, false)) => m.count(m::EventsRejected, 1),
+                Err((_, true)) => {}
+            });
+            result.map(|_| ()).map_err(|(e, _)| e)
+        })
+        .await;
+        self.metrics.flush();
+        response
+    }
+
+    /// One message of the SQS ingest queue: whether it was a duplicate, or
+    /// why not (and whether that is worth a retry).
+    async fn ingest_message(
+        &self,
+        messages: &HashMap<String, IngestMessage>,
+        config: &IngestConfig,
+        id: &str,
+    ) -> Result<bool, (RecordFailure, bool)> {
+        let refused = |f: RecordFailure| (f, false);
+        {
             let msg = messages
                 .get(id)
-                .ok_or_else(|| RecordFailure::new("the message vanished from its batch"))?;
-            let tenant = msg
-                .tenant
-                .as_deref()
-                .ok_or_else(|| RecordFailure::new(format_args!("no `{TENANT_ATTRIBUTE}` String message attribute")))?;
-            let tenant = TenantId::parse(tenant)
-                .map_err(|e| RecordFailure::new(format_args!("the `{TENANT_ATTRIBUTE}` attribute: {e}")))?;
-            let key = msg
-                .key
-                .as_deref()
-                .map(IdempotencyKey::parse)
-                .transpose()
-                .map_err(|e| RecordFailure::new(format_args!("the `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute: {e}")))?;
+                .ok_or_else(|| refused(RecordFailure::new("the message vanished from its batch")))?;
+            let tenant = msg.tenant.as_deref().ok_or_else(|| {
+                refused(RecordFailure::new(format_args!(
+                    "no `{TENANT_ATTRIBUTE}` String message attribute"
+                )))
+            })?;
+            let tenant = TenantId::parse(tenant).map_err(|e| {
+                refused(RecordFailure::new(format_args!(
+                    "the `{TENANT_ATTRIBUTE}` attribute: {e}"
+                )))
+            })?;
+            let key = msg.key.as_deref().map(IdempotencyKey::parse).transpose().map_err(|e| {
+                refused(RecordFailure::new(format_args!(
+                    "the `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute: {e}"
+                )))
+            })?;
             let now = switchyard_core::time_util::now_utc();
-            match ingest(self.ports(), tenant.clone(), msg.body.as_bytes(), key.as_ref(), config, now).await {
+            match ingest(
+                self.ports(),
+                tenant.clone(),
+                msg.body.as_bytes(),
+                key.as_ref(),
+                config,
+                now,
+            )
+            .await
+            {
                 Ok(done) => {
                     tracing::info!(tenant_id = %tenant, event_id = %done.id, message_id = %id, duplicate = done.duplicate, "event accepted from the ingest queue");
-                    Ok(())
+                    Ok(done.duplicate)
                 }
-                Err(e) => Err(RecordFailure::new(format_args!(
-                    "tenant {tenant}: {} (retryable: {})",
-                    describe(&e),
-                    e.retryable()
-                ))),
+                Err(e) => Err((
+                    RecordFailure::new(format_args!(
+                        "tenant {tenant}: {} (retryable: {})",
+                        describe(&e),
+                        e.retryable()
+                    )),
+                    e.retryable(),
+                )),
             }
-        })
-        .await
+        }
     }
 
     /// Handles one AWS service event delivered by the EventBridge rule.
     pub async fn handle_eventbridge(&self, event: &Value) -> Result<Ingested, DispatchError> {
+        let result = self.eventbridge_event(event).await;
+        self.metrics.add(|m| match &result {
+            Ok(done) if done.duplicate => m.count(m::EventsDuplicated, 1),
+            Ok(_) => m.count(m::EventsIngested, 1),
+            Err(DispatchError::Refused { .. }) => m.count(m::EventsRejected, 1),
+            Err(_) => {}
+        });
+        self.metrics.flush();
+        result
+    }
+
+    async fn eventbridge_event(&self, event: &Value) -> Result<Ingested, DispatchError> {
         let id = event.get("id").and_then(Value::as_str).unwrap_or("<no id>").to_string();
         let body = serde_json::to_vec(event).map_err(|e| DispatchError::Encode(e.to_string()))?;
         let now = switchyard_core::time_util::now_utc();

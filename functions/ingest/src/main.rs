@@ -4,6 +4,8 @@
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 
+use tracing::Instrument;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
@@ -17,5 +19,6 @@ async fn main() -> Result<(), Error> {
             error_message: e.to_string(),
         })
     }))
+    .instrument(tracing::info_span!("switchyard", function = "ingest"))
     .await
 }

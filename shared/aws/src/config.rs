@@ -18,6 +18,15 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// The deployment stage (`STAGE`, the template's `Stage` parameter), the
+/// `Stage` dimension of every metric; `local` when unset.
+pub fn stage() -> String {
+    std::env::var("STAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
 /// Reads a required environment variable.
 pub fn env_var(name: &'static str) -> Result<String, ConfigError> {
     std::env::var(name)

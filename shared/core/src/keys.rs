@@ -73,6 +73,20 @@ pub mod registry {
     /// The partition listing every tenant (one item per tenant).
     pub const TENANTS_PK: &str = "TENANTS";
     pub const TENANT_LISTING_SK_PREFIX: &str = "TENANT#";
+    /// The registry's sparse `gsi1` partition of endpoints whose circuit
+    /// is open; the monitor counts them without a scan.
+    pub const OPEN_CIRCUITS_PK: &str = "CIRCUITS#OPEN";
+
+    /// An open circuit's `gsi1sk`: the time it stays open until (fixed
+    /// width, so a key range finds the ones still open), then the ids.
+    pub fn open_circuit_sk(until_ms: i64, t: &TenantId, id: &EndpointId) -> String {
+        format!("{:015}#{}#{}", until_ms.max(0), t.as_str(), id.as_str())
+    }
+
+    /// The `gsi1sk` lower bound of the circuits still open at `now_ms`.
+    pub fn open_circuit_after(now_ms: i64) -> String {
+        format!("{:015}#", now_ms.max(0))
+    }
 
     pub fn tenant(t: &TenantId) -> Key {
         Key {

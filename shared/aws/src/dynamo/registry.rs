@@ -227,9 +227,10 @@ impl EndpointHealth for DynamoRegistry {
     ) -> Result<bool, PortError> {
         let update = self
             .update_endpoint(tenant, id)
-            .update_expression("SET #open = :until")
+            .update_expression("SET #open = :until, #g1pk = :open_pk, #g1sk = :open_sk")
             .expression_attribute_names("#open", OPEN_UNTIL)
             .expression_attribute_values(":until", n(until_ms));
+        let update = open_circuit_index(update, tenant, id, until_ms);
         let update = if threshold == 0 {
             update.condition_expression("attribute_exists(#pk)")
         } else {
@@ -253,22 +254,25 @@ impl EndpointHealth for DynamoRegistry {
     ) -> Result<bool, PortError> {
         let update = self
             .update_endpoint(tenant, id)
-            .update_expression("SET #open = :until")
+            .update_expression("SET #open = :until, #g1pk = :open_pk, #g1sk = :open_sk")
             .condition_expression("attribute_exists(#pk) AND #open = :seen")
             .expression_attribute_names("#open", OPEN_UNTIL)
             .expression_attribute_values(":until", n(until_ms))
             .expression_attribute_values(":seen", n(seen_ms));
+        let update = open_circuit_index(update, tenant, id, until_ms);
         self.conditional(update, "UpdateItem claim probe").await
     }
 
     async fn reset_circuit(&self, tenant: &TenantId, id: &EndpointId) -> Result<(), PortError> {
         let update = self
             .update_endpoint(tenant, id)
-            .update_expression("SET #f = :zero REMOVE #since, #open")
+            .update_expression("SET #f = :zero REMOVE #since, #open, #g1pk, #g1sk")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#f", FAILURES)
             .expression_attribute_names("#since", FAILING_SINCE)
             .expression_attribute_names("#open", OPEN_UNTIL)
+            .expression_attribute_names("#g1pk", keys::GSI1_PK)
+            .expression_attribute_names("#g1sk", keys::GSI1_SK)
             .expression_attribute_values(":zero", n(0));
         self.conditional(update, "UpdateItem reset circuit").await.map(|_| ())
     }
@@ -284,6 +288,52 @@ impl EndpointHealth for DynamoRegistry {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":reason", s(reason));
         self.conditional(update, "UpdateItem disable endpoint").await
+    }
+}
+
+/// Puts the endpoint in the sparse index of open circuits (`gsi1`), keyed by
+/// the time it stays open until.
+fn open_circuit_index(
+    update: UpdateItemFluentBuilder,
+    tenant: &TenantId,
+    id: &EndpointId,
+    until_ms: i64,
+) -> UpdateItemFluentBuilder {
+    update
+        .expression_attribute_names("#g1pk", keys::GSI1_PK)
+        .expression_attribute_names("#g1sk", keys::GSI1_SK)
+        .expression_attribute_values(":open_pk", s(keys::registry::OPEN_CIRCUITS_PK))
+        .expression_attribute_values(":open_sk", s(keys::registry::open_circuit_sk(until_ms, tenant, id)))
+}
+
+impl DynamoRegistry {
+    /// How many endpoints' circuits are open at `now_ms`: a count over the
+    /// sparse index, never a scan.
+    pub async fn open_circuits(&self, now_ms: i64) -> Result<u64, PortError> {
+        let mut total = 0u64;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk AND #sk > :after")
+                .expression_attribute_names("#pk", keys::GSI1_PK)
+                .expression_attribute_names("#sk", keys::GSI1_SK)
+                .expression_attribute_values(":pk", s(keys::registry::OPEN_CIRCUITS_PK))
+                .expression_attribute_values(":after", s(keys::registry::open_circuit_after(now_ms)))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("Query open circuits", e))?;
+            total += out.count.max(0) as u64;
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
     }
 }
 

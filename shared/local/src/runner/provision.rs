@@ -306,22 +306,12 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                 deps,
             )),
             FUNCTION => {
+                // SAM's Globals: maps merge, lists append, the function's own
+                // values win.
                 let mut merged = globals.clone();
                 for (k, v) in props.as_object().cloned().unwrap_or_default() {
-                    if k == "Environment" {
-                        let mut vars = merged
-                            .get("Environment")
-                            .and_then(|e| e.get("Variables"))
-                            .and_then(Value::as_object)
-                            .cloned()
-                            .unwrap_or_default();
-                        if let Some(own) = v.get("Variables").and_then(Value::as_object) {
-                            vars.extend(own.clone());
-                        }
-                        merged.insert(k, serde_json::json!({ "Variables": vars }));
-                    } else {
-                        merged.insert(k, v);
-                    }
+                    let g = merged.remove(&k);
+                    merged.insert(k, merge_globals(g, v));
                 }
                 let name = match merged.get("FunctionName") {
                     Some(n) => cfn.resolve_string(n).map_err(|e| err(id, e))?,
@@ -481,6 +471,24 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
         schedules,
         notes,
     })
+}
+
+/// A function property over its `Globals` value, as SAM merges them.
+fn merge_globals(global: Option<Value>, own: Value) -> Value {
+    match (global, own) {
+        (Some(Value::Object(mut g)), Value::Object(o)) => {
+            for (k, v) in o {
+                let gv = g.remove(&k);
+                g.insert(k, merge_globals(gv, v));
+            }
+            Value::Object(g)
+        }
+        (Some(Value::Array(mut g)), Value::Array(o)) => {
+            g.extend(o);
+            Value::Array(g)
+        }
+        (_, own) => own,
+    }
 }
 
 /// Kahn's algorithm over the nodes, template order among equals; a cycle is

@@ -1,0 +1,137 @@
+//! The monitor handler, run on a schedule: the depth of every queue and DLQ
+//! of the stack (visible, in flight, delayed: one GetQueueAttributes per
+//! queue) and the number of endpoints whose circuit is open (one count query
+//! over the registry's sparse index, never a scan), written as EMF metrics
+//! (`QueueVisible`, `QueueInFlight`, `QueueDelayed` with a `Queue`
+//! dimension; `EndpointsCircuitOpen`). It answers what it found, so an
+//! operator can also invoke it by hand.
+//!
+//! The age of the oldest message is not among them: SQS has no API for it;
+//! CloudWatch's own `AWS/SQS ApproximateAgeOfOldestMessage` metric, which
+//! the template's dashboard and alarms use, is free and exact.
+
+use serde::{Deserialize, Serialize};
+use switchyard_aws::config::{ConfigError, env_var};
+use switchyard_aws::dynamo::DynamoRegistry;
+use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
+use switchyard_core::PortError;
+use switchyard_core::metrics::{Recorder, m};
+
+/// One queue to watch: its logical name in the template (the `Queue`
+/// dimension) and its URL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WatchedQueue {
+    pub name: String,
+    pub url: String,
+}
+
+/// What the monitor watches; from the environment in Lambda.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub registry_table: String,
+    pub queues: Vec<WatchedQueue>,
+}
+
+impl Settings {
+    /// Reads `REGISTRY_TABLE` and `QUEUES` (a JSON array of `{name, url}`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let raw = env_var("QUEUES")?;
+        let queues: Vec<WatchedQueue> = serde_json::from_str(&raw).map_err(|e| ConfigError::Invalid {
+            name: "QUEUES",
+            reason: format!("not a JSON array of {{name, url}}: {e}"),
+        })?;
+        Ok(Self {
+            registry_table: env_var("REGISTRY_TABLE")?,
+            queues,
+        })
+    }
+}
+
+/// One queue's depth, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Depth {
+    pub name: String,
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+}
+
+/// What one run found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub queues: Vec<Depth>,
+    pub open_circuits: u64,
+}
+
+/// The monitor's state, built once per process.
+pub struct AwsMonitor {
+    pub sqs: aws_sdk_sqs::Client,
+    pub registry: DynamoRegistry,
+    pub queues: Vec<WatchedQueue>,
+    pub metrics: Recorder,
+}
+
+impl AwsMonitor {
+    pub fn new(sdk: &SdkConfig, settings: &Settings) -> Self {
+        Self {
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            registry: DynamoRegistry::new(aws_sdk_dynamodb::Client::new(sdk), &settings.registry_table),
+            queues: settings.queues.clone(),
+            metrics: Recorder::new(switchyard_aws::config::stage(), "monitor"),
+        }
+    }
+
+    /// Reads every depth and the open circuits, writes the metrics, and
+    /// answers the report. A queue that cannot be read fails the run (after
+    /// the others' metrics are written): a silent gap would hide an alarm.
+    pub async fn handle(&self) -> Result<serde_json::Value, PortError> {
+        let reads = self
+            .queues
+            .iter()
+            .map(|q| switchyard_aws::redrive::queue_depth(&self.sqs, &q.name, &q.url));
+        let results = futures_util::future::join_all(reads).await;
+        let now_ms = (switchyard_core::time_util::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let circuits = self.registry.open_circuits(now_ms).await;
+        let mut report = Report {
+            queues: Vec::new(),
+            open_circuits: 0,
+        };
+        let mut failure = None;
+        for (q, r) in self.queues.iter().zip(results) {
+            match r {
+                Ok(d) => {
+                    self.metrics.add(|mt| {
+                        mt.queue(m::QueueVisible, &q.name, d.visible);
+                        mt.queue(m::QueueInFlight, &q.name, d.in_flight);
+                        mt.queue(m::QueueDelayed, &q.name, d.delayed);
+                    });
+                    report.queues.push(Depth {
+                        name: q.name.clone(),
+                        visible: d.visible,
+                        in_flight: d.in_flight,
+                        delayed: d.delayed,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(queue = %q.name, error = %e, "queue depth unreadable");
+                    failure = Some(e);
+                }
+            }
+        }
+        match circuits {
+            Ok(n) => {
+                self.metrics.add(|mt| mt.count(m::EndpointsCircuitOpen, n));
+                report.open_circuits = n;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "open circuits unreadable");
+                failure = Some(e);
+            }
+        }
+        self.metrics.flush();
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(serde_json::to_value(&report).unwrap_or_default()),
+        }
+    }
+}

@@ -5,11 +5,11 @@
 
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use switchyard_core::metrics::{CATALOG, NAMESPACE, parse_emf};
 use switchyard_local::runner::{Options, Runner};
-use switchyard_tests::{ADMIN_KEY, Receiver, moto_endpoint, root};
+use switchyard_local::target_dir;
+use switchyard_tests::{ADMIN_KEY, Http, Receiver, moto_endpoint};
 
 fn template() -> &'static Value {
     switchyard_local::template::workspace_template().unwrap_or_else(|e| panic!("{e}"))
@@ -234,12 +234,6 @@ fn the_dashboard_and_alarms_refer_only_to_metrics_the_code_emits_and_cover_every
     }
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-}
-
 /// An EMF line's dimensions and values.
 type Line = (BTreeMap<String, String>, BTreeMap<String, Vec<f64>>);
 
@@ -280,47 +274,20 @@ async fn functions_write_emf_metrics_and_the_monitor_reports_depths_and_open_cir
     let runner = Runner::start(&sdk, template(), opts)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let base = runner.api_url(None).unwrap();
-    let http = reqwest::Client::new();
-    let call = |method: &str, path: &str, key: &str, body: Option<Value>| {
-        let mut req = http
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("{base}{path}"),
-            )
-            .header("authorization", format!("Bearer {key}"))
-            .header("content-type", "application/json");
-        if let Some(b) = body {
-            req = req.body(b.to_string());
-        }
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status().as_u16();
-            (
-                status,
-                serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap_or(Value::Null),
-            )
-        }
-    };
-    let (s, _) = call(
-        "POST",
-        "/v1/admin/tenants",
-        ADMIN_KEY,
-        Some(json!({"id": "acme", "name": "Acme"})),
-    )
-    .await;
-    assert_eq!(s, 201);
-    let (_, k) = call("POST", "/v1/admin/tenants/acme/api-keys", ADMIN_KEY, Some(json!({}))).await;
-    let key = k["api_key"].as_str().unwrap().to_string();
+    let api = Http::of(&runner);
+    let key = api.tenant("acme").await;
     let rx = Receiver::ok().await.unwrap();
-    let (s, ep) = call("POST", "/v1/endpoints", &key, Some(json!({"url": rx.url("/m")}))).await;
+    let (s, ep) = api
+        .call("POST", "/v1/endpoints", &key, Some(json!({"url": rx.url("/m")})))
+        .await;
     assert_eq!(s, 201);
 
     // One accepted event, its duplicate, and one refused.
     let event = json!({"id": "evt_m1", "type": "a.b", "data": {}});
-    assert_eq!(call("POST", "/v1/events", &key, Some(event.clone())).await.0, 202);
-    assert_eq!(call("POST", "/v1/events", &key, Some(event)).await.0, 200);
-    let refused = call("POST", "/v1/events", &key, Some(json!({"type": "no data"})))
+    assert_eq!(api.call("POST", "/v1/events", &key, Some(event.clone())).await.0, 202);
+    assert_eq!(api.call("POST", "/v1/events", &key, Some(event)).await.0, 200);
+    let refused = api
+        .call("POST", "/v1/events", &key, Some(json!({"type": "no data"})))
         .await
         .0;
     assert!((400..500).contains(&refused), "{refused}");

@@ -11,18 +11,12 @@
 
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use switchyard_aws::aws_sdk_dynamodb;
 use switchyard_aws::aws_sdk_sqs::types::QueueAttributeName;
 use switchyard_local::runner::{Options, Runner, provision};
-use switchyard_tests::{ADMIN_KEY, Receiver, assert_verifies, moto_endpoint, root, venv};
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-}
+use switchyard_local::target_dir;
+use switchyard_tests::{ADMIN_KEY, Http, Receiver, assert_verifies, moto_endpoint, root, venv};
 
 /// The template, with the function binaries it names checked to exist.
 fn template() -> &'static Value {
@@ -68,75 +62,6 @@ async fn sdk() -> switchyard_aws::SdkConfig {
     switchyard_local::sdk_config(moto_endpoint()).await
 }
 
-struct Http {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Http {
-    async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("{}{path}", self.base),
-            )
-            .header("authorization", format!("Bearer {key}"));
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
-        }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    /// A tenant and its API key, made over HTTP with the admin key.
-    async fn tenant(&self, id: &str) -> String {
-        let (s, b) = self
-            .call(
-                "POST",
-                "/v1/admin/tenants",
-                ADMIN_KEY,
-                Some(json!({"id": id, "name": id})),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
-        let (s, b) = self
-            .call(
-                "POST",
-                &format!("/v1/admin/tenants/{id}/api-keys"),
-                ADMIN_KEY,
-                Some(json!({})),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
-        b["api_key"].as_str().unwrap().to_string()
-    }
-
-    /// An endpoint for `url`; returns (id, secret).
-    async fn endpoint(&self, key: &str, url: &str, filters: &[&str]) -> (String, switchyard_core::WebhookSecret) {
-        let (s, b) = self
-            .call(
-                "POST",
-                "/v1/endpoints",
-                key,
-                Some(json!({"url": url, "filter_types": filters})),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
-        let secret = switchyard_core::WebhookSecret::parse(b["secret"].as_str().unwrap()).unwrap();
-        (b["id"].as_str().unwrap().to_string(), secret)
-    }
-}
-
-fn http(runner: &Runner) -> Http {
-    Http {
-        client: reqwest::Client::new(),
-        base: runner.api_url(None).expect("the template serves an HTTP API"),
-    }
-}
-
 /// Waits until `pred` holds for the runner's invocations.
 async fn wait_invocations(runner: &Runner, what: &str, pred: impl Fn(&[switchyard_local::runner::Invocation]) -> bool) {
     let until = Instant::now() + Duration::from_secs(30);
@@ -155,7 +80,7 @@ async fn a_webhook_is_delivered_through_the_runner_driven_stack() {
     let runner = Runner::start(&sdk, template(), options("runner", &[]))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let api = http(&runner);
+    let api = Http::of(&runner);
     let rx = Receiver::ok().await.unwrap();
     let key = api.tenant("acme").await;
     let (_, secret) = api.endpoint(&key, &rx.url("/hook"), &["order.*"]).await;
@@ -299,7 +224,7 @@ async fn an_aws_service_event_reaches_ingest_through_a_rule_whose_target_is_the_
     let runner = Runner::start(&sdk, template(), opts)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let api = http(&runner);
+    let api = Http::of(&runner);
     let rx = Receiver::ok().await.unwrap();
     let key = api.tenant("s3owner").await;
     let (_, secret) = api.endpoint(&key, &rx.url("/s3"), &["aws.s3.*"]).await;
@@ -652,7 +577,7 @@ async fn one_event(t: &Value, label: &str, rx: &Receiver) -> Runner {
     let runner = Runner::start(&sdk().await, t, opts)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let api = http(&runner);
+    let api = Http::of(&runner);
     let key = api.tenant("acme").await;
     api.endpoint(&key, &rx.url("/slow"), &[]).await;
     let (s, b) = api

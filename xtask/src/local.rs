@@ -71,13 +71,6 @@ impl Args {
     }
 }
 
-/// The target directory cargo builds into.
-pub fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-}
-
 /// `cargo build` of the binaries `template` names.
 pub fn build_functions(root: &Path, template: &serde_json::Value) -> Result<(), String> {
     let bins = switchyard_local::runner::provision::function_binaries(template);
@@ -130,13 +123,17 @@ pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Res
     if let Some(k) = &admin_key {
         parameters.insert("AdminKeySha256".into(), k.hash().as_str().to_string());
     }
-    let mut opts = Options::new(&stack_name, target_dir(root).join("debug"));
+    let mut opts = Options::new(&stack_name, switchyard_local::target_dir().join("debug"));
     opts.parameters = parameters;
     opts.http_port = args.port;
     opts.triggers = triggers;
     opts.print_invocations = true;
-    opts.function_log_dir =
-        (!args.function_logs).then(|| target_dir(root).join("local").join(&stack_name).join("logs"));
+    opts.function_log_dir = (!args.function_logs).then(|| {
+        switchyard_local::target_dir()
+            .join("local")
+            .join(&stack_name)
+            .join("logs")
+    });
     let runner = Runner::start(&sdk, &template, opts).await.map_err(err)?;
     Ok(Stack {
         moto,

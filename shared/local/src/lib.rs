@@ -37,6 +37,14 @@ pub fn workspace_root() -> PathBuf {
     here.ancestors().nth(2).map(PathBuf::from).unwrap_or(here)
 }
 
+/// The directory cargo builds into (`$CARGO_TARGET_DIR`, else `target/`
+/// in the workspace).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// The region local mode uses.
 pub const LOCAL_REGION: &str = "us-east-1";
 

@@ -39,7 +39,7 @@ const ARM64_TRIPLE: &str = "aarch64-unknown-linux-gnu";
 const ELF_MACHINE_AARCH64: u16 = 0xB7;
 const ELF_MACHINE_X86_64: u16 = 0x3E;
 /// Newest glibc available on `provided.al2023` (DESIGN.md section 9).
-const MAX_GLIBC: (u32, u32) = (2, 34);
+pub(crate) const MAX_GLIBC: (u32, u32) = (2, 34);
 
 /// The request line lambda_runtime sends when it is ready for an event.
 const NEXT_INVOCATION: &str = "GET /2018-06-01/runtime/invocation/next ";
@@ -286,12 +286,18 @@ fn arm64_toolchain(paths: &Paths) -> Result<(), String> {
             cargo_lambda.display()
         ));
     }
+    ensure_arm64_target()
+}
+
+/// Makes sure the Rust target `aarch64-unknown-linux-gnu` is installed,
+/// adding it with rustup once if it is not. `Err` says why it cannot be.
+pub(crate) fn ensure_arm64_target() -> Result<(), String> {
     let installed = capture(Command::new("rustup").args(["target", "list", "--installed"]))
         .map_err(|e| format!("cannot list rustup targets: {e}"))?;
     if installed.lines().any(|l| l.trim() == ARM64_TRIPLE) {
         return Ok(());
     }
-    eprintln!("bench-init: adding Rust target {ARM64_TRIPLE}");
+    eprintln!("xtask: adding Rust target {ARM64_TRIPLE}");
     capture(Command::new("rustup").args(["target", "add", ARM64_TRIPLE]))
         .map(|_| ())
         .map_err(|e| format!("`rustup target add {ARM64_TRIPLE}` failed: {e}"))

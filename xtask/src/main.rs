@@ -7,11 +7,14 @@
 //!   webhook received and verified, a workflow run;
 //! - `up`: the whole stack from template.yaml until Ctrl-C;
 //! - `invoke`: one function of the template, once, with an `events/` file;
-//! - `bench-init`: release binaries' zipped size and init time per function.
+//! - `bench-init`: release binaries' zipped size and init time per function;
+//! - `sam-build`: the real `sam build` (SAM CLI in `.venv-sam`) for arm64, and a
+//!   check of every function's `bootstrap`.
 
 mod bench;
 mod demo;
 mod local;
+mod sam;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -23,6 +26,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   up [OPTIONS]                                     (default --port 3000)
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
   bench-init [--spawns N] [--no-build] [--no-arm64]
+  sam-build [--no-build] [-- <sam build args>]      (sam build for arm64 + check of .aws-sam/build)
 OPTIONS: --template FILE, --port N, --stack-name NAME, --param Name=Value (repeatable), --no-build, --function-logs";
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
         Some("bench-init") => bench::run(&root, &args[1..]),
+        Some("sam-build") => sam::run(&root, &args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

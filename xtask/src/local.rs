@@ -185,8 +185,8 @@ pub fn describe(stack: &Stack, args: &Args) {
     }
     if !plan.notes.is_empty() {
         println!("==> not emulated or not applied locally:");
-        for n in &plan.notes {
-            println!("      {n}");
+        for line in grouped_notes(&plan.notes) {
+            println!("      {line}");
         }
     }
     if let Some(k) = &stack.admin_key {
@@ -195,6 +195,36 @@ pub fn describe(stack: &Stack, args: &Args) {
             k.expose()
         );
     }
+}
+
+/// The notes with the same text after their resource id on one line:
+/// `FanoutDLQ.SqsManagedSseEnabled: …` and `DeliveriesDLQ.SqsManagedSseEnabled: …`
+/// become `.SqsManagedSseEnabled: … — FanoutDLQ, DeliveriesDLQ`.
+fn grouped_notes(notes: &[String]) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for n in notes {
+        let cut = n.find(['.', ' ', ':']).unwrap_or(n.len());
+        let (id, rest) = n.split_at(cut);
+        match groups.iter_mut().find(|(r, _)| r == rest) {
+            Some((_, ids)) => ids.push(id.to_string()),
+            None => groups.push((rest.to_string(), vec![id.to_string()])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(rest, ids)| {
+            let n = ids.len();
+            let who = if n <= 3 {
+                ids.join(", ")
+            } else {
+                format!("{n} resources ({}, {}, … {})", ids[0], ids[1], ids[n - 1])
+            };
+            match rest.strip_prefix('.') {
+                Some(property) => format!("{property} — {who}"),
+                None => format!("{who}{rest}"),
+            }
+        })
+        .collect()
 }
 
 fn short(s: &str) -> &str {
@@ -302,4 +332,32 @@ pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped_notes;
+
+    #[test]
+    fn notes_with_the_same_text_share_a_line() {
+        let notes: Vec<String> = [
+            "A.Sse: not applied",
+            "B.Sse: not applied",
+            "L1 (AWS::Logs::LogGroup): not emulated",
+            "Q.Other: x",
+            "C.Sse: not applied",
+            "D.Sse: not applied",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            grouped_notes(&notes),
+            [
+                "Sse: not applied — 4 resources (A, B, … D)",
+                "L1 (AWS::Logs::LogGroup): not emulated",
+                "Other: x — Q",
+            ]
+        );
+    }
 }

@@ -12,6 +12,7 @@
 //!   check of every function's `bootstrap`.
 
 mod bench;
+mod bench_delivery;
 mod demo;
 mod local;
 mod sam;
@@ -26,6 +27,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   up [OPTIONS]                                     (default --port 3000)
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
   bench-init [--spawns N] [--no-build] [--no-arm64]
+  bench-delivery [--n N] [--concurrency C]          (delivery engine vs raw reqwest; CPU per delivery; slow-endpoint isolation)
   sam-build [--no-build] [-- <sam build args>]      (sam build for arm64 + check of .aws-sam/build)
 OPTIONS: --template FILE, --port N, --stack-name NAME, --param Name=Value (repeatable), --no-build, --function-logs";
 
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
         Some("bench-init") => bench::run(&root, &args[1..]),
+        Some("bench-delivery") => bench_delivery::run(&args[1..]),
         Some("sam-build") => sam::run(&root, &args[1..]),
         _ => Err(USAGE.to_string()),
     };

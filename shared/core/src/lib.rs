@@ -20,6 +20,7 @@ pub mod fanout;
 pub mod ids;
 pub mod ingest;
 pub mod keys;
+pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod retry;

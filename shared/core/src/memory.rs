@@ -1,0 +1,159 @@
+//! Every port of the delivery path in memory: the registry (endpoints,
+//! circuits, rate slots), the delivery log, the DLQ, the operational-event
+//! queue and redelivery. For benchmarks that measure the delivery engine's
+//! own cost (`cargo xtask bench-delivery`) without a database in the way;
+//! production uses the DynamoDB/SQS adapters of `switchyard-aws`.
+
+use crate::delivery::{AttemptRecord, DeliveryRecord};
+use crate::endpoint::Circuit;
+use crate::error::PortError;
+use crate::ports::{DeliveryLog, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue};
+use crate::{ApiKeyHash, DeliveryId, DeliveryTask, Endpoint, EndpointId, FanoutTask, TenantId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The state behind [`Memory`].
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub endpoints: Mutex<HashMap<EndpointId, Endpoint>>,
+    pub records: Mutex<HashMap<DeliveryId, DeliveryRecord>>,
+    pub attempts: Mutex<Vec<AttemptRecord>>,
+    pub dead_letters: Mutex<Vec<DeliveryTask>>,
+    pub ops: Mutex<Vec<FanoutTask>>,
+    pub redeliveries: Mutex<Vec<(String, std::time::Duration)>>,
+    slots: Mutex<HashMap<(EndpointId, i64), u32>>,
+}
+
+/// In-memory ports, cheap to clone (one shared store).
+pub type Memory = Arc<MemoryStore>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn missing(id: &EndpointId) -> PortError {
+    PortError::permanent(format!("no endpoint {id} in memory"))
+}
+
+impl MemoryStore {
+    pub fn put_endpoint(&self, ep: Endpoint) {
+        lock(&self.endpoints).insert(ep.id.clone(), ep);
+    }
+}
+
+impl Registry for Memory {
+    async fn tenant_for_key(&self, _: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
+        Ok(None)
+    }
+    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
+        Ok(lock(&self.endpoints)
+            .values()
+            .filter(|e| &e.tenant_id == tenant)
+            .cloned()
+            .collect())
+    }
+    async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
+        Ok(lock(&self.endpoints)
+            .get(id)
+            .filter(|e| &e.tenant_id == tenant)
+            .cloned())
+    }
+}
+
+impl RateLimiter for Memory {
+    async fn take_slot(&self, _: &TenantId, id: &EndpointId, second: i64, limit: u32) -> Result<bool, PortError> {
+        let mut slots = lock(&self.slots);
+        let n = slots.entry((id.clone(), second)).or_insert(0);
+        if *n >= limit {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
+    }
+}
+
+impl EndpointHealth for Memory {
+    async fn record_failure(&self, _: &TenantId, id: &EndpointId, now_ms: i64) -> Result<Circuit, PortError> {
+        let mut eps = lock(&self.endpoints);
+        let c = &mut eps.get_mut(id).ok_or_else(|| missing(id))?.circuit;
+        c.failures += 1;
+        c.failing_since_ms.get_or_insert(now_ms);
+        Ok(c.clone())
+    }
+    async fn open_circuit(
+        &self,
+        _: &TenantId,
+        id: &EndpointId,
+        threshold: u32,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, PortError> {
+        let mut eps = lock(&self.endpoints);
+        let c = &mut eps.get_mut(id).ok_or_else(|| missing(id))?.circuit;
+        let closed = c.open_until_ms.is_none_or(|u| u < now_ms);
+        if threshold == 0 || (c.failures >= threshold && closed) {
+            c.open_until_ms = Some(until_ms);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    async fn claim_probe(&self, _: &TenantId, id: &EndpointId, seen_ms: i64, until_ms: i64) -> Result<bool, PortError> {
+        let mut eps = lock(&self.endpoints);
+        let c = &mut eps.get_mut(id).ok_or_else(|| missing(id))?.circuit;
+        if c.open_until_ms == Some(seen_ms) {
+            c.open_until_ms = Some(until_ms);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+    async fn reset_circuit(&self, _: &TenantId, id: &EndpointId) -> Result<(), PortError> {
+        if let Some(ep) = lock(&self.endpoints).get_mut(id) {
+            ep.circuit = Circuit::default();
+        }
+        Ok(())
+    }
+    async fn disable(&self, _: &TenantId, id: &EndpointId, reason: &str) -> Result<bool, PortError> {
+        let mut eps = lock(&self.endpoints);
+        let ep = eps.get_mut(id).ok_or_else(|| missing(id))?;
+        let was = ep.enabled;
+        ep.enabled = false;
+        ep.disabled_reason = Some(reason.into());
+        Ok(was)
+    }
+}
+
+impl DeliveryLog for Memory {
+    async fn delivery(&self, _: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryRecord>, PortError> {
+        Ok(lock(&self.records).get(id).cloned())
+    }
+    async fn record_attempt(&self, d: &DeliveryRecord, a: &AttemptRecord) -> Result<(), PortError> {
+        lock(&self.records).insert(d.delivery_id.clone(), d.clone());
+        lock(&self.attempts).push(a.clone());
+        Ok(())
+    }
+    async fn record_delivery(&self, d: &DeliveryRecord) -> Result<(), PortError> {
+        lock(&self.records).insert(d.delivery_id.clone(), d.clone());
+        Ok(())
+    }
+}
+
+impl TaskQueue<DeliveryTask> for Memory {
+    async fn send_all(&self, tasks: &[DeliveryTask]) -> Result<(), PortError> {
+        lock(&self.dead_letters).extend_from_slice(tasks);
+        Ok(())
+    }
+}
+
+impl TaskQueue<FanoutTask> for Memory {
+    async fn send_all(&self, tasks: &[FanoutTask]) -> Result<(), PortError> {
+        lock(&self.ops).extend_from_slice(tasks);
+        Ok(())
+    }
+}
+
+impl Redelivery for Memory {
+    async fn redeliver_after(&self, receipt_handle: &str, delay: std::time::Duration) -> Result<(), PortError> {
+        lock(&self.redeliveries).push((receipt_handle.to_string(), delay));
+        Ok(())
+    }
+}

@@ -6,127 +6,32 @@ use crate::envelope::{IngestLimits, parse_event};
 use crate::retry::RetryPolicy;
 use crate::signing::verify;
 use crate::ssrf::IpNet;
-use std::collections::{HashMap, VecDeque};
+use crate::memory::{Memory, MemoryStore};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+/// The in-memory ports of `crate::memory`, plus a sender that records
+/// the requests and answers from a script (200 when it runs out).
 #[derive(Default)]
 struct Mem {
-    endpoints: Mutex<HashMap<EndpointId, Endpoint>>,
-    records: Mutex<HashMap<DeliveryId, DeliveryRecord>>,
-    attempts: Mutex<Vec<AttemptRecord>>,
-    dead: Mutex<Vec<DeliveryTask>>,
-    ops: Mutex<Vec<FanoutTask>>,
+    store: Memory,
     answers: Mutex<VecDeque<Result<WebhookResponse, SendError>>>,
     sent: Mutex<Vec<WebhookRequest>>,
-    slots: Mutex<HashMap<(EndpointId, i64), u32>>,
+}
+
+impl std::ops::Deref for Mem {
+    type Target = MemoryStore;
+    fn deref(&self) -> &MemoryStore {
+        &self.store
+    }
 }
 
 type M = Arc<Mem>;
-
-impl Registry for M {
-    async fn tenant_for_key(&self, _: &crate::ApiKeyHash) -> Result<Option<TenantId>, PortError> {
-        Ok(None)
-    }
-    async fn endpoints(&self, _: &TenantId) -> Result<Vec<Endpoint>, PortError> {
-        Ok(self.endpoints.lock().unwrap().values().cloned().collect())
-    }
-    async fn endpoint(&self, _: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
-        Ok(self.endpoints.lock().unwrap().get(id).cloned())
-    }
-}
-
-impl crate::ports::RateLimiter for M {
-    async fn take_slot(&self, _: &TenantId, id: &EndpointId, second: i64, limit: u32) -> Result<bool, PortError> {
-        let mut slots = self.slots.lock().unwrap();
-        let n = slots.entry((id.clone(), second)).or_insert(0);
-        if *n >= limit {
-            return Ok(false);
-        }
-        *n += 1;
-        Ok(true)
-    }
-}
-
-impl EndpointHealth for M {
-    async fn record_failure(&self, _: &TenantId, id: &EndpointId, now_ms: i64) -> Result<Circuit, PortError> {
-        let mut eps = self.endpoints.lock().unwrap();
-        let c = &mut eps.get_mut(id).unwrap().circuit;
-        c.failures += 1;
-        c.failing_since_ms.get_or_insert(now_ms);
-        Ok(c.clone())
-    }
-    async fn open_circuit(
-        &self,
-        _: &TenantId,
-        id: &EndpointId,
-        threshold: u32,
-        _: i64,
-        until: i64,
-    ) -> Result<bool, PortError> {
-        let mut eps = self.endpoints.lock().unwrap();
-        let c = &mut eps.get_mut(id).unwrap().circuit;
-        if threshold == 0 || (c.failures >= threshold && c.open_until_ms.is_none()) {
-            c.open_until_ms = Some(until);
-            return Ok(true);
-        }
-        Ok(false)
-    }
-    async fn claim_probe(&self, _: &TenantId, id: &EndpointId, seen: i64, until: i64) -> Result<bool, PortError> {
-        let mut eps = self.endpoints.lock().unwrap();
-        let c = &mut eps.get_mut(id).unwrap().circuit;
-        if c.open_until_ms == Some(seen) {
-            c.open_until_ms = Some(until);
-            return Ok(true);
-        }
-        Ok(false)
-    }
-    async fn reset_circuit(&self, _: &TenantId, id: &EndpointId) -> Result<(), PortError> {
-        self.endpoints.lock().unwrap().get_mut(id).unwrap().circuit = Circuit::default();
-        Ok(())
-    }
-    async fn disable(&self, _: &TenantId, id: &EndpointId, reason: &str) -> Result<bool, PortError> {
-        let mut eps = self.endpoints.lock().unwrap();
-        let ep = eps.get_mut(id).unwrap();
-        let was = ep.enabled;
-        ep.enabled = false;
-        ep.disabled_reason = Some(reason.into());
-        Ok(was)
-    }
-}
-
-impl DeliveryLog for M {
-    async fn delivery(&self, _: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryRecord>, PortError> {
-        Ok(self.records.lock().unwrap().get(id).cloned())
-    }
-    async fn record_attempt(&self, d: &DeliveryRecord, a: &AttemptRecord) -> Result<(), PortError> {
-        self.records.lock().unwrap().insert(d.delivery_id.clone(), d.clone());
-        self.attempts.lock().unwrap().push(a.clone());
-        Ok(())
-    }
-    async fn record_delivery(&self, d: &DeliveryRecord) -> Result<(), PortError> {
-        self.records.lock().unwrap().insert(d.delivery_id.clone(), d.clone());
-        Ok(())
-    }
-}
 
 impl WebhookSender for M {
     async fn send(&self, r: &WebhookRequest) -> Result<WebhookResponse, SendError> {
         self.sent.lock().unwrap().push(r.clone());
         self.answers.lock().unwrap().pop_front().unwrap_or(Ok(ok(200)))
-    }
-}
-
-impl TaskQueue<DeliveryTask> for M {
-    async fn send_all(&self, t: &[DeliveryTask]) -> Result<(), PortError> {
-        self.dead.lock().unwrap().extend_from_slice(t);
-        Ok(())
-    }
-}
-
-impl TaskQueue<FanoutTask> for M {
-    async fn send_all(&self, t: &[FanoutTask]) -> Result<(), PortError> {
-        self.ops.lock().unwrap().extend_from_slice(t);
-        Ok(())
     }
 }
 
@@ -152,7 +57,7 @@ fn t0() -> OffsetDateTime {
 
 struct World {
     mem: M,
-    d: Deliverer<M, M, M, M, M>,
+    d: Deliverer<Memory, M, Memory, Memory, Memory>,
     task: DeliveryTask,
     ep: EndpointId,
 }
@@ -186,11 +91,11 @@ fn world(url: &str, policy: RetryPolicy) -> World {
         ..DeliveryConfig::default()
     };
     let d = Deliverer {
-        registry: mem.clone(),
+        registry: mem.store.clone(),
         sender: mem.clone(),
-        log: mem.clone(),
-        dead_letters: mem.clone(),
-        ops: mem.clone(),
+        log: mem.store.clone(),
+        dead_letters: mem.store.clone(),
+        ops: mem.store.clone(),
         config,
     };
     World { mem, d, task, ep: id }
@@ -396,7 +301,7 @@ async fn exhaustion_fails_the_delivery_into_the_dlq_and_tells_the_tenant() {
         (r.state, r.attempts, r.reason.as_deref()),
         (DeliveryState::Failed, 2, Some("exhausted"))
     );
-    let dead = w.mem.dead.lock().unwrap().clone();
+    let dead = w.mem.dead_letters.lock().unwrap().clone();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].delivery_id, w.task.delivery_id);
     assert_eq!(dead[0].dlq_reason.as_deref(), Some("exhausted"));
@@ -424,7 +329,7 @@ async fn a_redrive_from_the_dlq_starts_a_new_round() {
     let w = world(URL, fixed(10, 1));
     w.answers(vec![answer(500, None)]);
     assert_eq!(w.run_at(t0()).await, DeliveryOutcome::Failed { reason: "exhausted" });
-    let redriven = w.mem.dead.lock().unwrap()[0].clone();
+    let redriven = w.mem.dead_letters.lock().unwrap()[0].clone();
     w.answers(vec![answer(200, None)]);
     let out =
         w.d.deliver(&redriven, || t0() + time::Duration::hours(1), || 0.5)
@@ -457,7 +362,7 @@ async fn gone_disables_the_endpoint_and_ends_the_delivery() {
         ["endpoint.disabled"]
     );
     assert_eq!(
-        w.mem.dead.lock().unwrap()[0].dlq_reason.as_deref(),
+        w.mem.dead_letters.lock().unwrap()[0].dlq_reason.as_deref(),
         Some("endpoint_gone")
     );
 }

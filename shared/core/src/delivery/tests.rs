@@ -3,10 +3,10 @@
 use super::*;
 use crate::endpoint::{Circuit, CustomHeaders};
 use crate::envelope::{IngestLimits, parse_event};
+use crate::memory::{Memory, MemoryStore};
 use crate::retry::RetryPolicy;
 use crate::signing::verify;
 use crate::ssrf::IpNet;
-use crate::memory::{Memory, MemoryStore};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 

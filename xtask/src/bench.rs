@@ -56,7 +56,7 @@ struct Function {
     settings: &'static [(&'static str, &'static str)],
 }
 
-const FUNCTIONS: [Function; 5] = [
+const FUNCTIONS: [Function; 6] = [
     Function {
         name: "switchyard-ingest",
         settings: &[
@@ -94,6 +94,10 @@ const FUNCTIONS: [Function; 5] = [
             ("DELIVERIES_QUEUE_URL", "http://127.0.0.1:9/000000000000/deliveries"),
         ],
     },
+    Function {
+        name: "switchyard-monitor",
+        settings: &[("REGISTRY_TABLE", "registry"), ("QUEUES", "[]")],
+    },
 ];
 
 /// `cargo xtask bench-init [--spawns N] [--no-build] [--no-arm64]`
@@ -101,6 +105,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let options = Options::parse(args)?;
     let paths = Paths::new(root);
     paths.check_venv()?;
+    // Every function the template declares is benchmarked: a new one with
+    // no entry here is an error, not a silent gap.
+    let template = switchyard_local::template::workspace_template().map_err(|e| e.to_string())?;
+    for bin in switchyard_local::runner::provision::function_binaries(template) {
+        if !FUNCTIONS.iter().any(|f| f.name == bin) {
+            return Err(format!("template.yaml declares {bin}, which bench-init has no settings for"));
+        }
+    }
     fs::create_dir_all(&paths.bench_dir).map_err(|e| format!("cannot create {}: {e}", paths.bench_dir.display()))?;
 
     if options.build {
@@ -483,6 +495,9 @@ struct InitStats {
     median: Duration,
     p90: Duration,
     min: Duration,
+    /// The largest resident set (VmHWM) a process reached by the end of
+    /// init, median over the spawns.
+    hwm_kb: u64,
 }
 
 /// Spawns the native binary `spawns` times (after one uncounted warm-up) and
@@ -497,22 +512,38 @@ fn measure_init(paths: &Paths, function: &Function, spawns: usize) -> Result<Ini
     );
 
     let mut samples = Vec::with_capacity(spawns);
+    let mut hwms = Vec::with_capacity(spawns);
     for i in 0..=spawns {
-        let elapsed = time_one_spawn(&binary, function, &stub, &stderr_file).map_err(|e| match i {
+        let (elapsed, hwm) = time_one_spawn(&binary, function, &stub, &stderr_file).map_err(|e| match i {
             0 => format!("{} (warm-up spawn): {e}", function.name),
             _ => format!("{} (spawn {i} of {spawns}): {e}", function.name),
         })?;
         if i > 0 {
             samples.push(elapsed);
+            hwms.push(hwm);
         }
     }
     samples.sort();
+    hwms.sort_unstable();
     Ok(InitStats {
         function: function.name,
         median: median(&samples),
         p90: nearest_rank(&samples, 90),
         min: samples[0],
+        hwm_kb: hwms[hwms.len() / 2],
     })
+}
+
+/// A process's `VmHWM` (peak resident set) in kB, from /proc.
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Median of sorted, non-empty `samples` (mean of the middle two when even).
@@ -531,13 +562,14 @@ fn nearest_rank(samples: &[Duration], percent: usize) -> Duration {
     samples[rank - 1]
 }
 
-/// One spawn: start the process, wait for its `next` request, kill it.
+/// One spawn: start the process, wait for its `next` request, read its peak
+/// memory, kill it.
 fn time_one_spawn(
     binary: &Path,
     function: &Function,
     stub: &RuntimeStub,
     stderr_file: &Path,
-) -> Result<Duration, String> {
+) -> Result<(Duration, u64), String> {
     stub.drain();
     let stderr = File::create(stderr_file).map_err(|e| format!("cannot create {}: {e}", stderr_file.display()))?;
     let mut cmd = lambda_command(binary, function, stub.addr);
@@ -548,12 +580,13 @@ fn time_one_spawn(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
     let outcome = wait_for_next(&mut child, stub);
+    let hwm = vm_hwm_kb(child.id());
     // Always reap the child, whatever happened.
     let _ = child.kill();
     let _ = child.wait();
 
     match outcome {
-        Ok(seen) => Ok(seen.saturating_duration_since(started)),
+        Ok(seen) => Ok((seen.saturating_duration_since(started), hwm)),
         Err(Early::Exited(status)) => Err(format!(
             "exited with {status} before polling the Runtime API; stderr:\n{}",
             read_tail(stderr_file)
@@ -699,10 +732,10 @@ fn report(options: &Options, native: &[Package], arm64: &Arm64, inits: &[InitSta
 fn summary_table(out: &mut String, native: &[Package], arm64: &[Package], inits: &[InitStats]) {
     let _ = writeln!(
         out,
-        "{:<20} | {:>12} | {:>13} | {:>11} | {:>9} | {:>9} | result",
-        "function", "arm64 zipped", "x86_64 zipped", "init median", "p90", "min"
+        "{:<20} | {:>12} | {:>13} | {:>11} | {:>9} | {:>9} | {:>10} | result",
+        "function", "arm64 zipped", "x86_64 zipped", "init median", "p90", "min", "peak RSS"
     );
-    let _ = writeln!(out, "{}", "-".repeat(100));
+    let _ = writeln!(out, "{}", "-".repeat(113));
     for init in inits {
         let x86 = native.iter().find(|p| p.function == init.function);
         let arm = arm64.iter().find(|p| p.function == init.function);
@@ -711,13 +744,14 @@ fn summary_table(out: &mut String, native: &[Package], arm64: &[Package], inits:
         let deployed = arm.or(x86).map(|p| p.zipped_bytes);
         let _ = writeln!(
             out,
-            "{:<20} | {:>12} | {:>13} | {:>11} | {:>9} | {:>9} | {}",
+            "{:<20} | {:>12} | {:>13} | {:>11} | {:>9} | {:>9} | {:>7} MB | {}",
             init.function,
             arm.map_or("n/a".into(), |p| mb(p.zipped_bytes)),
             x86.map_or("n/a".into(), |p| mb(p.zipped_bytes)),
             ms(init.median),
             ms(init.p90),
             ms(init.min),
+            format!("{:.1}", init.hwm_kb as f64 / 1024.0),
             verdict(deployed, init.median),
         );
     }

@@ -110,7 +110,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let template = switchyard_local::template::workspace_template().map_err(|e| e.to_string())?;
     for bin in switchyard_local::runner::provision::function_binaries(template) {
         if !FUNCTIONS.iter().any(|f| f.name == bin) {
-            return Err(format!("template.yaml declares {bin}, which bench-init has no settings for"));
+            return Err(format!(
+                "template.yaml declares {bin}, which bench-init has no settings for"
+            ));
         }
     }
     fs::create_dir_all(&paths.bench_dir).map_err(|e| format!("cannot create {}: {e}", paths.bench_dir.display()))?;

@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use switchyard_core::metrics::{CATALOG, NAMESPACE, parse_emf};
-use switchyard_local::runner::{Options, Runner};
-use switchyard_local::target_dir;
+use switchyard_local::runner::Runner;
 use switchyard_tests::{ADMIN_KEY, Http, Receiver, moto_endpoint};
 
 fn template() -> &'static Value {
@@ -257,20 +256,8 @@ fn total(lines: &[Line], metric: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_write_emf_metrics_and_the_monitor_reports_depths_and_open_circuits() {
     let sdk = switchyard_local::sdk_config(moto_endpoint()).await;
-    let stack = switchyard_local::resources::unique_prefix("emf");
-    let log_dir = target_dir().join("local").join(&stack).join("logs");
-    let mut opts = Options::new(&stack, target_dir().join("debug"));
-    opts.parameters.insert(
-        "AdminKeySha256".into(),
-        switchyard_api::extract::admin_key_digest(ADMIN_KEY),
-    );
-    opts.parameters.insert(
-        "AwsEventsPattern".into(),
-        json!({"source": [format!("{stack}.never")]}).to_string(),
-    );
-    opts.function_log_dir = Some(log_dir.clone());
-    opts.max_instances = 2;
-    opts.poll_wait_secs = 1;
+    let opts = crate::runner::options("emf", &[]);
+    let log_dir = opts.function_log_dir.clone().expect("the runner tests log to files");
     let runner = Runner::start(&sdk, template(), opts)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

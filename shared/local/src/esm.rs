@@ -2,14 +2,14 @@
 //!
 //! One poll receives a batch, hands it to the handler as the `SqsEvent`
 //! Lambda would build (body, receipt handle, system attributes such as
-//! `ApproximateReceiveCount`, source ARN), and applies the partial batch
+//! `ApproximateReceiveCount`, message attributes, source ARN), and applies the partial batch
 //! response the way Lambda does with `ReportBatchItemFailures`: the records
 //! not listed are deleted; the listed ones stay and come back after the
 //! visibility timeout; a response naming an id that was not in the batch
 //! fails the whole batch.
 
 use crate::{LocalError, aws_err};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use std::collections::HashSet;
 use std::future::Future;
@@ -56,6 +56,23 @@ pub fn to_sqs_event(messages: &[Message], queue: &QueueRef) -> SqsEvent {
                 .flatten()
                 .map(|(k, v)| (k.as_str().to_string(), v.clone()))
                 .collect();
+            r.message_attributes = m
+                .message_attributes
+                .iter()
+                .flatten()
+                .map(|(k, v)| {
+                    let mut a = SqsMessageAttribute::default();
+                    a.data_type = Some(v.data_type.clone());
+                    a.string_value = v.string_value.clone();
+                    a.binary_value = v.binary_value.as_ref().map(|b| {
+                        let mut data = aws_lambda_events::encodings::Base64Data::default();
+                        data.extend_from_slice(b.as_ref());
+                        data
+                    });
+                    (k.clone(), a)
+                })
+                .collect();
+            r.md5_of_message_attributes = m.md5_of_message_attributes.clone();
             r.event_source = Some("aws:sqs".into());
             r.event_source_arn = Some(queue.arn.clone());
             r.aws_region = Some(crate::LOCAL_REGION.into());
@@ -113,6 +130,7 @@ pub async fn receive(
         .max_number_of_messages(max.clamp(1, 10))
         .wait_time_seconds(wait_secs.clamp(0, 20))
         .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
         .send()
         .await
         .map_err(|e| aws_err("ReceiveMessage", aws_sdk_sqs::error::DisplayErrorContext(e)))?;

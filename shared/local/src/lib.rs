@@ -14,12 +14,15 @@
 //! - [`esm`]: an SQS poller that plays Lambda's event source mapping for a
 //!   handler (batch in, partial batch response out, successes deleted).
 //!
+//! - [`aws_proxy`]: a proxy before moto that counts requests by operation
+//!   and DynamoDB capacity units as AWS bills them, and injects faults;
 //! - [`runner`]: the local runner: a template's whole stack, provisioned in
 //!   moto, its functions run as their real binaries behind an emulated Lambda
 //!   Runtime API, its triggers played (SQS, HTTP API, rules, schedules).
 //!
 //! Nothing here is deployed; tests, the demo and the benchmarks use it.
 
+pub mod aws_proxy;
 pub mod esm;
 pub mod http_api;
 pub mod moto;
@@ -51,7 +54,13 @@ pub const LOCAL_REGION: &str = "us-east-1";
 /// An SDK configuration for moto at `endpoint`: fixed region and dummy
 /// credentials, so nothing is read from the machine's AWS setup.
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "switchyard-local");
+    sdk_config_as(endpoint, "testing").await
+}
+
+/// [`sdk_config`] with its own access key id, which tells a proxy in front
+/// of moto (`aws_proxy`) who called; moto accepts any.
+pub async fn sdk_config_as(endpoint: &str, key_id: &str) -> aws_config::SdkConfig {
+    let creds = aws_sdk_sqs::config::Credentials::new(key_id, "testing", None, None, "switchyard-local");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(LOCAL_REGION))
         .credentials_provider(creds)

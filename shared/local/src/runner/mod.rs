@@ -378,7 +378,9 @@ fn function_env(f: &provision::Function, moto: &str, opts: &Options) -> Vec<(Str
         ("LAMBDA_TASK_ROOT".into(), opts.bin_dir.display().to_string()),
         ("AWS_REGION".into(), crate::LOCAL_REGION.into()),
         ("AWS_DEFAULT_REGION".into(), crate::LOCAL_REGION.into()),
-        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        // Dummy credentials; the key id names the function, so a proxy in
+        // front of moto can tell who called (moto accepts any key).
+        ("AWS_ACCESS_KEY_ID".into(), f.logical_id.clone()),
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
         ("AWS_ENDPOINT_URL".into(), moto.into()),
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),

@@ -1,0 +1,819 @@
+//! A proxy between the functions and moto that counts every AWS request by
+//! operation and can inject faults.
+//!
+//! Point the SDK (or the runner's functions, through `AWS_ENDPOINT_URL`) at
+//! [`AwsProxy::endpoint`] instead of moto's. Every request is forwarded
+//! unchanged; the proxy
+//!
+//! - counts it as `service:Operation` (from `X-Amz-Target` for the JSON
+//!   protocols SQS, DynamoDB and EventBridge use, or `Action=` for the query
+//!   protocol), with SQS receives that returned nothing counted apart
+//!   (`sqs:ReceiveMessage(empty)`);
+//! - measures DynamoDB capacity as AWS bills it, because moto reports a
+//!   fixed 1.0 or 0.5: write units from the size of the item before and
+//!   after each write (read back from moto outside the count; 1 per KB,
+//!   twice that in a transaction) and read units from the size of what reads
+//!   returned (1 per 4 KB, half that when eventually consistent);
+//! - with [`Faults`] set, answers a share of requests with a throttling
+//!   error or a 500, or drops the connection before or after forwarding (the
+//!   last one: the request took effect, the caller never hears).
+//!
+//! For the cost benchmark and the fault-injection tests; never deployed.
+
+use crate::LocalError;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// One kind of injected fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 400 `ThrottlingException` (the SDK retries it with backoff).
+    Throttle,
+    /// 500 `InternalFailure`.
+    ServerError,
+    /// The connection is closed before the request reaches moto.
+    Drop,
+    /// The request reaches moto and takes effect; the connection is closed
+    /// before the answer.
+    LoseResponse,
+}
+
+/// Which requests fail and how: each request fails with probability `rate`,
+/// with a kind drawn evenly from `kinds`.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub rate: f64,
+    pub kinds: Vec<Fault>,
+    /// Only operations whose counted name (`sqs:SendMessage`) starts with one
+    /// of these; all when empty.
+    pub only: Vec<String>,
+}
+
+/// What the proxy saw since the last [`AwsProxy::reset`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Requests per `service:Operation`.
+    pub requests: BTreeMap<String, u64>,
+    /// Requests per caller (the access key id: the local runner gives each
+    /// function its logical id, its own pollers use `testing`), then per
+    /// `service:Operation`.
+    pub by_caller: BTreeMap<String, BTreeMap<String, u64>>,
+    /// DynamoDB write units per `caller service:Operation table`.
+    pub write_units_by: BTreeMap<String, f64>,
+    /// DynamoDB write and read capacity units, as AWS would bill them.
+    pub write_units: f64,
+    pub read_units: f64,
+    /// Faults injected, per kind.
+    pub faults: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Requests of one service (`sqs`), all operations.
+    pub fn service_total(&self, service: &str) -> u64 {
+        let prefix = format!("{service}:");
+        self.requests
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+struct State {
+    tally: Mutex<Tally>,
+    faults: Mutex<Faults>,
+    upstream: String,
+    client: reqwest::Client,
+    /// A xorshift state for the fault draws.
+    rng: Mutex<u64>,
+    /// Each table's global secondary indexes, read once.
+    indexes: Mutex<BTreeMap<String, Vec<Gsi>>>,
+}
+
+/// A global secondary index as far as its write cost goes.
+#[derive(Debug, Clone, PartialEq)]
+struct Gsi {
+    /// The index's key attributes.
+    index_keys: Vec<String>,
+    /// The index's and the table's key attributes (always projected).
+    keys: Vec<String>,
+    /// `None`: every attribute (`ALL`); else the projected non-key ones.
+    projected: Option<Vec<String>>,
+}
+
+/// A running proxy; stopped when dropped.
+pub struct AwsProxy {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl AwsProxy {
+    /// Starts a proxy to `upstream` (moto's endpoint) on a free port of
+    /// 127.0.0.1, on the current runtime.
+    pub async fn start(upstream: &str) -> Result<Self, LocalError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(LocalError::io("binding the AWS proxy"))?;
+        let addr = listener.local_addr().map_err(LocalError::io("the proxy's address"))?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| LocalError::Setup(format!("the proxy's HTTP client: {e}")))?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15)
+            | 1;
+        let state = Arc::new(State {
+            tally: Mutex::new(Tally::default()),
+            faults: Mutex::new(Faults::default()),
+            upstream: upstream.trim_end_matches('/').to_string(),
+            client,
+            rng: Mutex::new(seed),
+            indexes: Mutex::new(BTreeMap::new()),
+        });
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { forward(&st, req).await }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            _stop: stop,
+        })
+    }
+
+    /// The endpoint URL to give the SDK instead of moto's.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What was seen since the last reset.
+    pub fn tally(&self) -> Tally {
+        self.state.tally.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Forgets what was seen.
+    pub fn reset(&self) {
+        if let Ok(mut t) = self.state.tally.lock() {
+            *t = Tally::default();
+        }
+    }
+
+    /// Sets (or, with the default, clears) the faults to inject.
+    pub fn set_faults(&self, faults: Faults) {
+        if let Ok(mut f) = self.state.faults.lock() {
+            *f = faults;
+        }
+    }
+}
+
+/// Why a connection was dropped on purpose.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the AWS proxy (fault injected)")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// `service:Operation` of one request.
+pub fn operation(target: Option<&str>, body: &[u8]) -> String {
+    if let Some(t) = target
+        && let Some((prefix, op)) = t.split_once('.')
+    {
+        let service = match prefix {
+            "AmazonSQS" => "sqs",
+            p if p.starts_with("DynamoDB") => "dynamodb",
+            "AWSEvents" => "events",
+            other => other,
+        };
+        return format!("{service}:{op}");
+    }
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .map(|a| format!("query:{a}"))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The access key id of a SigV4 `Authorization` header.
+fn caller(authorization: &str) -> Option<String> {
+    let rest = authorization.split("Credential=").nth(1)?;
+    Some(rest.split('/').next()?.to_string())
+}
+
+impl State {
+    fn draw(&self, op: &str) -> Option<Fault> {
+        let faults = self.faults.lock().ok()?.clone();
+        if faults.rate <= 0.0 || faults.kinds.is_empty() {
+            return None;
+        }
+        if !faults.only.is_empty() && !faults.only.iter().any(|p| op.starts_with(p.as_str())) {
+            return None;
+        }
+        let mut rng = self.rng.lock().ok()?;
+        let mut next = || {
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            *rng
+        };
+        let hit = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        if hit >= faults.rate {
+            return None;
+        }
+        Some(faults.kinds[(next() % faults.kinds.len() as u64) as usize])
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Tally)) {
+        if let Ok(mut t) = self.tally.lock() {
+            f(&mut t);
+        }
+    }
+
+    /// Sends one request to moto, outside the tally.
+    async fn upstream(
+        &self,
+        headers: &[(String, Vec<u8>)],
+        target: Option<&str>,
+        body: Bytes,
+    ) -> Result<(u16, Vec<(String, Vec<u8>)>, Bytes), reqwest::Error> {
+        let mut req = self.client.post(format!("{}/", self.upstream)).body(body);
+        for (k, v) in headers {
+            if matches!(k.as_str(), "host" | "content-length" | "connection" | "x-amz-target") {
+                continue;
+            }
+            req = req.header(k.as_str(), v.as_slice());
+        }
+        if let Some(t) = target {
+            req = req.header("x-amz-target", t);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "content-length" | "transfer-encoding" | "connection"))
+            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+        let body = resp.bytes().await?;
+        Ok((status, headers, body))
+    }
+
+    /// The item under `key` in `table`, read consistently from moto.
+    async fn item(&self, headers: &[(String, Vec<u8>)], table: &Value, key: &Value) -> Option<Value> {
+        let body = json!({"TableName": table, "Key": key, "ConsistentRead": true}).to_string();
+        let (status, _, out) = self
+            .upstream(headers, Some("DynamoDB_20120810.GetItem"), Bytes::from(body))
+            .await
+            .ok()?;
+        if status != 200 {
+            return None;
+        }
+        serde_json::from_slice::<Value>(&out).ok()?.get("Item").cloned()
+    }
+
+    /// The global secondary indexes of `table` (DescribeTable, once).
+    async fn indexes(&self, headers: &[(String, Vec<u8>)], table: &Value) -> Vec<Gsi> {
+        let name = table.as_str().unwrap_or_default().to_string();
+        if let Some(known) = self.indexes.lock().ok().and_then(|m| m.get(&name).cloned()) {
+            return known;
+        }
+        let body = json!({"TableName": table}).to_string();
+        let Ok((200, _, out)) = self
+            .upstream(headers, Some("DynamoDB_20120810.DescribeTable"), Bytes::from(body))
+            .await
+        else {
+            return Vec::new();
+        };
+        let desc: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
+        let table_keys: Vec<String> = key_names(desc.pointer("/Table/KeySchema"));
+        let gsis: Vec<Gsi> = desc
+            .pointer("/Table/GlobalSecondaryIndexes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|g| {
+                let index_keys = key_names(g.get("KeySchema"));
+                let mut keys = index_keys.clone();
+                keys.extend(table_keys.iter().cloned());
+                let projected = match g.pointer("/Projection/ProjectionType").and_then(Value::as_str) {
+                    Some("ALL") => None,
+                    _ => Some(key_names_list(g.pointer("/Projection/NonKeyAttributes"))),
+                };
+                Gsi {
+                    index_keys,
+                    keys,
+                    projected,
+                }
+            })
+            .collect();
+        if let Ok(mut m) = self.indexes.lock() {
+            m.insert(name, gsis.clone());
+        }
+        gsis
+    }
+}
+
+fn key_names(schema: Option<&Value>) -> Vec<String> {
+    schema
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.get("AttributeName").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+fn key_names_list(list: Option<&Value>) -> Vec<String> {
+    list.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+impl Gsi {
+    /// Whether `item` is in the index (it has the index's key attributes).
+    fn holds(&self, item: &Value) -> bool {
+        !self.index_keys.is_empty() && self.index_keys.iter().all(|k| item.get(k).is_some())
+    }
+
+    fn projected_size(&self, item: &Value) -> usize {
+        match &self.projected {
+            None => item_size(item),
+            Some(extra) => item
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| self.keys.contains(k) || extra.contains(k))
+                        .map(|(k, v)| k.len() + value_size(v))
+                        .sum()
+                })
+                .unwrap_or(0),
+        }
+    }
+
+    fn key_of(&self, item: &Value) -> Vec<Value> {
+        self.index_keys
+            .iter()
+            .map(|k| item.get(k).cloned().unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// Write units this index costs for an item going from `before` to
+    /// `after` (either may be absent): a put, a delete, or both when the
+    /// index key changed.
+    fn write_units(&self, before: Option<&Value>, after: Option<&Value>) -> f64 {
+        let b = before.filter(|i| self.holds(i));
+        let a = after.filter(|i| self.holds(i));
+        match (b, a) {
+            (None, None) => 0.0,
+            (Some(x), None) | (None, Some(x)) => write_units(self.projected_size(x)),
+            (Some(x), Some(y)) if self.key_of(x) == self.key_of(y) => {
+                if x == y {
+                    0.0
+                } else {
+                    write_units(self.projected_size(x).max(self.projected_size(y)))
+                }
+            }
+            (Some(x), Some(y)) => write_units(self.projected_size(x)) + write_units(self.projected_size(y)),
+        }
+    }
+}
+
+fn fault_response(fault: Fault) -> Response<Full<Bytes>> {
+    let (status, kind, message) = match fault {
+        Fault::Throttle => (400, "ThrottlingException", "Rate exceeded (injected by the AWS proxy)"),
+        _ => (500, "InternalFailure", "Internal failure (injected by the AWS proxy)"),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(
+        json!({"__type": kind, "message": message}).to_string(),
+    )));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    resp.headers_mut()
+        .insert("x-amzn-errortype", hyper::header::HeaderValue::from_static(kind));
+    resp
+}
+
+async fn forward(st: &State, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = req.into_body().collect().await.map_err(|_| Dropped)?.to_bytes();
+    let op = operation(target.as_deref(), &body);
+    let caller = headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .and_then(|(_, v)| caller(&String::from_utf8_lossy(v)))
+        .unwrap_or_else(|| "anonymous".into());
+    st.count(|t| {
+        *t.requests.entry(op.clone()).or_default() += 1;
+        *t.by_caller
+            .entry(caller.clone())
+            .or_default()
+            .entry(op.clone())
+            .or_default() += 1;
+    });
+    let fault = st.draw(&op);
+    if let Some(f) = fault {
+        st.count(|t| *t.faults.entry(format!("{f:?}")).or_default() += 1);
+        match f {
+            Fault::Throttle | Fault::ServerError => return Ok(fault_response(f)),
+            Fault::Drop => return Err(Dropped),
+            Fault::LoseResponse => {}
+        }
+    }
+    let request: Value = if op.starts_with("dynamodb:") {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let writes = dynamo_writes(&op, &request);
+    let mut before = Vec::with_capacity(writes.len());
+    for (table, key, _) in &writes {
+        before.push(st.item(&headers, table, key).await);
+    }
+    let (status, resp_headers, out) = st
+        .upstream(&headers, target.as_deref(), body)
+        .await
+        .map_err(|_| Dropped)?;
+    if op.starts_with("dynamodb:") {
+        let mut wru = 0.0;
+        let mut by = Vec::new();
+        for ((table, key, factor), before) in writes.iter().zip(before) {
+            let start = wru;
+            let after = st.item(&headers, table, key).await;
+            let size = |i: &Option<Value>| i.as_ref().map_or(0, item_size);
+            // A write that changed nothing still costs its units (a failed
+            // condition too); the indexes cost only what changed in them.
+            wru += factor * write_units(size(&before).max(size(&after)));
+            for gsi in st.indexes(&headers, table).await {
+                wru += factor * gsi.write_units(before.as_ref(), after.as_ref());
+            }
+            by.push((format!("{caller} {op} {}", table.as_str().unwrap_or("?")), wru - start));
+        }
+        let rru = if status == 200 {
+            read_units(&op, &request, &serde_json::from_slice(&out).unwrap_or(Value::Null))
+        } else {
+            0.0
+        };
+        st.count(|t| {
+            t.write_units += wru;
+            t.read_units += rru;
+            for (k, v) in by {
+                *t.write_units_by.entry(k).or_default() += v;
+            }
+        });
+    }
+    if op == "sqs:ReceiveMessage"
+        && status == 200
+        && serde_json::from_slice::<Value>(&out)
+            .ok()
+            .and_then(|v| v.get("Messages").and_then(Value::as_array).map(Vec::len))
+            .unwrap_or(0)
+            == 0
+    {
+        st.count(|t| {
+            if let Some(n) = t.requests.get_mut(&op) {
+                *n -= 1;
+            }
+            *t.requests.entry("sqs:ReceiveMessage(empty)".into()).or_default() += 1;
+            let mine = t.by_caller.entry(caller.clone()).or_default();
+            if let Some(n) = mine.get_mut(&op) {
+                *n -= 1;
+            }
+            *mine.entry("sqs:ReceiveMessage(empty)".into()).or_default() += 1;
+        });
+    }
+    if fault == Some(Fault::LoseResponse) {
+        return Err(Dropped);
+    }
+    let mut resp = Response::new(Full::new(out));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    for (k, v) in resp_headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_bytes(&v),
+        ) {
+            resp.headers_mut().append(name, value);
+        }
+    }
+    Ok(resp)
+}
+
+/// The items a DynamoDB write touches: (table, key, units per KB).
+fn dynamo_writes(op: &str, req: &Value) -> Vec<(Value, Value, f64)> {
+    let table = || req.get("TableName").cloned().unwrap_or(Value::Null);
+    match op {
+        "dynamodb:PutItem" => {
+            // The key is the item's key attributes; the whole item works as
+            // a key for GetItem only if it has no others, so read the key
+            // schema-free way: keep pk/sk-like attributes moto accepts.
+            let item = req.get("Item").cloned().unwrap_or(Value::Null);
+            vec![(table(), key_of(&item), 1.0)]
+        }
+        "dynamodb:UpdateItem" | "dynamodb:DeleteItem" => {
+            vec![(table(), req.get("Key").cloned().unwrap_or(Value::Null), 1.0)]
+        }
+        "dynamodb:TransactWriteItems" => req
+            .get("TransactItems")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|ti| {
+                let (kind, body) = ti.as_object()?.iter().next()?;
+                let t = body.get("TableName").cloned()?;
+                let k = match kind.as_str() {
+                    "Put" => key_of(body.get("Item")?),
+                    _ => body.get("Key").cloned()?,
+                };
+                Some((t, k, 2.0))
+            })
+            .collect(),
+        "dynamodb:BatchWriteItem" => req
+            .get("RequestItems")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .flat_map(|(t, reqs)| {
+                reqs.as_array().into_iter().flatten().filter_map(move |r| {
+                    let k = if let Some(p) = r.get("PutRequest") {
+                        key_of(p.get("Item")?)
+                    } else {
+                        r.get("DeleteRequest")?.get("Key").cloned()?
+                    };
+                    Some((Value::String(t.clone()), k, 1.0))
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The key attributes of an item of this project's tables (`pk`, `sk`).
+fn key_of(item: &Value) -> Value {
+    let mut key = serde_json::Map::new();
+    for name in ["pk", "sk"] {
+        if let Some(v) = item.get(name) {
+            key.insert(name.into(), v.clone());
+        }
+    }
+    Value::Object(key)
+}
+
+/// Write units of a write touching an item of `size` bytes: 1 per KB begun.
+fn write_units(size: usize) -> f64 {
+    size.div_ceil(1024).max(1) as f64
+}
+
+/// Read units a successful read consumed: 1 per 4 KB begun of what it read
+/// (a query's items together), half when eventually consistent.
+fn read_units(op: &str, req: &Value, resp: &Value) -> f64 {
+    let consistent = req.get("ConsistentRead").and_then(Value::as_bool).unwrap_or(false);
+    let factor = if consistent { 1.0 } else { 0.5 };
+    let units = |bytes: usize| bytes.div_ceil(4096).max(1) as f64 * factor;
+    match op {
+        "dynamodb:GetItem" => units(resp.get("Item").map_or(0, item_size)),
+        "dynamodb:Query" | "dynamodb:Scan" => units(
+            resp.get("Items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(item_size)
+                .sum(),
+        ),
+        "dynamodb:BatchGetItem" => resp
+            .get("Responses")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, items)| items.as_array().into_iter().flatten())
+            .map(|i| units(item_size(i)))
+            .sum(),
+        "dynamodb:TransactGetItems" => resp
+            .get("Responses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| 2.0 * r.get("Item").map_or(0, item_size).div_ceil(4096).max(1) as f64)
+            .sum(),
+        _ => 0.0,
+    }
+}
+
+/// An item's size as DynamoDB counts it: attribute names plus values.
+pub fn item_size(item: &Value) -> usize {
+    item.as_object()
+        .map(|m| m.iter().map(|(k, v)| k.len() + value_size(v)).sum())
+        .unwrap_or(0)
+}
+
+/// One attribute value's size (DynamoDB JSON: `{"S": ..}`, `{"N": ..}`, ...).
+fn value_size(v: &Value) -> usize {
+    let Some((kind, inner)) = v.as_object().and_then(|m| m.iter().next()) else {
+        return 0;
+    };
+    let s = |x: &Value| x.as_str().map_or(0, str::len);
+    let n = |x: &Value| {
+        let digits = x.as_str().map_or(0, |t| t.chars().filter(char::is_ascii_digit).count());
+        digits.div_ceil(2) + 1
+    };
+    let b = |x: &Value| x.as_str().map_or(0, |t| t.len() * 3 / 4);
+    let each = |f: &dyn Fn(&Value) -> usize| inner.as_array().into_iter().flatten().map(f).sum::<usize>();
+    match kind.as_str() {
+        "S" => s(inner),
+        "N" => n(inner),
+        "B" => b(inner),
+        "BOOL" | "NULL" => 1,
+        "SS" => each(&s),
+        "NS" => each(&n),
+        "BS" => each(&b),
+        "L" => {
+            3 + inner
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| 1 + value_size(x))
+                .sum::<usize>()
+        }
+        "M" => {
+            3 + inner
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, x)| 1 + k.len() + value_size(x))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_by_service() {
+        assert_eq!(operation(Some("AmazonSQS.SendMessage"), b""), "sqs:SendMessage");
+        assert_eq!(operation(Some("DynamoDB_20120810.PutItem"), b"{}"), "dynamodb:PutItem");
+        assert_eq!(operation(Some("AWSEvents.PutEvents"), b"{}"), "events:PutEvents");
+        assert_eq!(
+            operation(None, b"Action=GetQueueAttributes&Version=2012-11-05"),
+            "query:GetQueueAttributes"
+        );
+        assert_eq!(operation(None, b"{}"), "unknown");
+    }
+
+    #[test]
+    fn the_caller_is_the_access_key_id() {
+        let auth = "AWS4-HMAC-SHA256 Credential=IngestFunction/20261129/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=ab";
+        assert_eq!(caller(auth).as_deref(), Some("IngestFunction"));
+        assert_eq!(caller("Bearer x"), None);
+    }
+
+    #[test]
+    fn item_sizes_follow_dynamodbs_rules() {
+        // "pk" (2) + "evt_1" (5); "n" (1) + 3 digits → 2 + 1; "ok" (2) + 1.
+        let item = json!({"pk": {"S": "evt_1"}, "n": {"N": "123"}, "ok": {"BOOL": true}});
+        assert_eq!(item_size(&item), 7 + 4 + 3);
+        let nested = json!({"m": {"M": {"a": {"S": "xy"}}}, "l": {"L": [{"S": "abc"}]}});
+        // m: 1 + (3 + 1 + 1 + 2); l: 1 + (3 + 1 + 3)
+        assert_eq!(item_size(&nested), 8 + 8);
+    }
+
+    #[test]
+    fn units_round_up_per_kb_and_per_4_kb() {
+        assert_eq!(write_units(0), 1.0);
+        assert_eq!(write_units(1024), 1.0);
+        assert_eq!(write_units(1025), 2.0);
+        let big = json!({"Item": {"pk": {"S": "x".repeat(5000)}}});
+        assert_eq!(read_units("dynamodb:GetItem", &json!({}), &big), 1.0);
+        assert_eq!(
+            read_units("dynamodb:GetItem", &json!({"ConsistentRead": true}), &big),
+            2.0
+        );
+        let q = json!({"Items": [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}]});
+        assert_eq!(read_units("dynamodb:Query", &json!({}), &q), 0.5);
+    }
+
+    #[test]
+    fn writes_name_the_items_they_touch() {
+        let put = json!({"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}, "x": {"S": "y"}}});
+        assert_eq!(
+            dynamo_writes("dynamodb:PutItem", &put),
+            [(json!("t"), json!({"pk": {"S": "a"}, "sk": {"S": "b"}}), 1.0)]
+        );
+        let tx = json!({"TransactItems": [
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}}}},
+            {"Update": {"TableName": "u", "Key": {"pk": {"S": "b"}}}}
+        ]});
+        let w = dynamo_writes("dynamodb:TransactWriteItems", &tx);
+        assert_eq!(w.len(), 2);
+        assert!(w.iter().all(|(_, _, f)| *f == 2.0));
+    }
+
+    #[test]
+    fn index_writes_cost_what_changed_in_them() {
+        let all = Gsi {
+            index_keys: vec!["g1pk".into(), "g1sk".into()],
+            keys: vec!["g1pk".into(), "g1sk".into(), "pk".into(), "sk".into()],
+            projected: None,
+        };
+        let keys_only = Gsi {
+            projected: Some(vec![]),
+            ..all.clone()
+        };
+        let item = |g: Option<&str>, blob: usize| {
+            let mut m = json!({"pk": {"S": "p"}, "sk": {"S": "s"}, "blob": {"S": "x".repeat(blob)}});
+            if let Some(g) = g {
+                m["g1pk"] = json!({"S": g});
+                m["g1sk"] = json!({"S": "1"});
+            }
+            m
+        };
+        // Not in the index before or after: free.
+        assert_eq!(all.write_units(None, Some(&item(None, 10))), 0.0);
+        // A new item in the index: its projection, per KB.
+        assert_eq!(all.write_units(None, Some(&item(Some("a"), 1500))), 2.0);
+        assert_eq!(keys_only.write_units(None, Some(&item(Some("a"), 1500))), 1.0);
+        // The index key changed: a delete and a put.
+        assert_eq!(
+            all.write_units(Some(&item(Some("a"), 10)), Some(&item(Some("b"), 10))),
+            2.0
+        );
+        // Unchanged: nothing.
+        assert_eq!(
+            all.write_units(Some(&item(Some("a"), 10)), Some(&item(Some("a"), 10))),
+            0.0
+        );
+        // Left the index: a delete.
+        assert_eq!(all.write_units(Some(&item(Some("a"), 10)), Some(&item(None, 10))), 1.0);
+    }
+
+    #[test]
+    fn faults_hit_at_their_rate_and_only_where_asked() {
+        let st = State {
+            tally: Mutex::new(Tally::default()),
+            faults: Mutex::new(Faults {
+                rate: 0.25,
+                kinds: vec![Fault::Throttle, Fault::Drop],
+                only: vec!["sqs:".into()],
+            }),
+            upstream: String::new(),
+            client: reqwest::Client::new(),
+            rng: Mutex::new(42),
+            indexes: Mutex::new(BTreeMap::new()),
+        };
+        let hits = (0..10_000)
+            .filter_map(|_| st.draw("sqs:SendMessage"))
+            .collect::<Vec<_>>();
+        assert!((2_000..3_000).contains(&hits.len()), "{}", hits.len());
+        assert!(hits.contains(&Fault::Throttle) && hits.contains(&Fault::Drop));
+        assert!((0..1000).all(|_| st.draw("dynamodb:PutItem").is_none()));
+    }
+}

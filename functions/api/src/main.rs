@@ -6,7 +6,7 @@ use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    switchyard_aws::logging::init();
     let sdk = switchyard_aws::load().await;
     let settings = switchyard_api::Settings::from_env()?;
     let app = switchyard_api::router(Arc::new(switchyard_api::AppState::new(&sdk, &settings)));

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    switchyard_aws::logging::init();
     let sdk = switchyard_aws::load().await;
     let settings = switchyard_delivery::Settings::from_env()?;
     let app = switchyard_delivery::AwsDelivery::new(&sdk, &settings)?;

@@ -385,7 +385,14 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
     pub async fn handle(&self, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         let request_id = req.request_context.request_id.clone().unwrap_or_default();
         let response = self.handle_inner(req).await;
-        tracing::info!(request_id = %request_id, status = response.status_code, "ingest");
+        // An accepted event already has its own line ("event accepted");
+        // the request line is for the refusals (CloudWatch Logs bills every
+        // byte, and this path runs once per event).
+        if response.status_code < 300 {
+            tracing::debug!(request_id = %request_id, status = response.status_code, "ingest");
+        } else {
+            tracing::info!(request_id = %request_id, status = response.status_code, "ingest");
+        }
         self.metrics.add(|m| match response.status_code {
             202 => m.count(m::EventsIngested, 1),
             200 => m.count(m::EventsDuplicated, 1),

@@ -8,13 +8,15 @@
 //! AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 //!
 //! [`batch::process_sqs_batch`] turns an SQS trigger's batch into a partial
-//! batch response, one record at a time.
+//! batch response, one record at a time. [`logging::init`] installs the
+//! functions' log subscriber.
 
 pub mod batch;
 pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod eventbridge;
+pub mod logging;
 pub mod redrive;
 pub mod sqs;
 

@@ -247,6 +247,7 @@ impl DynamoDeliveryLog {
     }
 
     async fn delivery_page(
+        &self,
         query: QueryFluentBuilder,
         limit: usize,
         start: Option<Item>,
@@ -254,8 +255,9 @@ impl DynamoDeliveryLog {
         op: &str,
     ) -> Result<Page<DeliveryRecord>, ListError> {
         let page = query_page(query, limit, start, &key_names, op).await?;
-        let items = page
-            .items
+        // The indexes hold keys only: the items come from the table.
+        let items = super::hydrate(&self.client, &self.table, &page.items, None, op)
+            .await?
             .into_iter()
             .map(from_item::<DeliveryRecord>)
             .collect::<Result<_, _>>()?;
@@ -298,7 +300,8 @@ impl DynamoDeliveryLog {
             None => query.key_condition_expression("#ipk = :ipk"),
         };
         let names = index_key_names(keys::GSI1_PK, keys::GSI1_SK);
-        Self::delivery_page(query, limit, start, names, "Query deliveries by endpoint").await
+        self.delivery_page(query, limit, start, names, "Query deliveries by endpoint")
+            .await
     }
 
     /// An event's deliveries (one per endpoint it went to), by delivery id.
@@ -316,7 +319,8 @@ impl DynamoDeliveryLog {
             .index_query(keys::GSI2, keys::GSI2_PK, &pk)
             .key_condition_expression("#ipk = :ipk");
         let names = index_key_names(keys::GSI2_PK, keys::GSI2_SK);
-        Self::delivery_page(query, limit, start, names, "Query deliveries by event").await
+        self.delivery_page(query, limit, start, names, "Query deliveries by event")
+            .await
     }
 
     /// A tenant's deliveries in one state, most recently updated first.
@@ -334,7 +338,8 @@ impl DynamoDeliveryLog {
             .key_condition_expression("#ipk = :ipk")
             .scan_index_forward(false);
         let names = index_key_names(keys::GSI3_PK, keys::GSI3_SK);
-        Self::delivery_page(query, limit, start, names, "Query deliveries by status").await
+        self.delivery_page(query, limit, start, names, "Query deliveries by status")
+            .await
     }
 
     /// Puts a failed delivery back to retrying for a replay: reason
@@ -394,23 +399,33 @@ impl DynamoDeliveryLog {
             return Ok(EndpointStats::default());
         }
         let pk = keys::deliveries::by_endpoint_partition(tenant, endpoint);
-        let mut items = self
+        let mut entries = self
             .index_query(keys::GSI1, keys::GSI1_PK, &pk)
             .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lo AND :hi")
             .expression_attribute_names("#isk", keys::GSI1_SK)
             .expression_attribute_values(":lo", s(lo))
             .expression_attribute_values(":hi", s(hi))
-            .projection_expression("#state, #dur")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#dur", "last_duration_ms")
             .scan_index_forward(false)
             .into_paginator()
             .items()
             .send();
-        let mut rows = Vec::new();
-        while rows.len() < MAX_STATS_DELIVERIES {
-            let Some(item) = items.next().await else { break };
-            let row: StatsRow = from_item(item.map_err(|e| port_error("Query endpoint stats", e))?)?;
+        let mut keys = Vec::new();
+        while keys.len() < MAX_STATS_DELIVERIES {
+            let Some(entry) = entries.next().await else { break };
+            keys.push(entry.map_err(|e| port_error("Query endpoint stats", e))?);
+        }
+        // The index holds keys only: the two attributes come from the table.
+        let items = super::hydrate(
+            &self.client,
+            &self.table,
+            &keys,
+            Some(&["state", "last_duration_ms"]),
+            "BatchGetItem endpoint stats",
+        )
+        .await?;
+        let mut rows = Vec::with_capacity(items.len());
+        for item in items {
+            let row: StatsRow = from_item(item)?;
             rows.push((row.state, row.last_duration_ms));
         }
         Ok(summarize(rows))

@@ -188,17 +188,34 @@ impl DynamoEventStore {
                 .into_paginator()
                 .items()
                 .send();
-            while let Some(item) = pages.next().await {
-                let item = item.map_err(|e| port_error("Query audit trail", e))?;
-                let cursor = item.get(keys::GSI1_SK).and_then(|v| v.as_s().ok()).cloned();
-                let record = from_item::<EventRow>(item)?.into_record()?;
-                // An index entry at `hi` exactly is outside the range.
-                if record.received_at >= to {
-                    continue;
+            // The index holds keys only: read the page's items from the
+            // table, as many entries at a time as the page still needs.
+            'day: loop {
+                let need = limit - page.events.len();
+                let mut entries = Vec::with_capacity(need);
+                while entries.len() < need {
+                    match pages.next().await {
+                        Some(entry) => entries.push(entry.map_err(|e| port_error("Query audit trail", e))?),
+                        None => break,
+                    }
                 }
-                page.events.push(record);
-                if page.events.len() == limit {
-                    page.next = cursor;
+                let exhausted = entries.len() < need;
+                let items =
+                    super::hydrate(&self.client, &self.table, &entries, None, "BatchGetItem audit trail").await?;
+                for item in items {
+                    let cursor = item.get(keys::GSI1_SK).and_then(|v| v.as_s().ok()).cloned();
+                    let record = from_item::<EventRow>(item)?.into_record()?;
+                    // An index entry at `hi` exactly is outside the range.
+                    if record.received_at >= to {
+                        continue;
+                    }
+                    page.events.push(record);
+                    if page.events.len() == limit {
+                        page.next = cursor;
+                        break 'day;
+                    }
+                }
+                if exhausted {
                     break;
                 }
             }

@@ -255,6 +255,85 @@ pub(crate) async fn query_page(
     Ok(Page { items, next })
 }
 
+/// The most keys one `BatchGetItem` takes.
+const BATCH_GET_MAX: usize = 100;
+
+/// The base-table items of index entries, in the entries' order; entries
+/// whose item is gone meanwhile (deleted, expired) are skipped.
+///
+/// The indexes of the deliveries table project keys only: each index write
+/// then costs one write unit of a small entry, and an update that leaves an
+/// index's keys alone costs that index nothing, where a projection of whole
+/// items rewrote them all on every change. Listings read the page's items
+/// here, in batches of 100 (eventually consistent, like the index).
+/// `projection`: only these attributes (names, not placeholders).
+pub(crate) async fn hydrate(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    entries: &[Item],
+    projection: Option<&[&str]>,
+    op: &str,
+) -> Result<Vec<Item>, PortError> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let key_of = |i: &Item| -> Option<(String, String)> {
+        Some((
+            i.get(keys::PK)?.as_s().ok()?.clone(),
+            i.get(keys::SK)?.as_s().ok()?.clone(),
+        ))
+    };
+    let wanted: Vec<(String, String)> = entries.iter().filter_map(key_of).collect();
+    let mut found: HashMap<(String, String), Item> = HashMap::new();
+    for chunk in wanted.chunks(BATCH_GET_MAX) {
+        let mut keys_and_attributes = KeysAndAttributes::builder().set_keys(Some(
+            chunk
+                .iter()
+                .map(|(pk, sk)| HashMap::from([(keys::PK.to_string(), s(pk)), (keys::SK.to_string(), s(sk))]))
+                .collect(),
+        ));
+        if let Some(names) = projection {
+            // The keys too, to put the items back in order.
+            let all: Vec<&str> = [keys::PK, keys::SK].into_iter().chain(names.iter().copied()).collect();
+            keys_and_attributes = keys_and_attributes
+                .projection_expression((0..all.len()).map(|i| format!("#a{i}")).collect::<Vec<_>>().join(", "));
+            for (i, name) in all.iter().enumerate() {
+                keys_and_attributes = keys_and_attributes.expression_attribute_names(format!("#a{i}"), *name);
+            }
+        }
+        let mut request = Some(HashMap::from([(
+            table.to_string(),
+            keys_and_attributes.build().map_err(build_error)?,
+        )]));
+        // Unprocessed keys (throttling, 16 MB) are asked for again, with a
+        // short backoff, a bounded number of times.
+        for round in 0..8u32 {
+            let Some(req) = request.take().filter(|r| !r.is_empty()) else {
+                break;
+            };
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << round.min(5))).await;
+            }
+            let out = client
+                .batch_get_item()
+                .set_request_items(Some(req))
+                .send()
+                .await
+                .map_err(|e| port_error(op, e))?;
+            for item in out.responses.unwrap_or_default().remove(table).unwrap_or_default() {
+                if let Some(k) = key_of(&item) {
+                    found.insert(k, item);
+                }
+            }
+            request = out.unprocessed_keys.filter(|u| !u.is_empty());
+        }
+        if request.is_some() {
+            return Err(PortError::transient(format!(
+                "{op}: keys left unprocessed after retries"
+            )));
+        }
+    }
+    Ok(wanted.iter().filter_map(|k| found.remove(k)).collect())
+}
+
 /// Runs a transaction: `Ok(true)` if it applied, `Ok(false)` if one of its
 /// conditions did not hold. A cancellation for any other reason (a
 /// conflicting transaction, throttling) is transient.

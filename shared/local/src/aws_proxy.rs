@@ -372,19 +372,21 @@ impl Gsi {
         !self.index_keys.is_empty() && self.index_keys.iter().all(|k| item.get(k).is_some())
     }
 
-    fn projected_size(&self, item: &Value) -> usize {
-        match &self.projected {
-            None => item_size(item),
-            Some(extra) => item
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter(|(k, _)| self.keys.contains(k) || extra.contains(k))
-                        .map(|(k, v)| k.len() + value_size(v))
-                        .sum()
-                })
-                .unwrap_or(0),
+    /// The index's copy of `item`.
+    fn project(&self, item: &Value) -> Value {
+        match (&self.projected, item.as_object()) {
+            (Some(extra), Some(m)) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| self.keys.contains(k) || extra.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => item.clone(),
         }
+    }
+
+    fn projected_size(&self, item: &Value) -> usize {
+        item_size(&self.project(item))
     }
 
     fn key_of(&self, item: &Value) -> Vec<Value> {
@@ -404,7 +406,8 @@ impl Gsi {
             (None, None) => 0.0,
             (Some(x), None) | (None, Some(x)) => write_units(self.projected_size(x)),
             (Some(x), Some(y)) if self.key_of(x) == self.key_of(y) => {
-                if x == y {
+                // DynamoDB writes an index only if its copy changed.
+                if self.project(x) == self.project(y) {
                     0.0
                 } else {
                     write_units(self.projected_size(x).max(self.projected_size(y)))
@@ -791,6 +794,10 @@ mod tests {
             all.write_units(Some(&item(Some("a"), 10)), Some(&item(Some("a"), 10))),
             0.0
         );
+        // A change outside the projection: nothing for a keys-only index.
+        let (before, after) = (item(Some("a"), 10), item(Some("a"), 20));
+        assert_eq!(keys_only.write_units(Some(&before), Some(&after)), 0.0);
+        assert_eq!(all.write_units(Some(&before), Some(&after)), 1.0);
         // Left the index: a delete.
         assert_eq!(all.write_units(Some(&item(Some("a"), 10)), Some(&item(None, 10))), 1.0);
     }

@@ -2,14 +2,16 @@
 //! response out. Each task becomes one delivery task per matching endpoint
 //! (`switchyard_core::fanout`); a task whose endpoints could not be read or
 //! whose deliveries could not be queued is reported as a failure and comes
-//! back from SQS later.
+//! back from SQS later. The deliveries of the whole batch are queued
+//! together, ten per `SendMessageBatch`.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use std::sync::Mutex;
 use switchyard_aws::config::{ConfigError, env_var};
 use switchyard_aws::dynamo::DynamoRegistry;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
-use switchyard_core::fanout::fan_out;
+use switchyard_core::fanout::plan;
 use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::ports::{Registry, TaskQueue};
 use switchyard_core::{DeliveryTask, FanoutTask};
@@ -60,18 +62,176 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
     }
 
     async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        process_sqs_batch(event, |task: FanoutTask, record| async move {
+        // First every record's deliveries, concurrently; a record whose
+        // endpoints cannot be read fails on its own.
+        let planned: Mutex<Vec<Planned>> = Mutex::new(Vec::new());
+        let planned_ref = &planned;
+        let mut response = process_sqs_batch(event, |task: FanoutTask, record| async move {
             let env = &task.envelope;
             let now = switchyard_core::time_util::now_utc();
-            match fan_out(&self.registry, &self.queue, &task, now).await {
-                Ok(n) => {
-                    self.metrics.add(|m| m.count(m::FanoutTasks, n as u64));
-                    tracing::info!(tenant_id = %env.tenant_id, event_id = %env.id, message_id = %record.message_id, deliveries = n, "fanned out");
+            match plan(&self.registry, &task, now).await {
+                Ok(tasks) => {
+                    let p = Planned {
+                        message_id: record.message_id,
+                        tenant: env.tenant_id.to_string(),
+                        event: env.id.to_string(),
+                        tasks,
+                    };
+                    planned_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
                     Ok(())
                 }
-                Err(e) => Err(RecordFailure::new(format_args!("event {} of {}: {e}", env.id, env.tenant_id))),
+                Err(e) => Err(RecordFailure::new(format!(
+                    "event {} of {}: {e}",
+                    env.id, env.tenant_id
+                ))),
             }
         })
-        .await
+        .await;
+        // Then all of them together: SendMessageBatch takes ten tasks of any
+        // records, where one call per record sent one or two. If that fails,
+        // each record sends its own, so one record's refused task (say, too
+        // large) fails that record only. Tasks sent before a failure are sent
+        // again when the record comes back: the same delivery ids.
+        let planned = planned.into_inner().unwrap_or_else(|e| e.into_inner());
+        let all: Vec<DeliveryTask> = planned.iter().flat_map(|p| p.tasks.iter().cloned()).collect();
+        let together = all.is_empty() || self.queue.send_all(&all).await.is_ok();
+        for p in &planned {
+            let sent = if together || p.tasks.is_empty() {
+                Ok(())
+            } else {
+                self.queue.send_all(&p.tasks).await
+            };
+            match sent {
+                Ok(()) => {
+                    self.metrics.add(|m| m.count(m::FanoutTasks, p.tasks.len() as u64));
+                    tracing::info!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, deliveries = p.tasks.len(), "fanned out");
+                }
+                Err(e) => {
+                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, error = %e, "queueing the deliveries failed; the event will be fanned out again");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = p.message_id.clone();
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        response
+    }
+}
+
+/// One record's deliveries, planned and not yet sent.
+struct Planned {
+    message_id: String,
+    tenant: String,
+    event: String,
+    tasks: Vec<DeliveryTask>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use switchyard_core::memory::{Memory, MemoryStore};
+    use switchyard_core::{Endpoint, EndpointUrl, PortError, TenantId};
+
+    /// Records each `send_all` call; refuses any call holding a task of
+    /// event `evt_bad` (as SQS refuses a message that is too large).
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<Vec<String>>>);
+
+    impl TaskQueue<DeliveryTask> for Calls {
+        async fn send_all(&self, tasks: &[DeliveryTask]) -> Result<(), PortError> {
+            let events: Vec<String> = tasks.iter().map(|t| t.event_id.to_string()).collect();
+            if events.iter().any(|e| e == "evt_bad") {
+                return Err(PortError::permanent("message too long"));
+            }
+            self.0.lock().unwrap().push(events);
+            Ok(())
+        }
+    }
+
+    fn fanout(endpoints: usize) -> Fanout<Memory, Calls> {
+        let mem: Memory = std::sync::Arc::new(MemoryStore::default());
+        let tenant = TenantId::parse("acme").unwrap();
+        for i in 0..endpoints {
+            mem.put_endpoint(Endpoint::new(
+                tenant.clone(),
+                EndpointUrl::parse(&format!("https://hooks.example.com/{i}")).unwrap(),
+                vec![],
+                switchyard_core::time_util::now_utc(),
+            ));
+        }
+        Fanout {
+            registry: mem,
+            queue: Calls::default(),
+            metrics: Recorder::with_emit("test", "fanout", std::sync::Arc::new(|_: &str| {})),
+        }
+    }
+
+    fn batch(ids: &[&str]) -> SqsEvent {
+        let mut e = SqsEvent::default();
+        e.records = ids
+            .iter()
+            .map(|id| {
+                let mut m = SqsMessage::default();
+                m.message_id = Some(format!("m-{id}"));
+                m.body = Some(format!(
+                    r#"{{"envelope":{{"id":"{id}","type":"user.created","version":"1.0","timestamp":"2026-11-29T10:00:00Z","source":"api","tenant_id":"acme","data":{{}},"routing":{{"internal":true,"external":true,"audit":true}}}}}}"#
+                ));
+                m
+            })
+            .collect();
+        e
+    }
+
+    fn failed(r: &SqsBatchResponse) -> Vec<String> {
+        let mut ids: Vec<String> = r
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_is_queued_with_one_call_not_one_per_record() {
+        let f = fanout(2);
+        let r = f.handle(batch(&["evt_1", "evt_2", "evt_3", "evt_4", "evt_5"])).await;
+        assert!(failed(&r).is_empty());
+        let calls = f.queue.0.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let mut events = calls[0].clone();
+        events.sort();
+        // Two endpoints: two tasks per event.
+        assert_eq!(
+            events,
+            [
+                "evt_1", "evt_1", "evt_2", "evt_2", "evt_3", "evt_3", "evt_4", "evt_4", "evt_5", "evt_5"
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_task_fails_its_own_record_only() {
+        let f = fanout(1);
+        let r = f.handle(batch(&["evt_1", "evt_bad", "evt_3"])).await;
+        assert_eq!(failed(&r), ["m-evt_bad"]);
+        // The together-send was refused; each record then sent its own.
+        let mut sent: Vec<String> = f.queue.0.lock().unwrap().iter().flatten().cloned().collect();
+        sent.sort();
+        assert_eq!(sent, ["evt_1", "evt_3"]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn unparseable_records_fail_and_events_without_endpoints_send_nothing() {
+        let f = fanout(0);
+        let mut e = batch(&["evt_1"]);
+        let mut junk = SqsMessage::default();
+        junk.message_id = Some("m-junk".into());
+        junk.body = Some("{not json".into());
+        e.records.push(junk);
+        let r = f.handle(e).await;
+        assert_eq!(failed(&r), ["m-junk"]);
+        assert!(f.queue.0.lock().unwrap().is_empty());
     }
 }

@@ -13,28 +13,24 @@ pub enum FanoutError {
     Queue(PortError),
 }
 
-/// Sends a delivery task to every enabled endpoint of the event's tenant whose
-/// filters match its type, and returns how many. Events routed away from the
-/// external track fan out to nobody.
-///
-/// Running twice for the same event (SQS delivers at least once) sends the
-/// same delivery ids twice; receivers see one `webhook-id` either way.
-pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
+/// The delivery tasks of an event: one for every enabled endpoint of the
+/// event's tenant whose filters match its type and payload. Events routed
+/// away from the external track have none.
+pub async fn plan<R: Registry>(
     registry: &R,
-    queue: &Q,
     task: &FanoutTask,
     now: OffsetDateTime,
-) -> Result<usize, FanoutError> {
+) -> Result<Vec<DeliveryTask>, FanoutError> {
     let envelope = &task.envelope;
     if !envelope.routing.external {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let endpoints = registry
         .endpoints(&envelope.tenant_id)
         .await
         .map_err(FanoutError::Registry)?;
     let mut body = None;
-    let tasks: Vec<DeliveryTask> = endpoints
+    Ok(endpoints
         .iter()
         // The registry is asked by tenant; checking again costs nothing.
         .filter(|ep| ep.tenant_id == envelope.tenant_id && ep.accepts(&envelope.event_type))
@@ -44,7 +40,21 @@ pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
             let payload = body.get_or_insert_with(|| envelope.webhook_body()).clone();
             DeliveryTask::new(envelope, &ep.id, payload, now)
         })
-        .collect();
+        .collect())
+}
+
+/// Sends a delivery task to every enabled endpoint of the event's tenant whose
+/// filters match its type ([`plan`]), and returns how many.
+///
+/// Running twice for the same event (SQS delivers at least once) sends the
+/// same delivery ids twice; receivers see one `webhook-id` either way.
+pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
+    registry: &R,
+    queue: &Q,
+    task: &FanoutTask,
+    now: OffsetDateTime,
+) -> Result<usize, FanoutError> {
+    let tasks = plan(registry, task, now).await?;
     if tasks.is_empty() {
         return Ok(0);
     }

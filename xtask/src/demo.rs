@@ -62,7 +62,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// One call to the local HTTP API.
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     base: &str,
     method: &str,
@@ -83,12 +83,66 @@ async fn call(
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
-fn expect(what: &str, (status, body): (u16, Value), want: u16) -> Result<Value, String> {
+pub(crate) fn expect(what: &str, (status, body): (u16, Value), want: u16) -> Result<Value, String> {
     if status == want {
         Ok(body)
     } else {
         Err(format!("{what}: expected {want}, got {status} {body}"))
     }
+}
+
+/// What a user does first, over HTTP: a tenant (admin key), an API key for
+/// it, and an endpoint at `url` for `types`. Returns the API key and the
+/// endpoint as the API answered (with its secret).
+pub(crate) async fn onboard(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    tenant: &str,
+    url: &str,
+    types: &[&str],
+) -> Result<(String, Value), String> {
+    expect(
+        "POST /v1/admin/tenants",
+        call(
+            http,
+            base,
+            "POST",
+            "/v1/admin/tenants",
+            admin,
+            Some(json!({"id": tenant, "name": format!("{tenant} Inc.")})),
+        )
+        .await?,
+        201,
+    )?;
+    let key = expect(
+        "POST /v1/admin/tenants/{id}/api-keys",
+        call(
+            http,
+            base,
+            "POST",
+            &format!("/v1/admin/tenants/{tenant}/api-keys"),
+            admin,
+            Some(json!({"label": tenant})),
+        )
+        .await?,
+        201,
+    )?;
+    let key = key["api_key"].as_str().ok_or("no api_key in the answer")?.to_string();
+    let endpoint = expect(
+        "POST /v1/endpoints",
+        call(
+            http,
+            base,
+            "POST",
+            "/v1/endpoints",
+            &key,
+            Some(json!({"url": url, "filter_types": types})),
+        )
+        .await?,
+        201,
+    )?;
+    Ok((key, endpoint))
 }
 
 async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<(), String> {
@@ -105,47 +159,8 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
     let rx = Receiver::ok().await.map_err(err)?;
     let http = reqwest::Client::new();
     let admin = admin.expose();
-    expect(
-        "POST /v1/admin/tenants",
-        call(
-            &http,
-            &base,
-            "POST",
-            "/v1/admin/tenants",
-            admin,
-            Some(json!({"id": "demo", "name": "Demo Inc."})),
-        )
-        .await?,
-        201,
-    )?;
-    let key = expect(
-        "POST /v1/admin/tenants/demo/api-keys",
-        call(
-            &http,
-            &base,
-            "POST",
-            "/v1/admin/tenants/demo/api-keys",
-            admin,
-            Some(json!({"label": "demo"})),
-        )
-        .await?,
-        201,
-    )?;
-    let key = key["api_key"].as_str().ok_or("no api_key in the answer")?.to_string();
     let url = rx.url("/webhooks/switchyard");
-    let endpoint = expect(
-        "POST /v1/endpoints",
-        call(
-            &http,
-            &base,
-            "POST",
-            "/v1/endpoints",
-            &key,
-            Some(json!({"url": url, "filter_types": ["user.*"]})),
-        )
-        .await?,
-        201,
-    )?;
+    let (key, endpoint) = onboard(&http, &base, admin, "demo", &url, &["user.*"]).await?;
     let endpoint_id = endpoint["id"].as_str().ok_or("no endpoint id")?.to_string();
     let secret = endpoint["secret"].as_str().ok_or("no secret")?.to_string();
     step(&format!(

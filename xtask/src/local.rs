@@ -31,6 +31,9 @@ pub struct Args {
     pub event_file: Option<PathBuf>,
     pub function: Option<String>,
     pub keep_running: bool,
+    /// Put the counting, fault-injecting AWS proxy between the stack and
+    /// moto (`switchyard_local::aws_proxy`).
+    pub aws_proxy: bool,
 }
 
 impl Args {
@@ -45,6 +48,7 @@ impl Args {
             event_file: None,
             function: None,
             keep_running: false,
+            aws_proxy: false,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -98,6 +102,10 @@ pub struct Stack {
     /// The admin key of this run (random; only its SHA-256 goes to the
     /// template's `AdminKeySha256`), unless the parameter was given.
     pub admin_key: Option<ApiKey>,
+    /// The proxy every AWS call of the stack goes through, if asked for.
+    pub aws_proxy: Option<switchyard_local::aws_proxy::AwsProxy>,
+    /// `AWS::StackName` of this run (the prefix of every physical name).
+    pub stack_name: String,
 }
 
 /// Builds (unless told not to), starts moto and the runner.
@@ -107,7 +115,16 @@ pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Res
         build_functions(root, &template)?;
     }
     let moto = Moto::start(root, venv).map_err(err)?;
-    let sdk = switchyard_local::sdk_config(&moto.endpoint).await;
+    let aws_proxy = if args.aws_proxy {
+        Some(
+            switchyard_local::aws_proxy::AwsProxy::start(&moto.endpoint)
+                .await
+                .map_err(err)?,
+        )
+    } else {
+        None
+    };
+    let sdk = switchyard_local::sdk_config(&aws_proxy.as_ref().map_or(moto.endpoint.clone(), |p| p.endpoint())).await;
     let stack_name = args.stack_name.clone().unwrap_or_else(|| {
         if moto.owns_process() {
             "switchyard-local".into()
@@ -139,6 +156,8 @@ pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Res
         moto,
         runner,
         admin_key,
+        aws_proxy,
+        stack_name,
     })
 }
 

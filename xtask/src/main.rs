@@ -8,10 +8,14 @@
 //! - `up`: the whole stack from template.yaml until Ctrl-C;
 //! - `invoke`: one function of the template, once, with an `events/` file;
 //! - `bench-init`: release binaries' zipped size and init time per function;
+//! - `bench-delivery`: the delivery engine against the raw HTTP client;
+//! - `bench-cost`: AWS requests per delivery, counted on the local stack,
+//!   and the cost per million deliveries;
 //! - `sam-build`: the real `sam build` (SAM CLI in `.venv-sam`) for arm64, and a
 //!   check of every function's `bootstrap`.
 
 mod bench;
+mod bench_cost;
 mod bench_delivery;
 mod demo;
 mod local;
@@ -28,6 +32,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
   bench-init [--spawns N] [--no-build] [--no-arm64]
   bench-delivery [--n N] [--concurrency C]          (delivery engine vs raw reqwest; CPU per delivery; slow-endpoint isolation)
+  bench-cost [--n N] [--no-build]                   (AWS requests and cost per million deliveries, measured on the local stack)
   sam-build [--no-build] [-- <sam build args>]      (sam build for arm64 + check of .aws-sam/build)
 OPTIONS: --template FILE, --port N, --stack-name NAME, --param Name=Value (repeatable), --no-build, --function-logs";
 
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
         Some("bench-init") => bench::run(&root, &args[1..]),
+        Some("bench-cost") => bench_cost::run(&root, &args[1..]),
         Some("bench-delivery") => bench_delivery::run(&args[1..]),
         Some("sam-build") => sam::run(&root, &args[1..]),
         _ => Err(USAGE.to_string()),

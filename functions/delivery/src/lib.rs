@@ -174,10 +174,13 @@ where
                 Ok(DeliveryOutcome::Failed { .. }) => m.count(m::DeliveriesExhausted, 1),
                 _ => {}
             });
-            let ids = format!(
-                "delivery {} (event {}, endpoint {}, tenant {})",
-                task.delivery_id, task.event_id, task.endpoint_id, task.tenant_id
-            );
+            // Only a failed record needs these, for its reason.
+            let ids = |task: &DeliveryTask| {
+                format!(
+                    "delivery {} (event {}, endpoint {}, tenant {})",
+                    task.delivery_id, task.event_id, task.endpoint_id, task.tenant_id
+                )
+            };
             let delay = match outcome {
                 Ok(DeliveryOutcome::Retry { delay }) => {
                     tracing::info!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, retry_in_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
@@ -188,13 +191,17 @@ where
                     tracing::info!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, outcome = ?other, "delivery done");
                     return Ok(());
                 }
-                Err(e) => return Err(RecordFailure::new(format_args!("{ids}: {e}"))),
+                Err(e) => return Err(RecordFailure::new(format_args!("{}: {e}", ids(&task)))),
             };
             // Make the same message come back when the next attempt is due.
             if let Err(e) = self.queue.redeliver_after(&record.receipt_handle, delay).await {
                 tracing::warn!(delivery_id = %task.delivery_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");
             }
-            Err(RecordFailure::new(format_args!("{ids}: next attempt in {} ms", delay.as_millis())))
+            Err(RecordFailure::new(format_args!(
+                "{}: next attempt in {} ms",
+                ids(&task),
+                delay.as_millis()
+            )))
         })
         .await
     }

@@ -69,8 +69,8 @@ where
 {
     let handle = &handle;
     let failures: Vec<String> = futures_util::stream::iter(event.records)
-        .map(|msg| async move {
-            let Some(message_id) = msg.message_id.clone() else {
+        .map(|mut msg| async move {
+            let Some(message_id) = msg.message_id.take() else {
                 // Without an id the message cannot be reported; Lambda never
                 // sends one, so this is a malformed event, not a message.
                 tracing::error!("SQS record without a messageId ignored");
@@ -82,16 +82,18 @@ where
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
             let record = SqsRecord {
-                message_id: message_id.clone(),
-                receipt_handle: msg.receipt_handle.clone().unwrap_or_default(),
+                message_id,
+                receipt_handle: msg.receipt_handle.take().unwrap_or_default(),
                 receive_count,
-                queue_arn: msg.event_source_arn.clone().unwrap_or_default(),
+                queue_arn: msg.event_source_arn.take().unwrap_or_default(),
             };
-            match handle(msg.body.unwrap_or_default(), record).await {
+            // The record goes to the handler; its id is kept only if it fails.
+            let id = record.message_id.clone();
+            match handle(msg.body.take().unwrap_or_default(), record).await {
                 Ok(()) => None,
                 Err(f) => {
-                    tracing::warn!(message_id = %message_id, receive_count, reason = %f.reason, "record failed; it will be retried");
-                    Some(message_id)
+                    tracing::warn!(message_id = %id, receive_count, reason = %f.reason, "record failed; it will be retried");
+                    Some(id)
                 }
             }
         })

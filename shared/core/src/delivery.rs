@@ -37,6 +37,7 @@ use crate::ssrf::{self, SsrfPolicy};
 use crate::task::{DeliveryTask, FanoutTask};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -52,11 +53,15 @@ const NOT_CALLED_URL: &str = "url_refused";
 /// is attempted now rather than put back to sleep.
 const DUE_SLACK: Duration = Duration::from_secs(1);
 
+/// A header name or value: the ones Switchyard sets are static strings, the
+/// endpoint's custom ones and the per-request ones are owned.
+pub type HeaderText = Cow<'static, str>;
+
 /// A request ready to send. Its `Debug` leaves the body and header values out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookRequest {
     pub url: EndpointUrl,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderText, HeaderText)>,
     pub body: String,
 }
 
@@ -66,7 +71,7 @@ impl fmt::Debug for WebhookRequest {
             .field("url", &self.url)
             .field(
                 "headers",
-                &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                &self.headers.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(),
             )
             .field("body", &format_args!("<{} bytes>", self.body.len()))
             .finish()
@@ -83,21 +88,23 @@ pub fn build_request(task: &DeliveryTask, endpoint: &Endpoint, at: OffsetDateTim
     let msg_id = task.event_id.as_str();
     let timestamp = at.unix_timestamp();
     let signature = signing::signature_header(endpoint.signing_secrets(at), msg_id, timestamp, task.payload.as_bytes());
-    let ours = [
-        (HEADER_ID, msg_id.to_string()),
-        (HEADER_TIMESTAMP, timestamp.to_string()),
-        (HEADER_SIGNATURE, signature),
-        ("content-type", "application/json".to_string()),
-        ("user-agent", crate::USER_AGENT.to_string()),
-        (HEADER_EVENT_TYPE, task.event_type.to_string()),
+    let ours: [(&'static str, HeaderText); 6] = [
+        (HEADER_ID, Cow::Owned(msg_id.to_string())),
+        (HEADER_TIMESTAMP, Cow::Owned(timestamp.to_string())),
+        (HEADER_SIGNATURE, Cow::Owned(signature)),
+        ("content-type", Cow::Borrowed("application/json")),
+        ("user-agent", Cow::Borrowed(crate::USER_AGENT)),
+        (HEADER_EVENT_TYPE, Cow::Owned(task.event_type.to_string())),
     ];
-    let mut headers: Vec<(String, String)> = endpoint
-        .headers
-        .iter()
-        .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    headers.extend(ours.into_iter().map(|(k, v)| (k.to_string(), v)));
+    let mut headers: Vec<(HeaderText, HeaderText)> = Vec::with_capacity(endpoint.headers.iter().count() + ours.len());
+    headers.extend(
+        endpoint
+            .headers
+            .iter()
+            .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
+            .map(|(k, v)| (Cow::Owned(k.to_string()), Cow::Owned(v.to_string()))),
+    );
+    headers.extend(ours.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)));
     WebhookRequest {
         url: endpoint.url.clone(),
         headers,

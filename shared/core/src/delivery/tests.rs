@@ -126,7 +126,7 @@ impl World {
             .headers
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.to_string())
     }
 }
 

@@ -25,6 +25,11 @@
 //! 8 ms per SQS and 15 ms per EventBridge call, the 100 ms the endpoint
 //! takes, and 1 ms of CPU per record; the records of a batch run
 //! concurrently.
+//!
+//! Last, each function's peak resident memory (`VmHWM` of its processes,
+//! after every invocation of the runs): the most one invocation can have
+//! needed. `--release` runs the release binaries (as deployed; the first
+//! build takes a while), else the debug ones.
 
 use crate::local::{self, Args};
 use serde_json::json;
@@ -84,6 +89,7 @@ fn err(e: impl std::fmt::Display) -> String {
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut n = 300usize;
     let mut build = true;
+    let mut release = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -95,13 +101,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                     .ok_or("--n takes a number of at least 10")?
             }
             "--no-build" => build = false,
-            other => return Err(format!("unknown option {other} (--n N, --no-build)")),
+            "--release" => release = true,
+            other => return Err(format!("unknown option {other} (--n N, --no-build, --release)")),
         }
     }
     let mut largs = Args::parse(root, &[])?;
     largs.port = 0;
     largs.build = build;
     largs.aws_proxy = true;
+    largs.release = release;
     let venv = crate::setup(root)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -254,6 +262,20 @@ async fn measure(stack: &local::Stack, n: usize) -> Result<(), String> {
         report(&run);
         runs.push((label, run));
     }
+    // The most memory each function's processes held over every invocation
+    // of the three runs.
+    println!("\n== peak resident memory (VmHWM) of each function's processes after the runs (128 MB configured)");
+    for f in &stack.runner.plan().functions {
+        let peak = stack
+            .runner
+            .pids_of(&f.logical_id)
+            .into_iter()
+            .filter_map(vm_hwm_kib)
+            .max();
+        if let Some(kib) = peak {
+            println!("  {:<18} {:.1} MiB", f.logical_id, kib as f64 / 1024.0);
+        }
+    }
     println!("\n== cost per million deliveries (128 MB arm64, us-east-1 list prices; target <= $2.00)");
     println!("  {:<50} {:>16} {:>16}", "", "batches as run", "full batches");
     for (label, run) in &runs {
@@ -372,6 +394,18 @@ async fn quiesce(proxy: &AwsProxy) {
         quiet = if now == last { quiet + 1 } else { 0 };
         last = now;
     }
+}
+
+/// A process's peak resident set (`VmHWM`), in KiB.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The length of every function's log file now.
@@ -505,10 +539,12 @@ fn costs(run: &Run, batching: Batching) -> Vec<(String, f64)> {
         Batching::Measured => pollers_measured,
         Batching::Full => poll_requests,
     };
+    // The delivery path's own calls and the queue door's producer; not the
+    // pollers (counted above) nor a scheduled function (a fixed cost).
     let own_sqs: f64 = t
         .by_caller
         .iter()
-        .filter(|(who, _)| who.as_str() != "testing")
+        .filter(|(who, _)| run.functions.contains_key(who.as_str()) || who.as_str() == "producer")
         .flat_map(|(_, ops)| ops.iter())
         .filter(|(op, _)| op.starts_with("sqs:"))
         .map(|(_, n)| *n as f64)
@@ -657,6 +693,13 @@ mod tests {
         assert!((line(&f, "SQS requests") - (1_000.0 + 200.0) * 0.4 / 1000.0).abs() < 1e-9);
         assert_eq!(line(&f, "DynamoDB writes"), line(&m, "DynamoDB writes"));
         assert!(line(&f, "CloudWatch Logs") < line(&m, "CloudWatch Logs"));
+    }
+
+    #[test]
+    fn peak_memory_is_read_from_proc() {
+        let kib = vm_hwm_kib(std::process::id()).unwrap();
+        assert!(kib > 100, "{kib} KiB");
+        assert_eq!(vm_hwm_kib(u32::MAX), None);
     }
 
     #[test]

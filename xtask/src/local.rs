@@ -34,6 +34,8 @@ pub struct Args {
     /// Put the counting, fault-injecting AWS proxy between the stack and
     /// moto (`switchyard_local::aws_proxy`).
     pub aws_proxy: bool,
+    /// Run the release binaries (`target/release`), as deployed.
+    pub release: bool,
 }
 
 impl Args {
@@ -49,6 +51,7 @@ impl Args {
             function: None,
             keep_running: false,
             aws_proxy: false,
+            release: false,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -77,12 +80,21 @@ impl Args {
 
 /// `cargo build` of the binaries `template` names.
 pub fn build_functions(root: &Path, template: &serde_json::Value) -> Result<(), String> {
+    build_functions_in(root, template, false)
+}
+
+/// [`build_functions`], with the release profile (the Lambda binaries')
+/// when `release`.
+pub fn build_functions_in(root: &Path, template: &serde_json::Value, release: bool) -> Result<(), String> {
     let bins = switchyard_local::runner::provision::function_binaries(template);
     if bins.is_empty() {
         return Ok(());
     }
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root).args(["build", "--locked", "--quiet"]);
+    if release {
+        cmd.arg("--release");
+    }
     for b in &bins {
         cmd.args(["--bin", b]);
     }
@@ -112,7 +124,7 @@ pub struct Stack {
 pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Result<Stack, String> {
     let template = switchyard_local::template::load_path(root, venv, &args.template).map_err(err)?;
     if args.build {
-        build_functions(root, &template)?;
+        build_functions_in(root, &template, args.release)?;
     }
     let moto = Moto::start(root, venv).map_err(err)?;
     let aws_proxy = if args.aws_proxy {
@@ -140,7 +152,8 @@ pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Res
     if let Some(k) = &admin_key {
         parameters.insert("AdminKeySha256".into(), k.hash().as_str().to_string());
     }
-    let mut opts = Options::new(&stack_name, switchyard_local::target_dir().join("debug"));
+    let profile = if args.release { "release" } else { "debug" };
+    let mut opts = Options::new(&stack_name, switchyard_local::target_dir().join(profile));
     opts.parameters = parameters;
     opts.http_port = args.port;
     opts.triggers = triggers;

@@ -9,6 +9,7 @@ mod consumer;
 mod delivery;
 mod e2e;
 mod events_samples;
+mod faults;
 mod ingest_bad_input;
 mod ingest_doors;
 mod internal_routing;

@@ -180,14 +180,12 @@ impl AwsProxy {
 
     /// What was seen since the last reset.
     pub fn tally(&self) -> Tally {
-        self.state.tally.lock().map(|t| t.clone()).unwrap_or_default()
+        self.state.tally.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Forgets what was seen.
     pub fn reset(&self) {
-        if let Ok(mut t) = self.state.tally.lock() {
-            *t = Tally::default();
-        }
+        *self.state.tally.lock().unwrap_or_else(|p| p.into_inner()) = Tally::default();
     }
 
     /// Sets (or, with the default, clears) the faults to inject.
@@ -260,9 +258,7 @@ impl State {
     }
 
     fn count(&self, f: impl FnOnce(&mut Tally)) {
-        if let Ok(mut t) = self.tally.lock() {
-            f(&mut t);
-        }
+        f(&mut self.tally.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// Sends one request to moto, outside the tally.
@@ -523,12 +519,12 @@ async fn forward(st: &State, req: Request<hyper::body::Incoming>) -> Result<Resp
     {
         st.count(|t| {
             if let Some(n) = t.requests.get_mut(&op) {
-                *n -= 1;
+                *n = n.saturating_sub(1);
             }
             *t.requests.entry("sqs:ReceiveMessage(empty)".into()).or_default() += 1;
             let mine = t.by_caller.entry(caller.clone()).or_default();
             if let Some(n) = mine.get_mut(&op) {
-                *n -= 1;
+                *n = n.saturating_sub(1);
             }
             *mine.entry("sqs:ReceiveMessage(empty)".into()).or_default() += 1;
         });

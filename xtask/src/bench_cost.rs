@@ -270,7 +270,7 @@ async fn measure(stack: &local::Stack, n: usize) -> Result<(), String> {
             .runner
             .pids_of(&f.logical_id)
             .into_iter()
-            .filter_map(vm_hwm_kib)
+            .filter_map(|p| local::proc_status_kib(p, "VmHWM"))
             .max();
         if let Some(kib) = peak {
             println!("  {:<18} {:.1} MiB", f.logical_id, kib as f64 / 1024.0);
@@ -394,18 +394,6 @@ async fn quiesce(proxy: &AwsProxy) {
         quiet = if now == last { quiet + 1 } else { 0 };
         last = now;
     }
-}
-
-/// A process's peak resident set (`VmHWM`), in KiB.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// The length of every function's log file now.
@@ -693,13 +681,6 @@ mod tests {
         assert!((line(&f, "SQS requests") - (1_000.0 + 200.0) * 0.4 / 1000.0).abs() < 1e-9);
         assert_eq!(line(&f, "DynamoDB writes"), line(&m, "DynamoDB writes"));
         assert!(line(&f, "CloudWatch Logs") < line(&m, "CloudWatch Logs"));
-    }
-
-    #[test]
-    fn peak_memory_is_read_from_proc() {
-        let kib = vm_hwm_kib(std::process::id()).unwrap();
-        assert!(kib > 100, "{kib} KiB");
-        assert_eq!(vm_hwm_kib(u32::MAX), None);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Args {
     pub aws_proxy: bool,
     /// Run the release binaries (`target/release`), as deployed.
     pub release: bool,
+    /// Variables set in every function's environment, after the template's.
+    pub env: Vec<(String, String)>,
 }
 
 impl Args {
@@ -52,6 +54,7 @@ impl Args {
             keep_running: false,
             aws_proxy: false,
             release: false,
+            env: Vec::new(),
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -155,6 +158,7 @@ pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Res
     let profile = if args.release { "release" } else { "debug" };
     let mut opts = Options::new(&stack_name, switchyard_local::target_dir().join(profile));
     opts.parameters = parameters;
+    opts.env_overrides.extend(args.env.iter().cloned());
     opts.http_port = args.port;
     opts.triggers = triggers;
     opts.print_invocations = true;
@@ -364,6 +368,19 @@ pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
             }
         }
     })
+}
+
+/// A `kB` field of a process's `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in
+/// KiB; `None` if the process or the field is not there.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! - `bench-delivery`: the delivery engine against the raw HTTP client;
 //! - `bench-cost`: AWS requests per delivery, counted on the local stack,
 //!   and the cost per million deliveries;
+//! - `soak`: a steady load through the local stack for a bounded time,
+//!   with latency, memory and a zero-loss accounting;
 //! - `sam-build`: the real `sam build` (SAM CLI in `.venv-sam`) for arm64, and a
 //!   check of every function's `bootstrap`.
 
@@ -20,6 +22,7 @@ mod bench_delivery;
 mod demo;
 mod local;
 mod sam;
+mod soak;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -33,6 +36,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench-init [--spawns N] [--no-build] [--no-arm64]
   bench-delivery [--n N] [--concurrency C]          (delivery engine vs raw reqwest; CPU per delivery; slow-endpoint isolation)
   bench-cost [--n N] [--no-build]                   (AWS requests and cost per million deliveries, measured on the local stack)
+  soak [--secs S] [--rate R] [--no-build]          (steady load through the local stack: throughput, latency, memory, zero-loss accounting)
   sam-build [--no-build] [-- <sam build args>]      (sam build for arm64 + check of .aws-sam/build)
 OPTIONS: --template FILE, --port N, --stack-name NAME, --param Name=Value (repeatable), --no-build, --function-logs";
 
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Some("bench-init") => bench::run(&root, &args[1..]),
         Some("bench-cost") => bench_cost::run(&root, &args[1..]),
         Some("bench-delivery") => bench_delivery::run(&args[1..]),
+        Some("soak") => soak::run(&root, &args[1..]),
         Some("sam-build") => sam::run(&root, &args[1..]),
         _ => Err(USAGE.to_string()),
     };

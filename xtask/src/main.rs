@@ -11,6 +11,7 @@
 //! - `bench-delivery`: the delivery engine against the raw HTTP client;
 //! - `bench-cost`: AWS requests per delivery, counted on the local stack,
 //!   and the cost per million deliveries;
+//! - `fuzz`: the libFuzzer targets of `tests/fuzz` for a bounded time each;
 //! - `soak`: a steady load through the local stack for a bounded time,
 //!   with latency, memory and a zero-loss accounting;
 //! - `sam-build`: the real `sam build` (SAM CLI in `.venv-sam`) for arm64, and a
@@ -20,6 +21,7 @@ mod bench;
 mod bench_cost;
 mod bench_delivery;
 mod demo;
+mod fuzz;
 mod local;
 mod sam;
 mod soak;
@@ -36,6 +38,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench-init [--spawns N] [--no-build] [--no-arm64]
   bench-delivery [--n N] [--concurrency C]          (delivery engine vs raw reqwest; CPU per delivery; slow-endpoint isolation)
   bench-cost [--n N] [--no-build]                   (AWS requests and cost per million deliveries, measured on the local stack)
+  fuzz [--secs N] [TARGET...]                      (libFuzzer targets of tests/fuzz, N s each; cargo-fuzz installed on first use)
   soak [--secs S] [--rate R] [--no-build]          (steady load through the local stack: throughput, latency, memory, zero-loss accounting)
   sam-build [--no-build] [-- <sam build args>]      (sam build for arm64 + check of .aws-sam/build)
 OPTIONS: --template FILE, --port N, --stack-name NAME, --param Name=Value (repeatable), --no-build, --function-logs";
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Some("bench-init") => bench::run(&root, &args[1..]),
         Some("bench-cost") => bench_cost::run(&root, &args[1..]),
         Some("bench-delivery") => bench_delivery::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("soak") => soak::run(&root, &args[1..]),
         Some("sam-build") => sam::run(&root, &args[1..]),
         _ => Err(USAGE.to_string()),

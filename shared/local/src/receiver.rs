@@ -7,6 +7,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,6 +46,9 @@ pub struct Reply {
     pub delay: Duration,
     /// Drop the connection instead of answering (after `delay`).
     pub reset: bool,
+    /// Send the body slowly instead: this many chunks of `body`, one every
+    /// interval, after the status and headers.
+    pub drip: Option<(usize, Duration)>,
 }
 
 impl Reply {
@@ -55,6 +59,7 @@ impl Reply {
             headers: Vec::new(),
             delay: Duration::ZERO,
             reset: false,
+            drip: None,
         }
     }
 
@@ -70,6 +75,13 @@ impl Reply {
 
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Answers at once, then sends `body` `chunks` times, one chunk every
+    /// `interval` (a receiver that drips its body).
+    pub fn drip(mut self, chunks: usize, interval: Duration) -> Self {
+        self.drip = Some((chunks, interval));
         self
     }
 
@@ -178,7 +190,7 @@ async fn handle(
     received: &Mutex<Vec<Received>>,
     arrived: &Notify,
     responder: &(dyn Fn(&Received) -> Reply + Send + Sync),
-) -> Result<Response<Full<Bytes>>, Dropped> {
+) -> Result<Response<ReplyBody>, Dropped> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let headers = req
@@ -216,7 +228,16 @@ async fn handle(
         // A service error makes hyper close the connection without a response.
         return Err(Dropped);
     }
-    let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
+    let body = match reply.drip {
+        Some((chunks, interval)) => ReplyBody::Drip {
+            chunk: Bytes::from(reply.body),
+            left: chunks,
+            interval,
+            sleep: Box::pin(tokio::time::sleep(interval)),
+        },
+        None => ReplyBody::Full(Full::new(Bytes::from(reply.body))),
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in reply.headers {
         if let (Ok(k), Ok(v)) = (
@@ -227,4 +248,47 @@ async fn handle(
         }
     }
     Ok(resp)
+}
+
+/// A reply's body: all at once, or dripped a chunk at a time.
+pub enum ReplyBody {
+    Full(Full<Bytes>),
+    Drip {
+        chunk: Bytes,
+        left: usize,
+        interval: Duration,
+        sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    },
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        match self.get_mut() {
+            ReplyBody::Full(full) => std::pin::Pin::new(full).poll_frame(cx),
+            ReplyBody::Drip {
+                chunk,
+                left,
+                interval,
+                sleep,
+            } => {
+                if *left == 0 {
+                    return Poll::Ready(None);
+                }
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *left -= 1;
+                let next = tokio::time::Instant::now() + *interval;
+                sleep.as_mut().reset(next);
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk.clone()))))
+            }
+        }
+    }
 }

@@ -105,7 +105,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         n: 4000,
         concurrency: 8,
         diagnose: false,
-        load: 0.5,
+        // Not higher: on this 2-core machine, with the receiver in the same
+        // process, an uncapped open loop at 50-75 % of the capped throughput
+        // is not stable even with every endpoint healthy (a stall makes the
+        // engine open new connections faster than the receiver accepts them:
+        // listen-queue overflows, SYN retransmissions, timeouts, circuits
+        // opening on healthy endpoints). `--diagnose` prints the counters.
+        load: 0.3,
         seconds: 4.0,
         account_concurrency: ACCOUNT_CONCURRENCY,
         only: Vec::new(),

@@ -521,6 +521,18 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
                     "the `{TENANT_ATTRIBUTE}` attribute: {e}"
                 )))
             })?;
+            // The tenant is named, not authenticated (the queue's policy
+            // decides who may send): it must at least exist, or the event
+            // would be stored for nobody and fanned out to nothing.
+            match self.registry.tenant_exists(&tenant).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(refused(RecordFailure::new(format_args!(
+                        "the `{TENANT_ATTRIBUTE}` attribute names tenant {tenant}, which does not exist"
+                    ))));
+                }
+                Err(e) => return Err((RecordFailure::new(format_args!("reading tenant {tenant}: {e}")), true)),
+            }
             let key = msg.key.as_deref().map(IdempotencyKey::parse).transpose().map_err(|e| {
                 refused(RecordFailure::new(format_args!(
                     "the `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute: {e}"

@@ -83,6 +83,9 @@ mod tests {
         async fn endpoint(&self, _: &TenantId, _: &EndpointId) -> Result<Option<Endpoint>, PortError> {
             Ok(None)
         }
+        async fn tenant_exists(&self, t: &TenantId) -> Result<bool, PortError> {
+            Ok(self.0.iter().any(|e| &e.tenant_id == t))
+        }
     }
     #[derive(Default)]
     struct Queue(Mutex<Vec<DeliveryTask>>);

@@ -786,6 +786,9 @@ mod tests {
         async fn endpoint(&self, _: &TenantId, _: &EndpointId) -> Result<Option<Endpoint>, PortError> {
             Ok(None)
         }
+        async fn tenant_exists(&self, t: &TenantId) -> Result<bool, PortError> {
+            Ok(self.0.values().any(|k| k == t))
+        }
     }
 
     #[tokio::test]

@@ -58,6 +58,11 @@ impl Registry for Memory {
             .filter(|e| &e.tenant_id == tenant)
             .cloned())
     }
+    /// The store keeps no tenant records: a tenant exists here if it has an
+    /// endpoint.
+    async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
+        Ok(lock(&self.endpoints).values().any(|e| &e.tenant_id == tenant))
+    }
 }
 
 impl RateLimiter for Memory {

@@ -473,6 +473,9 @@ mod observed {
         async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
             self.inner.endpoint(tenant, id).await
         }
+        async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
+            self.inner.tenant_exists(tenant).await
+        }
     }
 
     impl<T: RateLimiter> RateLimiter for Observed<T> {

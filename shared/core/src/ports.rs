@@ -79,6 +79,9 @@ pub trait Registry: Sync {
         tenant: &TenantId,
         id: &EndpointId,
     ) -> impl Future<Output = Result<Option<Endpoint>, PortError>> + Send;
+    /// Whether the tenant exists (doors that name their tenant, not
+    /// authenticate it, check it here).
+    fn tenant_exists(&self, tenant: &TenantId) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
 /// The circuit breaker and state of endpoints, changed atomically in place

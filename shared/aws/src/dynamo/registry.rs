@@ -161,6 +161,10 @@ impl Registry for DynamoRegistry {
         let key = keys::registry::endpoint(tenant, id);
         get_item(&self.client, &self.table, &key, false, "GetItem endpoint").await
     }
+
+    async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
+        Ok(self.tenant(tenant).await?.is_some())
+    }
 }
 
 fn n(v: i64) -> AttributeValue {

@@ -19,6 +19,10 @@
 //!   run as fast as the flat raw loop (the barrier of a batch costs nothing
 //!   measurable when the CPU is the limit), so the flat loop is the fairer,
 //!   and stronger, reference.
+//! - **Against moto** (`--only moto`): the same engine with the local
+//!   stack's stores (the DynamoDB and SQS adapters, moto on its own port),
+//!   N/10 deliveries (at least 100), against the raw loop: what the local
+//!   stack can do, bounded by moto.
 //! - **CPU per delivery without the network**: the same handler with a
 //!   sender that answers 200 at once, one thread, 20 000 deliveries: wall
 //!   time and the process's CPU time per delivery.
@@ -142,12 +146,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .filter(|v| (0.5..=60.0).contains(v))
                     .ok_or("--seconds takes 0.5 to 60")?
             }
-            "--only" => a
-                .only
-                .push(it.next().cloned().ok_or("--only takes throughput, cpu or isolation")?),
+            "--only" => a.only.push(
+                it.next()
+                    .cloned()
+                    .ok_or("--only takes throughput, cpu, isolation or moto")?,
+            ),
             other => {
                 return Err(format!(
-                    "unknown option {other} (--n N, --concurrency C, --only throughput|cpu|isolation, --diagnose, --load L, --seconds S, --account-concurrency N)"
+                    "unknown option {other} (--n N, --concurrency C, --only throughput|cpu|isolation|moto, --diagnose, --load L, --seconds S, --account-concurrency N)"
                 ));
             }
         }
@@ -167,6 +173,83 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if part("isolation") {
         rt.block_on(isolation(&a))?;
     }
+    if part("moto") {
+        rt.block_on(against_moto(&a))?;
+    }
+    Ok(())
+}
+
+/// The same engine with the stores the local stack uses: the DynamoDB and
+/// SQS adapters against moto (a server of its own), N/10 deliveries (at
+/// least 100), against raw reqwest posting the same requests.
+async fn against_moto(a: &Args) -> Result<(), String> {
+    let root = switchyard_local::workspace_root();
+    let venv = switchyard_local::venv::ensure(&root).map_err(err)?;
+    let moto = switchyard_local::moto::Moto::start(&root, &venv).map_err(err)?;
+    let sdk = switchyard_local::sdk_config(&moto.endpoint).await;
+    let res = switchyard_local::resources::Resources::create(
+        &sdk,
+        &switchyard_local::resources::unique_prefix("bench"),
+        switchyard_local::resources::QueueOptions::default(),
+    )
+    .await
+    .map_err(err)?;
+    let registry = switchyard_aws::dynamo::DynamoRegistry::new(
+        switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk),
+        &res.registry_table,
+    );
+    registry.put_tenant(&tenant(), "bench").await.map_err(err)?;
+    let rx = Receiver::start(|_| Reply::status(204)).await.map_err(err)?;
+    let scratch: Memory = Arc::new(MemoryStore::default());
+    let eps = endpoints(&scratch, &[rx.url("/hook")])?;
+    registry.put_endpoint(&eps[0]).await.map_err(err)?;
+    let timeout = Duration::from_secs(15);
+    let settings = switchyard_delivery::Settings {
+        registry_table: res.registry_table.clone(),
+        deliveries_table: res.deliveries_table.clone(),
+        deliveries_queue_url: res.deliveries_queue_url.clone(),
+        deliveries_dlq_url: res.deliveries_dlq_url.clone(),
+        fanout_queue_url: res.fanout_queue_url.clone(),
+        request_timeout: timeout,
+        retention_days: 30,
+        config: DeliveryConfig {
+            ssrf: switchyard_local::local_ssrf_policy(),
+            ..Default::default()
+        },
+    };
+    let n = (a.n / 10).max(100);
+    let ts = tasks(n, &eps)?;
+    let now = switchyard_core::time_util::now_utc();
+    let requests: Vec<RawRequest> = ts
+        .iter()
+        .map(|t| RawRequest::from(&switchyard_core::delivery::build_request(t, &eps[0], now)))
+        .collect();
+    let delivery = Arc::new(switchyard_delivery::AwsDelivery::new(&sdk, &settings).map_err(err)?);
+    let engine = timed(async {
+        Ok(drive_with(
+            move |e| {
+                let d = delivery.clone();
+                async move {
+                    d.handle(e).await;
+                }
+            },
+            batches(&ts),
+            a.concurrency,
+        )
+        .await)
+    })
+    .await?;
+    let got = rx.received().len();
+    if got < n {
+        return Err(format!("against moto the engine delivered {got} of {n}"));
+    }
+    let raw = timed(raw(requests, a.concurrency * 10)).await?;
+    let (e, r) = (engine.rate(n), raw.rate(n));
+    println!(
+        "against moto (the local stack's DynamoDB and SQS; {n} deliveries of 1 KB, {} batches of 10 in flight): engine {e:.0}/s, raw reqwest {r:.0}/s, ratio {:.3}: each delivery reads the delivery and the endpoint and writes the delivery and the attempt, and moto serves about 100 requests a second",
+        a.concurrency,
+        e / r
+    );
     Ok(())
 }
 
@@ -266,6 +349,30 @@ async fn drive<H: WebhookSender + Send + Sync + 'static>(
     events: Vec<aws_lambda_events::event::sqs::SqsEvent>,
     concurrency: usize,
 ) -> Duration {
+    drive_with(
+        move |e| {
+            let engine = engine.clone();
+            async move {
+                engine.handle(e).await;
+            }
+        },
+        events,
+        concurrency,
+    )
+    .await
+}
+
+/// Runs every batch through `handle`, `concurrency` at a time, as that many
+/// Lambda invocations would.
+async fn drive_with<F, Fut>(
+    handle: F,
+    events: Vec<aws_lambda_events::event::sqs::SqsEvent>,
+    concurrency: usize,
+) -> Duration
+where
+    F: Fn(aws_lambda_events::event::sqs::SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut set = tokio::task::JoinSet::new();
     let started = Instant::now();
@@ -273,10 +380,10 @@ async fn drive<H: WebhookSender + Send + Sync + 'static>(
         let Ok(p) = permits.clone().acquire_owned().await else {
             break;
         };
-        let engine = engine.clone();
+        let run = handle(e);
         set.spawn(async move {
             let _p = p;
-            engine.handle(e).await
+            run.await
         });
     }
     while set.join_next().await.is_some() {}

@@ -88,40 +88,19 @@ fn err(e: impl std::fmt::Display) -> String {
 
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut n = 300usize;
-    let mut build = true;
-    let mut release = false;
+    let mut largs = Args::parse(root, &[])?;
+    largs.port = 0;
+    largs.aws_proxy = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--n" => {
-                n = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&v| v >= 10)
-                    .ok_or("--n takes a number of at least 10")?
-            }
-            "--no-build" => build = false,
-            "--release" => release = true,
+            "--n" => n = local::option_value(&mut it, |&v| v >= 10, "--n takes a number of at least 10")?,
+            "--no-build" => largs.build = false,
+            "--release" => largs.release = true,
             other => return Err(format!("unknown option {other} (--n N, --no-build, --release)")),
         }
     }
-    let mut largs = Args::parse(root, &[])?;
-    largs.port = 0;
-    largs.build = build;
-    largs.aws_proxy = true;
-    largs.release = release;
-    let venv = crate::setup(root)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(err)?;
-    runtime.block_on(async {
-        let stack = local::start(root, &venv, &largs, true).await?;
-        let result = measure(&stack, n).await;
-        local::stop(stack).await;
-        result
-    })
+    local::with_stack(root, &largs, async |stack| measure(stack, n).await)
 }
 
 /// How the events came in.

@@ -33,12 +33,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         args.port = 0; // a one-shot demo never fights over a port
     }
     let venv = crate::setup(root)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(err)?;
-    runtime.block_on(async {
+    local::runtime()?.block_on(async {
         let template = switchyard_local::template::load_path(root, &venv, &args.template).map_err(err)?;
         if args.build {
             local::build_functions(root, &template)?;

@@ -24,13 +24,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--secs" => {
-                secs = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&v| v >= 1)
-                    .ok_or("--secs takes a number of seconds")?
-            }
+            "--secs" => secs = crate::local::option_value(&mut it, |&v| v >= 1, "--secs takes a number of seconds")?,
             t if TARGETS.contains(&t) => targets.push(t.to_string()),
             other => {
                 return Err(format!(

@@ -267,7 +267,8 @@ fn short(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+/// The runtime the commands run on: two workers, like the machine.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -368,6 +369,31 @@ pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
             }
         }
     })
+}
+
+/// Starts the stack `args` describe (building first unless told not to),
+/// runs `f` on it, and stops it whatever `f` returned.
+pub fn with_stack(root: &Path, args: &Args, f: impl AsyncFnOnce(&Stack) -> Result<(), String>) -> Result<(), String> {
+    let venv = crate::setup(root)?;
+    runtime()?.block_on(async {
+        let stack = start(root, &venv, args, true).await?;
+        let result = f(&stack).await;
+        stop(stack).await;
+        result
+    })
+}
+
+/// The value after a command-line option, parsed and checked by `ok`;
+/// `help` when it is missing, does not parse, or is refused.
+pub fn option_value<T: std::str::FromStr>(
+    it: &mut std::slice::Iter<'_, String>,
+    ok: impl Fn(&T) -> bool,
+    help: &str,
+) -> Result<T, String> {
+    it.next()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| ok(v))
+        .ok_or_else(|| help.to_string())
 }
 
 /// A `kB` field of a process's `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in

@@ -32,44 +32,27 @@ const ENDPOINTS: [&str; 4] = ["/healthy", "/slow", "/flaky", "/failing"];
 
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let (mut secs, mut rate) = (60u64, 3.0f64);
-    let mut build = true;
+    let mut largs = Args::parse(root, &[])?;
+    largs.port = 0;
+    // A circuit that opens closes again within the run.
+    largs.env.push(("CIRCUIT_OPEN_SECS".into(), "2".into()));
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--secs" => {
-                secs = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&v| (5..=3600).contains(&v))
-                    .ok_or("--secs takes 5 to 3600")?
-            }
+            "--secs" => secs = local::option_value(&mut it, |v| (5..=3600).contains(v), "--secs takes 5 to 3600")?,
             "--rate" => {
-                rate = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&v: &f64| v > 0.0 && v <= 100.0)
-                    .ok_or("--rate takes events a second, up to 100")?
+                rate = local::option_value(
+                    &mut it,
+                    |&v: &f64| v > 0.0 && v <= 100.0,
+                    "--rate takes events a second, up to 100",
+                )?
             }
-            "--no-build" => build = false,
+            "--no-build" => largs.build = false,
             other => return Err(format!("unknown option {other} (--secs S, --rate R, --no-build)")),
         }
     }
-    let mut largs = Args::parse(root, &[])?;
-    largs.port = 0;
-    largs.build = build;
-    // A circuit that opens closes again within the run.
-    largs.env.push(("CIRCUIT_OPEN_SECS".into(), "2".into()));
-    let venv = crate::setup(root)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(err)?;
-    runtime.block_on(async {
-        let stack = local::start(root, &venv, &largs, true).await?;
-        let result = soak(&stack, Duration::from_secs(secs), rate).await;
-        local::stop(stack).await;
-        result
+    local::with_stack(root, &largs, async |stack| {
+        soak(stack, Duration::from_secs(secs), rate).await
     })
 }
 

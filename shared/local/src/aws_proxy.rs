@@ -23,10 +23,7 @@
 use crate::LocalError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -143,28 +140,11 @@ impl AwsProxy {
             rng: Mutex::new(seed),
             indexes: Mutex::new(BTreeMap::new()),
         });
-        let (stop, mut stopped) = oneshot::channel::<()>();
+        let (stop, stopped) = oneshot::channel::<()>();
         let st = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = &mut stopped => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let st = st.clone();
-                        async move { forward(&st, req).await }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        crate::receiver::serve(listener, stopped, move |req| {
+            let st = st.clone();
+            async move { forward(&st, req).await }
         });
         Ok(Self {
             addr,
@@ -196,17 +176,8 @@ impl AwsProxy {
     }
 }
 
-/// Why a connection was dropped on purpose.
-#[derive(Debug)]
-struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by the AWS proxy (fault injected)")
-    }
-}
-
-impl std::error::Error for Dropped {}
+/// Dropped by the proxy: a fault injected, or moto unreachable.
+const DROPPED: crate::receiver::Dropped = crate::receiver::Dropped("connection dropped by the AWS proxy");
 
 /// `service:Operation` of one request.
 pub fn operation(target: Option<&str>, body: &[u8]) -> String {
@@ -432,7 +403,10 @@ fn fault_response(fault: Fault) -> Response<Full<Bytes>> {
     resp
 }
 
-async fn forward(st: &State, req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+async fn forward(
+    st: &State,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, crate::receiver::Dropped> {
     let headers: Vec<(String, Vec<u8>)> = req
         .headers()
         .iter()
@@ -443,7 +417,7 @@ async fn forward(st: &State, req: Request<hyper::body::Incoming>) -> Result<Resp
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = req.into_body().collect().await.map_err(|_| Dropped)?.to_bytes();
+    let body = req.into_body().collect().await.map_err(|_| DROPPED)?.to_bytes();
     let op = operation(target.as_deref(), &body);
     let caller = headers
         .iter()
@@ -463,7 +437,7 @@ async fn forward(st: &State, req: Request<hyper::body::Incoming>) -> Result<Resp
         st.count(|t| *t.faults.entry(format!("{f:?}")).or_default() += 1);
         match f {
             Fault::Throttle | Fault::ServerError => return Ok(fault_response(f)),
-            Fault::Drop => return Err(Dropped),
+            Fault::Drop => return Err(DROPPED),
             Fault::LoseResponse => {}
         }
     }
@@ -480,7 +454,7 @@ async fn forward(st: &State, req: Request<hyper::body::Incoming>) -> Result<Resp
     let (status, resp_headers, out) = st
         .upstream(&headers, target.as_deref(), body)
         .await
-        .map_err(|_| Dropped)?;
+        .map_err(|_| DROPPED)?;
     if op.starts_with("dynamodb:") {
         let mut wru = 0.0;
         let mut by = Vec::new();
@@ -530,7 +504,7 @@ async fn forward(st: &State, req: Request<hyper::body::Incoming>) -> Result<Resp
         });
     }
     if fault == Some(Fault::LoseResponse) {
-        return Err(Dropped);
+        return Err(DROPPED);
     }
     let mut resp = Response::new(Full::new(out));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);

@@ -94,17 +94,50 @@ impl Reply {
     }
 }
 
-/// Why a connection was dropped on purpose.
+/// Serves HTTP/1.1 on `listener` until `stop` fires or its sender is
+/// dropped: every request of every connection goes to `handle`.
+pub(crate) fn serve<F, Fut, B>(listener: TcpListener, mut stop: oneshot::Receiver<()>, handle: F)
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<B>, Dropped>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = &mut stop => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .await;
+            });
+        }
+    });
+}
+
+/// A connection dropped on purpose: a service error makes hyper close it
+/// without an answer. The text says who dropped it.
 #[derive(Debug)]
-struct Dropped;
+pub(crate) struct Dropped(pub(crate) &'static str);
 
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by the receiver")
+        f.write_str(self.0)
     }
 }
 
 impl std::error::Error for Dropped {}
+
+/// Dropped by the receiver.
+const RECEIVER_DROPPED: Dropped = Dropped("connection dropped by the receiver");
 
 type Responder = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 
@@ -129,28 +162,11 @@ impl Receiver {
         let received = Arc::new(Mutex::new(Vec::new()));
         let arrived = Arc::new(Notify::new());
         let responder: Responder = Arc::new(responder);
-        let (stop, mut stopped) = oneshot::channel::<()>();
+        let (stop, stopped) = oneshot::channel::<()>();
         let (rec, notify) = (received.clone(), arrived.clone());
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = &mut stopped => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let (rec, notify, responder) = (rec.clone(), notify.clone(), responder.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (rec, notify, responder) = (rec.clone(), notify.clone(), responder.clone());
-                        async move { handle(req, &rec, &notify, &*responder).await }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        serve(listener, stopped, move |req| {
+            let (rec, notify, responder) = (rec.clone(), notify.clone(), responder.clone());
+            async move { handle(req, &rec, &notify, &*responder).await }
         });
         Ok(Self {
             addr,
@@ -226,7 +242,7 @@ async fn handle(
     }
     if reply.reset {
         // A service error makes hyper close the connection without a response.
-        return Err(Dropped);
+        return Err(RECEIVER_DROPPED);
     }
     let body = match reply.drip {
         Some((chunks, interval)) => ReplyBody::Drip {

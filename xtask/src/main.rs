@@ -36,7 +36,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   up [OPTIONS]                                     (default --port 3000)
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
   bench-init [--spawns N] [--no-build] [--no-arm64]
-  bench-delivery [--n N] [--concurrency C]          (delivery engine vs raw reqwest; CPU per delivery; slow-endpoint isolation)
+  bench-delivery [--n N] [--concurrency C] [--only throughput|cpu|isolation|moto] [--diagnose] [--load L] [--seconds S] [--account-concurrency A]
+                                                   (delivery engine vs raw reqwest, in memory and on moto; CPU per delivery; slow-endpoint isolation)
   bench-cost [--n N] [--no-build]                   (AWS requests and cost per million deliveries, measured on the local stack)
   fuzz [--secs N] [TARGET...]                      (libFuzzer targets of tests/fuzz, N s each; cargo-fuzz installed on first use)
   soak [--secs S] [--rate R] [--no-build]          (steady load through the local stack: throughput, latency, memory, zero-loss accounting)

@@ -278,6 +278,39 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
     assert!(attempts[1].succeeded, "the recorded attempt 2 is the real one");
     // A state change without a new attempt (same count) is allowed.
     log.record_delivery(&record(2, DeliveryState::Failed)).await.unwrap();
+
+    // A write whose answer is lost on the way back: the SDK sends it again,
+    // finds its own write in the way, and that is a success, not a stale
+    // write (which would leave the task to come back after the queue's
+    // visibility timeout, minutes later).
+    use switchyard_local::aws_proxy::{AwsProxy, Fault, Faults};
+    let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
+    let via_proxy = switchyard_aws::dynamo::DynamoDeliveryLog::new(
+        switchyard_aws::aws_sdk_dynamodb::Client::new(&switchyard_local::sdk_config(&proxy.endpoint()).await),
+        &stack.res.deliveries_table,
+        time::Duration::days(30),
+    );
+    proxy.set_faults(Faults {
+        rate: 1.0,
+        kinds: vec![Fault::LoseResponse],
+        only: vec!["dynamodb:PutItem".into()],
+        limit: Some(1),
+    });
+    via_proxy
+        .record_attempt(&record(3, DeliveryState::Succeeded), &attempt(3, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        proxy.tally().faults.get("LoseResponse"),
+        Some(&1),
+        "the answer was lost once"
+    );
+    let (d, attempts) = log
+        .get_delivery(&tenant, &DeliveryId::parse("dlv_1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.state, d.attempts, attempts.len()), (DeliveryState::Succeeded, 3, 3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,6 +77,7 @@ async fn aws_errors_and_dropped_connections_lose_no_accepted_event() {
         rate: FAULT_RATE,
         kinds: vec![Fault::Throttle, Fault::ServerError, Fault::Drop, Fault::LoseResponse],
         only: vec!["sqs:".into(), "dynamodb:".into(), "events:".into()],
+        limit: None,
     });
     // A client sends each event until it is accepted (202) or known (200),
     // with the same id: ingest is idempotent.

@@ -54,6 +54,8 @@ pub struct Faults {
     /// Only operations whose counted name (`sqs:SendMessage`) starts with one
     /// of these; all when empty.
     pub only: Vec<String>,
+    /// At most this many faults, then none (`None`: no limit).
+    pub limit: Option<u64>,
 }
 
 /// What the proxy saw since the last [`AwsProxy::reset`].
@@ -95,6 +97,8 @@ struct State {
     rng: Mutex<u64>,
     /// Each table's global secondary indexes, read once.
     indexes: Mutex<BTreeMap<String, Vec<Gsi>>>,
+    /// Faults injected since the faults were last set.
+    injected: std::sync::atomic::AtomicU64,
 }
 
 /// A global secondary index as far as its write cost goes.
@@ -139,6 +143,7 @@ impl AwsProxy {
             client,
             rng: Mutex::new(seed),
             indexes: Mutex::new(BTreeMap::new()),
+            injected: Default::default(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let st = state.clone();
@@ -173,6 +178,7 @@ impl AwsProxy {
         if let Ok(mut f) = self.state.faults.lock() {
             *f = faults;
         }
+        self.state.injected.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -225,7 +231,12 @@ impl State {
         if hit >= faults.rate {
             return None;
         }
-        Some(faults.kinds[(next() % faults.kinds.len() as u64) as usize])
+        let kind = faults.kinds[(next() % faults.kinds.len() as u64) as usize];
+        let before = self.injected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if faults.limit.is_some_and(|l| before >= l) {
+            return None;
+        }
+        Some(kind)
     }
 
     fn count(&self, f: impl FnOnce(&mut Tally)) {
@@ -780,11 +791,13 @@ mod tests {
                 rate: 0.25,
                 kinds: vec![Fault::Throttle, Fault::Drop],
                 only: vec!["sqs:".into()],
+                limit: None,
             }),
             upstream: String::new(),
             client: reqwest::Client::new(),
             rng: Mutex::new(42),
             indexes: Mutex::new(BTreeMap::new()),
+            injected: Default::default(),
         };
         let hits = (0..10_000)
             .filter_map(|_| st.draw("sqs:SendMessage"))
@@ -792,5 +805,13 @@ mod tests {
         assert!((2_000..3_000).contains(&hits.len()), "{}", hits.len());
         assert!(hits.contains(&Fault::Throttle) && hits.contains(&Fault::Drop));
         assert!((0..1000).all(|_| st.draw("dynamodb:PutItem").is_none()));
+        // A limit stops them.
+        if let Ok(mut f) = st.faults.lock() {
+            f.rate = 1.0;
+            f.limit = Some(2);
+        }
+        st.injected.store(0, std::sync::atomic::Ordering::SeqCst);
+        let hits = (0..100).filter_map(|_| st.draw("sqs:SendMessage")).count();
+        assert_eq!(hits, 2);
     }
 }

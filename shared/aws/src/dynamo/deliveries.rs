@@ -4,8 +4,9 @@ use super::{
     Expect, Item, ListError, Page, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
 };
 use crate::error::port_error;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde::{Deserialize, Serialize};
 use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState};
 use switchyard_core::keys;
@@ -122,18 +123,29 @@ impl DynamoDeliveryLog {
     /// (`cmp` `<`: this write adds an attempt, so the stored count must be
     /// lower; `<=`: a state change without an attempt).
     async fn put_delivery_if_newer(&self, delivery: &DeliveryRecord, cmp: &str, op: &str) -> Result<(), PortError> {
+        let item = self.delivery_item(delivery)?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.delivery_item(delivery)?))
+            .set_item(Some(item.clone()))
             .condition_expression(format!("attribute_not_exists(#pk) OR #attempts {cmp} :n"))
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#attempts", "attempts")
             .expression_attribute_values(":n", AttributeValue::N(delivery.attempts.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        if super::applied(result, op)? {
+        let stored = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                _ => return Err(port_error(op, e)),
+            },
+        };
+        // The stored item is exactly this write: it landed, its answer was
+        // lost, and the SDK's retry found its own write in the way.
+        if stored.as_ref() == Some(&item) {
             return Ok(());
         }
         // Another delivery of the same task got further; this one is stale.

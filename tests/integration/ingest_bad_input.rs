@@ -5,6 +5,20 @@ use base64::Engine as _;
 use switchyard_local::http_api::{post_event, request};
 use switchyard_tests::{Stack, json_body};
 
+/// An event whose data holds a 70 KiB string: over the 64 KiB limit.
+fn huge_body() -> String {
+    format!(r#"{{"type":"a.b","data":{{"x":"{}"}}}}"#, "y".repeat(70 * 1024))
+}
+
+/// An event whose data nests 5 000 arrays deep.
+fn deep_body() -> String {
+    format!(
+        r#"{{"type":"a.b","data":{{"x":{}{}}}}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_4xx_and_change_nothing() {
     let stack = Stack::new("badinput").await;
@@ -13,12 +27,7 @@ async fn bad_requests_get_4xx_and_change_nothing() {
     let registry_before = stack.scan(&stack.res.registry_table).await.len();
     let ingest = stack.ingest();
 
-    let huge = format!(r#"{{"type":"a.b","data":{{"x":"{}"}}}}"#, "y".repeat(70 * 1024));
-    let deep = format!(
-        r#"{{"type":"a.b","data":{{"x":{}{}}}}}"#,
-        "[".repeat(5000),
-        "]".repeat(5000)
-    );
+    let (huge, deep) = (huge_body(), deep_body());
     let auth = format!("Bearer {key}");
     let mut invalid_utf8 = request(Method::POST, "/v1/events", &[("authorization", &auth)], None);
     invalid_utf8.body =
@@ -163,12 +172,7 @@ async fn bad_input_through_every_other_door_fails_and_changes_nothing() {
     let stack = Stack::new("baddoors").await;
     stack.tenant("acme").await;
     let ingest = stack.ingest();
-    let huge = format!(r#"{{"type":"a.b","data":{{"x":"{}"}}}}"#, "y".repeat(70 * 1024));
-    let deep = format!(
-        r#"{{"type":"a.b","data":{{"x":{}{}}}}}"#,
-        "[".repeat(5000),
-        "]".repeat(5000)
-    );
+    let (huge, deep) = (huge_body(), deep_body());
     let bodies = [
         ("malformed JSON", "{\"type\": ".to_string()),
         ("empty", String::new()),

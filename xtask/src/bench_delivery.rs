@@ -373,50 +373,56 @@ where
     F: Fn(aws_lambda_events::event::sqs::SqsEvent) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    bounded(events, concurrency, handle).await.0
+}
+
+/// Runs `f` on every item, at most `in_flight` at once, each on its own
+/// task; the time from the first start to the last end, and the results.
+async fn bounded<T, R, F, Fut>(items: impl IntoIterator<Item = T>, in_flight: usize, f: F) -> (Duration, Vec<R>)
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let mut set = tokio::task::JoinSet::new();
     let started = Instant::now();
-    for e in events {
+    for item in items {
         let Ok(p) = permits.clone().acquire_owned().await else {
             break;
         };
-        let run = handle(e);
+        let run = f(item);
         set.spawn(async move {
             let _p = p;
             run.await
         });
     }
-    while set.join_next().await.is_some() {}
-    started.elapsed()
+    let mut results = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    (started.elapsed(), results)
+}
+
+/// The raw loop's client: plain reqwest, the engine's timeout.
+fn raw_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(err)
 }
 
 /// The same requests with a plain reqwest client, `in_flight` at a time.
 async fn raw(requests: Vec<RawRequest>, in_flight: usize) -> Result<Duration, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .map_err(err)?;
-    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let mut set = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for r in requests {
-        let Ok(p) = permits.clone().acquire_owned().await else {
-            break;
-        };
+    let client = raw_client()?;
+    let (took, statuses) = bounded(requests, in_flight, |r| {
         let client = client.clone();
-        set.spawn(async move {
-            let _p = p;
-            post(&client, r).await
-        });
-    }
-    let mut ok = 0;
-    while let Some(s) = set.join_next().await {
-        if s.is_ok_and(|s| (200..300).contains(&s)) {
-            ok += 1;
-        }
-    }
-    let took = started.elapsed();
-    if ok == 0 {
+        async move { post(&client, r).await }
+    })
+    .await;
+    if !statuses.iter().any(|s| (200..300).contains(s)) {
         return Err("the raw client delivered nothing".into());
     }
     Ok(took)
@@ -451,32 +457,25 @@ async fn post(client: &reqwest::Client, r: RawRequest) -> u16 {
 /// Diagnosis: the raw client in the engine's shape: groups of ten posted
 /// together, each group waiting for its slowest, `groups` groups at once.
 async fn raw_batched(requests: Vec<RawRequest>, groups: usize) -> Result<Duration, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .map_err(err)?;
-    let permits = Arc::new(tokio::sync::Semaphore::new(groups));
-    let mut set = tokio::task::JoinSet::new();
-    let started = Instant::now();
+    let client = raw_client()?;
     let mut it = requests.into_iter().peekable();
+    let mut batches = Vec::new();
     while it.peek().is_some() {
-        let group: Vec<RawRequest> = it.by_ref().take(10).collect();
-        let Ok(p) = permits.clone().acquire_owned().await else {
-            break;
-        };
+        batches.push(it.by_ref().take(10).collect::<Vec<RawRequest>>());
+    }
+    let (took, _) = bounded(batches, groups, |group| {
         let client = client.clone();
-        set.spawn(async move {
-            let _p = p;
+        async move {
             let mut each = tokio::task::JoinSet::new();
             for r in group {
                 let client = client.clone();
                 each.spawn(async move { post(&client, r).await });
             }
             while each.join_next().await.is_some() {}
-        });
-    }
-    while set.join_next().await.is_some() {}
-    Ok(started.elapsed())
+        }
+    })
+    .await;
+    Ok(took)
 }
 
 /// Diagnosis: the engine's sender alone (no store, no decisions), the raw
@@ -484,21 +483,12 @@ async fn raw_batched(requests: Vec<RawRequest>, groups: usize) -> Result<Duratio
 async fn sender_only(requests: Vec<WebhookRequest>, in_flight: usize) -> Result<Duration, String> {
     let sender =
         Arc::new(HttpSender::new(Duration::from_secs(15), switchyard_local::local_ssrf_policy()).map_err(err)?);
-    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let mut set = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for r in requests {
-        let Ok(p) = permits.clone().acquire_owned().await else {
-            break;
-        };
+    let (took, _) = bounded(requests, in_flight, |r| {
         let sender = sender.clone();
-        set.spawn(async move {
-            let _p = p;
-            sender.send(&r).await.map(|r| r.status).unwrap_or(0)
-        });
-    }
-    while set.join_next().await.is_some() {}
-    Ok(started.elapsed())
+        async move { sender.send(&r).await.map(|r| r.status).unwrap_or(0) }
+    })
+    .await;
+    Ok(took)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

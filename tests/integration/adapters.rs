@@ -56,12 +56,20 @@ async fn event_store_inserts_once_per_tenant_and_id() {
         expires_at: switchyard_core::time_util::whole_seconds(now + time::Duration::days(1)),
     };
     assert_eq!(store.insert_event(&record).await.unwrap(), InsertOutcome::Inserted);
-    match store.insert_event(&record).await.unwrap() {
+    // A repeat (a later request with the same id) finds the first.
+    let repeat = EventRecord {
+        received_at: now + time::Duration::milliseconds(3),
+        ..record.clone()
+    };
+    match store.insert_event(&repeat).await.unwrap() {
         InsertOutcome::Exists(existing) => assert_eq!(*existing, record),
         other => panic!("expected Exists, got {other:?}"),
     }
+    // The very same write again is that write (its answer was lost), not a
+    // repeat.
+    assert_eq!(store.insert_event(&record).await.unwrap(), InsertOutcome::Inserted);
     store.mark_queued(&t1, &record.envelope.id).await.unwrap();
-    match store.insert_event(&record).await.unwrap() {
+    match store.insert_event(&repeat).await.unwrap() {
         InsertOutcome::Exists(existing) => assert_eq!(existing.state, EventState::Queued),
         other => panic!("expected Exists, got {other:?}"),
     }
@@ -78,6 +86,62 @@ async fn event_store_inserts_once_per_tenant_and_id() {
             .mark_queued(&t1, &switchyard_core::EventId::parse("evt_none").unwrap())
             .await
             .is_err()
+    );
+
+    // Writes whose answer is lost on the way back: the SDK sends them again
+    // and finds its own write in the way. The event is inserted (not a
+    // duplicate, which would answer `"duplicate": true` to its first
+    // request) and the key claimed.
+    use switchyard_core::ingest::{ClaimOutcome, KeyClaim};
+    use switchyard_local::aws_proxy::{AwsProxy, Fault, Faults};
+    let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
+    let via_proxy = switchyard_aws::dynamo::DynamoEventStore::new(
+        switchyard_aws::aws_sdk_dynamodb::Client::new(&switchyard_local::sdk_config(&proxy.endpoint()).await),
+        &stack.res.deliveries_table,
+    );
+    let lose_one_answer = || {
+        proxy.set_faults(Faults {
+            rate: 1.0,
+            kinds: vec![Fault::LoseResponse],
+            only: vec!["dynamodb:PutItem".into()],
+            limit: Some(1),
+        })
+    };
+    lose_one_answer();
+    let lost = EventRecord {
+        envelope: envelope(&t1, "evt_lost_answer", "a.b"),
+        ..record.clone()
+    };
+    assert_eq!(via_proxy.insert_event(&lost).await.unwrap(), InsertOutcome::Inserted);
+    assert_eq!(
+        proxy.tally().faults.get("LoseResponse"),
+        Some(&1),
+        "the answer was lost"
+    );
+    proxy.reset();
+    lose_one_answer();
+    let claim = KeyClaim {
+        tenant: t1.clone(),
+        key_digest: "lost-answer".into(),
+        event_id: lost.envelope.id.clone(),
+        now,
+        expires_at: record.expires_at,
+    };
+    assert_eq!(via_proxy.claim_key(&claim).await.unwrap(), ClaimOutcome::Claimed);
+    assert_eq!(
+        proxy.tally().faults.get("LoseResponse"),
+        Some(&1),
+        "the answer was lost"
+    );
+    // A later claim of the key by another event finds it held.
+    let later = KeyClaim {
+        event_id: switchyard_core::EventId::parse("evt_other").unwrap(),
+        now: now + time::Duration::seconds(1),
+        ..claim
+    };
+    assert_eq!(
+        store.claim_key(&later).await.unwrap(),
+        ClaimOutcome::Held(lost.envelope.id.clone())
     );
 }
 

@@ -14,6 +14,7 @@ mod ingest_bad_input;
 mod ingest_doors;
 mod internal_routing;
 mod observability;
+mod rebinding;
 mod redrive;
 mod runner;
 mod signing_interop;

@@ -157,7 +157,16 @@ impl Receiver {
 
     /// Starts a receiver on a free port of 127.0.0.1, on the current runtime.
     pub async fn start(responder: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on("127.0.0.1:0", responder).await
+    }
+
+    /// Starts a receiver listening on `addr` (`"127.0.0.2:0"`, or
+    /// `"0.0.0.0:0"` to hear on every IPv4 address of the machine).
+    pub async fn start_on(
+        addr: &str,
+        responder: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let received = Arc::new(Mutex::new(Vec::new()));
         let arrived = Arc::new(Notify::new());

@@ -94,6 +94,11 @@ impl DynamoEventStore {
     /// Puts `item` unless a live item (`expires_at` after `now`) holds its
     /// key. `Ok(None)`: written. `Ok(Some(existing))`: refused, and here is
     /// the item in the way (`None` inside when DynamoDB did not return it).
+    ///
+    /// An item in the way that is exactly `item` is this write: it landed,
+    /// its answer was lost, and the SDK's retry found it. That is `Ok(None)`,
+    /// not a duplicate: the event (or claim) is this request's, and it was
+    /// never handed over.
     async fn put_if_absent_or_expired(
         &self,
         item: Item,
@@ -104,7 +109,7 @@ impl DynamoEventStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item.clone()))
             .condition_expression(ABSENT_OR_EXPIRED)
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#exp", keys::TTL)
@@ -116,7 +121,10 @@ impl DynamoEventStore {
             Ok(_) => Ok(None),
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
-                    Ok(Some(c.item().cloned()))
+                    match c.item() {
+                        Some(stored) if *stored == item => Ok(None),
+                        stored => Ok(Some(stored.cloned())),
+                    }
                 }
                 _ => Err(port_error(op, e)),
             },

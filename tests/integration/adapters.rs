@@ -304,6 +304,7 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
         next_attempt_at: None,
         created_at: now,
         updated_at: now,
+        first_attempt: None,
     };
     let attempt = |n: u32, ok: bool| AttemptRecord {
         delivery_id: DeliveryId::parse("dlv_1").unwrap(),
@@ -375,6 +376,82 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
         .unwrap()
         .unwrap();
     assert_eq!((d.state, d.attempts, attempts.len()), (DeliveryState::Succeeded, 3, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it() {
+    use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
+    use switchyard_core::ports::DeliveryLog;
+    use switchyard_core::{DeliveryId, EndpointId, EventId, EventType};
+    let stack = Stack::new("log-first").await;
+    let log = stack.delivery_log();
+    let now = switchyard_core::time_util::now_utc();
+    let tenant = TenantId::parse("t1").unwrap();
+    let id = DeliveryId::parse("dlv_first").unwrap();
+    let attempt = |n: u32, ok: bool| AttemptRecord {
+        delivery_id: id.clone(),
+        attempt: n,
+        at: now + time::Duration::seconds(n.into()),
+        succeeded: ok,
+        status_code: Some(if ok { 200 } else { 503 }),
+        duration_ms: 10 + u64::from(n),
+        error_kind: (!ok).then(|| "http_status".to_string()),
+        error: None,
+        response_body: Some(format!("answer {n}")),
+        next_attempt_at: None,
+        trigger: Trigger::Scheduled,
+    };
+    let mut record = DeliveryRecord {
+        delivery_id: id.clone(),
+        tenant_id: tenant.clone(),
+        endpoint_id: EndpointId::parse("ep_1").unwrap(),
+        event_id: EventId::parse("evt_1").unwrap(),
+        event_type: EventType::parse("a.b").unwrap(),
+        state: DeliveryState::Succeeded,
+        attempts: 1,
+        round_attempts: 1,
+        last_status_code: Some(200),
+        last_duration_ms: Some(11),
+        manual_request: None,
+        reason: None,
+        next_attempt_at: None,
+        created_at: now,
+        updated_at: now,
+        first_attempt: Some(attempt(1, true)),
+    };
+    // The items under the delivery's partition key, by sort key.
+    let items = || async {
+        let pk = switchyard_core::keys::deliveries::delivery(&tenant, &id).pk;
+        let mut sks: Vec<String> = stack
+            .scan(&stack.res.deliveries_table)
+            .await
+            .into_iter()
+            .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()) == Some(&pk))
+            .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        sks.sort();
+        sks
+    };
+    log.record_attempt(&record, &attempt(1, true)).await.unwrap();
+    assert_eq!(items().await, ["DELIVERY"], "a first attempt is one item");
+    let (d, attempts) = log.get_delivery(&tenant, &id).await.unwrap().unwrap();
+    assert_eq!((d.attempts, attempts), (1, vec![attempt(1, true)]));
+
+    // Replayed: attempt 2 fails, attempt 3 succeeds. The first stays in the
+    // record, carried forward; the later ones are their own items.
+    for (n, ok) in [(2, false), (3, true)] {
+        record.attempts = n;
+        record.state = if ok {
+            DeliveryState::Succeeded
+        } else {
+            DeliveryState::Retrying
+        };
+        log.record_attempt(&record, &attempt(n, ok)).await.unwrap();
+    }
+    assert_eq!(items().await, ["ATTEMPT#000002", "ATTEMPT#000003", "DELIVERY"]);
+    let (d, attempts) = log.get_delivery(&tenant, &id).await.unwrap().unwrap();
+    assert_eq!(d.first_attempt, Some(attempt(1, true)));
+    assert_eq!(attempts, vec![attempt(1, true), attempt(2, false), attempt(3, true)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,12 +39,15 @@ pub async fn by_status(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<J
     p.only(&["status", "limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
     let status = p.get("status").unwrap_or("failed");
-    let state: DeliveryState = serde_json::from_value(json!(status)).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_query",
-            "status must be one of succeeded, retrying, failed, skipped",
-        )
-    })?;
+    let state: DeliveryState = serde_json::from_value(json!(status))
+        .ok()
+        .filter(|s| switchyard_core::keys::deliveries::indexed_by_status(*s))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "status must be one of failed, retrying, skipped (succeeded deliveries are listed by endpoint or by event)",
+            )
+        })?;
     let page = s.log.deliveries_by_status(&t, state, limit, cursor).await?;
     Ok(Json(views::page(
         page.items.iter().map(views::delivery).collect(),

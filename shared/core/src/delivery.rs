@@ -173,12 +173,16 @@ pub struct AttemptRecord {
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub at: OffsetDateTime,
     pub succeeded: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
     pub duration_ms: u64,
     /// `http_status`, `timeout`, `connect`, `io`, `address_refused`,
     /// `url_refused`, or `circuit_open` (the endpoint was not called).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
     /// When the next attempt is due, if there will be one.
     #[serde(
@@ -240,6 +244,11 @@ pub struct DeliveryRecord {
     pub created_at: OffsetDateTime,
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The delivery's first attempt, kept in the record itself: most
+    /// deliveries succeed at once, and then the record is the only write
+    /// (the attempt log is this plus the later attempts' own records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_attempt: Option<AttemptRecord>,
 }
 
 impl DeliveryRecord {
@@ -260,6 +269,7 @@ impl DeliveryRecord {
             next_attempt_at: None,
             created_at: task.created_at,
             updated_at: now,
+            first_attempt: None,
         }
     }
 }
@@ -661,6 +671,9 @@ where
             record.last_duration_ms = Some(att.duration_ms);
         }
         record.updated_at = att.at;
+        if attempt == 1 {
+            record.first_attempt = Some(att.clone());
+        }
         self.log.record_attempt(record, att).await.map_err(DeliveryError::Log)
     }
 

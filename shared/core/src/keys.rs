@@ -24,6 +24,7 @@
 //! when read backwards), `gsi2pk = TENANT#{t}#EVENT#{evt}` with
 //! `gsi2sk = DELIVERY#{dlv}` (an event's deliveries), and
 //! `gsi3pk = TENANT#{t}#STATUS#{state}` with `gsi3sk = {updated_at}#{dlv}`
+//! (not for succeeded deliveries: see `deliveries::indexed_by_status`)
 //! (fixed-width time) (a tenant's deliveries in one state, newest first when
 //! read backwards). Event items of
 //! `routing.audit` events carry `gsi1pk = TENANT#{t}#AUDIT#{yyyy-mm-dd}` and
@@ -233,6 +234,14 @@ pub mod deliveries {
     /// The `gsi3` partition of a tenant's deliveries in one state.
     pub fn by_status_partition(t: &TenantId, state: DeliveryState) -> String {
         format!("{}#STATUS#{}", tenant_pk(t), state_name(state))
+    }
+
+    /// Whether deliveries in `state` are in the by-status index (`gsi3`).
+    /// Succeeded ones are not: the index is for the deliveries that need
+    /// attention (retrying, failed, skipped), and leaving out the most
+    /// common state saves every successful delivery an index write.
+    pub fn indexed_by_status(state: DeliveryState) -> bool {
+        state != DeliveryState::Succeeded
     }
 
     /// Index keys of a delivery by state: `updated_at` as

@@ -42,8 +42,9 @@ impl DynamoDeliveryLog {
             &d.event_id,
             &sortable(d.created_at),
         );
-        let by_status = keys::deliveries::status_index(&d.tenant_id, &d.delivery_id, d.state, &sortable(d.updated_at));
-        for (name, value) in index.into_iter().chain(by_status) {
+        let by_status = keys::deliveries::indexed_by_status(d.state)
+            .then(|| keys::deliveries::status_index(&d.tenant_id, &d.delivery_id, d.state, &sortable(d.updated_at)));
+        for (name, value) in index.into_iter().chain(by_status.into_iter().flatten()) {
             item.insert(name.into(), s(value));
         }
         item.insert(keys::TTL.into(), self.ttl(d.updated_at));
@@ -90,6 +91,15 @@ impl DynamoDeliveryLog {
                 }
             }
         }
+        // The first attempt lives in the delivery item (see
+        // `DeliveryRecord::first_attempt`); deliveries recorded before that
+        // have it as its own item too.
+        if let Some(first) = delivery.as_ref().and_then(|d| d.first_attempt.clone())
+            && !attempts.iter().any(|a| a.attempt == first.attempt)
+        {
+            attempts.push(first);
+        }
+        attempts.sort_by_key(|a| a.attempt);
         Ok(delivery.map(|d| (d, attempts)))
     }
 }
@@ -107,6 +117,14 @@ impl DeliveryLog for DynamoDeliveryLog {
         // attempt. A crash between the two leaves the attempt unrecorded,
         // never a state that goes back in time.
         self.put_delivery_if_newer(delivery, "<", "PutItem delivery").await?;
+        if delivery
+            .first_attempt
+            .as_ref()
+            .is_some_and(|first| first.attempt == attempt.attempt)
+        {
+            // Stored in the delivery item just written: one write, not two.
+            return Ok(());
+        }
         let key = keys::deliveries::attempt(&delivery.tenant_id, &delivery.delivery_id, attempt.attempt);
         let mut attempt_item = item_with_key(attempt, &key, "attempt")?;
         attempt_item.insert(keys::TTL.into(), self.ttl(attempt.at));
@@ -336,6 +354,8 @@ impl DynamoDeliveryLog {
     }
 
     /// A tenant's deliveries in one state, most recently updated first.
+    /// Succeeded deliveries are not indexed
+    /// ([`keys::deliveries::indexed_by_status`]): that listing is empty.
     pub async fn deliveries_by_status(
         &self,
         tenant: &TenantId,

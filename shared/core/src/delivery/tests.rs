@@ -145,6 +145,7 @@ async fn a_2xx_is_delivered_and_recorded() {
     let a = w.mem.attempts.lock().unwrap()[0].clone();
     assert_eq!(r.last_duration_ms, Some(a.duration_ms));
     assert!(a.succeeded && a.attempt == 1 && a.next_attempt_at.is_none() && a.trigger == Trigger::Scheduled);
+    assert_eq!(r.first_attempt, Some(a), "the first attempt travels in the record");
     // The same task again (SQS redelivery) does nothing.
     assert_eq!(w.run_at(t0()).await, DeliveryOutcome::AlreadyDone);
     assert_eq!(w.sent(), 1);
@@ -246,6 +247,11 @@ async fn a_failure_is_retried_on_the_policys_schedule() {
     );
     assert_eq!(w.record().attempts, 2);
     assert_eq!(w.mem.attempts.lock().unwrap()[1].error_kind.as_deref(), Some("timeout"));
+    assert_eq!(
+        w.record().first_attempt,
+        Some(a),
+        "the first attempt stays in the record"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 //! the functions and Lambda's event source mappings make is counted by
 //! operation, with DynamoDB capacity units sized as AWS bills them
 //! (indexes included). One tenant, one endpoint that answers 200 after
-//! 100 ms, N events of 1 KB in three runs: POSTed to `/v1/events` (8 at a
+//! 100 ms, N events of about 1 KB (an order with varied values) in three runs: POSTed to `/v1/events` (8 at a
 //! time) external-only (`"routing": {"internal": false}`), the same with
 //! the default routing (the event also goes to the app bus), and sent to
 //! the SQS ingest queue external-only, 10 per `SendMessageBatch`. Per
@@ -268,17 +268,79 @@ async fn measure(stack: &local::Stack, n: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// One event of 1 KB (the `data` holds a 900-byte string).
+/// One event of about 1 KB whose `data` looks like a real order: ids,
+/// names, addresses, line items and amounts that differ from event to event
+/// (pseudo-random from the event's number), so stored sizes and their
+/// compression are what real traffic would see, not those of a repeated
+/// character.
 fn event(run: usize, i: usize, routing: Option<&serde_json::Value>) -> serde_json::Value {
     let mut body = json!({
         "id": format!("evt_bench_{run}_{i:06}"),
         "type": "bench.created",
-        "data": {"n": i, "blob": "x".repeat(900)},
+        "data": order((run * 1_000_003 + i) as u64),
     });
     if let Some(r) = routing {
         body["routing"] = r.clone();
     }
     body
+}
+
+/// A pseudo-random order of about 950 bytes of JSON.
+fn order(seed: u64) -> serde_json::Value {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    const FIRST: [&str; 8] = [
+        "Ada", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances",
+    ];
+    const LAST: [&str; 8] = [
+        "Lovelace", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen",
+    ];
+    const CITY: [&str; 6] = ["Lisbon", "Utrecht", "Tallinn", "Valencia", "Gdansk", "Leeds"];
+    const ITEM: [&str; 6] = [
+        "USB-C cable",
+        "Desk lamp",
+        "Notebook A5",
+        "Mechanical keyboard",
+        "Monitor arm",
+        "Webcam",
+    ];
+    let mut id = |prefix: &str| format!("{prefix}_{:016x}", next(u64::MAX));
+    let (order_id, customer_id, payment_id) = (id("ord"), id("cus"), id("pay"));
+    let (first, last) = (FIRST[next(8) as usize], LAST[next(8) as usize]);
+    let items: Vec<serde_json::Value> = (0..4 + next(2))
+        .map(|_| {
+            json!({
+                "sku": format!("SKU-{:06}", next(1_000_000)),
+                "name": ITEM[next(6) as usize],
+                "quantity": 1 + next(4),
+                "unit_price": {"amount": 100 + next(20_000), "currency": "EUR"},
+            })
+        })
+        .collect();
+    json!({
+        "order_id": order_id,
+        "placed_at": format!("2026-11-{:02}T{:02}:{:02}:{:02}Z", 1 + next(28), next(24), next(60), next(60)),
+        "customer": {
+            "id": customer_id,
+            "name": format!("{first} {last}"),
+            "email": format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), next(1000)),
+        },
+        "shipping_address": {
+            "line1": format!("{} Rua {}", 1 + next(300), LAST[next(8) as usize]),
+            "city": CITY[next(6) as usize],
+            "postal_code": format!("{:04}-{:03}", next(10_000), next(1_000)),
+            "country": "PT",
+        },
+        "items": items,
+        "payment": {"id": payment_id, "method": "card", "last4": format!("{:04}", next(10_000))},
+        "total": {"amount": 1000 + next(90_000), "currency": "EUR"},
+        "notes": if next(2) == 0 { "Leave at the door" } else { "Call on arrival" },
+    })
 }
 
 /// POSTs the events, 8 at a time.
@@ -683,5 +745,15 @@ mod tests {
         // Per record 2 × 5 + 8 = 18 ms, + 10 records × 1 ms of CPU.
         assert_eq!(billed_ms("FanoutFunction", &f), 28.0);
         assert_eq!(billed_ms("DeliveryFunction", &f), 128.0);
+    }
+
+    #[test]
+    fn bench_events_are_about_1_kb_and_differ() {
+        let sizes: Vec<usize> = (0..50).map(|i| event(0, i, None).to_string().len()).collect();
+        assert!(sizes.iter().all(|n| (850..=1150).contains(n)), "{sizes:?}");
+        let mean = sizes.iter().sum::<usize>() / sizes.len();
+        assert!((900..=1050).contains(&mean), "{mean}");
+        assert_ne!(order(1), order(2));
+        assert_eq!(order(7), order(7), "the same seed, the same order");
     }
 }

@@ -26,6 +26,55 @@ struct KeyRow {
     expires_at: i64,
 }
 
+/// The attribute holding the envelope's JSON deflated (Binary), in place of
+/// `envelope` (String) when that makes the item smaller.
+const ENVELOPE_DEFLATED: &str = "envelope_z";
+/// Envelopes shorter than this are stored as text: too small to gain.
+const DEFLATE_FROM: usize = 256;
+/// The most a stored envelope may inflate to (a DynamoDB item is at most
+/// 400 KB, and JSON deflates about tenfold at best).
+const INFLATE_LIMIT: usize = 8 << 20;
+
+/// Deflates the item's `envelope` into `envelope_z` when that is smaller.
+/// DynamoDB bills writes by the kilobyte of the whole item (an update too),
+/// so a 1 KB event whose JSON deflates to about half fits one write unit
+/// instead of two, for its insert and for its mark as queued.
+fn deflate_envelope(item: &mut Item) {
+    let Some(AttributeValue::S(text)) = item.get("envelope") else {
+        return;
+    };
+    if text.len() < DEFLATE_FROM {
+        return;
+    }
+    let packed = miniz_oxide::deflate::compress_to_vec(text.as_bytes(), 6);
+    if packed.len() + ENVELOPE_DEFLATED.len() < text.len() + "envelope".len() {
+        item.remove("envelope");
+        item.insert(
+            ENVELOPE_DEFLATED.into(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(packed)),
+        );
+    }
+}
+
+/// Reads an event row from its item, inflating `envelope_z` if that is how
+/// the envelope was stored.
+fn event_row(mut item: Item) -> Result<EventRow, PortError> {
+    inflate_envelope(&mut item)?;
+    from_item(item)
+}
+
+/// Turns `envelope_z` back into `envelope`; nothing to do for a text one.
+fn inflate_envelope(item: &mut Item) -> Result<(), PortError> {
+    if let Some(AttributeValue::B(packed)) = item.remove(ENVELOPE_DEFLATED) {
+        let corrupt = |why: String| PortError::permanent(format!("stored event: bad {ENVELOPE_DEFLATED}: {why}"));
+        let bytes = miniz_oxide::inflate::decompress_to_vec_with_limit(packed.as_ref(), INFLATE_LIMIT)
+            .map_err(|e| corrupt(format!("{:?}", e.status)))?;
+        let text = String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))?;
+        item.insert("envelope".into(), AttributeValue::S(text));
+    }
+    Ok(())
+}
+
 /// The stored form of an event.
 #[derive(Serialize, Deserialize)]
 struct EventRow {
@@ -212,7 +261,7 @@ impl DynamoEventStore {
                     super::hydrate(&self.client, &self.table, &entries, None, "BatchGetItem audit trail").await?;
                 for item in items {
                     let cursor = item.get(keys::GSI1_SK).and_then(|v| v.as_s().ok()).cloned();
-                    let record = from_item::<EventRow>(item)?.into_record()?;
+                    let record = event_row(item)?.into_record()?;
                     // An index entry at `hi` exactly is outside the range.
                     if record.received_at >= to {
                         continue;
@@ -238,8 +287,16 @@ impl DynamoEventStore {
     /// Reads one event of a tenant.
     pub async fn get_event(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>, PortError> {
         let key = keys::deliveries::event(tenant, id);
-        let row: Option<EventRow> = get_item(&self.client, &self.table, &key, true, "GetItem event").await?;
-        row.map(EventRow::into_record).transpose()
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem event", e))?;
+        out.item.map(|item| event_row(item)?.into_record()).transpose()
     }
 }
 
@@ -247,6 +304,7 @@ impl EventStore for DynamoEventStore {
     async fn insert_event(&self, record: &EventRecord) -> Result<InsertOutcome, PortError> {
         let key = keys::deliveries::event(&record.envelope.tenant_id, &record.envelope.id);
         let mut item = item_with_key(&EventRow::from_record(record)?, &key, "event")?;
+        deflate_envelope(&mut item);
         item.insert(
             keys::TTL.into(),
             AttributeValue::N(record.expires_at.unix_timestamp().to_string()),
@@ -265,7 +323,7 @@ impl EventStore for DynamoEventStore {
             Some(existing) => existing,
         };
         let existing = match existing {
-            Some(item) => Some(from_item::<EventRow>(item)?.into_record()?),
+            Some(item) => Some(event_row(item)?.into_record()?),
             None => self.get_event(&record.envelope.tenant_id, &record.envelope.id).await?,
         };
         // Live a moment ago; absent or expired now only if it expired in
@@ -317,5 +375,60 @@ impl EventStore for DynamoEventStore {
             .filter(|r| r.expires_at > now)
             .map(|r| ClaimOutcome::Held(r.event_id))
             .ok_or_else(|| PortError::transient("idempotency key expired during a conditional insert"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item_with_envelope(text: &str) -> Item {
+        Item::from([("event_id".to_string(), s("evt_1")), ("envelope".to_string(), s(text))])
+    }
+
+    #[test]
+    fn large_envelopes_are_stored_deflated_and_read_back_exactly() {
+        let text = format!(
+            r#"{{"id":"evt_1","type":"order.placed","data":{{"items":[{}]}}}}"#,
+            (0..20)
+                .map(|i| format!(r#"{{"sku":"SKU-{i:04}","name":"Desk lamp","quantity":{i}}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut item = item_with_envelope(&text);
+        deflate_envelope(&mut item);
+        let Some(AttributeValue::B(packed)) = item.get(ENVELOPE_DEFLATED) else {
+            panic!("not deflated: {item:?}")
+        };
+        assert!(
+            packed.as_ref().len() < text.len() / 2,
+            "{} of {}",
+            packed.as_ref().len(),
+            text.len()
+        );
+        assert!(!item.contains_key("envelope"));
+        inflate_envelope(&mut item).unwrap();
+        assert_eq!(item, item_with_envelope(&text));
+    }
+
+    #[test]
+    fn small_envelopes_stay_text() {
+        let small = r#"{"id":"evt_1","data":{}}"#;
+        let mut item = item_with_envelope(small);
+        deflate_envelope(&mut item);
+        assert_eq!(item, item_with_envelope(small));
+    }
+
+    #[test]
+    fn a_corrupt_deflated_envelope_is_a_permanent_error_not_a_panic() {
+        let mut item = item_with_envelope("");
+        item.remove("envelope");
+        item.insert(
+            ENVELOPE_DEFLATED.into(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(vec![0xff, 0x00, 0x13])),
+        );
+        let err = event_row(item).err().expect("refused");
+        assert!(!err.retryable, "{err}");
+        assert!(err.to_string().contains(ENVELOPE_DEFLATED), "{err}");
     }
 }

@@ -448,3 +448,103 @@ async fn a_bus_that_fails_fails_the_request_and_the_retry_hands_the_event_over()
     let rec = stack.event_store().get_event(&acme, &evt).await.unwrap().unwrap();
     assert_eq!(rec.state, EventState::Queued);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_from_the_ingest_queue_queues_its_fan_out_tasks_together_and_reads_its_tenant_once() {
+    use switchyard_local::aws_proxy::AwsProxy;
+    let stack = Stack::new("door-sqs-batch").await;
+    let (acme, _) = stack.tenant("acme").await;
+    let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
+    let sdk = switchyard_local::sdk_config_as(&proxy.endpoint(), "IngestFunction").await;
+    let ingest = switchyard_ingest::AwsIngest::new(&sdk, &stack.ingest_settings());
+    let body = |i: usize| format!(r#"{{"id":"evt_b{i}","type":"invoice.paid","data":{{"n":{i}}}}}"#);
+    let ingest_calls = |op: &str| {
+        proxy
+            .tally()
+            .by_caller
+            .get("IngestFunction")
+            .and_then(|ops| ops.get(op).copied())
+            .unwrap_or(0)
+    };
+    // Polls until `n` messages were received; returns the failures and how
+    // many polls got messages.
+    let poll = |n: usize| {
+        let (stack, ingest) = (&stack, &ingest);
+        async move {
+            let (mut received, mut failed, mut batches) = (BTreeSet::new(), BTreeSet::new(), 0);
+            for _ in 0..10 {
+                let (r, f) = stack.poll_ingest_queue(ingest, 1).await;
+                batches += usize::from(!r.is_empty());
+                received.extend(r);
+                failed.extend(f);
+                if received.len() >= n {
+                    break;
+                }
+            }
+            assert_eq!(received.len(), n, "every message received");
+            (failed, batches)
+        }
+    };
+
+    for i in 0..6 {
+        stack.send_ingest_message(&body(i), &[("tenant_id", "acme")]).await;
+    }
+    let (failed, batches) = poll(6).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(batches < 6, "the six messages came in {batches} batches");
+    // One SendMessageBatch and one tenant read per batch, not per message.
+    assert_eq!(ingest_calls("sqs:SendMessageBatch"), batches as u64);
+    assert_eq!(ingest_calls("dynamodb:GetItem"), batches as u64);
+
+    // A task SQS refuses (here over the fan-out queue's maximum message
+    // size, lowered to 1 KB) fails its own message only: the others are
+    // queued one by one after the batch send fails.
+    proxy.reset();
+    stack
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&stack.res.fanout_queue_url)
+        .attributes(
+            switchyard_aws::aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+            "1024",
+        )
+        .send()
+        .await
+        .unwrap();
+    let huge = format!(
+        r#"{{"id":"evt_huge","type":"invoice.paid","data":{{"lines":"{}"}}}}"#,
+        "line ".repeat(300)
+    );
+    let huge_id = stack.send_ingest_message(&huge, &[("tenant_id", "acme")]).await;
+    for i in 6..8 {
+        stack.send_ingest_message(&body(i), &[("tenant_id", "acme")]).await;
+    }
+    let (failed, _) = poll(3).await;
+    assert_eq!(failed, BTreeSet::from([huge_id]));
+    let store = stack.event_store();
+    let state = |id: &str| {
+        let (store, acme) = (&store, &acme);
+        let id = EventId::parse(id).unwrap();
+        async move { store.get_event(acme, &id).await.unwrap().map(|r| r.state) }
+    };
+    assert_eq!(
+        state("evt_huge").await,
+        Some(EventState::Received),
+        "stored, not queued"
+    );
+    for i in 0..8 {
+        assert_eq!(state(&format!("evt_b{i}")).await, Some(EventState::Queued), "evt_b{i}");
+    }
+    let queued: BTreeSet<String> = stack
+        .take_messages(&stack.res.fanout_queue_url)
+        .await
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).unwrap()["envelope"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(queued, (0..8).map(|i| format!("evt_b{i}")).collect::<BTreeSet<_>>());
+}

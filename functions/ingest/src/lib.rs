@@ -43,20 +43,23 @@
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use switchyard_aws::config::{ConfigError, env_in_range, env_opt, env_var, idempotency_window, retention_days};
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::doors::{ServiceEventError, TenantRules, parse_service_event};
+use switchyard_core::envelope::{Envelope, parse_event};
 use switchyard_core::envelope::{EnvelopeError, IngestLimits, Source};
 use switchyard_core::ingest::{
-    AuthError, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, accept, authenticate, ingest,
+    AuthError, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, Stored, accept, authenticate, confirm,
+    ingest, publish, store,
 };
 use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::ports::{EventBus, EventStore, Registry, TaskQueue};
@@ -345,6 +348,32 @@ struct IngestMessage {
     key: Option<String>,
 }
 
+/// An SQS ingest message whose event is stored and waits to be handed over.
+struct Pending {
+    message_id: String,
+    tenant: TenantId,
+    envelope: Envelope,
+    seen: bool,
+}
+
+/// Whether each tenant named in one batch exists, read once per tenant even
+/// when the batch's messages ask at the same moment.
+#[derive(Default)]
+struct Tenants(Mutex<HashMap<TenantId, Arc<tokio::sync::OnceCell<bool>>>>);
+
+impl Tenants {
+    async fn exists<R: Registry>(&self, registry: &R, tenant: &TenantId) -> Result<bool, PortError> {
+        let cell = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| registry.tenant_exists(tenant)).await.copied()
+    }
+}
+
 impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R, S, Q, B> {
     fn ports(&self) -> Ports<'_, S, Q, B> {
         Ports {
@@ -481,88 +510,159 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
             ..self.config.clone()
         };
         let config = &config;
-        // The body is parsed once as any JSON here (not JSON: a batch item
-        // failure), then as an event below.
-        let response = process_sqs_batch(event, |_: serde::de::IgnoredAny, record| async move {
-            let result = self.ingest_message(messages, config, &record.message_id).await;
-            self.metrics.add(|m| match &result {
-                Ok(true) => m.count(m::EventsDuplicated, 1),
-                Ok(false) => m.count(m::EventsIngested, 1),
-                Err((_, false)) => m.count(m::EventsRejected, 1),
-                Err((_, true)) => {}
-            });
-            result.map(|_| ()).map_err(|(e, _)| e)
+        let tenants = &Tenants::default();
+        let pending: Mutex<Vec<Pending>> = Mutex::default();
+        let pending_ref = &pending;
+        // First every message is checked and its event stored (and published
+        // to the bus), concurrently; the body is parsed once as any JSON here
+        // (not JSON: a batch item failure), then as an event.
+        let mut response = process_sqs_batch(event, |_: serde::de::IgnoredAny, record| async move {
+            let id = record.message_id;
+            match self.store_message(messages, config, tenants, &id).await {
+                Ok((tenant, Stored::Done(done))) => {
+                    self.accepted(&tenant, &id, &done);
+                    Ok(())
+                }
+                Ok((tenant, Stored::HandOver { envelope, seen })) => {
+                    let p = Pending {
+                        message_id: id,
+                        tenant,
+                        envelope: *envelope,
+                        seen,
+                    };
+                    pending_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+                    Ok(())
+                }
+                Err((failure, retryable)) => {
+                    if !retryable {
+                        self.metrics.add(|m| m.count(m::EventsRejected, 1));
+                    }
+                    Err(failure)
+                }
+            }
         })
         .await;
+        // Then the fan-out tasks of the whole batch together: SendMessageBatch
+        // takes ten, where each message sent its own. If that fails, each
+        // message sends its own, so one refused task fails its message only;
+        // a message that fails comes back and finds its event stored but not
+        // queued, and hands it over again.
+        let pending = pending.into_inner().unwrap_or_else(|e| e.into_inner());
+        let tasks: Vec<FanoutTask> = pending
+            .iter()
+            .filter(|p| p.envelope.routing.external)
+            .map(|p| FanoutTask::new(p.envelope.clone()))
+            .collect();
+        let together = tasks.is_empty() || self.queue.send_all(&tasks).await.is_ok();
+        let mut queued = Vec::with_capacity(pending.len());
+        for p in pending {
+            let sent = if together || !p.envelope.routing.external {
+                Ok(())
+            } else {
+                self.queue.send_all(&[FanoutTask::new(p.envelope.clone())]).await
+            };
+            match sent {
+                Ok(()) => queued.push(p),
+                Err(e) => {
+                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.envelope.id, message_id = %p.message_id, error = %e, "queueing the fan-out task failed; the message will be retried");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = p.message_id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        // Last, each handed-over event is marked queued.
+        let confirmed = futures_util::future::join_all(queued.into_iter().map(|p| async move {
+            let done = confirm(self.ports(), p.envelope, p.seen).await;
+            (p.tenant, p.message_id, done)
+        }))
+        .await;
+        for (tenant, id, done) in confirmed {
+            self.accepted(&tenant, &id, &done);
+        }
         self.metrics.flush();
         response
     }
 
-    /// One message of the SQS ingest queue: whether it was a duplicate, or
-    /// why not (and whether that is worth a retry).
-    async fn ingest_message(
+    /// Counts and logs an event accepted through the SQS door.
+    fn accepted(&self, tenant: &TenantId, message_id: &str, done: &Ingested) {
+        self.metrics.add(|m| {
+            if done.duplicate {
+                m.count(m::EventsDuplicated, 1)
+            } else {
+                m.count(m::EventsIngested, 1)
+            }
+        });
+        tracing::info!(tenant_id = %tenant, event_id = %done.id, message_id = %message_id, duplicate = done.duplicate, "event accepted from the ingest queue");
+    }
+
+    /// One SQS ingest message checked and its event stored (steps 1 and 2
+    /// of `switchyard_core::ingest::accept`, and the bus): what is left to
+    /// do, or why not (and whether that is worth a retry).
+    async fn store_message(
         &self,
         messages: &HashMap<String, IngestMessage>,
         config: &IngestConfig,
+        tenants: &Tenants,
         id: &str,
-    ) -> Result<bool, (RecordFailure, bool)> {
+    ) -> Result<(TenantId, Stored), (RecordFailure, bool)> {
         let refused = |f: RecordFailure| (f, false);
-        {
-            let msg = messages
-                .get(id)
-                .ok_or_else(|| refused(RecordFailure::new("the message vanished from its batch")))?;
-            let tenant = msg.tenant.as_deref().ok_or_else(|| {
-                refused(RecordFailure::new(format_args!(
-                    "no `{TENANT_ATTRIBUTE}` String message attribute"
-                )))
-            })?;
-            let tenant = TenantId::parse(tenant).map_err(|e| {
-                refused(RecordFailure::new(format_args!(
-                    "the `{TENANT_ATTRIBUTE}` attribute: {e}"
-                )))
-            })?;
-            // The tenant is named, not authenticated (the queue's policy
-            // decides who may send): it must at least exist, or the event
-            // would be stored for nobody and fanned out to nothing.
-            match self.registry.tenant_exists(&tenant).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(refused(RecordFailure::new(format_args!(
-                        "the `{TENANT_ATTRIBUTE}` attribute names tenant {tenant}, which does not exist"
-                    ))));
-                }
-                Err(e) => return Err((RecordFailure::new(format_args!("reading tenant {tenant}: {e}")), true)),
+        let msg = messages
+            .get(id)
+            .ok_or_else(|| refused(RecordFailure::new("the message vanished from its batch")))?;
+        let tenant = msg.tenant.as_deref().ok_or_else(|| {
+            refused(RecordFailure::new(format_args!(
+                "no `{TENANT_ATTRIBUTE}` String message attribute"
+            )))
+        })?;
+        let tenant = TenantId::parse(tenant).map_err(|e| {
+            refused(RecordFailure::new(format_args!(
+                "the `{TENANT_ATTRIBUTE}` attribute: {e}"
+            )))
+        })?;
+        // The tenant is named, not authenticated (the queue's policy decides
+        // who may send): it must at least exist, or the event would be
+        // stored for nobody and fanned out to nothing. Read once per batch.
+        match tenants.exists(&self.registry, &tenant).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(refused(RecordFailure::new(format_args!(
+                    "the `{TENANT_ATTRIBUTE}` attribute names tenant {tenant}, which does not exist"
+                ))));
             }
-            let key = msg.key.as_deref().map(IdempotencyKey::parse).transpose().map_err(|e| {
-                refused(RecordFailure::new(format_args!(
-                    "the `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute: {e}"
-                )))
-            })?;
-            let now = switchyard_core::time_util::now_utc();
-            match ingest(
-                self.ports(),
-                tenant.clone(),
-                msg.body.as_bytes(),
-                key.as_ref(),
-                config,
-                now,
-            )
-            .await
-            {
-                Ok(done) => {
-                    tracing::info!(tenant_id = %tenant, event_id = %done.id, message_id = %id, duplicate = done.duplicate, "event accepted from the ingest queue");
-                    Ok(done.duplicate)
-                }
-                Err(e) => Err((
-                    RecordFailure::new(format_args!(
-                        "tenant {tenant}: {} (retryable: {})",
-                        describe(&e),
-                        e.retryable()
-                    )),
-                    e.retryable(),
-                )),
-            }
+            Err(e) => return Err((RecordFailure::new(format_args!("reading tenant {tenant}: {e}")), true)),
         }
+        let key = msg.key.as_deref().map(IdempotencyKey::parse).transpose().map_err(|e| {
+            refused(RecordFailure::new(format_args!(
+                "the `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute: {e}"
+            )))
+        })?;
+        let now = switchyard_core::time_util::now_utc();
+        let failed = |e: IngestError| {
+            (
+                RecordFailure::new(format_args!(
+                    "tenant {tenant}: {} (retryable: {})",
+                    describe(&e),
+                    e.retryable()
+                )),
+                e.retryable(),
+            )
+        };
+        let envelope = parse_event(
+            msg.body.as_bytes(),
+            tenant.clone(),
+            &config.default_source,
+            now,
+            config.limits,
+        )
+        .map_err(|e| failed(IngestError::Invalid(e)))?;
+        let stored = store(self.ports(), envelope, key.as_ref(), config, now)
+            .await
+            .map_err(failed)?;
+        if let Stored::HandOver { envelope, .. } = &stored {
+            publish(self.ports(), envelope).await.map_err(failed)?;
+        }
+        Ok((tenant, stored))
     }
 
     /// Handles one AWS service event delivered by the EventBridge rule.

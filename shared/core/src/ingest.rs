@@ -256,11 +256,50 @@ pub async fn ingest<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
 /// Accepts a parsed envelope: see the module documentation for the steps.
 pub async fn accept<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
     ports: Ports<'_, S, Q, B>,
-    mut envelope: Envelope,
+    envelope: Envelope,
     key: Option<&IdempotencyKey>,
     config: &IngestConfig,
     now: OffsetDateTime,
 ) -> Result<Ingested, IngestError> {
+    match store(ports, envelope, key, config, now).await? {
+        Stored::Done(done) => Ok(done),
+        Stored::HandOver { envelope, seen } => {
+            publish(ports, &envelope).await?;
+            if envelope.routing.external {
+                ports
+                    .fanout
+                    .send_all(&[FanoutTask::new((*envelope).clone())])
+                    .await
+                    .map_err(IngestError::Queue)?;
+            }
+            Ok(confirm(ports, *envelope, seen).await)
+        }
+    }
+}
+
+/// What [`store`] leaves to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    /// Nothing: a duplicate of an event already handed over, or an event
+    /// with nowhere to go.
+    Done(Ingested),
+    /// Hand `envelope` over ([`publish`], then its fan-out task if
+    /// `routing.external`), then [`confirm`]. `seen`: a repeat of an event
+    /// stored before but never confirmed handed over.
+    HandOver { envelope: Box<Envelope>, seen: bool },
+}
+
+/// Steps 1 and 2 of [`accept`]: the idempotency key claimed, the event
+/// stored. Callers that hand over many events at once (the SQS door queues
+/// a whole batch's fan-out tasks together) go on with [`publish`], the
+/// queue and [`confirm`] themselves; [`accept`] does it for one.
+pub async fn store<S: EventStore, Q, B: EventBus>(
+    ports: Ports<'_, S, Q, B>,
+    mut envelope: Envelope,
+    key: Option<&IdempotencyKey>,
+    config: &IngestConfig,
+    now: OffsetDateTime,
+) -> Result<Stored, IngestError> {
     let mut seen = false;
     if let Some(key) = key {
         let claim = KeyClaim {
@@ -287,53 +326,34 @@ pub async fn accept<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
         state,
         received_at: now,
     };
-    let envelope = match ports.store.insert_event(&record).await.map_err(IngestError::Store)? {
-        InsertOutcome::Inserted if record.state == EventState::Queued => {
-            return Ok(Ingested {
-                id: record.envelope.id,
-                duplicate: seen,
-            });
-        }
-        InsertOutcome::Inserted => record.envelope,
-        InsertOutcome::Exists(existing) if existing.state == EventState::Queued => {
-            return Ok(Ingested {
-                id: existing.envelope.id,
-                duplicate: true,
-            });
-        }
-        InsertOutcome::Exists(existing) => {
-            // Stored before but never confirmed handed over: hand over the
-            // stored event (not this request's copy) now.
-            seen = true;
-            existing.envelope
-        }
-    };
-    hand_over(ports, &envelope).await?;
-    // Handed over: the event is safe. If this write fails, a repeat of the
-    // event hands it over once more, which consumers and delivery tolerate.
-    if let Err(e) = ports.store.mark_queued(&envelope.tenant_id, &envelope.id).await {
-        tracing::warn!(event_id = %envelope.id, tenant_id = %envelope.tenant_id, error = %e, "event handed over but not marked queued");
+    match ports.store.insert_event(&record).await.map_err(IngestError::Store)? {
+        InsertOutcome::Inserted if record.state == EventState::Queued => Ok(Stored::Done(Ingested {
+            id: record.envelope.id,
+            duplicate: seen,
+        })),
+        InsertOutcome::Inserted => Ok(Stored::HandOver {
+            envelope: Box::new(record.envelope),
+            seen,
+        }),
+        InsertOutcome::Exists(existing) if existing.state == EventState::Queued => Ok(Stored::Done(Ingested {
+            id: existing.envelope.id,
+            duplicate: true,
+        })),
+        // Stored before but never confirmed handed over: hand over the
+        // stored event (not this request's copy) now.
+        InsertOutcome::Exists(existing) => Ok(Stored::HandOver {
+            envelope: Box::new(existing.envelope),
+            seen: true,
+        }),
     }
-    Ok(Ingested {
-        id: envelope.id,
-        duplicate: seen,
-    })
 }
 
-/// Whether the event goes anywhere: the external track, or the internal one
-/// when a bus is configured.
-fn has_work<S, Q, B>(envelope: &Envelope, ports: Ports<'_, S, Q, B>) -> bool {
-    envelope.routing.external || (envelope.routing.internal && ports.bus.is_some())
-}
-
-/// Publishes the event to the bus (`internal`) and queues its fan-out task
-/// (`external`). The bus goes first: a repeat after a failed fan-out
-/// publishes again (consumers dedupe on the event id) rather than sending
-/// the webhooks' tasks twice.
-async fn hand_over<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
-    ports: Ports<'_, S, Q, B>,
-    envelope: &Envelope,
-) -> Result<(), IngestError> {
+/// Publishes the event to the application's bus if it goes there
+/// (`routing.internal` and a bus configured). The bus goes before the
+/// fan-out queue: a repeat after a failed fan-out publishes again
+/// (consumers dedupe on the event id) rather than sending the webhooks'
+/// tasks twice.
+pub async fn publish<S, Q, B: EventBus>(ports: Ports<'_, S, Q, B>, envelope: &Envelope) -> Result<(), IngestError> {
     if envelope.routing.internal
         && let Some(bus) = ports.bus
     {
@@ -341,14 +361,26 @@ async fn hand_over<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
             .await
             .map_err(IngestError::Publish)?;
     }
-    if envelope.routing.external {
-        ports
-            .fanout
-            .send_all(&[FanoutTask::new(envelope.clone())])
-            .await
-            .map_err(IngestError::Queue)?;
-    }
     Ok(())
+}
+
+/// Step 4: marks a handed-over event queued. The event is safe already: if
+/// this write fails, a repeat of the event hands it over once more, which
+/// consumers and delivery tolerate.
+pub async fn confirm<S: EventStore, Q, B>(ports: Ports<'_, S, Q, B>, envelope: Envelope, seen: bool) -> Ingested {
+    if let Err(e) = ports.store.mark_queued(&envelope.tenant_id, &envelope.id).await {
+        tracing::warn!(event_id = %envelope.id, tenant_id = %envelope.tenant_id, error = %e, "event handed over but not marked queued");
+    }
+    Ingested {
+        id: envelope.id,
+        duplicate: seen,
+    }
+}
+
+/// Whether the event goes anywhere: the external track, or the internal one
+/// when a bus is configured.
+fn has_work<S, Q, B>(envelope: &Envelope, ports: Ports<'_, S, Q, B>) -> bool {
+    envelope.routing.external || (envelope.routing.internal && ports.bus.is_some())
 }
 
 #[cfg(test)]

@@ -293,7 +293,8 @@ impl Stack {
     }
 
     /// Every delivery record and every attempt in the deliveries table, by
-    /// delivery id, read with one scan.
+    /// delivery id, oldest attempt first, read with one scan. The first
+    /// attempt is the one its delivery record carries (`first_attempt`).
     pub async fn delivery_records(
         &self,
     ) -> (
@@ -321,6 +322,17 @@ impl Stack {
                 _ => {}
             }
         }
+        for r in records.values() {
+            let tries: &mut Vec<switchyard_core::delivery::AttemptRecord> =
+                attempts.entry(r.delivery_id.clone()).or_default();
+            if let Some(first) = &r.first_attempt
+                && !tries.iter().any(|a| a.attempt == first.attempt)
+            {
+                tries.push(first.clone());
+            }
+            tries.sort_by_key(|a| a.attempt);
+        }
+        attempts.retain(|_, tries| !tries.is_empty());
         (records, attempts)
     }
 

@@ -1,12 +1,11 @@
 //! Deliveries and their attempts in the deliveries table.
 
 use super::{
-    Expect, Item, ListError, Page, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
+    Expect, Item, ListError, Page, Put, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
 };
 use crate::error::port_error;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState};
 use switchyard_core::keys;
@@ -91,16 +90,10 @@ impl DynamoDeliveryLog {
                 }
             }
         }
-        // The first attempt lives in the delivery item (see
-        // `DeliveryRecord::first_attempt`); deliveries recorded before that
-        // have it as its own item too.
-        if let Some(first) = delivery.as_ref().and_then(|d| d.first_attempt.clone())
-            && !attempts.iter().any(|a| a.attempt == first.attempt)
-        {
-            attempts.push(first);
-        }
-        attempts.sort_by_key(|a| a.attempt);
-        Ok(delivery.map(|d| (d, attempts)))
+        Ok(delivery.map(|d| {
+            let log = d.attempt_log(attempts);
+            (d, log)
+        }))
     }
 }
 
@@ -141,29 +134,15 @@ impl DynamoDeliveryLog {
     /// (`cmp` `<`: this write adds an attempt, so the stored count must be
     /// lower; `<=`: a state change without an attempt).
     async fn put_delivery_if_newer(&self, delivery: &DeliveryRecord, cmp: &str, op: &str) -> Result<(), PortError> {
-        let item = self.delivery_item(delivery)?;
-        let result = self
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item.clone()))
             .condition_expression(format!("attribute_not_exists(#pk) OR #attempts {cmp} :n"))
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#attempts", "attempts")
-            .expression_attribute_values(":n", AttributeValue::N(delivery.attempts.to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let stored = match result {
-            Ok(_) => return Ok(()),
-            Err(e) => match e.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
-                _ => return Err(port_error(op, e)),
-            },
-        };
-        // The stored item is exactly this write: it landed, its answer was
-        // lost, and the SDK's retry found its own write in the way.
-        if stored.as_ref() == Some(&item) {
+            .expression_attribute_values(":n", AttributeValue::N(delivery.attempts.to_string()));
+        if super::put_if(request, self.delivery_item(delivery)?, op).await? == Put::Written {
             return Ok(());
         }
         // Another delivery of the same task got further; this one is stale.

@@ -1,8 +1,8 @@
 //! Accepted events in the deliveries table.
 
-use super::{Item, from_item, get_item, item_with_key, key_item, s};
+use super::{Item, Put, from_item, get_item, get_raw_item, item_with_key, key_item, s};
 use crate::error::port_error;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ingest::{ClaimOutcome, KeyClaim, is_live};
 use switchyard_core::keys;
@@ -141,43 +141,21 @@ impl DynamoEventStore {
     }
 
     /// Puts `item` unless a live item (`expires_at` after `now`) holds its
-    /// key. `Ok(None)`: written. `Ok(Some(existing))`: refused, and here is
-    /// the item in the way (`None` inside when DynamoDB did not return it).
-    ///
-    /// An item in the way that is exactly `item` is this write: it landed,
-    /// its answer was lost, and the SDK's retry found it. That is `Ok(None)`,
-    /// not a duplicate: the event (or claim) is this request's, and it was
+    /// key. A write whose answer was lost is [`Put::Written`] ([`put_if`]):
+    /// not a duplicate, the event (or claim) is this request's, and it was
     /// never handed over.
-    async fn put_if_absent_or_expired(
-        &self,
-        item: Item,
-        now: OffsetDateTime,
-        op: &str,
-    ) -> Result<Option<Option<Item>>, PortError> {
-        let result = self
+    ///
+    /// [`put_if`]: super::put_if
+    async fn put_if_absent_or_expired(&self, item: Item, now: OffsetDateTime, op: &str) -> Result<Put, PortError> {
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item.clone()))
             .condition_expression(ABSENT_OR_EXPIRED)
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#exp", keys::TTL)
-            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
-                    match c.item() {
-                        Some(stored) if *stored == item => Ok(None),
-                        stored => Ok(Some(stored.cloned())),
-                    }
-                }
-                _ => Err(port_error(op, e)),
-            },
-        }
+            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()));
+        super::put_if(request, item, op).await
     }
 
     /// The tenant's audit trail: its `routing.audit` events received in
@@ -287,16 +265,10 @@ impl DynamoEventStore {
     /// Reads one event of a tenant.
     pub async fn get_event(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>, PortError> {
         let key = keys::deliveries::event(tenant, id);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("GetItem event", e))?;
-        out.item.map(|item| event_row(item)?.into_record()).transpose()
+        get_raw_item(&self.client, &self.table, &key, true, "GetItem event")
+            .await?
+            .map(|item| event_row(item)?.into_record())
+            .transpose()
     }
 }
 
@@ -319,8 +291,8 @@ impl EventStore for DynamoEventStore {
             .put_if_absent_or_expired(item, record.received_at, "PutItem event")
             .await?
         {
-            None => return Ok(InsertOutcome::Inserted),
-            Some(existing) => existing,
+            Put::Written => return Ok(InsertOutcome::Inserted),
+            Put::Refused(existing) => existing,
         };
         let existing = match existing {
             Some(item) => Some(event_row(item)?.into_record()?),
@@ -363,8 +335,8 @@ impl EventStore for DynamoEventStore {
             .put_if_absent_or_expired(item, claim.now, "PutItem idempotency key")
             .await?
         {
-            None => return Ok(ClaimOutcome::Claimed),
-            Some(existing) => existing,
+            Put::Written => return Ok(ClaimOutcome::Claimed),
+            Put::Refused(existing) => existing,
         };
         let existing: Option<KeyRow> = match existing {
             Some(item) => Some(from_item(item)?),

@@ -16,9 +16,11 @@ pub use registry::{ApiKeyRecord, DynamoRegistry, RegistrationError, TenantRecord
 pub use state::{DynamoStateStore, RunView};
 
 use crate::error::port_error;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -52,6 +54,20 @@ pub(crate) async fn get_item<T: for<'de> Deserialize<'de>>(
     consistent: bool,
     op: &str,
 ) -> Result<Option<T>, PortError> {
+    get_raw_item(client, table, key, consistent, op)
+        .await?
+        .map(from_item)
+        .transpose()
+}
+
+/// Reads one item as DynamoDB stores it; `None` when absent.
+pub(crate) async fn get_raw_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &Key,
+    consistent: bool,
+    op: &str,
+) -> Result<Option<Item>, PortError> {
     let out = client
         .get_item()
         .table_name(table)
@@ -60,7 +76,39 @@ pub(crate) async fn get_item<T: for<'de> Deserialize<'de>>(
         .send()
         .await
         .map_err(|e| port_error(op, e))?;
-    out.item.map(from_item).transpose()
+    Ok(out.item)
+}
+
+/// What a conditional `PutItem` ([`put_if`]) did.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Put {
+    Written,
+    /// Its condition did not hold; the item in the way, when DynamoDB
+    /// returned it.
+    Refused(Option<Item>),
+}
+
+/// Sends `request` (a `PutItem` with its table and condition) for `item`.
+///
+/// An item in the way that is exactly `item` is this write: it landed, its
+/// answer was lost, and the SDK's retry found it in the way. That is
+/// [`Put::Written`], not a refusal.
+pub(crate) async fn put_if(request: PutItemFluentBuilder, item: Item, op: &str) -> Result<Put, PortError> {
+    let result = request
+        .set_item(Some(item.clone()))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(Put::Written),
+        Err(e) => match e.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(c)) => match c.item() {
+                Some(stored) if *stored == item => Ok(Put::Written),
+                stored => Ok(Put::Refused(stored.cloned())),
+            },
+            _ => Err(port_error(op, e)),
+        },
+    }
 }
 
 /// The outcome of a conditional write: `Ok(true)` if it applied,

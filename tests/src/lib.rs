@@ -323,16 +323,11 @@ impl Stack {
             }
         }
         for r in records.values() {
-            let tries: &mut Vec<switchyard_core::delivery::AttemptRecord> =
-                attempts.entry(r.delivery_id.clone()).or_default();
-            if let Some(first) = &r.first_attempt
-                && !tries.iter().any(|a| a.attempt == first.attempt)
-            {
-                tries.push(first.clone());
+            let log = r.attempt_log(attempts.remove(&r.delivery_id).unwrap_or_default());
+            if !log.is_empty() {
+                attempts.insert(r.delivery_id.clone(), log);
             }
-            tries.sort_by_key(|a| a.attempt);
         }
-        attempts.retain(|_, tries| !tries.is_empty());
         (records, attempts)
     }
 
@@ -447,16 +442,8 @@ impl Stack {
         if messages.is_empty() {
             return (vec![], vec![]);
         }
-        let mut event = switchyard_local::esm::to_sqs_event(&messages, &queue);
-        // The local poller leaves message attributes out; Lambda passes them.
-        for (record, m) in event.records.iter_mut().zip(&messages) {
-            for (name, v) in m.message_attributes.iter().flatten() {
-                let mut a = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
-                a.string_value = v.string_value.clone();
-                a.data_type = Some(v.data_type.clone());
-                record.message_attributes.insert(name.clone(), a);
-            }
-        }
+        // Message attributes included, as Lambda passes them.
+        let event = switchyard_local::esm::to_sqs_event(&messages, &queue);
         let answer = ingest
             .dispatch(serde_json::to_value(&event).unwrap_or_else(|e| panic!("{e}")))
             .await

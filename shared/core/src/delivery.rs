@@ -272,6 +272,20 @@ impl DeliveryRecord {
             first_attempt: None,
         }
     }
+
+    /// The delivery's attempt log, oldest first: the attempts stored on
+    /// their own (`stored`) and the first attempt this record carries, each
+    /// attempt number once (deliveries recorded before the first attempt
+    /// moved into the record have it stored on its own too).
+    pub fn attempt_log(&self, mut stored: Vec<AttemptRecord>) -> Vec<AttemptRecord> {
+        if let Some(first) = &self.first_attempt
+            && !stored.iter().any(|a| a.attempt == first.attempt)
+        {
+            stored.push(first.clone());
+        }
+        stored.sort_by_key(|a| a.attempt);
+        stored
+    }
 }
 
 /// The circuit breaker's settings.

@@ -591,3 +591,28 @@ async fn a_replay_request_starts_a_new_round_once_and_is_recorded_as_manual() {
     );
     assert_eq!(w.sent(), 3);
 }
+
+#[tokio::test]
+async fn the_attempt_log_merges_the_first_attempt_once_and_in_order() {
+    let w = world(URL, RetryPolicy::default());
+    w.answers(vec![answer(500, None)]);
+    w.run_at(t0()).await;
+    let first = w.mem.attempts.lock().unwrap()[0].clone();
+    let later = AttemptRecord {
+        attempt: 2,
+        ..first.clone()
+    };
+    let r = w.record();
+    assert_eq!(r.attempt_log(vec![]), std::slice::from_ref(&first));
+    assert_eq!(r.attempt_log(vec![later.clone()]), [first.clone(), later.clone()]);
+    // Stored on its own as well (recorded before it moved into the record).
+    assert_eq!(
+        r.attempt_log(vec![later.clone(), first.clone()]),
+        [first.clone(), later]
+    );
+    let without = DeliveryRecord {
+        first_attempt: None,
+        ..r
+    };
+    assert_eq!(without.attempt_log(vec![first.clone()]), [first]);
+}

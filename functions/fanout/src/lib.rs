@@ -13,7 +13,7 @@ use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::fanout::plan;
 use switchyard_core::metrics::{Recorder, m};
-use switchyard_core::ports::{Registry, TaskQueue};
+use switchyard_core::ports::{Registry, TaskQueue, send_grouped};
 use switchyard_core::{DeliveryTask, FanoutTask};
 
 /// The fan-out function's state, built once per process.
@@ -56,7 +56,9 @@ impl AwsFanout {
 
 impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let response = self.handle_batch(event).await;
+        // Boxed: nested in the runtime's own future, the batch's future
+        // type would otherwise exceed the compiler's layout depth limit.
+        let response = Box::pin(self.handle_batch(event)).await;
         self.metrics.flush();
         response
     }
@@ -90,17 +92,11 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
         // Then all of them together: SendMessageBatch takes ten tasks of any
         // records, where one call per record sent one or two. If that fails,
         // each record sends its own, so one record's refused task (say, too
-        // large) fails that record only. Tasks sent before a failure are sent
-        // again when the record comes back: the same delivery ids.
+        // large) fails that record only.
         let planned = planned.into_inner().unwrap_or_else(|e| e.into_inner());
-        let all: Vec<DeliveryTask> = planned.iter().flat_map(|p| p.tasks.iter().cloned()).collect();
-        let together = all.is_empty() || self.queue.send_all(&all).await.is_ok();
-        for p in &planned {
-            let sent = if together || p.tasks.is_empty() {
-                Ok(())
-            } else {
-                self.queue.send_all(&p.tasks).await
-            };
+        let groups: Vec<&[DeliveryTask]> = planned.iter().map(|p| p.tasks.as_slice()).collect();
+        let sent = send_grouped(&self.queue, &groups).await;
+        for (p, sent) in planned.iter().zip(sent) {
             match sent {
                 Ok(()) => {
                     self.metrics.add(|m| m.count(m::FanoutTasks, p.tasks.len() as u64));

@@ -62,7 +62,7 @@ use switchyard_core::ingest::{
     ingest, publish, store,
 };
 use switchyard_core::metrics::{Recorder, m};
-use switchyard_core::ports::{EventBus, EventStore, Registry, TaskQueue};
+use switchyard_core::ports::{EventBus, EventStore, Registry, TaskQueue, send_grouped};
 use switchyard_core::{FanoutTask, PortError, TenantId};
 
 /// The HTTP header a producer names its idempotency key with.
@@ -548,19 +548,14 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         // a message that fails comes back and finds its event stored but not
         // queued, and hands it over again.
         let pending = pending.into_inner().unwrap_or_else(|e| e.into_inner());
-        let tasks: Vec<FanoutTask> = pending
+        let tasks: Vec<Option<FanoutTask>> = pending
             .iter()
-            .filter(|p| p.envelope.routing.external)
-            .map(|p| FanoutTask::new(p.envelope.clone()))
+            .map(|p| p.envelope.routing.external.then(|| FanoutTask::new(p.envelope.clone())))
             .collect();
-        let together = tasks.is_empty() || self.queue.send_all(&tasks).await.is_ok();
+        let groups: Vec<&[FanoutTask]> = tasks.iter().map(Option::as_slice).collect();
+        let sent = send_grouped(&self.queue, &groups).await;
         let mut queued = Vec::with_capacity(pending.len());
-        for p in pending {
-            let sent = if together || !p.envelope.routing.external {
-                Ok(())
-            } else {
-                self.queue.send_all(&[FanoutTask::new(p.envelope.clone())]).await
-            };
+        for (p, sent) in pending.into_iter().zip(sent) {
             match sent {
                 Ok(()) => queued.push(p),
                 Err(e) => {

@@ -69,6 +69,27 @@ pub trait TaskQueue<T: Sync>: Sync {
     fn send_all(&self, tasks: &[T]) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
+/// Sends the tasks of several groups (say, one per record of an SQS batch)
+/// together, in as few calls as the queue needs; if that fails, each group
+/// on its own, so a task the queue refuses fails only its group. The result
+/// of each group, in order. Tasks sent before a failure are sent again with
+/// their group: consumers of the queue tolerate that (same ids).
+pub async fn send_grouped<T: Clone + Sync, Q: TaskQueue<T>>(queue: &Q, groups: &[&[T]]) -> Vec<Result<(), PortError>> {
+    let all: Vec<T> = groups.iter().flat_map(|g| g.iter().cloned()).collect();
+    if all.is_empty() || queue.send_all(&all).await.is_ok() {
+        return groups.iter().map(|_| Ok(())).collect();
+    }
+    let mut results = Vec::with_capacity(groups.len());
+    for group in groups {
+        results.push(if group.is_empty() {
+            Ok(())
+        } else {
+            queue.send_all(group).await
+        });
+    }
+    results
+}
+
 /// Tenants, their API keys and their endpoints.
 pub trait Registry: Sync {
     fn tenant_for_key(&self, hash: &ApiKeyHash) -> impl Future<Output = Result<Option<TenantId>, PortError>> + Send;

@@ -536,18 +536,6 @@ fn measure_init(paths: &Paths, function: &Function, spawns: usize) -> Result<Ini
     })
 }
 
-/// A process's `VmHWM` (peak resident set) in kB, from /proc.
-fn vm_hwm_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Median of sorted, non-empty `samples` (mean of the middle two when even).
 fn median(samples: &[Duration]) -> Duration {
     let mid = samples.len() / 2;
@@ -558,10 +546,11 @@ fn median(samples: &[Duration]) -> Duration {
     }
 }
 
-/// Nearest-rank percentile of sorted, non-empty `samples`.
-fn nearest_rank(samples: &[Duration], percent: usize) -> Duration {
-    let rank = (samples.len() * percent).div_ceil(100).max(1);
-    samples[rank - 1]
+/// The nearest-rank `percent`th percentile of sorted values; the default
+/// (zero) for none.
+pub(crate) fn nearest_rank<T: Copy + Default>(sorted: &[T], percent: usize) -> T {
+    let rank = (sorted.len() * percent).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied().unwrap_or_default()
 }
 
 /// One spawn: start the process, wait for its `next` request, read its peak
@@ -582,7 +571,7 @@ fn time_one_spawn(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
     let outcome = wait_for_next(&mut child, stub);
-    let hwm = vm_hwm_kb(child.id());
+    let hwm = crate::local::proc_status_kib(child.id(), "VmHWM").unwrap_or(0);
     // Always reap the child, whatever happened.
     let _ = child.kill();
     let _ = child.wait();

@@ -267,13 +267,7 @@ async fn measure(stack: &local::Stack, n: usize) -> Result<(), String> {
     // of the three runs.
     println!("\n== peak resident memory (VmHWM) of each function's processes after the runs (128 MB configured)");
     for f in &stack.runner.plan().functions {
-        let peak = stack
-            .runner
-            .pids_of(&f.logical_id)
-            .into_iter()
-            .filter_map(|p| local::proc_status_kib(p, "VmHWM"))
-            .max();
-        if let Some(kib) = peak {
+        if let Some(kib) = local::function_status_kib(stack, &f.logical_id, "VmHWM") {
             println!("  {:<18} {:.1} MiB", f.logical_id, kib as f64 / 1024.0);
         }
     }

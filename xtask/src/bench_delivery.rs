@@ -668,17 +668,13 @@ fn cpu_per_delivery() -> Result<(), String> {
 }
 
 fn p99(v: Vec<u64>) -> u64 {
-    percentile(v, 0.99)
+    percentile(v, 99)
 }
 
-/// The nearest-rank percentile `q` (0 < q <= 1); 0 for no values.
-fn percentile<T: Ord + Copy + Default>(mut v: Vec<T>, q: f64) -> T {
-    if v.is_empty() {
-        return T::default();
-    }
+/// The nearest-rank `percent`th percentile; 0 for no values.
+fn percentile<T: Ord + Copy + Default>(mut v: Vec<T>, percent: usize) -> T {
     v.sort_unstable();
-    let idx = ((v.len() as f64) * q).ceil() as usize;
-    v[idx.clamp(1, v.len()) - 1]
+    crate::bench::nearest_rank(&v, percent)
 }
 
 /// The delivery log in memory, noting the instant each successful attempt
@@ -906,7 +902,7 @@ async fn isolation(a: &Args) -> Result<(), String> {
         }
         let span = last.saturating_duration_since(start);
         let r = latencies.len() as f64 / span.as_secs_f64();
-        let (p50, p99) = (percentile(latencies.clone(), 0.5), percentile(latencies.clone(), 0.99));
+        let (p50, p99) = (percentile(latencies.clone(), 50), percentile(latencies.clone(), 99));
         println!(
             "isolation, {}, every batch its own invocation (no MaximumConcurrency; at most {} at once), {n} tasks arriving at {rate:.0}/s: {} healthy delivered in {:.2} s = {r:.0}/s; latency from arrival to 2xx recorded p50 {:.2} ms, p99 {:.2} ms, max {:.0} ms",
             label(with_stuck),
@@ -915,20 +911,20 @@ async fn isolation(a: &Args) -> Result<(), String> {
             span.as_secs_f64(),
             ms(p50),
             ms(p99),
-            ms(percentile(latencies, 1.0)),
+            ms(percentile(latencies, 100)),
         );
         if a.diagnose {
             println!(
                 "  diagnosis: p99 {:.2} ms for the tasks arriving in the first {} s, {:.2} ms after; {tcp}",
-                ms(percentile(early, 0.99)),
+                ms(percentile(early, 99)),
                 ISOLATION_TIMEOUT.as_secs(),
-                ms(percentile(late, 0.99)),
+                ms(percentile(late, 99)),
             );
         }
         open[usize::from(with_stuck)].push((r, p99));
     }
     let rates = |i: usize| median(open[i].iter().map(|x| x.0).collect());
-    let p99s = |i: usize| percentile(open[i].iter().map(|x| x.1).collect(), 0.5);
+    let p99s = |i: usize| percentile(open[i].iter().map(|x| x.1).collect(), 50);
     println!(
         "isolation (target: within 10 %; medians of {ROUNDS} runs each): with 1 of 10 endpoints never answering, healthy throughput {:.1} % of the all-healthy run ({:.0}/s vs {:.0}/s) and p99 latency {:.2} ms vs {:.2} ms ({:+.1} %); open loop at {:.0} % of the capped all-healthy throughput, request timeout {} s, circuit opens after 5 failures",
         100.0 * rates(1) / rates(0),
@@ -1055,10 +1051,10 @@ mod tests {
     #[test]
     fn percentiles_are_nearest_rank() {
         let v: Vec<Duration> = (1..=200).map(Duration::from_millis).collect();
-        assert_eq!(percentile(v.clone(), 0.5), Duration::from_millis(100));
-        assert_eq!(percentile(v.clone(), 0.99), Duration::from_millis(198));
-        assert_eq!(percentile(v, 1.0), Duration::from_millis(200));
-        assert_eq!(percentile(Vec::<Duration>::new(), 0.99), Duration::ZERO);
+        assert_eq!(percentile(v.clone(), 50), Duration::from_millis(100));
+        assert_eq!(percentile(v.clone(), 99), Duration::from_millis(198));
+        assert_eq!(percentile(v, 100), Duration::from_millis(200));
+        assert_eq!(percentile(Vec::<Duration>::new(), 99), Duration::ZERO);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -409,6 +409,17 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// The largest `field` of [`proc_status_kib`] among the running processes
+/// of one function of the stack; `None` if none has it.
+pub fn function_status_kib(stack: &Stack, function: &str, field: &str) -> Option<u64> {
+    stack
+        .runner
+        .pids_of(function)
+        .into_iter()
+        .filter_map(|p| proc_status_kib(p, field))
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::grouped_notes;

@@ -16,6 +16,7 @@
 //! receiver's 2xx) p50/p90/p99 per endpoint, memory per function over time,
 //! and the accounting. A pair unaccounted for fails the command.
 
+use crate::bench::nearest_rank;
 use crate::local::{self, Args};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -229,9 +230,9 @@ async fn soak(stack: &local::Stack, length: Duration, rate: f64) -> Result<(), S
         println!(
             "      {path:<9} n={:<5} p50 {:>6.0} ms  p90 {:>6.0} ms  p99 {:>6.0} ms  max {:>6.0} ms",
             ms.len(),
-            pct(&ms, 50.0),
-            pct(&ms, 90.0),
-            pct(&ms, 99.0),
+            nearest_rank(&ms, 50),
+            nearest_rank(&ms, 90),
+            nearest_rank(&ms, 99),
             ms.last().copied().unwrap_or(0.0)
         );
     }
@@ -253,15 +254,6 @@ async fn soak(stack: &local::Stack, length: Duration, rate: f64) -> Result<(), S
     Ok(())
 }
 
-/// The `p`th percentile (nearest rank) of sorted values.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// Resident memory per function over time.
 #[derive(Default)]
 struct Memory {
@@ -278,13 +270,7 @@ impl Memory {
         }
         self.last = Some(Instant::now());
         for f in &stack.runner.plan().functions {
-            let rss = stack
-                .runner
-                .pids_of(&f.logical_id)
-                .into_iter()
-                .filter_map(|p| local::proc_status_kib(p, "VmRSS"))
-                .max()
-                .unwrap_or(0);
+            let rss = local::function_status_kib(stack, &f.logical_id, "VmRSS").unwrap_or(0);
             self.samples.entry(f.logical_id.clone()).or_default().push(rss);
         }
     }
@@ -297,10 +283,10 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(pct(&v, 50.0), 50.0);
-        assert_eq!(pct(&v, 99.0), 99.0);
-        assert_eq!(pct(&[7.0], 99.0), 7.0);
-        assert_eq!(pct(&[], 50.0), 0.0);
+        assert_eq!(nearest_rank(&v, 50), 50.0);
+        assert_eq!(nearest_rank(&v, 99), 99.0);
+        assert_eq!(nearest_rank(&[7.0], 99), 7.0);
+        assert_eq!(nearest_rank::<f64>(&[], 50), 0.0);
     }
 
     #[test]

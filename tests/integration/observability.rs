@@ -379,17 +379,36 @@ async fn functions_write_emf_metrics_and_the_monitor_reports_depths_and_open_cir
         .find_map(|(_, v)| v.get("EndpointsCircuitOpen"))
         .unwrap();
     assert_eq!(circuits, &vec![1.0]);
-    // The functions' own log lines: JSON, one per event, with the ids and
-    // the function and request they belong to; no secret, no key.
+    // The functions' own log lines: JSON, one per batch for the deliveries
+    // that landed, naming each of them with its event and tenant, and the
+    // function and request they belong to; no secret, no key.
     let lines = std::fs::read_to_string(log_dir.join("DeliveryFunction.log")).unwrap();
     let done: Value = lines
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["fields"]["message"] == "delivery done")
-        .unwrap_or_else(|| panic!("no JSON `delivery done` line:\n{lines}"));
-    assert_eq!(done["fields"]["event_id"], "evt_m1");
-    assert_eq!(done["fields"]["tenant_id"], "acme");
-    assert!(done["fields"]["delivery_id"].as_str().unwrap().starts_with("dlv_"));
+        .find(|l| {
+            l["fields"]["message"] == "delivered"
+                && l["fields"]["event_ids"].as_str().is_some_and(|e| e.split(' ').any(|e| e == "evt_m1"))
+        })
+        .unwrap_or_else(|| panic!("no JSON `delivered` line naming evt_m1:\n{lines}"));
+    assert_eq!(done["fields"]["tenant_ids"], "acme");
+    let count = done["fields"]["count"].as_u64().unwrap();
+    let ids: Vec<&str> = done["fields"]["delivery_ids"].as_str().unwrap().split(' ').collect();
+    assert_eq!(ids.len() as u64, count, "{done}");
+    assert!(ids.iter().all(|d| d.starts_with("dlv_")), "{done}");
+    // The per-delivery line is DEBUG, below the stack's level.
+    assert!(!lines.contains("\"level\":\"DEBUG\""), "{lines}");
+    let fanout = std::fs::read_to_string(log_dir.join("FanoutFunction.log")).unwrap();
+    let fanned: Value = fanout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| {
+            l["fields"]["message"] == "fanned out"
+                && l["fields"]["event_ids"].as_str().is_some_and(|e| e.split(' ').any(|e| e == "evt_m1"))
+        })
+        .unwrap_or_else(|| panic!("no `fanned out` line naming evt_m1:\n{fanout}"));
+    assert!(fanned["fields"]["deliveries"].as_u64().unwrap() >= 1, "{fanned}");
+    assert!(fanned["fields"]["tenant_ids"].as_str().unwrap().split(' ').any(|t| t == "acme"), "{fanned}");
     assert!(
         done["spans"]
             .as_array()

@@ -20,6 +20,7 @@ use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days}
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
+use switchyard_core::batch_log::BatchLine;
 use switchyard_core::delivery::{CircuitConfig, Deliverer, DeliveryConfig, DeliveryOutcome};
 use switchyard_core::metrics::{Observed, Recorder, m};
 use switchyard_core::ports::{
@@ -163,7 +164,11 @@ where
     }
 
     async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        process_sqs_batch(event, |task: DeliveryTask, record| async move {
+        // The deliveries that landed share one line (see
+        // `switchyard_core::batch_log`); the rest keep their own.
+        let delivered = BatchLine::new();
+        let delivered_ref = &delivered;
+        let response = process_sqs_batch(event, |task: DeliveryTask, record| async move {
             let outcome = self
                 .deliverer
                 .deliver(&task, switchyard_core::time_util::now_utc, retry::random_unit)
@@ -187,6 +192,11 @@ where
                     delay
                 }
                 Ok(DeliveryOutcome::Wait { delay }) => delay,
+                Ok(DeliveryOutcome::Delivered { status }) => {
+                    tracing::debug!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, status, "delivered");
+                    delivered_ref.add(task.tenant_id.as_str(), task.event_id.as_str(), Some(task.delivery_id.as_str()));
+                    return Ok(());
+                }
                 Ok(other) => {
                     tracing::info!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, outcome = ?other, "delivery done");
                     return Ok(());
@@ -203,6 +213,10 @@ where
                 delay.as_millis()
             )))
         })
-        .await
+        .await;
+        if let Some(line) = delivered.finish() {
+            tracing::info!(count = line.count, delivery_ids = %line.delivery_ids, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, "delivered");
+        }
+        response
     }
 }

@@ -11,6 +11,7 @@ use switchyard_aws::config::{ConfigError, env_var};
 use switchyard_aws::dynamo::DynamoRegistry;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
+use switchyard_core::batch_log::BatchLine;
 use switchyard_core::fanout::plan;
 use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::ports::{Registry, TaskQueue, send_grouped};
@@ -96,11 +97,17 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
         let planned = planned.into_inner().unwrap_or_else(|e| e.into_inner());
         let groups: Vec<&[DeliveryTask]> = planned.iter().map(|p| p.tasks.as_slice()).collect();
         let sent = send_grouped(&self.queue, &groups).await;
+        // The events fanned out share one line (see
+        // `switchyard_core::batch_log`); a failure keeps its own.
+        let fanned_out = BatchLine::new();
+        let mut deliveries = 0;
         for (p, sent) in planned.iter().zip(sent) {
             match sent {
                 Ok(()) => {
                     self.metrics.add(|m| m.count(m::FanoutTasks, p.tasks.len() as u64));
-                    tracing::info!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, deliveries = p.tasks.len(), "fanned out");
+                    tracing::debug!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, deliveries = p.tasks.len(), "fanned out");
+                    fanned_out.add(&p.tenant, &p.event, None);
+                    deliveries += p.tasks.len();
                 }
                 Err(e) => {
                     tracing::warn!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, error = %e, "queueing the deliveries failed; the event will be fanned out again");
@@ -109,6 +116,9 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
                     response.batch_item_failures.push(failure);
                 }
             }
+        }
+        if let Some(line) = fanned_out.finish() {
+            tracing::info!(count = line.count, deliveries, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, "fanned out");
         }
         response
     }

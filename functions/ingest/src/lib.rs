@@ -54,6 +54,7 @@ use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, process_sqs_batch};
+use switchyard_core::batch_log::BatchLine;
 use switchyard_core::doors::{ServiceEventError, TenantRules, parse_service_event};
 use switchyard_core::envelope::{Envelope, parse_event};
 use switchyard_core::envelope::{EnvelopeError, IngestLimits, Source};
@@ -513,6 +514,8 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         let tenants = &Tenants::default();
         let pending: Mutex<Vec<Pending>> = Mutex::default();
         let pending_ref = &pending;
+        let accepted = BatchLine::new();
+        let accepted_ref = &accepted;
         // First every message is checked and its event stored (and published
         // to the bus), concurrently; the body is parsed once as any JSON here
         // (not JSON: a batch item failure), then as an event.
@@ -520,7 +523,7 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
             let id = record.message_id;
             match self.store_message(messages, config, tenants, &id).await {
                 Ok((tenant, Stored::Done(done))) => {
-                    self.accepted(&tenant, &id, &done);
+                    self.accepted(accepted_ref, &tenant, &id, &done);
                     Ok(())
                 }
                 Ok((tenant, Stored::HandOver { envelope, seen })) => {
@@ -572,15 +575,21 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
             (p.tenant, p.message_id, done)
         }))
         .await;
+        // The events accepted share one line (see
+        // `switchyard_core::batch_log`); a duplicate keeps its own.
         for (tenant, id, done) in confirmed {
-            self.accepted(&tenant, &id, &done);
+            self.accepted(accepted_ref, &tenant, &id, &done);
+        }
+        if let Some(line) = accepted.finish() {
+            tracing::info!(count = line.count, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, "events accepted from the ingest queue");
         }
         self.metrics.flush();
         response
     }
 
-    /// Counts and logs an event accepted through the SQS door.
-    fn accepted(&self, tenant: &TenantId, message_id: &str, done: &Ingested) {
+    /// Counts an event accepted through the SQS door and adds it to the
+    /// batch's line (a duplicate gets a line of its own).
+    fn accepted(&self, line: &BatchLine, tenant: &TenantId, message_id: &str, done: &Ingested) {
         self.metrics.add(|m| {
             if done.duplicate {
                 m.count(m::EventsDuplicated, 1)
@@ -588,7 +597,12 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
                 m.count(m::EventsIngested, 1)
             }
         });
-        tracing::info!(tenant_id = %tenant, event_id = %done.id, message_id = %message_id, duplicate = done.duplicate, "event accepted from the ingest queue");
+        if done.duplicate {
+            tracing::info!(tenant_id = %tenant, event_id = %done.id, message_id = %message_id, "duplicate event from the ingest queue");
+        } else {
+            tracing::debug!(tenant_id = %tenant, event_id = %done.id, message_id = %message_id, "event accepted from the ingest queue");
+            line.add(tenant.as_str(), done.id.as_str(), None);
+        }
     }
 
     /// One SQS ingest message checked and its event stored (steps 1 and 2

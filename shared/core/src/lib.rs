@@ -9,6 +9,7 @@
 //! DynamoDB and EventBridge.
 
 pub mod api_key;
+pub mod batch_log;
 pub mod consumer;
 pub mod delivery;
 pub mod doors;

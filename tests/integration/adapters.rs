@@ -476,3 +476,41 @@ async fn rate_limit_slots_are_counted_per_endpoint_and_second() {
         "the next second starts again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_holds_the_circuit_open_but_never_shortens_an_open_period() {
+    use switchyard_core::ports::EndpointHealth;
+    let stack = Stack::new("hold").await;
+    let (t, _) = stack.tenant("t1").await;
+    let ep = stack.endpoint(&t, "https://93.184.216.34/", &[]).await;
+    let r = &stack.registry;
+    let now_ms = switchyard_core::time_util::now_utc().unix_timestamp() * 1000;
+    let open_until = async || r.endpoint(&t, &ep.id).await.unwrap().unwrap().circuit.open_until_ms;
+    assert!(
+        r.hold_circuit(&t, &ep.id, now_ms + 20_000).await.unwrap(),
+        "a closed circuit is held"
+    );
+    assert_eq!(open_until().await, Some(now_ms + 20_000));
+    assert_eq!(
+        r.open_circuits(now_ms).await.unwrap(),
+        1,
+        "counted as open by the monitor"
+    );
+    assert!(
+        r.hold_circuit(&t, &ep.id, now_ms + 25_000).await.unwrap(),
+        "a later stall extends it"
+    );
+    assert!(
+        !r.hold_circuit(&t, &ep.id, now_ms + 10_000).await.unwrap(),
+        "an earlier one does not shorten it"
+    );
+    assert_eq!(open_until().await, Some(now_ms + 25_000));
+    r.reset_circuit(&t, &ep.id).await.unwrap();
+    assert_eq!(open_until().await, None);
+    assert_eq!(r.open_circuits(now_ms).await.unwrap(), 0);
+    let gone = switchyard_core::EndpointId::parse("ep_gone").unwrap();
+    assert!(
+        !r.hold_circuit(&t, &gone, now_ms + 20_000).await.unwrap(),
+        "no endpoint, nothing held"
+    );
+}

@@ -435,3 +435,49 @@ async fn misbehaving_receivers_are_cut_off_and_recorded() {
         }
     }
 }
+
+/// A receiver that stops answering: its attempt stalls after half the
+/// request timeout and holds the endpoint's circuit open in the registry, so
+/// the next delivery to it (as another invocation would) is deferred without
+/// calling it, where five failures, each a whole timeout, were needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_receiver_holds_its_circuit_and_its_next_delivery_waits_without_a_call() {
+    let stack = Stack::new("stall").await;
+    let timeout = Duration::from_secs(2);
+    let mut settings = stack.delivery_settings(timeout);
+    settings.config.probe_window = Duration::from_secs(120);
+    let delivery = stack.delivery_with(&settings);
+    let rx = Receiver::start(|_| Reply::status(200).after(Duration::from_secs(120)))
+        .await
+        .unwrap();
+    let later = policy(json!({"kind": "fixed", "delay_secs": 600, "max_attempts": 5}));
+    let (tenant, key, ep) = setup(&stack, &rx.url("/never"), later).await;
+    let first = send_one(&stack, &tenant, &key, &ep).await;
+    stack.drain_deliveries_with(&delivery).await;
+    let held = endpoint_now(&stack, &tenant, &ep).await.circuit;
+    assert_eq!(held.failures, 1, "{held:?}");
+    assert!(
+        held.open_until_ms.is_some(),
+        "held open after one stalled attempt: {held:?}"
+    );
+    let (_, attempts) = stack
+        .delivery_log()
+        .get_delivery(&tenant, &first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(attempts[0].error_kind.as_deref(), Some("timeout"), "{attempts:?}");
+
+    let second = send_one(&stack, &tenant, &key, &ep).await;
+    stack.drain_deliveries_with(&delivery).await;
+    let (d, attempts) = stack
+        .delivery_log()
+        .get_delivery(&tenant, &second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.state, DeliveryState::Retrying);
+    assert_eq!(attempts[0].error_kind.as_deref(), Some("circuit_open"), "{attempts:?}");
+    assert!(attempts[0].next_attempt_at.is_some());
+    assert_eq!(rx.received().len(), 1, "the endpoint was called once");
+}

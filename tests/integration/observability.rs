@@ -388,7 +388,9 @@ async fn functions_write_emf_metrics_and_the_monitor_reports_depths_and_open_cir
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|l| {
             l["fields"]["message"] == "delivered"
-                && l["fields"]["event_ids"].as_str().is_some_and(|e| e.split(' ').any(|e| e == "evt_m1"))
+                && l["fields"]["event_ids"]
+                    .as_str()
+                    .is_some_and(|e| e.split(' ').any(|e| e == "evt_m1"))
         })
         .unwrap_or_else(|| panic!("no JSON `delivered` line naming evt_m1:\n{lines}"));
     assert_eq!(done["fields"]["tenant_ids"], "acme");
@@ -404,11 +406,20 @@ async fn functions_write_emf_metrics_and_the_monitor_reports_depths_and_open_cir
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|l| {
             l["fields"]["message"] == "fanned out"
-                && l["fields"]["event_ids"].as_str().is_some_and(|e| e.split(' ').any(|e| e == "evt_m1"))
+                && l["fields"]["event_ids"]
+                    .as_str()
+                    .is_some_and(|e| e.split(' ').any(|e| e == "evt_m1"))
         })
         .unwrap_or_else(|| panic!("no `fanned out` line naming evt_m1:\n{fanout}"));
     assert!(fanned["fields"]["deliveries"].as_u64().unwrap() >= 1, "{fanned}");
-    assert!(fanned["fields"]["tenant_ids"].as_str().unwrap().split(' ').any(|t| t == "acme"), "{fanned}");
+    assert!(
+        fanned["fields"]["tenant_ids"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .any(|t| t == "acme"),
+        "{fanned}"
+    );
     assert!(
         done["spans"]
             .as_array()

@@ -50,6 +50,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "FANOUT_QUEUE_URL",
                 "CIRCUIT_FAILURE_THRESHOLD",
                 "CIRCUIT_OPEN_SECS",
+                "STALL_AFTER_MS",
                 "ENDPOINT_DISABLE_AFTER_HOURS",
                 "REQUEST_TIMEOUT_MS",
                 "EVENT_RETENTION_DAYS",

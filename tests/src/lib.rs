@@ -119,7 +119,8 @@ impl Stack {
     }
 
     /// Delivery's settings for this stack: loopback receivers allowed,
-    /// the production retry and circuit rules.
+    /// the production retry and circuit rules (an attempt stalls after half
+    /// the timeout), a probe window of the timeout and a second.
     pub fn delivery_settings(&self, timeout: Duration) -> switchyard_delivery::Settings {
         switchyard_delivery::Settings {
             registry_table: self.res.registry_table.clone(),
@@ -130,9 +131,8 @@ impl Stack {
             request_timeout: timeout,
             retention_days: 30,
             config: switchyard_core::delivery::DeliveryConfig {
-                ssrf: switchyard_local::local_ssrf_policy(),
                 probe_window: timeout + Duration::from_secs(1),
-                ..Default::default()
+                ..switchyard_delivery::deployed_config(timeout, switchyard_local::local_ssrf_policy())
             },
         }
     }

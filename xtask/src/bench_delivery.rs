@@ -48,7 +48,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_core::delivery::{AttemptRecord, DeliveryRecord};
-use switchyard_core::delivery::{Deliverer, DeliveryConfig, SendError, WebhookRequest, WebhookResponse};
+use switchyard_core::delivery::{Deliverer, SendError, WebhookRequest, WebhookResponse};
 use switchyard_core::error::PortError;
 use switchyard_core::memory::{Memory, MemoryStore};
 use switchyard_core::metrics::Recorder;
@@ -212,10 +212,7 @@ async fn against_moto(a: &Args) -> Result<(), String> {
         fanout_queue_url: res.fanout_queue_url.clone(),
         request_timeout: timeout,
         retention_days: 30,
-        config: DeliveryConfig {
-            ssrf: switchyard_local::local_ssrf_policy(),
-            ..Default::default()
-        },
+        config: switchyard_delivery::deployed_config(timeout, switchyard_local::local_ssrf_policy()),
     };
     let n = (a.n / 10).max(100);
     let ts = tasks(n, &eps)?;
@@ -325,7 +322,9 @@ fn endpoints(store: &MemoryStore, urls: &[String]) -> Result<Vec<Endpoint>, Stri
         .collect()
 }
 
-fn engine<H: WebhookSender, L: DeliveryLog>(mem: &Memory, sender: H, log: L) -> Engine<H, L> {
+/// The engine over the in-memory store, configured as the function deploys
+/// it with this request timeout (its circuit watches for stalls).
+fn engine<H: WebhookSender, L: DeliveryLog>(mem: &Memory, sender: H, log: L, timeout: Duration) -> Engine<H, L> {
     Delivery {
         deliverer: Deliverer {
             registry: mem.clone(),
@@ -333,10 +332,7 @@ fn engine<H: WebhookSender, L: DeliveryLog>(mem: &Memory, sender: H, log: L) -> 
             log,
             dead_letters: mem.clone(),
             ops: mem.clone(),
-            config: DeliveryConfig {
-                ssrf: switchyard_local::local_ssrf_policy(),
-                ..Default::default()
-            },
+            config: switchyard_delivery::deployed_config(timeout, switchyard_local::local_ssrf_policy()),
         },
         queue: mem.clone(),
         metrics: Recorder::with_emit("bench", "delivery", Arc::new(|_: &str| {})),
@@ -534,6 +530,7 @@ async fn throughput(a: &Args) -> Result<(), String> {
             &mem,
             HttpSender::new(Duration::from_secs(15), switchyard_local::local_ssrf_policy()).map_err(err)?,
             mem.clone(),
+            Duration::from_secs(15),
         ));
         let events = batches(&ts);
         let run = timed(async { Ok(drive(e, events, a.concurrency).await) }).await?;
@@ -651,7 +648,7 @@ fn cpu_per_delivery() -> Result<(), String> {
     let mem: Memory = Arc::new(MemoryStore::default());
     let eps = endpoints(&mem, &["http://127.0.0.1:9/never".to_string()])?;
     let events = batches(&tasks(n, &eps)?);
-    let e = engine(&mem, Instant200, mem.clone());
+    let e = engine(&mem, Instant200, mem.clone(), Duration::from_secs(15));
     let (cpu0, t0) = (cpu_time(), Instant::now());
     rt.block_on(async {
         for ev in events {
@@ -835,7 +832,7 @@ async fn isolation(a: &Args) -> Result<(), String> {
     for with_stuck in [false, true] {
         let mem: Memory = Arc::new(MemoryStore::default());
         let eps = ten_endpoints(&mem, &healthy, with_stuck.then_some(&stuck))?;
-        let e = Arc::new(engine(&mem, sender()?, mem.clone()));
+        let e = Arc::new(engine(&mem, sender()?, mem.clone(), ISOLATION_TIMEOUT));
         let ts = tasks(a.n, &eps)?;
         let wanted = healthy_ids(&ts, &eps);
         let took = drive(e, batches(&ts), a.concurrency).await;
@@ -860,7 +857,7 @@ async fn isolation(a: &Args) -> Result<(), String> {
         let log = Stamped::new(&mem);
         let http = sender()?;
         warm(&http, &healthy.url("/warm"), WARM_CONNECTIONS).await?;
-        let e = Arc::new(engine(&mem, http, log.clone()));
+        let e = Arc::new(engine(&mem, http, log.clone(), ISOLATION_TIMEOUT));
         let ts = tasks(n, &eps)?;
         let wanted = healthy_ids(&ts, &eps);
         let tcp = TcpCounters::now();
@@ -926,7 +923,7 @@ async fn isolation(a: &Args) -> Result<(), String> {
     let rates = |i: usize| median(open[i].iter().map(|x| x.0).collect());
     let p99s = |i: usize| percentile(open[i].iter().map(|x| x.1).collect(), 50);
     println!(
-        "isolation (target: within 10 %; medians of {ROUNDS} runs each): with 1 of 10 endpoints never answering, healthy throughput {:.1} % of the all-healthy run ({:.0}/s vs {:.0}/s) and p99 latency {:.2} ms vs {:.2} ms ({:+.1} %); open loop at {:.0} % of the capped all-healthy throughput, request timeout {} s, circuit opens after 5 failures",
+        "isolation (target: within 10 %; medians of {ROUNDS} runs each): with 1 of 10 endpoints never answering, healthy throughput {:.1} % of the all-healthy run ({:.0}/s vs {:.0}/s) and p99 latency {:.2} ms vs {:.2} ms ({:+.1} %); open loop at {:.0} % of the capped all-healthy throughput, request timeout {} s, circuit opens after 5 failures or is held open by an attempt unanswered for half the timeout",
         100.0 * rates(1) / rates(0),
         rates(1),
         rates(0),
@@ -937,11 +934,12 @@ async fn isolation(a: &Args) -> Result<(), String> {
         ISOLATION_TIMEOUT.as_secs()
     );
     println!(
-        "isolation: until its circuit opens, the stuck endpoint holds every batch for the request timeout: {:.0} batches/s x {} s = {:.0} invocations at once, against an account concurrency of {} (Lambda's default: {ACCOUNT_CONCURRENCY})",
+        "isolation: the batches that reach the stuck endpoint before its first attempt stalls (half the timeout) hold their invocation for the request timeout: {:.0} batches/s x {:.1} s = {:.0} invocations at once, against an account concurrency of {} (Lambda's default: {ACCOUNT_CONCURRENCY}); without the stall hold it would be {:.0}",
         rate / 10.0,
-        ISOLATION_TIMEOUT.as_secs(),
-        rate / 10.0 * ISOLATION_TIMEOUT.as_secs_f64(),
+        ISOLATION_TIMEOUT.as_secs_f64() / 2.0,
+        rate / 10.0 * ISOLATION_TIMEOUT.as_secs_f64() / 2.0,
         a.account_concurrency,
+        rate / 10.0 * ISOLATION_TIMEOUT.as_secs_f64(),
     );
     for (with_stuck, (r, count, took, p99)) in [false, true].into_iter().zip(&capped) {
         println!(
@@ -1062,7 +1060,7 @@ mod tests {
         let mem: Memory = Arc::new(MemoryStore::default());
         let eps = endpoints(&mem, &["http://127.0.0.1:1/a".into(), "http://127.0.0.1:1/b".into()]).unwrap();
         let log = Stamped::new(&mem);
-        let e = Arc::new(engine(&mem, Instant200, log.clone()));
+        let e = Arc::new(engine(&mem, Instant200, log.clone(), Duration::from_secs(15)));
         let ts = tasks(45, &eps).unwrap();
         let rate = 1000.0;
         let start = open_loop(e, &ts, rate, BATCHING_WINDOW, ACCOUNT_CONCURRENCY).await;
@@ -1112,7 +1110,7 @@ mod tests {
     async fn the_engine_delivers_every_task_without_the_network() {
         let mem: Memory = Arc::new(MemoryStore::default());
         let eps = endpoints(&mem, &["http://127.0.0.1:1/a".into()]).unwrap();
-        let e = Arc::new(engine(&mem, Instant200, mem.clone()));
+        let e = Arc::new(engine(&mem, Instant200, mem.clone(), Duration::from_secs(15)));
         drive(e, batches(&tasks(30, &eps).unwrap()), 2).await;
         let records = mem.records.lock().unwrap();
         assert_eq!(records.len(), 30);

@@ -122,6 +122,10 @@ impl WebhookSender for HttpSender {
             retry_after,
         })
     }
+
+    fn wait(&self, after: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(after)
+    }
 }
 
 #[cfg(test)]

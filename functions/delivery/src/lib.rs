@@ -27,6 +27,7 @@ use switchyard_core::ports::{
     DeliveryLog, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue, WebhookSender,
 };
 use switchyard_core::retry::{self, TimeScale};
+use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::{DeliveryTask, FanoutTask};
 
 pub use http::HttpSender;
@@ -71,7 +72,8 @@ impl Settings {
     /// `DELIVERIES_DLQ_URL`, `FANOUT_QUEUE_URL`, and optionally
     /// `REQUEST_TIMEOUT_MS` (15000), `EVENT_RETENTION_DAYS` (30),
     /// `CIRCUIT_FAILURE_THRESHOLD` (5), `CIRCUIT_OPEN_SECS` (60),
-    /// `ENDPOINT_DISABLE_AFTER_HOURS` (120), `MAX_RETRY_AFTER_SECS` (21600),
+    /// `ENDPOINT_DISABLE_AFTER_HOURS` (120), `STALL_AFTER_MS` (half the
+    /// request timeout; 0: never), `MAX_RETRY_AFTER_SECS` (21600),
     /// `ALLOW_HTTP` (false), `SSRF_ALLOW_LIST` (empty) and
     /// `RETRY_TIME_SCALE` (1.0; tests only).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -85,7 +87,12 @@ impl Settings {
             failure_threshold: env_in_range("CIRCUIT_FAILURE_THRESHOLD", defaults.failure_threshold, 1..=1000)?,
             open_for: Duration::from_secs(env_in_range("CIRCUIT_OPEN_SECS", 60, 1..=86_400)?),
             disable_after: Duration::from_secs(3600 * env_in_range("ENDPOINT_DISABLE_AFTER_HOURS", 120, 1..=8760)?),
+            stall_after: match env_in_range("STALL_AFTER_MS", timeout_ms / 2, 0..=900_000)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
         };
+        let request_timeout = Duration::from_millis(timeout_ms);
         let max_retry_after = Duration::from_secs(env_in_range(
             "MAX_RETRY_AFTER_SECS",
             retry::MAX_RETRY_AFTER.as_secs(),
@@ -105,16 +112,30 @@ impl Settings {
             deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
             deliveries_dlq_url: env_var("DELIVERIES_DLQ_URL")?,
             fanout_queue_url: env_var("FANOUT_QUEUE_URL")?,
-            request_timeout: Duration::from_millis(timeout_ms),
+            request_timeout,
             retention_days: retention_days()?,
             config: DeliveryConfig {
                 time_scale,
                 max_retry_after,
                 circuit,
-                probe_window: Duration::from_millis(timeout_ms) + Duration::from_secs(5),
-                ssrf,
+                ..deployed_config(request_timeout, ssrf)
             },
         })
+    }
+}
+
+/// The delivery rules as the function runs them with this request timeout
+/// and no other setting: the probe window is the timeout and 5 s, and an
+/// attempt stalls after half the timeout.
+pub fn deployed_config(request_timeout: Duration, ssrf: SsrfPolicy) -> DeliveryConfig {
+    DeliveryConfig {
+        circuit: CircuitConfig {
+            stall_after: Some(request_timeout / 2),
+            ..CircuitConfig::default()
+        },
+        probe_window: request_timeout + Duration::from_secs(5),
+        ssrf,
+        ..DeliveryConfig::default()
     }
 }
 

@@ -297,6 +297,9 @@ pub struct CircuitConfig {
     pub open_for: Duration,
     /// How long an endpoint may fail without a success before it is disabled.
     pub disable_after: Duration,
+    /// An attempt still unanswered after this long holds the endpoint's
+    /// circuit open until it ends (see [`Deliverer::deliver`]); `None`: never.
+    pub stall_after: Option<Duration>,
 }
 
 impl Default for CircuitConfig {
@@ -305,6 +308,7 @@ impl Default for CircuitConfig {
             failure_threshold: 5,
             open_for: Duration::from_secs(60),
             disable_after: Duration::from_secs(5 * 24 * 3600),
+            stall_after: None,
         }
     }
 }
@@ -571,7 +575,7 @@ where
 
         let request = build_request(task, &endpoint, at);
         let clock = Instant::now();
-        let result = self.sender.send(&request).await;
+        let (result, stalled) = self.send_watching(&request, &endpoint, probing, now_ms).await;
         let duration_ms = clock.elapsed().as_millis() as u64;
 
         let mut attempt = AttemptRecord {
@@ -612,7 +616,7 @@ where
         match verdict {
             Verdict::Delivered => {
                 let circuit = &endpoint.circuit;
-                if probing || circuit.failures > 0 || circuit.open_until_ms.is_some() {
+                if probing || stalled || circuit.failures > 0 || circuit.open_until_ms.is_some() {
                     self.registry
                         .reset_circuit(&task.tenant_id, &endpoint.id)
                         .await
@@ -645,6 +649,54 @@ where
                 self.schedule(cx, attempt, self.config.time_scale.apply(delay)).await
             }
         }
+    }
+
+    /// Sends the request. If it is still unanswered after the circuit's
+    /// `stall_after`, the endpoint's circuit is opened until this attempt
+    /// can have ended (the probe window: the request timeout and a margin),
+    /// so the endpoint's other deliveries are deferred, recorded as
+    /// `circuit_open`, instead of each holding its batch's invocation for
+    /// the whole request timeout: one endpoint that stops answering ties up
+    /// its traffic's rate × `stall_after` invocations, not rate × timeout.
+    /// The attempt itself runs to its end, and its answer decides: a success
+    /// closes the circuit, a failure counts as one. The second value says
+    /// whether it stalled. A probe is not watched: it holds the circuit
+    /// already.
+    async fn send_watching(
+        &self,
+        request: &WebhookRequest,
+        endpoint: &Endpoint,
+        probing: bool,
+        started_ms: i64,
+    ) -> (Result<WebhookResponse, SendError>, bool) {
+        let send = self.sender.send(request);
+        let Some(after) = self.config.circuit.stall_after.filter(|_| !probing) else {
+            return (send.await, false);
+        };
+        let mut send = std::pin::pin!(send);
+        let mut timer = std::pin::pin!(self.sender.wait(after));
+        let early = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
+            std::task::Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        if let Some(result) = early {
+            return (result, false);
+        }
+        let (tenant, id) = (&endpoint.tenant_id, &endpoint.id);
+        let until_ms = started_ms + self.scaled_ms(self.config.probe_window);
+        match self.registry.hold_circuit(tenant, id, until_ms).await {
+            Ok(held) => {
+                if held {
+                    tracing::warn!(tenant_id = %tenant, endpoint_id = %id, stalled_ms = after.as_millis() as u64, "endpoint not answering; its circuit is held open until this attempt ends");
+                }
+            }
+            // Only the endpoint's other deliveries lose: they are attempted.
+            Err(e) => {
+                tracing::warn!(tenant_id = %tenant, endpoint_id = %id, error = %e, "could not hold a stalled endpoint's circuit open")
+            }
+        }
+        (send.await, true)
     }
 
     fn scaled_ms(&self, d: Duration) -> i64 {

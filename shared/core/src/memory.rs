@@ -102,6 +102,15 @@ impl EndpointHealth for Memory {
         }
         Ok(false)
     }
+    async fn hold_circuit(&self, _: &TenantId, id: &EndpointId, until_ms: i64) -> Result<bool, PortError> {
+        let mut eps = lock(&self.endpoints);
+        let c = &mut eps.get_mut(id).ok_or_else(|| missing(id))?.circuit;
+        if c.open_until_ms.is_some_and(|u| u >= until_ms) {
+            return Ok(false);
+        }
+        c.open_until_ms = Some(until_ms);
+        Ok(true)
+    }
     async fn claim_probe(&self, _: &TenantId, id: &EndpointId, seen_ms: i64, until_ms: i64) -> Result<bool, PortError> {
         let mut eps = lock(&self.endpoints);
         let c = &mut eps.get_mut(id).ok_or_else(|| missing(id))?.circuit;

@@ -135,7 +135,7 @@ pub mod m {
         Count,
         "delivery",
         FN_DIMS,
-        "circuits opened on failing endpoints"
+        "circuits opened on failing endpoints, or held open by a stalled attempt"
     );
     metric!(
         EndpointsDisabled,
@@ -508,6 +508,13 @@ mod observed {
             }
             Ok(opened)
         }
+        async fn hold_circuit(&self, tenant: &TenantId, id: &EndpointId, until_ms: i64) -> Result<bool, PortError> {
+            let held = self.inner.hold_circuit(tenant, id, until_ms).await?;
+            if held {
+                with(&self.metrics, |m| m.count(m::EndpointsOpened, 1));
+            }
+            Ok(held)
+        }
         async fn claim_probe(
             &self,
             tenant: &TenantId,
@@ -542,6 +549,10 @@ mod observed {
                 }
             });
             result
+        }
+
+        fn wait(&self, after: std::time::Duration) -> impl Future<Output = ()> + Send {
+            self.inner.wait(after)
         }
     }
 }

@@ -127,6 +127,15 @@ pub trait EndpointHealth: Sync {
         now_ms: i64,
         until_ms: i64,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Holds the circuit open until `until_ms` (an attempt has stalled),
+    /// unless it is open until then or later already; true if this call
+    /// changed it.
+    fn hold_circuit(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Claims the half-open probe: moves `open_until` from `seen_ms` to
     /// `until_ms`; true for exactly one of the deliveries that try.
     fn claim_probe(
@@ -181,6 +190,13 @@ pub trait DeliveryLog: Sync {
 /// Sends one webhook request.
 pub trait WebhookSender: Sync {
     fn send(&self, request: &WebhookRequest) -> impl Future<Output = Result<WebhookResponse, SendError>> + Send;
+    /// Completes once `after` has passed, on the sender's clock: how the
+    /// deliverer notices an attempt still unanswered (a stall). A sender
+    /// without a clock never completes it, and stalls go unnoticed.
+    fn wait(&self, after: std::time::Duration) -> impl Future<Output = ()> + Send {
+        let _ = after;
+        std::future::pending()
+    }
 }
 
 /// The application's event bus (the internal track).

@@ -249,6 +249,17 @@ impl EndpointHealth for DynamoRegistry {
         self.conditional(update, "UpdateItem open circuit").await
     }
 
+    async fn hold_circuit(&self, tenant: &TenantId, id: &EndpointId, until_ms: i64) -> Result<bool, PortError> {
+        let update = self
+            .update_endpoint(tenant, id)
+            .update_expression("SET #open = :until, #g1pk = :open_pk, #g1sk = :open_sk")
+            .condition_expression("attribute_exists(#pk) AND (attribute_not_exists(#open) OR #open < :until)")
+            .expression_attribute_names("#open", OPEN_UNTIL)
+            .expression_attribute_values(":until", n(until_ms));
+        let update = open_circuit_index(update, tenant, id, until_ms);
+        self.conditional(update, "UpdateItem hold circuit").await
+    }
+
     async fn claim_probe(
         &self,
         tenant: &TenantId,

@@ -87,6 +87,7 @@ fn world(url: &str, policy: RetryPolicy) -> World {
             failure_threshold: 3,
             open_for: Duration::from_secs(60),
             disable_after: Duration::from_secs(3600),
+            stall_after: None,
         },
         ..DeliveryConfig::default()
     };
@@ -413,6 +414,135 @@ async fn a_refused_url_is_never_called() {
         assert_eq!(a.error_kind.as_deref(), Some("url_refused"));
         assert_eq!(w.record().last_duration_ms, None, "nothing was measured");
     }
+}
+
+/// A sender whose stall timer fires at once and whose request is answered
+/// `status` only once `release` is set: an attempt that stalls.
+struct Stalling {
+    mem: M,
+    release: std::sync::atomic::AtomicBool,
+    status: u16,
+}
+
+impl WebhookSender for Arc<Stalling> {
+    async fn send(&self, r: &WebhookRequest) -> Result<WebhookResponse, SendError> {
+        self.mem.sent.lock().unwrap().push(r.clone());
+        std::future::poll_fn(|cx| {
+            if self.release.load(std::sync::atomic::Ordering::SeqCst) {
+                std::task::Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        Ok(ok(self.status))
+    }
+    fn wait(&self, _: Duration) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
+type StallingDeliverer = Deliverer<Memory, Arc<Stalling>, Memory, Memory, Memory>;
+
+/// World `w`'s deliverer with a stalling sender and `stall_after` set; and
+/// a second task for the same endpoint.
+fn stalling(w: &World, status: u16) -> (StallingDeliverer, Arc<Stalling>, DeliveryTask) {
+    let sender = Arc::new(Stalling {
+        mem: w.mem.clone(),
+        release: false.into(),
+        status,
+    });
+    let mut config = w.d.config.clone();
+    config.circuit.stall_after = Some(Duration::from_secs(5));
+    let d = Deliverer {
+        registry: w.mem.store.clone(),
+        sender: sender.clone(),
+        log: w.mem.store.clone(),
+        dead_letters: w.mem.store.clone(),
+        ops: w.mem.store.clone(),
+        config,
+    };
+    let event_id = EventId::parse("evt_2").unwrap();
+    let other = DeliveryTask {
+        delivery_id: DeliveryId::derive(&w.task.tenant_id, &event_id, &w.ep),
+        event_id,
+        ..w.task.clone()
+    };
+    (d, sender, other)
+}
+
+/// Runs `w.task` with the stalling deliverer and, once its attempt has
+/// stalled, the other task; then lets the stalled attempt answer.
+async fn stall_then_other(w: &World, status: u16) -> (DeliveryOutcome, DeliveryOutcome, Circuit) {
+    let (d, sender, other) = stalling(w, status);
+    let stalled = d.deliver(&w.task, t0, || 0.5);
+    let meanwhile = async {
+        while w.endpoint().circuit.open_until_ms.is_none() {
+            tokio::task::yield_now().await;
+        }
+        let out = d.deliver(&other, || t0() + time::Duration::seconds(1), || 0.5).await;
+        let held = w.endpoint().circuit;
+        sender.release.store(true, std::sync::atomic::Ordering::SeqCst);
+        (out, held)
+    };
+    let (first, (second, held)) = tokio::join!(stalled, meanwhile);
+    (first.unwrap(), second.unwrap(), held)
+}
+
+#[tokio::test]
+async fn a_stalled_attempt_holds_the_circuit_open_and_its_success_closes_it() {
+    let w = world(URL, RetryPolicy::default());
+    let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    let (first, second, held) = stall_then_other(&w, 200).await;
+    // While the first attempt hung, the circuit was held open for the probe
+    // window (30 s by default) from its start; the other delivery to the
+    // endpoint was deferred without calling it.
+    assert_eq!(held.open_until_ms, Some(ms(t0()) + 30_000));
+    assert_eq!(held.failures, 0);
+    assert_eq!(
+        second,
+        DeliveryOutcome::Retry {
+            delay: Duration::from_secs(29)
+        }
+    );
+    assert_eq!(w.sent(), 1, "the endpoint was called once");
+    let attempts = w.mem.attempts.lock().unwrap().clone();
+    let other = attempts.iter().find(|a| a.delivery_id != w.task.delivery_id).unwrap();
+    assert_eq!(other.error_kind.as_deref(), Some("circuit_open"));
+    // The stalled attempt answered 2xx in the end: delivered, circuit closed.
+    assert_eq!(first, DeliveryOutcome::Delivered { status: 200 });
+    assert_eq!(w.endpoint().circuit, Circuit::default());
+}
+
+#[tokio::test]
+async fn a_stalled_attempt_that_fails_counts_once_and_the_hold_stands() {
+    let w = world(URL, fixed(1, 50));
+    let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    let (first, second, _) = stall_then_other(&w, 503).await;
+    assert!(matches!(first, DeliveryOutcome::Retry { .. }), "{first:?}");
+    assert!(matches!(second, DeliveryOutcome::Retry { .. }), "{second:?}");
+    let c = w.endpoint().circuit;
+    assert_eq!(c.failures, 1, "only the attempt that called the endpoint counts");
+    assert_eq!(c.open_until_ms, Some(ms(t0()) + 30_000), "held until a probe may go");
+    // After the hold, one delivery probes, as after any open period.
+    let after = t0() + time::Duration::seconds(30);
+    w.answers(vec![answer(200, None)]);
+    assert_eq!(w.run_at(after).await, DeliveryOutcome::Delivered { status: 200 });
+    assert_eq!(w.endpoint().circuit, Circuit::default());
+}
+
+#[tokio::test]
+async fn an_attempt_that_answers_before_the_stall_timer_holds_nothing() {
+    // The timer is ready at once, but so is the answer (a failure): the
+    // answer wins, the failure counts, and nothing holds the circuit.
+    let w = world(URL, RetryPolicy::default());
+    let (d, sender, _) = stalling(&w, 503);
+    sender.release.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = d.deliver(&w.task, t0, || 0.5).await.unwrap();
+    assert!(matches!(out, DeliveryOutcome::Retry { .. }), "{out:?}");
+    let c = w.endpoint().circuit;
+    assert_eq!((c.failures, c.open_until_ms), (1, None));
 }
 
 #[tokio::test]

@@ -22,7 +22,9 @@
 //!   calling the endpoint (recorded as `circuit_open` attempts that follow
 //!   the retry schedule); after `open_for` one delivery probes it; success
 //!   closes the circuit. An endpoint failing for `disable_after` is disabled
-//!   with an `endpoint.disabled` operational event.
+//!   with an `endpoint.disabled` operational event. An attempt still
+//!   unanswered after `stall_after` holds the circuit open until it can have
+//!   ended, so the endpoint's other deliveries wait without a call.
 //! - Every attempt is recorded, with the delivery's new state beside it.
 
 use crate::endpoint::{Endpoint, EndpointUrl, Gate};

@@ -385,6 +385,11 @@ pub(crate) async fn hydrate(
 /// Runs a transaction: `Ok(true)` if it applied, `Ok(false)` if one of its
 /// conditions did not hold. A cancellation for any other reason (a
 /// conflicting transaction, throttling) is transient.
+///
+/// Each call carries its own `ClientRequestToken`, so the SDK's retry of a
+/// transaction that committed but whose answer was lost succeeds instead of
+/// finding its own write in its way (DynamoDB remembers a token for ten
+/// minutes; moto ignores it).
 pub(crate) async fn transact(
     client: &aws_sdk_dynamodb::Client,
     items: Vec<TransactWriteItem>,
@@ -393,6 +398,7 @@ pub(crate) async fn transact(
     match client
         .transact_write_items()
         .set_transact_items(Some(items))
+        .client_request_token(switchyard_core::ids::ulid())
         .send()
         .await
     {

@@ -343,6 +343,8 @@ impl WorkflowStore for DynamoStateStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items))
+                // A retry after a lost answer is then no conflict (see `transact`).
+                .client_request_token(switchyard_core::ids::ulid())
                 .send()
                 .await;
             match result {

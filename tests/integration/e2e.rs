@@ -263,3 +263,82 @@ async fn a_poison_message_goes_to_the_dlq_and_never_fails_its_batch() {
     assert_eq!(stack.depth(&stack.res.deliveries_queue_url).await, 0);
     assert_eq!(rx.received().len(), 1, "no second delivery of the good task");
 }
+
+/// Fan-out reads a tenant's endpoints once per batch, however many of the
+/// batch's events are that tenant's, and still plans each event on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_batch_reads_each_tenants_endpoints_once() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use switchyard_core::envelope::{IngestLimits, Source, parse_event};
+    use switchyard_core::ports::TaskQueue;
+    use switchyard_core::{FanoutTask, TenantId};
+    use switchyard_local::aws_proxy::AwsProxy;
+    let stack = Stack::new("fanout-memo").await;
+    let (acme, _) = stack.tenant("acme").await;
+    let (globex, _) = stack.tenant("globex").await;
+    for path in ["a", "b"] {
+        stack
+            .endpoint(&acme, &format!("https://93.184.216.34/{path}"), &["order.*"])
+            .await;
+    }
+    stack.endpoint(&globex, "https://93.184.216.35/", &[]).await;
+    let task = |tenant: &TenantId, i: usize| {
+        let body = format!(r#"{{"id":"evt_{i}","type":"order.placed","data":{{"n":{i}}}}}"#);
+        let env = parse_event(
+            body.as_bytes(),
+            tenant.clone(),
+            &Source::parse("api").unwrap(),
+            switchyard_core::time_util::now_utc(),
+            IngestLimits::default(),
+        )
+        .unwrap();
+        FanoutTask::new(env)
+    };
+    let tasks: Vec<FanoutTask> = (0..12)
+        .map(|i| task(if i % 3 == 2 { &globex } else { &acme }, i))
+        .collect();
+    let queue = switchyard_aws::sqs::SqsQueue::<FanoutTask>::new(stack.sqs.clone(), &stack.res.fanout_queue_url);
+    queue.send_all(&tasks).await.unwrap();
+
+    let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
+    let sdk = switchyard_local::sdk_config_as(&proxy.endpoint(), "FanoutFunction").await;
+    let fanout = switchyard_fanout::AwsFanout::new(
+        &sdk,
+        &switchyard_fanout::Settings {
+            registry_table: stack.res.registry_table.clone(),
+            deliveries_queue_url: stack.res.deliveries_queue_url.clone(),
+        },
+    );
+    // What a read per tenant and batch comes to, from the batches drained.
+    let expected = Mutex::new(0u64);
+    let q = stack.queue(&stack.res.fanout_queue_url).await;
+    let report = switchyard_local::esm::drain(&stack.sqs, &q, 10, |e| {
+        let tenants: HashSet<String> = e
+            .records
+            .iter()
+            .filter_map(|r| serde_json::from_str::<FanoutTask>(r.body.as_deref()?).ok())
+            .map(|t| t.envelope.tenant_id.to_string())
+            .collect();
+        *expected.lock().unwrap() += tenants.len() as u64;
+        fanout.handle(e)
+    })
+    .await
+    .unwrap();
+    assert_eq!((report.received, report.failed), (12, 0));
+    let queries = proxy
+        .tally()
+        .by_caller
+        .get("FanoutFunction")
+        .and_then(|ops| ops.get("dynamodb:Query").copied())
+        .unwrap_or(0);
+    let expected = expected.into_inner().unwrap();
+    assert_eq!(queries, expected, "one endpoints read per tenant and batch");
+    assert!(
+        expected < 12,
+        "batches held several events of a tenant ({expected} reads for 12 events)"
+    );
+    // Each event still got its own deliveries: acme's 8 to two endpoints,
+    // globex's 4 to one.
+    assert_eq!(stack.depth(&stack.res.deliveries_queue_url).await, 8 * 2 + 4);
+}

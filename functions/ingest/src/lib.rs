@@ -48,12 +48,14 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use switchyard_aws::config::{ConfigError, env_in_range, env_opt, env_var, idempotency_window, retention_days};
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
-use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, process_sqs_batch};
+use switchyard_aws::{
+    Memo, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, process_sqs_batch,
+};
 use switchyard_core::batch_log::BatchLine;
 use switchyard_core::doors::{ServiceEventError, TenantRules, parse_service_event};
 use switchyard_core::envelope::{Envelope, parse_event};
@@ -359,21 +361,7 @@ struct Pending {
 
 /// Whether each tenant named in one batch exists, read once per tenant even
 /// when the batch's messages ask at the same moment.
-#[derive(Default)]
-struct Tenants(Mutex<HashMap<TenantId, Arc<tokio::sync::OnceCell<bool>>>>);
-
-impl Tenants {
-    async fn exists<R: Registry>(&self, registry: &R, tenant: &TenantId) -> Result<bool, PortError> {
-        let cell = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(tenant.clone())
-            .or_default()
-            .clone();
-        cell.get_or_try_init(|| registry.tenant_exists(tenant)).await.copied()
-    }
-}
+type Tenants = Memo<TenantId, bool>;
 
 impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R, S, Q, B> {
     fn ports(&self) -> Ports<'_, S, Q, B> {
@@ -632,7 +620,7 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         // The tenant is named, not authenticated (the queue's policy decides
         // who may send): it must at least exist, or the event would be
         // stored for nobody and fanned out to nothing. Read once per batch.
-        match tenants.exists(&self.registry, &tenant).await {
+        match tenants.get(&tenant, || self.registry.tenant_exists(&tenant)).await {
             Ok(true) => {}
             Ok(false) => {
                 return Err(refused(RecordFailure::new(format_args!(

@@ -9,7 +9,10 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
 
 /// At most this many records of one batch are in flight at once.
 pub const MAX_CONCURRENCY: usize = 64;
@@ -111,6 +114,38 @@ where
     response
 }
 
+/// Values read once per batch: the records of a batch, handled at the same
+/// moment, mostly ask the same things (one tenant's endpoints, whether a
+/// tenant exists), and each answer is a billed read. The first record to
+/// ask reads; the others wait for its answer. A failed read is not kept:
+/// the next record to ask reads again. Built per batch, so nothing outlives
+/// the invocation.
+pub struct Memo<K, V>(std::sync::Mutex<HashMap<K, Arc<tokio::sync::OnceCell<V>>>>);
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
+    /// The value for `key`, read with `read` if no record has read it yet.
+    pub async fn get<E, F, Fut>(&self, key: &K, read: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let cell = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(read).await.cloned()
+    }
+}
+
 /// The URL of the queue an ARN names (`arn:aws:sqs:<region>:<account>:<name>`),
 /// in the form every SQS API accepts as `QueueUrl`; `None` for anything else.
 pub fn queue_url_from_arn(arn: &str) -> Option<String> {
@@ -140,6 +175,37 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
 mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsMessage;
+
+    #[tokio::test]
+    async fn a_memo_reads_once_for_records_asking_together_and_again_after_a_failure() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let memo: Memo<&str, u32> = Memo::default();
+        let reads = AtomicUsize::new(0);
+        let read = |v: u32| {
+            let reads = &reads;
+            move || async move {
+                reads.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Ok::<_, String>(v)
+            }
+        };
+        let (a, b, c) = tokio::join!(
+            memo.get(&"t1", read(1)),
+            memo.get(&"t1", read(2)),
+            memo.get(&"t2", read(3))
+        );
+        assert_eq!(
+            (a, b, c),
+            (Ok(1), Ok(1), Ok(3)),
+            "the first read's answer, for every asker"
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "one read per key");
+        let failed = memo
+            .get(&"t3", || async { Err::<u32, _>("throttled".to_string()) })
+            .await;
+        assert_eq!(failed, Err("throttled".to_string()));
+        assert_eq!(memo.get(&"t3", read(4)).await, Ok(4), "a failure is not kept");
+    }
 
     fn msg(id: &str, body: &str) -> SqsMessage {
         let mut m = SqsMessage::default();

@@ -322,18 +322,86 @@ fn template_with(extra: Value) -> Value {
 }
 
 async fn provision_only(template: &Value, label: &str) -> Result<provision::Plan, String> {
+    provision_with(template, label, &[]).await
+}
+
+async fn provision_with(template: &Value, label: &str, params: &[(&str, &str)]) -> Result<provision::Plan, String> {
+    let mut parameters = HashMap::from([("AdminKeySha256".to_string(), admin_sha())]);
+    parameters.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     provision::provision(
         &sdk().await,
         template,
         &provision::Options {
             stack_name: switchyard_local::resources::unique_prefix(label),
-            parameters: HashMap::from([("AdminKeySha256".to_string(), admin_sha())]),
+            parameters,
             bin_dir: target_dir().join("debug"),
             api_endpoints: HashMap::new(),
         },
     )
     .await
     .map_err(|e| e.to_string())
+}
+
+/// `TableCapacity=provisioned` gives the registry and deliveries tables and
+/// every index of theirs provisioned capacity (auto scaling is AWS's own and
+/// not emulated); the default is on demand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_capacity_is_on_demand_or_provisioned_by_parameter() {
+    let ddb = switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk().await);
+    for (capacity, min) in [("on-demand", None), ("provisioned", Some(7))] {
+        let plan = provision_with(
+            template(),
+            &format!("cap-{capacity}"),
+            &[("TableCapacity", capacity), ("TableMinCapacity", "7")],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        for table in ["RegistryTable", "DeliveriesTable"] {
+            let name = plan.reference(table).unwrap();
+            let t = ddb
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .unwrap()
+                .table
+                .unwrap();
+            let units = |p: Option<&switchyard_aws::aws_sdk_dynamodb::types::ProvisionedThroughputDescription>| {
+                p.and_then(|p| p.read_capacity_units().zip(p.write_capacity_units()))
+                    .filter(|&(r, w)| r > 0 || w > 0)
+            };
+            let want = min.map(|m| (m, m));
+            assert_eq!(units(t.provisioned_throughput()), want, "{capacity}: {table}");
+            assert!(!t.global_secondary_indexes().is_empty());
+            for g in t.global_secondary_indexes() {
+                assert_eq!(
+                    units(g.provisioned_throughput()),
+                    want,
+                    "{capacity}: {table} {:?}",
+                    g.index_name()
+                );
+            }
+        }
+        let scaling = plan
+            .notes
+            .iter()
+            .filter(|n| n.contains("ApplicationAutoScaling"))
+            .count();
+        match min {
+            None => assert!(
+                plan.notes
+                    .iter()
+                    .any(|n| n.contains("condition ProvisionedTables is false")),
+                "{:?}",
+                plan.notes
+            ),
+            Some(_) => assert_eq!(
+                scaling, 24,
+                "12 targets and 12 policies noted as not emulated: {:?}",
+                plan.notes
+            ),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

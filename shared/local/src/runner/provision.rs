@@ -58,6 +58,14 @@ const NOT_EMULATED: &[(&str, &str)] = &[
     ("AWS::IAM::ManagedPolicy", "moto's endpoints do not enforce IAM"),
     ("AWS::Lambda::Permission", "the runner invokes functions itself"),
     (
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        "moto does not meter DynamoDB capacity, so there is nothing to scale",
+    ),
+    (
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "moto does not meter DynamoDB capacity, so there is nothing to scale",
+    ),
+    (
         "AWS::CloudWatch::Alarm",
         "CloudWatch is not emulated (metrics are log lines locally)",
     ),

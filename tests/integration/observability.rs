@@ -253,6 +253,19 @@ fn total(lines: &[Line], metric: &str) -> f64 {
     lines.iter().filter_map(|(_, v)| v.get(metric)).flatten().sum()
 }
 
+/// The JSON batch line `message` of a function's log that names `event`.
+fn batch_line(log: &str, message: &str, event: &str) -> Value {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| {
+            l["fields"]["message"] == message
+                && l["fields"]["event_ids"]
+                    .as_str()
+                    .is_some_and(|e| e.split(' ').any(|e| e == event))
+        })
+        .unwrap_or_else(|| panic!("no JSON `{message}` line naming {event}:\n{log}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_write_emf_metrics_and_the_monitor_reports_depths_and_open_circuits() {
     let sdk = switchyard_local::sdk_config(moto_endpoint()).await;
@@ -383,16 +396,7 @@ async fn functions_write_emf_metrics_and_the_monitor_reports_depths_and_open_cir
     // that landed, naming each of them with its event and tenant, and the
     // function and request they belong to; no secret, no key.
     let lines = std::fs::read_to_string(log_dir.join("DeliveryFunction.log")).unwrap();
-    let done: Value = lines
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| {
-            l["fields"]["message"] == "delivered"
-                && l["fields"]["event_ids"]
-                    .as_str()
-                    .is_some_and(|e| e.split(' ').any(|e| e == "evt_m1"))
-        })
-        .unwrap_or_else(|| panic!("no JSON `delivered` line naming evt_m1:\n{lines}"));
+    let done = batch_line(&lines, "delivered", "evt_m1");
     assert_eq!(done["fields"]["tenant_ids"], "acme");
     let count = done["fields"]["count"].as_u64().unwrap();
     let ids: Vec<&str> = done["fields"]["delivery_ids"].as_str().unwrap().split(' ').collect();
@@ -401,16 +405,7 @@ async fn functions_write_emf_metrics_and_the_monitor_reports_depths_and_open_cir
     // The per-delivery line is DEBUG, below the stack's level.
     assert!(!lines.contains("\"level\":\"DEBUG\""), "{lines}");
     let fanout = std::fs::read_to_string(log_dir.join("FanoutFunction.log")).unwrap();
-    let fanned: Value = fanout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| {
-            l["fields"]["message"] == "fanned out"
-                && l["fields"]["event_ids"]
-                    .as_str()
-                    .is_some_and(|e| e.split(' ').any(|e| e == "evt_m1"))
-        })
-        .unwrap_or_else(|| panic!("no `fanned out` line naming evt_m1:\n{fanout}"));
+    let fanned = batch_line(&fanout, "fanned out", "evt_m1");
     assert!(fanned["fields"]["deliveries"].as_u64().unwrap() >= 1, "{fanned}");
     assert!(
         fanned["fields"]["tenant_ids"]

@@ -159,6 +159,16 @@ async fn a_webhook_is_delivered_through_the_runner_driven_stack() {
 }
 
 /// Every attribute of a queue.
+async fn describe_table(
+    ddb: &switchyard_aws::aws_sdk_dynamodb::Client,
+    name: &str,
+) -> switchyard_aws::aws_sdk_dynamodb::types::TableDescription {
+    let out = ddb.describe_table().table_name(name).send().await;
+    out.unwrap_or_else(|e| panic!("DescribeTable {name}: {e:?}"))
+        .table
+        .unwrap_or_else(|| panic!("DescribeTable {name}: no table"))
+}
+
 async fn queue_attributes(sqs: &switchyard_aws::aws_sdk_sqs::Client, url: &str) -> HashMap<QueueAttributeName, String> {
     sqs.get_queue_attributes()
         .queue_url(url)
@@ -206,14 +216,7 @@ async fn check_provisioned(sdk: &switchyard_aws::SdkConfig, runner: &Runner) {
             "AWS::DynamoDB::Table" => {
                 tables += 1;
                 let name = plan.reference(id).unwrap();
-                let d = ddb
-                    .describe_table()
-                    .table_name(name)
-                    .send()
-                    .await
-                    .unwrap()
-                    .table
-                    .unwrap();
+                let d = describe_table(&ddb, name).await;
                 let want: HashSet<&str> = r["Properties"]
                     .get("GlobalSecondaryIndexes")
                     .and_then(Value::as_array)
@@ -358,14 +361,7 @@ async fn table_capacity_is_on_demand_or_provisioned_by_parameter() {
         .unwrap_or_else(|e| panic!("{e}"));
         for table in ["RegistryTable", "DeliveriesTable"] {
             let name = plan.reference(table).unwrap();
-            let t = ddb
-                .describe_table()
-                .table_name(name)
-                .send()
-                .await
-                .unwrap()
-                .table
-                .unwrap();
+            let t = describe_table(&ddb, name).await;
             let units = |p: Option<&switchyard_aws::aws_sdk_dynamodb::types::ProvisionedThroughputDescription>| {
                 p.and_then(|p| p.read_capacity_units().zip(p.write_capacity_units()))
                     .filter(|&(r, w)| r > 0 || w > 0)

@@ -143,8 +143,10 @@ struct FunctionRun {
     local_ms: u64,
     /// Its own AWS calls by operation.
     calls: BTreeMap<String, u64>,
-    /// Log bytes: per-invocation metric (EMF) lines, and the rest.
+    /// Log bytes: per-invocation metric (EMF) lines, the rest of a batch
+    /// line but its ids (per invocation), and the rest (per record).
     emf_bytes: u64,
+    batch_bytes: u64,
     line_bytes: u64,
 }
 
@@ -237,7 +239,8 @@ async fn measure(stack: &local::Stack, n: usize) -> Result<(), String> {
         }
         for (name, f) in functions.iter_mut() {
             f.calls = tally.by_caller.get(name).cloned().unwrap_or_default();
-            (f.emf_bytes, f.line_bytes) = log_bytes_since(&logs, name, &logs_before);
+            let b = log_bytes_since(&logs, name, &logs_before);
+            (f.emf_bytes, f.batch_bytes, f.line_bytes) = (b.emf, b.batch, b.other);
         }
         let webhook_bytes = got[received_before..]
             .iter()
@@ -476,22 +479,52 @@ fn log_offsets(dir: &Path) -> BTreeMap<String, u64> {
 
 /// The bytes `function` logged since `before`: metric (EMF) lines, other
 /// lines (each with its newline).
-fn log_bytes_since(dir: &Path, function: &str, before: &BTreeMap<String, u64>) -> (u64, u64) {
+fn log_bytes_since(dir: &Path, function: &str, before: &BTreeMap<String, u64>) -> LogBytes {
     let text = std::fs::read(dir.join(format!("{function}.log"))).unwrap_or_default();
     let from = before.get(function).copied().unwrap_or(0) as usize;
     split_log_bytes(text.get(from..).unwrap_or_default())
 }
 
-fn split_log_bytes(text: &[u8]) -> (u64, u64) {
-    let (mut emf, mut other) = (0, 0);
+/// A function's log bytes by how they grow: with invocations (metric
+/// lines; a batch line but the ids it names) or with records (the ids of a
+/// batch line; every other line).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LogBytes {
+    emf: u64,
+    batch: u64,
+    other: u64,
+}
+
+/// The fields of a batch line (`switchyard_core::batch_log`) that name one
+/// id per record.
+const BATCH_ID_FIELDS: [&str; 2] = ["event_ids", "delivery_ids"];
+
+fn split_log_bytes(text: &[u8]) -> LogBytes {
+    let mut b = LogBytes::default();
     for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let len = line.len() as u64 + 1;
         if line.starts_with(br#"{"_aws""#) {
-            emf += line.len() as u64 + 1;
-        } else {
-            other += line.len() as u64 + 1;
+            b.emf += len;
+            continue;
+        }
+        let fields = serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("fields").cloned())
+            .filter(|f| f.get("count").is_some_and(serde_json::Value::is_u64));
+        match fields {
+            Some(f) => {
+                let ids: u64 = BATCH_ID_FIELDS
+                    .iter()
+                    .filter_map(|k| f.get(k).and_then(serde_json::Value::as_str))
+                    .map(|v| v.len() as u64)
+                    .sum();
+                b.batch += len - ids;
+                b.other += ids;
+            }
+            None => b.other += len,
         }
     }
-    (emf, other)
+    b
 }
 
 fn report(run: &Run) {
@@ -518,7 +551,7 @@ fn report(run: &Run) {
             billed_ms(name, f),
             f.local_ms as f64 / f.invocations.max(1) as f64,
             f.line_bytes as f64 / f.records.max(1) as f64,
-            f.emf_bytes as f64 / f.invocations.max(1) as f64,
+            (f.emf_bytes + f.batch_bytes) as f64 / f.invocations.max(1) as f64,
         );
     }
     println!("  webhook: {:.0} bytes on the wire", per(run.webhook_bytes as f64));
@@ -571,8 +604,8 @@ fn costs(run: &Run, batching: Batching) -> Vec<(String, f64)> {
             ..f.clone()
         };
         gb_s += inv * billed_ms(name, &modelled) / 1000.0 * MEMORY_GB;
-        log_bytes +=
-            f.line_bytes as f64 + inv * (PLATFORM_LOG_BYTES + f.emf_bytes as f64 / f.invocations.max(1) as f64);
+        log_bytes += f.line_bytes as f64
+            + inv * (PLATFORM_LOG_BYTES + (f.emf_bytes + f.batch_bytes) as f64 / f.invocations.max(1) as f64);
         if sqs_triggered(name, run.door) {
             // Lambda's pollers: one receive and one delete per batch.
             poll_requests += 2.0 * inv;
@@ -692,6 +725,7 @@ mod tests {
                 local_ms: 0,
                 calls,
                 emf_bytes: 500 * 300,
+                batch_bytes: 500 * 200,
                 line_bytes: 1_000 * 200,
             },
         );
@@ -743,8 +777,8 @@ mod tests {
         near("DynamoDB writes", 1.875);
         near("DynamoDB reads", 0.0625);
         near("EventBridge", 1.00);
-        // Lines 200 KB + per invocation (400 + 300) × 500.
-        near("CloudWatch Logs", (200_000.0 + 350_000.0) / 1e9 * 0.5 * 1000.0);
+        // Lines 200 KB + per invocation (400 + 300 + 200) × 500.
+        near("CloudWatch Logs", (200_000.0 + 450_000.0) / 1e9 * 0.5 * 1000.0);
         near("data transfer", 0.09);
     }
 
@@ -762,9 +796,18 @@ mod tests {
     }
 
     #[test]
-    fn log_lines_are_split_into_metrics_and_the_rest() {
-        let text = b"{\"_aws\":{}}\n{\"level\":\"INFO\"}\n\n";
-        assert_eq!(split_log_bytes(text), (12, 17));
+    fn log_lines_are_split_into_metrics_batch_lines_and_the_rest() {
+        let batch = r#"{"fields":{"message":"delivered","count":2,"event_ids":"evt_1 evt_2","delivery_ids":"d1 d2"}}"#;
+        let text = format!("{{\"_aws\":{{}}}}\n{{\"level\":\"INFO\"}}\n\n{batch}\n");
+        let ids = ("evt_1 evt_2".len() + "d1 d2".len()) as u64;
+        assert_eq!(
+            split_log_bytes(text.as_bytes()),
+            LogBytes {
+                emf: 12,
+                batch: batch.len() as u64 + 1 - ids,
+                other: 17 + ids,
+            }
+        );
     }
 
     #[test]

@@ -182,6 +182,20 @@ impl DynamoRegistry {
             .expression_attribute_names("#pk", keys::PK)
     }
 
+    /// An update that opens the endpoint's circuit until `until_ms` and puts
+    /// it in the sparse index of open circuits (`gsi1`, keyed by that time);
+    /// the caller adds its condition (`:until` is bound).
+    fn open_until(&self, tenant: &TenantId, id: &EndpointId, until_ms: i64) -> UpdateItemFluentBuilder {
+        self.update_endpoint(tenant, id)
+            .update_expression("SET #open = :until, #g1pk = :open_pk, #g1sk = :open_sk")
+            .expression_attribute_names("#open", OPEN_UNTIL)
+            .expression_attribute_names("#g1pk", keys::GSI1_PK)
+            .expression_attribute_names("#g1sk", keys::GSI1_SK)
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":open_pk", s(keys::registry::OPEN_CIRCUITS_PK))
+            .expression_attribute_values(":open_sk", s(keys::registry::open_circuit_sk(until_ms, tenant, id)))
+    }
+
     /// Runs a conditional update: `Ok(true)` if it applied, `Ok(false)` if its
     /// condition did not hold.
     async fn conditional(&self, update: UpdateItemFluentBuilder, op: &str) -> Result<bool, PortError> {
@@ -229,12 +243,7 @@ impl EndpointHealth for DynamoRegistry {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<bool, PortError> {
-        let update = self
-            .update_endpoint(tenant, id)
-            .update_expression("SET #open = :until, #g1pk = :open_pk, #g1sk = :open_sk")
-            .expression_attribute_names("#open", OPEN_UNTIL)
-            .expression_attribute_values(":until", n(until_ms));
-        let update = open_circuit_index(update, tenant, id, until_ms);
+        let update = self.open_until(tenant, id, until_ms);
         let update = if threshold == 0 {
             update.condition_expression("attribute_exists(#pk)")
         } else {
@@ -251,12 +260,8 @@ impl EndpointHealth for DynamoRegistry {
 
     async fn hold_circuit(&self, tenant: &TenantId, id: &EndpointId, until_ms: i64) -> Result<bool, PortError> {
         let update = self
-            .update_endpoint(tenant, id)
-            .update_expression("SET #open = :until, #g1pk = :open_pk, #g1sk = :open_sk")
-            .condition_expression("attribute_exists(#pk) AND (attribute_not_exists(#open) OR #open < :until)")
-            .expression_attribute_names("#open", OPEN_UNTIL)
-            .expression_attribute_values(":until", n(until_ms));
-        let update = open_circuit_index(update, tenant, id, until_ms);
+            .open_until(tenant, id, until_ms)
+            .condition_expression("attribute_exists(#pk) AND (attribute_not_exists(#open) OR #open < :until)");
         self.conditional(update, "UpdateItem hold circuit").await
     }
 
@@ -268,13 +273,9 @@ impl EndpointHealth for DynamoRegistry {
         until_ms: i64,
     ) -> Result<bool, PortError> {
         let update = self
-            .update_endpoint(tenant, id)
-            .update_expression("SET #open = :until, #g1pk = :open_pk, #g1sk = :open_sk")
+            .open_until(tenant, id, until_ms)
             .condition_expression("attribute_exists(#pk) AND #open = :seen")
-            .expression_attribute_names("#open", OPEN_UNTIL)
-            .expression_attribute_values(":until", n(until_ms))
             .expression_attribute_values(":seen", n(seen_ms));
-        let update = open_circuit_index(update, tenant, id, until_ms);
         self.conditional(update, "UpdateItem claim probe").await
     }
 
@@ -304,21 +305,6 @@ impl EndpointHealth for DynamoRegistry {
             .expression_attribute_values(":reason", s(reason));
         self.conditional(update, "UpdateItem disable endpoint").await
     }
-}
-
-/// Puts the endpoint in the sparse index of open circuits (`gsi1`), keyed by
-/// the time it stays open until.
-fn open_circuit_index(
-    update: UpdateItemFluentBuilder,
-    tenant: &TenantId,
-    id: &EndpointId,
-    until_ms: i64,
-) -> UpdateItemFluentBuilder {
-    update
-        .expression_attribute_names("#g1pk", keys::GSI1_PK)
-        .expression_attribute_names("#g1sk", keys::GSI1_SK)
-        .expression_attribute_values(":open_pk", s(keys::registry::OPEN_CIRCUITS_PK))
-        .expression_attribute_values(":open_sk", s(keys::registry::open_circuit_sk(until_ms, tenant, id)))
 }
 
 impl DynamoRegistry {

@@ -6,7 +6,7 @@ use switchyard_aws::aws_sdk_eventbridge;
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_core::envelope::{IngestLimits, Source, parse_event};
-use switchyard_core::ports::{EventBus, EventRecord, EventState, EventStore, InsertOutcome, Registry, TaskQueue};
+use switchyard_core::ports::{EventBus, EventRecord, EventStore, InsertOutcome, Registry, TaskQueue};
 use switchyard_core::{Envelope, FanoutTask, TenantId};
 use switchyard_tests::Stack;
 
@@ -51,7 +51,6 @@ async fn event_store_inserts_once_per_tenant_and_id() {
     let now = switchyard_core::time_util::now_utc();
     let record = EventRecord {
         envelope: envelope(&t1, "evt_x", "a.b"),
-        state: EventState::Received,
         received_at: now,
         expires_at: switchyard_core::time_util::whole_seconds(now + time::Duration::days(1)),
     };
@@ -68,11 +67,12 @@ async fn event_store_inserts_once_per_tenant_and_id() {
     // The very same write again is that write (its answer was lost), not a
     // repeat.
     assert_eq!(store.insert_event(&record).await.unwrap(), InsertOutcome::Inserted);
-    store.mark_queued(&t1, &record.envelope.id).await.unwrap();
-    match store.insert_event(&repeat).await.unwrap() {
-        InsertOutcome::Exists(existing) => assert_eq!(existing.state, EventState::Queued),
-        other => panic!("expected Exists, got {other:?}"),
-    }
+    // The read before a hand-over finds it while it lives, and not after.
+    let id = &record.envelope.id;
+    assert_eq!(store.find_event(&t1, id, now).await.unwrap(), Some(record.clone()));
+    assert_eq!(store.find_event(&t1, id, record.expires_at).await.unwrap(), None);
+    let unknown = switchyard_core::EventId::parse("evt_none").unwrap();
+    assert_eq!(store.find_event(&t1, &unknown, now).await.unwrap(), None);
     // Another tenant's event with the same id is its own.
     let t2 = TenantId::parse("t2").unwrap();
     let other = EventRecord {
@@ -80,13 +80,7 @@ async fn event_store_inserts_once_per_tenant_and_id() {
         ..record.clone()
     };
     assert_eq!(store.insert_event(&other).await.unwrap(), InsertOutcome::Inserted);
-    // Marking an event that does not exist fails rather than creating it.
-    assert!(
-        store
-            .mark_queued(&t1, &switchyard_core::EventId::parse("evt_none").unwrap())
-            .await
-            .is_err()
-    );
+    assert_eq!(store.find_event(&t2, id, now).await.unwrap(), Some(other));
 
     // Writes whose answer is lost on the way back: the SDK sends them again
     // and finds its own write in the way. The event is inserted (not a

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use switchyard_core::doors::TenantRules;
-use switchyard_core::ports::EventState;
 use switchyard_core::{Envelope, EventId, TenantId};
 use switchyard_local::http_api::{post_event, request};
 use switchyard_tests::{Receiver, Stack, assert_verifies, json_body};
@@ -111,7 +110,6 @@ async fn an_s3_object_created_event_reaches_the_configured_tenants_endpoint_sign
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(rec.state, EventState::Queued);
     assert_eq!(rec.envelope.tenant_id, acme);
 }
 
@@ -355,7 +353,7 @@ async fn routing_flags_choose_the_bus_and_the_fan_out() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(rec.state, EventState::Queued, "{id}");
+        assert_eq!(rec.envelope.id.as_str(), id);
     }
 
     // On the bus: exactly the internal ones, as the envelope.
@@ -430,23 +428,27 @@ async fn a_bus_that_fails_fails_the_request_and_the_retry_hands_the_event_over()
     let resp = broken.handle(post_event(key.expose(), body)).await;
     assert!(resp.status_code >= 500, "{:?}", resp.body);
     let evt = EventId::parse("evt_bus").unwrap();
-    let rec = stack.event_store().get_event(&acme, &evt).await.unwrap().unwrap();
-    assert_eq!(rec.state, EventState::Received, "stored, not confirmed");
+    let rec = stack.event_store().get_event(&acme, &evt).await.unwrap();
+    assert_eq!(rec, None, "nothing stored unless handed over");
     assert_eq!(
         stack.depth(&stack.res.fanout_queue_url).await,
         0,
         "no fan-out before the bus"
     );
 
-    // With the bus there, the retry publishes and queues the stored event.
+    // With the bus there, the retry publishes, queues and stores the event;
+    // a repeat of it is a duplicate and hands nothing over.
     settings.event_bus_name = Some(stack.res.event_bus_name.clone());
     let fixed = stack.ingest_with(&settings);
     let retry = fixed.handle(post_event(key.expose(), body)).await;
-    assert_eq!(retry.status_code, 200);
-    assert_eq!(json_body(&retry), json!({ "id": "evt_bus", "duplicate": true }));
+    assert_eq!(retry.status_code, 202, "{:?}", retry.body);
+    assert_eq!(json_body(&retry), json!({ "id": "evt_bus" }));
     assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 1);
     let rec = stack.event_store().get_event(&acme, &evt).await.unwrap().unwrap();
-    assert_eq!(rec.state, EventState::Queued);
+    assert_eq!(rec.envelope.id, evt);
+    let again = fixed.handle(post_event(key.expose(), body)).await;
+    assert_eq!(json_body(&again), json!({ "id": "evt_bus", "duplicate": true }));
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,9 +494,13 @@ async fn a_batch_from_the_ingest_queue_queues_its_fan_out_tasks_together_and_rea
     let (failed, batches) = poll(6).await;
     assert!(failed.is_empty(), "{failed:?}");
     assert!(batches < 6, "the six messages came in {batches} batches");
-    // One SendMessageBatch and one tenant read per batch, not per message.
+    // One SendMessageBatch and one tenant read per batch, not per message;
+    // per message one read (is the event new?) and one write (its record),
+    // and no update.
     assert_eq!(ingest_calls("sqs:SendMessageBatch"), batches as u64);
-    assert_eq!(ingest_calls("dynamodb:GetItem"), batches as u64);
+    assert_eq!(ingest_calls("dynamodb:GetItem"), batches as u64 + 6);
+    assert_eq!(ingest_calls("dynamodb:PutItem"), 6);
+    assert_eq!(ingest_calls("dynamodb:UpdateItem"), 0);
 
     // A task SQS refuses (here over the fan-out queue's maximum message
     // size, lowered to 1 KB) fails its own message only: the others are
@@ -522,18 +528,14 @@ async fn a_batch_from_the_ingest_queue_queues_its_fan_out_tasks_together_and_rea
     let (failed, _) = poll(3).await;
     assert_eq!(failed, BTreeSet::from([huge_id]));
     let store = stack.event_store();
-    let state = |id: &str| {
+    let stored = |id: &str| {
         let (store, acme) = (&store, &acme);
         let id = EventId::parse(id).unwrap();
-        async move { store.get_event(acme, &id).await.unwrap().map(|r| r.state) }
+        async move { store.get_event(acme, &id).await.unwrap().is_some() }
     };
-    assert_eq!(
-        state("evt_huge").await,
-        Some(EventState::Received),
-        "stored, not queued"
-    );
+    assert!(!stored("evt_huge").await, "not handed over, not stored");
     for i in 0..8 {
-        assert_eq!(state(&format!("evt_b{i}")).await, Some(EventState::Queued), "evt_b{i}");
+        assert!(stored(&format!("evt_b{i}")).await, "evt_b{i}");
     }
     let queued: BTreeSet<String> = stack
         .take_messages(&stack.res.fanout_queue_url)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use switchyard_aws::dynamo::RegistrationError;
 use switchyard_core::endpoint::{CustomHeaders, PayloadFilter, RateLimit};
 use switchyard_core::envelope::{IngestLimits, Source, parse_event};
-use switchyard_core::ports::{EventRecord, EventState, EventStore, Registry, TaskQueue};
+use switchyard_core::ports::{EventRecord, EventStore, Registry, TaskQueue};
 use switchyard_core::retry::{RawRetryPolicy, RetryPolicy};
 use switchyard_core::time_util::{now_utc, rfc3339};
 use switchyard_core::{DeliveryTask, Endpoint, EndpointId, EndpointUrl, EventTypeFilter, TenantId};
@@ -277,7 +277,6 @@ pub async fn send_test(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -
         .map_err(|e| ApiError::internal(&switchyard_core::PortError::permanent(e.to_string())))?;
     let record = EventRecord {
         envelope: envelope.clone(),
-        state: EventState::Queued,
         received_at: now,
         expires_at: now + s.retention,
     };

@@ -58,14 +58,14 @@ use switchyard_aws::{
 };
 use switchyard_core::batch_log::BatchLine;
 use switchyard_core::doors::{ServiceEventError, TenantRules, parse_service_event};
-use switchyard_core::envelope::{Envelope, parse_event};
+use switchyard_core::envelope::parse_event;
 use switchyard_core::envelope::{EnvelopeError, IngestLimits, Source};
 use switchyard_core::ingest::{
-    AuthError, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, Stored, accept, authenticate, confirm,
-    ingest, publish, store,
+    AuthError, Checked, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, accept, authenticate, check,
+    confirm, ingest, publish,
 };
 use switchyard_core::metrics::{Recorder, m};
-use switchyard_core::ports::{EventBus, EventStore, Registry, TaskQueue, send_grouped};
+use switchyard_core::ports::{EventBus, EventRecord, EventStore, Registry, TaskQueue, send_grouped};
 use switchyard_core::{FanoutTask, PortError, TenantId};
 
 /// The HTTP header a producer names its idempotency key with.
@@ -351,12 +351,21 @@ struct IngestMessage {
     key: Option<String>,
 }
 
-/// An SQS ingest message whose event is stored and waits to be handed over.
+/// An SQS ingest message whose event is new (and published to the bus, if
+/// it goes there): its fan-out task waits to be queued, then its record to
+/// be stored.
 struct Pending {
     message_id: String,
     tenant: TenantId,
-    envelope: Envelope,
+    record: EventRecord,
     seen: bool,
+}
+
+/// The failure of one message of a batch: SQS redelivers it.
+fn item_failure(message_id: String) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = message_id;
+    failure
 }
 
 /// Whether each tenant named in one batch exists, read once per tenant even
@@ -504,21 +513,21 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         let pending_ref = &pending;
         let accepted = BatchLine::new();
         let accepted_ref = &accepted;
-        // First every message is checked and its event stored (and published
-        // to the bus), concurrently; the body is parsed once as any JSON here
+        // First every message is checked (a duplicate is done here) and a new
+        // event published to the bus, concurrently; the body is parsed once as any JSON here
         // (not JSON: a batch item failure), then as an event.
         let mut response = process_sqs_batch(event, |_: serde::de::IgnoredAny, record| async move {
             let id = record.message_id;
-            match self.store_message(messages, config, tenants, &id).await {
-                Ok((tenant, Stored::Done(done))) => {
+            match self.check_message(messages, config, tenants, &id).await {
+                Ok((tenant, Checked::Done(done))) => {
                     self.accepted(accepted_ref, &tenant, &id, &done);
                     Ok(())
                 }
-                Ok((tenant, Stored::HandOver { envelope, seen })) => {
+                Ok((tenant, Checked::HandOver { record, seen })) => {
                     let p = Pending {
                         message_id: id,
                         tenant,
-                        envelope: *envelope,
+                        record: *record,
                         seen,
                     };
                     pending_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
@@ -536,12 +545,15 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         // Then the fan-out tasks of the whole batch together: SendMessageBatch
         // takes ten, where each message sent its own. If that fails, each
         // message sends its own, so one refused task fails its message only;
-        // a message that fails comes back and finds its event stored but not
-        // queued, and hands it over again.
+        // a message that fails stored nothing: it comes back and hands its
+        // event over again.
         let pending = pending.into_inner().unwrap_or_else(|e| e.into_inner());
         let tasks: Vec<Option<FanoutTask>> = pending
             .iter()
-            .map(|p| p.envelope.routing.external.then(|| FanoutTask::new(p.envelope.clone())))
+            .map(|p| {
+                let envelope = &p.record.envelope;
+                envelope.routing.external.then(|| FanoutTask::new(envelope.clone()))
+            })
             .collect();
         let groups: Vec<&[FanoutTask]> = tasks.iter().map(Option::as_slice).collect();
         let sent = send_grouped(&self.queue, &groups).await;
@@ -550,23 +562,28 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
             match sent {
                 Ok(()) => queued.push(p),
                 Err(e) => {
-                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.envelope.id, message_id = %p.message_id, error = %e, "queueing the fan-out task failed; the message will be retried");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = p.message_id;
-                    response.batch_item_failures.push(failure);
+                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.record.envelope.id, message_id = %p.message_id, error = %e, "queueing the fan-out task failed; the message will be retried");
+                    response.batch_item_failures.push(item_failure(p.message_id));
                 }
             }
         }
-        // Last, each handed-over event is marked queued.
+        // Last, each handed-over event's record is stored; a message whose
+        // record was not comes back and hands its event over again.
         let confirmed = futures_util::future::join_all(queued.into_iter().map(|p| async move {
-            let done = confirm(self.ports(), p.envelope, p.seen).await;
-            (p.tenant, p.message_id, done)
+            let done = confirm(self.ports(), &p.record, p.seen).await;
+            (p, done)
         }))
         .await;
         // The events accepted share one line (see
         // `switchyard_core::batch_log`); a duplicate keeps its own.
-        for (tenant, id, done) in confirmed {
-            self.accepted(accepted_ref, &tenant, &id, &done);
+        for (p, done) in confirmed {
+            match done {
+                Ok(done) => self.accepted(accepted_ref, &p.tenant, &p.message_id, &done),
+                Err(e) => {
+                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.record.envelope.id, message_id = %p.message_id, error = %describe(&e), "storing the handed-over event failed; the message will be retried");
+                    response.batch_item_failures.push(item_failure(p.message_id));
+                }
+            }
         }
         if let Some(line) = accepted.finish() {
             tracing::info!(count = line.count, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, "events accepted from the ingest queue");
@@ -593,16 +610,17 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         }
     }
 
-    /// One SQS ingest message checked and its event stored (steps 1 and 2
-    /// of `switchyard_core::ingest::accept`, and the bus): what is left to
-    /// do, or why not (and whether that is worth a retry).
-    async fn store_message(
+    /// One SQS ingest message checked (steps 1 and 2 of
+    /// `switchyard_core::ingest::accept`) and a new event published to the
+    /// bus: what is left to do, or why not (and whether that is worth a
+    /// retry).
+    async fn check_message(
         &self,
         messages: &HashMap<String, IngestMessage>,
         config: &IngestConfig,
         tenants: &Tenants,
         id: &str,
-    ) -> Result<(TenantId, Stored), (RecordFailure, bool)> {
+    ) -> Result<(TenantId, Checked), (RecordFailure, bool)> {
         let refused = |f: RecordFailure| (f, false);
         let msg = messages
             .get(id)
@@ -653,13 +671,13 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
             config.limits,
         )
         .map_err(|e| failed(IngestError::Invalid(e)))?;
-        let stored = store(self.ports(), envelope, key.as_ref(), config, now)
+        let checked = check(self.ports(), envelope, key.as_ref(), config, now)
             .await
             .map_err(failed)?;
-        if let Stored::HandOver { envelope, .. } = &stored {
-            publish(self.ports(), envelope).await.map_err(failed)?;
+        if let Checked::HandOver { record, .. } = &checked {
+            publish(self.ports(), &record.envelope).await.map_err(failed)?;
         }
-        Ok((tenant, stored))
+        Ok((tenant, checked))
     }
 
     /// Handles one AWS service event delivered by the EventBridge rule.

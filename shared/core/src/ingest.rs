@@ -1,26 +1,31 @@
-//! Accepting an event: authenticate, parse, dedupe, store once, hand over.
+//! Accepting an event: authenticate, parse, dedupe, hand over, store once.
 //!
 //! Every door (HTTP API, SQS ingest queue, EventBridge) ends in [`accept`]:
 //!
 //! 1. an `Idempotency-Key`, if the producer sent one, is claimed for the
 //!    event's id for the dedupe window; a live claim names the original id;
-//! 2. the event record is stored with a conditional write keyed by the event
-//!    id (a live record with that id makes this a duplicate);
+//! 2. the tenant's event with that id is looked up (a strongly consistent
+//!    read): a live record makes this a duplicate, and nothing more is done;
 //! 3. the event is handed over as its routing asks: published to the
 //!    application's bus (`internal`, when a bus is configured), then its
 //!    fan-out task queued (`external`);
-//! 4. it is marked queued.
+//! 4. the event record is stored with a conditional write keyed by the event
+//!    id: the record of an event says it was handed over.
 //!
-//! A repeat of an event that was stored but never marked queued (a crash or a
-//! failed hand-over in between) is handed over again: nothing accepted is
-//! lost, and nothing confirmed is sent twice.
+//! A stored record is the proof of a hand-over, so the record is written
+//! once and never updated (a read costs a fifth of a write). If the
+//! hand-over or the write fails, the request fails and nothing is stored:
+//! its repeat hands the event over again (consumers and delivery tolerate
+//! that: same event id, same delivery ids), so nothing accepted is lost, and
+//! a repeat of an event already accepted is not handed over twice. Two
+//! copies racing through steps 2–4 at once may both hand over; one stores.
 
 use crate::api_key::ApiKey;
 use crate::envelope::{Envelope, EnvelopeError, IngestLimits, Routing, Source, parse_event};
 use crate::error::PortError;
 use crate::ids::{EventId, TenantId};
 use crate::keys::Key;
-use crate::ports::{EventBus, EventRecord, EventState, EventStore, InsertOutcome, Registry, TaskQueue};
+use crate::ports::{EventBus, EventRecord, EventStore, InsertOutcome, Registry, TaskQueue};
 use crate::task::FanoutTask;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -261,45 +266,46 @@ pub async fn accept<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
     config: &IngestConfig,
     now: OffsetDateTime,
 ) -> Result<Ingested, IngestError> {
-    match store(ports, envelope, key, config, now).await? {
-        Stored::Done(done) => Ok(done),
-        Stored::HandOver { envelope, seen } => {
-            publish(ports, &envelope).await?;
-            if envelope.routing.external {
+    match check(ports, envelope, key, config, now).await? {
+        Checked::Done(done) => Ok(done),
+        Checked::HandOver { record, seen } => {
+            publish(ports, &record.envelope).await?;
+            if record.envelope.routing.external {
                 ports
                     .fanout
-                    .send_all(&[FanoutTask::new((*envelope).clone())])
+                    .send_all(&[FanoutTask::new(record.envelope.clone())])
                     .await
                     .map_err(IngestError::Queue)?;
             }
-            Ok(confirm(ports, *envelope, seen).await)
+            confirm(ports, &record, seen).await
         }
     }
 }
 
-/// What [`store`] leaves to do.
+/// What [`check`] leaves to do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Stored {
-    /// Nothing: a duplicate of an event already handed over, or an event
-    /// with nowhere to go.
+pub enum Checked {
+    /// Nothing: a duplicate of an event already accepted, or an event with
+    /// nowhere to go (stored already).
     Done(Ingested),
-    /// Hand `envelope` over ([`publish`], then its fan-out task if
-    /// `routing.external`), then [`confirm`]. `seen`: a repeat of an event
-    /// stored before but never confirmed handed over.
-    HandOver { envelope: Box<Envelope>, seen: bool },
+    /// Hand the record's envelope over ([`publish`], then its fan-out task
+    /// if `routing.external`), then [`confirm`] (store) the record. `seen`:
+    /// the request named an event claimed before (its `Idempotency-Key`).
+    HandOver { record: Box<EventRecord>, seen: bool },
 }
 
 /// Steps 1 and 2 of [`accept`]: the idempotency key claimed, the event
-/// stored. Callers that hand over many events at once (the SQS door queues
-/// a whole batch's fan-out tasks together) go on with [`publish`], the
-/// queue and [`confirm`] themselves; [`accept`] does it for one.
-pub async fn store<S: EventStore, Q, B: EventBus>(
+/// looked up (and an event with nowhere to go stored). Callers that hand
+/// over many events at once (the SQS door queues a whole batch's fan-out
+/// tasks together) go on with [`publish`], the queue and [`confirm`]
+/// themselves; [`accept`] does it for one.
+pub async fn check<S: EventStore, Q, B: EventBus>(
     ports: Ports<'_, S, Q, B>,
     mut envelope: Envelope,
     key: Option<&IdempotencyKey>,
     config: &IngestConfig,
     now: OffsetDateTime,
-) -> Result<Stored, IngestError> {
+) -> Result<Checked, IngestError> {
     let mut seen = false;
     if let Some(key) = key {
         let claim = KeyClaim {
@@ -315,37 +321,29 @@ pub async fn store<S: EventStore, Q, B: EventBus>(
             seen = true;
         }
     }
-    let state = if has_work(&envelope, ports) {
-        EventState::Received
-    } else {
-        EventState::Queued
-    };
+    let found = ports
+        .store
+        .find_event(&envelope.tenant_id, &envelope.id, now)
+        .await
+        .map_err(IngestError::Store)?;
+    if let Some(existing) = found {
+        return Ok(Checked::Done(Ingested {
+            id: existing.envelope.id,
+            duplicate: true,
+        }));
+    }
     let record = EventRecord {
         expires_at: record_expiry(&envelope.routing, now, config),
         envelope,
-        state,
         received_at: now,
     };
-    match ports.store.insert_event(&record).await.map_err(IngestError::Store)? {
-        InsertOutcome::Inserted if record.state == EventState::Queued => Ok(Stored::Done(Ingested {
-            id: record.envelope.id,
-            duplicate: seen,
-        })),
-        InsertOutcome::Inserted => Ok(Stored::HandOver {
-            envelope: Box::new(record.envelope),
+    if has_work(&record.envelope, ports) {
+        return Ok(Checked::HandOver {
+            record: Box::new(record),
             seen,
-        }),
-        InsertOutcome::Exists(existing) if existing.state == EventState::Queued => Ok(Stored::Done(Ingested {
-            id: existing.envelope.id,
-            duplicate: true,
-        })),
-        // Stored before but never confirmed handed over: hand over the
-        // stored event (not this request's copy) now.
-        InsertOutcome::Exists(existing) => Ok(Stored::HandOver {
-            envelope: Box::new(existing.envelope),
-            seen: true,
-        }),
+        });
     }
+    confirm(ports, &record, seen).await.map(Checked::Done)
 }
 
 /// Publishes the event to the application's bus if it goes there
@@ -364,17 +362,20 @@ pub async fn publish<S, Q, B: EventBus>(ports: Ports<'_, S, Q, B>, envelope: &En
     Ok(())
 }
 
-/// Step 4: marks a handed-over event queued. The event is safe already: if
-/// this write fails, a repeat of the event hands it over once more, which
-/// consumers and delivery tolerate.
-pub async fn confirm<S: EventStore, Q, B>(ports: Ports<'_, S, Q, B>, envelope: Envelope, seen: bool) -> Ingested {
-    if let Err(e) = ports.store.mark_queued(&envelope.tenant_id, &envelope.id).await {
-        tracing::warn!(event_id = %envelope.id, tenant_id = %envelope.tenant_id, error = %e, "event handed over but not marked queued");
-    }
-    Ingested {
-        id: envelope.id,
-        duplicate: seen,
-    }
+/// Step 4: stores the record of a handed-over event. If a copy of the event
+/// racing this one stored it first, this one is its duplicate. If the write
+/// fails, so does the request: its repeat hands the event over again
+/// rather than leave it accepted with no record.
+pub async fn confirm<S: EventStore, Q, B>(
+    ports: Ports<'_, S, Q, B>,
+    record: &EventRecord,
+    seen: bool,
+) -> Result<Ingested, IngestError> {
+    let outcome = ports.store.insert_event(record).await.map_err(IngestError::Store)?;
+    Ok(Ingested {
+        id: record.envelope.id.clone(),
+        duplicate: seen || matches!(outcome, InsertOutcome::Exists(_)),
+    })
 }
 
 /// Whether the event goes anywhere: the external track, or the internal one
@@ -397,14 +398,32 @@ mod tests {
     struct Store {
         events: Mutex<HashMap<String, EventRecord>>,
         keys: Mutex<HashMap<String, (EventId, OffsetDateTime)>>,
+        fail_insert: Mutex<bool>,
     }
     impl Store {
         fn record(&self, t: &str, id: &str) -> EventRecord {
             self.events.lock().unwrap()[&format!("{t}/{id}")].clone()
         }
+        fn stored(&self, t: &str, id: &str) -> bool {
+            self.events.lock().unwrap().contains_key(&format!("{t}/{id}"))
+        }
     }
     impl EventStore for Store {
+        async fn find_event(
+            &self,
+            t: &TenantId,
+            id: &EventId,
+            now: OffsetDateTime,
+        ) -> Result<Option<EventRecord>, PortError> {
+            let m = self.events.lock().unwrap();
+            Ok(m.get(&format!("{t}/{id}"))
+                .filter(|r| is_live(r.expires_at, now))
+                .cloned())
+        }
         async fn insert_event(&self, r: &EventRecord) -> Result<InsertOutcome, PortError> {
+            if *self.fail_insert.lock().unwrap() {
+                return Err(PortError::transient("table down"));
+            }
             let mut m = self.events.lock().unwrap();
             let k = format!("{}/{}", r.envelope.tenant_id, r.envelope.id);
             if let Some(e) = m.get(&k)
@@ -414,12 +433,6 @@ mod tests {
             }
             m.insert(k, r.clone());
             Ok(InsertOutcome::Inserted)
-        }
-        async fn mark_queued(&self, t: &TenantId, id: &EventId) -> Result<(), PortError> {
-            if let Some(r) = self.events.lock().unwrap().get_mut(&format!("{t}/{id}")) {
-                r.state = EventState::Queued;
-            }
-            Ok(())
         }
         async fn claim_key(&self, c: &KeyClaim) -> Result<ClaimOutcome, PortError> {
             let mut m = self.keys.lock().unwrap();
@@ -505,7 +518,6 @@ mod tests {
         assert!(!other.duplicate);
         assert_eq!(queue.sent.lock().unwrap().len(), 2);
         let rec = store.record("t1", "evt_a");
-        assert_eq!(rec.state, EventState::Queued);
         assert_eq!(
             rec.expires_at,
             crate::time_util::parse_rfc3339("2026-12-29T10:00:00Z").unwrap()
@@ -513,7 +525,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_queue_failure_is_an_error_and_a_repeat_queues_the_stored_event() {
+    async fn a_queue_failure_is_an_error_and_a_repeat_queues_the_event() {
         let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
         let p = ports(&store, &queue);
         let body = br#"{"id":"evt_b","type":"user.created","data":{"v":1}}"#;
@@ -521,16 +533,74 @@ mod tests {
         let err = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap_err();
         assert!(matches!(err, IngestError::Queue(ref e) if e.retryable));
         assert!(err.retryable());
-        assert_eq!(store.record("t1", "evt_b").state, EventState::Received);
+        assert!(!store.stored("t1", "evt_b"), "nothing is stored unless handed over");
         *queue.fail.lock().unwrap() = false;
-        // The client retries (even with a changed body): the stored event is queued.
+        // The client retries (here with a changed body): it was never
+        // accepted, so the retry is the event.
         let retry = br#"{"id":"evt_b","type":"user.created","data":{"v":2}}"#;
         let ok = ingest(p, tenant("t1"), retry, None, &cfg, now()).await.unwrap();
-        assert!(ok.duplicate);
+        assert!(!ok.duplicate);
         let sent = queue.sent.lock().unwrap();
         assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].envelope.data["v"], 1);
-        assert_eq!(store.record("t1", "evt_b").state, EventState::Queued);
+        assert_eq!(sent[0].envelope.data["v"], 2);
+        assert_eq!(store.record("t1", "evt_b").envelope.data["v"], 2);
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_after_the_hand_over_fails_the_request_and_the_repeat_hands_over_again() {
+        let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
+        let p = ports(&store, &queue);
+        let body = br#"{"id":"evt_s","type":"user.created","data":{}}"#;
+        *store.fail_insert.lock().unwrap() = true;
+        let err = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap_err();
+        assert!(matches!(err, IngestError::Store(ref e) if e.retryable), "{err}");
+        assert_eq!(queue.sent.lock().unwrap().len(), 1, "handed over before the write");
+        assert!(!store.stored("t1", "evt_s"));
+        // At least once: the repeat hands it over again and stores it; a
+        // third copy is a duplicate and hands nothing over.
+        *store.fail_insert.lock().unwrap() = false;
+        assert!(
+            !ingest(p, tenant("t1"), body, None, &cfg, now())
+                .await
+                .unwrap()
+                .duplicate
+        );
+        assert!(
+            ingest(p, tenant("t1"), body, None, &cfg, now())
+                .await
+                .unwrap()
+                .duplicate
+        );
+        assert_eq!(queue.sent.lock().unwrap().len(), 2);
+        assert!(store.stored("t1", "evt_s"));
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_stored_first_makes_the_other_its_duplicate() {
+        let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
+        let p = ports(&store, &queue);
+        let body = br#"{"id":"evt_race","type":"user.created","data":{"copy":1}}"#;
+        let envelope = |body: &[u8]| parse_event(body, tenant("t1"), &cfg.default_source, now(), cfg.limits).unwrap();
+        // Both copies are checked before either is stored: both hand over.
+        let Checked::HandOver { record: first, seen } = check(p, envelope(body), None, &cfg, now()).await.unwrap()
+        else {
+            panic!("the first copy is new");
+        };
+        assert!(!seen);
+        let second = br#"{"id":"evt_race","type":"user.created","data":{"copy":2}}"#;
+        let Checked::HandOver { record: other, .. } = check(p, envelope(second), None, &cfg, now()).await.unwrap()
+        else {
+            panic!("nothing is stored yet");
+        };
+        let stored = confirm(p, &first, false).await.unwrap();
+        assert!(!stored.duplicate);
+        let late = confirm(p, &other, false).await.unwrap();
+        assert!(late.duplicate, "the copy that stored second is the duplicate");
+        assert_eq!(
+            store.record("t1", "evt_race").envelope.data["copy"],
+            1,
+            "the first record stays"
+        );
     }
 
     #[tokio::test]
@@ -620,7 +690,7 @@ mod tests {
             .unwrap();
         assert_eq!(done.id, original);
         assert_eq!(queue.sent.lock().unwrap()[0].envelope.id, original);
-        assert_eq!(store.record("t1", "evt_original").state, EventState::Queued);
+        assert!(store.stored("t1", "evt_original"));
     }
 
     #[tokio::test]
@@ -719,12 +789,12 @@ mod tests {
             .unwrap();
         assert!(!done.duplicate);
         assert!(queue.sent.lock().unwrap().is_empty());
-        // Nothing to hand over: stored as queued straight away.
-        assert_eq!(store.record("t1", "evt_in").state, EventState::Queued);
+        // Nothing to hand over: stored straight away.
+        assert!(store.stored("t1", "evt_in"));
     }
 
     #[tokio::test]
-    async fn internal_events_are_published_before_they_are_marked_queued() {
+    async fn internal_events_are_published_before_they_are_stored() {
         let (store, queue, bus, cfg) = (
             Store::default(),
             Queue::default(),
@@ -753,17 +823,17 @@ mod tests {
             .collect();
         assert_eq!(queued, ["evt_both", "evt_ext"]);
 
-        // A bus failure fails the request and leaves the event unconfirmed...
+        // A bus failure fails the request and stores nothing...
         *bus.fail.lock().unwrap() = true;
         let body = br#"{"id":"evt_retry","type":"a.b","data":{}}"#;
         let err = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap_err();
         assert!(matches!(err, IngestError::Publish(ref e) if e.retryable), "{err}");
-        assert_eq!(store.record("t1", "evt_retry").state, EventState::Received);
+        assert!(!store.stored("t1", "evt_retry"));
         assert_eq!(queue.sent.lock().unwrap().len(), 2, "no fan-out before the bus took it");
-        // ...and the repeat publishes and queues it.
+        // ...and the repeat publishes, queues and stores it.
         *bus.fail.lock().unwrap() = false;
         assert!(
-            ingest(p, tenant("t1"), body, None, &cfg, now())
+            !ingest(p, tenant("t1"), body, None, &cfg, now())
                 .await
                 .unwrap()
                 .duplicate
@@ -773,7 +843,7 @@ mod tests {
             queue.sent.lock().unwrap().last().unwrap().envelope.id.as_str(),
             "evt_retry"
         );
-        assert_eq!(store.record("t1", "evt_retry").state, EventState::Queued);
+        assert!(store.stored("t1", "evt_retry"));
     }
 
     #[tokio::test]
@@ -784,7 +854,7 @@ mod tests {
             .await
             .unwrap();
         assert!(queue.sent.lock().unwrap().is_empty());
-        assert_eq!(store.record("t1", "evt_x").state, EventState::Queued);
+        assert!(store.stored("t1", "evt_x"));
     }
 
     #[test]

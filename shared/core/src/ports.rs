@@ -11,22 +11,11 @@ use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use std::future::Future;
 use time::OffsetDateTime;
 
-/// Where an accepted event is in its hand-over to the fan-out queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventState {
-    /// Stored; the hand-over (fan-out task, bus) may or may not have been done.
-    Received,
-    /// Handed over: the fan-out task was sent and the event published, as
-    /// its routing asks (or there was nothing to hand over).
-    Queued,
-}
-
-/// The stored record of an accepted event (its audit record and dedupe key).
+/// The stored record of an accepted event (its audit record and dedupe key),
+/// written once its hand-over (fan-out task, bus) was done.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
     pub envelope: Envelope,
-    pub state: EventState,
     pub received_at: OffsetDateTime,
     /// When the record may be deleted (DynamoDB TTL) and stops deduplicating
     /// its id: whole seconds. The retention period for `routing.audit`
@@ -50,11 +39,17 @@ pub enum InsertOutcome {
 /// record's `received_at` (or the claim's `now`); see
 /// [`crate::ingest::is_live`].
 pub trait EventStore: Sync {
+    /// The tenant's event with this id if it is live at `now` (a strongly
+    /// consistent read: a record stored a moment ago is found).
+    fn find_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<EventRecord>, PortError>> + Send;
     /// Stores `record` unless the tenant already has a live event with its id
     /// (an expired one is replaced).
     fn insert_event(&self, record: &EventRecord) -> impl Future<Output = Result<InsertOutcome, PortError>> + Send;
-    /// Records that the event's hand-over (fan-out task, bus) was done.
-    fn mark_queued(&self, tenant: &TenantId, id: &EventId) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Claims an idempotency key for an event id unless the tenant holds the
     /// key already (live); then answers the event id it was claimed for.
     fn claim_key(

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ingest::{ClaimOutcome, KeyClaim, is_live};
 use switchyard_core::keys;
-use switchyard_core::ports::{EventRecord, EventState, EventStore, InsertOutcome};
+use switchyard_core::ports::{EventRecord, EventStore, InsertOutcome};
 use switchyard_core::time_util::{parse_rfc3339, rfc3339, sortable};
 use switchyard_core::{Envelope, EventId, PortError, TenantId};
 use time::OffsetDateTime;
@@ -38,7 +38,7 @@ const INFLATE_LIMIT: usize = 8 << 20;
 /// Deflates the item's `envelope` into `envelope_z` when that is smaller.
 /// DynamoDB bills writes by the kilobyte of the whole item (an update too),
 /// so a 1 KB event whose JSON deflates to about half fits one write unit
-/// instead of two, for its insert and for its mark as queued.
+/// instead of two.
 fn deflate_envelope(item: &mut Item) {
     let Some(AttributeValue::S(text)) = item.get("envelope") else {
         return;
@@ -81,7 +81,6 @@ struct EventRow {
     tenant_id: TenantId,
     event_id: EventId,
     event_type: String,
-    state: EventState,
     received_at: String,
     expires_at: i64,
     /// The envelope as JSON text: exact, and free of DynamoDB's type rules.
@@ -94,7 +93,6 @@ impl EventRow {
             tenant_id: r.envelope.tenant_id.clone(),
             event_id: r.envelope.id.clone(),
             event_type: r.envelope.event_type.to_string(),
-            state: r.state,
             received_at: rfc3339(r.received_at),
             expires_at: r.expires_at.unix_timestamp(),
             envelope: serde_json::to_string(&r.envelope)
@@ -106,7 +104,6 @@ impl EventRow {
         let corrupt = |what: &str| PortError::permanent(format!("stored event {}: bad {what}", self.event_id));
         let envelope: Envelope = serde_json::from_str(&self.envelope).map_err(|_| corrupt("envelope"))?;
         Ok(EventRecord {
-            state: self.state,
             received_at: parse_rfc3339(&self.received_at).map_err(|_| corrupt("received_at"))?,
             expires_at: OffsetDateTime::from_unix_timestamp(self.expires_at).map_err(|_| corrupt("expires_at"))?,
             envelope,
@@ -273,6 +270,15 @@ impl DynamoEventStore {
 }
 
 impl EventStore for DynamoEventStore {
+    async fn find_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<EventRecord>, PortError> {
+        Ok(self.get_event(tenant, id).await?.filter(|r| is_live(r.expires_at, now)))
+    }
+
     async fn insert_event(&self, record: &EventRecord) -> Result<InsertOutcome, PortError> {
         let key = keys::deliveries::event(&record.envelope.tenant_id, &record.envelope.id);
         let mut item = item_with_key(&EventRow::from_record(record)?, &key, "event")?;
@@ -304,22 +310,6 @@ impl EventStore for DynamoEventStore {
             .filter(|r| is_live(r.expires_at, record.received_at))
             .map(|r| InsertOutcome::Exists(Box::new(r)))
             .ok_or_else(|| PortError::transient("event expired during a conditional insert"))
-    }
-
-    async fn mark_queued(&self, tenant: &TenantId, id: &EventId) -> Result<(), PortError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&keys::deliveries::event(tenant, id))))
-            .update_expression("SET #state = :queued")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":queued", s("queued"))
-            .send()
-            .await
-            .map_err(|e| port_error("UpdateItem event state", e))?;
-        Ok(())
     }
 
     async fn claim_key(&self, claim: &KeyClaim) -> Result<ClaimOutcome, PortError> {

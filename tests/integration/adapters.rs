@@ -282,11 +282,13 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
     let log = stack.delivery_log();
     let now = switchyard_core::time_util::now_utc();
     let tenant = TenantId::parse("t1").unwrap();
+    let (ep, evt) = (EndpointId::parse("ep_1").unwrap(), EventId::parse("evt_1").unwrap());
+    let id = DeliveryId::derive(&tenant, &evt, &ep);
     let record = |attempts: u32, state: DeliveryState| DeliveryRecord {
-        delivery_id: DeliveryId::parse("dlv_1").unwrap(),
+        delivery_id: id.clone(),
         tenant_id: tenant.clone(),
-        endpoint_id: EndpointId::parse("ep_1").unwrap(),
-        event_id: EventId::parse("evt_1").unwrap(),
+        endpoint_id: ep.clone(),
+        event_id: evt.clone(),
         event_type: EventType::parse("a.b").unwrap(),
         state,
         attempts,
@@ -301,7 +303,7 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
         first_attempt: None,
     };
     let attempt = |n: u32, ok: bool| AttemptRecord {
-        delivery_id: DeliveryId::parse("dlv_1").unwrap(),
+        delivery_id: id.clone(),
         attempt: n,
         at: now,
         succeeded: ok,
@@ -327,11 +329,7 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
         .unwrap_err();
     assert!(stale.retryable, "{stale}");
     assert!(log.record_delivery(&record(1, DeliveryState::Skipped)).await.is_err());
-    let (d, attempts) = log
-        .get_delivery(&tenant, &DeliveryId::parse("dlv_1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let (d, attempts) = log.get_delivery(&tenant, &id).await.unwrap().unwrap();
     assert_eq!((d.state, d.attempts), (DeliveryState::Succeeded, 2));
     assert_eq!(attempts.len(), 2);
     assert!(attempts[1].succeeded, "the recorded attempt 2 is the real one");
@@ -364,11 +362,7 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
         Some(&1),
         "the answer was lost once"
     );
-    let (d, attempts) = log
-        .get_delivery(&tenant, &DeliveryId::parse("dlv_1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let (d, attempts) = log.get_delivery(&tenant, &id).await.unwrap().unwrap();
     assert_eq!((d.state, d.attempts, attempts.len()), (DeliveryState::Succeeded, 3, 3));
 }
 
@@ -381,7 +375,8 @@ async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it
     let log = stack.delivery_log();
     let now = switchyard_core::time_util::now_utc();
     let tenant = TenantId::parse("t1").unwrap();
-    let id = DeliveryId::parse("dlv_first").unwrap();
+    let (ep, evt) = (EndpointId::parse("ep_1").unwrap(), EventId::parse("evt_1").unwrap());
+    let id = DeliveryId::derive(&tenant, &evt, &ep);
     let attempt = |n: u32, ok: bool| AttemptRecord {
         delivery_id: id.clone(),
         attempt: n,
@@ -398,8 +393,8 @@ async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it
     let mut record = DeliveryRecord {
         delivery_id: id.clone(),
         tenant_id: tenant.clone(),
-        endpoint_id: EndpointId::parse("ep_1").unwrap(),
-        event_id: EventId::parse("evt_1").unwrap(),
+        endpoint_id: ep.clone(),
+        event_id: evt.clone(),
         event_type: EventType::parse("a.b").unwrap(),
         state: DeliveryState::Succeeded,
         attempts: 1,
@@ -415,7 +410,7 @@ async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it
     };
     // The items under the delivery's partition key, by sort key.
     let items = || async {
-        let pk = switchyard_core::keys::deliveries::delivery(&tenant, &id).pk;
+        let pk = switchyard_core::keys::deliveries::delivery(&tenant, &id).unwrap().pk;
         let mut sks: Vec<String> = stack
             .scan(&stack.res.deliveries_table)
             .await
@@ -427,7 +422,12 @@ async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it
         sks
     };
     log.record_attempt(&record, &attempt(1, true)).await.unwrap();
-    assert_eq!(items().await, ["DELIVERY"], "a first attempt is one item");
+    let delivery_sk = format!("DELIVERY#{id}");
+    assert_eq!(
+        items().await,
+        std::slice::from_ref(&delivery_sk),
+        "a first attempt is one item"
+    );
     let (d, attempts) = log.get_delivery(&tenant, &id).await.unwrap().unwrap();
     assert_eq!((d.attempts, attempts), (1, vec![attempt(1, true)]));
 
@@ -442,7 +442,14 @@ async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it
         };
         log.record_attempt(&record, &attempt(n, ok)).await.unwrap();
     }
-    assert_eq!(items().await, ["ATTEMPT#000002", "ATTEMPT#000003", "DELIVERY"]);
+    assert_eq!(
+        items().await,
+        [
+            format!("ATTEMPT#{id}#000002"),
+            format!("ATTEMPT#{id}#000003"),
+            delivery_sk
+        ]
+    );
     let (d, attempts) = log.get_delivery(&tenant, &id).await.unwrap().unwrap();
     assert_eq!(d.first_attempt, Some(attempt(1, true)));
     assert_eq!(attempts, vec![attempt(1, true), attempt(2, false), attempt(3, true)]);

@@ -317,6 +317,13 @@ async fn mistakes_get_the_right_4xx_in_one_shape_and_change_nothing() {
         (api.call("GET", "/v1/deliveries?status=lost", Some(&key), None).await, 400, "invalid_query"),
         (api.call("GET", "/v1/endpoints/ep_missing", Some(&key), None).await, 404, "not_found"),
         (api.call("GET", "/v1/endpoints/bad%20id", Some(&key), None).await, 404, "not_found"),
+        // Delivery ids: hand-typed (no event group), malformed, and in the
+        // derived shape but never written: all simply not found.
+        (api.call("GET", "/v1/deliveries/dlv_1", Some(&key), None).await, 404, "not_found"),
+        (api.call("POST", "/v1/deliveries/dlv_1/resend", Some(&key), None).await, 404, "not_found"),
+        (api.call("GET", "/v1/deliveries/bad%20id", Some(&key), None).await, 404, "not_found"),
+        (api.call("GET", &format!("/v1/deliveries/dlv_{}", "0".repeat(32)), Some(&key), None).await, 404, "not_found"),
+        (api.call("POST", &format!("/v1/deliveries/dlv_{}/resend", "0".repeat(32)), Some(&key), None).await, 404, "not_found"),
         (
             api.call("POST", "/v1/admin/tenants", Some(ADMIN_KEY), Some(json!({"id": "bad id!", "name": "x"}))).await,
             422,

@@ -5,6 +5,7 @@
 
 use switchyard_aws::dynamo::{ApiKeyRecord, DynamoDeliveryLog, ListError, Page, RegistrationError};
 use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
+use switchyard_core::keys;
 use switchyard_core::ports::{DeliveryLog, Registry};
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::time_util::now_utc;
@@ -388,6 +389,10 @@ async fn deliveries_are_listed_by_endpoint_event_and_status() {
         .unwrap();
     assert!(bad_cursor(log.deliveries_by_event(u, &evt(0), 1, Some(&cursor)).await));
     assert!(bad_cursor(log.deliveries_by_event(t, &evt(1), 1, Some(&cursor)).await));
+    assert!(bad_cursor(
+        log.deliveries_by_endpoint(t, ep1, None, 1, Some(&cursor)).await
+    ));
+    assert!(bad_cursor(log.deliveries_by_status(t, Failed, 1, Some(&cursor)).await));
 
     // By status: newest update first; a delivery that moves from retrying
     // to failed is listed under failed only. Succeeded deliveries are not
@@ -454,9 +459,16 @@ async fn deliveries_are_listed_by_endpoint_event_and_status() {
         !log.requeue_failed(u, &gave_up.delivery_id, now).await.unwrap(),
         "another tenant's"
     );
-    let absent = DeliveryId::parse("dlv_absent").unwrap();
-    assert!(!log.requeue_failed(t, &absent, now).await.unwrap());
-    assert!(log.delivery(t, &absent).await.unwrap().is_none(), "never created");
+    // Never created: an id of the derived shape, and one typed by hand
+    // (no event group: it names no partition at all).
+    for absent in [
+        DeliveryId::derive(t, &EventId::parse("evt_never").unwrap(), ep1),
+        DeliveryId::parse("dlv_absent").unwrap(),
+    ] {
+        assert!(!log.requeue_failed(t, &absent, now).await.unwrap(), "{absent}");
+        assert!(log.delivery(t, &absent).await.unwrap().is_none(), "{absent}");
+        assert!(log.get_delivery(t, &absent).await.unwrap().is_none(), "{absent}");
+    }
     // The replayed delivery's next attempt is recorded as usual.
     let mut next = back.clone();
     next.attempts += 1;
@@ -477,6 +489,200 @@ async fn deliveries_are_listed_by_endpoint_event_and_status() {
     };
     log.record_attempt(&next, &attempt).await.unwrap();
     assert!(status(Retrying).await.is_empty());
+}
+
+/// A cursor as the listings write one: base64url of the JSON of a key.
+fn cursor_of(pairs: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    let map: std::collections::BTreeMap<&str, &str> = pairs.iter().copied().collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&map).unwrap())
+}
+
+/// An event's deliveries share one partition of the table with their
+/// attempt items (no index): a delivery retried twice is listed once, and
+/// read by its id alone with every attempt; the listing's cursors name
+/// nothing but a delivery of that partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_deliveries_are_one_partition_beside_their_attempts() {
+    use DeliveryState::*;
+    let stack = Stack::new("api-by-event").await;
+    let log = &stack.delivery_log();
+    let (t, u) = (&tenant("t"), &tenant("u"));
+    let evt = &EventId::parse("evt_retried").unwrap();
+    let eps: Vec<EndpointId> = (0..4).map(|n| EndpointId::parse(format!("ep_{n}")).unwrap()).collect();
+    let at = now_utc() - Duration::minutes(10);
+
+    // ep_0 as the Deliverer records it: attempt 1 fails (kept in the item),
+    // 2 fails and 3 succeeds (items of their own beside it).
+    let retried = DeliveryId::derive(t, evt, &eps[0]);
+    let attempt = |id: &DeliveryId, n: u32, ok: bool| AttemptRecord {
+        delivery_id: id.clone(),
+        attempt: n,
+        at: at + Duration::seconds(n.into()),
+        succeeded: ok,
+        status_code: Some(if ok { 200 } else { 503 }),
+        duration_ms: u64::from(n),
+        error_kind: None,
+        error: None,
+        response_body: None,
+        next_attempt_at: None,
+        trigger: Trigger::Scheduled,
+    };
+    let record = |id: &DeliveryId, ep: &EndpointId, n: u32, state: DeliveryState| DeliveryRecord {
+        delivery_id: id.clone(),
+        tenant_id: t.clone(),
+        endpoint_id: ep.clone(),
+        event_id: evt.clone(),
+        event_type: EventType::parse("a.b").unwrap(),
+        state,
+        attempts: n,
+        round_attempts: n,
+        last_status_code: None,
+        last_duration_ms: None,
+        manual_request: None,
+        reason: None,
+        next_attempt_at: None,
+        created_at: at,
+        updated_at: at + Duration::seconds(n.into()),
+        first_attempt: Some(attempt(id, 1, n == 1 && state == Succeeded)),
+    };
+    for (n, ok) in [(1, false), (2, false), (3, true)] {
+        let mut r = record(&retried, &eps[0], n, if ok { Succeeded } else { Retrying });
+        r.first_attempt = Some(attempt(&retried, 1, false));
+        log.record_attempt(&r, &attempt(&retried, n, ok)).await.unwrap();
+    }
+    // ep_1: succeeded at once (one item); ep_2 and ep_3 as `deliver` writes
+    // them (attempt 1 as an item of its own).
+    let once = DeliveryId::derive(t, evt, &eps[1]);
+    log.record_attempt(&record(&once, &eps[1], 1, Succeeded), &attempt(&once, 1, true))
+        .await
+        .unwrap();
+    for ep in &eps[2..] {
+        deliver(log, t, ep, evt, Failed, 1, at, None).await;
+    }
+    // Another tenant's delivery of the same event id is its own.
+    deliver(log, u, &eps[0], evt, Succeeded, 1, at, None).await;
+    let mut all: Vec<DeliveryId> = eps.iter().map(|ep| DeliveryId::derive(t, evt, ep)).collect();
+    all.sort();
+
+    // Listed once each, by id, attempts never among them, page by page.
+    for (limit, want_sizes) in [(1, vec![1, 1, 1, 1]), (3, vec![3, 1]), (4, vec![4]), (100, vec![4])] {
+        let (listed, sizes) =
+            all_pages(|c| async move { log.deliveries_by_event(t, evt, limit, c.as_deref()).await }).await;
+        assert_eq!(ids(&listed), all, "limit {limit}");
+        assert_eq!(sizes, want_sizes, "limit {limit}");
+        assert!(listed.iter().all(|d| d.event_id == *evt && d.tenant_id == *t));
+    }
+    let (of_u, _) = all_pages(|c| async move { log.deliveries_by_event(u, evt, 10, c.as_deref()).await }).await;
+    assert_eq!(ids(&of_u), [DeliveryId::derive(u, evt, &eps[0])]);
+
+    // By id alone: the item, and its attempt items only when it has some.
+    let (d, attempts) = log.get_delivery(t, &retried).await.unwrap().unwrap();
+    assert_eq!((d.state, d.attempts), (Succeeded, 3));
+    assert_eq!(
+        attempts,
+        [
+            attempt(&retried, 1, false),
+            attempt(&retried, 2, false),
+            attempt(&retried, 3, true)
+        ]
+    );
+    use switchyard_local::aws_proxy::AwsProxy;
+    let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
+    let counted = DynamoDeliveryLog::new(
+        switchyard_aws::aws_sdk_dynamodb::Client::new(&switchyard_local::sdk_config(&proxy.endpoint()).await),
+        &stack.res.deliveries_table,
+        Duration::days(30),
+    );
+    let calls = |op: &str| proxy.tally().requests.get(op).copied().unwrap_or(0);
+    let (_, attempts) = counted.get_delivery(t, &once).await.unwrap().unwrap();
+    assert_eq!(attempts, [attempt(&once, 1, true)]);
+    assert_eq!((calls("dynamodb:GetItem"), calls("dynamodb:Query")), (1, 0), "one read");
+    let (_, attempts) = counted.get_delivery(t, &retried).await.unwrap().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!((calls("dynamodb:GetItem"), calls("dynamodb:Query")), (2, 1));
+    // An event's page is one query, its items whole: no BatchGetItem.
+    let page = counted.deliveries_by_event(t, evt, 100, None).await.unwrap();
+    assert_eq!(ids(&page.items), all);
+    assert_eq!((calls("dynamodb:Query"), calls("dynamodb:BatchGetItem")), (2, 0));
+    // Nothing of another tenant's, nor an odd id, nor one never written.
+    assert!(counted.get_delivery(u, &retried).await.unwrap().is_none());
+    for absent in [
+        DeliveryId::parse("dlv_1").unwrap(),
+        DeliveryId::parse(format!("dlv_{}", "0".repeat(32))).unwrap(),
+        DeliveryId::derive(t, &EventId::parse("evt_other").unwrap(), &eps[0]),
+    ] {
+        assert!(counted.get_delivery(t, &absent).await.unwrap().is_none(), "{absent}");
+    }
+
+    // An id that is not derived cannot be written either (it has no partition).
+    let mut odd = record(&once, &eps[1], 1, Succeeded);
+    odd.delivery_id = DeliveryId::parse("dlv_1").unwrap();
+    let refused = log.record_delivery(&odd).await.unwrap_err();
+    assert!(!refused.retryable, "{refused}");
+
+    // Cursors: the last delivery's key; nothing else is followed.
+    let pk = keys::deliveries::by_event_partition(t, evt);
+    let cursor = log.deliveries_by_event(t, evt, 1, None).await.unwrap().next.unwrap();
+    assert_eq!(
+        cursor,
+        cursor_of(&[("pk", &pk), ("sk", &format!("DELIVERY#{}", all[0]))])
+    );
+    let rest = log.deliveries_by_event(t, evt, 10, Some(&cursor)).await.unwrap();
+    assert_eq!((ids(&rest.items), rest.next), (all[1..].to_vec(), None));
+    let other_evt = &EventId::parse("evt_other").unwrap();
+    let attempt_sk = format!("ATTEMPT#{retried}#000002");
+    let delivery_sk = format!("DELIVERY#{}", all[0]);
+    let refused = [
+        cursor_of(&[("pk", &pk), ("sk", &attempt_sk)]),
+        cursor_of(&[("pk", &pk)]),
+        cursor_of(&[("pk", &pk), ("sk", &delivery_sk), ("gsi1pk", "x")]),
+        cursor_of(&[
+            ("pk", &keys::deliveries::by_event_partition(t, other_evt)),
+            ("sk", &delivery_sk),
+        ]),
+        cursor_of(&[
+            ("pk", &keys::deliveries::by_event_partition(u, evt)),
+            ("sk", &delivery_sk),
+        ]),
+        cursor_of(&[("pk", "TENANT#t#EVENT#evt_retried"), ("sk", "EVENT")]),
+        "garbage".to_string(),
+    ];
+    for c in &refused {
+        assert!(bad_cursor(log.deliveries_by_event(t, evt, 10, Some(c)).await), "{c}");
+    }
+    assert!(bad_cursor(log.deliveries_by_event(u, evt, 10, Some(&cursor)).await));
+    assert!(bad_cursor(
+        log.deliveries_by_event(t, other_evt, 10, Some(&cursor)).await
+    ));
+    assert!(bad_cursor(
+        log.deliveries_by_endpoint(t, &eps[0], None, 10, Some(&cursor)).await
+    ));
+    assert!(bad_cursor(log.deliveries_by_status(t, Failed, 10, Some(&cursor)).await));
+    let by_endpoint = log.deliveries_by_endpoint(t, &eps[0], None, 1, None).await.unwrap();
+    assert_eq!(ids(&by_endpoint.items), std::slice::from_ref(&retried));
+    let by_status = log
+        .deliveries_by_status(t, Failed, 1, None)
+        .await
+        .unwrap()
+        .next
+        .unwrap();
+    assert!(bad_cursor(log.deliveries_by_event(t, evt, 10, Some(&by_status)).await));
+
+    // Two events in one group would take an 80-bit hash collision; should
+    // one happen, the other event's delivery is not listed as this one's.
+    let mut stray = record(
+        &DeliveryId::derive(t, evt, &EndpointId::parse("ep_x").unwrap()),
+        &eps[0],
+        1,
+        Succeeded,
+    );
+    stray.event_id = other_evt.clone();
+    log.record_delivery(&stray).await.unwrap();
+    let (listed, _) = all_pages(|c| async move { log.deliveries_by_event(t, evt, 1, c.as_deref()).await }).await;
+    assert_eq!(ids(&listed), all);
+    let (listed, _) = all_pages(|c| async move { log.deliveries_by_event(t, other_evt, 10, c.as_deref()).await }).await;
+    assert!(listed.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

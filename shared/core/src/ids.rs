@@ -104,7 +104,8 @@ string_id!(
 );
 string_id!(
     /// One (event, endpoint) delivery: derived from both, so a fan-out that
-    /// runs twice names the same delivery twice.
+    /// runs twice names the same delivery twice; it also names the event's
+    /// group ([`DeliveryId::event_group`]), so it alone finds the delivery.
     DeliveryId, "delivery id", 64, slug_char
 );
 
@@ -121,27 +122,64 @@ impl EndpointId {
 }
 
 impl DeliveryId {
+    /// Every derived id starts with this.
+    const PREFIX: &'static str = "dlv_";
+    /// Characters of each of the two hashes of a derived id.
+    const HASH_CHARS: usize = 16;
+
     /// The delivery of `event` to `endpoint` for `tenant`: deterministic.
+    ///
+    /// `dlv_`, then the event's group ([`Self::group_of`]: shared by every
+    /// delivery of the event), then 16 characters of a hash of all three:
+    /// 36 characters, Crockford base32 after the prefix.
     pub fn derive(tenant: &TenantId, event: &EventId, endpoint: &EndpointId) -> Self {
-        let mut h = Sha256::new();
-        for part in [tenant.as_str(), event.as_str(), endpoint.as_str()] {
-            h.update((part.len() as u32).to_be_bytes());
-            h.update(part.as_bytes());
-        }
-        let digest = h.finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        Self(format!("dlv_{}", crockford(u128::from_be_bytes(bytes))))
+        let own = hash80(&[tenant.as_str(), event.as_str(), endpoint.as_str()]);
+        Self(format!("{}{}{own}", Self::PREFIX, Self::group_of(tenant, event)))
     }
+
+    /// The group of `event`'s deliveries: 16 Crockford base32 characters
+    /// (80 bits) of a hash of (tenant, event). The deliveries table keeps
+    /// an event's deliveries in one partition named by it.
+    pub fn group_of(tenant: &TenantId, event: &EventId) -> String {
+        hash80(&[tenant.as_str(), event.as_str()])
+    }
+
+    /// The event group this id was derived under; `None` for an id not in
+    /// the derived shape (one typed by hand), which names no delivery.
+    pub fn event_group(&self) -> Option<&str> {
+        let rest = self.0.strip_prefix(Self::PREFIX)?;
+        let derived = rest.len() == 2 * Self::HASH_CHARS && rest.bytes().all(|b| CROCKFORD.contains(&b));
+        derived.then(|| &rest[..Self::HASH_CHARS])
+    }
+}
+
+/// 80 bits of a SHA-256 of `parts` (each prefixed with its length, so
+/// ("ab", "c") and ("a", "bc") differ) as 16 Crockford base32 characters.
+fn hash80(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u32).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes[6..].copy_from_slice(&digest[..10]);
+    base32(u128::from_be_bytes(bytes), 16)
 }
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// 128 bits as 26 Crockford base32 characters (the ULID text form).
 fn crockford(value: u128) -> String {
-    (0..26)
+    base32(value, 26)
+}
+
+/// The low `5 × chars` bits of `value` as `chars` Crockford base32
+/// characters, most significant first.
+fn base32(value: u128, chars: usize) -> String {
+    (0..chars)
         .map(|i| {
-            let shift = 125 - 5 * i;
+            let shift = 5 * (chars - 1 - i);
             CROCKFORD[((value >> shift) & 0x1f) as usize] as char
         })
         .collect()
@@ -223,6 +261,73 @@ mod tests {
         let x = DeliveryId::derive(&TenantId::parse("ab").unwrap(), &EventId::parse("c").unwrap(), &a);
         let y = DeliveryId::derive(&TenantId::parse("a").unwrap(), &EventId::parse("bc").unwrap(), &a);
         assert_ne!(x, y);
+        assert_ne!(x.event_group(), y.event_group());
         assert!(DeliveryId::parse(x.as_str()).is_ok());
+    }
+
+    #[test]
+    fn delivery_ids_carry_their_event_group() {
+        let t = TenantId::parse("t1").unwrap();
+        let (e, f) = (EventId::parse("evt_1").unwrap(), EventId::parse("evt_2").unwrap());
+        let (a, b) = (EndpointId::parse("ep_a").unwrap(), EndpointId::parse("ep_b").unwrap());
+        let (ea, eb) = (DeliveryId::derive(&t, &e, &a), DeliveryId::derive(&t, &e, &b));
+        let group = DeliveryId::group_of(&t, &e);
+        assert_eq!(group, DeliveryId::group_of(&t, &e), "deterministic");
+        assert_eq!(ea.event_group(), Some(group.as_str()));
+        assert_eq!(eb.event_group(), Some(group.as_str()), "one group per event");
+        // Another event, or the same event id of another tenant: another group.
+        assert_ne!(DeliveryId::derive(&t, &f, &a).event_group(), Some(group.as_str()));
+        let u = TenantId::parse("t2").unwrap();
+        assert_ne!(DeliveryId::group_of(&u, &e), group);
+        assert_ne!(DeliveryId::derive(&u, &e, &a).event_group(), Some(group.as_str()));
+        // Shape: dlv_ + 16 + 16 Crockford characters, under the 64 limit.
+        for id in [&ea, &eb] {
+            let s = id.as_str();
+            assert_eq!(s.len(), 36);
+            assert!(s.starts_with("dlv_"));
+            assert!(s[4..].bytes().all(|c| CROCKFORD.contains(&c)), "{s}");
+            assert!(s[4..].starts_with(&group));
+        }
+        assert_eq!(group.len(), 16);
+        // Pinned: ids already stored must keep naming their items, and the
+        // sample delivery task (events/delivery-sqs-delivery-task.json) carries this one.
+        let sample = DeliveryId::derive(
+            &TenantId::parse("demo").unwrap(),
+            &EventId::parse("evt_01JDSAMPLE0000000000000001").unwrap(),
+            &EndpointId::parse("ep_sample_01").unwrap(),
+        );
+        assert_eq!(sample.as_str(), "dlv_MFV0YSPH1M4C89XFFDKNC2CY3QHRD9WJ");
+    }
+
+    #[test]
+    fn ids_not_in_the_derived_shape_have_no_group() {
+        let base = DeliveryId::derive(
+            &TenantId::parse("t1").unwrap(),
+            &EventId::parse("evt_1").unwrap(),
+            &EndpointId::parse("ep_a").unwrap(),
+        );
+        let s = base.as_str();
+        let odd = [
+            "dlv_1".to_string(),
+            "dlv_absent".to_string(),
+            format!("x{}", &s[1..]),           // another prefix
+            s[..s.len() - 1].to_string(),      // one short
+            format!("{s}0"),                   // one long
+            s.to_lowercase(),                  // not Crockford's alphabet
+            format!("{}U", &s[..s.len() - 1]), // U is not a Crockford digit
+            format!("dlv_{}", "0".repeat(26)), // the old 26-character shape
+        ];
+        for raw in odd {
+            let id = DeliveryId::parse(&raw).unwrap();
+            assert_eq!(id.event_group(), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn base32_takes_the_low_bits() {
+        assert_eq!(base32(0, 16), "0".repeat(16));
+        assert_eq!(base32((1 << 80) - 1, 16), "Z".repeat(16));
+        assert_eq!(base32(1 << 80, 16), "0".repeat(16), "bit 80 is out of range");
+        assert_eq!(base32(33, 2), "11");
     }
 }

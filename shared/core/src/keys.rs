@@ -13,16 +13,22 @@
 //! | registry | API key, in its tenant's listing (record + hash) | `TENANT#{t}` | `APIKEY#{key id}` |
 //! | deliveries | event | `TENANT#{t}#EVENT#{evt}` | `EVENT` |
 //! | deliveries | idempotency key | `TENANT#{t}#IDEMPOTENCY#{sha256}` | `IDEMPOTENCY` |
-//! | deliveries | delivery | `TENANT#{t}#DELIVERY#{dlv}` | `DELIVERY` |
-//! | deliveries | attempt | `TENANT#{t}#DELIVERY#{dlv}` | `ATTEMPT#{n:06}` |
+//! | deliveries | delivery | `TENANT#{t}#DELIVERIES#{group}` | `DELIVERY#{dlv}` |
+//! | deliveries | attempt, from the second on | `TENANT#{t}#DELIVERIES#{group}` | `ATTEMPT#{dlv}#{n:06}` |
 //! | state | processed marker | `TENANT#{t}#EVENT#{evt}` | `MARKER#{handler}` |
 //! | state | workflow run | `TENANT#{t}#EVENT#{evt}` | `RUN#{workflow}` |
 //! | state | a workflow's record | `TENANT#{t}#{KIND}#{id}` | `{KIND}` |
 //!
-//! Delivery items also carry three index keys: `gsi1pk = TENANT#{t}#ENDPOINT#{ep}`
+//! `{group}` is the event group of the delivery id
+//! ([`DeliveryId::event_group`], 16 characters of a hash of tenant and
+//! event): every delivery of one event, and their attempts, share one
+//! partition, so an event's deliveries are one query of the table
+//! (`begins_with(sk, "DELIVERY#")`), and the id alone still names the
+//! partition. An id not in the derived shape has no group and no key.
+//!
+//! Delivery items also carry two index keys: `gsi1pk = TENANT#{t}#ENDPOINT#{ep}`
 //! with `gsi1sk = {created_at}#{dlv}` (fixed-width time) (an endpoint's deliveries, newest first
-//! when read backwards), `gsi2pk = TENANT#{t}#EVENT#{evt}` with
-//! `gsi2sk = DELIVERY#{dlv}` (an event's deliveries), and
+//! when read backwards), and
 //! `gsi3pk = TENANT#{t}#STATUS#{state}` with `gsi3sk = {updated_at}#{dlv}`
 //! (not for succeeded deliveries: see `deliveries::indexed_by_status`)
 //! (fixed-width time) (a tenant's deliveries in one state, newest first when
@@ -40,9 +46,6 @@ pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
-pub const GSI2: &str = "gsi2";
-pub const GSI2_PK: &str = "gsi2pk";
-pub const GSI2_SK: &str = "gsi2sk";
 pub const GSI3: &str = "gsi3";
 pub const GSI3_PK: &str = "gsi3pk";
 pub const GSI3_SK: &str = "gsi3sk";
@@ -156,9 +159,8 @@ pub mod deliveries {
     use super::*;
 
     pub const ATTEMPT_SK_PREFIX: &str = "ATTEMPT#";
-    pub const DELIVERY_SK: &str = "DELIVERY";
-    /// The prefix of `gsi2sk` on delivery items.
-    pub const BY_EVENT_SK_PREFIX: &str = "DELIVERY#";
+    /// What the sort key of every delivery item starts with.
+    pub const DELIVERY_SK_PREFIX: &str = "DELIVERY#";
 
     pub fn event(t: &TenantId, evt: &EventId) -> Key {
         Key {
@@ -175,50 +177,64 @@ pub mod deliveries {
         }
     }
 
-    pub fn delivery(t: &TenantId, dlv: &DeliveryId) -> Key {
-        Key {
-            pk: format!("{}{dlv}", delivery_pk_prefix(t)),
-            sk: DELIVERY_SK.into(),
-        }
+    /// The partition of an event group's deliveries and attempts; `group`
+    /// is Crockford base32 (from [`DeliveryId`]), never free text.
+    fn group_partition(t: &TenantId, group: &str) -> String {
+        format!("{}{group}", delivery_pk_prefix(t))
+    }
+
+    /// A delivery's item, in its event's partition. `None` when the id is
+    /// not a derived one ([`DeliveryId::event_group`]): no such delivery
+    /// can exist.
+    pub fn delivery(t: &TenantId, dlv: &DeliveryId) -> Option<Key> {
+        Some(Key {
+            pk: group_partition(t, dlv.event_group()?),
+            sk: format!("{DELIVERY_SK_PREFIX}{dlv}"),
+        })
     }
 
     /// What the partition key of every delivery of a tenant starts with.
     pub fn delivery_pk_prefix(t: &TenantId) -> String {
-        format!("{}#DELIVERY#", tenant_pk(t))
+        format!("{}#DELIVERIES#", tenant_pk(t))
     }
 
-    /// Attempt `n` (1-based) of a delivery; zero-padded so attempts sort.
-    pub fn attempt(t: &TenantId, dlv: &DeliveryId, n: u32) -> Key {
-        Key {
-            pk: delivery(t, dlv).pk,
-            sk: format!("{ATTEMPT_SK_PREFIX}{n:06}"),
-        }
+    /// Attempt `n` (1-based) of a delivery, beside it; zero-padded so
+    /// attempts sort. `None` as for [`delivery`].
+    pub fn attempt(t: &TenantId, dlv: &DeliveryId, n: u32) -> Option<Key> {
+        Some(Key {
+            pk: delivery(t, dlv)?.pk,
+            sk: format!("{}{n:06}", attempts_sk_prefix(dlv)),
+        })
     }
 
-    /// Index keys of a delivery: by endpoint (time-ordered) and by event.
+    /// What the sort keys of a delivery's attempt items start with.
+    pub fn attempts_sk_prefix(dlv: &DeliveryId) -> String {
+        format!("{ATTEMPT_SK_PREFIX}{dlv}#")
+    }
+
+    /// The partition holding an event's deliveries (their sort keys start
+    /// with [`DELIVERY_SK_PREFIX`]). Two events could share a group only
+    /// by an 80-bit hash collision; readers check the item's `event_id`.
+    pub fn by_event_partition(t: &TenantId, evt: &EventId) -> String {
+        group_partition(t, &DeliveryId::group_of(t, evt))
+    }
+
+    /// Index keys of a delivery by endpoint (time-ordered).
     pub fn delivery_index(
         t: &TenantId,
         dlv: &DeliveryId,
         ep: &EndpointId,
-        evt: &EventId,
-        created_at_rfc3339: &str,
-    ) -> [(&'static str, String); 4] {
+        created_at_sortable: &str,
+    ) -> [(&'static str, String); 2] {
         [
             (GSI1_PK, by_endpoint_partition(t, ep)),
-            (GSI1_SK, format!("{created_at_rfc3339}#{dlv}")),
-            (GSI2_PK, by_event_partition(t, evt)),
-            (GSI2_SK, format!("{BY_EVENT_SK_PREFIX}{dlv}")),
+            (GSI1_SK, format!("{created_at_sortable}#{dlv}")),
         ]
     }
 
     /// The `gsi1` partition of an endpoint's deliveries.
     pub fn by_endpoint_partition(t: &TenantId, ep: &EndpointId) -> String {
         format!("{}#ENDPOINT#{ep}", tenant_pk(t))
-    }
-
-    /// The `gsi2` partition of an event's deliveries.
-    pub fn by_event_partition(t: &TenantId, evt: &EventId) -> String {
-        format!("{}#EVENT#{evt}", tenant_pk(t))
     }
 
     /// A delivery state as it is stored (and serialized).
@@ -318,7 +334,8 @@ mod tests {
     fn keys_have_the_documented_shape() {
         let ep = EndpointId::parse("ep_1").unwrap();
         let evt = EventId::parse("evt_1").unwrap();
-        let dlv = DeliveryId::parse("dlv_1").unwrap();
+        let dlv = DeliveryId::derive(&t("a"), &evt, &ep);
+        let group = DeliveryId::group_of(&t("a"), &evt);
         assert_eq!(
             registry::tenant(&t("a")),
             Key {
@@ -329,22 +346,48 @@ mod tests {
         assert_eq!(registry::endpoint(&t("a"), &ep).sk, "ENDPOINT#ep_1");
         assert_eq!(registry::endpoints_of(&t("a")), ("TENANT#a".to_string(), "ENDPOINT#"));
         assert_eq!(deliveries::event(&t("a"), &evt).pk, "TENANT#a#EVENT#evt_1");
-        assert_eq!(deliveries::delivery(&t("a"), &dlv).pk, "TENANT#a#DELIVERY#dlv_1");
-        assert_eq!(deliveries::attempt(&t("a"), &dlv, 3).sk, "ATTEMPT#000003");
-        assert!(deliveries::attempt(&t("a"), &dlv, 10).sk > deliveries::attempt(&t("a"), &dlv, 9).sk);
-        let idx = deliveries::delivery_index(&t("a"), &dlv, &ep, &evt, "2026-01-01T00:00:00Z");
+        let key = deliveries::delivery(&t("a"), &dlv).unwrap();
+        assert_eq!(key.pk, format!("TENANT#a#DELIVERIES#{group}"));
+        assert_eq!(key.sk, format!("DELIVERY#{dlv}"));
+        let third = deliveries::attempt(&t("a"), &dlv, 3).unwrap();
+        assert_eq!(third.pk, key.pk, "attempts live beside their delivery");
+        assert_eq!(third.sk, format!("ATTEMPT#{dlv}#000003"));
+        assert!(third.sk.starts_with(&deliveries::attempts_sk_prefix(&dlv)));
+        assert!(!third.sk.starts_with(deliveries::DELIVERY_SK_PREFIX));
+        assert!(key.sk.starts_with(deliveries::DELIVERY_SK_PREFIX));
+        assert!(deliveries::attempt(&t("a"), &dlv, 10).unwrap().sk > deliveries::attempt(&t("a"), &dlv, 9).unwrap().sk);
+        // An event's deliveries are its group's partition.
+        assert_eq!(deliveries::by_event_partition(&t("a"), &evt), key.pk);
+        let other = DeliveryId::derive(&t("a"), &EventId::parse("evt_2").unwrap(), &ep);
+        assert_ne!(deliveries::delivery(&t("a"), &other).unwrap().pk, key.pk);
+        assert!(key.pk.starts_with(&deliveries::delivery_pk_prefix(&t("a"))));
+        let idx = deliveries::delivery_index(&t("a"), &dlv, &ep, "2026-01-01T00:00:00Z");
         assert_eq!(idx[0], (GSI1_PK, "TENANT#a#ENDPOINT#ep_1".to_string()));
-        assert_eq!(idx[1], (GSI1_SK, "2026-01-01T00:00:00Z#dlv_1".to_string()));
-        assert_eq!(idx[2], (GSI2_PK, "TENANT#a#EVENT#evt_1".to_string()));
-        assert_eq!(idx[3], (GSI2_SK, "DELIVERY#dlv_1".to_string()));
+        assert_eq!(idx[1], (GSI1_SK, format!("2026-01-01T00:00:00Z#{dlv}")));
         let idx = deliveries::status_index(&t("a"), &dlv, DeliveryState::Failed, "2026-01-01T00:00:00.000Z");
         assert_eq!(idx[0], (GSI3_PK, "TENANT#a#STATUS#failed".to_string()));
-        assert_eq!(idx[1], (GSI3_SK, "2026-01-01T00:00:00.000Z#dlv_1".to_string()));
-        assert!(
-            deliveries::delivery(&t("a"), &dlv)
-                .pk
-                .starts_with(&deliveries::delivery_pk_prefix(&t("a")))
+        assert_eq!(idx[1], (GSI3_SK, format!("2026-01-01T00:00:00.000Z#{dlv}")));
+    }
+
+    #[test]
+    fn an_id_not_derived_has_no_key() {
+        let odd = DeliveryId::parse("dlv_1").unwrap();
+        assert_eq!(deliveries::delivery(&t("a"), &odd), None);
+        assert_eq!(deliveries::attempt(&t("a"), &odd, 2), None);
+    }
+
+    #[test]
+    fn tenants_never_share_a_delivery_partition() {
+        let ep = EndpointId::parse("ep_1").unwrap();
+        let evt = EventId::parse("evt_1").unwrap();
+        // The same delivery id read as another tenant's names another partition.
+        let dlv = DeliveryId::derive(&t("a"), &evt, &ep);
+        let (a, ab) = (
+            deliveries::delivery(&t("a"), &dlv).unwrap(),
+            deliveries::delivery(&t("ab"), &dlv).unwrap(),
         );
+        assert_ne!(a.pk, ab.pk);
+        assert!(!ab.pk.starts_with(&deliveries::delivery_pk_prefix(&t("a"))));
     }
 
     #[test]

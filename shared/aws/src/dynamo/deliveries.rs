@@ -1,4 +1,13 @@
 //! Deliveries and their attempts in the deliveries table.
+//!
+//! Every delivery of one event, and their attempt items, share one
+//! partition named by the event's group (`TENANT#{t}#DELIVERIES#{group}`,
+//! see `switchyard_core::keys`): the delivery item is `DELIVERY#{dlv}`,
+//! attempt `n` (from the second on; the first is in the delivery item) is
+//! `ATTEMPT#{dlv}#{n:06}`. The group is part of the delivery id, so the id
+//! alone finds the item (one `GetItem`), and an event's deliveries are one
+//! query of the table itself. Deliveries by endpoint and by state come from
+//! the keys-only indexes `gsi1` and `gsi3` and are read with `BatchGetItem`.
 
 use super::{
     Expect, Item, ListError, Page, Put, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
@@ -32,15 +41,11 @@ impl DynamoDeliveryLog {
     }
 
     fn delivery_item(&self, d: &DeliveryRecord) -> Result<Item, PortError> {
-        let key = keys::deliveries::delivery(&d.tenant_id, &d.delivery_id);
+        let key =
+            keys::deliveries::delivery(&d.tenant_id, &d.delivery_id).ok_or_else(|| not_derived(&d.delivery_id))?;
         let mut item = item_with_key(d, &key, "delivery")?;
-        let index = keys::deliveries::delivery_index(
-            &d.tenant_id,
-            &d.delivery_id,
-            &d.endpoint_id,
-            &d.event_id,
-            &sortable(d.created_at),
-        );
+        let index =
+            keys::deliveries::delivery_index(&d.tenant_id, &d.delivery_id, &d.endpoint_id, &sortable(d.created_at));
         let by_status = keys::deliveries::indexed_by_status(d.state)
             .then(|| keys::deliveries::status_index(&d.tenant_id, &d.delivery_id, d.state, &sortable(d.updated_at)));
         for (name, value) in index.into_iter().chain(by_status.into_iter().flatten()) {
@@ -54,52 +59,61 @@ impl DynamoDeliveryLog {
         AttributeValue::N((from + self.retention).unix_timestamp().to_string())
     }
 
-    /// Reads a delivery and its attempts, oldest attempt first.
+    /// Reads a delivery and its attempts, oldest attempt first: one
+    /// `GetItem`, and a query of its attempt items only when it counts more
+    /// attempts than the first (which the item holds). `None` for an id
+    /// that names no delivery (not found, or not a derived id).
     pub async fn get_delivery(
         &self,
         tenant: &TenantId,
         id: &DeliveryId,
     ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, PortError> {
-        let key = keys::deliveries::delivery(tenant, id);
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":pk", s(&key.pk))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let (mut delivery, mut attempts) = (None, Vec::new());
-        while let Some(page) = pages.next().await {
-            for item in page
-                .map_err(|e| port_error("Query delivery", e))?
-                .items
-                .unwrap_or_default()
-            {
-                let sk = item
-                    .get(keys::SK)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                if sk == key.sk {
-                    delivery = Some(from_item::<DeliveryRecord>(item)?);
-                } else if sk.starts_with(keys::deliveries::ATTEMPT_SK_PREFIX) {
-                    attempts.push(from_item::<AttemptRecord>(item)?);
-                }
+        let Some(key) = keys::deliveries::delivery(tenant, id) else {
+            return Ok(None);
+        };
+        let Some(delivery) =
+            get_item::<DeliveryRecord>(&self.client, &self.table, &key, true, "GetItem delivery").await?
+        else {
+            return Ok(None);
+        };
+        let embedded = u32::from(delivery.first_attempt.is_some());
+        let mut attempts = Vec::new();
+        if delivery.attempts > embedded {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :attempts)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(&key.pk))
+                .expression_attribute_values(":attempts", s(keys::deliveries::attempts_sk_prefix(id)))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                attempts.push(from_item::<AttemptRecord>(
+                    item.map_err(|e| port_error("Query attempts", e))?,
+                )?);
             }
         }
-        Ok(delivery.map(|d| {
-            let log = d.attempt_log(attempts);
-            (d, log)
-        }))
+        let log = delivery.attempt_log(attempts);
+        Ok(Some((delivery, log)))
     }
+}
+
+/// A delivery id that names no partition (not from [`DeliveryId::derive`])
+/// cannot be written.
+fn not_derived(id: &DeliveryId) -> PortError {
+    PortError::permanent(format!("delivery id {id} is not a derived one: it has no event group"))
 }
 
 impl DeliveryLog for DynamoDeliveryLog {
     async fn delivery(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryRecord>, PortError> {
-        let key = keys::deliveries::delivery(tenant, id);
+        let Some(key) = keys::deliveries::delivery(tenant, id) else {
+            return Ok(None);
+        };
         get_item(&self.client, &self.table, &key, true, "GetItem delivery").await
     }
 
@@ -118,7 +132,8 @@ impl DeliveryLog for DynamoDeliveryLog {
             // Stored in the delivery item just written: one write, not two.
             return Ok(());
         }
-        let key = keys::deliveries::attempt(&delivery.tenant_id, &delivery.delivery_id, attempt.attempt);
+        let key = keys::deliveries::attempt(&delivery.tenant_id, &delivery.delivery_id, attempt.attempt)
+            .ok_or_else(|| not_derived(&delivery.delivery_id))?;
         let mut attempt_item = item_with_key(attempt, &key, "attempt")?;
         attempt_item.insert(keys::TTL.into(), self.ttl(attempt.at));
         super::put_item(&self.client, &self.table, attempt_item, "PutItem attempt").await
@@ -246,7 +261,7 @@ impl DynamoDeliveryLog {
                     c,
                     &[
                         (keys::PK, Expect::StartsWith(&prefix)),
-                        (keys::SK, Expect::Is(keys::deliveries::DELIVERY_SK)),
+                        (keys::SK, Expect::StartsWith(keys::deliveries::DELIVERY_SK_PREFIX)),
                         (pk_attr, Expect::Is(pk)),
                         (sk_attr, sk),
                     ],
@@ -313,7 +328,11 @@ impl DynamoDeliveryLog {
             .await
     }
 
-    /// An event's deliveries (one per endpoint it went to), by delivery id.
+    /// An event's deliveries (one per endpoint it went to), by delivery id:
+    /// a query of the event group's partition of the table (no index; the
+    /// items come whole, the attempt items beside them are not read).
+    /// The cursor is the last delivery's key, refused unless it names
+    /// exactly this partition and a delivery in it.
     pub async fn deliveries_by_event(
         &self,
         tenant: &TenantId,
@@ -322,14 +341,36 @@ impl DynamoDeliveryLog {
         cursor: Option<&str>,
     ) -> Result<Page<DeliveryRecord>, ListError> {
         let pk = keys::deliveries::by_event_partition(tenant, event);
-        let sk_rule = Expect::StartsWith(keys::deliveries::BY_EVENT_SK_PREFIX);
-        let start = Self::decode_delivery_cursor(tenant, cursor, (keys::GSI2_PK, &pk), (keys::GSI2_SK, sk_rule))?;
+        let sk_prefix = keys::deliveries::DELIVERY_SK_PREFIX;
+        let start = cursor
+            .map(|c| {
+                decode_cursor(
+                    c,
+                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(sk_prefix))],
+                )
+            })
+            .transpose()?;
         let query = self
-            .index_query(keys::GSI2, keys::GSI2_PK, &pk)
-            .key_condition_expression("#ipk = :ipk");
-        let names = index_key_names(keys::GSI2_PK, keys::GSI2_SK);
-        self.delivery_page(query, limit, start, names, "Query deliveries by event")
-            .await
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :deliveries)")
+            // Another event in the same group would take an 80-bit hash
+            // collision; its deliveries are not this event's all the same.
+            .filter_expression("#evt = :evt")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_names("#evt", "event_id")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":deliveries", s(sk_prefix))
+            .expression_attribute_values(":evt", s(event.as_str()));
+        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query deliveries by event").await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(from_item::<DeliveryRecord>)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next: page.next })
     }
 
     /// A tenant's deliveries in one state, most recently updated first.
@@ -364,13 +405,16 @@ impl DynamoDeliveryLog {
         now: OffsetDateTime,
     ) -> Result<bool, PortError> {
         let retrying = DeliveryState::Retrying;
+        let Some(key) = keys::deliveries::delivery(tenant, id) else {
+            return Ok(false);
+        };
         let [(g3pk, g3pk_value), (g3sk, g3sk_value)] =
             keys::deliveries::status_index(tenant, id, retrying, &sortable(now));
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_item(&keys::deliveries::delivery(tenant, id))))
+            .set_key(Some(key_item(&key)))
             .update_expression(
                 "SET #state = :retrying, #reason = :reason, #updated = :now, #g3pk = :g3pk, #g3sk = :g3sk, \
                  #exp = :exp REMOVE #next",

@@ -550,3 +550,49 @@ async fn a_batch_from_the_ingest_queue_queues_its_fan_out_tasks_together_and_rea
         .collect();
     assert_eq!(queued, (0..8).map(|i| format!("evt_b{i}")).collect::<BTreeSet<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_event_whose_record_cannot_be_stored_fails_its_message_and_its_redelivery_stores_it() {
+    use switchyard_local::aws_proxy::{AwsProxy, Fault, Faults};
+    let stack = Stack::new("door-sqs-nostore").await;
+    let (acme, _) = stack.tenant("acme").await;
+    let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
+    let sdk = switchyard_local::sdk_config_as(&proxy.endpoint(), "IngestFunction").await;
+    let ingest = switchyard_ingest::AwsIngest::new(&sdk, &stack.ingest_settings());
+    let body = r#"{"id":"evt_nostore","type":"invoice.paid","data":{"n":1}}"#;
+    let evt = EventId::parse("evt_nostore").unwrap();
+
+    // DynamoDB refuses every PutItem (through the SDK's own retries): the
+    // fan-out task was queued, the record was not stored, so the message
+    // fails and comes back.
+    proxy.set_faults(Faults {
+        rate: 1.0,
+        kinds: vec![Fault::ServerError],
+        only: vec!["dynamodb:PutItem".into()],
+        limit: None,
+    });
+    let first = stack.send_ingest_message(body, &[("tenant_id", "acme")]).await;
+    let (received, failed) = stack.poll_ingest_queue(&ingest, 2).await;
+    assert_eq!((received.clone(), failed), (vec![first.clone()], vec![first]));
+    assert!(proxy.tally().faults.get("ServerError").is_some_and(|&n| n >= 1));
+    assert_eq!(stack.event_store().get_event(&acme, &evt).await.unwrap(), None);
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 1, "handed over");
+
+    // Its redelivery (the same body) hands it over again and stores it: at
+    // least once, and from then on a repeat is a duplicate.
+    proxy.set_faults(Faults::default());
+    let again = stack.send_ingest_message(body, &[("tenant_id", "acme")]).await;
+    let (received, failed) = stack.poll_ingest_queue(&ingest, 2).await;
+    assert_eq!((received, failed), (vec![again], vec![]));
+    let rec = stack.event_store().get_event(&acme, &evt).await.unwrap().unwrap();
+    assert_eq!(rec.envelope.data["n"], 1);
+    assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 2, "handed over twice");
+    stack.send_ingest_message(body, &[("tenant_id", "acme")]).await;
+    let (_, failed) = stack.poll_ingest_queue(&ingest, 2).await;
+    assert!(failed.is_empty());
+    assert_eq!(
+        stack.depth(&stack.res.fanout_queue_url).await,
+        2,
+        "a duplicate hands nothing over"
+    );
+}

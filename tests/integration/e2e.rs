@@ -341,3 +341,56 @@ async fn a_fan_out_batch_reads_each_tenants_endpoints_once() {
     // globex's 4 to one.
     assert_eq!(stack.depth(&stack.res.deliveries_queue_url).await, 8 * 2 + 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_batch_reads_each_endpoint_once() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use switchyard_local::aws_proxy::AwsProxy;
+    let stack = Stack::new("delivery-memo").await;
+    let (acme, key) = stack.tenant("acme").await;
+    let rx = Receiver::start(|_| Reply::status(204)).await.unwrap();
+    for path in ["/a", "/b"] {
+        stack.endpoint(&acme, &rx.url(path), &[]).await;
+    }
+    let ingest = stack.ingest();
+    for i in 0..6 {
+        let body = format!(r#"{{"id":"evt_m{i}","type":"order.placed","data":{{"n":{i}}}}}"#);
+        assert_eq!(ingest.handle(post_event(key.expose(), &body)).await.status_code, 202);
+    }
+    assert_eq!(stack.drain_fanout().await.failed, 0);
+
+    let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
+    let sdk = switchyard_local::sdk_config_as(&proxy.endpoint(), "DeliveryFunction").await;
+    let delivery = switchyard_delivery::AwsDelivery::new(&sdk, &stack.delivery_settings(T)).unwrap();
+    // Per batch: each record reads its delivery, and each endpoint is read
+    // once, whatever the number of its records in the batch.
+    let expected = Mutex::new(0u64);
+    let q = stack.queue(&stack.res.deliveries_queue_url).await;
+    let report = switchyard_local::esm::drain(&stack.sqs, &q, 10, |e| {
+        let endpoints: HashSet<String> = e
+            .records
+            .iter()
+            .filter_map(|r| serde_json::from_str::<switchyard_core::DeliveryTask>(r.body.as_deref()?).ok())
+            .map(|t| t.endpoint_id.to_string())
+            .collect();
+        *expected.lock().unwrap() += (e.records.len() + endpoints.len()) as u64;
+        delivery.handle(e)
+    })
+    .await
+    .unwrap();
+    assert_eq!((report.received, report.failed), (12, 0));
+    assert_eq!(rx.received().len(), 12, "every delivery made");
+    let reads = proxy
+        .tally()
+        .by_caller
+        .get("DeliveryFunction")
+        .and_then(|ops| ops.get("dynamodb:GetItem").copied())
+        .unwrap_or(0);
+    let expected = expected.into_inner().unwrap();
+    assert_eq!(reads, expected, "one read per delivery, one per endpoint and batch");
+    assert!(
+        expected < 24,
+        "batches held several deliveries to an endpoint ({expected} reads)"
+    );
+}

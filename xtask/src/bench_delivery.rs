@@ -243,7 +243,7 @@ async fn against_moto(a: &Args) -> Result<(), String> {
     let raw = timed(raw(requests, a.concurrency * 10)).await?;
     let (e, r) = (engine.rate(n), raw.rate(n));
     println!(
-        "against moto (the local stack's DynamoDB and SQS; {n} deliveries of 1 KB, {} batches of 10 in flight): engine {e:.0}/s, raw reqwest {r:.0}/s, ratio {:.3}: each delivery reads the delivery and the endpoint and writes the delivery (a first attempt travels in it), and moto serves about 100 requests a second",
+        "against moto (the local stack's DynamoDB and SQS; {n} deliveries of 1 KB, {} batches of 10 in flight): engine {e:.0}/s, raw reqwest {r:.0}/s, ratio {:.3}: each delivery reads the delivery and writes it (a first attempt travels in it), and each batch reads its endpoints once, and moto serves about 100 requests a second",
         a.concurrency,
         e / r
     );

@@ -19,7 +19,7 @@ use std::time::Duration;
 use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
-use switchyard_aws::{RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
+use switchyard_aws::{BatchRegistry, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::batch_log::BatchLine;
 use switchyard_core::delivery::{CircuitConfig, Deliverer, DeliveryConfig, DeliveryOutcome};
 use switchyard_core::metrics::{Observed, Recorder, m};
@@ -189,10 +189,12 @@ where
         // `switchyard_core::batch_log`); the rest keep their own.
         let delivered = BatchLine::new();
         let delivered_ref = &delivered;
+        // Each endpoint is read once per batch (`BatchRegistry`).
+        let endpoints = &BatchRegistry::new(&self.deliverer.registry);
         let response = process_sqs_batch(event, |task: DeliveryTask, record| async move {
             let outcome = self
                 .deliverer
-                .deliver(&task, switchyard_core::time_util::now_utc, retry::random_unit)
+                .deliver_reading(endpoints, &task, switchyard_core::time_util::now_utc, retry::random_unit)
                 .await;
             self.metrics.add(|m| match &outcome {
                 Ok(DeliveryOutcome::Delivered { .. }) => m.count(m::DeliveriesSucceeded, 1),

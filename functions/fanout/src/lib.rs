@@ -10,12 +10,12 @@ use std::sync::Mutex;
 use switchyard_aws::config::{ConfigError, env_var};
 use switchyard_aws::dynamo::DynamoRegistry;
 use switchyard_aws::sqs::SqsQueue;
-use switchyard_aws::{Memo, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
+use switchyard_aws::{BatchRegistry, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::batch_log::BatchLine;
 use switchyard_core::fanout::plan;
 use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::ports::{Registry, TaskQueue, send_grouped};
-use switchyard_core::{ApiKeyHash, DeliveryTask, Endpoint, EndpointId, FanoutTask, PortError, TenantId};
+use switchyard_core::{DeliveryTask, FanoutTask};
 
 /// The fan-out function's state, built once per process.
 pub struct Fanout<R, Q> {
@@ -23,29 +23,6 @@ pub struct Fanout<R, Q> {
     pub queue: Q,
     /// `FanoutTasks`, written as an EMF line at the end of each batch.
     pub metrics: Recorder,
-}
-
-/// The registry as one batch sees it: each tenant's endpoints read once
-/// (a batch's events are mostly one tenant's); everything else passes
-/// through.
-struct PerBatch<'a, R> {
-    registry: &'a R,
-    endpoints: Memo<TenantId, Vec<Endpoint>>,
-}
-
-impl<R: Registry> Registry for PerBatch<'_, R> {
-    async fn tenant_for_key(&self, hash: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
-        self.registry.tenant_for_key(hash).await
-    }
-    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
-        self.endpoints.get(tenant, || self.registry.endpoints(tenant)).await
-    }
-    async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
-        self.registry.endpoint(tenant, id).await
-    }
-    async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
-        self.registry.tenant_exists(tenant).await
-    }
 }
 
 /// Fan-out over DynamoDB and SQS.
@@ -93,10 +70,7 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
         // are read once per batch.
         let planned: Mutex<Vec<Planned>> = Mutex::new(Vec::new());
         let planned_ref = &planned;
-        let registry = &PerBatch {
-            registry: &self.registry,
-            endpoints: Memo::default(),
-        };
+        let registry = &BatchRegistry::new(&self.registry);
         let mut response = process_sqs_batch(event, |task: FanoutTask, record| async move {
             let env = &task.envelope;
             let now = switchyard_core::time_util::now_utc();

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
+use switchyard_core::ports::Registry;
+use switchyard_core::{ApiKeyHash, Endpoint, EndpointId, PortError, TenantId};
 
 /// At most this many records of one batch are in flight at once.
 pub const MAX_CONCURRENCY: usize = 64;
@@ -143,6 +145,44 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
             .or_default()
             .clone();
         cell.get_or_try_init(read).await.cloned()
+    }
+}
+
+/// The registry as one batch sees it: each tenant's endpoints, and each
+/// endpoint, read once per batch (a batch's records are mostly one tenant's,
+/// often one endpoint's); everything else passes through. The records of a
+/// batch start together, so each would have read the same item at the same
+/// moment anyway: an endpoint's circuit, changed by one record's attempt, is
+/// read afresh by the next batch.
+pub struct BatchRegistry<'a, R> {
+    registry: &'a R,
+    endpoints: Memo<TenantId, Vec<Endpoint>>,
+    endpoint: Memo<(TenantId, EndpointId), Option<Endpoint>>,
+}
+
+impl<'a, R> BatchRegistry<'a, R> {
+    pub fn new(registry: &'a R) -> Self {
+        Self {
+            registry,
+            endpoints: Memo::default(),
+            endpoint: Memo::default(),
+        }
+    }
+}
+
+impl<R: Registry> Registry for BatchRegistry<'_, R> {
+    async fn tenant_for_key(&self, hash: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
+        self.registry.tenant_for_key(hash).await
+    }
+    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
+        self.endpoints.get(tenant, || self.registry.endpoints(tenant)).await
+    }
+    async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
+        let key = (tenant.clone(), id.clone());
+        self.endpoint.get(&key, || self.registry.endpoint(tenant, id)).await
+    }
+    async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
+        self.registry.tenant_exists(tenant).await
     }
 }
 

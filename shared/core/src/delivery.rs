@@ -455,6 +455,20 @@ where
         now: impl Fn() -> OffsetDateTime,
         unit_random: impl Fn() -> f64,
     ) -> Result<DeliveryOutcome, DeliveryError> {
+        self.deliver_reading(&self.registry, task, now, unit_random).await
+    }
+
+    /// [`Self::deliver`], reading the task's endpoint from `endpoints`: a
+    /// view of the registry that one batch's records share, so that each
+    /// endpoint is read once per batch. The circuit's updates still go to
+    /// the registry itself.
+    pub async fn deliver_reading(
+        &self,
+        endpoints: &impl Registry,
+        task: &DeliveryTask,
+        now: impl Fn() -> OffsetDateTime,
+        unit_random: impl Fn() -> f64,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
         let at = now();
         let existing = self
             .log
@@ -504,8 +518,7 @@ where
             record.manual_request = task.manual_request.clone();
         }
 
-        let endpoint = self
-            .registry
+        let endpoint = endpoints
             .endpoint(&task.tenant_id, &task.endpoint_id)
             .await
             .map_err(DeliveryError::Registry)?;

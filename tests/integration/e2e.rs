@@ -325,12 +325,7 @@ async fn a_fan_out_batch_reads_each_tenants_endpoints_once() {
     .await
     .unwrap();
     assert_eq!((report.received, report.failed), (12, 0));
-    let queries = proxy
-        .tally()
-        .by_caller
-        .get("FanoutFunction")
-        .and_then(|ops| ops.get("dynamodb:Query").copied())
-        .unwrap_or(0);
+    let queries = proxy.tally().calls_by("FanoutFunction", "dynamodb:Query");
     let expected = expected.into_inner().unwrap();
     assert_eq!(queries, expected, "one endpoints read per tenant and batch");
     assert!(
@@ -381,12 +376,7 @@ async fn a_delivery_batch_reads_each_endpoint_once() {
     .unwrap();
     assert_eq!((report.received, report.failed), (12, 0));
     assert_eq!(rx.received().len(), 12, "every delivery made");
-    let reads = proxy
-        .tally()
-        .by_caller
-        .get("DeliveryFunction")
-        .and_then(|ops| ops.get("dynamodb:GetItem").copied())
-        .unwrap_or(0);
+    let reads = proxy.tally().calls_by("DeliveryFunction", "dynamodb:GetItem");
     let expected = expected.into_inner().unwrap();
     assert_eq!(reads, expected, "one read per delivery, one per endpoint and batch");
     assert!(

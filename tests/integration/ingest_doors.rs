@@ -460,14 +460,7 @@ async fn a_batch_from_the_ingest_queue_queues_its_fan_out_tasks_together_and_rea
     let sdk = switchyard_local::sdk_config_as(&proxy.endpoint(), "IngestFunction").await;
     let ingest = switchyard_ingest::AwsIngest::new(&sdk, &stack.ingest_settings());
     let body = |i: usize| format!(r#"{{"id":"evt_b{i}","type":"invoice.paid","data":{{"n":{i}}}}}"#);
-    let ingest_calls = |op: &str| {
-        proxy
-            .tally()
-            .by_caller
-            .get("IngestFunction")
-            .and_then(|ops| ops.get(op).copied())
-            .unwrap_or(0)
-    };
+    let ingest_calls = |op: &str| proxy.tally().calls_by("IngestFunction", op);
     // Polls until `n` messages were received; returns the failures and how
     // many polls got messages.
     let poll = |n: usize| {

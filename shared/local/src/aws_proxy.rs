@@ -86,6 +86,14 @@ impl Tally {
             .map(|(_, v)| v)
             .sum()
     }
+
+    /// Requests of one caller for one `service:Operation`.
+    pub fn calls_by(&self, caller: &str, op: &str) -> u64 {
+        self.by_caller
+            .get(caller)
+            .and_then(|ops| ops.get(op).copied())
+            .unwrap_or(0)
+    }
 }
 
 struct State {

@@ -5,12 +5,14 @@
 //! back from SQS later. The deliveries of the whole batch are queued
 //! together, ten per `SendMessageBatch`.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::sync::Mutex;
 use switchyard_aws::config::{ConfigError, env_var};
 use switchyard_aws::dynamo::DynamoRegistry;
 use switchyard_aws::sqs::SqsQueue;
-use switchyard_aws::{BatchRegistry, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
+use switchyard_aws::{
+    BatchRegistry, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, item_failure, process_sqs_batch,
+};
 use switchyard_core::batch_log::BatchLine;
 use switchyard_core::fanout::plan;
 use switchyard_core::metrics::{Recorder, m};
@@ -113,9 +115,7 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
                 }
                 Err(e) => {
                     tracing::warn!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, error = %e, "queueing the deliveries failed; the event will be fanned out again");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = p.message_id.clone();
-                    response.batch_item_failures.push(failure);
+                    response.batch_item_failures.push(item_failure(p.message_id.clone()));
                 }
             }
         }

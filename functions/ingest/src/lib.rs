@@ -43,7 +43,7 @@
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -54,7 +54,7 @@ use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{
-    Memo, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, process_sqs_batch,
+    Memo, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, item_failure, process_sqs_batch,
 };
 use switchyard_core::batch_log::BatchLine;
 use switchyard_core::doors::{ServiceEventError, TenantRules, parse_service_event};
@@ -359,13 +359,6 @@ struct Pending {
     tenant: TenantId,
     record: EventRecord,
     seen: bool,
-}
-
-/// The failure of one message of a batch: SQS redelivers it.
-fn item_failure(message_id: String) -> BatchItemFailure {
-    let mut failure = BatchItemFailure::default();
-    failure.item_identifier = message_id;
-    failure
 }
 
 /// Whether each tenant named in one batch exists, read once per tenant even

@@ -108,12 +108,16 @@ where
         .await;
 
     let mut response = SqsBatchResponse::default();
-    for id in failures {
-        let mut item = BatchItemFailure::default();
-        item.item_identifier = id;
-        response.batch_item_failures.push(item);
-    }
+    response.batch_item_failures = failures.into_iter().map(item_failure).collect();
     response
+}
+
+/// The failure of one message of a batch (by its message id): SQS
+/// redelivers it.
+pub fn item_failure(message_id: String) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = message_id;
+    failure
 }
 
 /// Values read once per batch: the records of a batch, handled at the same

@@ -22,7 +22,8 @@ pub mod sqs;
 
 pub use aws_config::SdkConfig;
 pub use batch::{
-    BatchRegistry, Memo, RecordFailure, SqsRecord, process_sqs_batch, process_sqs_records, queue_url_from_arn,
+    BatchRegistry, Memo, RecordFailure, SqsRecord, item_failure, process_sqs_batch, process_sqs_records,
+    queue_url_from_arn,
 };
 pub use config::{env_var, load};
 pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs};

@@ -2,7 +2,7 @@
 //! client, in one process, on loopback.
 //!
 //! - **Throughput**: the delivery handler's real path (SQS batch parsing,
-//!   the `Deliverer`'s decisions, signing, the guarded reqwest sender,
+//!   the `Deliverer`'s decisions, signing, the guarded hyper-util sender,
 //!   attempt recording through the store traits, the batch response)
 //!   pushing N deliveries of a 1 KB event to a receiver on 127.0.0.1, with
 //!   C batches of 10 in flight (as C concurrent Lambda invocations would),
@@ -15,10 +15,12 @@
 //!   CPU-bound, so the ratio is the ratio of CPU per delivery. Why 10·C
 //!   requests and not batches of ten for the raw loop too: `--diagnose` also
 //!   runs the raw loop in the engine's shape (groups of ten, each waiting for
-//!   its slowest, C groups at once) and the engine's `HttpSender` alone; both
-//!   run as fast as the flat raw loop (the barrier of a batch costs nothing
-//!   measurable when the CPU is the limit), so the flat loop is the fairer,
-//!   and stronger, reference.
+//!   its slowest, C groups at once), which runs as fast as the flat raw loop
+//!   (the barrier of a batch costs nothing measurable when the CPU is the
+//!   limit), so the flat loop is the fairer, and stronger, reference. It
+//!   also runs the engine's `HttpSender` alone and a raw loop on hyper-util's
+//!   client (the client under `HttpSender`, without reqwest's layers): the
+//!   engine's own share of its CPU is its distance from those.
 //! - **Against moto** (`--only moto`): the same engine with the local
 //!   stack's stores (the DynamoDB and SQS adapters, moto on its own port),
 //!   N/10 deliveries (at least 100), against the raw loop: what the local
@@ -474,6 +476,37 @@ async fn raw_batched(requests: Vec<RawRequest>, groups: usize) -> Result<Duratio
     Ok(took)
 }
 
+/// Diagnosis: the same requests with hyper-util's pooling client, the one
+/// under the engine's `HttpSender`, without reqwest's layers (the leaner
+/// reference: how much of the engine's CPU is its own work).
+async fn raw_hyper(requests: Vec<RawRequest>, in_flight: usize) -> Result<Duration, String> {
+    use hyper_util::client::legacy::Client;
+    let client: Client<_, http_body_util::Full<bytes::Bytes>> = Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let (took, _) = bounded(requests, in_flight, |r| {
+        let client = client.clone();
+        async move {
+            let mut b = hyper::Request::post(r.url.as_str());
+            for (k, v) in &r.headers {
+                b = b.header(k.as_str(), v.as_str());
+            }
+            let Ok(req) = b.body(http_body_util::Full::new(bytes::Bytes::from(r.body))) else {
+                return 0;
+            };
+            match tokio::time::timeout(Duration::from_secs(15), client.request(req)).await {
+                Ok(Ok(resp)) => {
+                    let status = resp.status().as_u16();
+                    let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+                    status
+                }
+                _ => 0,
+            }
+        }
+    })
+    .await;
+    Ok(took)
+}
+
 /// Diagnosis: the engine's sender alone (no store, no decisions), the raw
 /// loop's shape.
 async fn sender_only(requests: Vec<WebhookRequest>, in_flight: usize) -> Result<Duration, String> {
@@ -561,11 +594,17 @@ async fn throughput(a: &Args) -> Result<(), String> {
                 a.concurrency,
             ))
             .await?;
+            let h = timed(raw_hyper(
+                requests.iter().map(RawRequest::from).collect(),
+                a.concurrency * 10,
+            ))
+            .await?;
             let s = timed(sender_only(requests, a.concurrency * 10)).await?;
             println!(
-                "  diagnosis: {}; {}",
+                "  diagnosis: {}; {}; {}",
                 describe("raw in batches of 10", &b, a.n),
-                describe("HttpSender alone", &s, a.n)
+                describe("HttpSender alone", &s, a.n),
+                describe("raw hyper-util", &h, a.n)
             );
         }
     }

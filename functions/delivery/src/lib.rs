@@ -30,7 +30,7 @@ use switchyard_core::retry::{self, TimeScale};
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::{DeliveryTask, FanoutTask};
 
-pub use http::HttpSender;
+pub use http::{HttpSender, SenderError};
 
 /// The delivery function's state, built once per process.
 pub struct Delivery<R, H, L, D, O, Q> {
@@ -140,7 +140,7 @@ pub fn deployed_config(request_timeout: Duration, ssrf: SsrfPolicy) -> DeliveryC
 }
 
 impl AwsDelivery {
-    pub fn new(sdk: &SdkConfig, settings: &Settings) -> Result<Self, reqwest::Error> {
+    pub fn new(sdk: &SdkConfig, settings: &Settings) -> Result<Self, SenderError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let metrics = Recorder::new(switchyard_aws::config::stage(), "delivery");

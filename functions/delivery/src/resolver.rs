@@ -1,30 +1,37 @@
-//! The connect-time half of the SSRF guard: a DNS resolver for reqwest that
-//! hands back only the addresses Switchyard may connect to.
+//! The connect-time half of the SSRF guard: a DNS resolver for the webhook
+//! client's connector that hands back only the addresses Switchyard may
+//! connect to.
 //!
-//! reqwest connects only to the addresses its resolver returns, so the
+//! The connector connects only to the addresses its resolver returns, so the
 //! address checked here is the address connected to: a name that resolved to
 //! a public address when the endpoint was registered and to a private one now
 //! (DNS rebinding) is refused.
 
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use std::fmt;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 use switchyard_core::ssrf::{SsrfError, SsrfPolicy, check_ip};
 
-/// A [`reqwest::dns::Resolve`] that resolves with the system resolver
+/// A resolver (a `tower_service::Service` of host names, as hyper-util's
+/// `HttpConnector` takes) that resolves with the system resolver
 /// (`tokio::net::lookup_host`) and returns only the addresses that pass
 /// [`check_ip`] under its policy. When every address is refused, resolution
 /// fails with a [`ResolveError::Refused`] naming the first refused address
 /// and why, so the attempt records the reason ("…: refusing to connect to
 /// `localhost`: the host resolves to a loopback address (127.0.0.1)").
 ///
-/// reqwest does **not** call the resolver for IP-literal hosts
-/// (`https://10.0.0.1/`, `https://[::1]/`), nor for names given to
-/// [`reqwest::ClientBuilder::resolve`]. Callers must therefore also run
+/// The connector does **not** call the resolver for IP-literal hosts
+/// (`https://10.0.0.1/`, `https://[::1]/`). Callers must therefore also run
 /// [`switchyard_core::ssrf::check_url`] on every URL before sending it. The
 /// client must not use a proxy (the resolver would then check the proxy's
 /// address, not the endpoint's) nor follow redirects (a redirect target is
-/// not passed through `check_url`); [`client_builder`] sets both up.
+/// not passed through `check_url`): the connector of [`connector`] has no
+/// proxy, and hyper's client never follows a redirect.
 #[derive(Clone)]
 pub struct GuardedResolver {
     policy: Arc<SsrfPolicy>,
@@ -57,14 +64,20 @@ impl fmt::Debug for GuardedResolver {
     }
 }
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+/// hyper-util's `HttpConnector` resolves through any such service; it sets
+/// the URL's port on the addresses returned.
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = ResolveError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ResolveError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ResolveError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let this = self.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs = this.lookup(&host).await?;
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
+        Box::pin(async move { this.lookup(name.as_str()).await.map(Vec::into_iter) })
     }
 }
 
@@ -146,15 +159,16 @@ pub fn filter_addrs(
     }
 }
 
-/// A reqwest client builder guarded by `policy`: DNS through
-/// [`GuardedResolver`], no proxy (not even from `HTTP(S)_PROXY`), redirects
-/// never followed. Timeouts and the rest are the caller's. URLs must still
-/// pass [`switchyard_core::ssrf::check_url`] before they are sent.
-pub fn client_builder(policy: impl Into<Arc<SsrfPolicy>>) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver::new(policy)))
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
+/// A TCP connector guarded by `policy`: DNS through [`GuardedResolver`],
+/// `TCP_NODELAY`, connects given up after `connect_timeout`, any scheme
+/// (TLS is the layer above). No proxy, whatever `HTTP(S)_PROXY` says. URLs
+/// must still pass [`switchyard_core::ssrf::check_url`] before they are sent.
+pub fn connector(policy: impl Into<Arc<SsrfPolicy>>, connect_timeout: Duration) -> HttpConnector<GuardedResolver> {
+    let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(policy));
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http
 }
 
 #[cfg(test)]
@@ -301,49 +315,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resolver_through_reqwest_trait() {
-        use reqwest::dns::Resolve;
-        let resolver = GuardedResolver::new(SsrfPolicy::strict());
-        let name: reqwest::dns::Name = "localhost".parse().unwrap();
-        let err = match resolver.resolve(name).await {
+    async fn resolver_as_the_connectors_service() {
+        use tower_service::Service;
+        let mut resolver = GuardedResolver::new(SsrfPolicy::strict());
+        let name: Name = "localhost".parse().unwrap();
+        let err = match resolver.call(name).await {
             Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
             Err(e) => e,
         };
-        assert!(err.to_string().contains("loopback"), "{err}");
-        assert!(err.downcast_ref::<ResolveError>().is_some());
+        assert!(chain(&err).contains("loopback"), "{err}");
+        assert!(err.ssrf().is_some(), "{err}");
+        let mut allowed = GuardedResolver::new(allow_loopback(true));
+        let addrs: Vec<SocketAddr> = allowed.call("localhost".parse().unwrap()).await.unwrap().collect();
+        assert!(
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()),
+            "{addrs:?}"
+        );
+    }
+
+    fn request(url: String) -> switchyard_core::delivery::WebhookRequest {
+        switchyard_core::delivery::WebhookRequest {
+            url: switchyard_core::EndpointUrl::parse(&url).unwrap(),
+            headers: Vec::new(),
+            body: "{}".into(),
+        }
     }
 
     #[tokio::test]
     async fn resolver_request_to_localhost_is_refused_under_strict_policy() {
+        use switchyard_core::ports::WebhookSender;
         let (port, served) = spawn_server();
-        let client = client_builder(http_only()).timeout(TEST_TIMEOUT).build().unwrap();
-        let err = client
-            .post(format!("http://localhost:{port}/"))
-            .body("{}")
-            .send()
+        let sender = crate::HttpSender::new(TEST_TIMEOUT, http_only()).unwrap();
+        let err = sender
+            .send(&request(format!("http://localhost:{port}/")))
             .await
             .unwrap_err();
-        let detail = chain(&err);
-        assert!(err.is_connect(), "{detail}");
+        let switchyard_core::delivery::SendError::Refused(detail) = &err else {
+            panic!("not refused: {err:?}");
+        };
         assert!(detail.contains("loopback"), "{detail}");
         assert!(detail.contains("refusing to connect to `localhost`"), "{detail}");
+        assert_eq!(err.kind(), "address_refused");
         assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn resolver_request_to_localhost_succeeds_with_allow_list() {
+        use switchyard_core::ports::WebhookSender;
         let (port, served) = spawn_server();
-        let client = client_builder(allow_loopback(true))
-            .timeout(TEST_TIMEOUT)
-            .build()
-            .unwrap();
-        let resp = client
-            .post(format!("http://localhost:{port}/"))
-            .body("{}")
-            .send()
+        let sender = crate::HttpSender::new(TEST_TIMEOUT, allow_loopback(true)).unwrap();
+        let resp = sender
+            .send(&request(format!("http://localhost:{port}/")))
             .await
-            .unwrap_or_else(|e| panic!("{}", chain(&e)));
-        assert_eq!(resp.status(), 200);
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status, 200);
         assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

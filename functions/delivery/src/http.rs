@@ -177,7 +177,7 @@ impl WebhookSender for HttpSender {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use switchyard_core::EndpointUrl;
     use switchyard_core::ssrf::SsrfPolicy;
@@ -253,7 +253,8 @@ mod tests {
         }
     }
 
-    fn post_to(url: &str) -> WebhookRequest {
+    /// A POST of `{}` to `url`, without headers.
+    pub(crate) fn post_to(url: &str) -> WebhookRequest {
         WebhookRequest {
             url: EndpointUrl::parse(url).unwrap(),
             headers: Vec::new(),

@@ -174,6 +174,7 @@ pub fn connector(policy: impl Into<Arc<SsrfPolicy>>, connect_timeout: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::tests::post_to;
     use std::io::{Read, Write};
     use std::net::{IpAddr, TcpListener};
     use std::time::Duration;
@@ -333,21 +334,13 @@ mod tests {
         );
     }
 
-    fn request(url: String) -> switchyard_core::delivery::WebhookRequest {
-        switchyard_core::delivery::WebhookRequest {
-            url: switchyard_core::EndpointUrl::parse(&url).unwrap(),
-            headers: Vec::new(),
-            body: "{}".into(),
-        }
-    }
-
     #[tokio::test]
     async fn resolver_request_to_localhost_is_refused_under_strict_policy() {
         use switchyard_core::ports::WebhookSender;
         let (port, served) = spawn_server();
         let sender = crate::HttpSender::new(TEST_TIMEOUT, http_only()).unwrap();
         let err = sender
-            .send(&request(format!("http://localhost:{port}/")))
+            .send(&post_to(&format!("http://localhost:{port}/")))
             .await
             .unwrap_err();
         let switchyard_core::delivery::SendError::Refused(detail) = &err else {
@@ -365,7 +358,7 @@ mod tests {
         let (port, served) = spawn_server();
         let sender = crate::HttpSender::new(TEST_TIMEOUT, allow_loopback(true)).unwrap();
         let resp = sender
-            .send(&request(format!("http://localhost:{port}/")))
+            .send(&post_to(&format!("http://localhost:{port}/")))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(resp.status, 200);

@@ -218,11 +218,7 @@ pub(crate) mod tests {
                 .unwrap();
             String::from_utf8(got).unwrap()
         });
-        let policy = SsrfPolicy {
-            allow_http: true,
-            allow: SsrfPolicy::parse_allow_list("127.0.0.0/8").unwrap(),
-        };
-        let sender = HttpSender::new(Duration::from_secs(10), policy).unwrap();
+        let sender = HttpSender::new(Duration::from_secs(10), loopback()).unwrap();
         let request = WebhookRequest {
             url: EndpointUrl::parse(&url).unwrap(),
             headers: vec![

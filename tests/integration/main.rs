@@ -14,6 +14,7 @@ mod ingest_bad_input;
 mod ingest_doors;
 mod internal_routing;
 mod observability;
+mod queue_limits;
 mod rebinding;
 mod redrive;
 mod runner;

@@ -44,6 +44,8 @@ pub struct Stack {
     pub sqs: aws_sdk_sqs::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub registry: DynamoRegistry,
+    /// How this stack's queues were made.
+    pub opts: QueueOptions,
     /// A moto server of this stack's own, if it has one (stopped on drop).
     _moto: Option<Moto>,
 }
@@ -82,6 +84,7 @@ impl Stack {
         Self {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             registry: DynamoRegistry::new(ddb.clone(), &res.registry_table),
+            opts,
             ddb,
             sdk,
             res,
@@ -128,6 +131,7 @@ impl Stack {
             deliveries_queue_url: self.res.deliveries_queue_url.clone(),
             deliveries_dlq_url: self.res.deliveries_dlq_url.clone(),
             fanout_queue_url: self.res.fanout_queue_url.clone(),
+            queue_limits: self.opts.deliveries_limits(),
             request_timeout: timeout,
             retention_days: 30,
             config: switchyard_core::delivery::DeliveryConfig {

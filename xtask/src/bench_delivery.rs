@@ -212,6 +212,7 @@ async fn against_moto(a: &Args) -> Result<(), String> {
         deliveries_queue_url: res.deliveries_queue_url.clone(),
         deliveries_dlq_url: res.deliveries_dlq_url.clone(),
         fanout_queue_url: res.fanout_queue_url.clone(),
+        queue_limits: switchyard_core::requeue::QueueLimits::default(),
         request_timeout: timeout,
         retention_days: 30,
         config: switchyard_delivery::deployed_config(timeout, switchyard_local::local_ssrf_policy()),
@@ -337,6 +338,7 @@ fn engine<H: WebhookSender, L: DeliveryLog>(mem: &Memory, sender: H, log: L, tim
             config: switchyard_delivery::deployed_config(timeout, switchyard_local::local_ssrf_policy()),
         },
         queue: mem.clone(),
+        queue_limits: switchyard_core::requeue::QueueLimits::default(),
         metrics: Recorder::with_emit("bench", "delivery", Arc::new(|_: &str| {})),
     }
 }

@@ -7,7 +7,10 @@
 //!   a finished delivery: the message is acknowledged (deleted);
 //! - to be retried (or not yet due): the message is made invisible for the
 //!   delay with ChangeMessageVisibility and reported as a batch item failure,
-//!   so the same message comes back when the next attempt is due;
+//!   so the same message comes back when the next attempt is due; or, when
+//!   `switchyard_core::requeue` says so (a wait that is not a failure, a
+//!   message near its retention or its receive budget), the task is sent
+//!   again as a new delayed message and the received one acknowledged;
 //! - the registry, the log or a queue could not be reached: a batch item
 //!   failure; the message comes back after the queue's visibility timeout.
 
@@ -26,6 +29,7 @@ use switchyard_core::metrics::{Observed, Recorder, m};
 use switchyard_core::ports::{
     DeliveryLog, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue, WebhookSender,
 };
+use switchyard_core::requeue::{self, QueueLimits, Received, Requeue, WaitKind};
 use switchyard_core::retry::{self, TimeScale};
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::{DeliveryTask, FanoutTask};
@@ -37,6 +41,8 @@ pub struct Delivery<R, H, L, D, O, Q> {
     pub deliverer: Deliverer<R, H, L, D, O>,
     /// The deliveries queue, to put a task back to sleep until it is due.
     pub queue: Q,
+    /// The deliveries queue's retention and receive budget.
+    pub queue_limits: QueueLimits,
     /// This invocation's metrics (the registry and sender wrappers add to
     /// them too), written as one EMF line at the end of each batch.
     pub metrics: Recorder,
@@ -62,6 +68,8 @@ pub struct Settings {
     pub deliveries_dlq_url: String,
     /// Operational events (`delivery.exhausted`, `endpoint.disabled`) enter here.
     pub fanout_queue_url: String,
+    /// The deliveries queue's `maxReceiveCount` and retention.
+    pub queue_limits: QueueLimits,
     pub request_timeout: Duration,
     pub retention_days: u16,
     pub config: DeliveryConfig,
@@ -70,7 +78,8 @@ pub struct Settings {
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
     /// `DELIVERIES_DLQ_URL`, `FANOUT_QUEUE_URL`, and optionally
-    /// `REQUEST_TIMEOUT_MS` (15000), `EVENT_RETENTION_DAYS` (30),
+    /// `DELIVERIES_MAX_RECEIVE_COUNT` (200), `DELIVERIES_RETENTION_SECS`
+    /// (1209600), `REQUEST_TIMEOUT_MS` (15000), `EVENT_RETENTION_DAYS` (30),
     /// `CIRCUIT_FAILURE_THRESHOLD` (5), `CIRCUIT_OPEN_SECS` (60),
     /// `ENDPOINT_DISABLE_AFTER_HOURS` (120), `STALL_AFTER_MS` (half the
     /// request timeout; 0: never), `MAX_RETRY_AFTER_SECS` (21600),
@@ -112,6 +121,18 @@ impl Settings {
             deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
             deliveries_dlq_url: env_var("DELIVERIES_DLQ_URL")?,
             fanout_queue_url: env_var("FANOUT_QUEUE_URL")?,
+            queue_limits: QueueLimits {
+                max_receive_count: env_in_range(
+                    "DELIVERIES_MAX_RECEIVE_COUNT",
+                    requeue::DEFAULT_MAX_RECEIVE_COUNT,
+                    2..=1000,
+                )?,
+                retention: Duration::from_secs(env_in_range(
+                    "DELIVERIES_RETENTION_SECS",
+                    requeue::MAX_RETENTION.as_secs(),
+                    60..=requeue::MAX_RETENTION.as_secs(),
+                )?),
+            },
             request_timeout,
             retention_days: retention_days()?,
             config: DeliveryConfig {
@@ -122,6 +143,15 @@ impl Settings {
             },
         })
     }
+}
+
+/// How long ago a message sent at `sent_at_ms` (Unix milliseconds) was
+/// sent; zero if SQS did not say or the clocks disagree.
+pub fn message_age(sent_at_ms: Option<i64>, now: time::OffsetDateTime) -> Duration {
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    sent_at_ms
+        .map(|sent| Duration::from_millis(now_ms.saturating_sub(sent).max(0) as u64))
+        .unwrap_or_default()
 }
 
 /// The delivery rules as the function runs them with this request timeout
@@ -164,6 +194,7 @@ impl AwsDelivery {
                 config: settings.config.clone(),
             },
             queue: SqsQueue::new(sqs, &settings.deliveries_queue_url),
+            queue_limits: settings.queue_limits,
             metrics,
         })
     }
@@ -176,7 +207,7 @@ where
     L: DeliveryLog,
     D: TaskQueue<DeliveryTask>,
     O: TaskQueue<FanoutTask>,
-    Q: Redelivery,
+    Q: Redelivery<DeliveryTask>,
 {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let response = self.handle_batch(event).await;
@@ -209,12 +240,12 @@ where
                     task.delivery_id, task.event_id, task.endpoint_id, task.tenant_id
                 )
             };
-            let delay = match outcome {
+            let (delay, kind) = match outcome {
                 Ok(DeliveryOutcome::Retry { delay }) => {
                     tracing::info!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, retry_in_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
-                    delay
+                    (delay, WaitKind::Attempted)
                 }
-                Ok(DeliveryOutcome::Wait { delay }) => delay,
+                Ok(DeliveryOutcome::Wait { delay }) => (delay, WaitKind::NotAttempted),
                 Ok(DeliveryOutcome::Delivered { status }) => {
                     tracing::debug!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, status, "delivered");
                     delivered_ref.add(task.tenant_id.as_str(), task.event_id.as_str(), Some(task.delivery_id.as_str()));
@@ -226,6 +257,24 @@ where
                 }
                 Err(e) => return Err(RecordFailure::new(format_args!("{}: {e}", ids(&task)))),
             };
+            let received = Received {
+                receive_count: record.receive_count,
+                age: message_age(record.sent_at_ms, switchyard_core::time_util::now_utc()),
+            };
+            if let Requeue::Resend { delay_secs } = requeue::plan(delay, kind, received, &self.queue_limits) {
+                // The new message first, then the received one acknowledged:
+                // a crash between the two leaves two copies, never none.
+                match self.queue.send_after(&task, Duration::from_secs(u64::from(delay_secs))).await {
+                    Ok(()) => {
+                        self.metrics.add(|m| m.count(m::TasksResent, 1));
+                        tracing::debug!(delivery_id = %task.delivery_id, receive_count = record.receive_count, delay_secs, "task sent again as a new message");
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::warn!(delivery_id = %task.delivery_id, error = %e, "could not send the task again; the same message is hidden instead");
+                    }
+                }
+            }
             // Make the same message come back when the next attempt is due.
             if let Err(e) = self.queue.redeliver_after(&record.receipt_handle, delay).await {
                 tracing::warn!(delivery_id = %task.delivery_id, error = %e, "could not set the retry delay; the queue's visibility timeout applies");

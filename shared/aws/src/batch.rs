@@ -29,6 +29,9 @@ pub struct SqsRecord {
     pub receive_count: u32,
     /// The ARN of the queue the message came from (`eventSourceARN`).
     pub queue_arn: String,
+    /// When the message was sent (`SentTimestamp`, Unix milliseconds);
+    /// `None` if SQS did not say.
+    pub sent_at_ms: Option<i64>,
 }
 
 /// Why a record was not handled; it will be delivered again.
@@ -86,7 +89,9 @@ where
                 .get("ApproximateReceiveCount")
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
+            let sent_at_ms = msg.attributes.get("SentTimestamp").and_then(|t| t.parse().ok());
             let record = SqsRecord {
+                sent_at_ms,
                 message_id,
                 receipt_handle: msg.receipt_handle.take().unwrap_or_default(),
                 receive_count,

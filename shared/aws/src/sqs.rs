@@ -132,10 +132,24 @@ impl<T: Serialize> SqsQueue<T> {
     }
 }
 
-impl<T> Redelivery for SqsQueue<T> {
+impl<T: Serialize + Sync> Redelivery<T> for SqsQueue<T> {
     async fn redeliver_after(&self, receipt_handle: &str, delay: Duration) -> Result<(), PortError> {
         self.change_visibility(receipt_handle, switchyard_core::retry::visibility_for(delay))
             .await
+    }
+
+    async fn send_after(&self, task: &T, delay: Duration) -> Result<(), PortError> {
+        let body = serde_json::to_string(task).map_err(|e| PortError::permanent(format!("serialising a task: {e}")))?;
+        let secs = switchyard_core::retry::visibility_for(delay).min(switchyard_core::requeue::MAX_SEND_DELAY_SECS);
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(secs as i32)
+            .send()
+            .await
+            .map_err(|e| port_error("SendMessage", e))?;
+        Ok(())
     }
 }
 

@@ -12,7 +12,10 @@
 //!   changes the message's visibility. Delays beyond SQS's 12 h limit are
 //!   waited out in steps: the delivery record holds `next_attempt_at`, and a
 //!   message that comes back early is put back to sleep
-//!   ([`DeliveryOutcome::Wait`]).
+//!   ([`DeliveryOutcome::Wait`]). How a waiting task goes back on the queue
+//!   (the same message hidden, or sent again as a new one so that no wait
+//!   outlives the queue's retention or uses up its receive budget) is
+//!   [`crate::requeue`]'s choice.
 //! - When the policy is exhausted (or the URL is refused, or the endpoint is
 //!   gone) the delivery is marked failed, the task goes to the deliveries DLQ
 //!   with its reason, and a `delivery.exhausted` operational event goes to

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod memory;
 pub mod metrics;
 pub mod ports;
+pub mod requeue;
 pub mod retry;
 pub mod routing;
 pub mod signing;

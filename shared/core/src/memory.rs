@@ -21,6 +21,8 @@ pub struct MemoryStore {
     pub dead_letters: Mutex<Vec<DeliveryTask>>,
     pub ops: Mutex<Vec<FanoutTask>>,
     pub redeliveries: Mutex<Vec<(String, std::time::Duration)>>,
+    /// Tasks sent again as new messages, with their delay.
+    pub resent: Mutex<Vec<(DeliveryTask, std::time::Duration)>>,
     slots: Mutex<HashMap<(EndpointId, i64), u32>>,
 }
 
@@ -165,9 +167,13 @@ impl TaskQueue<FanoutTask> for Memory {
     }
 }
 
-impl Redelivery for Memory {
+impl Redelivery<DeliveryTask> for Memory {
     async fn redeliver_after(&self, receipt_handle: &str, delay: std::time::Duration) -> Result<(), PortError> {
         lock(&self.redeliveries).push((receipt_handle.to_string(), delay));
+        Ok(())
+    }
+    async fn send_after(&self, task: &DeliveryTask, delay: std::time::Duration) -> Result<(), PortError> {
+        lock(&self.resent).push((task.clone(), delay));
         Ok(())
     }
 }

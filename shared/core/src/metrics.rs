@@ -124,6 +124,13 @@ pub mod m {
         "deliveries that ran out of attempts (to the DLQ)"
     );
     metric!(
+        TasksResent,
+        Count,
+        "delivery",
+        FN_DIMS,
+        "waiting tasks sent again as new messages (kept out of the receive budget and the retention limit)"
+    );
+    metric!(
         AttemptLatency,
         Milliseconds,
         "delivery",
@@ -199,6 +206,7 @@ pub const CATALOG: &[MetricDef] = &[
     m::DeliveriesFailed,
     m::DeliveriesRetried,
     m::DeliveriesExhausted,
+    m::TasksResent,
     m::AttemptLatency,
     m::EndpointsOpened,
     m::EndpointsDisabled,

@@ -200,12 +200,17 @@ pub trait EventBus: Sync {
     fn publish(&self, events: &[Envelope]) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
-/// The queue a task was received from: a task to try later is made invisible
-/// for the delay instead of being sent again.
-pub trait Redelivery: Sync {
+/// The queue a task was received from, to put it back when it must wait
+/// (see [`crate::requeue`]): the same message hidden for a while, or the
+/// task sent again as a new, delayed message.
+pub trait Redelivery<T: Sync>: Sync {
+    /// Makes the received message invisible for `delay` (at most 12 h).
     fn redeliver_after(
         &self,
         receipt_handle: &str,
         delay: std::time::Duration,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Sends `task` as a new message that becomes visible after `delay`
+    /// (at most 15 min).
+    fn send_after(&self, task: &T, delay: std::time::Duration) -> impl Future<Output = Result<(), PortError>> + Send;
 }

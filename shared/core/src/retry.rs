@@ -53,7 +53,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 60 * 60);
 
 /// The longest SQS lets a message stay invisible: 12 hours.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(MAX_VISIBILITY_SECS as u64);
-const MAX_VISIBILITY_SECS: u32 = 12 * 60 * 60;
+pub const MAX_VISIBILITY_SECS: u32 = 12 * 60 * 60;
 
 /// The environment variable the functions and tests read a [`TimeScale`]
 /// from.

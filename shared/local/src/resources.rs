@@ -68,8 +68,20 @@ pub struct QueueOptions {
     pub visibility_timeout_secs: u32,
     pub fanout_max_receive_count: u32,
     pub deliveries_max_receive_count: u32,
+    /// The deliveries queue's `MessageRetentionPeriod`.
+    pub deliveries_retention_secs: u32,
     /// The internal queues' `maxReceiveCount`; `None`: the template's.
     pub internal_max_receive_count: Option<u32>,
+}
+
+impl QueueOptions {
+    /// The deliveries queue's limits, as delivery must be told them.
+    pub fn deliveries_limits(&self) -> switchyard_core::requeue::QueueLimits {
+        switchyard_core::requeue::QueueLimits {
+            max_receive_count: self.deliveries_max_receive_count,
+            retention: std::time::Duration::from_secs(u64::from(self.deliveries_retention_secs)),
+        }
+    }
 }
 
 impl Default for QueueOptions {
@@ -78,6 +90,7 @@ impl Default for QueueOptions {
             visibility_timeout_secs: 30,
             fanout_max_receive_count: 5,
             deliveries_max_receive_count: 200,
+            deliveries_retention_secs: 1_209_600,
             internal_max_receive_count: None,
         }
     }
@@ -181,7 +194,8 @@ impl Resources {
 }
 
 /// `template` with `opts` applied: every queue's visibility timeout, and
-/// the fan-out, deliveries, ingest and internal queues' `maxReceiveCount`.
+/// the fan-out, deliveries, ingest and internal queues' `maxReceiveCount`,
+/// and the deliveries queue's retention.
 fn with_queue_options(template: &serde_json::Value, routes: &[InternalRoute], opts: QueueOptions) -> serde_json::Value {
     let mut t = template.clone();
     let internal: Vec<&str> = routes.iter().map(|r| r.queue.logical_id.as_str()).collect();
@@ -194,6 +208,9 @@ fn with_queue_options(template: &serde_json::Value, routes: &[InternalRoute], op
                 continue;
             };
             props.insert("VisibilityTimeout".into(), opts.visibility_timeout_secs.into());
+            if id == "DeliveriesQueue" {
+                props.insert("MessageRetentionPeriod".into(), opts.deliveries_retention_secs.into());
+            }
             let count = match id.as_str() {
                 "FanoutQueue" => Some(opts.fanout_max_receive_count),
                 "DeliveriesQueue" => Some(opts.deliveries_max_receive_count),

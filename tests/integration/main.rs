@@ -20,3 +20,4 @@ mod redrive;
 mod runner;
 mod signing_interop;
 mod template;
+mod wire_compat;

@@ -271,6 +271,8 @@ fn tasks(n: usize, endpoints: &[Endpoint]) -> Result<Vec<DeliveryTask>, String> 
             let ep = &endpoints[i % endpoints.len()];
             let event = EventId::parse(format!("evt_{i:08}")).map_err(err)?;
             Ok(DeliveryTask {
+                kind: Default::default(),
+                v: switchyard_core::wire::DELIVERY_TASK_V,
                 delivery_id: DeliveryId::derive(&tenant(), &event, &ep.id),
                 tenant_id: tenant(),
                 endpoint_id: ep.id.clone(),

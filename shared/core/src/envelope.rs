@@ -39,18 +39,48 @@ pub const MAX_METADATA_LEN: usize = 256;
 /// The highest priority.
 pub const MAX_PRIORITY: u8 = 10;
 
-/// Tracing and correlation fields, each at most 256 characters.
+/// Tracing and correlation fields, each at most 256 characters at the door.
+/// Read tolerantly inside (a field added by a later version is ignored);
+/// producers' events are checked strictly by [`parse_event`].
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, try_from = "RawMetadata")]
 pub struct Metadata {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+}
+
+/// `metadata` as a producer sends it: no unknown field, every value within
+/// [`MAX_METADATA_LEN`].
+#[derive(Default)]
+struct DoorMetadata(Metadata);
+
+impl<'de> Deserialize<'de> for DoorMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RawMetadata::deserialize(d)?;
+        for (name, v) in [
+            ("trace_id", &r.trace_id),
+            ("correlation_id", &r.correlation_id),
+            ("session_id", &r.session_id),
+            ("user_id", &r.user_id),
+        ] {
+            if v.as_ref().is_some_and(|v| v.chars().count() > MAX_METADATA_LEN) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "metadata.{name} is longer than {MAX_METADATA_LEN} characters"
+                )));
+            }
+        }
+        Ok(Self(Metadata {
+            trace_id: r.trace_id,
+            correlation_id: r.correlation_id,
+            session_id: r.session_id,
+            user_id: r.user_id,
+        }))
+    }
 }
 
 #[derive(Deserialize)]
@@ -60,28 +90,6 @@ struct RawMetadata {
     correlation_id: Option<String>,
     session_id: Option<String>,
     user_id: Option<String>,
-}
-
-impl TryFrom<RawMetadata> for Metadata {
-    type Error = String;
-    fn try_from(r: RawMetadata) -> Result<Self, String> {
-        for (name, v) in [
-            ("trace_id", &r.trace_id),
-            ("correlation_id", &r.correlation_id),
-            ("session_id", &r.session_id),
-            ("user_id", &r.user_id),
-        ] {
-            if v.as_ref().is_some_and(|v| v.chars().count() > MAX_METADATA_LEN) {
-                return Err(format!("metadata.{name} is longer than {MAX_METADATA_LEN} characters"));
-            }
-        }
-        Ok(Self {
-            trace_id: r.trace_id,
-            correlation_id: r.correlation_id,
-            session_id: r.session_id,
-            user_id: r.user_id,
-        })
-    }
 }
 
 impl Metadata {
@@ -100,14 +108,17 @@ impl fmt::Debug for Metadata {
     }
 }
 
-/// Which tracks an event takes. All default to `true`.
+/// Which tracks an event takes. All default to `true`. Read tolerantly
+/// inside; producers' events are checked strictly by [`parse_event`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, try_from = "RawRouting")]
 pub struct Routing {
+    #[serde(default = "yes")]
     pub internal: bool,
+    #[serde(default = "yes")]
     pub external: bool,
+    #[serde(default = "yes")]
     pub audit: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
 }
 
@@ -119,6 +130,28 @@ impl Default for Routing {
             audit: true,
             priority: None,
         }
+    }
+}
+
+/// `routing` as a producer sends it: no unknown field, a priority within
+/// [`MAX_PRIORITY`].
+#[derive(Default)]
+struct DoorRouting(Routing);
+
+impl<'de> Deserialize<'de> for DoorRouting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RawRouting::deserialize(d)?;
+        if r.priority.is_some_and(|p| p > MAX_PRIORITY) {
+            return Err(serde::de::Error::custom(format_args!(
+                "routing.priority must be 0 to {MAX_PRIORITY}"
+            )));
+        }
+        Ok(Self(Routing {
+            internal: r.internal,
+            external: r.external,
+            audit: r.audit,
+            priority: r.priority,
+        }))
     }
 }
 
@@ -136,21 +169,6 @@ struct RawRouting {
 
 fn yes() -> bool {
     true
-}
-
-impl TryFrom<RawRouting> for Routing {
-    type Error = String;
-    fn try_from(r: RawRouting) -> Result<Self, String> {
-        if r.priority.is_some_and(|p| p > MAX_PRIORITY) {
-            return Err(format!("routing.priority must be 0 to {MAX_PRIORITY}"));
-        }
-        Ok(Self {
-            internal: r.internal,
-            external: r.external,
-            audit: r.audit,
-            priority: r.priority,
-        })
-    }
 }
 
 /// A normalised event. Its `Debug` leaves the payload out.
@@ -299,9 +317,9 @@ struct IncomingEvent {
     #[serde(default, deserialize_with = "present")]
     data: Option<Value>,
     #[serde(default)]
-    metadata: Metadata,
+    metadata: DoorMetadata,
     #[serde(default)]
-    routing: Routing,
+    routing: DoorRouting,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -384,8 +402,8 @@ pub fn parse_event(
         source,
         tenant_id: tenant,
         data,
-        metadata: raw.metadata,
-        routing: raw.routing,
+        metadata: raw.metadata.0,
+        routing: raw.routing.0,
     })
 }
 

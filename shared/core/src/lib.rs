@@ -31,6 +31,7 @@ pub mod signing;
 pub mod ssrf;
 pub mod task;
 pub mod time_util;
+pub mod wire;
 pub mod workflow;
 
 pub use api_key::{ApiKey, ApiKeyHash};

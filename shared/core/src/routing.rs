@@ -13,6 +13,8 @@
 use crate::envelope::Envelope;
 use crate::error::PortError;
 use crate::event_type::EventType;
+use crate::wire::{BUS_EVENT_V, EventKind};
+use serde::Serialize;
 
 /// The bus `source` of every Switchyard event starts with this, then its domain.
 pub const SOURCE_PREFIX: &str = "switchyard.";
@@ -66,12 +68,27 @@ pub struct BusEntry {
     pub detail: String,
 }
 
+/// The bus event's `detail`: the envelope, named and versioned first
+/// (see [`crate::wire`]).
+#[derive(Serialize)]
+struct BusDetail<'a> {
+    kind: EventKind,
+    v: u16,
+    #[serde(flatten)]
+    envelope: &'a Envelope,
+}
+
 /// The bus entry of an event.
 pub fn bus_entry(envelope: &Envelope) -> Result<BusEntry, PortError> {
     let mut routed = envelope.clone();
     routed.routing.priority = Some(effective_priority(envelope));
+    let tagged = BusDetail {
+        kind: EventKind::Tag,
+        v: BUS_EVENT_V,
+        envelope: &routed,
+    };
     let detail =
-        serde_json::to_string(&routed).map_err(|e| PortError::permanent(format!("encoding an envelope: {e}")))?;
+        serde_json::to_string(&tagged).map_err(|e| PortError::permanent(format!("encoding an envelope: {e}")))?;
     Ok(BusEntry {
         source: format!("{SOURCE_PREFIX}{}", domain(&envelope.event_type)),
         detail_type: envelope.event_type.to_string(),

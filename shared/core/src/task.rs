@@ -1,8 +1,10 @@
-//! The messages the functions pass each other through SQS.
+//! The messages the functions pass each other through SQS. Each names its
+//! kind and version first and is read tolerantly (see [`crate::wire`]).
 
 use crate::envelope::Envelope;
 use crate::event_type::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
+use crate::wire::{DELIVERY_TASK_V, DeliveryKind, FANOUT_TASK_V, FanoutKind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use time::OffsetDateTime;
@@ -10,6 +12,11 @@ use time::OffsetDateTime;
 /// Ingest → fan-out: one accepted event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FanoutTask {
+    #[serde(default)]
+    pub kind: FanoutKind,
+    /// The shape's version; 0 for messages written before it was named.
+    #[serde(default)]
+    pub v: u16,
     pub envelope: Envelope,
     /// An endpoint this event must not be sent to: operational events about
     /// an endpoint (it is failing, it was disabled) never go to that endpoint.
@@ -20,6 +27,8 @@ pub struct FanoutTask {
 impl FanoutTask {
     pub fn new(envelope: Envelope) -> Self {
         Self {
+            kind: FanoutKind::Tag,
+            v: FANOUT_TASK_V,
             envelope,
             skip_endpoint: None,
         }
@@ -34,6 +43,11 @@ impl FanoutTask {
 /// secret takes effect on the next attempt).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryTask {
+    #[serde(default)]
+    pub kind: DeliveryKind,
+    /// The shape's version; 0 for messages written before it was named.
+    #[serde(default)]
+    pub v: u16,
     pub delivery_id: DeliveryId,
     pub tenant_id: TenantId,
     pub endpoint_id: EndpointId,
@@ -58,6 +72,8 @@ pub struct DeliveryTask {
 impl DeliveryTask {
     pub fn new(envelope: &Envelope, endpoint: &EndpointId, payload: String, now: OffsetDateTime) -> Self {
         Self {
+            kind: DeliveryKind::Tag,
+            v: DELIVERY_TASK_V,
             delivery_id: DeliveryId::derive(&envelope.tenant_id, &envelope.id, endpoint),
             tenant_id: envelope.tenant_id.clone(),
             endpoint_id: endpoint.clone(),
@@ -74,6 +90,7 @@ impl DeliveryTask {
 impl fmt::Debug for DeliveryTask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeliveryTask")
+            .field("v", &self.v)
             .field("delivery_id", &self.delivery_id)
             .field("tenant_id", &self.tenant_id)
             .field("endpoint_id", &self.endpoint_id)

@@ -301,6 +301,7 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
         created_at: now,
         updated_at: now,
         first_attempt: None,
+        task_generation: 0,
     };
     let attempt = |n: u32, ok: bool| AttemptRecord {
         delivery_id: id.clone(),
@@ -407,6 +408,7 @@ async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it
         created_at: now,
         updated_at: now,
         first_attempt: Some(attempt(1, true)),
+        task_generation: 0,
     };
     // The items under the delivery's partition key, by sort key.
     let items = || async {

@@ -173,6 +173,7 @@ async fn every_sample_event_runs_through_its_handler() {
                     &switchyard_monitor::Settings {
                         registry_table: stack.res.registry_table.clone(),
                         queues: watched,
+                        reconcile: stack.reconcile_settings(std::time::Duration::from_secs(3600)),
                     },
                 );
                 let report = monitor.handle().await.unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -16,6 +16,7 @@ mod internal_routing;
 mod observability;
 mod queue_limits;
 mod rebinding;
+mod reconcile;
 mod redrive;
 mod runner;
 mod signing_interop;

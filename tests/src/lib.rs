@@ -141,6 +141,18 @@ impl Stack {
         }
     }
 
+    /// The monitor's reconciler settings for this stack, with `after` as
+    /// its margin.
+    pub fn reconcile_settings(&self, after: Duration) -> switchyard_monitor::ReconcileSettings {
+        switchyard_monitor::ReconcileSettings {
+            deliveries_table: self.res.deliveries_table.clone(),
+            deliveries_queue_url: self.res.deliveries_queue_url.clone(),
+            fanout_queue_url: self.res.fanout_queue_url.clone(),
+            retention_days: 30,
+            after,
+        }
+    }
+
     pub fn delivery(&self, timeout: Duration) -> switchyard_delivery::AwsDelivery {
         self.delivery_with(&self.delivery_settings(timeout))
     }

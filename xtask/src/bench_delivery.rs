@@ -282,6 +282,7 @@ fn tasks(n: usize, endpoints: &[Endpoint]) -> Result<Vec<DeliveryTask>, String> 
                 created_at: switchyard_core::time_util::now_utc(),
                 dlq_reason: None,
                 manual_request: None,
+                generation: 0,
             })
         })
         .collect()

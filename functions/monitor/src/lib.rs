@@ -3,19 +3,29 @@
 //! queue) and the number of endpoints whose circuit is open (one count query
 //! over the registry's sparse index, never a scan), written as EMF metrics
 //! (`QueueVisible`, `QueueInFlight`, `QueueDelayed` with a `Queue`
-//! dimension; `EndpointsCircuitOpen`). It answers what it found, so an
-//! operator can also invoke it by hand.
+//! dimension; `EndpointsCircuitOpen`). Then it runs the reconciler's sweep
+//! (`switchyard_core::reconcile`): retrying deliveries whose next attempt is
+//! overdue by more than `RECONCILE_AFTER_SECS` have lost their task; each is
+//! sent again, or failed as `task_lost` if its event is gone
+//! (`DeliveriesRequeued`, `DeliveriesLost`, with an alarm). It answers what
+//! it found, so an operator can also invoke it by hand.
 //!
 //! The age of the oldest message is not among them: SQS has no API for it;
 //! CloudWatch's own `AWS/SQS ApproximateAgeOfOldestMessage` metric, which
 //! the template's dashboard and alarms use, is free and exact.
 
 use serde::{Deserialize, Serialize};
-use switchyard_aws::config::{ConfigError, env_var};
-use switchyard_aws::dynamo::DynamoRegistry;
+use std::time::Duration;
+use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
+use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry};
+use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
-use switchyard_core::PortError;
 use switchyard_core::metrics::{Recorder, m};
+use switchyard_core::reconcile::{Reconciler, Swept};
+use switchyard_core::{DeliveryTask, FanoutTask, PortError};
+
+/// The most overdue deliveries one run reconciles; the rest wait a minute.
+pub const RECONCILE_LIMIT: usize = 500;
 
 /// One queue to watch: its logical name in the template (the `Queue`
 /// dimension) and its URL.
@@ -30,10 +40,27 @@ pub struct WatchedQueue {
 pub struct Settings {
     pub registry_table: String,
     pub queues: Vec<WatchedQueue>,
+    /// The reconciler's resources and margin.
+    pub reconcile: ReconcileSettings,
+}
+
+/// Where the reconciler finds deliveries and sends tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileSettings {
+    pub deliveries_table: String,
+    pub deliveries_queue_url: String,
+    /// `task_lost` notices to the tenant enter here.
+    pub fanout_queue_url: String,
+    pub retention_days: u16,
+    /// How overdue a next attempt must be before its task counts as lost.
+    pub after: Duration,
 }
 
 impl Settings {
-    /// Reads `REGISTRY_TABLE` and `QUEUES` (a JSON array of `{name, url}`).
+    /// Reads `REGISTRY_TABLE`, `QUEUES` (a JSON array of `{name, url}`),
+    /// `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`, `FANOUT_QUEUE_URL`, and
+    /// optionally `EVENT_RETENTION_DAYS` (30) and `RECONCILE_AFTER_SECS`
+    /// (3600).
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw = env_var("QUEUES")?;
         let queues: Vec<WatchedQueue> = serde_json::from_str(&raw).map_err(|e| ConfigError::Invalid {
@@ -43,6 +70,13 @@ impl Settings {
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             queues,
+            reconcile: ReconcileSettings {
+                deliveries_table: env_var("DELIVERIES_TABLE")?,
+                deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
+                fanout_queue_url: env_var("FANOUT_QUEUE_URL")?,
+                retention_days: retention_days()?,
+                after: Duration::from_secs(env_in_range("RECONCILE_AFTER_SECS", 3600, 1..=604_800)?),
+            },
         })
     }
 }
@@ -61,21 +95,45 @@ pub struct Depth {
 pub struct Report {
     pub queues: Vec<Depth>,
     pub open_circuits: u64,
+    /// What the reconciler's sweep did.
+    pub reconciled: Swept,
 }
+
+/// The reconciler over DynamoDB and SQS.
+pub type AwsReconciler =
+    Reconciler<DynamoDeliveryLog, DynamoEventStore, DynamoDeliveryLog, SqsQueue<DeliveryTask>, SqsQueue<FanoutTask>>;
 
 /// The monitor's state, built once per process.
 pub struct AwsMonitor {
     pub sqs: aws_sdk_sqs::Client,
     pub registry: DynamoRegistry,
     pub queues: Vec<WatchedQueue>,
+    pub reconciler: AwsReconciler,
     pub metrics: Recorder,
 }
 
 impl AwsMonitor {
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Self {
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let r = &settings.reconcile;
+        let log = DynamoDeliveryLog::new(
+            dynamodb.clone(),
+            &r.deliveries_table,
+            time::Duration::days(i64::from(r.retention_days)),
+        );
         Self {
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            registry: DynamoRegistry::new(aws_sdk_dynamodb::Client::new(sdk), &settings.registry_table),
+            reconciler: Reconciler {
+                deliveries: log.clone(),
+                events: DynamoEventStore::new(dynamodb.clone(), &r.deliveries_table),
+                log,
+                queue: SqsQueue::new(sqs.clone(), &r.deliveries_queue_url),
+                ops: SqsQueue::new(sqs.clone(), &r.fanout_queue_url),
+                margin: time::Duration::try_from(r.after).unwrap_or(time::Duration::HOUR),
+                limit: RECONCILE_LIMIT,
+            },
+            sqs,
+            registry: DynamoRegistry::new(dynamodb, &settings.registry_table),
             queues: settings.queues.clone(),
             metrics: Recorder::new(switchyard_aws::config::stage(), "monitor"),
         }
@@ -95,6 +153,7 @@ impl AwsMonitor {
         let mut report = Report {
             queues: Vec::new(),
             open_circuits: 0,
+            reconciled: Swept::default(),
         };
         let mut failure = None;
         for (q, r) in self.queues.iter().zip(results) {
@@ -125,6 +184,19 @@ impl AwsMonitor {
             }
             Err(e) => {
                 tracing::error!(error = %e, "open circuits unreadable");
+                failure = Some(e);
+            }
+        }
+        match self.reconciler.sweep(switchyard_core::time_util::now_utc()).await {
+            Ok(swept) => {
+                self.metrics.add(|mt| {
+                    mt.count(m::DeliveriesRequeued, swept.requeued);
+                    mt.count(m::DeliveriesLost, swept.lost);
+                });
+                report.reconciled = swept;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the reconciler's sweep failed");
                 failure = Some(e);
             }
         }

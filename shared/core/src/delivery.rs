@@ -254,10 +254,14 @@ pub struct DeliveryRecord {
     /// (the attempt log is this plus the later attempts' own records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_attempt: Option<AttemptRecord>,
+    /// The latest copy of the task (`DeliveryTask::generation`): raised by
+    /// the reconciler when it sends a lost task again.
+    #[serde(default)]
+    pub task_generation: u32,
 }
 
 impl DeliveryRecord {
-    fn new(task: &DeliveryTask, state: DeliveryState, now: OffsetDateTime) -> Self {
+    pub(crate) fn new(task: &DeliveryTask, state: DeliveryState, now: OffsetDateTime) -> Self {
         Self {
             delivery_id: task.delivery_id.clone(),
             tenant_id: task.tenant_id.clone(),
@@ -275,6 +279,7 @@ impl DeliveryRecord {
             created_at: task.created_at,
             updated_at: now,
             first_attempt: None,
+            task_generation: task.generation,
         }
     }
 
@@ -358,6 +363,8 @@ pub enum DeliveryOutcome {
     Skipped { reason: &'static str },
     /// The delivery had already finished (SQS delivered the task again).
     AlreadyDone,
+    /// An older copy of a task the reconciler has sent again: dropped.
+    Superseded,
 }
 
 /// A failure to handle a task at all; the task must be retried.
@@ -484,6 +491,15 @@ where
             && existing
                 .as_ref()
                 .is_none_or(|r| r.manual_request != task.manual_request);
+        // A copy older than the one the reconciler sent is dropped, unless
+        // it starts a new round (a fresh replay, a redrive from the DLQ).
+        if let Some(r) = &existing
+            && task.generation < r.task_generation
+            && !fresh_manual
+            && !(r.state == DeliveryState::Failed && task.dlq_reason.is_some())
+        {
+            return Ok(DeliveryOutcome::Superseded);
+        }
         let mut record = match existing {
             None => DeliveryRecord::new(task, DeliveryState::Retrying, at),
             Some(r) if fresh_manual => DeliveryRecord {
@@ -517,6 +533,7 @@ where
             },
         };
         record.state = DeliveryState::Retrying;
+        record.task_generation = record.task_generation.max(task.generation);
         if fresh_manual {
             record.manual_request = task.manual_request.clone();
         }

@@ -49,6 +49,11 @@ pub const GSI1_SK: &str = "gsi1sk";
 pub const GSI3: &str = "gsi3";
 pub const GSI3_PK: &str = "gsi3pk";
 pub const GSI3_SK: &str = "gsi3sk";
+/// The sparse index of retrying deliveries by when their next attempt is
+/// due, across tenants (the reconciler's sweep).
+pub const GSI_DUE: &str = "due";
+pub const DUE_PK: &str = "duepk";
+pub const DUE_SK: &str = "duesk";
 /// The TTL attribute of both tables (unix seconds).
 pub const TTL: &str = "expires_at";
 
@@ -245,6 +250,29 @@ pub mod deliveries {
             DeliveryState::Failed => "failed",
             DeliveryState::Skipped => "skipped",
         }
+    }
+
+    /// The due index's partitions: deliveries spread over this many by
+    /// their id, so that no one partition takes every retry's write.
+    pub const DUE_SHARDS: u32 = 8;
+
+    /// The due index partition `shard` (below [`DUE_SHARDS`]).
+    pub fn due_partition(shard: u32) -> String {
+        format!("DUE#{shard}")
+    }
+
+    /// Index keys of a retrying delivery by when its next attempt is due
+    /// (`next_attempt_at` as [`crate::time_util::sortable`] writes it).
+    pub fn due_index(dlv: &DeliveryId, next_attempt_sortable: &str) -> [(&'static str, String); 2] {
+        let shard = dlv
+            .as_str()
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+            % DUE_SHARDS;
+        [
+            (DUE_PK, due_partition(shard)),
+            (DUE_SK, format!("{next_attempt_sortable}#{dlv}")),
+        ]
     }
 
     /// The `gsi3` partition of a tenant's deliveries in one state.

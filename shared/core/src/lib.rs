@@ -24,6 +24,7 @@ pub mod keys;
 pub mod memory;
 pub mod metrics;
 pub mod ports;
+pub mod reconcile;
 pub mod requeue;
 pub mod retry;
 pub mod routing;

@@ -188,6 +188,20 @@ pub mod m {
         "messages delayed (not yet visible)"
     );
     metric!(
+        DeliveriesRequeued,
+        Count,
+        "monitor",
+        FN_DIMS,
+        "overdue retrying deliveries whose lost task the reconciler sent again"
+    );
+    metric!(
+        DeliveriesLost,
+        Count,
+        "monitor",
+        FN_DIMS,
+        "overdue retrying deliveries failed as task_lost (their event was gone)"
+    );
+    metric!(
         EndpointsCircuitOpen,
         Count,
         "monitor",
@@ -216,6 +230,8 @@ pub const CATALOG: &[MetricDef] = &[
     m::QueueVisible,
     m::QueueInFlight,
     m::QueueDelayed,
+    m::DeliveriesRequeued,
+    m::DeliveriesLost,
     m::EndpointsCircuitOpen,
 ];
 

@@ -67,6 +67,12 @@ pub struct DeliveryTask {
     /// manual; the same message coming back later is an ordinary retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_request: Option<String>,
+    /// Which copy of the task this is: 0 from fan-out, one more each time
+    /// the reconciler sends the task again because its message was lost.
+    /// The delivery record keeps the latest (`task_generation`), and an
+    /// older copy that turns up after all is dropped.
+    #[serde(default)]
+    pub generation: u32,
 }
 
 impl DeliveryTask {
@@ -83,6 +89,7 @@ impl DeliveryTask {
             created_at: now,
             dlq_reason: None,
             manual_request: None,
+            generation: 0,
         }
     }
 }
@@ -99,6 +106,7 @@ impl fmt::Debug for DeliveryTask {
             .field("payload", &format_args!("<{} bytes>", self.payload.len()))
             .field("created_at", &self.created_at)
             .field("dlq_reason", &self.dlq_reason)
+            .field("generation", &self.generation)
             .finish()
     }
 }

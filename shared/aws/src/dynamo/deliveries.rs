@@ -7,7 +7,9 @@
 //! `ATTEMPT#{dlv}#{n:06}`. The group is part of the delivery id, so the id
 //! alone finds the item (one `GetItem`), and an event's deliveries are one
 //! query of the table itself. Deliveries by endpoint and by state come from
-//! the keys-only indexes `gsi1` and `gsi3` and are read with `BatchGetItem`.
+//! the keys-only indexes `gsi1` and `gsi3` and are read with `BatchGetItem`;
+//! the reconciler finds overdue retrying deliveries through the sparse,
+//! keys-only `due` index (sharded across tenants, by due time).
 
 use super::{
     Expect, Item, ListError, Page, Put, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
@@ -48,7 +50,16 @@ impl DynamoDeliveryLog {
             keys::deliveries::delivery_index(&d.tenant_id, &d.delivery_id, &d.endpoint_id, &sortable(d.created_at));
         let by_status = keys::deliveries::indexed_by_status(d.state)
             .then(|| keys::deliveries::status_index(&d.tenant_id, &d.delivery_id, d.state, &sortable(d.updated_at)));
-        for (name, value) in index.into_iter().chain(by_status.into_iter().flatten()) {
+        // Only a retrying delivery with a due time is in the due index.
+        let due = (d.state == DeliveryState::Retrying)
+            .then_some(d.next_attempt_at)
+            .flatten()
+            .map(|next| keys::deliveries::due_index(&d.delivery_id, &sortable(next)));
+        for (name, value) in index
+            .into_iter()
+            .chain(by_status.into_iter().flatten())
+            .chain(due.into_iter().flatten())
+        {
             item.insert(name.into(), s(value));
         }
         item.insert(keys::TTL.into(), self.ttl(d.updated_at));
@@ -484,6 +495,71 @@ impl DynamoDeliveryLog {
             rows.push((row.state, row.last_duration_ms));
         }
         Ok(summarize(rows))
+    }
+}
+
+impl switchyard_core::reconcile::OverdueDeliveries for DynamoDeliveryLog {
+    /// One query per shard of the due index (oldest first, at most `limit`
+    /// each), the items read with `BatchGetItem`, merged oldest first.
+    async fn overdue(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<DeliveryRecord>, PortError> {
+        let bound = format!("{}#", sortable(before));
+        let mut all = Vec::new();
+        for shard in 0..keys::deliveries::DUE_SHARDS {
+            let query = self
+                .index_query(keys::GSI_DUE, keys::DUE_PK, &keys::deliveries::due_partition(shard))
+                .key_condition_expression("#ipk = :ipk AND #isk < :before")
+                .expression_attribute_names("#isk", keys::DUE_SK)
+                .expression_attribute_values(":before", s(&bound));
+            let names = index_key_names(keys::DUE_PK, keys::DUE_SK);
+            let page = self
+                .delivery_page(query, limit, None, names, "Query overdue deliveries")
+                .await
+                .map_err(|e| match e {
+                    ListError::Port(p) => p,
+                    other => PortError::permanent(other.to_string()),
+                })?;
+            all.extend(page.items);
+        }
+        all.retain(|r| r.state == DeliveryState::Retrying && r.next_attempt_at.is_some_and(|n| n < before));
+        all.sort_by_key(|r| r.next_attempt_at);
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// An UpdateItem conditioned on the delivery still retrying with the due
+    /// time and attempt count that were read; it moves the due index entry
+    /// with the due time.
+    async fn claim(&self, seen: &DeliveryRecord, generation: u32, next: OffsetDateTime) -> Result<bool, PortError> {
+        let (Some(key), Some(due)) = (
+            keys::deliveries::delivery(&seen.tenant_id, &seen.delivery_id),
+            seen.next_attempt_at,
+        ) else {
+            return Ok(false);
+        };
+        let [(dpk, dpk_value), (dsk, dsk_value)] = keys::deliveries::due_index(&seen.delivery_id, &sortable(next));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .update_expression("SET #gen = :gen, #next = :next, #dpk = :dpk, #dsk = :dsk")
+            .condition_expression("#state = :retrying AND #next = :due AND #attempts = :attempts")
+            .expression_attribute_names("#gen", "task_generation")
+            .expression_attribute_names("#next", "next_attempt_at")
+            .expression_attribute_names("#dpk", dpk)
+            .expression_attribute_names("#dsk", dsk)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_values(":gen", AttributeValue::N(generation.to_string()))
+            .expression_attribute_values(":next", s(rfc3339(next)))
+            .expression_attribute_values(":dpk", s(dpk_value))
+            .expression_attribute_values(":dsk", s(dsk_value))
+            .expression_attribute_values(":retrying", s(keys::deliveries::state_name(DeliveryState::Retrying)))
+            .expression_attribute_values(":due", s(rfc3339(due)))
+            .expression_attribute_values(":attempts", AttributeValue::N(seen.attempts.to_string()))
+            .send()
+            .await;
+        super::applied(result, "UpdateItem claim overdue delivery")
     }
 }
 

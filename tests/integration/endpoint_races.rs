@@ -6,6 +6,7 @@
 //! over the in-memory ports.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use switchyard_aws::aws_sdk_dynamodb::types::AttributeValue;
 use switchyard_core::endpoint::{EDIT_ATTEMPTS, EditError, Written, edit_endpoint};
 use switchyard_core::memory::{Memory, MemoryStore};
 use switchyard_core::ports::{EndpointEdits, EndpointHealth};
@@ -271,4 +272,59 @@ async fn endpoint_race_lost_every_time_is_a_conflict() {
 async fn endpoint_race_lost_every_time_is_a_conflict_in_memory() {
     let (store, ep) = memory();
     edit_gives_up(&store, &ep).await;
+}
+
+/// An endpoint stored before `version` existed is read as version 0 and
+/// edited; attributes this code does not know survive an edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_race_old_items_without_a_version_are_edited() {
+    let (stack, ep) = moto("race-old-item").await;
+    let key = switchyard_core::keys::registry::endpoint(&ep.tenant_id, &ep.id);
+    let key_item = |k: &switchyard_core::keys::Key| {
+        std::collections::HashMap::from([
+            (switchyard_core::keys::PK.to_string(), AttributeValue::S(k.pk.clone())),
+            (switchyard_core::keys::SK.to_string(), AttributeValue::S(k.sk.clone())),
+        ])
+    };
+    stack
+        .ddb
+        .update_item()
+        .table_name(&stack.res.registry_table)
+        .set_key(Some(key_item(&key)))
+        .update_expression("REMOVE version SET future_setting = :x")
+        .expression_attribute_values(":x", AttributeValue::S("kept".into()))
+        .send()
+        .await
+        .unwrap();
+    let old = stored(&stack.registry, &ep).await;
+    assert_eq!(old.version, 0);
+
+    let (t, id) = (&ep.tenant_id, &ep.id);
+    let back = edit_endpoint(&stack.registry, t, id, |mut ep| async move {
+        ep.description = "edited".into();
+        Ok::<_, ()>(ep)
+    })
+    .await
+    .unwrap();
+    assert_eq!((back.description.as_str(), back.version), ("edited", 1));
+    let mut stale = old.clone();
+    stale.description = "stale".into();
+    assert_eq!(
+        stack.registry.write_changes(&old, &stale).await.unwrap(),
+        Written::Stale
+    );
+
+    let raw = stack
+        .ddb
+        .get_item()
+        .table_name(&stack.res.registry_table)
+        .set_key(Some(key_item(&key)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(raw.get("future_setting"), Some(&AttributeValue::S("kept".into())));
+    assert_eq!(raw.get("version"), Some(&AttributeValue::N("1".into())));
 }

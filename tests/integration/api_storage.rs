@@ -5,6 +5,7 @@
 
 use switchyard_aws::dynamo::{ApiKeyRecord, DynamoDeliveryLog, ListError, Page, RegistrationError};
 use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
+use switchyard_core::endpoint::Written;
 use switchyard_core::keys;
 use switchyard_core::ports::{DeliveryLog, Registry};
 use switchyard_core::ssrf::SsrfPolicy;
@@ -221,14 +222,20 @@ async fn endpoints_are_paged_per_tenant_replaced_and_deleted() {
     let mut changed = listed[0].clone();
     changed.description = "changed".into();
     changed.url = EndpointUrl::parse("http://127.0.0.1:9/changed").unwrap();
-    assert!(reg.replace_endpoint(&changed, &local).await.unwrap());
-    let back = reg.endpoint(a, &changed.id).await.unwrap().unwrap();
+    let back = match reg.replace_endpoint(&listed[0], &changed, &local).await.unwrap() {
+        Written::Done(back) => *back,
+        other => panic!("the endpoint is not replaced: {other:?}"),
+    };
+    assert_eq!(back, reg.endpoint(a, &changed.id).await.unwrap().unwrap());
     assert_eq!(
         (back.description.as_str(), back.url.as_str()),
         ("changed", "http://127.0.0.1:9/changed")
     );
     let absent = endpoint(a, "https://93.184.216.34/new");
-    assert!(!reg.replace_endpoint(&absent, &strict).await.unwrap());
+    assert_eq!(
+        reg.replace_endpoint(&absent, &absent, &strict).await.unwrap(),
+        Written::Missing
+    );
     assert!(
         reg.endpoint(a, &absent.id).await.unwrap().is_none(),
         "replace never creates"
@@ -237,13 +244,13 @@ async fn endpoints_are_paged_per_tenant_replaced_and_deleted() {
     let mut private = back.clone();
     private.url = EndpointUrl::parse("https://10.0.0.1/hook").unwrap();
     assert!(matches!(
-        reg.replace_endpoint(&private, &strict).await,
+        reg.replace_endpoint(&back, &private, &strict).await,
         Err(RegistrationError::Refused(_))
     ));
     let loopback = EndpointUrl::parse("http://127.0.0.1:9/changed").unwrap();
     private.url = loopback.clone();
     assert!(matches!(
-        reg.replace_endpoint(&private, &strict).await,
+        reg.replace_endpoint(&back, &private, &strict).await,
         Err(RegistrationError::Refused(_))
     ));
     assert_eq!(reg.endpoint(a, &changed.id).await.unwrap().unwrap(), back);

@@ -8,6 +8,7 @@ mod at_least_once;
 mod consumer;
 mod delivery;
 mod e2e;
+mod endpoint_races;
 mod events_samples;
 mod faults;
 mod ingest_bad_input;

@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchyard_aws::dynamo::RegistrationError;
-use switchyard_core::endpoint::{CustomHeaders, PayloadFilter, RateLimit};
+use switchyard_aws::dynamo::{DynamoRegistry, RegistrationError};
+use switchyard_core::endpoint::{CustomHeaders, EditError, PayloadFilter, RateLimit, edit_endpoint};
 use switchyard_core::envelope::{IngestLimits, Source, parse_event};
 use switchyard_core::ports::{EventRecord, EventStore, Registry, TaskQueue};
 use switchyard_core::retry::{RawRetryPolicy, RetryPolicy};
@@ -157,22 +157,42 @@ pub async fn get_one(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> 
     Ok(Json(views::endpoint(&owned(&s, &t, &id).await?)))
 }
 
+/// Reads the endpoint `raw`, changes it with `change` and writes only what
+/// changed (see [`edit_endpoint`]); 404 if it is absent or another tenant's,
+/// 409 if it keeps changing under the edit.
+async fn edit<F, Fut>(s: &crate::AppState, tenant: &TenantId, raw: &str, change: F) -> ApiResult<Endpoint>
+where
+    F: FnMut(Endpoint) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<Endpoint>>,
+{
+    let id = EndpointId::parse(raw).map_err(|_| ApiError::not_found("endpoint"))?;
+    edit_endpoint(&s.registry, tenant, &id, change)
+        .await
+        .map_err(|e| match e {
+            EditError::Missing => ApiError::not_found("endpoint"),
+            EditError::Conflict => {
+                ApiError::conflict("the endpoint kept changing while it was being updated; try again")
+            }
+            EditError::Rejected(e) => e,
+            EditError::Store(p) => ApiError::from(p),
+        })
+}
+
 pub async fn update(
     Tenant(t): Tenant,
     State(s): S,
     Path(id): Path<String>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let mut ep = owned(&s, &t, &id).await?;
-    apply(&mut ep, &body)?;
-    if !s
-        .registry
-        .replace_endpoint(&ep, &s.ssrf)
-        .await
-        .map_err(registration_error)?
-    {
-        return Err(ApiError::not_found("endpoint"));
-    }
+    let (body, policy) = (&body, &s.ssrf);
+    let ep = edit(&s, &t, &id, |mut ep| async move {
+        apply(&mut ep, body)?;
+        DynamoRegistry::check_url(&ep, policy)
+            .await
+            .map_err(registration_error)?;
+        Ok(ep)
+    })
+    .await?;
     Ok(Json(views::endpoint(&ep)))
 }
 
@@ -186,25 +206,21 @@ pub async fn remove(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> A
 }
 
 async fn set_enabled(s: &crate::AppState, t: &TenantId, id: &str, enabled: bool) -> ApiResult<Json<Value>> {
-    let mut ep = owned(s, t, id).await?;
-    ep.enabled = enabled;
-    ep.disabled_reason = (!enabled).then(|| "disabled_by_tenant".to_string());
-    if enabled {
-        // Its circuit starts closed again.
-        ep.circuit = Default::default();
-    }
-    // Enabling checks the URL again; disabling never fails on it.
-    let stored = if enabled {
-        s.registry
-            .replace_endpoint(&ep, &s.ssrf)
-            .await
-            .map_err(registration_error)?
-    } else {
-        s.registry.update_existing_endpoint(&ep).await?
-    };
-    if !stored {
-        return Err(ApiError::not_found("endpoint"));
-    }
+    let policy = &s.ssrf;
+    let ep = edit(s, t, id, |mut ep| async move {
+        ep.enabled = enabled;
+        ep.disabled_reason = (!enabled).then(|| "disabled_by_tenant".to_string());
+        if enabled {
+            // Its circuit starts closed again, and its URL is checked again;
+            // disabling never fails on it.
+            ep.circuit = Default::default();
+            DynamoRegistry::check_url(&ep, policy)
+                .await
+                .map_err(registration_error)?;
+        }
+        Ok(ep)
+    })
+    .await?;
     Ok(Json(views::endpoint(&ep)))
 }
 
@@ -247,13 +263,20 @@ pub async fn rotate_secret(
         Some(h) if h <= 720 => time::Duration::hours(i64::from(h)),
         Some(_) => return Err(ApiError::invalid("overlap_hours", "must be 0 to 720")),
     };
-    let mut ep = owned(&s, &t, &id).await?;
-    let now = now_utc();
-    let secret = ep.rotate_secret(now, overlap).expose();
-    let stored = s.registry.update_existing_endpoint(&ep).await?;
-    if !stored {
-        return Err(ApiError::not_found("endpoint"));
-    }
+    // Made again from a fresh read if another rotation lands first: the
+    // secret that one handed out stays valid as a previous secret.
+    let mut secret = None;
+    let mut now = now_utc();
+    let secret_out = &mut secret;
+    let now_out = &mut now;
+    edit(&s, &t, &id, |mut ep| {
+        let at = now_utc();
+        *secret_out = Some(ep.rotate_secret(at, overlap).expose());
+        *now_out = at;
+        async move { Ok(ep) }
+    })
+    .await?;
+    let secret = secret.ok_or_else(|| ApiError::internal(&switchyard_core::PortError::permanent("no rotation")))?;
     Ok(Json(
         json!({ "secret": secret, "previous_valid_until": rfc3339(now + overlap) }),
     ))

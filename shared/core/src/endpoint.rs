@@ -1,7 +1,9 @@
 //! Endpoints: where a tenant wants its webhooks.
 
+use crate::error::PortError;
 use crate::event_type::{EventType, EventTypeFilter, any_matches};
 use crate::ids::{EndpointId, TenantId};
+use crate::ports::EndpointEdits;
 use crate::retry::RetryPolicy;
 use crate::signing::WebhookSecret;
 use serde::{Deserialize, Serialize};
@@ -288,6 +290,12 @@ pub struct Endpoint {
     pub created_at: OffsetDateTime,
     #[serde(flatten)]
     pub circuit: Circuit,
+    /// Counts the changes made to the endpoint's settings and state (by the
+    /// management API, and by disabling), never those of its circuit: a
+    /// change computed from an older read is refused and made again from a
+    /// fresh one. 0 for an endpoint stored before it was counted.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A filter on an event's `data`: for every dotted path (`plan`,
@@ -401,6 +409,7 @@ impl Endpoint {
             rate_limit: None,
             created_at: now,
             circuit: Circuit::default(),
+            version: 0,
         }
     }
 
@@ -433,6 +442,71 @@ impl Endpoint {
         });
         &self.secret
     }
+}
+
+/// What writing an endpoint's changes did (see
+/// [`crate::ports::EndpointEdits::write_changes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// Written; the endpoint as stored now.
+    Done(Box<Endpoint>),
+    /// The endpoint does not exist (it is never created).
+    Missing,
+    /// The endpoint changed since it was read: nothing was written.
+    Stale,
+}
+
+/// How many times [`edit_endpoint`] reads and writes again when the endpoint
+/// changes under it.
+pub const EDIT_ATTEMPTS: usize = 5;
+
+/// Why [`edit_endpoint`] changed nothing.
+#[derive(Debug)]
+pub enum EditError<E> {
+    /// No such endpoint.
+    Missing,
+    /// The endpoint changed under every one of [`EDIT_ATTEMPTS`] tries.
+    Conflict,
+    /// The change refused the endpoint.
+    Rejected(E),
+    Store(PortError),
+}
+
+impl<E> From<PortError> for EditError<E> {
+    fn from(e: PortError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Changes an endpoint without undoing any other write: reads it, applies
+/// `change` to the copy read, and writes only what `change` changed, on
+/// condition that no other change was made since the read (circuit updates
+/// are not changes in this sense: they touch other attributes and survive).
+/// A stale write is made again from a fresh read, up to [`EDIT_ATTEMPTS`]
+/// times. Returns the endpoint as stored.
+pub async fn edit_endpoint<S, F, Fut, E>(
+    store: &S,
+    tenant: &TenantId,
+    id: &EndpointId,
+    mut change: F,
+) -> Result<Endpoint, EditError<E>>
+where
+    S: EndpointEdits,
+    F: FnMut(Endpoint) -> Fut,
+    Fut: Future<Output = Result<Endpoint, E>>,
+{
+    for _ in 0..EDIT_ATTEMPTS {
+        let Some(before) = store.current(tenant, id).await? else {
+            return Err(EditError::Missing);
+        };
+        let after = change(before.clone()).await.map_err(EditError::Rejected)?;
+        match store.write_changes(&before, &after).await? {
+            Written::Done(stored) => return Ok(*stored),
+            Written::Missing => return Err(EditError::Missing),
+            Written::Stale => continue,
+        }
+    }
+    Err(EditError::Conflict)
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! production uses the DynamoDB/SQS adapters of `switchyard-aws`.
 
 use crate::delivery::{AttemptRecord, DeliveryRecord};
-use crate::endpoint::Circuit;
+use crate::endpoint::{Circuit, Written};
 use crate::error::PortError;
-use crate::ports::{DeliveryLog, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue};
+use crate::ports::{DeliveryLog, EndpointEdits, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue};
 use crate::{ApiKeyHash, DeliveryId, DeliveryTask, Endpoint, EndpointId, FanoutTask, TenantId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -131,10 +131,56 @@ impl EndpointHealth for Memory {
     async fn disable(&self, _: &TenantId, id: &EndpointId, reason: &str) -> Result<bool, PortError> {
         let mut eps = lock(&self.endpoints);
         let ep = eps.get_mut(id).ok_or_else(|| missing(id))?;
-        let was = ep.enabled;
+        if !ep.enabled {
+            return Ok(false);
+        }
         ep.enabled = false;
         ep.disabled_reason = Some(reason.into());
-        Ok(was)
+        ep.version += 1;
+        Ok(true)
+    }
+}
+
+impl EndpointEdits for Memory {
+    async fn current(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
+        self.endpoint(tenant, id).await
+    }
+
+    /// Copies each field (each of the circuit's on its own) in which
+    /// `after` differs from `before`, as the DynamoDB adapter writes each
+    /// such attribute.
+    async fn write_changes(&self, before: &Endpoint, after: &Endpoint) -> Result<Written, PortError> {
+        let mut eps = lock(&self.endpoints);
+        let Some(stored) = eps.get_mut(&before.id).filter(|e| e.tenant_id == before.tenant_id) else {
+            return Ok(Written::Missing);
+        };
+        if stored.version != before.version {
+            return Ok(Written::Stale);
+        }
+        macro_rules! changed {
+            ($($field:ident).+) => {
+                if before.$($field).+ != after.$($field).+ {
+                    stored.$($field).+ = after.$($field).+.clone();
+                }
+            };
+        }
+        changed!(url);
+        changed!(filters);
+        changed!(secret);
+        changed!(previous_secrets);
+        changed!(headers);
+        changed!(retry_policy);
+        changed!(enabled);
+        changed!(disabled_reason);
+        changed!(description);
+        changed!(payload_filter);
+        changed!(rate_limit);
+        changed!(created_at);
+        changed!(circuit.failures);
+        changed!(circuit.failing_since_ms);
+        changed!(circuit.open_until_ms);
+        stored.version += 1;
+        Ok(Written::Done(Box::new(stored.clone())))
     }
 }
 

@@ -142,13 +142,36 @@ pub trait EndpointHealth: Sync {
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Closes the circuit and forgets the failures.
     fn reset_circuit(&self, tenant: &TenantId, id: &EndpointId) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// Disables an enabled endpoint; true if this call disabled it.
+    /// Disables an enabled endpoint, counting a change of its `version`;
+    /// true if this call disabled it.
     fn disable(
         &self,
         tenant: &TenantId,
         id: &EndpointId,
         reason: &str,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
+/// The management API's changes to endpoints, made so that none undoes
+/// another write (see [`crate::endpoint::edit_endpoint`]).
+pub trait EndpointEdits: Sync {
+    /// The endpoint as stored now (a strongly consistent read).
+    fn current(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> impl Future<Output = Result<Option<Endpoint>, PortError>> + Send;
+    /// Writes the settings and state in which `after` differs from `before`
+    /// (a read of the endpoint), and nothing else, and counts one more
+    /// change (`version`); only if the endpoint's `version` is still
+    /// `before`'s, otherwise [`Written::Stale`](crate::endpoint::Written)
+    /// and nothing is written. Closing the circuit also takes the endpoint
+    /// out of the index of open circuits.
+    fn write_changes(
+        &self,
+        before: &Endpoint,
+        after: &Endpoint,
+    ) -> impl Future<Output = Result<crate::endpoint::Written, PortError>> + Send;
 }
 
 /// Per-endpoint rate limits: slots counted per whole second.

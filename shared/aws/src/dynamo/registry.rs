@@ -1,16 +1,17 @@
 //! Tenants, API keys and endpoints in the registry table.
 
 use super::{
-    Expect, Item, ListError, Page, build_error, decode_cursor, from_item, get_item, item_with_key, key_item,
-    query_page, s, transact,
+    Expect, Item, ListError, Page, build_error, decode_cursor, from_item, get_item, get_raw_item, item_with_key,
+    key_item, query_page, s, to_item, transact,
 };
 use crate::error::port_error;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
-use switchyard_core::endpoint::Circuit;
+use std::collections::BTreeSet;
+use switchyard_core::endpoint::{Circuit, Written};
 use switchyard_core::keys::{self, Key};
-use switchyard_core::ports::{EndpointHealth, Registry};
+use switchyard_core::ports::{EndpointEdits, EndpointHealth, Registry};
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::time_util::rfc3339;
 use switchyard_core::{ApiKeyHash, Endpoint, EndpointId, PortError, TenantId};
@@ -296,14 +297,105 @@ impl EndpointHealth for DynamoRegistry {
     async fn disable(&self, tenant: &TenantId, id: &EndpointId, reason: &str) -> Result<bool, PortError> {
         let update = self
             .update_endpoint(tenant, id)
-            .update_expression("SET #enabled = :no, #reason = :reason")
+            .update_expression("SET #enabled = :no, #reason = :reason, #v = if_not_exists(#v, :zero) + :one")
             .condition_expression("attribute_exists(#pk) AND #enabled = :yes")
             .expression_attribute_names("#enabled", "enabled")
             .expression_attribute_names("#reason", "disabled_reason")
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":reason", s(reason));
         self.conditional(update, "UpdateItem disable endpoint").await
+    }
+}
+
+/// The attribute that counts an endpoint's changes (see `Endpoint::version`).
+const VERSION: &str = "version";
+
+impl EndpointEdits for DynamoRegistry {
+    async fn current(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
+        let key = keys::registry::endpoint(tenant, id);
+        get_item(&self.client, &self.table, &key, true, "GetItem endpoint").await
+    }
+
+    /// One UpdateItem that SETs or REMOVEs each attribute in which the two
+    /// differ (attributes this code does not know are left alone), on
+    /// condition that `version` is still `before`'s (absent counts as 0).
+    async fn write_changes(&self, before: &Endpoint, after: &Endpoint) -> Result<Written, PortError> {
+        let (old, new) = (to_item(before)?, to_item(after)?);
+        let names: BTreeSet<&str> = old
+            .keys()
+            .chain(new.keys())
+            .map(String::as_str)
+            .filter(|k| *k != VERSION && old.get(*k) != new.get(*k))
+            .collect();
+        let (tenant, id) = (&before.tenant_id, &before.id);
+        let mut update = self.update_endpoint(tenant, id);
+        let (mut sets, mut removes) = (vec!["#v = :next".to_string()], Vec::new());
+        for (i, name) in names.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#a{i}"), *name);
+            match new.get(*name) {
+                Some(v) => {
+                    sets.push(format!("#a{i} = :a{i}"));
+                    update = update.expression_attribute_values(format!(":a{i}"), v.clone());
+                }
+                None => removes.push(format!("#a{i}")),
+            }
+        }
+        // The index of open circuits follows `cb_open_until`.
+        if names.contains(OPEN_UNTIL) {
+            update = update
+                .expression_attribute_names("#g1pk", keys::GSI1_PK)
+                .expression_attribute_names("#g1sk", keys::GSI1_SK);
+            match after.circuit.open_until_ms {
+                Some(until_ms) => {
+                    sets.push("#g1pk = :open_pk, #g1sk = :open_sk".into());
+                    update = update
+                        .expression_attribute_values(":open_pk", s(keys::registry::OPEN_CIRCUITS_PK))
+                        .expression_attribute_values(
+                            ":open_sk",
+                            s(keys::registry::open_circuit_sk(until_ms, tenant, id)),
+                        );
+                }
+                None => removes.push("#g1pk, #g1sk".into()),
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let seen = before.version;
+        let condition = if seen == 0 {
+            "attribute_exists(#pk) AND (attribute_not_exists(#v) OR #v = :seen)"
+        } else {
+            "attribute_exists(#pk) AND #v = :seen"
+        };
+        let result = update
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":seen", n(seen as i64))
+            .expression_attribute_values(":next", n(seen as i64 + 1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Written::Done(Box::new(from_item(out.attributes.unwrap_or_default())?))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                // Gone, or changed since `before` was read.
+                let key = keys::registry::endpoint(tenant, id);
+                let exists = get_raw_item(&self.client, &self.table, &key, true, "GetItem endpoint")
+                    .await?
+                    .is_some();
+                Ok(if exists { Written::Stale } else { Written::Missing })
+            }
+            Err(e) => Err(port_error("UpdateItem endpoint changes", e)),
+        }
     }
 }
 
@@ -599,32 +691,24 @@ impl DynamoRegistry {
         Ok(Page { items, next: page.next })
     }
 
-    /// Replaces an existing endpoint, after the same URL check as
-    /// [`Self::register_endpoint`]. `Ok(false)` if it does not exist (it is
-    /// not created). The whole item is replaced, circuit state included.
-    pub async fn replace_endpoint(&self, endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<bool, RegistrationError> {
-        check_endpoint_url(endpoint, policy).await?;
-        self.update_existing_endpoint(endpoint)
+    /// Writes an endpoint's changes ([`EndpointEdits::write_changes`])
+    /// after the same URL check as [`Self::register_endpoint`] of `after`.
+    pub async fn replace_endpoint(
+        &self,
+        before: &Endpoint,
+        after: &Endpoint,
+        policy: &SsrfPolicy,
+    ) -> Result<Written, RegistrationError> {
+        check_endpoint_url(after, policy).await?;
+        self.write_changes(before, after)
             .await
             .map_err(RegistrationError::Store)
     }
 
-    /// Replaces an existing endpoint without checking its URL again (for
-    /// changes that do not touch it: disabling, rotating the secret).
-    /// `Ok(false)` if it does not exist (it is not created).
-    pub async fn update_existing_endpoint(&self, endpoint: &Endpoint) -> Result<bool, PortError> {
-        let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
-        let item = item_with_key(endpoint, &key, "endpoint")?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .send()
-            .await;
-        super::applied(result, "PutItem replace endpoint")
+    /// The check an endpoint's URL passes before it is stored (see
+    /// [`Self::register_endpoint`]).
+    pub async fn check_url(endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<(), RegistrationError> {
+        check_endpoint_url(endpoint, policy).await
     }
 
     /// Deletes an endpoint. `Ok(false)` if it did not exist.

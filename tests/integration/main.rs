@@ -7,6 +7,7 @@ mod api_storage;
 mod at_least_once;
 mod consumer;
 mod delivery;
+mod delivery_ttl;
 mod e2e;
 mod endpoint_races;
 mod events_samples;

@@ -62,7 +62,11 @@ impl DynamoDeliveryLog {
         {
             item.insert(name.into(), s(value));
         }
-        item.insert(keys::TTL.into(), self.ttl(d.updated_at));
+        // Kept for the retention period after its last change, and never
+        // expired before its next attempt (a retry may be due a day or more
+        // after the last one, beyond a short retention).
+        let last = d.next_attempt_at.map_or(d.updated_at, |next| next.max(d.updated_at));
+        item.insert(keys::TTL.into(), self.ttl(last));
         Ok(item)
     }
 
@@ -542,7 +546,7 @@ impl switchyard_core::reconcile::OverdueDeliveries for DynamoDeliveryLog {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_item(&key)))
-            .update_expression("SET #gen = :gen, #next = :next, #dpk = :dpk, #dsk = :dsk")
+            .update_expression("SET #gen = :gen, #next = :next, #dpk = :dpk, #dsk = :dsk, #exp = :exp")
             .condition_expression("#state = :retrying AND #next = :due AND #attempts = :attempts")
             .expression_attribute_names("#gen", "task_generation")
             .expression_attribute_names("#next", "next_attempt_at")
@@ -550,6 +554,8 @@ impl switchyard_core::reconcile::OverdueDeliveries for DynamoDeliveryLog {
             .expression_attribute_names("#dsk", dsk)
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_names("#exp", keys::TTL)
+            .expression_attribute_values(":exp", self.ttl(next))
             .expression_attribute_values(":gen", AttributeValue::N(generation.to_string()))
             .expression_attribute_values(":next", s(rfc3339(next)))
             .expression_attribute_values(":dpk", s(dpk_value))

@@ -754,13 +754,21 @@ impl Stack {
             name: name.into(),
             dlq_url: dlq.clone(),
             source_url: src.clone(),
+            replay: Default::default(),
         })
         .collect::<Vec<_>>();
+        dlqs.push(switchyard_aws::redrive::DlqPair {
+            name: "aws-events".into(),
+            dlq_url: r.aws_events_dlq_url.clone(),
+            source_url: r.ingest_queue_url.clone(),
+            replay: switchyard_aws::redrive::Replay::EventbridgeToIngest,
+        });
         for q in &r.internal_queues {
             dlqs.push(switchyard_aws::redrive::DlqPair {
                 name: switchyard_local::template::kebab_case(q.logical_id.trim_end_matches("Queue")),
                 dlq_url: q.dlq_url.clone(),
                 source_url: q.url.clone(),
+                replay: Default::default(),
             });
         }
         switchyard_api::Settings {

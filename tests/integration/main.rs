@@ -15,6 +15,7 @@ mod ingest_doors;
 mod internal_routing;
 mod observability;
 mod rebinding;
+mod recovery;
 mod redrive;
 mod runner;
 mod signing_interop;

@@ -1,8 +1,102 @@
-//! What is kept for recovery: events EventBridge cannot put on an app bus
-//! queue.
+//! What is kept for recovery: operational events stored for a tenant that
+//! has no other endpoint to hear them, and events EventBridge cannot put on
+//! an app bus queue.
 
-use serde_json::Value;
-use switchyard_tests::Stack;
+use serde_json::{Value, json};
+use std::time::Duration;
+use switchyard_core::time_util::{now_utc, rfc3339};
+use switchyard_tests::{ADMIN_KEY, Api, Receiver, Reply, Stack};
+
+/// A tenant made through the API; returns its API key.
+async fn tenant(api: &Api, id: &str) -> String {
+    let a = api
+        .call(
+            "POST",
+            "/v1/admin/tenants",
+            Some(ADMIN_KEY),
+            Some(json!({"id": id, "name": id})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    let k = api
+        .call(
+            "POST",
+            &format!("/v1/admin/tenants/{id}/api-keys"),
+            Some(ADMIN_KEY),
+            Some(json!({"label": "tests"})),
+        )
+        .await;
+    assert_eq!(k.status, 201, "{k:?}");
+    k.body["api_key"].as_str().unwrap().to_string()
+}
+
+/// The tenant's audit trail of the last day.
+async fn audit_trail(api: &Api, key: &str) -> Vec<Value> {
+    let since = rfc3339(now_utc() - time::Duration::days(1));
+    let a = api
+        .call("GET", &format!("/v1/audit?since={since}"), Some(key), None)
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    a.body["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_endpoint_tenant_can_read_the_delivery_exhausted_notice() {
+    let stack = Stack::new("ops-notice").await;
+    let api = stack.api();
+    let rx = Receiver::start(|_| Reply::status(500)).await.unwrap();
+    let key = tenant(&api, "solo").await;
+    let ep = api
+        .call(
+            "POST",
+            "/v1/endpoints",
+            Some(&key),
+            Some(
+                json!({"url": rx.url("/only"), "retry_policy": {"kind": "fixed", "delay_secs": 1, "max_attempts": 1}}),
+            ),
+        )
+        .await;
+    assert_eq!(ep.status, 201, "{ep:?}");
+    let endpoint = ep.body["id"].as_str().unwrap().to_string();
+    let t = api
+        .call("POST", &format!("/v1/endpoints/{endpoint}/test"), Some(&key), None)
+        .await;
+    let delivery = t.body["delivery_id"].as_str().unwrap().to_string();
+    stack.drain_deliveries(Duration::from_secs(5)).await;
+    let d = api
+        .call("GET", &format!("/v1/deliveries/{delivery}"), Some(&key), None)
+        .await;
+    assert_eq!(d.body["state"], "failed", "{d:?}");
+
+    // The notice goes to the fan-out queue; the tenant has no other endpoint
+    // to hear it, so fan-out stores it for the API.
+    stack.drain_fanout().await;
+    assert_eq!(
+        stack.depth(&stack.res.deliveries_queue_url).await,
+        0,
+        "nothing to deliver it to"
+    );
+    let notices: Vec<Value> = audit_trail(&api, &key)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "delivery.exhausted")
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let notice = &notices[0];
+    assert_eq!(notice["source"], "switchyard");
+    assert_eq!(notice["data"]["delivery_id"].as_str(), Some(delivery.as_str()));
+    assert_eq!(notice["data"]["endpoint_id"].as_str(), Some(endpoint.as_str()));
+    assert_eq!(notice["data"]["reason"], "exhausted");
+    let id = notice["id"].as_str().unwrap();
+    let e = api.call("GET", &format!("/v1/events/{id}"), Some(&key), None).await;
+    assert_eq!(
+        (e.status, e.body["type"].as_str()),
+        (200, Some("delivery.exhausted")),
+        "{e:?}"
+    );
+
+    assert_eq!(audit_trail(&api, &key).await.len(), 2, "the test event and the notice");
+}
 
 /// Every rule on the app bus keeps what it cannot put on its queue: its
 /// target names a dead-letter queue whose policy lets that rule send to it,

@@ -37,7 +37,12 @@ fn template_declares_every_function_and_the_settings_it_reads() {
         (
             "fanout",
             "switchyard-fanout",
-            &["REGISTRY_TABLE", "DELIVERIES_QUEUE_URL"],
+            &[
+                "REGISTRY_TABLE",
+                "DELIVERIES_QUEUE_URL",
+                "DELIVERIES_TABLE",
+                "AUDIT_RETENTION_DAYS",
+            ],
         ),
         (
             "delivery",

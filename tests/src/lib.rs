@@ -114,6 +114,8 @@ impl Stack {
             &switchyard_fanout::Settings {
                 registry_table: self.res.registry_table.clone(),
                 deliveries_queue_url: self.res.deliveries_queue_url.clone(),
+                deliveries_table: self.res.deliveries_table.clone(),
+                audit_retention_days: 365,
             },
         )
     }

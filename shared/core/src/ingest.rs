@@ -47,6 +47,8 @@ pub struct IngestConfig {
 
 impl IngestConfig {
     pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+    /// How long audit records are kept unless the operator says otherwise.
+    pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 365;
     pub const DEFAULT_DEDUPE_WINDOW_HOURS: i64 = 24;
 }
 

@@ -1,10 +1,13 @@
 //! What is kept for recovery: operational events stored for a tenant that
-//! has no other endpoint to hear them, and events EventBridge cannot put on
-//! an app bus queue.
+//! has no other endpoint to hear them, events EventBridge cannot put on an
+//! app bus queue, and audit records kept for their own retention, not the
+//! dedupe window's or the delivery log's.
 
 use serde_json::{Value, json};
 use std::time::Duration;
+use switchyard_aws::aws_sdk_dynamodb::types::AttributeValue;
 use switchyard_core::time_util::{now_utc, rfc3339};
+use switchyard_local::http_api::post_event;
 use switchyard_tests::{ADMIN_KEY, Api, Receiver, Reply, Stack};
 
 /// A tenant made through the API; returns its API key.
@@ -96,6 +99,65 @@ async fn a_one_endpoint_tenant_can_read_the_delivery_exhausted_notice() {
     );
 
     assert_eq!(audit_trail(&api, &key).await.len(), 2, "the test event and the notice");
+}
+
+/// The TTL attribute (`expires_at`, unix seconds) of a tenant's stored event.
+async fn stored_ttl(stack: &Stack, tenant: &str, event: &str) -> i64 {
+    let key = switchyard_core::keys::deliveries::event(
+        &switchyard_core::TenantId::parse(tenant).unwrap(),
+        &switchyard_core::EventId::parse(event).unwrap(),
+    );
+    let item = stack
+        .scan(&stack.res.deliveries_table)
+        .await
+        .into_iter()
+        .find(|i| {
+            i.get(switchyard_core::keys::PK) == Some(&AttributeValue::S(key.pk.clone()))
+                && i.get(switchyard_core::keys::SK) == Some(&AttributeValue::S(key.sk.clone()))
+        })
+        .unwrap_or_else(|| panic!("no item for {event}"));
+    match item.get("expires_at") {
+        Some(AttributeValue::N(n)) => n.parse().unwrap(),
+        other => panic!("{event}: expires_at is {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_records_are_kept_for_the_audit_retention_and_plain_events_for_the_window() {
+    let stack = Stack::new("audit-ttl").await;
+    let (_, key) = stack.tenant("acme").await;
+    let ingest = stack.ingest();
+    let before = now_utc().unix_timestamp();
+    let audited = r#"{"id":"evt_audited","type":"a.b","data":{}}"#;
+    let plain = r#"{"id":"evt_plain","type":"a.b","data":{},"routing":{"audit":false}}"#;
+    for body in [audited, plain] {
+        assert_eq!(ingest.handle(post_event(key.expose(), body)).await.status_code, 202);
+    }
+    let after = now_utc().unix_timestamp() + 1;
+    let day = 24 * 3600;
+    // The defaults: audit records 365 days, others the 24 h dedupe window
+    // (the 30-day event retention is the delivery log's).
+    let ttl = stored_ttl(&stack, "acme", "evt_audited").await;
+    assert!(
+        (before + 365 * day..=after + 365 * day).contains(&ttl),
+        "audited: expires_at {ttl} is not received + 365 days ({before}..{after})"
+    );
+    let ttl = stored_ttl(&stack, "acme", "evt_plain").await;
+    assert!(
+        (before + day..=after + day).contains(&ttl),
+        "plain: expires_at {ttl} is not received + 24 h ({before}..{after})"
+    );
+
+    // The operator's setting.
+    let mut settings = stack.ingest_settings();
+    settings.audit_retention_days = 90;
+    let ingest = stack.ingest_with(&settings);
+    let body = r#"{"id":"evt_ninety","type":"a.b","data":{}}"#;
+    let before = now_utc().unix_timestamp();
+    assert_eq!(ingest.handle(post_event(key.expose(), body)).await.status_code, 202);
+    let after = now_utc().unix_timestamp() + 1;
+    let ttl = stored_ttl(&stack, "acme", "evt_ninety").await;
+    assert!((before + 90 * day..=after + 90 * day).contains(&ttl), "{ttl}");
 }
 
 /// Every rule on the app bus keeps what it cannot put on its queue: its

@@ -31,7 +31,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "DELIVERIES_TABLE",
                 "FANOUT_QUEUE_URL",
                 "MAX_BODY_BYTES",
-                "EVENT_RETENTION_DAYS",
+                "AUDIT_RETENTION_DAYS",
             ],
         ),
         (
@@ -81,6 +81,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "ADMIN_KEY_SHA256",
                 "ROTATION_OVERLAP_HOURS",
                 "EVENT_RETENTION_DAYS",
+                "AUDIT_RETENTION_DAYS",
                 "DLQS",
             ],
         ),

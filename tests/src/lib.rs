@@ -99,7 +99,7 @@ impl Stack {
             deliveries_table: self.res.deliveries_table.clone(),
             fanout_queue_url: self.res.fanout_queue_url.clone(),
             max_body_bytes: switchyard_core::IngestLimits::DEFAULT_MAX_BODY_BYTES,
-            retention_days: 30,
+            audit_retention_days: 365,
             idempotency_window: Duration::from_secs(24 * 3600),
             // No bus unless a test opts in (`ingest_with`): the internal track
             // is off when EVENT_BUS_NAME is unset.
@@ -782,6 +782,7 @@ impl Stack {
             ssrf: switchyard_local::local_ssrf_policy(),
             rotation_overlap: time::Duration::hours(24),
             retention_days: 30,
+            audit_retention_days: 365,
         }
     }
 

@@ -53,7 +53,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use switchyard_aws::config::{ConfigError, env_in_range, env_opt, env_var, idempotency_window, retention_days};
+use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_opt, env_var, idempotency_window};
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
@@ -108,7 +108,8 @@ pub struct Settings {
     pub deliveries_table: String,
     pub fanout_queue_url: String,
     pub max_body_bytes: usize,
-    pub retention_days: u16,
+    /// How long the records of `routing.audit` events are kept.
+    pub audit_retention_days: u16,
     /// How long an `Idempotency-Key` or event id deduplicates (and how long
     /// records of events with `routing.audit = false` are kept).
     pub idempotency_window: std::time::Duration,
@@ -120,7 +121,7 @@ pub struct Settings {
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `FANOUT_QUEUE_URL`, and
     /// optionally `MAX_BODY_BYTES` (default 65536, at most 204800),
-    /// `EVENT_RETENTION_DAYS` (default 30), `IDEMPOTENCY_WINDOW_HOURS`
+    /// `AUDIT_RETENTION_DAYS` (default 365), `IDEMPOTENCY_WINDOW_HOURS`
     /// (default 24, at most 720), `EVENT_BUS_NAME` (default: none),
     /// `EVENTBRIDGE_TENANT_RULES` (a JSON array of rules, default none) and
     /// `EVENTBRIDGE_DEFAULT_TENANT` (default: none).
@@ -142,7 +143,7 @@ impl Settings {
                 IngestLimits::DEFAULT_MAX_BODY_BYTES,
                 1..=IngestLimits::HARD_MAX_BODY_BYTES,
             )?,
-            retention_days: retention_days()?,
+            audit_retention_days: audit_retention_days()?,
             idempotency_window: idempotency_window()?,
             event_bus_name: env_opt("EVENT_BUS_NAME"),
             tenant_rules,
@@ -166,7 +167,7 @@ impl AwsIngest {
                 limits: IngestLimits {
                     max_body_bytes: settings.max_body_bytes,
                 },
-                retention: time::Duration::days(i64::from(settings.retention_days)),
+                retention: time::Duration::days(i64::from(settings.audit_retention_days)),
                 dedupe_window: time::Duration::try_from(settings.idempotency_window).unwrap_or(time::Duration::MAX),
                 ..IngestConfig::default()
             },

@@ -577,6 +577,55 @@ async fn recover_replays_exactly_the_failed_deliveries_in_its_window_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_replays_the_deliveries_skipped_while_the_endpoint_was_disabled() {
+    let stack = Stack::new("api-recover-skipped").await;
+    let api = stack.api();
+    let rx = Receiver::ok().await.unwrap();
+    let key = tenant(&api, "acme").await;
+    let ep = api
+        .call(
+            "POST",
+            "/v1/endpoints",
+            Some(&key),
+            Some(json!({"url": rx.url("/hook")})),
+        )
+        .await;
+    let id = ep.body["id"].as_str().unwrap().to_string();
+    let since = switchyard_core::time_util::rfc3339(switchyard_core::time_util::now_utc());
+    let t = api
+        .call("POST", &format!("/v1/endpoints/{id}/test"), Some(&key), None)
+        .await;
+    let delivery = t.body["delivery_id"].as_str().unwrap().to_string();
+    // Disabled before the task is delivered: the delivery is skipped.
+    let d = api
+        .call("POST", &format!("/v1/endpoints/{id}/disable"), Some(&key), None)
+        .await;
+    assert_eq!(d.status, 200, "{d:?}");
+    stack.drain_deliveries(Duration::from_secs(5)).await;
+    let one = api
+        .call("GET", &format!("/v1/deliveries/{delivery}"), Some(&key), None)
+        .await;
+    assert_eq!(one.body["state"], "skipped", "{one:?}");
+    assert!(rx.received().is_empty());
+
+    let e = api
+        .call("POST", &format!("/v1/endpoints/{id}/enable"), Some(&key), None)
+        .await;
+    assert_eq!(e.status, 200, "{e:?}");
+    let path = format!("/v1/endpoints/{id}/recover");
+    let recover = || api.call("POST", &path, Some(&key), Some(json!({"since": since})));
+    let r = recover().await;
+    assert_eq!((r.status, r.body["requeued"].as_u64()), (200, Some(1)), "{r:?}");
+    assert_eq!(recover().await.body["requeued"].as_u64(), Some(0), "requeued once");
+    stack.drain_deliveries(Duration::from_secs(5)).await;
+    assert_eq!(rx.wait_for(1, Duration::from_secs(5)).await.len(), 1);
+    let one = api
+        .call("GET", &format!("/v1/deliveries/{delivery}"), Some(&key), None)
+        .await;
+    assert_eq!(one.body["state"], "succeeded", "{one:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redrive_empties_a_dlq_back_into_its_source_queue() {
     let stack = Stack::new("api-redrive").await;
     let api = stack.api();

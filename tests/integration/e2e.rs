@@ -307,6 +307,8 @@ async fn a_fan_out_batch_reads_each_tenants_endpoints_once() {
         &switchyard_fanout::Settings {
             registry_table: stack.res.registry_table.clone(),
             deliveries_queue_url: stack.res.deliveries_queue_url.clone(),
+            deliveries_table: stack.res.deliveries_table.clone(),
+            audit_retention_days: 365,
         },
     );
     // What a read per tenant and batch comes to, from the batches drained.

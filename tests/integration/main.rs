@@ -19,6 +19,7 @@ mod observability;
 mod queue_limits;
 mod rebinding;
 mod reconcile;
+mod recovery;
 mod redrive;
 mod runner;
 mod signing_interop;

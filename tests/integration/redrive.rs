@@ -98,6 +98,7 @@ async fn dlq_depth_peek_and_move_back() {
         name: "deliveries".into(),
         dlq_url: stack.res.deliveries_dlq_url.clone(),
         source_url: stack.res.deliveries_queue_url.clone(),
+        replay: Default::default(),
     };
     let sent = messages();
     for (n, chunk) in sent.chunks(10).enumerate() {
@@ -239,6 +240,7 @@ async fn a_fifo_dlq_moves_back_with_its_groups_in_order() {
         name: "fifo".into(),
         dlq_url: create_queue(sqs, &format!("{prefix}-f-dlq.fifo"), &fifo).await.unwrap(),
         source_url: create_queue(sqs, &format!("{prefix}-f.fifo"), &fifo).await.unwrap(),
+        replay: Default::default(),
     };
     for i in 0..12 {
         sqs.send_message()

@@ -31,13 +31,18 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "DELIVERIES_TABLE",
                 "FANOUT_QUEUE_URL",
                 "MAX_BODY_BYTES",
-                "EVENT_RETENTION_DAYS",
+                "AUDIT_RETENTION_DAYS",
             ],
         ),
         (
             "fanout",
             "switchyard-fanout",
-            &["REGISTRY_TABLE", "DELIVERIES_QUEUE_URL"],
+            &[
+                "REGISTRY_TABLE",
+                "DELIVERIES_QUEUE_URL",
+                "DELIVERIES_TABLE",
+                "AUDIT_RETENTION_DAYS",
+            ],
         ),
         (
             "delivery",
@@ -76,6 +81,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "ADMIN_KEY_SHA256",
                 "ROTATION_OVERLAP_HOURS",
                 "EVENT_RETENTION_DAYS",
+                "AUDIT_RETENTION_DAYS",
                 "DLQS",
             ],
         ),
@@ -123,13 +129,19 @@ fn the_api_function_is_told_about_every_dlq_the_template_declares() {
     let dlqs: Vec<&String> = resources
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::SQS::Queue")
-        .filter(|(id, _)| id.ends_with("DLQ") && id.as_str() != "AwsEventsDLQ")
+        .filter(|(id, _)| id.ends_with("DLQ"))
         .map(|(id, _)| id)
         .collect();
     let setting = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]["DLQS"].to_string();
-    assert!(dlqs.len() >= 9, "{dlqs:?}");
+    assert!(dlqs.len() >= 10, "{dlqs:?}");
     for id in dlqs {
         assert!(setting.contains(&format!("${{{id}}}")), "DLQS lacks {id}: {setting}");
+        if id == "AwsEventsDLQ" {
+            // No queue sends to it: it is replayed into the ingest queue.
+            let expected = r#"{\"name\":\"aws-events\",\"dlq_url\":\"${AwsEventsDLQ}\",\"source_url\":\"${IngestQueue}\",\"replay\":\"eventbridge_to_ingest\"}"#;
+            assert!(setting.contains(expected), "{setting}");
+            continue;
+        }
         // …paired with the queue whose redrive policy names it.
         let source = resources
             .iter()

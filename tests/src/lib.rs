@@ -102,7 +102,7 @@ impl Stack {
             deliveries_table: self.res.deliveries_table.clone(),
             fanout_queue_url: self.res.fanout_queue_url.clone(),
             max_body_bytes: switchyard_core::IngestLimits::DEFAULT_MAX_BODY_BYTES,
-            retention_days: 30,
+            audit_retention_days: 365,
             idempotency_window: Duration::from_secs(24 * 3600),
             // No bus unless a test opts in (`ingest_with`): the internal track
             // is off when EVENT_BUS_NAME is unset.
@@ -117,6 +117,8 @@ impl Stack {
             &switchyard_fanout::Settings {
                 registry_table: self.res.registry_table.clone(),
                 deliveries_queue_url: self.res.deliveries_queue_url.clone(),
+                deliveries_table: self.res.deliveries_table.clone(),
+                audit_retention_days: 365,
             },
         )
     }
@@ -770,13 +772,21 @@ impl Stack {
             name: name.into(),
             dlq_url: dlq.clone(),
             source_url: src.clone(),
+            replay: Default::default(),
         })
         .collect::<Vec<_>>();
+        dlqs.push(switchyard_aws::redrive::DlqPair {
+            name: "aws-events".into(),
+            dlq_url: r.aws_events_dlq_url.clone(),
+            source_url: r.ingest_queue_url.clone(),
+            replay: switchyard_aws::redrive::Replay::EventbridgeToIngest,
+        });
         for q in &r.internal_queues {
             dlqs.push(switchyard_aws::redrive::DlqPair {
                 name: switchyard_local::template::kebab_case(q.logical_id.trim_end_matches("Queue")),
                 dlq_url: q.dlq_url.clone(),
                 source_url: q.url.clone(),
+                replay: Default::default(),
             });
         }
         switchyard_api::Settings {
@@ -788,6 +798,7 @@ impl Stack {
             ssrf: switchyard_local::local_ssrf_policy(),
             rotation_overlap: time::Duration::hours(24),
             retention_days: 30,
+            audit_retention_days: 365,
         }
     }
 

@@ -134,8 +134,11 @@ pub async fn revoke_api_key(
 /// Depth of every queue and DLQ the template declares.
 pub async fn queue_health(_: Admin, State(s): S) -> ApiResult<Json<Value>> {
     let mut queues = Vec::new();
-    for pair in &s.dlqs {
-        queues.push(redrive::queue_depth(&s.sqs, &pair.name, &pair.source_url).await?);
+    for (i, pair) in s.dlqs.iter().enumerate() {
+        // A queue that two DLQs feed (the ingest queue) is listed once.
+        if !s.dlqs[..i].iter().any(|p| p.source_url == pair.source_url) {
+            queues.push(redrive::queue_depth(&s.sqs, &pair.name, &pair.source_url).await?);
+        }
         queues.push(redrive::queue_depth(&s.sqs, &format!("{}-dlq", pair.name), &pair.dlq_url).await?);
     }
     Ok(Json(json!({ "queues": queues, "at": rfc3339(now_utc()) })))

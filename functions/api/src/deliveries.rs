@@ -106,9 +106,10 @@ pub struct Recover {
     until: Option<String>,
 }
 
-/// Resends every failed delivery of an endpoint created in `[since, until)`:
-/// at most [`crate::MAX_RECOVER`]; a delivery is requeued once (a second
-/// call finds it no longer failed).
+/// Resends every failed or skipped delivery (dropped while the endpoint was
+/// disabled) of an endpoint created in `[since, until)`: at most
+/// [`crate::MAX_RECOVER`] are scanned; a delivery is requeued once (a second
+/// call finds it retrying or done).
 pub async fn recover(
     Tenant(t): Tenant,
     State(s): S,
@@ -139,7 +140,7 @@ pub async fn recover(
             if seen > crate::MAX_RECOVER {
                 break 'pages;
             }
-            if d.state != DeliveryState::Failed {
+            if !matches!(d.state, DeliveryState::Failed | DeliveryState::Skipped) {
                 continue;
             }
             let task = match replay_task(&s, &d).await {

@@ -23,7 +23,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use std::sync::Arc;
-use switchyard_aws::config::{ConfigError, env_in_range, env_opt, env_var, retention_days};
+use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_opt, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry};
 use switchyard_aws::redrive::DlqPair;
 use switchyard_aws::sqs::SqsQueue;
@@ -49,13 +49,17 @@ pub struct Settings {
     pub ssrf: SsrfPolicy,
     /// How long a rotated-out secret keeps signing, unless the call says.
     pub rotation_overlap: time::Duration,
+    /// How long deliveries and attempts are kept.
     pub retention_days: u16,
+    /// How long the event records written here (test events, audited) are kept.
+    pub audit_retention_days: u16,
 }
 
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
     /// `DLQS` (JSON: `[{"name","dlq_url","source_url"}]`), `ADMIN_KEY_SHA256`,
     /// `ROTATION_OVERLAP_HOURS` (0 … 720, default 24), `EVENT_RETENTION_DAYS`,
+    /// `AUDIT_RETENTION_DAYS` (default 365),
     /// and `ALLOW_HTTP` / `SSRF_ALLOW_LIST` (local mode only).
     pub fn from_env() -> Result<Self, ConfigError> {
         let dlqs = switchyard_aws::redrive::parse_dlqs(&env_opt("DLQS").unwrap_or_else(|| "[]".into()))
@@ -79,6 +83,7 @@ impl Settings {
             ssrf,
             rotation_overlap: time::Duration::hours(env_in_range("ROTATION_OVERLAP_HOURS", 24, 0..=720)?),
             retention_days: retention_days()?,
+            audit_retention_days: audit_retention_days()?,
         })
     }
 }
@@ -116,7 +121,7 @@ impl AppState {
             admin_key_sha256: s.admin_key_sha256.clone(),
             ssrf: s.ssrf.clone(),
             rotation_overlap: s.rotation_overlap,
-            retention: time::Duration::days(i64::from(s.retention_days)),
+            retention: time::Duration::days(i64::from(s.audit_retention_days)),
         }
     }
 }

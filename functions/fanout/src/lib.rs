@@ -3,61 +3,77 @@
 //! (`switchyard_core::fanout`); a task whose endpoints could not be read or
 //! whose deliveries could not be queued is reported as a failure and comes
 //! back from SQS later. The deliveries of the whole batch are queued
-//! together, ten per `SendMessageBatch`.
+//! together, ten per `SendMessageBatch`. An operational event
+//! (`delivery.exhausted`, `endpoint.disabled`) is first stored as an audited
+//! event of its tenant (`switchyard_core::fanout::keep_notice`), so that a
+//! tenant without another endpoint to hear it reads it through the API.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::sync::Mutex;
-use switchyard_aws::config::{ConfigError, env_var};
-use switchyard_aws::dynamo::DynamoRegistry;
+use switchyard_aws::config::{ConfigError, audit_retention_days, env_var};
+use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{
     BatchRegistry, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, item_failure, process_sqs_batch,
 };
 use switchyard_core::batch_log::BatchLine;
-use switchyard_core::fanout::plan;
+use switchyard_core::fanout::{keep_notice, plan};
 use switchyard_core::metrics::{Recorder, m};
-use switchyard_core::ports::{Registry, TaskQueue, send_grouped};
+use switchyard_core::ports::{EventStore, Registry, TaskQueue, send_grouped};
 use switchyard_core::{DeliveryTask, FanoutTask};
 
 /// The fan-out function's state, built once per process.
-pub struct Fanout<R, Q> {
+pub struct Fanout<R, Q, S> {
     pub registry: R,
     pub queue: Q,
+    /// Where operational events are stored for their tenant.
+    pub store: S,
+    /// How long they are kept.
+    pub notice_retention: time::Duration,
     /// `FanoutTasks`, written as an EMF line at the end of each batch.
     pub metrics: Recorder,
 }
 
 /// Fan-out over DynamoDB and SQS.
-pub type AwsFanout = Fanout<DynamoRegistry, SqsQueue<DeliveryTask>>;
+pub type AwsFanout = Fanout<DynamoRegistry, SqsQueue<DeliveryTask>, DynamoEventStore>;
 
 /// Where fan-out's resources are; from the environment in Lambda.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub registry_table: String,
     pub deliveries_queue_url: String,
+    /// Where operational events are stored (the events of the deliveries table).
+    pub deliveries_table: String,
+    pub audit_retention_days: u16,
 }
 
 impl Settings {
-    /// Reads `REGISTRY_TABLE` and `DELIVERIES_QUEUE_URL`.
+    /// Reads `REGISTRY_TABLE`, `DELIVERIES_QUEUE_URL`, `DELIVERIES_TABLE`
+    /// and `AUDIT_RETENTION_DAYS` (default 365).
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
+            deliveries_table: env_var("DELIVERIES_TABLE")?,
+            audit_retention_days: audit_retention_days()?,
         })
     }
 }
 
 impl AwsFanout {
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Self {
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         Self {
-            registry: DynamoRegistry::new(aws_sdk_dynamodb::Client::new(sdk), &settings.registry_table),
+            registry: DynamoRegistry::new(dynamodb.clone(), &settings.registry_table),
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &settings.deliveries_queue_url),
+            store: DynamoEventStore::new(dynamodb, &settings.deliveries_table),
+            notice_retention: time::Duration::days(i64::from(settings.audit_retention_days)),
             metrics: Recorder::new(switchyard_aws::config::stage(), "fanout"),
         }
     }
 }
 
-impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
+impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         // Boxed: nested in the runtime's own future, the batch's future
         // type would otherwise exceed the compiler's layout depth limit.
@@ -76,6 +92,12 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>> Fanout<R, Q> {
         let mut response = process_sqs_batch(event, |task: FanoutTask, record| async move {
             let env = &task.envelope;
             let now = switchyard_core::time_util::now_utc();
+            if let Err(e) = keep_notice(&self.store, &task, self.notice_retention).await {
+                return Err(RecordFailure::new(format!(
+                    "storing operational event {} of {}: {e}",
+                    env.id, env.tenant_id
+                )));
+            }
             match plan(registry, &task, now).await {
                 Ok(tasks) => {
                     let p = Planned {
@@ -157,7 +179,32 @@ mod tests {
         }
     }
 
-    fn fanout(endpoints: usize) -> Fanout<Memory, Calls> {
+    /// Stores nothing (these batches hold no operational events).
+    struct NoStore;
+    impl EventStore for NoStore {
+        async fn find_event(
+            &self,
+            _: &TenantId,
+            _: &switchyard_core::EventId,
+            _: time::OffsetDateTime,
+        ) -> Result<Option<switchyard_core::ports::EventRecord>, PortError> {
+            Ok(None)
+        }
+        async fn insert_event(
+            &self,
+            _: &switchyard_core::ports::EventRecord,
+        ) -> Result<switchyard_core::ports::InsertOutcome, PortError> {
+            Err(PortError::permanent("nothing is stored here"))
+        }
+        async fn claim_key(
+            &self,
+            _: &switchyard_core::ingest::KeyClaim,
+        ) -> Result<switchyard_core::ingest::ClaimOutcome, PortError> {
+            Err(PortError::permanent("nothing is stored here"))
+        }
+    }
+
+    fn fanout(endpoints: usize) -> Fanout<Memory, Calls, NoStore> {
         let mem: Memory = std::sync::Arc::new(MemoryStore::default());
         let tenant = TenantId::parse("acme").unwrap();
         for i in 0..endpoints {
@@ -171,6 +218,8 @@ mod tests {
         Fanout {
             registry: mem,
             queue: Calls::default(),
+            store: NoStore,
+            notice_retention: time::Duration::days(1),
             metrics: Recorder::with_emit("test", "fanout", std::sync::Arc::new(|_: &str| {})),
         }
     }

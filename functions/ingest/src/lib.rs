@@ -32,8 +32,12 @@
 //! The SQS door reads each message body as an HTTP body, for the tenant named
 //! by the message attribute `tenant_id` (trusted: only IAM principals allowed
 //! to send to the queue can), optionally deduplicated by an
-//! `idempotency_key` attribute. An invalid message or a failure is a batch
-//! item failure; the queue's redrive policy moves a message that keeps
+//! `idempotency_key` attribute. A message with the attribute
+//! `switchyard_door: eventbridge` (an AWS service event replayed from the
+//! AWS events DLQ) is instead read as the EventBridge door reads its event:
+//! same mapping, tenant from the same tenant rules, and no `tenant_id` or
+//! `idempotency_key` attribute allowed. An invalid message or a failure is a
+//! batch item failure; the queue's redrive policy moves a message that keeps
 //! failing to its DLQ.
 //!
 //! The EventBridge door maps the event with `switchyard_core::doors` and its
@@ -49,7 +53,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use switchyard_aws::config::{ConfigError, env_in_range, env_opt, env_var, idempotency_window, retention_days};
+use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_opt, env_var, idempotency_window};
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
@@ -57,7 +61,7 @@ use switchyard_aws::{
     Memo, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, item_failure, process_sqs_batch,
 };
 use switchyard_core::batch_log::BatchLine;
-use switchyard_core::doors::{ServiceEventError, TenantRules, parse_service_event};
+use switchyard_core::doors::{DOOR_ATTRIBUTE, EVENTBRIDGE_DOOR, ServiceEventError, TenantRules, parse_service_event};
 use switchyard_core::envelope::parse_event;
 use switchyard_core::envelope::{EnvelopeError, IngestLimits, Source};
 use switchyard_core::ingest::{
@@ -104,7 +108,8 @@ pub struct Settings {
     pub deliveries_table: String,
     pub fanout_queue_url: String,
     pub max_body_bytes: usize,
-    pub retention_days: u16,
+    /// How long the records of `routing.audit` events are kept.
+    pub audit_retention_days: u16,
     /// How long an `Idempotency-Key` or event id deduplicates (and how long
     /// records of events with `routing.audit = false` are kept).
     pub idempotency_window: std::time::Duration,
@@ -116,7 +121,7 @@ pub struct Settings {
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `FANOUT_QUEUE_URL`, and
     /// optionally `MAX_BODY_BYTES` (default 65536, at most 204800),
-    /// `EVENT_RETENTION_DAYS` (default 30), `IDEMPOTENCY_WINDOW_HOURS`
+    /// `AUDIT_RETENTION_DAYS` (default 365), `IDEMPOTENCY_WINDOW_HOURS`
     /// (default 24, at most 720), `EVENT_BUS_NAME` (default: none),
     /// `EVENTBRIDGE_TENANT_RULES` (a JSON array of rules, default none) and
     /// `EVENTBRIDGE_DEFAULT_TENANT` (default: none).
@@ -138,7 +143,7 @@ impl Settings {
                 IngestLimits::DEFAULT_MAX_BODY_BYTES,
                 1..=IngestLimits::HARD_MAX_BODY_BYTES,
             )?,
-            retention_days: retention_days()?,
+            audit_retention_days: audit_retention_days()?,
             idempotency_window: idempotency_window()?,
             event_bus_name: env_opt("EVENT_BUS_NAME"),
             tenant_rules,
@@ -162,7 +167,7 @@ impl AwsIngest {
                 limits: IngestLimits {
                     max_body_bytes: settings.max_body_bytes,
                 },
-                retention: time::Duration::days(i64::from(settings.retention_days)),
+                retention: time::Duration::days(i64::from(settings.audit_retention_days)),
                 dedupe_window: time::Duration::try_from(settings.idempotency_window).unwrap_or(time::Duration::MAX),
                 ..IngestConfig::default()
             },
@@ -349,6 +354,8 @@ struct IngestMessage {
     body: String,
     tenant: Option<String>,
     key: Option<String>,
+    /// [`DOOR_ATTRIBUTE`]: how the body is to be read, if not as an HTTP body.
+    door: Option<String>,
 }
 
 /// An SQS ingest message whose event is new (and published to the bus, if
@@ -490,6 +497,7 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
                     body: m.body.clone().unwrap_or_default(),
                     tenant: message_attribute(m, TENANT_ATTRIBUTE),
                     key: message_attribute(m, IDEMPOTENCY_KEY_ATTRIBUTE),
+                    door: message_attribute(m, DOOR_ATTRIBUTE),
                 };
                 Some((m.message_id.clone()?, msg))
             })
@@ -618,16 +626,48 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
         let msg = messages
             .get(id)
             .ok_or_else(|| refused(RecordFailure::new("the message vanished from its batch")))?;
-        let tenant = msg.tenant.as_deref().ok_or_else(|| {
-            refused(RecordFailure::new(format_args!(
-                "no `{TENANT_ATTRIBUTE}` String message attribute"
-            )))
-        })?;
-        let tenant = TenantId::parse(tenant).map_err(|e| {
-            refused(RecordFailure::new(format_args!(
-                "the `{TENANT_ATTRIBUTE}` attribute: {e}"
-            )))
-        })?;
+        let now = switchyard_core::time_util::now_utc();
+        // An AWS service event: mapped, and given its tenant, here.
+        let service_event = match msg.door.as_deref() {
+            None => None,
+            Some(EVENTBRIDGE_DOOR) => {
+                if msg.tenant.is_some() || msg.key.is_some() {
+                    return Err(refused(RecordFailure::new(format_args!(
+                        "an AWS service event gets its tenant from the tenant rules and its id from EventBridge: \
+                         no `{TENANT_ATTRIBUTE}` or `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute"
+                    ))));
+                }
+                let envelope = parse_service_event(msg.body.as_bytes(), &self.tenant_rules, config.limits, now)
+                    .map_err(|e| {
+                        let reason = match &e {
+                            ServiceEventError::Invalid(e) => describe_invalid(e),
+                            other => other.to_string(),
+                        };
+                        refused(RecordFailure::new(format_args!("AWS service event refused: {reason}")))
+                    })?;
+                Some(envelope)
+            }
+            Some(other) => {
+                return Err(refused(RecordFailure::new(format_args!(
+                    "the `{DOOR_ATTRIBUTE}` attribute names no door: {other:?}"
+                ))));
+            }
+        };
+        let tenant = match &service_event {
+            Some(envelope) => envelope.tenant_id.clone(),
+            None => {
+                let tenant = msg.tenant.as_deref().ok_or_else(|| {
+                    refused(RecordFailure::new(format_args!(
+                        "no `{TENANT_ATTRIBUTE}` String message attribute"
+                    )))
+                })?;
+                TenantId::parse(tenant).map_err(|e| {
+                    refused(RecordFailure::new(format_args!(
+                        "the `{TENANT_ATTRIBUTE}` attribute: {e}"
+                    )))
+                })?
+            }
+        };
         // The tenant is named, not authenticated (the queue's policy decides
         // who may send): it must at least exist, or the event would be
         // stored for nobody and fanned out to nothing. Read once per batch.
@@ -645,7 +685,6 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
                 "the `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute: {e}"
             )))
         })?;
-        let now = switchyard_core::time_util::now_utc();
         let failed = |e: IngestError| {
             (
                 RecordFailure::new(format_args!(
@@ -656,14 +695,17 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
                 e.retryable(),
             )
         };
-        let envelope = parse_event(
-            msg.body.as_bytes(),
-            tenant.clone(),
-            &config.default_source,
-            now,
-            config.limits,
-        )
-        .map_err(|e| failed(IngestError::Invalid(e)))?;
+        let envelope = match service_event {
+            Some(envelope) => envelope,
+            None => parse_event(
+                msg.body.as_bytes(),
+                tenant.clone(),
+                &config.default_source,
+                now,
+                config.limits,
+            )
+            .map_err(|e| failed(IngestError::Invalid(e)))?,
+        };
         let checked = check(self.ports(), envelope, key.as_ref(), config, now)
             .await
             .map_err(failed)?;

@@ -58,6 +58,13 @@ pub fn retention_days() -> Result<u16, ConfigError> {
     env_in_range("EVENT_RETENTION_DAYS", default, 1..=3650)
 }
 
+/// `AUDIT_RETENTION_DAYS` (1 … 3650, default 365): how long audit records
+/// are kept (events with `routing.audit`, operational events).
+pub fn audit_retention_days() -> Result<u16, ConfigError> {
+    let default = switchyard_core::ingest::IngestConfig::DEFAULT_AUDIT_RETENTION_DAYS as u16;
+    env_in_range("AUDIT_RETENTION_DAYS", default, 1..=3650)
+}
+
 /// Reads an optional environment variable and parses it, or returns `default`.
 pub fn env_parse<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
 where

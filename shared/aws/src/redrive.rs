@@ -34,17 +34,36 @@ const RECEIVE_WAIT_SECS: i32 = 1;
 /// Batch entries that SQS refused for a transient reason are tried this often.
 const BATCH_TRIES: u32 = 4;
 
-/// A DLQ and the queue its messages came from, by a stable name
-/// ("deliveries", "fanout", "ingest", "internal-user", ...).
+/// A DLQ and the queue its messages go back to, by a stable name
+/// ("deliveries", "fanout", "ingest", "internal-user", "aws-events", ...).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DlqPair {
     pub name: String,
     pub dlq_url: String,
     pub source_url: String,
+    /// How a message goes back; a copy unless the setting says otherwise.
+    #[serde(default)]
+    pub replay: Replay,
+}
+
+/// How the messages of a DLQ go back to its source queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replay {
+    /// As they are: same body, same message attributes.
+    #[default]
+    Copy,
+    /// AWS service events (the AWS events DLQ) into the ingest queue: the
+    /// event, taken out of a Lambda failure record if it is in one, marked
+    /// with the message attribute that makes ingest read it as the
+    /// EventBridge door does (`switchyard_core::doors::DOOR_ATTRIBUTE`). A
+    /// message that holds no event stays in the DLQ.
+    EventbridgeToIngest,
 }
 
 /// Parses the API function's `DLQS` setting: a JSON array of
-/// `{"name","dlq_url","source_url"}`; names unique and non-empty, URLs
+/// `{"name","dlq_url","source_url","replay"?}` (`replay`: `copy`, the
+/// default, or `eventbridge_to_ingest`); names unique and non-empty, URLs
 /// non-empty, and a DLQ is never its own source.
 pub fn parse_dlqs(json: &str) -> Result<Vec<DlqPair>, String> {
     let pairs: Vec<DlqPair> =
@@ -214,6 +233,10 @@ pub struct MoveResult {
     /// Messages moved; with a move task, the DLQ's approximate number of
     /// visible messages when the task started (it runs on asynchronously).
     pub moved: u64,
+    /// Messages left in the DLQ because they cannot be replayed
+    /// ([`Replay::EventbridgeToIngest`]: no event in them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kept: u64,
     /// [`METHOD_MOVE_TASK`] or [`METHOD_RECEIVE_SEND_DELETE`].
     pub method: &'static str,
     /// The move task's handle (to list or cancel it), if one was started.
@@ -223,7 +246,7 @@ pub struct MoveResult {
 /// Moves up to `max` messages (`None`: all there are now) from the DLQ back
 /// to its source queue.
 ///
-/// With `max` `None` it first asks SQS to do it (StartMessageMoveTask from
+/// With `max` `None` and [`Replay::Copy`] it first asks SQS to do it (StartMessageMoveTask from
 /// the DLQ's ARN to the source queue's); where that is not supported (an
 /// emulator, a queue type or region without it, a move task already
 /// running) — any refusal that is neither throttling nor a missing
@@ -242,16 +265,22 @@ pub async fn move_messages(
     max: Option<u64>,
 ) -> Result<MoveResult, PortError> {
     if max.is_none()
+        && pair.replay == Replay::Copy
         && let Some(result) = start_move_task(sqs, pair).await?
     {
         return Ok(result);
     }
-    let moved = receive_send_delete(sqs, pair, max).await?;
+    let (moved, kept) = receive_send_delete(sqs, pair, max).await?;
     Ok(MoveResult {
         moved,
+        kept,
         method: METHOD_RECEIVE_SEND_DELETE,
         task_handle: None,
     })
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Starts SQS's move task; `None` if SQS does not support it here.
@@ -291,6 +320,7 @@ async fn start_move_task(sqs: &aws_sdk_sqs::Client, pair: &DlqPair) -> Result<Op
     {
         Ok(out) => Ok(Some(MoveResult {
             moved: waiting,
+            kept: 0,
             method: METHOD_MOVE_TASK,
             task_handle: out.task_handle().map(str::to_owned),
         })),
@@ -326,19 +356,26 @@ fn refusal_means_unsupported(status: u16, code: Option<&str>) -> bool {
     }
 }
 
-/// The fallback move; returns how many messages it moved.
-async fn receive_send_delete(sqs: &aws_sdk_sqs::Client, pair: &DlqPair, max: Option<u64>) -> Result<u64, PortError> {
+/// The fallback move; returns how many messages it moved and how many it
+/// left in the DLQ because they cannot be replayed.
+async fn receive_send_delete(
+    sqs: &aws_sdk_sqs::Client,
+    pair: &DlqPair,
+    max: Option<u64>,
+) -> Result<(u64, u64), PortError> {
     let mut moved = 0u64;
     // The ids the source queue gave this call's copies: the DLQ keeps a
-    // message's id, so seeing one again means it went round.
+    // message's id, so seeing one again means it went round. The ids of the
+    // messages left in the DLQ join them.
     let mut copies: HashSet<String> = HashSet::new();
+    let mut kept = 0u64;
     loop {
         let want = match max {
             Some(max) => max.saturating_sub(moved).min(MAX_BATCH_ENTRIES as u64),
             None => MAX_BATCH_ENTRIES as u64,
         };
         if want == 0 {
-            return Ok(moved);
+            return Ok((moved, kept));
         }
         let received = sqs
             .receive_message()
@@ -354,11 +391,21 @@ async fn receive_send_delete(sqs: &aws_sdk_sqs::Client, pair: &DlqPair, max: Opt
             .messages
             .unwrap_or_default();
         if received.is_empty() {
-            return Ok(moved);
+            return Ok((moved, kept));
         }
         let (again, fresh): (Vec<Message>, Vec<Message>) = received
             .into_iter()
             .partition(|m| m.message_id().is_some_and(|id| copies.contains(id)));
+        // A message with nothing to replay stays in the DLQ, hidden for the
+        // rest of this move (its visibility timeout).
+        let (fresh, unreplayable): (Vec<Message>, Vec<Message>) =
+            fresh.into_iter().partition(|m| replayable(pair.replay, m));
+        for m in unreplayable {
+            tracing::warn!(dlq = %pair.name, message_id = m.message_id().unwrap_or_default(),
+                "a message holds nothing to replay; it stays in the DLQ");
+            kept += 1;
+            copies.extend(m.message_id().map(str::to_owned));
+        }
         let batch = move_batch(sqs, pair, &fresh).await;
         moved += batch.moved;
         copies.extend(batch.copies);
@@ -375,7 +422,7 @@ async fn receive_send_delete(sqs: &aws_sdk_sqs::Client, pair: &DlqPair, max: Opt
             return Err(after(moved, e));
         }
         if !again.is_empty() {
-            return Ok(moved);
+            return Ok((moved, kept));
         }
     }
 }
@@ -397,14 +444,17 @@ struct BatchMove {
 /// ones that were sent, and makes the others visible again.
 async fn move_batch(sqs: &aws_sdk_sqs::Client, pair: &DlqPair, messages: &[Message]) -> BatchMove {
     let fifo = pair.source_url.ends_with(".fifo");
-    let entries: Result<Vec<SendMessageBatchRequestEntry>, PortError> =
-        messages.iter().enumerate().map(|(i, m)| copy_of(i, m, fifo)).collect();
+    let entries: Result<Vec<SendMessageBatchRequestEntry>, PortError> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| copy_of(i, m, fifo, pair.replay))
+        .collect();
     let mut sent: Vec<(usize, String)> = Vec::new();
     let mut error = None;
     match entries {
         Err(e) => error = Some(e),
         Ok(entries) => {
-            let sizes: Vec<usize> = messages.iter().map(message_size).collect();
+            let sizes: Vec<usize> = entries.iter().map(entry_size).collect();
             for range in split_by_size(&sizes) {
                 let call = BatchCall::Send {
                     url: &pair.source_url,
@@ -455,12 +505,39 @@ async fn move_batch(sqs: &aws_sdk_sqs::Client, pair: &DlqPair, messages: &[Messa
     }
 }
 
+/// Whether DLQ message `m` can go back as `replay` says.
+fn replayable(replay: Replay, m: &Message) -> bool {
+    match replay {
+        Replay::Copy => true,
+        Replay::EventbridgeToIngest => m
+            .body()
+            .and_then(switchyard_core::doors::dead_lettered_service_event)
+            .is_some(),
+    }
+}
+
 /// The copy of DLQ message `m` for the source queue, as batch entry `i`.
-fn copy_of(i: usize, m: &Message, fifo: bool) -> Result<SendMessageBatchRequestEntry, PortError> {
-    let mut entry = SendMessageBatchRequestEntry::builder()
-        .id(i.to_string())
-        .message_body(m.body().unwrap_or_default())
-        .set_message_attributes(m.message_attributes().cloned());
+fn copy_of(i: usize, m: &Message, fifo: bool, replay: Replay) -> Result<SendMessageBatchRequestEntry, PortError> {
+    let entry = SendMessageBatchRequestEntry::builder().id(i.to_string());
+    let mut entry = match replay {
+        Replay::Copy => entry
+            .message_body(m.body().unwrap_or_default())
+            .set_message_attributes(m.message_attributes().cloned()),
+        Replay::EventbridgeToIngest => {
+            let event = m
+                .body()
+                .and_then(switchyard_core::doors::dead_lettered_service_event)
+                .ok_or_else(|| PortError::permanent("a message of the AWS events DLQ holds no event"))?;
+            let door = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(switchyard_core::doors::EVENTBRIDGE_DOOR)
+                .build()
+                .map_err(|e| PortError::permanent(format!("message attribute: {e}")))?;
+            entry
+                .message_body(event)
+                .message_attributes(switchyard_core::doors::DOOR_ATTRIBUTE, door)
+        }
+    };
     if fifo {
         let group = m
             .attributes()
@@ -477,15 +554,15 @@ fn copy_of(i: usize, m: &Message, fifo: bool) -> Result<SendMessageBatchRequestE
         .map_err(|e| PortError::permanent(format!("SendMessageBatch entry: {e}")))
 }
 
-/// A message's size as SQS counts it against the batch limit.
-fn message_size(m: &Message) -> usize {
-    let attributes: usize = m
+/// A copy's size as SQS counts it against the batch limit.
+fn entry_size(e: &SendMessageBatchRequestEntry) -> usize {
+    let attributes: usize = e
         .message_attributes()
         .into_iter()
         .flatten()
         .map(|(k, v)| k.len() + attribute_size(v))
         .sum();
-    m.body().map_or(0, str::len) + attributes
+    e.message_body().len() + attributes
 }
 
 fn attribute_size(v: &MessageAttributeValue) -> usize {
@@ -711,6 +788,7 @@ mod tests {
             name: name.into(),
             dlq_url: dlq.into(),
             source_url: source.into(),
+            replay: Replay::Copy,
         }
     }
 
@@ -804,7 +882,7 @@ mod tests {
     }
 
     #[test]
-    fn message_size_counts_body_and_attributes() {
+    fn entry_size_counts_body_and_attributes() {
         let m = Message::builder()
             .body("12345")
             .message_attributes(
@@ -816,6 +894,36 @@ mod tests {
                     .unwrap(),
             )
             .build();
-        assert_eq!(message_size(&m), 5 + 1 + 6 + 2);
+        assert_eq!(entry_size(&copy_of(0, &m, false, Replay::Copy).unwrap()), 5 + 1 + 6 + 2);
+    }
+
+    #[test]
+    fn an_aws_events_copy_is_the_event_marked_for_the_eventbridge_door() {
+        let event = r#"{"id":"e-1","source":"aws.s3","detail-type":"Object Created","detail":{}}"#;
+        let record = format!(r#"{{"requestContext":{{"condition":"RetriesExhausted"}},"requestPayload":{event}}}"#);
+        let error_code = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("SDK_CLIENT_ERROR")
+            .build()
+            .unwrap();
+        for body in [event.to_string(), record] {
+            let m = Message::builder()
+                .body(&body)
+                .message_attributes("ERROR_CODE", error_code.clone())
+                .build();
+            assert!(replayable(Replay::EventbridgeToIngest, &m));
+            let copy = copy_of(0, &m, false, Replay::EventbridgeToIngest).unwrap();
+            let got: serde_json::Value = serde_json::from_str(copy.message_body()).unwrap();
+            assert_eq!(got, serde_json::from_str::<serde_json::Value>(event).unwrap());
+            let attributes = copy.message_attributes().unwrap();
+            assert_eq!(attributes.len(), 1, "{attributes:?}");
+            assert_eq!(
+                attributes[switchyard_core::doors::DOOR_ATTRIBUTE].string_value(),
+                Some(switchyard_core::doors::EVENTBRIDGE_DOOR)
+            );
+        }
+        let junk = Message::builder().body("{not json").build();
+        assert!(!replayable(Replay::EventbridgeToIngest, &junk));
+        assert!(replayable(Replay::Copy, &junk));
     }
 }

@@ -264,10 +264,58 @@ pub fn parse_service_event(
     })
 }
 
+/// The SQS message attribute that sends an ingest-queue message through
+/// another door's reading: with [`EVENTBRIDGE_DOOR`], the body is an
+/// EventBridge event, mapped and given its tenant as the EventBridge door
+/// does ([`parse_service_event`] and the tenant rules), never by a
+/// `tenant_id` attribute.
+pub const DOOR_ATTRIBUTE: &str = "switchyard_door";
+/// The [`DOOR_ATTRIBUTE`] value of an AWS service event replayed from the
+/// AWS events DLQ.
+pub const EVENTBRIDGE_DOOR: &str = "eventbridge";
+
+/// The AWS service event in a message of the AWS events DLQ, as JSON text:
+/// EventBridge's own dead letter is the event itself; Lambda's on-failure
+/// record carries it as `requestPayload`. `None` if the body is neither
+/// (it is left where it is).
+pub fn dead_lettered_service_event(body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let is_event = |v: &Value| v.is_object() && ["detail-type", "source", "detail"].iter().all(|k| v.get(k).is_some());
+    if is_event(&value) {
+        return Some(body.to_string());
+    }
+    let payload = value.get("requestPayload")?;
+    (value.get("requestContext").is_some() && is_event(payload)).then(|| payload.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_event_is_found_in_either_kind_of_dead_letter() {
+        let event = json!({"id": "e-1", "source": "aws.s3", "detail-type": "Object Created", "detail": {"k": 1}});
+        let raw = event.to_string();
+        assert_eq!(dead_lettered_service_event(&raw).as_deref(), Some(raw.as_str()));
+        let record = json!({
+            "version": "1.0",
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": event,
+            "responsePayload": {"errorType": "NoTenantForEvent"},
+        });
+        let found: Value = serde_json::from_str(&dead_lettered_service_event(&record.to_string()).unwrap()).unwrap();
+        assert_eq!(found, event);
+        for other in [
+            "not json".to_string(),
+            json!({"source": "aws.s3", "detail-type": "x"}).to_string(),
+            json!({"requestPayload": event}).to_string(),
+            json!({"requestContext": {}, "requestPayload": {"Records": []}}).to_string(),
+            json!([event]).to_string(),
+        ] {
+            assert_eq!(dead_lettered_service_event(&other), None, "{other}");
+        }
+    }
 
     fn now() -> OffsetDateTime {
         crate::time_util::parse_rfc3339("2026-11-29T10:00:00Z").unwrap()

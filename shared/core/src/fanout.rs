@@ -1,9 +1,9 @@
 //! Fan-out: one accepted event becomes one delivery task per matching endpoint.
 
 use crate::error::PortError;
-use crate::ports::{Registry, TaskQueue};
+use crate::ports::{EventRecord, EventStore, Registry, TaskQueue};
 use crate::task::{DeliveryTask, FanoutTask};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FanoutError {
@@ -41,6 +41,27 @@ pub async fn plan<R: Registry>(
             DeliveryTask::new(envelope, &ep.id, payload, now)
         })
         .collect())
+}
+
+/// Stores an operational event (`delivery.exhausted`, `endpoint.disabled`:
+/// a task with `skip_endpoint`) as an event of its tenant, audited, kept for
+/// `retention`: a tenant with no other endpoint to hear it reads it through
+/// the API (its events and audit trail). Its `received_at` is the event's
+/// own time, so that storing it again (SQS delivers at least once) finds the
+/// same record. Other tasks store nothing (ingest stored their events).
+pub async fn keep_notice<S: EventStore>(store: &S, task: &FanoutTask, retention: Duration) -> Result<(), PortError> {
+    if task.skip_endpoint.is_none() {
+        return Ok(());
+    }
+    let envelope = task.envelope.clone();
+    let received_at = envelope.timestamp;
+    let record = EventRecord {
+        expires_at: crate::ingest::ceil_seconds(received_at + retention),
+        received_at,
+        envelope,
+    };
+    // Stored, or stored before: both are done.
+    store.insert_event(&record).await.map(|_| ())
 }
 
 /// Sends a delivery task to every enabled endpoint of the event's tenant whose
@@ -167,6 +188,53 @@ mod tests {
         task.skip_endpoint = Some(about);
         assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(1));
         assert_eq!(queue.0.lock().unwrap()[0].endpoint_id, other);
+    }
+
+    #[derive(Default)]
+    struct Store(Mutex<Vec<EventRecord>>);
+    impl EventStore for Store {
+        async fn find_event(
+            &self,
+            _: &TenantId,
+            _: &crate::EventId,
+            _: OffsetDateTime,
+        ) -> Result<Option<EventRecord>, PortError> {
+            Ok(None)
+        }
+        async fn insert_event(&self, r: &EventRecord) -> Result<crate::ports::InsertOutcome, PortError> {
+            let mut all = self.0.lock().unwrap();
+            if let Some(e) = all.iter().find(|e| e.envelope.id == r.envelope.id) {
+                return Ok(crate::ports::InsertOutcome::Exists(Box::new(e.clone())));
+            }
+            all.push(r.clone());
+            Ok(crate::ports::InsertOutcome::Inserted)
+        }
+        async fn claim_key(&self, _: &crate::ingest::KeyClaim) -> Result<crate::ingest::ClaimOutcome, PortError> {
+            Ok(crate::ingest::ClaimOutcome::Claimed)
+        }
+    }
+
+    #[tokio::test]
+    async fn operational_events_are_stored_for_their_tenant_once() {
+        let store = Store::default();
+        let mut notice = event(r#"{"type":"delivery.exhausted","data":{}}"#);
+        notice.skip_endpoint = Some(EndpointId::generate());
+        let retention = Duration::days(365);
+        for _ in 0..2 {
+            keep_notice(&store, &notice, retention).await.unwrap();
+        }
+        let stored = store.0.lock().unwrap().clone();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].envelope, notice.envelope);
+        assert!(stored[0].envelope.routing.audit);
+        assert_eq!(stored[0].received_at, notice.envelope.timestamp);
+        assert_eq!(stored[0].expires_at, notice.envelope.timestamp + retention);
+        // An ordinary event was stored by ingest: nothing here.
+        let plain = Store::default();
+        keep_notice(&plain, &event(r#"{"type":"user.created","data":{}}"#), retention)
+            .await
+            .unwrap();
+        assert!(plain.0.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -36,7 +36,8 @@ use time::{Duration, OffsetDateTime};
 pub struct IngestConfig {
     pub limits: IngestLimits,
     /// How long the record of an `audit` event is kept (at least the dedupe
-    /// window).
+    /// window): the audit retention, apart from the event retention that
+    /// expires deliveries and attempts.
     pub retention: Duration,
     /// How long an `Idempotency-Key` or an event id deduplicates; also how
     /// long the record of an event with `routing.audit = false` is kept.
@@ -47,6 +48,8 @@ pub struct IngestConfig {
 
 impl IngestConfig {
     pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+    /// How long audit records are kept unless the operator says otherwise.
+    pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 365;
     pub const DEFAULT_DEDUPE_WINDOW_HOURS: i64 = 24;
 }
 
@@ -54,7 +57,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             limits: IngestLimits::default(),
-            retention: Duration::days(Self::DEFAULT_RETENTION_DAYS),
+            retention: Duration::days(Self::DEFAULT_AUDIT_RETENTION_DAYS),
             dedupe_window: Duration::hours(Self::DEFAULT_DEDUPE_WINDOW_HOURS),
             default_source: Source::parse("api").unwrap_or_else(|_| unreachable!("`api` is a valid source")),
         }
@@ -517,10 +520,11 @@ mod tests {
         let other = ingest(p, tenant("t2"), body, None, &cfg, now()).await.unwrap();
         assert!(!other.duplicate);
         assert_eq!(queue.sent.lock().unwrap().len(), 2);
+        // Audited (the default): kept for the audit retention, 365 days.
         let rec = store.record("t1", "evt_a");
         assert_eq!(
             rec.expires_at,
-            crate::time_util::parse_rfc3339("2026-12-29T10:00:00Z").unwrap()
+            crate::time_util::parse_rfc3339("2027-11-29T10:00:00Z").unwrap()
         );
     }
 

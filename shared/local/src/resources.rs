@@ -36,6 +36,8 @@ pub struct Resources {
     /// The SQS ingest queue internal producers send events to, and its DLQ.
     pub ingest_queue_url: String,
     pub ingest_dlq_url: String,
+    /// AWS service events that could not be ingested (replayed into the ingest queue).
+    pub aws_events_dlq_url: String,
     /// The application's EventBridge bus (the internal track).
     pub event_bus_name: String,
     /// The consumers' state table (idempotency markers, workflow progress
@@ -181,6 +183,7 @@ impl Resources {
             deliveries_dlq_url: r("DeliveriesDLQ")?,
             ingest_queue_url: r("IngestQueue")?,
             ingest_dlq_url: r("IngestDLQ")?,
+            aws_events_dlq_url: r("AwsEventsDLQ")?,
             event_bus_name: r("AppEventBus")?,
             state_table: r("StateTable")?,
             internal_queues,

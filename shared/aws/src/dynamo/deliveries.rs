@@ -409,9 +409,9 @@ impl DynamoDeliveryLog {
             .await
     }
 
-    /// Puts a failed delivery back to retrying for a replay: reason
-    /// `replay_requested`, no `next_attempt_at` (due now), updated now (and
-    /// moved in the by-status index). `Ok(false)` if it is not failed (any
+    /// Puts a failed or skipped delivery back to retrying for a replay:
+    /// reason `replay_requested`, no `next_attempt_at` (due now), updated now
+    /// (and moved in the by-status index). `Ok(false)` if it is neither (any
     /// more), or does not exist. Attempt counts are left as they are.
     pub async fn requeue_failed(
         &self,
@@ -434,7 +434,7 @@ impl DynamoDeliveryLog {
                 "SET #state = :retrying, #reason = :reason, #updated = :now, #g3pk = :g3pk, #g3sk = :g3sk, \
                  #exp = :exp REMOVE #next",
             )
-            .condition_expression("attribute_exists(#pk) AND #state = :failed")
+            .condition_expression("attribute_exists(#pk) AND #state IN (:failed, :skipped)")
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#reason", "reason")
@@ -445,6 +445,7 @@ impl DynamoDeliveryLog {
             .expression_attribute_names("#exp", keys::TTL)
             .expression_attribute_values(":retrying", s(keys::deliveries::state_name(retrying)))
             .expression_attribute_values(":failed", s(keys::deliveries::state_name(DeliveryState::Failed)))
+            .expression_attribute_values(":skipped", s(keys::deliveries::state_name(DeliveryState::Skipped)))
             .expression_attribute_values(":reason", s(REPLAY_REASON))
             .expression_attribute_values(":now", s(rfc3339(now)))
             .expression_attribute_values(":g3pk", s(g3pk_value))

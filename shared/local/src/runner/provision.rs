@@ -1081,14 +1081,14 @@ async fn create_rule(
             .get("Arn")
             .map(text)
             .ok_or_else(|| err(id, "has a target without Arn"))?;
-        for k in ["DeadLetterConfig", "RetryPolicy"] {
-            if t.get(k).is_some() {
-                notes.push(format!(
-                    "{id} target {target_id}: {k} not applied (moto delivers or drops at once)"
-                ));
-            }
-        }
         if let Some(function) = function_arns.get(&target_arn) {
+            for k in ["DeadLetterConfig", "RetryPolicy"] {
+                if t.get(k).is_some() {
+                    notes.push(format!(
+                        "{id} target {target_id}: {k} not applied (moto delivers or drops at once)"
+                    ));
+                }
+            }
             if t.get("InputTransformer").is_some() || t.get("InputPath").is_some() {
                 return Err(err(
                     id,
@@ -1167,6 +1167,25 @@ async fn create_rule(
         let mut b = aws_sdk_eventbridge::types::Target::builder()
             .id(&target_id)
             .arn(&target_arn);
+        // Configured on the target as in AWS (moto keeps them; it delivers
+        // to a queue at once or not at all, so neither comes into play).
+        if let Some(dlq) = t.pointer("/DeadLetterConfig/Arn") {
+            b = b.dead_letter_config(
+                aws_sdk_eventbridge::types::DeadLetterConfig::builder()
+                    .arn(text(dlq))
+                    .build(),
+            );
+        }
+        if let Some(r) = t.get("RetryPolicy") {
+            let mut rb = aws_sdk_eventbridge::types::RetryPolicy::builder();
+            if let Some(n) = r.get("MaximumRetryAttempts").and_then(|v| text(v).parse().ok()) {
+                rb = rb.maximum_retry_attempts(n);
+            }
+            if let Some(n) = r.get("MaximumEventAgeInSeconds").and_then(|v| text(v).parse().ok()) {
+                rb = rb.maximum_event_age_in_seconds(n);
+            }
+            b = b.retry_policy(rb.build());
+        }
         if let Some(input) = t.get("Input") {
             b = b.input(text(input));
         }

@@ -62,6 +62,7 @@ async fn version_0_messages_in_flight_and_in_the_dlq_are_delivered_after_a_deplo
         name: "deliveries".into(),
         dlq_url: stack.res.deliveries_dlq_url.clone(),
         source_url: stack.res.deliveries_queue_url.clone(),
+        replay: Default::default(),
     };
     assert_eq!(redrive::move_messages(&stack.sqs, &pair, None).await.unwrap().moved, 1);
     let report = stack.drain_deliveries(Duration::from_secs(5)).await;

@@ -7,7 +7,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use switchyard_aws::aws_sdk_dynamodb::types::AttributeValue;
-use switchyard_core::endpoint::{EDIT_ATTEMPTS, EditError, Written, edit_endpoint};
+use switchyard_core::endpoint::Written;
+use switchyard_core::endpoint_edit::{EDIT_ATTEMPTS, EditError, edit_endpoint};
 use switchyard_core::memory::{Memory, MemoryStore};
 use switchyard_core::ports::{EndpointEdits, EndpointHealth};
 use switchyard_core::time_util::now_utc;

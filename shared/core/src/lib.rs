@@ -14,6 +14,7 @@ pub mod consumer;
 pub mod delivery;
 pub mod doors;
 pub mod endpoint;
+pub mod endpoint_edit;
 pub mod envelope;
 pub mod error;
 pub mod event_type;

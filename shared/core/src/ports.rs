@@ -153,7 +153,7 @@ pub trait EndpointHealth: Sync {
 }
 
 /// The management API's changes to endpoints, made so that none undoes
-/// another write (see [`crate::endpoint::edit_endpoint`]).
+/// another write (see [`crate::endpoint_edit::edit_endpoint`]).
 pub trait EndpointEdits: Sync {
     /// The endpoint as stored now (a strongly consistent read).
     fn current(

@@ -6,30 +6,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use switchyard_core::WebhookSecret;
-use switchyard_tests::{ADMIN_KEY, Answer, Api, Receiver, Reply, Stack, assert_verifies, root};
-
-/// A tenant made through the API; returns its API key.
-async fn tenant(api: &Api, id: &str) -> String {
-    let a = api
-        .call(
-            "POST",
-            "/v1/admin/tenants",
-            Some(ADMIN_KEY),
-            Some(json!({"id": id, "name": id})),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{a:?}");
-    let k = api
-        .call(
-            "POST",
-            &format!("/v1/admin/tenants/{id}/api-keys"),
-            Some(ADMIN_KEY),
-            Some(json!({"label": "tests"})),
-        )
-        .await;
-    assert_eq!(k.status, 201, "{k:?}");
-    k.body["api_key"].as_str().unwrap().to_string()
-}
+use switchyard_tests::{ADMIN_KEY, Answer, Receiver, Reply, Stack, assert_verifies, root};
 
 /// The audit trail of the last day (a query spans at most 366 days).
 fn audit_since_yesterday() -> String {
@@ -50,7 +27,7 @@ async fn the_full_lifecycle_of_tenants_keys_and_endpoints() {
     let stack = Stack::new("api-crud").await;
     let api = stack.api();
     let rx = Receiver::ok().await.unwrap();
-    let key = tenant(&api, "acme").await;
+    let key = api.tenant("acme").await;
 
     // Tenants and keys (admin).
     assert_eq!(
@@ -253,7 +230,7 @@ async fn the_full_lifecycle_of_tenants_keys_and_endpoints() {
 async fn mistakes_get_the_right_4xx_in_one_shape_and_change_nothing() {
     let stack = Stack::new("api-errors").await;
     let api = stack.api();
-    let key = tenant(&api, "acme").await;
+    let key = api.tenant("acme").await;
     let cases: Vec<(Answer, u16, &str)> = vec![
         (api.call("GET", "/v1/endpoints", None, None).await, 401, "unauthorized"),
         (api.call("GET", "/v1/endpoints", Some("sy_nope"), None).await, 401, "unauthorized"),
@@ -344,8 +321,8 @@ async fn a_tenant_never_sees_changes_or_replays_another_tenants_resources() {
     let stack = Stack::new("api-isolation").await;
     let api = stack.api();
     let rx = Receiver::ok().await.unwrap();
-    let a_key = tenant(&api, "alpha").await;
-    let b_key = tenant(&api, "bravo").await;
+    let a_key = api.tenant("alpha").await;
+    let b_key = api.tenant("bravo").await;
     let ep = api
         .call(
             "POST",
@@ -445,7 +422,7 @@ async fn rotation_sends_two_signatures_that_both_verify_during_the_overlap() {
     let stack = Stack::new("api-rotate").await;
     let api = stack.api();
     let rx = Receiver::ok().await.unwrap();
-    let key = tenant(&api, "acme").await;
+    let key = api.tenant("acme").await;
     let ep = api
         .call("POST", "/v1/endpoints", Some(&key), Some(json!({"url": rx.url("/r")})))
         .await;
@@ -492,7 +469,7 @@ async fn recover_replays_exactly_the_failed_deliveries_in_its_window_once() {
     })
     .await
     .unwrap();
-    let key = tenant(&api, "acme").await;
+    let key = api.tenant("acme").await;
     let ep = api
         .call(
             "POST",
@@ -581,7 +558,7 @@ async fn recover_replays_the_deliveries_skipped_while_the_endpoint_was_disabled(
     let stack = Stack::new("api-recover-skipped").await;
     let api = stack.api();
     let rx = Receiver::ok().await.unwrap();
-    let key = tenant(&api, "acme").await;
+    let key = api.tenant("acme").await;
     let ep = api
         .call(
             "POST",

@@ -7,7 +7,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use switchyard_aws::aws_sdk_dynamodb::types::AttributeValue;
-use switchyard_core::retry::RetryPolicy;
 use switchyard_core::time_util::parse_rfc3339;
 use switchyard_core::{EventId, keys};
 use switchyard_local::http_api::post_event;
@@ -35,9 +34,7 @@ fn time_of(item: &Item, name: &str) -> time::OffsetDateTime {
 async fn failing(stack: &Stack, policy: serde_json::Value) -> switchyard_delivery::AwsDelivery {
     let rx = Receiver::start(|_| Reply::status(500)).await.unwrap();
     let (tenant, key) = stack.tenant("acme").await;
-    let mut ep = stack.endpoint(&tenant, &rx.url("/hook"), &["order.*"]).await;
-    ep.retry_policy = serde_json::from_value::<RetryPolicy>(policy).unwrap();
-    stack.registry.put_endpoint(&ep).await.unwrap();
+    stack.order_endpoint(&tenant, &rx.url("/hook"), policy).await;
     let resp = stack
         .ingest()
         .handle(post_event(key.expose(), r#"{"type":"order.placed","data":{}}"#))

@@ -4,16 +4,13 @@
 
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use switchyard_core::delivery::DeliveryState;
 use switchyard_core::endpoint::RateLimit;
-use switchyard_core::retry::RetryPolicy;
 use switchyard_core::{DeliveryId, EventId, TenantId};
 use switchyard_local::http_api::post_event;
 use switchyard_local::resources::QueueOptions;
-use switchyard_tests::{Receiver, Reply, Stack, json_body};
+use switchyard_tests::{Receiver, Stack, json_body};
 
 /// Ingests `n` `order.placed` events and fans them out; their delivery ids.
 async fn ingest(stack: &Stack, key: &str, endpoint: &switchyard_core::Endpoint, n: usize) -> Vec<DeliveryId> {
@@ -135,22 +132,15 @@ async fn a_schedule_longer_than_the_queue_retention_is_delivered() {
         },
     )
     .await;
-    let calls = Arc::new(AtomicU32::new(0));
-    let seen = calls.clone();
-    let rx = Receiver::start(move |_| {
-        if seen.fetch_add(1, Ordering::SeqCst) < 3 {
-            Reply::status(500)
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await
-    .unwrap();
+    let rx = Receiver::failing_first(3).await.unwrap();
     let (tenant, key) = stack.tenant("acme").await;
-    let mut ep = stack.endpoint(&tenant, &rx.url("/hook"), &["order.*"]).await;
-    ep.retry_policy =
-        serde_json::from_value::<RetryPolicy>(json!({"kind": "fixed", "delay_secs": 30, "max_attempts": 5})).unwrap();
-    stack.registry.put_endpoint(&ep).await.unwrap();
+    let ep = stack
+        .order_endpoint(
+            &tenant,
+            &rx.url("/hook"),
+            json!({"kind": "fixed", "delay_secs": 30, "max_attempts": 5}),
+        )
+        .await;
     let ids = ingest(&stack, key.expose(), &ep, 1).await;
 
     let delivery = stack.delivery(Duration::from_secs(5));

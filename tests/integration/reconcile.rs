@@ -4,35 +4,25 @@
 //! tenant told.
 
 use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use switchyard_core::delivery::{DeliveryRecord, DeliveryState};
 use switchyard_core::reconcile::{OverdueDeliveries, TASK_LOST};
-use switchyard_core::retry::RetryPolicy;
 use switchyard_core::{DeliveryId, EventId, FanoutTask, TenantId};
 use switchyard_local::http_api::post_event;
-use switchyard_tests::{Receiver, Reply, Stack, json_body};
+use switchyard_tests::{Receiver, Stack, json_body};
 
 /// A tenant whose one endpoint fails its first call and then answers 200,
 /// retried every 2 s; one event sent, fanned out and attempted once.
 async fn failed_once(stack: &Stack) -> (TenantId, EventId, DeliveryId, Receiver) {
-    let calls = Arc::new(AtomicU32::new(0));
-    let seen = calls.clone();
-    let rx = Receiver::start(move |_| {
-        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            Reply::status(500)
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await
-    .unwrap();
+    let rx = Receiver::failing_first(1).await.unwrap();
     let (tenant, key) = stack.tenant("acme").await;
-    let mut ep = stack.endpoint(&tenant, &rx.url("/hook"), &["order.*"]).await;
-    ep.retry_policy =
-        serde_json::from_value::<RetryPolicy>(json!({"kind": "fixed", "delay_secs": 2, "max_attempts": 5})).unwrap();
-    stack.registry.put_endpoint(&ep).await.unwrap();
+    let ep = stack
+        .order_endpoint(
+            &tenant,
+            &rx.url("/hook"),
+            json!({"kind": "fixed", "delay_secs": 2, "max_attempts": 5}),
+        )
+        .await;
     let resp = stack
         .ingest()
         .handle(post_event(key.expose(), r#"{"type":"order.placed","data":{"n":1}}"#))

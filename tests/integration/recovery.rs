@@ -8,30 +8,7 @@ use std::time::Duration;
 use switchyard_aws::aws_sdk_dynamodb::types::AttributeValue;
 use switchyard_core::time_util::{now_utc, rfc3339};
 use switchyard_local::http_api::post_event;
-use switchyard_tests::{ADMIN_KEY, Api, Receiver, Reply, Stack};
-
-/// A tenant made through the API; returns its API key.
-async fn tenant(api: &Api, id: &str) -> String {
-    let a = api
-        .call(
-            "POST",
-            "/v1/admin/tenants",
-            Some(ADMIN_KEY),
-            Some(json!({"id": id, "name": id})),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{a:?}");
-    let k = api
-        .call(
-            "POST",
-            &format!("/v1/admin/tenants/{id}/api-keys"),
-            Some(ADMIN_KEY),
-            Some(json!({"label": "tests"})),
-        )
-        .await;
-    assert_eq!(k.status, 201, "{k:?}");
-    k.body["api_key"].as_str().unwrap().to_string()
-}
+use switchyard_tests::{Api, Receiver, Reply, Stack};
 
 /// The tenant's audit trail of the last day.
 async fn audit_trail(api: &Api, key: &str) -> Vec<Value> {
@@ -48,7 +25,7 @@ async fn a_one_endpoint_tenant_can_read_the_delivery_exhausted_notice() {
     let stack = Stack::new("ops-notice").await;
     let api = stack.api();
     let rx = Receiver::start(|_| Reply::status(500)).await.unwrap();
-    let key = tenant(&api, "solo").await;
+    let key = api.tenant("solo").await;
     let ep = api
         .call(
             "POST",

@@ -208,6 +208,15 @@ impl Stack {
         ep
     }
 
+    /// An endpoint for `tenant` at `url` receiving `order.*`, retried by
+    /// `policy` (a retry policy's JSON), stored.
+    pub async fn order_endpoint(&self, tenant: &TenantId, url: &str, policy: serde_json::Value) -> Endpoint {
+        let mut ep = self.endpoint(tenant, url, &["order.*"]).await;
+        ep.retry_policy = serde_json::from_value(policy).unwrap_or_else(|e| panic!("a retry policy: {e}"));
+        self.registry.put_endpoint(&ep).await.unwrap_or_else(|e| panic!("{e}"));
+        ep
+    }
+
     pub async fn queue(&self, url: &str) -> QueueRef {
         QueueRef::resolve(&self.sqs, url)
             .await
@@ -694,6 +703,29 @@ pub struct Answer {
 }
 
 impl Api {
+    /// A tenant made through the API with the admin key; returns its API key.
+    pub async fn tenant(&self, id: &str) -> String {
+        let a = self
+            .call(
+                "POST",
+                "/v1/admin/tenants",
+                Some(ADMIN_KEY),
+                Some(serde_json::json!({"id": id, "name": id})),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{a:?}");
+        let k = self
+            .call(
+                "POST",
+                &format!("/v1/admin/tenants/{id}/api-keys"),
+                Some(ADMIN_KEY),
+                Some(serde_json::json!({"label": "tests"})),
+            )
+            .await;
+        assert_eq!(k.status, 201, "{k:?}");
+        k.body["api_key"].as_str().unwrap().to_string()
+    }
+
     /// Calls `method path` with `key` as the bearer token and `body` as JSON.
     pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<serde_json::Value>) -> Answer {
         self.raw(

@@ -155,6 +155,19 @@ impl Receiver {
         Self::start(|_| Reply::status(200)).await
     }
 
+    /// A receiver that answers 500 to its first `n` requests, then 200.
+    pub async fn failing_first(n: u32) -> std::io::Result<Self> {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        Self::start(move |_| {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+                Reply::status(500)
+            } else {
+                Reply::status(200)
+            }
+        })
+        .await
+    }
+
     /// Starts a receiver on a free port of 127.0.0.1, on the current runtime.
     pub async fn start(responder: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> std::io::Result<Self> {
         Self::start_on("127.0.0.1:0", responder).await

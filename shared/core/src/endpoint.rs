@@ -430,7 +430,9 @@ impl Endpoint {
     }
 
     /// Replaces the secret; the old one stays valid for `overlap`. Expired
-    /// retired secrets are dropped. Returns the new secret.
+    /// retired secrets are dropped, and so is the oldest beyond
+    /// [`MAX_RETIRED_SECRETS`]: rotating again and again cannot grow the
+    /// signature header or the item. Returns the new secret.
     pub fn rotate_secret(&mut self, now: OffsetDateTime, overlap: time::Duration) -> &WebhookSecret {
         let old = std::mem::replace(&mut self.secret, WebhookSecret::generate());
         self.previous_secrets.retain(|r| r.valid_until > now);
@@ -438,9 +440,15 @@ impl Endpoint {
             secret: old,
             valid_until: now + overlap,
         });
+        let excess = self.previous_secrets.len().saturating_sub(MAX_RETIRED_SECRETS);
+        self.previous_secrets.drain(..excess);
         &self.secret
     }
 }
+
+/// The most retired secrets an endpoint keeps signing with: a webhook
+/// carries at most three signatures.
+pub const MAX_RETIRED_SECRETS: usize = 2;
 
 /// What writing an endpoint's changes did (see
 /// [`crate::ports::EndpointEdits::write_changes`] and
@@ -560,6 +568,24 @@ mod tests {
         ep.rotate_secret(now + time::Duration::hours(30), time::Duration::hours(24));
         assert_eq!(ep.previous_secrets.len(), 1);
         assert_eq!(ep.previous_secrets[0].secret, new);
+    }
+
+    #[test]
+    fn rotating_again_and_again_keeps_at_most_two_retired_secrets() {
+        let t = TenantId::parse("t").unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1000);
+        let mut ep = Endpoint::new(t, EndpointUrl::parse("https://e.com/").unwrap(), vec![], now);
+        let mut secrets = vec![ep.secret.clone()];
+        for i in 1..=6 {
+            secrets.push(
+                ep.rotate_secret(now + time::Duration::minutes(i), time::Duration::hours(720))
+                    .clone(),
+            );
+        }
+        assert_eq!(ep.previous_secrets.len(), MAX_RETIRED_SECRETS);
+        let at = now + time::Duration::hours(1);
+        // The current secret, then the two retired most recently.
+        assert_eq!(ep.signing_secrets(at), vec![&secrets[6], &secrets[4], &secrets[5]]);
     }
 
     #[test]

@@ -258,6 +258,10 @@ pub struct DeliveryRecord {
     /// the reconciler when it sends a lost task again.
     #[serde(default)]
     pub task_generation: u32,
+    /// It delivers an operational event (`DeliveryTask::operational`): its
+    /// failure tells no one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operational: bool,
 }
 
 impl DeliveryRecord {
@@ -280,6 +284,7 @@ impl DeliveryRecord {
             updated_at: now,
             first_attempt: None,
             task_generation: task.generation,
+            operational: task.operational,
         }
     }
 
@@ -485,12 +490,14 @@ where
             .delivery(&task.tenant_id, &task.delivery_id)
             .await
             .map_err(DeliveryError::Log)?;
-        // A replay request not seen before starts a new round now, whatever
-        // the state; the same message coming back later is an ordinary retry.
+        // A replay request newer than the last one acted on starts a new
+        // round now, whatever the state; the same message coming back later,
+        // or an older request's (two resends at once), is an ordinary retry.
+        // Request ids are `rpl_` and a ULID: they sort by time.
         let fresh_manual = task.manual_request.is_some()
             && existing
                 .as_ref()
-                .is_none_or(|r| r.manual_request != task.manual_request);
+                .is_none_or(|r| r.manual_request.is_none() || task.manual_request > r.manual_request);
         // A copy older than the one the reconciler sent is dropped, unless
         // it starts a new round (a fresh replay, a redrive from the DLQ).
         if let Some(r) = &existing
@@ -894,7 +901,8 @@ where
     }
 
     /// Ends the delivery without success: the task goes to the DLQ with its
-    /// reason, the tenant is told (if `event` is given), and the attempt and
+    /// reason, the tenant is told (if `event` is given and the delivery was
+    /// not itself an operational event), and the attempt and
     /// the failed state are recorded — in that order, so that a crash part way
     /// leaves the delivery retrying rather than failed without a DLQ record.
     async fn give_up(
@@ -911,7 +919,10 @@ where
             .send_all(&[dead])
             .await
             .map_err(DeliveryError::DeadLetter)?;
-        if let Some(event_type) = event {
+        // A notice that could not be delivered tells no one: a notice about
+        // a notice would be delivered to the tenant's other endpoints, fail
+        // there too, and feed itself.
+        if let Some(event_type) = event.filter(|_| !cx.task.operational) {
             let mut data = Map::new();
             data.insert("delivery_id".into(), json!(cx.task.delivery_id));
             data.insert("event_id".into(), json!(cx.task.event_id));

@@ -38,7 +38,9 @@ pub async fn plan<R: Registry>(
         .filter(|ep| task.skip_endpoint.as_ref() != Some(&ep.id))
         .map(|ep| {
             let payload = body.get_or_insert_with(|| envelope.webhook_body()).clone();
-            DeliveryTask::new(envelope, &ep.id, payload, now)
+            let mut delivery = DeliveryTask::new(envelope, &ep.id, payload, now);
+            delivery.operational = task.is_operational();
+            delivery
         })
         .collect())
 }
@@ -50,7 +52,7 @@ pub async fn plan<R: Registry>(
 /// own time, so that storing it again (SQS delivers at least once) finds the
 /// same record. Other tasks store nothing (ingest stored their events).
 pub async fn keep_notice<S: EventStore>(store: &S, task: &FanoutTask, retention: Duration) -> Result<(), PortError> {
-    if task.skip_endpoint.is_none() {
+    if !task.is_operational() {
         return Ok(());
     }
     let envelope = task.envelope.clone();

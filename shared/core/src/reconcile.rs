@@ -114,6 +114,7 @@ where
                         record.created_at,
                     );
                     task.generation = generation;
+                    task.operational = record.operational;
                     self.queue.send_all(&[task]).await?;
                     tracing::warn!(tenant_id = %record.tenant_id, delivery_id = %record.delivery_id, generation, "overdue delivery's task sent again");
                     swept.requeued += 1;
@@ -131,17 +132,9 @@ where
     /// the two leaves it overdue, and the next sweep tells again rather
     /// than never).
     async fn give_up(&self, record: DeliveryRecord, generation: u32, now: OffsetDateTime) -> Result<(), PortError> {
-        let mut data = Map::new();
-        data.insert("delivery_id".into(), json!(record.delivery_id));
-        data.insert("event_id".into(), json!(record.event_id));
-        data.insert("event_type".into(), json!(record.event_type));
-        data.insert("endpoint_id".into(), json!(record.endpoint_id));
-        data.insert("attempts".into(), json!(record.attempts));
-        data.insert("last_status_code".into(), json!(record.last_status_code));
-        data.insert("reason".into(), json!(TASK_LOST));
-        let mut notice = FanoutTask::new(operational_event(&record.tenant_id, "delivery.exhausted", data, now));
-        notice.skip_endpoint = Some(record.endpoint_id.clone());
-        self.ops.send_all(&[notice]).await?;
+        if !record.operational {
+            self.tell_lost(&record, now).await?;
+        }
         tracing::error!(tenant_id = %record.tenant_id, delivery_id = %record.delivery_id, "overdue delivery's task is lost and its event gone; failed");
         let failed = DeliveryRecord {
             state: DeliveryState::Failed,
@@ -152,6 +145,22 @@ where
             ..record
         };
         self.log.record_delivery(&failed).await
+    }
+
+    /// The `delivery.exhausted` notice of a lost delivery, to the tenant's
+    /// other endpoints (a lost notice tells no one: see `give_up`).
+    async fn tell_lost(&self, record: &DeliveryRecord, now: OffsetDateTime) -> Result<(), PortError> {
+        let mut data = Map::new();
+        data.insert("delivery_id".into(), json!(record.delivery_id));
+        data.insert("event_id".into(), json!(record.event_id));
+        data.insert("event_type".into(), json!(record.event_type));
+        data.insert("endpoint_id".into(), json!(record.endpoint_id));
+        data.insert("attempts".into(), json!(record.attempts));
+        data.insert("last_status_code".into(), json!(record.last_status_code));
+        data.insert("reason".into(), json!(TASK_LOST));
+        let mut notice = FanoutTask::new(operational_event(&record.tenant_id, "delivery.exhausted", data, now));
+        notice.skip_endpoint = Some(record.endpoint_id.clone());
+        self.ops.send_all(&[notice]).await
     }
 }
 

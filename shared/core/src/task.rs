@@ -25,6 +25,13 @@ pub struct FanoutTask {
 }
 
 impl FanoutTask {
+    /// Whether this is one of Switchyard's own operational events: those
+    /// are sent by delivery and the reconciler with the endpoint they are
+    /// about to skip; the doors never set it.
+    pub fn is_operational(&self) -> bool {
+        self.skip_endpoint.is_some()
+    }
+
     pub fn new(envelope: Envelope) -> Self {
         Self {
             kind: FanoutKind::Tag,
@@ -73,6 +80,12 @@ pub struct DeliveryTask {
     /// older copy that turns up after all is dropped.
     #[serde(default)]
     pub generation: u32,
+    /// The task delivers one of Switchyard's own operational events
+    /// (`delivery.exhausted`, `endpoint.disabled`). When it fails, no notice
+    /// is sent about it: a notice about a notice would feed itself. Only
+    /// fan-out sets it, from an operational [`FanoutTask`]; no door can.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operational: bool,
 }
 
 impl DeliveryTask {
@@ -90,6 +103,7 @@ impl DeliveryTask {
             dlq_reason: None,
             manual_request: None,
             generation: 0,
+            operational: false,
         }
     }
 }
@@ -107,6 +121,7 @@ impl fmt::Debug for DeliveryTask {
             .field("created_at", &self.created_at)
             .field("dlq_reason", &self.dlq_reason)
             .field("generation", &self.generation)
+            .field("operational", &self.operational)
             .finish()
     }
 }

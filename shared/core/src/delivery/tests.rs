@@ -746,3 +746,94 @@ async fn the_attempt_log_merges_the_first_attempt_once_and_in_order() {
     };
     assert_eq!(without.attempt_log(vec![first.clone()]), [first]);
 }
+
+/// Three unfiltered endpoints of one tenant that fail everything, one
+/// attempt each: every exhausted delivery tells the other two. A notice
+/// that fails tells no one, so the feed stops after one generation of
+/// notices: 3 deliveries, then 3 × 2 notices, then nothing (it grew
+/// 3 · 2^g a generation, without end, when notices told about notices).
+#[tokio::test]
+async fn notices_about_failed_notices_are_never_sent_so_the_feed_ends() {
+    let w = world("http://127.0.0.1:9/a", fixed(1, 1));
+    let tenant = w.task.tenant_id.clone();
+    for path in ["b", "c"] {
+        let mut ep = Endpoint::new(
+            tenant.clone(),
+            EndpointUrl::parse(&format!("http://127.0.0.1:9/{path}")).unwrap(),
+            vec![],
+            t0(),
+        );
+        ep.retry_policy = fixed(1, 1);
+        w.mem.put_endpoint(ep);
+    }
+    w.answers((0..1000).map(|_| answer(500, None)).collect());
+    let env = parse_event(
+        br#"{"id":"evt_loop","type":"user.created","data":{}}"#,
+        tenant,
+        &Source::parse("api").unwrap(),
+        t0(),
+        IngestLimits::default(),
+    )
+    .unwrap();
+    let mut generation = vec![FanoutTask::new(env)];
+    let mut per_generation = Vec::new();
+    for _ in 0..6 {
+        let mut tasks = Vec::new();
+        for f in &generation {
+            tasks.extend(crate::fanout::plan(&w.mem.store, f, t0()).await.unwrap());
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        per_generation.push(tasks.len());
+        for t in &tasks {
+            let outcome = w.d.deliver(t, t0, || 0.5).await.unwrap();
+            assert!(matches!(outcome, DeliveryOutcome::Failed { .. }), "{outcome:?}");
+        }
+        generation = std::mem::take(&mut *w.mem.ops.lock().unwrap());
+    }
+    assert_eq!(per_generation, vec![3, 6], "deliveries per generation");
+    assert!(generation.is_empty(), "no notice about a notice");
+    // The notices were delivered as operational, and their records say so.
+    let records = w.mem.records.lock().unwrap();
+    assert_eq!(records.values().filter(|r| r.operational).count(), 6);
+}
+
+/// Two resends at once: the newer request starts a new round; the older
+/// one, coming back after it, is an ordinary retry and resets nothing (they
+/// reset each other's round on every return before, calling the endpoint at
+/// every retry delay until SQS dead-lettered both).
+#[tokio::test]
+async fn an_older_replay_request_never_restarts_the_round_of_a_newer_one() {
+    let w = world("http://127.0.0.1:9/hook", fixed(60, 3));
+    w.answers((0..10).map(|_| answer(500, None)).collect());
+    let replay = |id: &str| DeliveryTask {
+        manual_request: Some(id.to_string()),
+        ..w.task.clone()
+    };
+    let (older, newer) = (
+        replay("rpl_01KJ0000000000000000000000"),
+        replay("rpl_01KJ0000010000000000000000"),
+    );
+    assert!(older.manual_request < newer.manual_request);
+    let first = w.d.deliver(&newer, t0, || 0.5).await.unwrap();
+    assert!(matches!(first, DeliveryOutcome::Retry { .. }), "{first:?}");
+    let after = w.record();
+    // The older request comes back twice, ten seconds apart.
+    for s in [10, 20] {
+        let later = t0() + time::Duration::seconds(s);
+        let outcome = w.d.deliver(&older, || later, || 0.5).await.unwrap();
+        assert!(matches!(outcome, DeliveryOutcome::Wait { .. }), "{outcome:?}");
+    }
+    assert_eq!(w.mem.sent.lock().unwrap().len(), 1, "the endpoint was called once");
+    let r = w.record();
+    assert_eq!(
+        (r.round_attempts, r.manual_request.clone()),
+        (1, newer.manual_request.clone())
+    );
+    assert_eq!(r.next_attempt_at, after.next_attempt_at);
+    // The newer request's own message coming back is a retry too.
+    let due = after.next_attempt_at.unwrap();
+    w.d.deliver(&newer, || due, || 0.5).await.unwrap();
+    assert_eq!(w.record().round_attempts, 2);
+}

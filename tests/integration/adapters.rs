@@ -302,6 +302,7 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
         updated_at: now,
         first_attempt: None,
         task_generation: 0,
+        operational: false,
     };
     let attempt = |n: u32, ok: bool| AttemptRecord {
         delivery_id: id.clone(),
@@ -409,6 +410,7 @@ async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it
         updated_at: now,
         first_attempt: Some(attempt(1, true)),
         task_generation: 0,
+        operational: false,
     };
     // The items under the delivery's partition key, by sort key.
     let items = || async {

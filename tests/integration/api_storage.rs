@@ -295,6 +295,7 @@ async fn deliver(
         updated_at,
         first_attempt: None,
         task_generation: 0,
+        operational: false,
     };
     let attempt = AttemptRecord {
         delivery_id: record.delivery_id.clone(),
@@ -554,6 +555,7 @@ async fn an_events_deliveries_are_one_partition_beside_their_attempts() {
         updated_at: at + Duration::seconds(n.into()),
         first_attempt: Some(attempt(id, 1, n == 1 && state == Succeeded)),
         task_generation: 0,
+        operational: false,
     };
     for (n, ok) in [(1, false), (2, false), (3, true)] {
         let mut r = record(&retried, &eps[0], n, if ok { Succeeded } else { Retrying });

@@ -283,6 +283,7 @@ fn tasks(n: usize, endpoints: &[Endpoint]) -> Result<Vec<DeliveryTask>, String> 
                 dlq_reason: None,
                 manual_request: None,
                 generation: 0,
+                operational: false,
             })
         })
         .collect()

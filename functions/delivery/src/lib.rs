@@ -24,7 +24,7 @@ use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{BatchRegistry, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::batch_log::BatchLine;
-use switchyard_core::delivery::{CircuitConfig, Deliverer, DeliveryConfig, DeliveryOutcome};
+use switchyard_core::delivery::{CircuitConfig, Deliverer, DeliveryConfig, DeliveryOutcome, NoticeLimits};
 use switchyard_core::metrics::{Observed, Recorder, m};
 use switchyard_core::ports::{
     DeliveryLog, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue, WebhookSender,
@@ -83,6 +83,7 @@ impl Settings {
     /// `CIRCUIT_FAILURE_THRESHOLD` (5), `CIRCUIT_OPEN_SECS` (60),
     /// `ENDPOINT_DISABLE_AFTER_HOURS` (120), `STALL_AFTER_MS` (half the
     /// request timeout; 0: never), `MAX_RETRY_AFTER_SECS` (21600),
+    /// `NOTICE_WINDOW_SECS` (300), `NOTICES_PER_TENANT_HOUR` (60),
     /// `ALLOW_HTTP` (false), `SSRF_ALLOW_LIST` (empty) and
     /// `RETRY_TIME_SCALE` (1.0; tests only).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -139,6 +140,11 @@ impl Settings {
                 time_scale,
                 max_retry_after,
                 circuit,
+                notices: NoticeLimits {
+                    window: Duration::from_secs(env_in_range("NOTICE_WINDOW_SECS", 300, 1..=86_400)?),
+                    per_endpoint: 1,
+                    per_tenant_hour: env_in_range("NOTICES_PER_TENANT_HOUR", 60, 1..=100_000)?,
+                },
                 ..deployed_config(request_timeout, ssrf)
             },
         })

@@ -328,6 +328,27 @@ impl Default for CircuitConfig {
     }
 }
 
+/// How many `delivery.exhausted` notices a tenant gets: at most
+/// `per_endpoint` about one endpoint in each `window`, and at most
+/// `per_tenant_hour` in all in each hour. A delivery given up beyond them is
+/// still recorded `failed` and sent to the DLQ; its notice is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoticeLimits {
+    pub window: Duration,
+    pub per_endpoint: u32,
+    pub per_tenant_hour: u32,
+}
+
+impl Default for NoticeLimits {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(300),
+            per_endpoint: 1,
+            per_tenant_hour: 60,
+        }
+    }
+}
+
 /// How deliveries behave.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -339,6 +360,7 @@ pub struct DeliveryConfig {
     pub ssrf: SsrfPolicy,
     /// How long a half-open probe holds the circuit (the request timeout).
     pub probe_window: Duration,
+    pub notices: NoticeLimits,
 }
 
 impl Default for DeliveryConfig {
@@ -349,6 +371,7 @@ impl Default for DeliveryConfig {
             circuit: CircuitConfig::default(),
             ssrf: SsrfPolicy::strict(),
             probe_window: Duration::from_secs(30),
+            notices: NoticeLimits::default(),
         }
     }
 }
@@ -900,6 +923,35 @@ where
         self.ops.send_all(&[task]).await.map_err(DeliveryError::Ops)
     }
 
+    /// Whether a `delivery.exhausted` notice about `endpoint` may go out at
+    /// `at` ([`NoticeLimits`]): the endpoint's window first, then the
+    /// tenant's hour.
+    async fn admit_notice(&self, endpoint: &Endpoint, at: OffsetDateTime) -> Result<bool, DeliveryError> {
+        let limits = self.config.notices;
+        let (tenant, now) = (&endpoint.tenant_id, at.unix_timestamp());
+        let window = (limits.window.as_secs() as i64).max(1);
+        let admitted = self
+            .registry
+            .take_notice(
+                tenant,
+                Some(&endpoint.id),
+                now - now.rem_euclid(window),
+                window,
+                limits.per_endpoint,
+            )
+            .await
+            .map_err(DeliveryError::Registry)?
+            && self
+                .registry
+                .take_notice(tenant, None, now - now.rem_euclid(3600), 3600, limits.per_tenant_hour)
+                .await
+                .map_err(DeliveryError::Registry)?;
+        if !admitted {
+            tracing::info!(tenant_id = %tenant, endpoint_id = %endpoint.id, "delivery.exhausted notice coalesced: one went out for this endpoint or tenant in this window");
+        }
+        Ok(admitted)
+    }
+
     /// Ends the delivery without success: the task goes to the DLQ with its
     /// reason, the tenant is told (if `event` is given and the delivery was
     /// not itself an operational event), and the attempt and
@@ -922,7 +974,9 @@ where
         // A notice that could not be delivered tells no one: a notice about
         // a notice would be delivered to the tenant's other endpoints, fail
         // there too, and feed itself.
-        if let Some(event_type) = event.filter(|_| !cx.task.operational) {
+        if let Some(event_type) = event.filter(|_| !cx.task.operational)
+            && self.admit_notice(endpoint, cx.at).await?
+        {
             let mut data = Map::new();
             data.insert("delivery_id".into(), json!(cx.task.delivery_id));
             data.insert("event_id".into(), json!(cx.task.event_id));
@@ -932,6 +986,10 @@ where
             data.insert("last_status_code".into(), json!(attempt.status_code));
             data.insert("last_error".into(), json!(attempt.error_kind));
             data.insert("reason".into(), json!(reason));
+            data.insert(
+                "coalesce_window_secs".into(),
+                json!(self.config.notices.window.as_secs()),
+            );
             self.tell(endpoint, event_type, data, cx.at).await?;
         }
         let mut record = cx.record;

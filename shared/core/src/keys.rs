@@ -151,6 +151,16 @@ pub mod registry {
         }
     }
 
+    /// The counter of operational notices of one window: about one
+    /// endpoint, or (`None`) the tenant's as a whole.
+    pub fn notice_window(t: &TenantId, about: Option<&EndpointId>, window: i64) -> Key {
+        let scope = about.map_or("TENANT", EndpointId::as_str);
+        Key {
+            pk: format!("{}#NOTICES#{scope}", tenant_pk(t)),
+            sk: window.to_string(),
+        }
+    }
+
     pub fn api_key(hash: &ApiKeyHash) -> Key {
         Key {
             pk: format!("APIKEY#{}", hash.as_str()),

@@ -12,6 +12,9 @@ use crate::{ApiKeyHash, DeliveryId, DeliveryTask, Endpoint, EndpointId, FanoutTa
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// A notice counter's scope: the tenant, the endpoint (or all), the window.
+type NoticeWindow = (TenantId, Option<EndpointId>, i64);
+
 /// The state behind [`Memory`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -24,6 +27,7 @@ pub struct MemoryStore {
     /// Tasks sent again as new messages, with their delay.
     pub resent: Mutex<Vec<(DeliveryTask, std::time::Duration)>>,
     slots: Mutex<HashMap<(EndpointId, i64), u32>>,
+    notices: Mutex<HashMap<NoticeWindow, u32>>,
 }
 
 /// In-memory ports, cheap to clone (one shared store).
@@ -71,6 +75,22 @@ impl RateLimiter for Memory {
     async fn take_slot(&self, _: &TenantId, id: &EndpointId, second: i64, limit: u32) -> Result<bool, PortError> {
         let mut slots = lock(&self.slots);
         let n = slots.entry((id.clone(), second)).or_insert(0);
+        if *n >= limit {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
+    }
+    async fn take_notice(
+        &self,
+        tenant: &TenantId,
+        about: Option<&EndpointId>,
+        window: i64,
+        _: i64,
+        limit: u32,
+    ) -> Result<bool, PortError> {
+        let mut taken = lock(&self.notices);
+        let n = taken.entry((tenant.clone(), about.cloned(), window)).or_insert(0);
         if *n >= limit {
             return Ok(false);
         }

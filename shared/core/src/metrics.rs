@@ -512,6 +512,16 @@ mod observed {
         ) -> Result<bool, PortError> {
             self.inner.take_slot(tenant, id, second, limit).await
         }
+        async fn take_notice(
+            &self,
+            tenant: &TenantId,
+            about: Option<&EndpointId>,
+            window: i64,
+            window_secs: i64,
+            limit: u32,
+        ) -> Result<bool, PortError> {
+            self.inner.take_notice(tenant, about, window, window_secs, limit).await
+        }
     }
 
     impl<T: EndpointHealth> EndpointHealth for Observed<T> {

@@ -185,6 +185,18 @@ pub trait RateLimiter: Sync {
         second: i64,
         limit: u32,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Takes one of the `limit` operational notices of the window that
+    /// starts at `window` (unix seconds) and lasts `window_secs`: about the
+    /// endpoint `about`, or, with `None`, the tenant's notices as a whole;
+    /// false when they are all taken.
+    fn take_notice(
+        &self,
+        tenant: &TenantId,
+        about: Option<&EndpointId>,
+        window: i64,
+        window_secs: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
 /// The record of deliveries and their attempts.

@@ -837,3 +837,63 @@ async fn an_older_replay_request_never_restarts_the_round_of_a_newer_one() {
     w.d.deliver(&newer, || due, || 0.5).await.unwrap();
     assert_eq!(w.record().round_attempts, 2);
 }
+
+/// A dead endpoint whose deliveries are given up one after another tells
+/// the tenant once per window, not once per delivery; and the tenant's
+/// notices in all are capped per hour.
+#[tokio::test]
+async fn delivery_exhausted_notices_are_coalesced_per_endpoint_and_capped_per_tenant() {
+    let mut w = world("http://127.0.0.1:9/dead", fixed(1, 1));
+    w.d.config.notices = NoticeLimits {
+        window: Duration::from_secs(300),
+        per_endpoint: 1,
+        per_tenant_hour: 2,
+    };
+    w.answers((0..100).map(|_| answer(500, None)).collect());
+    let tenant = w.task.tenant_id.clone();
+    let mut dead = vec![w.ep.clone()];
+    for path in ["b", "c"] {
+        let ep = Endpoint::new(
+            tenant.clone(),
+            EndpointUrl::parse(&format!("http://127.0.0.1:9/{path}")).unwrap(),
+            vec![],
+            t0(),
+        );
+        dead.push(ep.id.clone());
+        w.mem.put_endpoint(Endpoint {
+            retry_policy: fixed(1, 1),
+            ..ep
+        });
+    }
+    // Ten events to the first endpoint, given up within five minutes: one
+    // notice. A minute later, one to each of the others: the tenant's cap
+    // (two an hour) lets one more through.
+    let task_for = |n: u32, ep: &EndpointId| {
+        let event = EventId::parse(format!("evt_{n}")).unwrap();
+        DeliveryTask {
+            delivery_id: DeliveryId::derive(&tenant, &event, ep),
+            event_id: event,
+            endpoint_id: ep.clone(),
+            ..w.task.clone()
+        }
+    };
+    for n in 0..10 {
+        let at = t0() + time::Duration::seconds(i64::from(n) * 20);
+        let outcome = w.d.deliver(&task_for(n, &dead[0]), || at, || 0.5).await.unwrap();
+        assert!(matches!(outcome, DeliveryOutcome::Failed { .. }), "{outcome:?}");
+    }
+    assert_eq!(
+        w.mem.ops.lock().unwrap().len(),
+        1,
+        "one notice for the dead endpoint's window"
+    );
+    for (n, ep) in [(10, &dead[1]), (11, &dead[2])] {
+        let at = t0() + time::Duration::seconds(240);
+        w.d.deliver(&task_for(n, ep), || at, || 0.5).await.unwrap();
+    }
+    let ops = w.mem.ops.lock().unwrap().clone();
+    assert_eq!(ops.len(), 2, "the tenant's cap of two an hour");
+    assert_eq!(ops[0].envelope.data["coalesce_window_secs"], 300);
+    // Every delivery was still given up and sent to the DLQ.
+    assert_eq!(w.mem.dead_letters.lock().unwrap().len(), 12);
+}

@@ -94,16 +94,76 @@ pub fn idempotency_window() -> Result<std::time::Duration, ConfigError> {
 
 /// `ALLOW_HTTP` (default false) and `SSRF_ALLOW_LIST` (comma-separated
 /// CIDRs, default none): what the SSRF guard lets through. Local mode and
-/// tests only; production leaves both unset.
+/// tests only: in Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) a function refuses
+/// to start with either unless `LOCAL_MODE=true` says it runs under the
+/// local runner (which sets it), the one documented override.
 pub fn ssrf_policy() -> Result<switchyard_core::ssrf::SsrfPolicy, ConfigError> {
+    ssrf_policy_from(|name| std::env::var(name).ok())
+}
+
+/// [`ssrf_policy`] over the variables `var` answers.
+pub fn ssrf_policy_from(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<switchyard_core::ssrf::SsrfPolicy, ConfigError> {
     use switchyard_core::ssrf::SsrfPolicy;
-    Ok(SsrfPolicy {
-        allow_http: env_parse("ALLOW_HTTP", false)?,
-        allow: SsrfPolicy::parse_allow_list(&std::env::var("SSRF_ALLOW_LIST").unwrap_or_default()).map_err(|e| {
-            ConfigError::Invalid {
-                name: "SSRF_ALLOW_LIST",
-                reason: e.to_string(),
+    let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    let allow_http = match set("ALLOW_HTTP") {
+        None => false,
+        Some(v) => v.parse().map_err(|e: std::str::ParseBoolError| ConfigError::Invalid {
+            name: "ALLOW_HTTP",
+            reason: e.to_string(),
+        })?,
+    };
+    let allow_list = set("SSRF_ALLOW_LIST").unwrap_or_default();
+    let in_lambda = set("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let local = set("LOCAL_MODE").is_some_and(|v| v == "true");
+    if in_lambda && !local {
+        for (name, relaxed) in [("ALLOW_HTTP", allow_http), ("SSRF_ALLOW_LIST", !allow_list.is_empty())] {
+            if relaxed {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "relaxes the SSRF guard, which only local mode may do; unset it (or set LOCAL_MODE=true \
+                             if this really is the local runner)"
+                        .into(),
+                });
             }
+        }
+    }
+    Ok(SsrfPolicy {
+        allow_http,
+        allow: SsrfPolicy::parse_allow_list(&allow_list).map_err(|e| ConfigError::Invalid {
+            name: "SSRF_ALLOW_LIST",
+            reason: e.to_string(),
         })?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn policy(vars: &[(&str, &str)]) -> Result<switchyard_core::ssrf::SsrfPolicy, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ssrf_policy_from(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn a_function_in_lambda_refuses_the_local_mode_switches() {
+        let lambda = ("AWS_LAMBDA_FUNCTION_NAME", "switchyard-delivery");
+        // Production: nothing relaxed, nothing refused.
+        let strict = policy(&[lambda]).unwrap();
+        assert!(!strict.allow_http && strict.allow.is_empty());
+        for relaxed in [("ALLOW_HTTP", "true"), ("SSRF_ALLOW_LIST", "127.0.0.0/8")] {
+            let e = policy(&[lambda, relaxed]).unwrap_err().to_string();
+            assert!(e.contains(relaxed.0) && e.contains("local mode"), "{e}");
+            // The local runner says so, and may.
+            assert!(policy(&[lambda, relaxed, ("LOCAL_MODE", "true")]).is_ok());
+            // Outside Lambda (tests, tools) the switches are taken as they are.
+            assert!(policy(&[relaxed]).is_ok());
+        }
+        // ALLOW_HTTP=false relaxes nothing.
+        assert!(policy(&[lambda, ("ALLOW_HTTP", "false")]).is_ok());
+        assert!(policy(&[("ALLOW_HTTP", "yes")]).is_err());
+    }
 }

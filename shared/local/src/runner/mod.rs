@@ -72,9 +72,12 @@ pub struct Options {
 impl Options {
     /// The environment local mode adds to every function: plain `http` and
     /// loopback webhook endpoints allowed (the demo's receiver listens on
-    /// 127.0.0.1); everything else is refused as in production.
+    /// 127.0.0.1); everything else is refused as in production. A function
+    /// that looks like it runs in Lambda refuses those switches unless
+    /// `LOCAL_MODE` says it runs here.
     pub fn local_env() -> Vec<(String, String)> {
         vec![
+            ("LOCAL_MODE".into(), "true".into()),
             ("ALLOW_HTTP".into(), "true".into()),
             ("SSRF_ALLOW_LIST".into(), "127.0.0.0/8,::1".into()),
         ]

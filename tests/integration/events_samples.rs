@@ -46,7 +46,7 @@ async fn every_sample_event_runs_through_its_handler() {
     // The EventBridge sample's bucket belongs to the demo tenant.
     let mut settings = stack.ingest_settings();
     settings.tenant_rules = TenantRules::parse(
-        Some(r#"[{"source":"aws.s3","resource_prefix":"arn:aws:s3:::switchyard-demo-","tenant":"demo"}]"#),
+        Some(r#"[{"source":"aws.s3","resource_prefix":"arn:aws:s3:::switchyard-demo-*","tenant":"demo"}]"#),
         None,
     )
     .unwrap();

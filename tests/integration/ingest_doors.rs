@@ -118,7 +118,7 @@ async fn an_aws_event_no_tenant_rule_matches_fails_loudly_and_stores_nothing() {
     let stack = Stack::new("door-eb-none").await;
     let mut settings = stack.ingest_settings();
     settings.tenant_rules = rules(
-        r#"[{"source":"aws.s3","resource_prefix":"arn:aws:s3:::acme-","tenant":"acme"}]"#,
+        r#"[{"source":"aws.s3","resource_prefix":"arn:aws:s3:::acme-*","tenant":"acme"}]"#,
         None,
     );
     let ingest = stack.ingest_with(&settings);

@@ -124,9 +124,11 @@ impl Settings {
     /// `AUDIT_RETENTION_DAYS` (default 365), `IDEMPOTENCY_WINDOW_HOURS`
     /// (default 24, at most 720), `EVENT_BUS_NAME` (default: none),
     /// `EVENTBRIDGE_TENANT_RULES` (a JSON array of rules, default none) and
-    /// `EVENTBRIDGE_DEFAULT_TENANT` (default: none).
+    /// `EVENTBRIDGE_DEFAULT_TENANT` (default: none) and `EVENTBRIDGE_ACCOUNT`
+    /// (the stack's account: AWS service events from another are refused;
+    /// default: not checked).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let tenant_rules = TenantRules::parse(
+        let mut tenant_rules = TenantRules::parse(
             env_opt("EVENTBRIDGE_TENANT_RULES").as_deref(),
             env_opt("EVENTBRIDGE_DEFAULT_TENANT").as_deref(),
         )
@@ -134,6 +136,7 @@ impl Settings {
             name: "EVENTBRIDGE_TENANT_RULES / EVENTBRIDGE_DEFAULT_TENANT",
             reason: e.to_string(),
         })?;
+        tenant_rules.account = env_opt("EVENTBRIDGE_ACCOUNT");
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,

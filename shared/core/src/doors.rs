@@ -33,6 +33,8 @@ pub struct ServiceEvent {
     #[serde(rename = "detail-type")]
     pub detail_type: Option<String>,
     pub source: Option<String>,
+    /// The AWS account the event comes from.
+    pub account: Option<String>,
     pub time: Option<String>,
     #[serde(default)]
     pub resources: Vec<String>,
@@ -123,8 +125,11 @@ pub struct TenantRule {
     /// The event's `source`, exactly (`aws.s3`).
     #[serde(default)]
     pub source: Option<String>,
-    /// A prefix of one of the event's `resources` ARNs
-    /// (`arn:aws:s3:::acme-uploads`).
+    /// One of the event's `resources` ARNs, matched on ARN boundaries:
+    /// `arn:aws:s3:::acme-uploads` matches that bucket and its objects
+    /// (`…/key`), never `arn:aws:s3:::acme-uploads-old`. A trailing `*`
+    /// matches any continuation, for the rare rule that really means a
+    /// prefix (`arn:aws:s3:::acme-*`).
     #[serde(default)]
     pub resource_prefix: Option<String>,
     /// The tenant the event belongs to.
@@ -137,7 +142,20 @@ impl TenantRule {
             && self
                 .resource_prefix
                 .as_deref()
-                .is_none_or(|p| resources.iter().any(|r| r.starts_with(p)))
+                .is_none_or(|p| resources.iter().any(|r| resource_matches(p, r)))
+    }
+}
+
+/// Whether the ARN `arn` is `pattern`'s resource or one inside it (the
+/// next character a `/` or `:`), or, for a pattern ending in `*`, starts
+/// with what precedes it.
+fn resource_matches(pattern: &str, arn: &str) -> bool {
+    if let Some(prefix) = pattern.strip_suffix('*') {
+        return arn.starts_with(prefix);
+    }
+    match arn.strip_prefix(pattern) {
+        None => false,
+        Some(rest) => rest.is_empty() || pattern.ends_with(['/', ':']) || rest.starts_with(['/', ':']),
     }
 }
 
@@ -160,6 +178,9 @@ pub enum TenantRulesError {
 pub struct TenantRules {
     pub rules: Vec<TenantRule>,
     pub default_tenant: Option<TenantId>,
+    /// The stack's own AWS account: an event from another is refused.
+    /// `None`: not checked.
+    pub account: Option<String>,
 }
 
 impl TenantRules {
@@ -183,7 +204,11 @@ impl TenantRules {
             .filter(|t| !t.is_empty())
             .map(|t| TenantId::parse(t).map_err(|e| TenantRulesError::DefaultTenant(e.to_string())))
             .transpose()?;
-        Ok(Self { rules, default_tenant })
+        Ok(Self {
+            rules,
+            default_tenant,
+            account: None,
+        })
     }
 
     /// The tenant of an event from `source` about `resources`.
@@ -216,6 +241,26 @@ pub fn parse_service_event(
     let event: ServiceEvent =
         serde_json::from_slice(body).map_err(|e| EnvelopeError::Malformed(format!("not an EventBridge event: {e}")))?;
     let source_text = event.source.ok_or(EnvelopeError::Missing("source"))?;
+    // This door is for AWS services: a custom source (any principal that
+    // may put events on the bus can name one) is not taken for one.
+    if !source_text.starts_with("aws.") {
+        return Err(EnvelopeError::Invalid {
+            field: "source",
+            reason: format!(
+                "`{source_text}` is not an AWS service's source (`aws.*`); send your own events to the HTTP or SQS door"
+            ),
+        }
+        .into());
+    }
+    if let (Some(expected), Some(account)) = (rules.account.as_deref(), event.account.as_deref())
+        && expected != account
+    {
+        return Err(EnvelopeError::Invalid {
+            field: "account",
+            reason: format!("the event comes from account {account}, not this stack's"),
+        }
+        .into());
+    }
     let detail_type = event.detail_type.ok_or(EnvelopeError::Missing("detail-type"))?;
     let source = Source::parse(source_text.clone()).map_err(|e| EnvelopeError::Invalid {
         field: "source",
@@ -349,7 +394,7 @@ mod tests {
     fn rules() -> TenantRules {
         TenantRules::parse(
             Some(
-                r#"[{"source":"aws.s3","resource_prefix":"arn:aws:s3:::acme-","tenant":"acme"},
+                r#"[{"source":"aws.s3","resource_prefix":"arn:aws:s3:::acme-*","tenant":"acme"},
                     {"resource_prefix":"arn:aws:s3:::globex","tenant":"globex"},
                     {"source":"aws.ec2","tenant":"ops"}]"#,
             ),
@@ -487,7 +532,7 @@ mod tests {
         );
         // Source matches rule 1 but the resource does not; rule 2 matches on the resource alone.
         assert_eq!(
-            r.tenant_for("aws.s3", &res("arn:aws:s3:::globex-data")),
+            r.tenant_for("aws.s3", &res("arn:aws:s3:::globex/data/1.csv")),
             Some(&t("globex"))
         );
         assert_eq!(r.tenant_for("aws.s3", &res("arn:aws:s3:::initech")), None);
@@ -510,6 +555,42 @@ mod tests {
         assert_eq!(with_default.tenant_for("aws.s3", &[]), Some(&t("shared")));
         assert_eq!(with_default.tenant_for("aws.ec2", &[]), Some(&t("ops")));
         assert_eq!(TenantRules::parse(None, Some(" ")).unwrap(), TenantRules::default());
+    }
+
+    #[test]
+    fn resources_match_on_arn_boundaries_not_as_plain_prefixes() {
+        let r = TenantRules::parse(
+            Some(r#"[{"resource_prefix":"arn:aws:s3:::bucket-a","tenant":"a"},{"resource_prefix":"arn:aws:s3:::team-*","tenant":"team"}]"#),
+            None,
+        )
+        .unwrap();
+        let of = |arn: &str| r.tenant_for("aws.s3", &[arn.to_string()]).cloned();
+        assert_eq!(of("arn:aws:s3:::bucket-a"), Some(t("a")));
+        assert_eq!(of("arn:aws:s3:::bucket-a/key/x.pdf"), Some(t("a")));
+        assert_eq!(of("arn:aws:s3:::bucket-ab"), None, "another tenant's bucket");
+        assert_eq!(of("arn:aws:s3:::bucket-a-old"), None);
+        // A trailing `*` says "prefix" out loud.
+        assert_eq!(of("arn:aws:s3:::team-x"), Some(t("team")));
+        assert!(resource_matches(
+            "arn:aws:sqs:eu-west-1:123:",
+            "arn:aws:sqs:eu-west-1:123:q"
+        ));
+    }
+
+    #[test]
+    fn only_aws_sources_from_this_account_come_in_by_this_door() {
+        let mut r = rules();
+        let mut custom = s3_event();
+        custom["source"] = json!("acme.billing");
+        let e = parse(&custom, &r).unwrap_err().to_string();
+        assert!(e.contains("acme.billing") && e.contains("aws.*"), "{e}");
+        r.account = Some("123456789012".into());
+        let mut ev = s3_event();
+        ev["account"] = json!("123456789012");
+        assert!(parse(&ev, &r).is_ok());
+        ev["account"] = json!("999999999999");
+        let e = parse(&ev, &r).unwrap_err().to_string();
+        assert!(e.contains("999999999999"), "{e}");
     }
 
     #[test]

@@ -296,7 +296,7 @@ pub fn parse_service_event(
             event_source: source_text.clone(),
             resources: event.resources.clone(),
         })?;
-    Ok(Envelope {
+    let envelope = Envelope {
         id,
         event_type,
         version: SchemaVersion::default(),
@@ -306,7 +306,9 @@ pub fn parse_service_event(
         data,
         metadata: Default::default(),
         routing: Default::default(),
-    })
+    };
+    crate::envelope::check_queued_size(&envelope)?;
+    Ok(envelope)
 }
 
 /// The SQS message attribute that sends an ingest-queue message through

@@ -266,6 +266,13 @@ impl Default for IngestLimits {
 pub enum EnvelopeError {
     #[error("the event is {actual} bytes; the limit is {limit} bytes")]
     TooLarge { limit: usize, actual: usize },
+    /// Small enough as sent, too large once escaped into a queue message
+    /// (every `"` and control character costs more there).
+    #[error(
+        "the event takes {actual} bytes once encoded for the queue (quotes and control characters are escaped); \
+         the limit is {limit} bytes"
+    )]
+    TooLargeEncoded { limit: usize, actual: usize },
     #[error("the body is not a valid event: {0}")]
     Malformed(String),
     #[error("`{0}` is required")]
@@ -278,7 +285,7 @@ impl EnvelopeError {
     /// A stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::TooLarge { .. } => "payload_too_large",
+            Self::TooLarge { .. } | Self::TooLargeEncoded { .. } => "payload_too_large",
             Self::Malformed(_) => "invalid_json",
             Self::Missing(_) => "missing_field",
             Self::Invalid { .. } => "invalid_field",
@@ -288,7 +295,7 @@ impl EnvelopeError {
     /// The HTTP status it answers with.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::TooLarge { .. } => 413,
+            Self::TooLarge { .. } | Self::TooLargeEncoded { .. } => 413,
             Self::Malformed(_) => 400,
             Self::Missing(_) | Self::Invalid { .. } => 422,
         }
@@ -394,7 +401,7 @@ pub fn parse_event(
         None => return Err(EnvelopeError::Missing("data")),
     };
 
-    Ok(Envelope {
+    let envelope = Envelope {
         id,
         event_type,
         version,
@@ -404,12 +411,54 @@ pub fn parse_event(
         data,
         metadata: raw.metadata.0,
         routing: raw.routing.0,
-    })
+    };
+    check_queued_size(&envelope)?;
+    Ok(envelope)
+}
+
+/// The most an event may take in a queue message: SQS's 256 KiB, less room
+/// for the task's other fields.
+pub const MAX_QUEUED_BYTES: usize = 256 * 1024 - 4 * 1024;
+
+/// Refuses an event whose fan-out task (the envelope as JSON) or delivery
+/// task (the webhook body as a JSON string inside it) would not fit a queue
+/// message: a body within the byte limit as sent can pass SQS's once its
+/// quotes and control characters are escaped again, and then fan-out would
+/// fail on it forever.
+pub fn check_queued_size(envelope: &Envelope) -> Result<(), EnvelopeError> {
+    let fanout = serde_json::to_string(envelope).map_or(usize::MAX, |s| s.len());
+    let delivery = serde_json::to_string(&envelope.webhook_body()).map_or(usize::MAX, |s| s.len());
+    let actual = fanout.max(delivery);
+    if actual > MAX_QUEUED_BYTES {
+        return Err(EnvelopeError::TooLargeEncoded {
+            limit: MAX_QUEUED_BYTES,
+            actual,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_within_the_limit_that_escapes_past_sqs_is_refused() {
+        let limits = IngestLimits {
+            max_body_bytes: IngestLimits::HARD_MAX_BODY_BYTES,
+        };
+        let body = |fill: &str, n: usize| format!(r#"{{"type":"a.b","data":{{"s":"{}"}}}}"#, fill.repeat(n));
+        // 190 KiB of escaped quotes: within the 200 KiB limit as sent, about
+        // 380 KiB as the delivery task's payload string.
+        let quotes = body(r#"\""#, 95 * 1024);
+        assert!(quotes.len() < limits.max_body_bytes);
+        let e = parse_event(quotes.as_bytes(), tenant(), &api(), now(), limits).unwrap_err();
+        assert_eq!((e.code(), e.http_status()), ("payload_too_large", 413), "{e}");
+        assert!(e.to_string().contains("escaped"), "{e}");
+        // Plain text of the same size fits.
+        let plain = body("x", 190 * 1024);
+        assert!(parse_event(plain.as_bytes(), tenant(), &api(), now(), limits).is_ok());
+    }
 
     fn tenant() -> TenantId {
         TenantId::parse("acme").unwrap()

@@ -1,5 +1,5 @@
 //! `cargo xtask bench-init`: deployment-package size and cold-init time of the
-//! three Lambda binaries, checked against the targets of DESIGN.md section 9.
+//! three Lambda binaries, checked against the project's targets for binary size and cold start.
 //!
 //! * Size: each release binary zipped as `bootstrap` with deflate, exactly as a
 //!   Lambda deployment package. The arm64 build (what is deployed, on
@@ -27,9 +27,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Target from DESIGN.md: deployment package (zipped) at most this many bytes.
+/// Target: deployment package (zipped) at most this many bytes.
 const MAX_ZIPPED_BYTES: u64 = 6_000_000;
-/// Target from DESIGN.md: median init at most this long.
+/// Target: median init at most this long.
 const MAX_INIT_MEDIAN: Duration = Duration::from_millis(15);
 /// A function that has not polled for an event after this long is broken.
 const SPAWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,7 +38,7 @@ const DEFAULT_SPAWNS: usize = 20;
 const ARM64_TRIPLE: &str = "aarch64-unknown-linux-gnu";
 const ELF_MACHINE_AARCH64: u16 = 0xB7;
 const ELF_MACHINE_X86_64: u16 = 0x3E;
-/// Newest glibc available on `provided.al2023` (DESIGN.md section 9).
+/// Newest glibc available on `provided.al2023`.
 pub(crate) const MAX_GLIBC: (u32, u32) = (2, 34);
 
 /// The request line lambda_runtime sends when it is ready for an event.

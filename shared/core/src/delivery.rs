@@ -1,7 +1,7 @@
 //! Delivering one task: decide whether to call the endpoint now, sign and
 //! send, judge the answer, record the attempt, and schedule what comes next.
 //!
-//! The rules (DESIGN.md section 4):
+//! The rules:
 //!
 //! - 2xx is delivered. 3xx is a failure (redirects are never followed).
 //!   410 Gone disables the endpoint and ends the delivery. 429/502/503/504

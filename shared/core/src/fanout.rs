@@ -246,4 +246,28 @@ mod tests {
         assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(0));
         assert!(queue.0.lock().unwrap().is_empty());
     }
+
+    #[tokio::test]
+    async fn the_delivery_tasks_of_an_operational_event_are_marked_so() {
+        let registry = Endpoints(vec![ep("acme", &[], true), ep("acme", &[], true)]);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let env = parse_event(
+            br#"{"type":"delivery.exhausted","data":{}}"#,
+            TenantId::parse("acme").unwrap(),
+            &Source::parse("switchyard").unwrap(),
+            now,
+            IngestLimits::default(),
+        )
+        .unwrap();
+        let plain = plan(&registry, &FanoutTask::new(env.clone()), now).await.unwrap();
+        assert_eq!(plain.len(), 2);
+        assert!(plain.iter().all(|t| !t.operational), "a door's event is never marked");
+        let notice = FanoutTask {
+            skip_endpoint: Some(registry.0[0].id.clone()),
+            ..FanoutTask::new(env)
+        };
+        let tasks = plan(&registry, &notice, now).await.unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert!(tasks[0].operational);
+    }
 }

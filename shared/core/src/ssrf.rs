@@ -4,7 +4,7 @@
 //! A webhook URL is chosen by a tenant, so without a guard a tenant could
 //! make Switchyard call into its own network: the instance metadata service
 //! (`169.254.169.254`), loopback services, private subnets. The guard runs
-//! twice (DESIGN.md section 6):
+//! twice:
 //!
 //! 1. [`check_url`] when an endpoint is registered and again before each
 //!    attempt: the scheme must be `https` (unless the policy allows `http`),

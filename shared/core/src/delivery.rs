@@ -435,6 +435,33 @@ pub fn operational_event(
     }
 }
 
+/// An operational event about endpoint `about`, for fan-out: to the
+/// tenant's endpoints but that one.
+pub fn notice(
+    tenant: &TenantId,
+    about: &EndpointId,
+    event_type: &str,
+    data: Map<String, Value>,
+    now: OffsetDateTime,
+) -> FanoutTask {
+    let mut task = FanoutTask::new(operational_event(tenant, event_type, data, now));
+    task.skip_endpoint = Some(about.clone());
+    task
+}
+
+/// The fields every `delivery.exhausted` notice starts with: the
+/// delivery's ids, the attempts made and the last status.
+pub fn exhausted_data(d: &DeliveryRecord, attempts: u32, last_status_code: Option<u16>) -> Map<String, Value> {
+    let mut data = Map::new();
+    data.insert("delivery_id".into(), json!(d.delivery_id));
+    data.insert("event_id".into(), json!(d.event_id));
+    data.insert("event_type".into(), json!(d.event_type));
+    data.insert("endpoint_id".into(), json!(d.endpoint_id));
+    data.insert("attempts".into(), json!(attempts));
+    data.insert("last_status_code".into(), json!(last_status_code));
+    data
+}
+
 fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -918,8 +945,7 @@ where
         data: Map<String, Value>,
         at: OffsetDateTime,
     ) -> Result<(), DeliveryError> {
-        let mut task = FanoutTask::new(operational_event(&endpoint.tenant_id, event_type, data, at));
-        task.skip_endpoint = Some(endpoint.id.clone());
+        let task = notice(&endpoint.tenant_id, &endpoint.id, event_type, data, at);
         self.ops.send_all(&[task]).await.map_err(DeliveryError::Ops)
     }
 
@@ -977,13 +1003,7 @@ where
         if let Some(event_type) = event.filter(|_| !cx.task.operational)
             && self.admit_notice(endpoint, cx.at).await?
         {
-            let mut data = Map::new();
-            data.insert("delivery_id".into(), json!(cx.task.delivery_id));
-            data.insert("event_id".into(), json!(cx.task.event_id));
-            data.insert("event_type".into(), json!(cx.task.event_type));
-            data.insert("endpoint_id".into(), json!(cx.task.endpoint_id));
-            data.insert("attempts".into(), json!(cx.attempt));
-            data.insert("last_status_code".into(), json!(attempt.status_code));
+            let mut data = exhausted_data(&cx.record, cx.attempt, attempt.status_code);
             data.insert("last_error".into(), json!(attempt.error_kind));
             data.insert("reason".into(), json!(reason));
             data.insert(

@@ -22,12 +22,12 @@
 //! margin later, when the next sweep takes it. Each run handles at most
 //! `limit` deliveries; the rest wait for the next run.
 
-use crate::delivery::{DeliveryRecord, DeliveryState, operational_event};
+use crate::delivery::{DeliveryRecord, DeliveryState, exhausted_data, notice};
 use crate::error::PortError;
 use crate::ports::{DeliveryLog, EventStore, TaskQueue};
 use crate::{DeliveryTask, FanoutTask};
 use serde::Serialize;
-use serde_json::{Map, json};
+use serde_json::json;
 use std::future::Future;
 use time::{Duration, OffsetDateTime};
 
@@ -150,17 +150,10 @@ where
     /// The `delivery.exhausted` notice of a lost delivery, to the tenant's
     /// other endpoints (a lost notice tells no one: see `give_up`).
     async fn tell_lost(&self, record: &DeliveryRecord, now: OffsetDateTime) -> Result<(), PortError> {
-        let mut data = Map::new();
-        data.insert("delivery_id".into(), json!(record.delivery_id));
-        data.insert("event_id".into(), json!(record.event_id));
-        data.insert("event_type".into(), json!(record.event_type));
-        data.insert("endpoint_id".into(), json!(record.endpoint_id));
-        data.insert("attempts".into(), json!(record.attempts));
-        data.insert("last_status_code".into(), json!(record.last_status_code));
+        let mut data = exhausted_data(record, record.attempts, record.last_status_code);
         data.insert("reason".into(), json!(TASK_LOST));
-        let mut notice = FanoutTask::new(operational_event(&record.tenant_id, "delivery.exhausted", data, now));
-        notice.skip_endpoint = Some(record.endpoint_id.clone());
-        self.ops.send_all(&[notice]).await
+        let task = notice(&record.tenant_id, &record.endpoint_id, "delivery.exhausted", data, now);
+        self.ops.send_all(&[task]).await
     }
 }
 

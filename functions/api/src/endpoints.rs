@@ -266,20 +266,15 @@ pub async fn rotate_secret(
     };
     // Made again from a fresh read if another rotation lands first: the
     // secret that one handed out stays valid as a previous secret.
-    let mut secret = None;
-    let mut now = now_utc();
-    let secret_out = &mut secret;
-    let now_out = &mut now;
-    edit(&s, &t, &id, |mut ep| {
-        let at = now_utc();
-        *secret_out = Some(ep.rotate_secret(at, overlap).expose());
-        *now_out = at;
-        async move { Ok(ep) }
+    let ep = edit(&s, &t, &id, |mut ep| async move {
+        ep.rotate_secret(now_utc(), overlap);
+        Ok(ep)
     })
     .await?;
-    let secret = secret.ok_or_else(|| ApiError::internal(&switchyard_core::PortError::permanent("no rotation")))?;
+    // The secret retired by this rotation is the last one kept.
+    let previous_valid_until = ep.previous_secrets.last().map(|r| rfc3339(r.valid_until));
     Ok(Json(
-        json!({ "secret": secret, "previous_valid_until": rfc3339(now + overlap) }),
+        json!({ "secret": ep.secret.expose(), "previous_valid_until": previous_valid_until }),
     ))
 }
 

@@ -154,7 +154,7 @@ async fn registry_reads_only_the_tenants_own_endpoints() {
         );
     }
     let foreign = stack.endpoint(&ab, "https://93.184.216.35/", &[]).await;
-    let got = stack.registry.endpoints(&a).await.unwrap();
+    let got = stack.registry.routes(&a).await.unwrap();
     assert_eq!(got.len(), 30);
     assert!(got.iter().all(|e| e.tenant_id == a));
     assert_eq!(
@@ -518,4 +518,60 @@ async fn a_stall_holds_the_circuit_open_but_never_shortens_an_open_period() {
         !r.hold_circuit(&t, &gone, now_ms + 20_000).await.unwrap(),
         "no endpoint, nothing held"
     );
+}
+
+/// Keeps the body of every DynamoDB response the client receives.
+#[derive(Debug, Clone, Default)]
+struct Responses(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl switchyard_aws::aws_sdk_dynamodb::config::Intercept for Responses {
+    fn name(&self) -> &'static str {
+        "Responses"
+    }
+    fn read_after_deserialization(
+        &self,
+        context: &switchyard_aws::aws_sdk_dynamodb::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _: &switchyard_aws::aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut switchyard_aws::aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), switchyard_aws::aws_sdk_dynamodb::error::BoxError> {
+        let body = context.response().body().bytes().unwrap_or_default();
+        self.0.lock().unwrap().push(String::from_utf8_lossy(body).into_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_reads_no_secret_url_or_header_of_an_endpoint() {
+    let stack = Stack::new("routes").await;
+    let (a, _) = stack.tenant("a").await;
+    let mut ep = stack
+        .endpoint(&a, "https://93.184.216.34/very-private-path", &["user.*"])
+        .await;
+    ep.headers = serde_json::from_value(serde_json::json!({"x-receiver-token": "hdr-value-sekrit"})).unwrap();
+    ep.rotate_secret(switchyard_core::time_util::now_utc(), time::Duration::hours(1));
+    stack.registry.put_endpoint(&ep).await.unwrap();
+
+    let seen = Responses::default();
+    let config = switchyard_aws::aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+        .interceptor(seen.clone())
+        .build();
+    let registry = switchyard_aws::dynamo::DynamoRegistry::new(
+        switchyard_aws::aws_sdk_dynamodb::Client::from_conf(config),
+        &stack.res.registry_table,
+    );
+    let routes = registry.routes(&a).await.unwrap();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0], switchyard_core::endpoint::EndpointRoute::from(&ep));
+
+    let bodies = seen.0.lock().unwrap().join("\n");
+    assert!(bodies.contains(ep.id.as_str()), "the read came through the interceptor");
+    let (current, retired) = (ep.secret.expose(), ep.previous_secrets[0].secret.expose());
+    for private in [
+        current.as_str(),
+        retired.as_str(),
+        "hdr-value-sekrit",
+        "very-private-path",
+    ] {
+        assert!(!bodies.contains(private), "fan-out's read returned {private}");
+    }
 }

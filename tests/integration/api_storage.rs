@@ -261,7 +261,7 @@ async fn endpoints_are_paged_per_tenant_replaced_and_deleted() {
     assert!(reg.delete_endpoint(a, &changed.id).await.unwrap());
     assert!(!reg.delete_endpoint(a, &changed.id).await.unwrap());
     assert!(reg.endpoint(a, &changed.id).await.unwrap().is_none());
-    assert_eq!(reg.endpoints(a).await.unwrap().len(), 4);
+    assert_eq!(reg.routes(a).await.unwrap().len(), 4);
 }
 
 /// Writes a delivery the way the Deliverer does: its record with an attempt.

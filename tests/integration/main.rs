@@ -11,6 +11,7 @@ mod delivery_ttl;
 mod e2e;
 mod endpoint_races;
 mod events_samples;
+mod fanout_memory;
 mod faults;
 mod ingest_bad_input;
 mod ingest_doors;

@@ -17,9 +17,9 @@ use switchyard_aws::{
     BatchRegistry, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, item_failure, process_sqs_batch,
 };
 use switchyard_core::batch_log::BatchLine;
-use switchyard_core::fanout::{keep_notice, plan};
+use switchyard_core::fanout::{Plan, keep_notice, plan, send_plans};
 use switchyard_core::metrics::{Recorder, m};
-use switchyard_core::ports::{EventStore, Registry, TaskQueue, send_grouped};
+use switchyard_core::ports::{EventStore, Registry, TaskQueue};
 use switchyard_core::{DeliveryTask, FanoutTask};
 
 /// The fan-out function's state, built once per process.
@@ -104,7 +104,7 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
                         message_id: record.message_id,
                         tenant: env.tenant_id.to_string(),
                         event: env.id.to_string(),
-                        tasks,
+                        plan: tasks,
                     };
                     planned_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
                     Ok(())
@@ -116,13 +116,14 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
             }
         })
         .await;
-        // Then all of them together: SendMessageBatch takes ten tasks of any
-        // records, where one call per record sent one or two. If that fails,
-        // each record sends its own, so one record's refused task (say, too
-        // large) fails that record only.
+        // Then all of them together, ten tasks to a SendMessageBatch, made
+        // as they are sent (a record for many endpoints never holds a copy
+        // of its body per endpoint); one call takes the tasks of several
+        // records, where one call per record sent one or two. A record whose
+        // own task is refused (say, too large) fails that record only.
         let planned = planned.into_inner().unwrap_or_else(|e| e.into_inner());
-        let groups: Vec<&[DeliveryTask]> = planned.iter().map(|p| p.tasks.as_slice()).collect();
-        let sent = send_grouped(&self.queue, &groups).await;
+        let plans: Vec<&Plan> = planned.iter().map(|p| &p.plan).collect();
+        let sent = send_plans(&self.queue, &plans).await;
         // The events fanned out share one line (see
         // `switchyard_core::batch_log`); a failure keeps its own.
         let fanned_out = BatchLine::new();
@@ -130,10 +131,10 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
         for (p, sent) in planned.iter().zip(sent) {
             match sent {
                 Ok(()) => {
-                    self.metrics.add(|m| m.count(m::FanoutTasks, p.tasks.len() as u64));
-                    tracing::debug!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, deliveries = p.tasks.len(), "fanned out");
+                    self.metrics.add(|m| m.count(m::FanoutTasks, p.plan.len() as u64));
+                    tracing::debug!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, deliveries = p.plan.len(), "fanned out");
                     fanned_out.add(&p.tenant, &p.event, None);
-                    deliveries += p.tasks.len();
+                    deliveries += p.plan.len();
                 }
                 Err(e) => {
                     tracing::warn!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, error = %e, "queueing the deliveries failed; the event will be fanned out again");
@@ -153,7 +154,7 @@ struct Planned {
     message_id: String,
     tenant: String,
     event: String,
-    tasks: Vec<DeliveryTask>,
+    plan: Plan,
 }
 
 #[cfg(test)]

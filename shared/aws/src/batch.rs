@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
+use switchyard_core::endpoint::EndpointRoute;
 use switchyard_core::ports::Registry;
 use switchyard_core::{ApiKeyHash, Endpoint, EndpointId, PortError, TenantId};
 
@@ -165,7 +166,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
 /// read afresh by the next batch.
 pub struct BatchRegistry<'a, R> {
     registry: &'a R,
-    endpoints: Memo<TenantId, Vec<Endpoint>>,
+    routes: Memo<TenantId, Vec<EndpointRoute>>,
     endpoint: Memo<(TenantId, EndpointId), Option<Endpoint>>,
 }
 
@@ -173,7 +174,7 @@ impl<'a, R> BatchRegistry<'a, R> {
     pub fn new(registry: &'a R) -> Self {
         Self {
             registry,
-            endpoints: Memo::default(),
+            routes: Memo::default(),
             endpoint: Memo::default(),
         }
     }
@@ -183,8 +184,8 @@ impl<R: Registry> Registry for BatchRegistry<'_, R> {
     async fn tenant_for_key(&self, hash: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
         self.registry.tenant_for_key(hash).await
     }
-    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
-        self.endpoints.get(tenant, || self.registry.endpoints(tenant)).await
+    async fn routes(&self, tenant: &TenantId) -> Result<Vec<EndpointRoute>, PortError> {
+        self.routes.get(tenant, || self.registry.routes(tenant)).await
     }
     async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
         let key = (tenant.clone(), id.clone());

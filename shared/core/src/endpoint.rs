@@ -296,6 +296,44 @@ pub struct Endpoint {
     pub version: u64,
 }
 
+/// What fan-out reads of an endpoint: whether, and for which events, it
+/// takes deliveries. No URL, secret or header: the registry reads only these
+/// attributes for fan-out, so the function that handles every tenant's
+/// events never holds a signing secret.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EndpointRoute {
+    pub id: EndpointId,
+    pub tenant_id: TenantId,
+    /// Event types it receives; empty means all.
+    #[serde(default)]
+    pub filters: Vec<EventTypeFilter>,
+    pub enabled: bool,
+    #[serde(default)]
+    pub payload_filter: PayloadFilter,
+}
+
+impl EndpointRoute {
+    /// The item attributes a route is read from (fan-out's projection).
+    pub const ATTRIBUTES: [&'static str; 5] = ["id", "tenant_id", "filters", "enabled", "payload_filter"];
+
+    /// Whether the endpoint takes an event of this type with this `data`.
+    pub fn takes(&self, event_type: &EventType, data: &serde_json::Map<String, serde_json::Value>) -> bool {
+        self.enabled && any_matches(&self.filters, event_type) && self.payload_filter.matches(data)
+    }
+}
+
+impl From<&Endpoint> for EndpointRoute {
+    fn from(e: &Endpoint) -> Self {
+        Self {
+            id: e.id.clone(),
+            tenant_id: e.tenant_id.clone(),
+            filters: e.filters.clone(),
+            enabled: e.enabled,
+            payload_filter: e.payload_filter.clone(),
+        }
+    }
+}
+
 /// A filter on an event's `data`: for every dotted path (`plan`,
 /// `customer.country`), the value there must be one of the listed JSON
 /// values. Empty: every event passes.

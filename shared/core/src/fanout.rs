@@ -1,8 +1,11 @@
 //! Fan-out: one accepted event becomes one delivery task per matching endpoint.
 
+use crate::envelope::Envelope;
 use crate::error::PortError;
+use crate::ids::EndpointId;
 use crate::ports::{EventRecord, EventStore, Registry, TaskQueue};
 use crate::task::{DeliveryTask, FanoutTask};
+use std::ops::Range;
 use time::{Duration, OffsetDateTime};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,36 +16,157 @@ pub enum FanoutError {
     Queue(PortError),
 }
 
-/// The delivery tasks of an event: one for every enabled endpoint of the
+/// The deliveries of one event, planned and not yet made: the endpoints
+/// they go to and the one webhook body they share. The tasks themselves are
+/// made a few at a time as they are sent ([`Plan::tasks`]), so an event for
+/// many endpoints never holds a copy of its body per endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    envelope: Envelope,
+    body: String,
+    endpoints: Vec<EndpointId>,
+    operational: bool,
+    now: OffsetDateTime,
+}
+
+impl Plan {
+    /// How many deliveries.
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+
+    /// The delivery tasks of `range` of the endpoints, made now.
+    pub fn tasks(&self, range: Range<usize>) -> Vec<DeliveryTask> {
+        self.endpoints[range]
+            .iter()
+            .map(|ep| {
+                let mut delivery = DeliveryTask::new(&self.envelope, ep, self.body.clone(), self.now);
+                delivery.operational = self.operational;
+                delivery
+            })
+            .collect()
+    }
+
+    /// Every delivery task at once: for tests and small plans.
+    pub fn all_tasks(&self) -> Vec<DeliveryTask> {
+        self.tasks(0..self.len())
+    }
+}
+
+/// Plans the deliveries of an event: one for every enabled endpoint of the
 /// event's tenant whose filters match its type and payload. Events routed
 /// away from the external track have none.
-pub async fn plan<R: Registry>(
-    registry: &R,
-    task: &FanoutTask,
-    now: OffsetDateTime,
-) -> Result<Vec<DeliveryTask>, FanoutError> {
+pub async fn plan<R: Registry>(registry: &R, task: &FanoutTask, now: OffsetDateTime) -> Result<Plan, FanoutError> {
     let envelope = &task.envelope;
-    if !envelope.routing.external {
-        return Ok(Vec::new());
+    let endpoints = if envelope.routing.external {
+        registry
+            .routes(&envelope.tenant_id)
+            .await
+            .map_err(FanoutError::Registry)?
+            .into_iter()
+            // The registry is asked by tenant; checking again costs nothing.
+            .filter(|ep| ep.tenant_id == envelope.tenant_id && ep.takes(&envelope.event_type, &envelope.data))
+            .filter(|ep| task.skip_endpoint.as_ref() != Some(&ep.id))
+            .map(|ep| ep.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Plan {
+        body: if endpoints.is_empty() {
+            String::new()
+        } else {
+            envelope.webhook_body()
+        },
+        envelope: envelope.clone(),
+        endpoints,
+        operational: task.is_operational(),
+        now,
+    })
+}
+
+/// The most delivery tasks in one call: one `SendMessageBatch`.
+pub const CHUNK: usize = 10;
+
+/// The most calls in flight at once: a thousand endpoints of a large body
+/// are a thousand calls, too slow one after another; [`CHUNK`] tasks times
+/// this is all fan-out holds at once.
+pub const PARALLEL_CALLS: usize = 4;
+
+/// The tasks of one call: (plan, range of its endpoints) pieces.
+type Call = Vec<(usize, Range<usize>)>;
+
+/// Sends the tasks of `plans`, [`CHUNK`] to a call and [`PARALLEL_CALLS`]
+/// calls at a time, packing the tasks of several plans into one call where
+/// they fit, and returns for each plan whether all its tasks were sent. The
+/// tasks are made as their call is sent, so an event for many endpoints
+/// never holds a copy of its body per endpoint. When a call that holds
+/// tasks of several plans fails, each of those plans sends its own part
+/// again alone, so one plan's refused task (say, too large) fails that plan
+/// only. A plan that failed sends nothing more.
+pub async fn send_plans<Q: TaskQueue<DeliveryTask>>(queue: &Q, plans: &[&Plan]) -> Vec<Result<(), PortError>> {
+    let mut results: Vec<Result<(), PortError>> = plans.iter().map(|_| Ok(())).collect();
+    let mut calls: Vec<Call> = Vec::new();
+    let mut call: Call = Vec::new();
+    let mut held = 0;
+    for (i, plan) in plans.iter().enumerate() {
+        let mut from = 0;
+        while from < plan.len() {
+            let to = plan.len().min(from + CHUNK - held);
+            call.push((i, from..to));
+            held += to - from;
+            from = to;
+            if held == CHUNK {
+                calls.push(std::mem::take(&mut call));
+                held = 0;
+                if calls.len() == PARALLEL_CALLS {
+                    send_calls(queue, plans, std::mem::take(&mut calls), &mut results).await;
+                }
+            }
+        }
     }
-    let endpoints = registry
-        .endpoints(&envelope.tenant_id)
-        .await
-        .map_err(FanoutError::Registry)?;
-    let mut body = None;
-    Ok(endpoints
-        .iter()
-        // The registry is asked by tenant; checking again costs nothing.
-        .filter(|ep| ep.tenant_id == envelope.tenant_id && ep.accepts(&envelope.event_type))
-        .filter(|ep| ep.payload_filter.matches(&envelope.data))
-        .filter(|ep| task.skip_endpoint.as_ref() != Some(&ep.id))
-        .map(|ep| {
-            let payload = body.get_or_insert_with(|| envelope.webhook_body()).clone();
-            let mut delivery = DeliveryTask::new(envelope, &ep.id, payload, now);
-            delivery.operational = task.is_operational();
-            delivery
-        })
-        .collect())
+    if !call.is_empty() {
+        calls.push(call);
+    }
+    send_calls(queue, plans, calls, &mut results).await;
+    results
+}
+
+async fn send_calls<Q: TaskQueue<DeliveryTask>>(
+    queue: &Q,
+    plans: &[&Plan],
+    calls: Vec<Call>,
+    results: &mut [Result<(), PortError>],
+) {
+    let live = |call: Call, results: &[Result<(), PortError>]| -> Call {
+        call.into_iter().filter(|(i, _)| results[*i].is_ok()).collect()
+    };
+    let calls: Vec<Call> = calls
+        .into_iter()
+        .map(|c| live(c, results))
+        .filter(|c| !c.is_empty())
+        .collect();
+    let sent = futures_util::future::join_all(calls.iter().map(|call| async move {
+        let tasks: Vec<DeliveryTask> = call.iter().flat_map(|(i, r)| plans[*i].tasks(r.clone())).collect();
+        queue.send_all(&tasks).await
+    }))
+    .await;
+    for (call, sent) in calls.into_iter().zip(sent) {
+        if sent.is_ok() {
+            continue;
+        }
+        // Each plan of the failed call sends its own part alone; a call of
+        // one plan's tasks only is tried once more.
+        for (i, r) in live(call, results) {
+            if let Err(e) = queue.send_all(&plans[i].tasks(r)).await {
+                results[i] = Err(e);
+            }
+        }
+    }
 }
 
 /// Stores an operational event (`delivery.exhausted`, `endpoint.disabled`:
@@ -77,12 +201,12 @@ pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
     task: &FanoutTask,
     now: OffsetDateTime,
 ) -> Result<usize, FanoutError> {
-    let tasks = plan(registry, task, now).await?;
-    if tasks.is_empty() {
-        return Ok(0);
+    let plan = plan(registry, task, now).await?;
+    let sent = send_plans(queue, &[&plan]).await;
+    match sent.into_iter().next() {
+        Some(Err(e)) => Err(FanoutError::Queue(e)),
+        _ => Ok(plan.len()),
     }
-    queue.send_all(&tasks).await.map_err(FanoutError::Queue)?;
-    Ok(tasks.len())
 }
 
 #[cfg(test)]
@@ -100,8 +224,8 @@ mod tests {
         async fn tenant_for_key(&self, _: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
             Ok(None)
         }
-        async fn endpoints(&self, t: &TenantId) -> Result<Vec<Endpoint>, PortError> {
-            Ok(self.0.iter().filter(|e| &e.tenant_id == t).cloned().collect())
+        async fn routes(&self, t: &TenantId) -> Result<Vec<crate::endpoint::EndpointRoute>, PortError> {
+            Ok(self.0.iter().filter(|e| &e.tenant_id == t).map(Into::into).collect())
         }
         async fn endpoint(&self, _: &TenantId, _: &EndpointId) -> Result<Option<Endpoint>, PortError> {
             Ok(None)
@@ -259,15 +383,65 @@ mod tests {
             IngestLimits::default(),
         )
         .unwrap();
-        let plain = plan(&registry, &FanoutTask::new(env.clone()), now).await.unwrap();
+        let plain = plan(&registry, &FanoutTask::new(env.clone()), now)
+            .await
+            .unwrap()
+            .all_tasks();
         assert_eq!(plain.len(), 2);
         assert!(plain.iter().all(|t| !t.operational), "a door's event is never marked");
         let notice = FanoutTask {
             skip_endpoint: Some(registry.0[0].id.clone()),
             ..FanoutTask::new(env)
         };
-        let tasks = plan(&registry, &notice, now).await.unwrap();
+        let tasks = plan(&registry, &notice, now).await.unwrap().all_tasks();
         assert_eq!(tasks.len(), 1);
         assert!(tasks[0].operational);
+    }
+
+    /// Records each call's tasks (event ids); refuses a call holding a task
+    /// of `evt_bad`, as SQS refuses a message that is too large.
+    #[derive(Default)]
+    struct Calls(Mutex<Vec<Vec<String>>>);
+    impl TaskQueue<DeliveryTask> for Calls {
+        async fn send_all(&self, t: &[DeliveryTask]) -> Result<(), PortError> {
+            let events: Vec<String> = t.iter().map(|t| t.event_id.to_string()).collect();
+            if events.iter().any(|e| e == "evt_bad") {
+                return Err(PortError::permanent("message too long"));
+            }
+            self.0.lock().unwrap().push(events);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn plans_are_sent_ten_tasks_a_call_and_a_refused_plan_fails_alone() {
+        let eps: Vec<Endpoint> = (0..13).map(|_| ep("t1", &[], true)).collect();
+        let registry = Endpoints(eps);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut plans = Vec::new();
+        for (id, n) in [("evt_a", 13), ("evt_bad", 13), ("evt_c", 13)] {
+            let p = plan(
+                &registry,
+                &event(&format!(r#"{{"id":"{id}","type":"x.y","data":{{}}}}"#)),
+                now,
+            )
+            .await
+            .unwrap();
+            assert_eq!(p.len(), n);
+            plans.push(p);
+        }
+        let queue = Calls::default();
+        let refs: Vec<&Plan> = plans.iter().collect();
+        let sent = send_plans(&queue, &refs).await;
+        assert!(sent[0].is_ok() && sent[1].is_err() && sent[2].is_ok(), "{sent:?}");
+        let calls = queue.0.lock().unwrap().clone();
+        assert!(calls.iter().all(|c| !c.is_empty() && c.len() <= CHUNK), "{calls:?}");
+        let count = |id: &str| calls.iter().flatten().filter(|e| *e == id).count();
+        assert_eq!((count("evt_a"), count("evt_bad"), count("evt_c")), (13, 0, 13));
+        // Packed: 26 tasks in three calls, not one call per plan part.
+        let mixed = Calls::default();
+        let ok: Vec<&Plan> = vec![&plans[0], &plans[2]];
+        assert!(send_plans(&mixed, &ok).await.iter().all(Result::is_ok));
+        assert_eq!(mixed.0.lock().unwrap().len(), 3);
     }
 }

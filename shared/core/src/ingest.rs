@@ -886,7 +886,7 @@ mod tests {
         async fn tenant_for_key(&self, h: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
             Ok(self.0.get(h.as_str()).cloned())
         }
-        async fn endpoints(&self, _: &TenantId) -> Result<Vec<Endpoint>, PortError> {
+        async fn routes(&self, _: &TenantId) -> Result<Vec<crate::endpoint::EndpointRoute>, PortError> {
             Ok(vec![])
         }
         async fn endpoint(&self, _: &TenantId, _: &EndpointId) -> Result<Option<Endpoint>, PortError> {

@@ -5,7 +5,7 @@
 //! production uses the DynamoDB/SQS adapters of `switchyard-aws`.
 
 use crate::delivery::{AttemptRecord, DeliveryRecord};
-use crate::endpoint::{Circuit, Written};
+use crate::endpoint::{Circuit, EndpointRoute, Written};
 use crate::error::PortError;
 use crate::ports::{DeliveryLog, EndpointEdits, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue};
 use crate::{ApiKeyHash, DeliveryId, DeliveryTask, Endpoint, EndpointId, FanoutTask, TenantId};
@@ -51,11 +51,11 @@ impl Registry for Memory {
     async fn tenant_for_key(&self, _: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
         Ok(None)
     }
-    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
+    async fn routes(&self, tenant: &TenantId) -> Result<Vec<EndpointRoute>, PortError> {
         Ok(lock(&self.endpoints)
             .values()
             .filter(|e| &e.tenant_id == tenant)
-            .cloned()
+            .map(EndpointRoute::from)
             .collect())
     }
     async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {

@@ -491,8 +491,8 @@ mod observed {
         async fn tenant_for_key(&self, hash: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
             self.inner.tenant_for_key(hash).await
         }
-        async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
-            self.inner.endpoints(tenant).await
+        async fn routes(&self, tenant: &TenantId) -> Result<Vec<crate::endpoint::EndpointRoute>, PortError> {
+            self.inner.routes(tenant).await
         }
         async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
             self.inner.endpoint(tenant, id).await

@@ -4,7 +4,7 @@
 
 use crate::api_key::ApiKeyHash;
 use crate::delivery::{AttemptRecord, DeliveryRecord, SendError, WebhookRequest, WebhookResponse};
-use crate::endpoint::{Circuit, Endpoint};
+use crate::endpoint::{Circuit, Endpoint, EndpointRoute};
 use crate::envelope::Envelope;
 use crate::error::PortError;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
@@ -88,8 +88,9 @@ pub async fn send_grouped<T: Clone + Sync, Q: TaskQueue<T>>(queue: &Q, groups: &
 /// Tenants, their API keys and their endpoints.
 pub trait Registry: Sync {
     fn tenant_for_key(&self, hash: &ApiKeyHash) -> impl Future<Output = Result<Option<TenantId>, PortError>> + Send;
-    /// Every endpoint of the tenant, enabled or not.
-    fn endpoints(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<Endpoint>, PortError>> + Send;
+    /// Every endpoint of the tenant, enabled or not, as fan-out needs it:
+    /// whether and for what it takes events, and nothing secret.
+    fn routes(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<EndpointRoute>, PortError>> + Send;
     fn endpoint(
         &self,
         tenant: &TenantId,

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use switchyard_core::endpoint::{Circuit, Written};
+use switchyard_core::endpoint::{Circuit, EndpointRoute, Written};
 use switchyard_core::keys::{self, Key};
 use switchyard_core::ports::{EndpointEdits, EndpointHealth, Registry};
 use switchyard_core::ssrf::SsrfPolicy;
@@ -145,11 +145,26 @@ impl Registry for DynamoRegistry {
         Ok(row.filter(|r| !r.revoked).map(|r| r.tenant_id))
     }
 
-    async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, PortError> {
+    /// Reads only [`EndpointRoute::ATTRIBUTES`]: secrets, URLs and header
+    /// values never leave the table for fan-out, and a page holds more
+    /// endpoints.
+    async fn routes(&self, tenant: &TenantId) -> Result<Vec<EndpointRoute>, PortError> {
         let (pk, prefix) = keys::registry::endpoints_of(tenant);
+        let mut query = self.prefix_query(&pk, prefix).projection_expression(
+            EndpointRoute::ATTRIBUTES
+                .iter()
+                .map(|a| format!("#r_{a}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        for a in EndpointRoute::ATTRIBUTES {
+            query = query.expression_attribute_names(format!("#r_{a}"), a);
+        }
+        let mut pages = query.into_paginator().items().send();
         let mut endpoints = Vec::new();
-        for item in self.items_with_prefix(pk, prefix, false, "Query endpoints").await? {
-            match from_item::<Endpoint>(item) {
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| port_error("Query endpoint routes", e))?;
+            match from_item::<EndpointRoute>(item) {
                 Ok(ep) => endpoints.push(ep),
                 // One corrupt endpoint must not stop the tenant's others.
                 Err(e) => tracing::error!(tenant_id = %tenant, error = %e, "skipping an unreadable endpoint item"),

@@ -148,13 +148,16 @@ async fn every_event_reaches_every_endpoint_or_is_accounted_for() {
 
     // Every delivery record and attempt, read in one scan.
     let (records, attempts) = stack.delivery_records().await;
-    let event_ids: HashSet<String> = events.iter().map(|e| e.to_string()).collect();
+    let webhook_ids: HashSet<String> = events
+        .iter()
+        .map(|e| switchyard_core::ids::webhook_id(&tenant, e))
+        .collect();
     let (mut delivered, mut failed, mut duplicates, mut healthy_duplicates) = (0, 0, 0, 0);
     for path in paths {
         let ep = &endpoints[path];
         let received = by_path.get(path).cloned().unwrap_or_default();
         assert!(
-            received.keys().all(|id| event_ids.contains(id)),
+            received.keys().all(|id| webhook_ids.contains(id)),
             "{path} got a webhook-id that is no event's"
         );
         for evt in &events {
@@ -170,7 +173,10 @@ async fn every_event_reaches_every_endpoint_or_is_accounted_for() {
             );
             match record.state {
                 DeliveryState::Succeeded => {
-                    let n = received.get(evt.as_str()).copied().unwrap_or(0);
+                    let n = received
+                        .get(&switchyard_core::ids::webhook_id(&tenant, evt))
+                        .copied()
+                        .unwrap_or(0);
                     assert!(n >= 1, "{path}: {evt} recorded delivered but never received");
                     if path == "/healthy" {
                         healthy_duplicates += n - 1;
@@ -203,7 +209,7 @@ async fn every_event_reaches_every_endpoint_or_is_accounted_for() {
     // were never sent at all).
     let healthy = &by_path["/healthy"];
     assert_eq!(healthy.len(), EVENTS);
-    assert!(by_path["/dead"].keys().all(|id| event_ids.contains(id)));
+    assert!(by_path["/dead"].keys().all(|id| webhook_ids.contains(id)));
     for path in ["/flaky", "/unreliable"] {
         assert_eq!(by_path[path].len(), EVENTS, "{path}: every event arrived at least once");
     }

@@ -49,7 +49,10 @@ async fn one_event_reaches_exactly_the_matching_endpoints_signed() {
             .find(|e| e.url.url().path() == req.path)
             .unwrap();
         assert_eq!(req.method, "POST");
-        assert_eq!(req.header("webhook-id"), Some("evt_e2e_1"));
+        assert_eq!(
+            req.header("webhook-id"),
+            Some(switchyard_tests::webhook_id("acme", "evt_e2e_1").as_str())
+        );
         assert_eq!(req.header("content-type"), Some("application/json"));
         assert_eq!(req.header("x-switchyard-event-type"), Some("user.created"));
         assert!(req.header("user-agent").unwrap().starts_with("Switchyard/"));

@@ -129,7 +129,10 @@ async fn every_sample_event_runs_through_its_handler() {
                 let got = rx.wait_for(before + 1, Duration::from_secs(5)).await;
                 assert_eq!(got.len(), before + 1, "{name}: one webhook");
                 let req = got.last().unwrap();
-                assert_eq!(req.header("webhook-id"), Some("evt_01JDSAMPLE0000000000000001"));
+                assert_eq!(
+                    req.header("webhook-id"),
+                    Some(switchyard_tests::webhook_id("demo", "evt_01JDSAMPLE0000000000000001").as_str())
+                );
                 assert_verifies(req, &sample_ep.secret);
             }
             "api" => {

@@ -96,7 +96,10 @@ async fn a_webhook_is_delivered_through_the_runner_driven_stack() {
     assert_eq!((s, &b), (202, &json!({"id": "ord_1"})));
     let got = rx.wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 1, "one webhook");
-    assert_eq!(got[0].header("webhook-id"), Some("ord_1"));
+    assert_eq!(
+        got[0].header("webhook-id"),
+        Some(switchyard_tests::webhook_id("acme", "ord_1").as_str())
+    );
     assert_verifies(&got[0], &secret);
 
     // The SQS door: the tenant rides in a message attribute, which the
@@ -118,7 +121,10 @@ async fn a_webhook_is_delivered_through_the_runner_driven_stack() {
         .unwrap();
     let got = rx.wait_for(2, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 2, "the queued event's webhook too");
-    assert_eq!(got[1].header("webhook-id"), Some("ord_2"));
+    assert_eq!(
+        got[1].header("webhook-id"),
+        Some(switchyard_tests::webhook_id("acme", "ord_2").as_str())
+    );
     assert_verifies(&got[1], &secret);
 
     // Each hop was an invocation of the function's own process, by the
@@ -789,7 +795,8 @@ async fn an_invocation_past_its_timeout_is_killed_and_its_batch_comes_back() {
     .await;
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2, "the cut-off attempt and the redelivery");
-    assert!(got.iter().all(|r| r.header("webhook-id") == Some("evt_slow")));
+    let slow = switchyard_tests::webhook_id("acme", "evt_slow");
+    assert!(got.iter().all(|r| r.header("webhook-id") == Some(slow.as_str())));
     runner.shutdown().await;
 }
 
@@ -816,7 +823,8 @@ async fn a_function_process_killed_mid_batch_fails_the_invocation_and_nothing_is
     .await;
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2);
-    assert!(got.iter().all(|r| r.header("webhook-id") == Some("evt_slow")));
+    let slow = switchyard_tests::webhook_id("acme", "evt_slow");
+    assert!(got.iter().all(|r| r.header("webhook-id") == Some(slow.as_str())));
     assert!(
         !runner.pids_of("DeliveryFunction").contains(&pids[0]),
         "a new instance took over"

@@ -103,6 +103,7 @@ impl Stack {
             fanout_queue_url: self.res.fanout_queue_url.clone(),
             max_body_bytes: switchyard_core::IngestLimits::DEFAULT_MAX_BODY_BYTES,
             audit_retention_days: 365,
+            event_retention_days: 30,
             idempotency_window: Duration::from_secs(24 * 3600),
             // No bus unless a test opts in (`ingest_with`): the internal track
             // is off when EVENT_BUS_NAME is unset.
@@ -380,6 +381,14 @@ pub fn json_body(resp: &ApiGatewayV2httpResponse) -> serde_json::Value {
         }
         other => panic!("expected a JSON text body, got {other:?}"),
     }
+}
+
+/// The `webhook-id` a receiver sees for `event` of `tenant`.
+pub fn webhook_id(tenant: &str, event: &str) -> String {
+    switchyard_core::ids::webhook_id(
+        &switchyard_core::TenantId::parse(tenant).expect("a tenant id"),
+        &switchyard_core::EventId::parse(event).expect("an event id"),
+    )
 }
 
 /// Checks a received webhook with Switchyard's verifier and with the public

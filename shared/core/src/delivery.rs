@@ -84,13 +84,14 @@ impl fmt::Debug for WebhookRequest {
 }
 
 /// Builds the signed request for `task` to `endpoint`, stamped `at`. The
-/// `webhook-id` is the event id: the same for every attempt, so receivers can
-/// deduplicate on it. It is signed with every secret valid at `at` (two
+/// `webhook-id` is the task's ([`crate::ids::webhook_id`]; the event id for
+/// a task written before it was named): the same for every attempt, so
+/// receivers can deduplicate on it. It is signed with every secret valid at `at` (two
 /// while a secret rotates). The endpoint's custom headers come first; the
 /// ones Switchyard sets can never be overridden (they are refused when an
 /// endpoint is registered, and skipped here too).
 pub fn build_request(task: &DeliveryTask, endpoint: &Endpoint, at: OffsetDateTime) -> WebhookRequest {
-    let msg_id = task.event_id.as_str();
+    let msg_id = task.webhook_id.as_deref().unwrap_or(task.event_id.as_str());
     let timestamp = at.unix_timestamp();
     let signature = signing::signature_header(endpoint.signing_secrets(at), msg_id, timestamp, task.payload.as_bytes());
     let ours: [(&'static str, HeaderText); 6] = [

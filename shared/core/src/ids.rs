@@ -121,6 +121,15 @@ impl EndpointId {
     }
 }
 
+/// The `webhook-id` of `event`'s webhooks: `msg_` and the event's group
+/// ([`DeliveryId::group_of`], a hash of tenant and event id). Unique per
+/// tenant and event, where the producer's event id is unique only within
+/// its tenant; the same for every attempt, endpoint and resend of the event,
+/// so that receivers deduplicate on it, as Standard Webhooks intends.
+pub fn webhook_id(tenant: &TenantId, event: &EventId) -> String {
+    format!("msg_{}", DeliveryId::group_of(tenant, event))
+}
+
 impl DeliveryId {
     /// Every derived id starts with this.
     const PREFIX: &'static str = "dlv_";

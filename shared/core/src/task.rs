@@ -86,6 +86,12 @@ pub struct DeliveryTask {
     /// fan-out sets it, from an operational [`FanoutTask`]; no door can.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub operational: bool,
+    /// The `webhook-id` the receiver sees ([`crate::ids::webhook_id`]). A
+    /// task written before it was named carries none and is sent with the
+    /// event id, as it was then, so a retry keeps the id its first attempt
+    /// had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
 }
 
 impl DeliveryTask {
@@ -104,6 +110,7 @@ impl DeliveryTask {
             manual_request: None,
             generation: 0,
             operational: false,
+            webhook_id: Some(crate::ids::webhook_id(&envelope.tenant_id, &envelope.id)),
         }
     }
 }
@@ -122,6 +129,7 @@ impl fmt::Debug for DeliveryTask {
             .field("dlq_reason", &self.dlq_reason)
             .field("generation", &self.generation)
             .field("operational", &self.operational)
+            .field("webhook_id", &self.webhook_id)
             .finish()
     }
 }

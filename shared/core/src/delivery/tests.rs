@@ -161,7 +161,9 @@ async fn requests_are_signed_with_a_stable_id_and_carry_custom_headers() {
         ep.headers = CustomHeaders::parse([("x-team".to_string(), "billing".to_string())].into()).unwrap();
     }
     w.run_at(t0()).await;
-    assert_eq!(w.header(0, "webhook-id").as_deref(), Some("evt_1"));
+    let msg_id = crate::ids::webhook_id(&w.task.tenant_id, &w.task.event_id);
+    assert!(msg_id.starts_with("msg_"));
+    assert_eq!(w.header(0, "webhook-id").as_deref(), Some(msg_id.as_str()));
     assert_eq!(w.header(0, "x-team").as_deref(), Some("billing"));
     assert_eq!(w.header(0, "content-type").as_deref(), Some("application/json"));
     assert!(w.header(0, "user-agent").unwrap().starts_with("Switchyard/"));
@@ -171,7 +173,7 @@ async fn requests_are_signed_with_a_stable_id_and_carry_custom_headers() {
     assert_eq!(
         verify(
             [&ep.secret],
-            "evt_1",
+            &msg_id,
             &ts.to_string(),
             &sig,
             w.task.payload.as_bytes(),
@@ -193,12 +195,13 @@ async fn during_rotation_both_secrets_sign() {
         (old, new)
     };
     w.run_at(t0()).await;
+    let msg_id = w.header(0, "webhook-id").unwrap();
     let sig = w.header(0, "webhook-signature").unwrap();
     assert_eq!(sig.split(' ').count(), 2);
     let ts = t0().unix_timestamp();
     for s in [&old, &new] {
         assert_eq!(
-            verify([s], "evt_1", &ts.to_string(), &sig, w.task.payload.as_bytes(), ts, 300),
+            verify([s], &msg_id, &ts.to_string(), &sig, w.task.payload.as_bytes(), ts, 300),
             Ok(())
         );
     }
@@ -912,4 +915,60 @@ async fn delivery_exhausted_notices_are_coalesced_per_endpoint_and_capped_per_te
     assert_eq!(ops[0].envelope.data["coalesce_window_secs"], 300);
     // Every delivery was still given up and sent to the DLQ.
     assert_eq!(w.mem.dead_letters.lock().unwrap().len(), 12);
+}
+
+#[test]
+fn webhook_ids_are_unique_per_tenant_and_event_and_stable_for_resends() {
+    let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
+    let (e1, e2) = (EventId::parse("evt_1").unwrap(), EventId::parse("evt_2").unwrap());
+    let id = crate::ids::webhook_id;
+    // The producer's event id is unique within its tenant only.
+    assert_ne!(id(&a, &e1), id(&b, &e1));
+    assert_ne!(id(&a, &e1), id(&a, &e2));
+    let env = |t: &TenantId| {
+        crate::envelope::parse_event(
+            br#"{"id":"evt_1","type":"user.created","data":{}}"#,
+            t.clone(),
+            &crate::envelope::Source::parse("api").unwrap(),
+            t0(),
+            crate::envelope::IngestLimits::default(),
+        )
+        .unwrap()
+    };
+    let (ea, eb) = (env(&a), env(&b));
+    let (x, y) = (EndpointId::generate(), EndpointId::generate());
+    let build = |e: &crate::Envelope, ep: &EndpointId| {
+        let task = DeliveryTask::new(e, ep, e.webhook_body(), t0());
+        let endpoint = Endpoint::new(
+            e.tenant_id.clone(),
+            crate::endpoint::EndpointUrl::parse(URL).unwrap(),
+            vec![],
+            t0(),
+        );
+        let request = build_request(&task, &endpoint, t0());
+        request
+            .headers
+            .iter()
+            .find(|(k, _)| k == "webhook-id")
+            .map(|(_, v)| v.to_string())
+            .unwrap()
+    };
+    // Two tenants that use the same event id: two webhook ids.
+    assert_ne!(build(&ea, &x), build(&eb, &x));
+    // One event: one id for every endpoint and every copy of the task (a
+    // resend rebuilds the task the same way).
+    assert_eq!(build(&ea, &x), build(&ea, &y));
+    assert_eq!(build(&ea, &x), build(&ea, &x));
+    assert_eq!(build(&ea, &x), id(&a, &e1));
+    // A task written before the id was named is sent with the event id.
+    let mut old = DeliveryTask::new(&ea, &x, ea.webhook_body(), t0());
+    old.webhook_id = None;
+    let endpoint = Endpoint::new(
+        a.clone(),
+        crate::endpoint::EndpointUrl::parse(URL).unwrap(),
+        vec![],
+        t0(),
+    );
+    let request = build_request(&old, &endpoint, t0());
+    assert!(request.headers.iter().any(|(k, v)| k == "webhook-id" && v == "evt_1"));
 }

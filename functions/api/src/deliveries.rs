@@ -76,7 +76,7 @@ pub async fn get_one(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> 
 async fn replay_task(s: &crate::AppState, d: &DeliveryRecord) -> ApiResult<DeliveryTask> {
     let event = s.events.get_event(&d.tenant_id, &d.event_id).await?.ok_or_else(|| {
         ApiError::conflict(format!(
-            "event {} is no longer stored (events without routing.audit are kept only for the dedupe window)",
+            "event {} is no longer stored (events without routing.audit are kept only as long as their deliveries)",
             d.event_id
         ))
     })?;

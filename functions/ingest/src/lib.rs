@@ -53,7 +53,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_opt, env_var, idempotency_window};
+use switchyard_aws::config::{
+    ConfigError, audit_retention_days, env_in_range, env_opt, env_var, idempotency_window, retention_days,
+};
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
@@ -110,6 +112,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long the records of `routing.audit` events are kept.
     pub audit_retention_days: u16,
+    /// How long deliveries are kept after their last change: the records
+    /// of events with webhooks are kept at least this long plus the longest
+    /// retry schedule, so their ids stay taken while their deliveries exist.
+    pub event_retention_days: u16,
     /// How long an `Idempotency-Key` or event id deduplicates (and how long
     /// records of events with `routing.audit = false` are kept).
     pub idempotency_window: std::time::Duration,
@@ -121,7 +127,8 @@ pub struct Settings {
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `FANOUT_QUEUE_URL`, and
     /// optionally `MAX_BODY_BYTES` (default 65536, at most 204800),
-    /// `AUDIT_RETENTION_DAYS` (default 365), `IDEMPOTENCY_WINDOW_HOURS`
+    /// `AUDIT_RETENTION_DAYS` (default 365), `EVENT_RETENTION_DAYS` (default
+    /// 30), `IDEMPOTENCY_WINDOW_HOURS`
     /// (default 24, at most 720), `EVENT_BUS_NAME` (default: none),
     /// `EVENTBRIDGE_TENANT_RULES` (a JSON array of rules, default none) and
     /// `EVENTBRIDGE_DEFAULT_TENANT` (default: none) and `EVENTBRIDGE_ACCOUNT`
@@ -147,6 +154,7 @@ impl Settings {
                 1..=IngestLimits::HARD_MAX_BODY_BYTES,
             )?,
             audit_retention_days: audit_retention_days()?,
+            event_retention_days: retention_days()?,
             idempotency_window: idempotency_window()?,
             event_bus_name: env_opt("EVENT_BUS_NAME"),
             tenant_rules,
@@ -172,6 +180,7 @@ impl AwsIngest {
                 },
                 retention: time::Duration::days(i64::from(settings.audit_retention_days)),
                 dedupe_window: time::Duration::try_from(settings.idempotency_window).unwrap_or(time::Duration::MAX),
+                delivery_horizon: IngestConfig::delivery_horizon(settings.event_retention_days),
                 ..IngestConfig::default()
             },
             tenant_rules: settings.tenant_rules.clone(),

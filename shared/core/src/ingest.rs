@@ -40,8 +40,17 @@ pub struct IngestConfig {
     /// expires deliveries and attempts.
     pub retention: Duration,
     /// How long an `Idempotency-Key` or an event id deduplicates; also how
-    /// long the record of an event with `routing.audit = false` is kept.
+    /// long the record of an event with `routing.audit = false` and
+    /// `routing.external = false` is kept.
     pub dedupe_window: Duration,
+    /// How long the delivery records of an event can last: the event
+    /// retention (which expires deliveries after their last change) plus
+    /// the longest round of attempts ([`crate::retry::LONGEST_ROUND`]). The
+    /// record of an event with webhooks is kept at least this long, so its
+    /// id stays taken while its deliveries exist: the same id sent again
+    /// later is a duplicate, not a new event whose deliveries would collide
+    /// with the old ones and never be sent.
+    pub delivery_horizon: Duration,
     /// The source of events that name none.
     pub default_source: Source,
 }
@@ -51,6 +60,12 @@ impl IngestConfig {
     /// How long audit records are kept unless the operator says otherwise.
     pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 365;
     pub const DEFAULT_DEDUPE_WINDOW_HOURS: i64 = 24;
+
+    /// [`Self::delivery_horizon`] for deliveries kept `retention_days`.
+    pub fn delivery_horizon(retention_days: u16) -> Duration {
+        Duration::days(i64::from(retention_days))
+            + Duration::try_from(crate::retry::LONGEST_ROUND).unwrap_or(Duration::MAX)
+    }
 }
 
 impl Default for IngestConfig {
@@ -59,6 +74,7 @@ impl Default for IngestConfig {
             limits: IngestLimits::default(),
             retention: Duration::days(Self::DEFAULT_AUDIT_RETENTION_DAYS),
             dedupe_window: Duration::hours(Self::DEFAULT_DEDUPE_WINDOW_HOURS),
+            delivery_horizon: Self::delivery_horizon(Self::DEFAULT_RETENTION_DAYS as u16),
             default_source: Source::parse("api").unwrap_or_else(|_| unreachable!("`api` is a valid source")),
         }
     }
@@ -168,15 +184,19 @@ pub fn is_live(expires_at: OffsetDateTime, now: OffsetDateTime) -> bool {
     expires_at.unix_timestamp() > now.unix_timestamp()
 }
 
-/// When the record of an event received at `now` expires: after the
-/// retention period if it is an audit record (`routing.audit`, at least the
-/// dedupe window), else at the end of the dedupe window.
+/// When the record of an event received at `now` expires: at the end of
+/// the dedupe window, or later: after the audit retention if it is an audit
+/// record (`routing.audit`), and not before its deliveries can have expired
+/// if it has webhooks (`routing.external`, see
+/// [`IngestConfig::delivery_horizon`]).
 pub fn record_expiry(routing: &Routing, now: OffsetDateTime, config: &IngestConfig) -> OffsetDateTime {
-    let keep = if routing.audit {
-        config.retention.max(config.dedupe_window)
-    } else {
-        config.dedupe_window
-    };
+    let mut keep = config.dedupe_window;
+    if routing.audit {
+        keep = keep.max(config.retention);
+    }
+    if routing.external {
+        keep = keep.max(config.delivery_horizon);
+    }
     ceil_seconds(now + keep)
 }
 
@@ -698,6 +718,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_event_id_with_webhooks_stays_taken_while_its_deliveries_can_exist() {
+        let (store, queue) = (Store::default(), Queue::default());
+        let cfg = IngestConfig {
+            dedupe_window: Duration::hours(1),
+            retention: Duration::days(2),
+            delivery_horizon: IngestConfig::delivery_horizon(30),
+            ..IngestConfig::default()
+        };
+        let p = ports(&store, &queue);
+        // Not audited, but with webhooks: its deliveries are named by
+        // (tenant, event id, endpoint) and kept for the event retention.
+        let body = br#"{"id":"evt_hook","type":"a.b","data":{},"routing":{"audit":false}}"#;
+        let first = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap();
+        assert!(!first.duplicate);
+        assert_eq!(queue.sent.lock().unwrap().len(), 1);
+        // Past the dedupe window, and past the audit retention, the id still
+        // names the event whose deliveries exist: a duplicate, nothing queued
+        // (a new acceptance would be a 202 whose webhooks never go out).
+        for later in [Duration::hours(2), Duration::days(3), Duration::days(88)] {
+            let again = ingest(p, tenant("t1"), body, None, &cfg, now() + later).await.unwrap();
+            assert!(again.duplicate, "{later} later");
+        }
+        assert_eq!(queue.sent.lock().unwrap().len(), 1);
+        // Once every delivery record has expired, the id is free again.
+        let free = now() + cfg.delivery_horizon + Duration::seconds(1);
+        assert!(!ingest(p, tenant("t1"), body, None, &cfg, free).await.unwrap().duplicate);
+        assert_eq!(queue.sent.lock().unwrap().len(), 2);
+        assert!(cfg.delivery_horizon > Duration::days(30 + 58));
+    }
+
+    #[tokio::test]
     async fn event_ids_dedupe_while_their_record_lives() {
         let (store, queue) = (Store::default(), Queue::default());
         let cfg = IngestConfig {
@@ -707,7 +758,7 @@ mod tests {
         };
         let p = ports(&store, &queue);
         let audit = br#"{"id":"evt_kept","type":"a.b","data":{}}"#;
-        let no_audit = br#"{"id":"evt_short","type":"a.b","data":{},"routing":{"audit":false}}"#;
+        let no_audit = br#"{"id":"evt_short","type":"a.b","data":{},"routing":{"audit":false,"external":false}}"#;
         for body in [&audit[..], &no_audit[..]] {
             assert!(
                 !ingest(p, tenant("t1"), body, None, &cfg, now())
@@ -741,7 +792,8 @@ mod tests {
                 .unwrap()
                 .duplicate
         );
-        assert_eq!(queue.sent.lock().unwrap().len(), 3);
+        // Only the audited one has webhooks: queued once.
+        assert_eq!(queue.sent.lock().unwrap().len(), 1);
         assert_eq!(store.record("t1", "evt_short").received_at, after);
     }
 
@@ -752,13 +804,27 @@ mod tests {
             retention: Duration::days(30),
             ..IngestConfig::default()
         };
-        let audit = Routing::default();
+        let audit = Routing {
+            external: false,
+            ..Routing::default()
+        };
         let no_audit = Routing {
             audit: false,
+            external: false,
             ..Routing::default()
         };
         assert_eq!(record_expiry(&audit, now(), &cfg), now() + Duration::days(30));
         assert_eq!(record_expiry(&no_audit, now(), &cfg), now() + Duration::hours(24));
+        // With webhooks, at least as long as its deliveries can exist.
+        let hooks = Routing {
+            audit: false,
+            ..Routing::default()
+        };
+        assert_eq!(record_expiry(&hooks, now(), &cfg), now() + cfg.delivery_horizon);
+        assert_eq!(
+            record_expiry(&Routing::default(), now(), &cfg),
+            now() + cfg.delivery_horizon
+        );
         // An audit record never lives shorter than the window.
         let long_window = IngestConfig {
             dedupe_window: Duration::days(40),

@@ -27,6 +27,11 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 pub const MAX_DELAY: Duration = Duration::from_secs(MAX_DELAY_SECS);
 const MAX_DELAY_SECS: u64 = 24 * 60 * 60;
 
+/// The longest one round of attempts can last: [`MAX_SCHEDULE_DELAYS`]
+/// delays of at most [`MAX_DELAY`], each lengthened by up to 20 % of jitter
+/// (58.8 days).
+pub const LONGEST_ROUND: Duration = Duration::from_secs(MAX_SCHEDULE_DELAYS as u64 * MAX_DELAY_SECS * 6 / 5);
+
 /// The most attempts (the first included) a fixed, linear or exponential
 /// policy may allow.
 pub const MAX_ATTEMPTS: u32 = 50;

@@ -575,3 +575,101 @@ async fn fan_out_reads_no_secret_url_or_header_of_an_endpoint() {
         assert!(!bodies.contains(private), "fan-out's read returned {private}");
     }
 }
+
+/// Keeps the body of every DynamoDB request the client sends.
+#[derive(Debug, Clone, Default)]
+struct Requests(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl switchyard_aws::aws_sdk_dynamodb::config::Intercept for Requests {
+    fn name(&self) -> &'static str {
+        "Requests"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &switchyard_aws::aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &switchyard_aws::aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut switchyard_aws::aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), switchyard_aws::aws_sdk_dynamodb::error::BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        self.0
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(body).unwrap_or_default());
+        Ok(())
+    }
+}
+
+/// The delivery role may update only tenants' items, and only the
+/// attributes template.yaml lists (`dynamodb:LeadingKeys`,
+/// `dynamodb:Attributes`). Every update delivery's ports make (the circuit,
+/// disabling, rate slots, notice windows) must keep to both, or it would be
+/// refused in AWS; and the template must list exactly what the code says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_updates_only_the_attributes_its_role_allows() {
+    use switchyard_core::ports::{EndpointHealth, RateLimiter};
+    let template = switchyard_local::template::workspace_template().unwrap();
+    let statement = template["Resources"]["DeliveryFunction"]["Properties"]["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "EndpointHealth")
+        .expect("the EndpointHealth statement")
+        .clone();
+    let allowed: HashSet<String> = statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+        .as_array()
+        .expect("an attribute list")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let code: HashSet<String> = switchyard_aws::dynamo::DELIVERY_UPDATES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(allowed, code, "template.yaml and DELIVERY_UPDATES differ");
+    assert_eq!(
+        statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        serde_json::json!([switchyard_aws::dynamo::DELIVERY_UPDATES_LEADING_KEYS])
+    );
+
+    let stack = Stack::new("delivery-iam").await;
+    let (a, _) = stack.tenant("a").await;
+    let ep = stack.endpoint(&a, "https://93.184.216.34/", &[]).await;
+    let seen = Requests::default();
+    let config = switchyard_aws::aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+        .interceptor(seen.clone())
+        .build();
+    let registry = switchyard_aws::dynamo::DynamoRegistry::new(
+        switchyard_aws::aws_sdk_dynamodb::Client::from_conf(config),
+        &stack.res.registry_table,
+    );
+    // Every update delivery makes, in the order a failing endpoint sees them.
+    let now = 1_000_000;
+    registry.record_failure(&a, &ep.id, now).await.unwrap();
+    assert!(registry.open_circuit(&a, &ep.id, 1, now, now + 1000).await.unwrap());
+    registry.hold_circuit(&a, &ep.id, now + 2000).await.unwrap();
+    assert!(registry.claim_probe(&a, &ep.id, now + 2000, now + 3000).await.unwrap());
+    registry.reset_circuit(&a, &ep.id).await.unwrap();
+    assert!(registry.take_slot(&a, &ep.id, now / 1000, 5).await.unwrap());
+    assert!(registry.take_notice(&a, Some(&ep.id), now, 300, 5).await.unwrap());
+    assert!(registry.take_notice(&a, None, now, 3600, 5).await.unwrap());
+    assert!(registry.disable(&a, &ep.id, "gone").await.unwrap());
+
+    let requests = seen.0.lock().unwrap().clone();
+    let updates: Vec<&serde_json::Value> = requests
+        .iter()
+        .filter(|r| r.get("UpdateExpression").is_some())
+        .collect();
+    assert_eq!(updates.len(), 9, "{requests:?}");
+    for update in updates {
+        let names = update["ExpressionAttributeNames"].as_object().unwrap().values();
+        let keys = update["Key"].as_object().unwrap().keys();
+        for name in names.map(|v| v.as_str().unwrap()).chain(keys.map(String::as_str)) {
+            assert!(
+                allowed.contains(name),
+                "delivery updates `{name}`, which its role may not: {update}"
+            );
+        }
+        let pk = update["Key"]["pk"]["S"].as_str().unwrap();
+        assert!(pk.starts_with("TENANT#"), "delivery updates item {pk}");
+    }
+}

@@ -12,7 +12,9 @@ mod state;
 
 pub use deliveries::{DynamoDeliveryLog, EndpointStats};
 pub use events::{AuditPage, DynamoEventStore, MAX_AUDIT_DAYS};
-pub use registry::{ApiKeyRecord, DynamoRegistry, RegistrationError, TenantRecord};
+pub use registry::{
+    ApiKeyRecord, DELIVERY_UPDATES, DELIVERY_UPDATES_LEADING_KEYS, DynamoRegistry, RegistrationError, TenantRecord,
+};
 pub use state::{DynamoStateStore, RunView};
 
 use crate::error::port_error;

@@ -219,6 +219,29 @@ impl DynamoRegistry {
     }
 }
 
+/// Every attribute the delivery function's updates of the registry name
+/// (circuit, disabling, rate and notice counters, and the keys): its role
+/// may update these and no other (`dynamodb:Attributes` in template.yaml),
+/// so it can never change an endpoint's URL, secrets or headers.
+pub const DELIVERY_UPDATES: [&str; 12] = [
+    keys::PK,
+    keys::SK,
+    FAILURES,
+    FAILING_SINCE,
+    OPEN_UNTIL,
+    keys::GSI1_PK,
+    keys::GSI1_SK,
+    "enabled",
+    "disabled_reason",
+    VERSION,
+    "taken",
+    keys::TTL,
+];
+
+/// The partition keys the delivery function's updates may name: a tenant's
+/// (endpoints, rate slots and notice windows), never an API key's.
+pub const DELIVERY_UPDATES_LEADING_KEYS: &str = "TENANT#*";
+
 /// Circuit attribute names on the endpoint item (see `Circuit`).
 const FAILURES: &str = "cb_failures";
 const FAILING_SINCE: &str = "cb_failing_since";

@@ -659,3 +659,66 @@ async fn a_replayed_aws_service_event_goes_through_the_eventbridge_mapping_and_r
     assert_eq!(stored.envelope.source.as_str(), "aws.s3");
     assert_eq!(stack.depth(&stack.res.fanout_queue_url).await, 1);
 }
+
+/// moto records every message as sent by this principal (its default
+/// `SenderId`), whoever sends it.
+const MOTO_SENDER_ID: &str = "AIDAIT2UOQQY3AUEKVGXU";
+
+/// With producer bindings, a message for a tenant its sender is not bound
+/// to is refused (a batch item failure, then the DLQ) and nothing of it is
+/// stored or delivered, while the sender's own tenant is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_bindings_an_unbound_tenant_is_refused_and_a_bound_one_delivered() {
+    let stack = Stack::new("door-bound").await;
+    let rx = Receiver::ok().await.unwrap();
+    let (acme, _) = stack.tenant("acme").await;
+    let (globex, _) = stack.tenant("globex").await;
+    stack.endpoint(&acme, &rx.url("/acme"), &[]).await;
+    stack.endpoint(&globex, &rx.url("/globex"), &[]).await;
+    let mut settings = stack.ingest_settings();
+    settings.producers = switchyard_core::producers::ProducerBindings::parse(Some(&format!(
+        r#"{{"{MOTO_SENDER_ID}": ["acme"], "AROAOTHERPRODUCER": ["globex"]}}"#
+    )))
+    .unwrap();
+    let ingest = stack.ingest_with(&settings);
+
+    let bound = stack
+        .send_ingest_message(
+            r#"{"id":"ok_1","type":"invoice.paid","data":{}}"#,
+            &[("tenant_id", "acme")],
+        )
+        .await;
+    let forged = stack
+        .send_ingest_message(
+            r#"{"id":"forged_1","type":"invoice.paid","data":{}}"#,
+            &[("tenant_id", "globex")],
+        )
+        .await;
+    let (mut received, mut failed) = (BTreeSet::new(), BTreeSet::new());
+    for _ in 0..4 {
+        let (r, f) = stack.poll_ingest_queue(&ingest, 1).await;
+        received.extend(r);
+        failed.extend(f);
+        if received.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(received, BTreeSet::from([bound.clone(), forged.clone()]));
+    assert_eq!(failed, BTreeSet::from([forged]), "only the forged message fails");
+    assert!(
+        stack
+            .event_store()
+            .get_event(&globex, &EventId::parse("forged_1").unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing is stored for the tenant the sender is not bound to"
+    );
+    let fanned = stack.drain_fanout().await;
+    assert_eq!((fanned.received, fanned.failed), (1, 0));
+    stack.drain_deliveries(T).await;
+    let got = rx.wait_for(1, T).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paths: Vec<String> = rx.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, vec!["/acme".to_string()], "{got:?}");
+}

@@ -108,6 +108,7 @@ impl Stack {
             // is off when EVENT_BUS_NAME is unset.
             event_bus_name: None,
             tenant_rules: switchyard_core::doors::TenantRules::default(),
+            producers: Default::default(),
         }
     }
 

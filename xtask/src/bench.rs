@@ -95,6 +95,10 @@ const FUNCTIONS: [Function; 6] = [
         ],
     },
     Function {
+        name: "switchyard-admin",
+        settings: &[("DLQS", "[]")],
+    },
+    Function {
         name: "switchyard-monitor",
         settings: &[("REGISTRY_TABLE", "registry"), ("QUEUES", "[]")],
     },

@@ -32,6 +32,8 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "FANOUT_QUEUE_URL",
                 "MAX_BODY_BYTES",
                 "AUDIT_RETENTION_DAYS",
+                "INGEST_PRODUCER_TENANTS",
+                "INGEST_REPLAY_SENDER",
             ],
         ),
         (

@@ -56,7 +56,7 @@ struct Function {
     settings: &'static [(&'static str, &'static str)],
 }
 
-const FUNCTIONS: [Function; 6] = [
+const FUNCTIONS: [Function; 7] = [
     Function {
         name: "switchyard-ingest",
         settings: &[

@@ -376,6 +376,12 @@ async fn a_tenant_never_sees_changes_or_replays_another_tenants_resources() {
         walked += 1;
     }
     assert_eq!(walked, 15, "every tenant route that takes an id");
+    // The queue administrator takes the admin key only: a tenant's is refused.
+    for (method, path, _) in switchyard_admin::routes() {
+        let p = path.replace("{name}", "deliveries");
+        let a = api.call(method.as_str(), &p, Some(&b_key), Some(json!({}))).await;
+        assert_eq!((a.status, code(&a)), (401, "unauthorized"), "{method} {p}: {a:?}");
+    }
     // Bravo's listings hold nothing of alpha's.
     for p in [
         "/v1/endpoints",
@@ -674,9 +680,11 @@ fn the_openapi_document_names_exactly_the_routes_the_router_serves() {
             assert!(op["security"].is_array(), "{method} {path} says who may call it");
         }
     }
+    // One document for both functions behind the HTTP API.
     let served: BTreeSet<String> = switchyard_api::routes()
         .iter()
         .map(|(m, p, _)| format!("{m} {p}"))
+        .chain(switchyard_admin::routes().iter().map(|(m, p, _)| format!("{m} {p}")))
         .collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
@@ -691,7 +699,12 @@ fn the_openapi_document_names_exactly_the_routes_the_router_serves() {
 async fn every_route_is_really_served_and_asks_for_a_key() {
     let stack = Stack::new("api-routes").await;
     let api = stack.api();
-    for (method, path, _) in switchyard_api::routes() {
+    let admin = switchyard_admin::routes().into_iter().map(|(m, p, _)| (m, p));
+    for (method, path) in switchyard_api::routes()
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .chain(admin)
+    {
         let p = path.replace(['{', '}'], "");
         let a = api.call(method.as_str(), &p, None, None).await;
         // Not the router's fallback (404) nor a wrong method (405): the route's

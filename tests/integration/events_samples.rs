@@ -150,6 +150,32 @@ async fn every_sample_event_runs_through_its_handler() {
                     "{name}: the demo tenant's endpoints: {ids:?}"
                 );
             }
+            "admin" => {
+                // The queue administrator, with the sample's admin key.
+                use tower::ServiceExt;
+                let mut settings = stack.admin_settings();
+                settings.admin_key_sha256 = Some(switchyard_api::extract::admin_key_digest(
+                    "sy_admin_dummy_key_for_samples_only",
+                ));
+                let state = switchyard_admin::AdminState::new(&stack.sdk, &settings);
+                let router = switchyard_admin::router(std::sync::Arc::new(state));
+                let text = std::fs::read_to_string(path).unwrap();
+                let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let resp = router.oneshot(req).await.unwrap();
+                assert_eq!(resp.status(), 200, "{name}");
+                let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+                let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let names: Vec<&str> = body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|d| d["name"].as_str())
+                    .collect();
+                assert!(
+                    names.contains(&"ingest") && names.contains(&"aws-events"),
+                    "{name}: {body}"
+                );
+            }
             "consumer" => {
                 let event: SqsEvent = read(path);
                 let (resp, counts) = consumer.handle_counted(event).await;

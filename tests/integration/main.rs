@@ -17,6 +17,7 @@ mod ingest_bad_input;
 mod ingest_doors;
 mod internal_routing;
 mod observability;
+mod producers;
 mod queue_limits;
 mod rebinding;
 mod reconcile;

@@ -32,6 +32,8 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "FANOUT_QUEUE_URL",
                 "MAX_BODY_BYTES",
                 "AUDIT_RETENTION_DAYS",
+                "INGEST_PRODUCER_TENANTS",
+                "INGEST_REPLAY_SENDER",
             ],
         ),
         (
@@ -82,9 +84,9 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "ROTATION_OVERLAP_HOURS",
                 "EVENT_RETENTION_DAYS",
                 "AUDIT_RETENTION_DAYS",
-                "DLQS",
             ],
         ),
+        ("admin", "switchyard-admin", &["ADMIN_KEY_SHA256", "DLQS"]),
         ("monitor", "switchyard-monitor", &["REGISTRY_TABLE", "QUEUES", "STAGE"]),
     ];
     for (dir, bin, vars) in functions {
@@ -123,7 +125,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
 }
 
 #[test]
-fn the_api_function_is_told_about_every_dlq_the_template_declares() {
+fn the_admin_function_is_told_about_every_dlq_the_template_declares() {
     let template = switchyard_local::template::workspace_template().unwrap();
     let resources = template["Resources"].as_object().unwrap();
     let dlqs: Vec<&String> = resources
@@ -132,7 +134,7 @@ fn the_api_function_is_told_about_every_dlq_the_template_declares() {
         .filter(|(id, _)| id.ends_with("DLQ"))
         .map(|(id, _)| id)
         .collect();
-    let setting = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]["DLQS"].to_string();
+    let setting = resources["AdminFunction"]["Properties"]["Environment"]["Variables"]["DLQS"].to_string();
     assert!(dlqs.len() >= 10, "{dlqs:?}");
     for id in dlqs {
         assert!(setting.contains(&format!("${{{id}}}")), "DLQS lacks {id}: {setting}");
@@ -152,13 +154,12 @@ fn the_api_function_is_told_about_every_dlq_the_template_declares() {
     }
 }
 
-#[test]
-fn every_management_route_reaches_the_api_function_through_the_http_api() {
+/// The HTTP API routes of `function` in the template: (method, path).
+fn http_routes(function: &str) -> Vec<(String, String)> {
     let template = switchyard_local::template::workspace_template().unwrap();
-    let events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+    template["Resources"][function]["Properties"]["Events"]
         .as_object()
-        .unwrap();
-    let routes: Vec<(String, String)> = events
+        .unwrap()
         .values()
         .filter(|e| e["Type"] == "HttpApi")
         .map(|e| {
@@ -168,21 +169,45 @@ fn every_management_route_reaches_the_api_function_through_the_http_api() {
                 p["Path"].as_str().unwrap().to_string(),
             )
         })
-        .collect();
-    let covers = |(method, path): &(String, String), m: &str, p: &str| {
-        let method_ok = method == "ANY" || method == m;
-        let path_ok = match path.strip_suffix("{proxy+}") {
-            Some(prefix) => p.starts_with(prefix) && p.len() > prefix.len(),
-            None => path == p,
-        };
-        method_ok && path_ok
+        .collect()
+}
+
+/// Whether the route `(method, path)` of the template takes `m p`.
+fn covers((method, path): &(String, String), m: &str, p: &str) -> bool {
+    let method_ok = method == "ANY" || method == m;
+    let path_ok = match path.strip_suffix("{proxy+}") {
+        Some(prefix) => p.starts_with(prefix) && p.len() > prefix.len(),
+        None => path == p,
     };
+    method_ok && path_ok
+}
+
+#[test]
+fn every_management_route_reaches_its_own_function_through_the_http_api() {
+    let api = http_routes("ApiFunction");
+    let admin = http_routes("AdminFunction");
     for (m, p, _) in switchyard_api::routes() {
         assert!(
-            routes.iter().any(|r| covers(r, m.as_str(), p)),
-            "{m} {p} is not routed to ApiFunction by template.yaml ({routes:?})"
+            api.iter().any(|r| covers(r, m.as_str(), p)),
+            "{m} {p} is not routed to ApiFunction by template.yaml ({api:?})"
         );
+        assert!(
+            !admin.iter().any(|r| covers(r, m.as_str(), p)),
+            "{m} {p} is routed to AdminFunction too"
+        );
+        assert!(!switchyard_admin::serves(p), "{m} {p}");
         // ...and never shadows ingest's POST /v1/events.
         assert_ne!((m.as_str(), p), ("POST", "/v1/events"));
+    }
+    for (m, p, _) in switchyard_admin::routes() {
+        assert!(
+            admin.iter().any(|r| covers(r, m.as_str(), p)),
+            "{m} {p} is not routed to AdminFunction by template.yaml ({admin:?})"
+        );
+        assert!(
+            !api.iter().any(|r| covers(r, m.as_str(), p)),
+            "{m} {p} is routed to the tenant-facing ApiFunction too"
+        );
+        assert!(switchyard_admin::serves(p), "{m} {p}");
     }
 }

@@ -109,6 +109,7 @@ impl Stack {
             // is off when EVENT_BUS_NAME is unset.
             event_bus_name: None,
             tenant_rules: switchyard_core::doors::TenantRules::default(),
+            producers: Default::default(),
         }
     }
 
@@ -699,9 +700,12 @@ pub fn bus_message(tenant: &str, id: &str, event_type: &str, data: serde_json::V
 /// credential anywhere).
 pub const ADMIN_KEY: &str = "sy_admin_test_key_not_a_credential";
 
-/// The management API over a stack, called in-process through its router.
+/// The management API over a stack, called in-process through its routers:
+/// the queue administration paths go to `switchyard-admin`'s, the others to
+/// `switchyard-api`'s, as the HTTP API routes them.
 pub struct Api {
     router: axum::Router,
+    admin: axum::Router,
 }
 
 /// One API answer: status and JSON body (`Value::Null` when empty).
@@ -735,6 +739,15 @@ impl Api {
         k.body["api_key"].as_str().unwrap().to_string()
     }
 
+    /// The router the HTTP API sends `path` to.
+    fn route(&self, path: &str) -> axum::Router {
+        if switchyard_admin::serves(path) {
+            self.admin.clone()
+        } else {
+            self.router.clone()
+        }
+    }
+
     /// Calls `method path` with `key` as the bearer token and `body` as JSON.
     pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<serde_json::Value>) -> Answer {
         self.raw(
@@ -752,7 +765,11 @@ impl Api {
     pub async fn lambda_event(&self, event_json: &str) -> Answer {
         use tower::ServiceExt;
         let req = lambda_http::request::from_str(event_json).unwrap_or_else(|e| panic!("not an HTTP API event: {e}"));
-        let resp = self.router.clone().oneshot(req).await.unwrap_or_else(|e| panic!("{e}"));
+        let resp = self
+            .route(req.uri().path())
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let status = resp.status().as_u16();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
@@ -783,7 +800,11 @@ impl Api {
         let req = req
             .body(axum::body::Body::from(body.unwrap_or_default()))
             .unwrap_or_else(|e| panic!("{e}"));
-        let resp = self.router.clone().oneshot(req).await.unwrap_or_else(|e| panic!("{e}"));
+        let resp = self
+            .route(req.uri().path())
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let status = resp.status().as_u16();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
@@ -799,9 +820,9 @@ impl Api {
 }
 
 impl Stack {
-    /// The API's settings for this stack: the test admin key, loopback
-    /// endpoints allowed, every DLQ of the stack.
-    pub fn api_settings(&self) -> switchyard_api::Settings {
+    /// The queue administrator's settings for this stack: the test admin
+    /// key, every DLQ of the stack.
+    pub fn admin_settings(&self) -> switchyard_admin::Settings {
         let r = &self.res;
         let mut dlqs = vec![
             ("deliveries", &r.deliveries_dlq_url, &r.deliveries_queue_url),
@@ -830,11 +851,20 @@ impl Stack {
                 replay: Default::default(),
             });
         }
+        switchyard_admin::Settings {
+            dlqs,
+            admin_key_sha256: Some(switchyard_api::extract::admin_key_digest(ADMIN_KEY)),
+        }
+    }
+
+    /// The API's settings for this stack: the test admin key, loopback
+    /// endpoints allowed.
+    pub fn api_settings(&self) -> switchyard_api::Settings {
+        let r = &self.res;
         switchyard_api::Settings {
             registry_table: r.registry_table.clone(),
             deliveries_table: r.deliveries_table.clone(),
             deliveries_queue_url: r.deliveries_queue_url.clone(),
-            dlqs,
             admin_key_sha256: Some(switchyard_api::extract::admin_key_digest(ADMIN_KEY)),
             ssrf: switchyard_local::local_ssrf_policy(),
             rotation_overlap: time::Duration::hours(24),
@@ -845,8 +875,10 @@ impl Stack {
 
     pub fn api(&self) -> Api {
         let state = switchyard_api::AppState::new(&self.sdk, &self.api_settings());
+        let admin = switchyard_admin::AdminState::new(&self.sdk, &self.admin_settings());
         Api {
             router: switchyard_api::router(std::sync::Arc::new(state)),
+            admin: switchyard_admin::router(std::sync::Arc::new(admin)),
         }
     }
 }

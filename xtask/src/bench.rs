@@ -56,7 +56,7 @@ struct Function {
     settings: &'static [(&'static str, &'static str)],
 }
 
-const FUNCTIONS: [Function; 6] = [
+const FUNCTIONS: [Function; 7] = [
     Function {
         name: "switchyard-ingest",
         settings: &[
@@ -93,6 +93,10 @@ const FUNCTIONS: [Function; 6] = [
             ("DELIVERIES_TABLE", "deliveries"),
             ("DELIVERIES_QUEUE_URL", "http://127.0.0.1:9/000000000000/deliveries"),
         ],
+    },
+    Function {
+        name: "switchyard-admin",
+        settings: &[("DLQS", "[]")],
     },
     Function {
         name: "switchyard-monitor",

@@ -1,5 +1,5 @@
-//! The operator's routes (admin key): tenants and their API keys, queue
-//! health, DLQ redrive.
+//! The operator's routes (admin key): tenants and their API keys. (Queue
+//! health and DLQ redrive are served by `switchyard-admin`.)
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Body, Params};
@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use switchyard_aws::dynamo::{ApiKeyRecord, TenantRecord};
-use switchyard_aws::redrive::{self, DlqPair};
 use switchyard_core::time_util::{now_utc, rfc3339};
 use switchyard_core::{ApiKey, TenantId};
 
@@ -129,71 +128,4 @@ pub async fn revoke_api_key(
     } else {
         Err(ApiError::not_found("API key"))
     }
-}
-
-/// Depth of every queue and DLQ the template declares.
-pub async fn queue_health(_: Admin, State(s): S) -> ApiResult<Json<Value>> {
-    let mut queues = Vec::new();
-    for (i, pair) in s.dlqs.iter().enumerate() {
-        // A queue that two DLQs feed (the ingest queue) is listed once.
-        if !s.dlqs[..i].iter().any(|p| p.source_url == pair.source_url) {
-            queues.push(redrive::queue_depth(&s.sqs, &pair.name, &pair.source_url).await?);
-        }
-        queues.push(redrive::queue_depth(&s.sqs, &format!("{}-dlq", pair.name), &pair.dlq_url).await?);
-    }
-    Ok(Json(json!({ "queues": queues, "at": rfc3339(now_utc()) })))
-}
-
-fn dlq<'a>(s: &'a crate::AppState, name: &str) -> ApiResult<&'a DlqPair> {
-    s.dlqs
-        .iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| ApiError::not_found("DLQ"))
-}
-
-pub async fn list_dlqs(_: Admin, State(s): S) -> ApiResult<Json<Value>> {
-    let mut out = Vec::new();
-    for pair in &s.dlqs {
-        let d = redrive::queue_depth(&s.sqs, &pair.name, &pair.dlq_url).await?;
-        out.push(json!({ "name": pair.name, "messages": d.visible + d.in_flight + d.delayed }));
-    }
-    Ok(Json(json!({ "items": out })))
-}
-
-pub async fn peek_dlq(_: Admin, State(s): S, Path(name): Path<String>, p: Params) -> ApiResult<Json<Value>> {
-    p.only(&["max"])?;
-    let pair = dlq(&s, &name)?;
-    let max = match p.get("max") {
-        None => 10,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=10).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "max must be 1 to 10"))?,
-    };
-    let messages = redrive::peek(&s.sqs, &pair.dlq_url, max).await?;
-    Ok(Json(json!({ "items": messages })))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Redrive {
-    #[serde(default)]
-    max: Option<u64>,
-}
-
-/// Moves a DLQ's messages back to their source queue.
-pub async fn redrive_dlq(
-    _: Admin,
-    State(s): S,
-    Path(name): Path<String>,
-    Body(b): Body<Redrive>,
-) -> ApiResult<Json<Value>> {
-    let pair = dlq(&s, &name)?;
-    if b.max == Some(0) {
-        return Err(ApiError::invalid("max", "must be at least 1"));
-    }
-    let result = redrive::move_messages(&s.sqs, pair, b.max).await?;
-    tracing::info!(dlq = %pair.name, moved = result.moved, method = result.method, "DLQ redriven");
-    Ok(Json(json!(result)))
 }

@@ -16,7 +16,7 @@ use switchyard_core::{ApiKey, TenantId};
 
 /// The bearer token of a request (`Authorization: Bearer <key>`, or
 /// `x-api-key`).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, rest) = auth.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim());
@@ -27,6 +27,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The hex SHA-256 of an admin key, as `ADMIN_KEY_SHA256` holds it.
 pub fn admin_key_digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Whether `key` is the admin key whose hex SHA-256 is `expected`
+/// (compared in constant time).
+pub fn is_admin_key(key: &str, expected: &str) -> bool {
+    same(admin_key_digest(key).as_bytes(), expected.as_bytes())
 }
 
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -44,7 +50,7 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         let Some(expected) = &state.admin_key_sha256 else {
             return Err(ApiError::forbidden("no admin key is configured"));
         };
-        if same(admin_key_digest(key).as_bytes(), expected.as_bytes()) {
+        if is_admin_key(key, expected) {
             return Ok(Admin);
         }
         // A tenant's key is valid, just not here.

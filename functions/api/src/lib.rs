@@ -3,14 +3,17 @@
 //!
 //! Two kinds of caller, both with `Authorization: Bearer <key>`:
 //! - the **operator**, with the admin key (its SHA-256 in
-//!   `ADMIN_KEY_SHA256`): tenants, their API keys, queue health, DLQ
-//!   redrive;
+//!   `ADMIN_KEY_SHA256`): tenants and their API keys (queue health and DLQ
+//!   redrive are `switchyard-admin`'s, a function with its own role: this
+//!   one cannot touch the queues beyond sending replays to the deliveries
+//!   queue);
 //! - a **tenant**, with one of its API keys: its endpoints, deliveries,
 //!   events, replay. The tenant always comes from the key; an id of another
 //!   tenant's resource answers 404, exactly as an id that does not exist.
 //!
 //! Every route is in [`routes`]; the router is built from that table and
-//! `openapi.json` documents exactly its entries (a test checks both ways).
+//! `openapi.json` documents exactly its entries and `switchyard-admin`'s
+//! (a test checks both ways).
 
 pub mod admin;
 pub mod deliveries;
@@ -25,7 +28,6 @@ use axum::routing::{MethodRouter, delete, get, patch, post};
 use std::sync::Arc;
 use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_opt, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry};
-use switchyard_aws::redrive::DlqPair;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
 use switchyard_core::DeliveryTask;
@@ -42,8 +44,6 @@ pub struct Settings {
     pub registry_table: String,
     pub deliveries_table: String,
     pub deliveries_queue_url: String,
-    /// Every DLQ of the template with its source queue.
-    pub dlqs: Vec<DlqPair>,
     /// Hex SHA-256 of the admin key; without it the admin routes answer 403.
     pub admin_key_sha256: Option<String>,
     pub ssrf: SsrfPolicy,
@@ -57,13 +57,11 @@ pub struct Settings {
 
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
-    /// `DLQS` (JSON: `[{"name","dlq_url","source_url"}]`), `ADMIN_KEY_SHA256`,
+    /// `ADMIN_KEY_SHA256`,
     /// `ROTATION_OVERLAP_HOURS` (0 … 720, default 24), `EVENT_RETENTION_DAYS`,
     /// `AUDIT_RETENTION_DAYS` (default 365),
     /// and `ALLOW_HTTP` / `SSRF_ALLOW_LIST` (local mode only).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let dlqs = switchyard_aws::redrive::parse_dlqs(&env_opt("DLQS").unwrap_or_else(|| "[]".into()))
-            .map_err(|reason| ConfigError::Invalid { name: "DLQS", reason })?;
         let admin = env_opt("ADMIN_KEY_SHA256").map(|h| h.trim().to_ascii_lowercase());
         if let Some(h) = &admin
             && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -78,7 +76,6 @@ impl Settings {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,
             deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
-            dlqs,
             admin_key_sha256: admin,
             ssrf,
             rotation_overlap: time::Duration::hours(env_in_range("ROTATION_OVERLAP_HOURS", 24, 0..=720)?),
@@ -94,8 +91,6 @@ pub struct AppState {
     pub log: DynamoDeliveryLog,
     pub events: DynamoEventStore,
     pub deliveries: SqsQueue<DeliveryTask>,
-    pub sqs: aws_sdk_sqs::Client,
-    pub dlqs: Vec<DlqPair>,
     pub admin_key_sha256: Option<String>,
     pub ssrf: SsrfPolicy,
     pub rotation_overlap: time::Duration,
@@ -115,9 +110,7 @@ impl AppState {
                 time::Duration::days(i64::from(s.retention_days)),
             ),
             events: DynamoEventStore::new(ddb, &s.deliveries_table),
-            deliveries: SqsQueue::new(sqs.clone(), &s.deliveries_queue_url),
-            sqs,
-            dlqs: s.dlqs.clone(),
+            deliveries: SqsQueue::new(sqs, &s.deliveries_queue_url),
             admin_key_sha256: s.admin_key_sha256.clone(),
             ssrf: s.ssrf.clone(),
             rotation_overlap: s.rotation_overlap,
@@ -149,10 +142,6 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<State>)> {
             "/v1/admin/tenants/{tenant_id}/api-keys/{key_id}",
             delete(admin::revoke_api_key),
         ),
-        (Method::GET, "/v1/admin/queues", get(admin::queue_health)),
-        (Method::GET, "/v1/admin/dlqs", get(admin::list_dlqs)),
-        (Method::GET, "/v1/admin/dlqs/{name}/messages", get(admin::peek_dlq)),
-        (Method::POST, "/v1/admin/dlqs/{name}/redrive", post(admin::redrive_dlq)),
         (Method::POST, "/v1/endpoints", post(endpoints::create)),
         (Method::GET, "/v1/endpoints", get(endpoints::list)),
         (Method::GET, "/v1/endpoints/{endpoint_id}", get(endpoints::get_one)),

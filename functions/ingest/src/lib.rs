@@ -30,9 +30,12 @@
 //! Every error body is `{"code": …, "message": …, "details"?: …}`.
 //!
 //! The SQS door reads each message body as an HTTP body, for the tenant named
-//! by the message attribute `tenant_id` (trusted: only IAM principals allowed
-//! to send to the queue can), optionally deduplicated by an
-//! `idempotency_key` attribute. A message with the attribute
+//! by the message attribute `tenant_id`, optionally deduplicated by an
+//! `idempotency_key` attribute. Only the producer roles the queue's policy
+//! lists can send; with producer bindings (`switchyard_core::producers`),
+//! a message whose `SenderId` is not bound to its tenant is refused like an
+//! invalid one (a batch item failure, then the DLQ), and counted as
+//! rejected. A message with the attribute
 //! `switchyard_door: eventbridge` (an AWS service event replayed from the
 //! AWS events DLQ) is instead read as the EventBridge door reads its event:
 //! same mapping, tenant from the same tenant rules, and no `tenant_id` or
@@ -72,6 +75,7 @@ use switchyard_core::ingest::{
 };
 use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::ports::{EventBus, EventRecord, EventStore, Registry, TaskQueue, send_grouped};
+use switchyard_core::producers::{ProducerBindings, TenantFrom};
 use switchyard_core::{FanoutTask, PortError, TenantId};
 
 /// The HTTP header a producer names its idempotency key with.
@@ -80,6 +84,8 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 pub const TENANT_ATTRIBUTE: &str = "tenant_id";
 /// The SQS message attribute carrying an idempotency key (optional).
 pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "idempotency_key";
+/// The SQS system attribute naming the principal that sent a message.
+pub const SENDER_ID: &str = "SenderId";
 /// The source of SQS ingest messages that name none.
 pub const SQS_DEFAULT_SOURCE: &str = "sqs";
 
@@ -94,6 +100,8 @@ pub struct Ingest<R, S, Q, B> {
     pub config: IngestConfig,
     /// How AWS service events (the EventBridge door) find their tenant.
     pub tenant_rules: TenantRules,
+    /// Which producer of the SQS door may send for which tenant.
+    pub producers: ProducerBindings,
     /// `EventsIngested` / `EventsDuplicated` / `EventsRejected`, written as
     /// an EMF line at the end of each invocation.
     pub metrics: Recorder,
@@ -122,6 +130,8 @@ pub struct Settings {
     /// The application's EventBridge bus (the internal track), if any.
     pub event_bus_name: Option<String>,
     pub tenant_rules: TenantRules,
+    /// Which producer of the SQS door may send for which tenant.
+    pub producers: ProducerBindings,
 }
 
 impl Settings {
@@ -133,7 +143,10 @@ impl Settings {
     /// `EVENTBRIDGE_TENANT_RULES` (a JSON array of rules, default none) and
     /// `EVENTBRIDGE_DEFAULT_TENANT` (default: none) and `EVENTBRIDGE_ACCOUNT`
     /// (the stack's account: AWS service events from another are refused;
-    /// default: not checked).
+    /// default: not checked), `INGEST_PRODUCER_TENANTS` (the producer
+    /// bindings, a JSON object; default none: every producer is trusted for
+    /// every tenant) and `INGEST_REPLAY_SENDER` (the principal id that
+    /// replays AWS service events; default none).
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut tenant_rules = TenantRules::parse(
             env_opt("EVENTBRIDGE_TENANT_RULES").as_deref(),
@@ -144,6 +157,12 @@ impl Settings {
             reason: e.to_string(),
         })?;
         tenant_rules.account = env_opt("EVENTBRIDGE_ACCOUNT");
+        let producers = ProducerBindings::parse(env_opt("INGEST_PRODUCER_TENANTS").as_deref())
+            .and_then(|b| b.with_replay_sender(env_opt("INGEST_REPLAY_SENDER").as_deref()))
+            .map_err(|e| ConfigError::Invalid {
+                name: "INGEST_PRODUCER_TENANTS / INGEST_REPLAY_SENDER",
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,
             deliveries_table: env_var("DELIVERIES_TABLE")?,
@@ -158,6 +177,7 @@ impl Settings {
             idempotency_window: idempotency_window()?,
             event_bus_name: env_opt("EVENT_BUS_NAME"),
             tenant_rules,
+            producers,
         })
     }
 }
@@ -184,6 +204,7 @@ impl AwsIngest {
                 ..IngestConfig::default()
             },
             tenant_rules: settings.tenant_rules.clone(),
+            producers: settings.producers.clone(),
             metrics: Recorder::new(switchyard_aws::config::stage(), "ingest"),
         }
     }
@@ -368,6 +389,8 @@ struct IngestMessage {
     key: Option<String>,
     /// [`DOOR_ATTRIBUTE`]: how the body is to be read, if not as an HTTP body.
     door: Option<String>,
+    /// SQS's `SenderId`: the principal that sent the message.
+    sender: Option<String>,
 }
 
 /// An SQS ingest message whose event is new (and published to the bus, if
@@ -510,6 +533,7 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
                     tenant: message_attribute(m, TENANT_ATTRIBUTE),
                     key: message_attribute(m, IDEMPOTENCY_KEY_ATTRIBUTE),
                     door: message_attribute(m, DOOR_ATTRIBUTE),
+                    sender: m.attributes.get(SENDER_ID).cloned(),
                 };
                 Some((m.message_id.clone()?, msg))
             })
@@ -680,6 +704,16 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
                 })?
             }
         };
+        // The sender must be bound to the tenant (when producers are bound).
+        let from = if service_event.is_some() {
+            TenantFrom::TenantRules
+        } else {
+            TenantFrom::Attribute
+        };
+        if let Err(e) = self.producers.check(msg.sender.as_deref(), &tenant, from) {
+            tracing::warn!(tenant_id = %tenant, message_id = %id, sender_id = msg.sender.as_deref().unwrap_or("<none>"), "message refused: its producer is not bound to its tenant");
+            return Err(refused(RecordFailure::new(format_args!("{e}"))));
+        }
         // The tenant is named, not authenticated (the queue's policy decides
         // who may send): it must at least exist, or the event would be
         // stored for nobody and fanned out to nothing. Read once per batch.

@@ -83,6 +83,16 @@ const NOT_EMULATED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The local stand-in for a role's unique id (`AROA…`, letters and digits).
+pub fn local_role_id(logical_id: &str) -> String {
+    let id: String = logical_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    format!("AROALOCAL{id}")
+}
+
 /// The SAM implicit HTTP API's logical id (events without `ApiId`).
 pub const IMPLICIT_HTTP_API: &str = "ServerlessHttpApi";
 
@@ -330,14 +340,18 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                 let role = format!("{id}Role");
                 cfn.resources.insert(
                     role.clone(),
-                    Attrs::new(format!("{}-{role}", opts.stack_name)).with(
-                        "Arn",
-                        format!(
-                            "arn:aws:iam::{}:role/{}-{role}",
-                            super::cfn::ACCOUNT_ID,
-                            opts.stack_name
-                        ),
-                    ),
+                    Attrs::new(format!("{}-{role}", opts.stack_name))
+                        .with(
+                            "Arn",
+                            format!(
+                                "arn:aws:iam::{}:role/{}-{role}",
+                                super::cfn::ACCOUNT_ID,
+                                opts.stack_name
+                            ),
+                        )
+                        // A role's unique id; moto records every sender as
+                        // its own default id whatever this is.
+                        .with("RoleId", local_role_id(&role)),
                 );
                 for (event, spec) in merged.get("Events").and_then(Value::as_object).into_iter().flatten() {
                     let etype = spec.get("Type").and_then(Value::as_str).unwrap_or_default();

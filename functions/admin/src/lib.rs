@@ -1,0 +1,208 @@
+//! Queue administration: the operator's routes over the stack's queues,
+//! served by a function of their own whose role is the only one of the
+//! HTTP API's that may read, move or send messages between queues. The
+//! tenant-facing management API (`switchyard-api`) cannot touch them.
+//!
+//! Every route needs the admin key (`Authorization: Bearer <key>`, its
+//! SHA-256 in `ADMIN_KEY_SHA256`); any other key answers 401, without
+//! looking it up (this function cannot read the registry).
+//!
+//! The routes share the management API's error shape, extractors and
+//! `openapi.json`; they are in [`routes`].
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::Method;
+use axum::http::request::Parts;
+use axum::routing::{MethodRouter, get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use switchyard_api::error::{ApiError, ApiResult};
+use switchyard_api::extract::{Body, Params, bearer, is_admin_key};
+use switchyard_aws::config::{ConfigError, env_opt};
+use switchyard_aws::redrive::{self, DlqPair};
+use switchyard_aws::{SdkConfig, aws_sdk_sqs};
+use switchyard_core::time_util::{now_utc, rfc3339};
+
+/// Where the queues are and who may administer them; from the environment
+/// in Lambda.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Every DLQ of the template with its source queue.
+    pub dlqs: Vec<DlqPair>,
+    /// Hex SHA-256 of the admin key; without it every route answers 403.
+    pub admin_key_sha256: Option<String>,
+}
+
+impl Settings {
+    /// Reads `DLQS` (JSON: `[{"name","dlq_url","source_url","replay"?}]`)
+    /// and `ADMIN_KEY_SHA256`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let dlqs = redrive::parse_dlqs(&env_opt("DLQS").unwrap_or_else(|| "[]".into()))
+            .map_err(|reason| ConfigError::Invalid { name: "DLQS", reason })?;
+        let admin = env_opt("ADMIN_KEY_SHA256").map(|h| h.trim().to_ascii_lowercase());
+        if let Some(h) = &admin
+            && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(ConfigError::Invalid {
+                name: "ADMIN_KEY_SHA256",
+                reason: "must be 64 hex digits (the SHA-256 of the admin key)".into(),
+            });
+        }
+        Ok(Self {
+            dlqs,
+            admin_key_sha256: admin,
+        })
+    }
+}
+
+/// The function's state, built once per process.
+pub struct AdminState {
+    pub sqs: aws_sdk_sqs::Client,
+    pub dlqs: Vec<DlqPair>,
+    pub admin_key_sha256: Option<String>,
+}
+
+impl AdminState {
+    pub fn new(sdk: &SdkConfig, s: &Settings) -> Self {
+        Self {
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            dlqs: s.dlqs.clone(),
+            admin_key_sha256: s.admin_key_sha256.clone(),
+        }
+    }
+}
+
+type S = State<Arc<AdminState>>;
+
+/// The operator: the request carries the admin key.
+pub struct Operator;
+
+impl FromRequestParts<Arc<AdminState>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AdminState>) -> Result<Self, ApiError> {
+        let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let Some(expected) = &state.admin_key_sha256 else {
+            return Err(ApiError::forbidden("no admin key is configured"));
+        };
+        if is_admin_key(key, expected) {
+            Ok(Operator)
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+/// Every route: method, path (axum's and OpenAPI's `{param}` syntax), handler.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<AdminState>>)> {
+    vec![
+        (Method::GET, "/v1/admin/queues", get(queue_health)),
+        (Method::GET, "/v1/admin/dlqs", get(list_dlqs)),
+        (Method::GET, "/v1/admin/dlqs/{name}/messages", get(peek_dlq)),
+        (Method::POST, "/v1/admin/dlqs/{name}/redrive", post(redrive_dlq)),
+    ]
+}
+
+/// Whether a request path is one of this function's (as the HTTP API
+/// routes it: `/v1/admin/queues`, `/v1/admin/dlqs` and below).
+pub fn serves(path: &str) -> bool {
+    path == "/v1/admin/queues" || path == "/v1/admin/dlqs" || path.starts_with("/v1/admin/dlqs/")
+}
+
+/// The router over `state`: exactly [`routes`], plus JSON answers for an
+/// unknown path (404) or method (405).
+pub fn router(state: Arc<AdminState>) -> Router {
+    let mut r = Router::new();
+    for (_, path, handler) in routes() {
+        r = r.route(path, handler);
+    }
+    r.fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One log line per request: method, path and status.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let response = next.run(req).await;
+    tracing::info!(method = %method, path = %path, status = response.status().as_u16(), "admin request");
+    response
+}
+
+/// Depth of every queue and DLQ the template declares.
+pub async fn queue_health(_: Operator, State(s): S) -> ApiResult<Json<Value>> {
+    let mut queues = Vec::new();
+    for (i, pair) in s.dlqs.iter().enumerate() {
+        // A queue that two DLQs feed (the ingest queue) is listed once.
+        if !s.dlqs[..i].iter().any(|p| p.source_url == pair.source_url) {
+            queues.push(redrive::queue_depth(&s.sqs, &pair.name, &pair.source_url).await?);
+        }
+        queues.push(redrive::queue_depth(&s.sqs, &format!("{}-dlq", pair.name), &pair.dlq_url).await?);
+    }
+    let at = rfc3339(now_utc());
+    Ok(Json(json!({ "queues": queues, "at": at })))
+}
+
+fn dlq<'a>(s: &'a AdminState, name: &str) -> ApiResult<&'a DlqPair> {
+    s.dlqs
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| ApiError::not_found("DLQ"))
+}
+
+pub async fn list_dlqs(_: Operator, State(s): S) -> ApiResult<Json<Value>> {
+    let mut out = Vec::new();
+    for pair in &s.dlqs {
+        let d = redrive::queue_depth(&s.sqs, &pair.name, &pair.dlq_url).await?;
+        out.push(json!({ "name": pair.name, "messages": d.visible + d.in_flight + d.delayed }));
+    }
+    Ok(Json(json!({ "items": out })))
+}
+
+pub async fn peek_dlq(_: Operator, State(s): S, Path(name): Path<String>, p: Params) -> ApiResult<Json<Value>> {
+    p.only(&["max"])?;
+    let pair = dlq(&s, &name)?;
+    let max = match p.get("max") {
+        None => 10,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=10).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "max must be 1 to 10"))?,
+    };
+    let messages = redrive::peek(&s.sqs, &pair.dlq_url, max).await?;
+    Ok(Json(json!({ "items": messages })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Redrive {
+    #[serde(default)]
+    max: Option<u64>,
+}
+
+/// Moves a DLQ's messages back to their source queue.
+pub async fn redrive_dlq(
+    _: Operator,
+    State(s): S,
+    Path(name): Path<String>,
+    Body(b): Body<Redrive>,
+) -> ApiResult<Json<Value>> {
+    let pair = dlq(&s, &name)?;
+    if b.max == Some(0) {
+        return Err(ApiError::invalid("max", "must be at least 1"));
+    }
+    let result = redrive::move_messages(&s.sqs, pair, b.max).await?;
+    tracing::info!(dlq = %pair.name, moved = result.moved, method = result.method, "DLQ redriven");
+    Ok(Json(json!(result)))
+}

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod memory;
 pub mod metrics;
 pub mod ports;
+pub mod quota;
 pub mod reconcile;
 pub mod requeue;
 pub mod retry;

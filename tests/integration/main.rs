@@ -17,6 +17,7 @@ mod ingest_doors;
 mod internal_routing;
 mod observability;
 mod queue_limits;
+mod quotas;
 mod rebinding;
 mod reconcile;
 mod recovery;

@@ -316,3 +316,65 @@ async fn quota_header_values_are_masked_and_a_patch_of_the_mask_keeps_them() {
     assert_eq!(header("authorization").as_deref(), Some("Bearer s3cr3t-token"));
     assert_eq!(header("x-team").as_deref(), Some("ops"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_an_audit_page_reads_a_bounded_number_of_days() {
+    use switchyard_core::envelope::{IngestLimits, Source, parse_event};
+    use switchyard_core::ports::{EventRecord, EventStore};
+    use switchyard_core::time_util::{now_utc, rfc3339};
+    let stack = Stack::new("quota-audit").await;
+    let api = stack.api();
+    let key = api.tenant("acme").await;
+    let tenant = switchyard_core::TenantId::parse("acme").unwrap();
+    let now = now_utc();
+    let store = stack.event_store();
+    for (id, age_days) in [("evt_old", 45), ("evt_new", 0)] {
+        let at = now - time::Duration::days(age_days);
+        let body = json!({"id": id, "type": "audit.log", "data": {}});
+        let envelope = parse_event(
+            body.to_string().as_bytes(),
+            tenant.clone(),
+            &Source::parse("api").unwrap(),
+            at,
+            IngestLimits::default(),
+        )
+        .unwrap();
+        let record = EventRecord {
+            envelope,
+            received_at: at,
+            expires_at: now + time::Duration::days(30),
+        };
+        store.insert_event(&record).await.unwrap();
+    }
+    let since = rfc3339(now - time::Duration::days(60));
+    let first = api
+        .call("GET", &format!("/v1/audit?since={since}"), Some(&key), None)
+        .await;
+    assert_eq!(first.status, 200, "{first:?}");
+    // 31 days of 61 read: the old event, and a cursor to go on.
+    let ids = |a: &Answer| -> Vec<String> {
+        a.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&first), ["evt_old"]);
+    let cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("a cursor to go on")
+        .to_string();
+    assert!(cursor.starts_with("day:"), "{cursor}");
+    let second = api
+        .call(
+            "GET",
+            &format!("/v1/audit?since={since}&cursor={cursor}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(ids(&second), ["evt_new"]);
+    assert!(second.body["next_cursor"].is_null());
+}

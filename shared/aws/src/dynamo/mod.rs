@@ -11,7 +11,7 @@ mod registry;
 mod state;
 
 pub use deliveries::{DynamoDeliveryLog, EndpointStats};
-pub use events::{AuditPage, DynamoEventStore, MAX_AUDIT_DAYS};
+pub use events::{AUDIT_DAY_CURSOR, AuditPage, DynamoEventStore, MAX_AUDIT_DAYS, MAX_AUDIT_DAYS_PER_PAGE};
 pub use registry::{ApiKeyRecord, DynamoRegistry, RegistrationError, TenantRecord};
 pub use state::{DynamoStateStore, RunView};
 

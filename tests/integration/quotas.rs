@@ -378,3 +378,35 @@ async fn quota_an_audit_page_reads_a_bounded_number_of_days() {
     assert_eq!(ids(&second), ["evt_new"]);
     assert!(second.body["next_cursor"].is_null());
 }
+
+#[test]
+fn quota_template_throttles_routes_reserves_concurrency_and_passes_the_limits() {
+    let t = switchyard_local::template::load(&switchyard_tests::root(), switchyard_tests::venv()).unwrap();
+    let resources = t["Resources"].as_object().unwrap();
+    let functions: Vec<(&String, &serde_json::Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .collect();
+    assert!(functions.len() >= 6);
+    for (id, f) in &functions {
+        let reserved = &f["Properties"]["ReservedConcurrentExecutions"];
+        assert!(reserved.is_object(), "{id} reserves no concurrency");
+        let param = reserved.to_string();
+        assert!(param.contains("ReservedConcurrency"), "{id}: {param}");
+    }
+    let api = &t["Resources"]["HttpApi"]["Properties"];
+    for key in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+        assert!(api["DefaultRouteSettings"][key].is_object(), "{key}");
+        assert!(api["RouteSettings"]["POST /v1/events"][key].is_object(), "{key}");
+    }
+    let env = |id: &str| t["Resources"][id]["Properties"]["Environment"]["Variables"].clone();
+    assert!(env("IngestFunction")["INGEST_RATE_PER_SECOND"].is_object());
+    for v in [
+        "MAX_ENDPOINTS_PER_TENANT",
+        "MAX_API_KEYS_PER_TENANT",
+        "MAX_HEADERS_PER_ENDPOINT",
+        "MAX_HEADER_BYTES_PER_ENDPOINT",
+    ] {
+        assert!(env("ApiFunction")[v].is_object(), "ApiFunction does not get {v}");
+    }
+}

@@ -81,9 +81,6 @@ impl Peak {
     }
 }
 
-/// The most endpoints a deployment lets a tenant register.
-const MOST_ENDPOINTS: usize = 1000;
-
 /// The fan-out function's memory (`MemorySize` in template.yaml).
 const FUNCTION_MEMORY: usize = 128 * 1024 * 1024;
 
@@ -92,7 +89,8 @@ async fn fan_out_to_the_most_endpoints_with_the_largest_body_stays_small() {
     // Its own moto: a thousand 200 KiB messages would slow the shared one.
     let stack = Stack::with_own_moto("fanout-memory", QueueOptions::default()).await;
     let tenant = TenantId::parse("acme").unwrap();
-    let endpoints = MOST_ENDPOINTS;
+    // The most endpoints any deployment lets a tenant register.
+    let endpoints = switchyard_core::quota::Limits::MAX_ENDPOINTS_PER_TENANT as usize;
     for i in 0..endpoints {
         let ep = Endpoint::new(
             tenant.clone(),

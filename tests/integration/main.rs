@@ -19,6 +19,7 @@ mod internal_routing;
 mod observability;
 mod producers;
 mod queue_limits;
+mod quotas;
 mod rebinding;
 mod reconcile;
 mod recovery;

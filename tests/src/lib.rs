@@ -110,6 +110,9 @@ impl Stack {
             event_bus_name: None,
             tenant_rules: switchyard_core::doors::TenantRules::default(),
             producers: Default::default(),
+            // No ingest rate limit unless a test sets one (`ingest_with`):
+            // load tests must not be throttled by it.
+            ingest_per_second: 0,
         }
     }
 
@@ -870,11 +873,18 @@ impl Stack {
             rotation_overlap: time::Duration::hours(24),
             retention_days: 30,
             audit_retention_days: 365,
+            limits: switchyard_core::quota::Limits::default(),
         }
     }
 
     pub fn api(&self) -> Api {
-        let state = switchyard_api::AppState::new(&self.sdk, &self.api_settings());
+        self.api_with(&self.api_settings())
+    }
+
+    /// The management API over this stack with other settings (say, lower
+    /// limits).
+    pub fn api_with(&self, settings: &switchyard_api::Settings) -> Api {
+        let state = switchyard_api::AppState::new(&self.sdk, settings);
         let admin = switchyard_admin::AdminState::new(&self.sdk, &self.admin_settings());
         Api {
             router: switchyard_api::router(std::sync::Arc::new(state)),

@@ -276,7 +276,7 @@ fn tasks(n: usize, endpoints: &[Endpoint]) -> Result<Vec<DeliveryTask>, String> 
                 delivery_id: DeliveryId::derive(&tenant(), &event, &ep.id),
                 tenant_id: tenant(),
                 endpoint_id: ep.id.clone(),
-                event_id: event,
+                event_id: event.clone(),
                 event_type: EventType::parse("bench.event").map_err(err)?,
                 payload: payload(i),
                 created_at: switchyard_core::time_util::now_utc(),
@@ -284,6 +284,7 @@ fn tasks(n: usize, endpoints: &[Endpoint]) -> Result<Vec<DeliveryTask>, String> 
                 manual_request: None,
                 generation: 0,
                 operational: false,
+                webhook_id: Some(switchyard_core::ids::webhook_id(&tenant(), &event)),
             })
         })
         .collect()

@@ -102,7 +102,13 @@ pub async fn create_api_key(
         prefix: key.expose().chars().take(10).collect(),
         created_at: now_utc(),
     };
-    s.registry.create_api_key(&key.hash(), &record).await?;
+    let limit = s.limits.api_keys_per_tenant;
+    if !s.registry.create_api_key_within(&key.hash(), &record, limit).await? {
+        return Err(ApiError::limit_exceeded(&switchyard_core::quota::LimitExceeded {
+            limit: switchyard_core::quota::API_KEYS_PER_TENANT,
+            value: u64::from(limit),
+        }));
+    }
     let mut v = key_view(&record);
     v["api_key"] = json!(key.expose());
     Ok((StatusCode::CREATED, Json(v)))

@@ -232,8 +232,12 @@ pub async fn audit_trail(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult
     Ok(Json(views::page(items, page.next)))
 }
 
-/// An audit cursor is `{received_at}#{event id}` as the index stores it.
+/// An audit cursor is `{received_at}#{event id}` as the index stores it,
+/// or `day:YYYY-MM-DD` (go on at the start of that day).
 fn audit_cursor_is_sane(c: &str) -> bool {
+    if let Some(day) = c.strip_prefix(switchyard_aws::dynamo::AUDIT_DAY_CURSOR) {
+        return day.len() == 10 && switchyard_core::time_util::parse_rfc3339(&format!("{day}T00:00:00Z")).is_ok();
+    }
     c.rsplit_once('#')
         .is_some_and(|(at, id)| switchyard_core::time_util::parse_rfc3339(at).is_ok() && EventId::parse(id).is_ok())
 }

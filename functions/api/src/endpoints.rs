@@ -15,6 +15,7 @@ use switchyard_core::endpoint::{CustomHeaders, PayloadFilter, RateLimit};
 use switchyard_core::endpoint_edit::{EditError, edit_endpoint};
 use switchyard_core::envelope::{IngestLimits, Source, parse_event};
 use switchyard_core::ports::{EventRecord, EventStore, Registry, TaskQueue};
+use switchyard_core::quota::{Limits, check_headers, keep_masked_values};
 use switchyard_core::retry::{RawRetryPolicy, RetryPolicy};
 use switchyard_core::time_util::{now_utc, rfc3339};
 use switchyard_core::{DeliveryTask, Endpoint, EndpointId, EndpointUrl, EventTypeFilter, TenantId};
@@ -37,7 +38,7 @@ fn field<T: serde::de::DeserializeOwned>(name: &str, v: &Value) -> ApiResult<T> 
 
 /// Applies the fields of a create or update body to `ep`; `null` clears an
 /// optional field.
-fn apply(ep: &mut Endpoint, body: &Map<String, Value>) -> ApiResult<()> {
+fn apply(ep: &mut Endpoint, body: &Map<String, Value>, limits: &Limits) -> ApiResult<()> {
     if let Some(k) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(ApiError::invalid(
             k,
@@ -78,7 +79,14 @@ fn apply(ep: &mut Endpoint, body: &Map<String, Value>) -> ApiResult<()> {
             }
             "headers" => {
                 let h: Option<BTreeMap<String, String>> = field(k, v)?;
-                ep.headers = CustomHeaders::parse(h.unwrap_or_default()).map_err(|e| ApiError::invalid(k, e))?;
+                // Values come back masked from every read: a masked value
+                // sent back keeps the stored one.
+                let h = keep_masked_values(h.unwrap_or_default(), &ep.headers).map_err(|e| ApiError::invalid(k, e))?;
+                let headers = CustomHeaders::parse(h).map_err(|e| ApiError::invalid(k, e))?;
+                check_headers(&headers, limits).map_err(|e| {
+                    ApiError::invalid(k, &e).with_details(json!({ "field": k, "limit": e.limit, "value": e.value }))
+                })?;
+                ep.headers = headers;
             }
             "retry_policy" => {
                 let raw: Option<RawRetryPolicy> = field(k, v)?;
@@ -112,6 +120,7 @@ fn registration_error(e: RegistrationError) -> ApiError {
         )
         .with_details(json!({ "field": "url" })),
         RegistrationError::Store(p) => ApiError::internal(&p),
+        RegistrationError::LimitReached(e) => ApiError::limit_exceeded(&e),
     }
 }
 
@@ -133,9 +142,9 @@ pub async fn create(
     let url: String = field("url", url)?;
     let url = EndpointUrl::parse(&url).map_err(|e| ApiError::invalid("url", e))?;
     let mut ep = Endpoint::new(t, url, Vec::new(), now_utc());
-    apply(&mut ep, &body)?;
+    apply(&mut ep, &body, &s.limits)?;
     s.registry
-        .register_endpoint(&ep, &s.ssrf)
+        .register_endpoint_within(&ep, &s.ssrf, s.limits.endpoints_per_tenant)
         .await
         .map_err(registration_error)?;
     let mut v = views::endpoint(&ep);
@@ -185,9 +194,9 @@ pub async fn update(
     Path(id): Path<String>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let (body, policy) = (&body, &s.ssrf);
+    let (body, policy, limits) = (&body, &s.ssrf, &s.limits);
     let ep = edit(&s, &t, &id, |mut ep| async move {
-        apply(&mut ep, body)?;
+        apply(&mut ep, body, limits)?;
         DynamoRegistry::check_url(&ep, policy)
             .await
             .map_err(registration_error)?;

@@ -65,6 +65,13 @@ impl ApiError {
         .with_details(json!({ "field": field }))
     }
 
+    /// A per-tenant limit the request would go past: 409 `limit_exceeded`
+    /// for a count (endpoints, API keys), with the limit's name and value.
+    pub fn limit_exceeded(e: &switchyard_core::quota::LimitExceeded) -> Self {
+        Self::new(StatusCode::CONFLICT, "limit_exceeded", e.to_string())
+            .with_details(json!({ "limit": e.limit, "value": e.value }))
+    }
+
     pub fn internal(e: &PortError) -> Self {
         // The cause is logged, not shown: it may name tables and queues.
         tracing::error!(error = %e, "a dependency failed");

@@ -53,13 +53,16 @@ pub struct Settings {
     pub retention_days: u16,
     /// How long the event records written here (test events, audited) are kept.
     pub audit_retention_days: u16,
+    /// Per-tenant limits: endpoints, API keys, custom headers.
+    pub limits: switchyard_core::quota::Limits,
 }
 
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
     /// `ADMIN_KEY_SHA256`,
     /// `ROTATION_OVERLAP_HOURS` (0 … 720, default 24), `EVENT_RETENTION_DAYS`,
-    /// `AUDIT_RETENTION_DAYS` (default 365),
+    /// `AUDIT_RETENTION_DAYS` (default 365), the per-tenant limits (see
+    /// [`switchyard_aws::config::limits`]),
     /// and `ALLOW_HTTP` / `SSRF_ALLOW_LIST` (local mode only).
     pub fn from_env() -> Result<Self, ConfigError> {
         let admin = env_opt("ADMIN_KEY_SHA256").map(|h| h.trim().to_ascii_lowercase());
@@ -81,6 +84,7 @@ impl Settings {
             rotation_overlap: time::Duration::hours(env_in_range("ROTATION_OVERLAP_HOURS", 24, 0..=720)?),
             retention_days: retention_days()?,
             audit_retention_days: audit_retention_days()?,
+            limits: switchyard_aws::config::limits()?,
         })
     }
 }
@@ -96,6 +100,7 @@ pub struct AppState {
     pub rotation_overlap: time::Duration,
     /// How long event records written here (test events) are kept.
     pub retention: time::Duration,
+    pub limits: switchyard_core::quota::Limits,
 }
 
 impl AppState {
@@ -115,6 +120,7 @@ impl AppState {
             ssrf: s.ssrf.clone(),
             rotation_overlap: s.rotation_overlap,
             retention: time::Duration::days(i64::from(s.audit_retention_days)),
+            limits: s.limits.clone(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! How resources look in responses. Secrets never appear here: an
 //! endpoint's secret is shown by its own route, a tenant API key only once,
-//! when it is created.
+//! when it is created, and custom header values never (they are masked).
 
 use serde_json::{Value, json};
 use switchyard_core::Endpoint;
@@ -9,7 +9,9 @@ use switchyard_core::retry::RawRetryPolicy;
 use switchyard_core::time_util::rfc3339;
 
 pub fn endpoint(ep: &Endpoint) -> Value {
-    let headers: std::collections::BTreeMap<String, String> = ep.headers.clone().into();
+    // Header values often hold the receiver's credentials: names only,
+    // each value masked.
+    let headers = switchyard_core::quota::masked(&ep.headers);
     let payload_filter: std::collections::BTreeMap<String, Vec<Value>> = ep.payload_filter.clone().into();
     json!({
         "id": ep.id,

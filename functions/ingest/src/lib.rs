@@ -25,9 +25,16 @@
 //! | body over the limit | 413 `payload_too_large` |
 //! | not JSON content | 415 `unsupported_media_type` |
 //! | invalid field | 422 `missing_field` / `invalid_field` |
+//! | over the tenant's rate (`INGEST_RATE_PER_SECOND`) | 429 `rate_limited`, `Retry-After` |
 //! | AWS throttled or unavailable | 503 `unavailable` (safe to retry) |
 //!
 //! Every error body is `{"code": …, "message": …, "details"?: …}`.
+//!
+//! The rate is counted per tenant and second at the HTTP door only. The
+//! SQS and EventBridge doors are not limited per tenant: their producers
+//! are principals of the account, a refusal there could only be a retry or
+//! a loss, and their cost is bounded by the ingest function's reserved
+//! concurrency (messages wait in the queue, events in Lambda's async queue).
 //!
 //! The SQS door reads each message body as an HTTP body, for the tenant named
 //! by the message attribute `tenant_id`, optionally deduplicated by an
@@ -74,8 +81,9 @@ use switchyard_core::ingest::{
     confirm, ingest, publish,
 };
 use switchyard_core::metrics::{Recorder, m};
-use switchyard_core::ports::{EventBus, EventRecord, EventStore, Registry, TaskQueue, send_grouped};
+use switchyard_core::ports::{EventBus, EventRecord, EventStore, RateLimiter, Registry, TaskQueue, send_grouped};
 use switchyard_core::producers::{ProducerBindings, TenantFrom};
+use switchyard_core::quota::{Admission, INGEST_PER_SECOND, admit_ingest};
 use switchyard_core::{FanoutTask, PortError, TenantId};
 
 /// The HTTP header a producer names its idempotency key with.
@@ -105,6 +113,8 @@ pub struct Ingest<R, S, Q, B> {
     /// `EventsIngested` / `EventsDuplicated` / `EventsRejected`, written as
     /// an EMF line at the end of each invocation.
     pub metrics: Recorder,
+    /// Requests a second one tenant may make of the HTTP door; 0: no limit.
+    pub ingest_per_second: u32,
 }
 
 /// Ingest over DynamoDB, SQS and EventBridge.
@@ -132,6 +142,8 @@ pub struct Settings {
     pub tenant_rules: TenantRules,
     /// Which producer of the SQS door may send for which tenant.
     pub producers: ProducerBindings,
+    /// Requests a second one tenant may make of the HTTP door; 0: no limit.
+    pub ingest_per_second: u32,
 }
 
 impl Settings {
@@ -145,8 +157,9 @@ impl Settings {
     /// (the stack's account: AWS service events from another are refused;
     /// default: not checked), `INGEST_PRODUCER_TENANTS` (the producer
     /// bindings, a JSON object; default none: every producer is trusted for
-    /// every tenant) and `INGEST_REPLAY_SENDER` (the principal id that
-    /// replays AWS service events; default none).
+    /// every tenant), `INGEST_REPLAY_SENDER` (the principal id that
+    /// replays AWS service events; default none) and
+    /// `INGEST_RATE_PER_SECOND` (default 100, at most 1000; 0: no limit).
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut tenant_rules = TenantRules::parse(
             env_opt("EVENTBRIDGE_TENANT_RULES").as_deref(),
@@ -178,6 +191,7 @@ impl Settings {
             event_bus_name: env_opt("EVENT_BUS_NAME"),
             tenant_rules,
             producers,
+            ingest_per_second: switchyard_aws::config::limits()?.ingest_per_second,
         })
     }
 }
@@ -206,6 +220,7 @@ impl AwsIngest {
             tenant_rules: settings.tenant_rules.clone(),
             producers: settings.producers.clone(),
             metrics: Recorder::new(switchyard_aws::config::stage(), "ingest"),
+            ingest_per_second: settings.ingest_per_second,
         }
     }
 }
@@ -407,7 +422,7 @@ struct Pending {
 /// when the batch's messages ask at the same moment.
 type Tenants = Memo<TenantId, bool>;
 
-impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R, S, Q, B> {
+impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R, S, Q, B> {
     fn ports(&self) -> Ports<'_, S, Q, B> {
         Ports {
             store: &self.store,
@@ -474,6 +489,26 @@ impl<R: Registry, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R
             Err(AuthError::Port(e)) => return unavailable(&e),
             Err(e) => return error(401, "unauthorized", &e.to_string(), None),
         };
+        let now_secs = switchyard_core::time_util::now_utc().unix_timestamp();
+        match admit_ingest(&self.registry, &tenant, now_secs, self.ingest_per_second).await {
+            Ok(Admission::Admitted) => {}
+            Ok(Admission::Limited { retry_after_secs }) => {
+                let mut r = error(
+                    429,
+                    "rate_limited",
+                    &format!(
+                        "the tenant sends more than {} events a second; retry after {retry_after_secs} s",
+                        self.ingest_per_second
+                    ),
+                    Some(json!({ "limit": INGEST_PER_SECOND, "value": self.ingest_per_second })),
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    r.headers.insert(header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            Err(e) => return unavailable(&e),
+        }
         if !is_json(&req.headers) {
             return error(
                 415,

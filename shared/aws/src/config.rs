@@ -138,6 +138,39 @@ pub fn ssrf_policy_from(
     })
 }
 
+/// The per-tenant limits (see `switchyard_core::quota::Limits`):
+/// `MAX_ENDPOINTS_PER_TENANT` (1 … 1000, default 100),
+/// `MAX_API_KEYS_PER_TENANT` (1 … 1000, default 20),
+/// `MAX_HEADERS_PER_ENDPOINT` (0 … 20, default 20),
+/// `MAX_HEADER_BYTES_PER_ENDPOINT` (0 … 65536, default 4096) and
+/// `INGEST_RATE_PER_SECOND` (0 … 1000, default 100; 0: no limit).
+pub fn limits() -> Result<switchyard_core::quota::Limits, ConfigError> {
+    use switchyard_core::quota::Limits;
+    Ok(Limits {
+        endpoints_per_tenant: env_in_range(
+            "MAX_ENDPOINTS_PER_TENANT",
+            Limits::DEFAULT_ENDPOINTS_PER_TENANT,
+            1..=Limits::MAX_ENDPOINTS_PER_TENANT,
+        )?,
+        api_keys_per_tenant: env_in_range("MAX_API_KEYS_PER_TENANT", Limits::DEFAULT_API_KEYS_PER_TENANT, 1..=1000)?,
+        headers_per_endpoint: env_in_range(
+            "MAX_HEADERS_PER_ENDPOINT",
+            Limits::DEFAULT_HEADERS_PER_ENDPOINT,
+            0..=switchyard_core::endpoint::MAX_CUSTOM_HEADERS,
+        )?,
+        header_bytes_per_endpoint: env_in_range(
+            "MAX_HEADER_BYTES_PER_ENDPOINT",
+            Limits::DEFAULT_HEADER_BYTES_PER_ENDPOINT,
+            0..=65_536,
+        )?,
+        ingest_per_second: env_in_range(
+            "INGEST_RATE_PER_SECOND",
+            Limits::DEFAULT_INGEST_PER_SECOND,
+            0..=Limits::MAX_INGEST_PER_SECOND,
+        )?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,6 +161,24 @@ pub mod registry {
         }
     }
 
+    /// A tenant's ingest counter for one second (unix seconds).
+    pub fn ingest_slot(t: &TenantId, second: i64) -> Key {
+        Key {
+            pk: format!("{}#INGEST", tenant_pk(t)),
+            sk: second.to_string(),
+        }
+    }
+
+    /// The counter of a tenant's endpoints (`QUOTA#ENDPOINTS`) or API keys
+    /// (`QUOTA#APIKEYS`), beside the tenant's item; no listing's prefix
+    /// matches it.
+    pub fn quota_counter(t: &TenantId, what: &str) -> Key {
+        Key {
+            pk: tenant_pk(t),
+            sk: format!("QUOTA#{what}"),
+        }
+    }
+
     pub fn api_key(hash: &ApiKeyHash) -> Key {
         Key {
             pk: format!("APIKEY#{}", hash.as_str()),

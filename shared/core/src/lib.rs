@@ -26,6 +26,7 @@ pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod producers;
+pub mod quota;
 pub mod reconcile;
 pub mod requeue;
 pub mod retry;

@@ -28,6 +28,7 @@ pub struct MemoryStore {
     pub resent: Mutex<Vec<(DeliveryTask, std::time::Duration)>>,
     slots: Mutex<HashMap<(EndpointId, i64), u32>>,
     notices: Mutex<HashMap<NoticeWindow, u32>>,
+    ingest_slots: Mutex<HashMap<(TenantId, i64), u32>>,
 }
 
 /// In-memory ports, cheap to clone (one shared store).
@@ -91,6 +92,15 @@ impl RateLimiter for Memory {
     ) -> Result<bool, PortError> {
         let mut taken = lock(&self.notices);
         let n = taken.entry((tenant.clone(), about.cloned(), window)).or_insert(0);
+        if *n >= limit {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
+    }
+    async fn take_ingest(&self, tenant: &TenantId, second: i64, limit: u32) -> Result<bool, PortError> {
+        let mut slots = lock(&self.ingest_slots);
+        let n = slots.entry((tenant.clone(), second)).or_insert(0);
         if *n >= limit {
             return Ok(false);
         }

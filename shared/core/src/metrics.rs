@@ -522,6 +522,9 @@ mod observed {
         ) -> Result<bool, PortError> {
             self.inner.take_notice(tenant, about, window, window_secs, limit).await
         }
+        async fn take_ingest(&self, tenant: &TenantId, second: i64, limit: u32) -> Result<bool, PortError> {
+            self.inner.take_ingest(tenant, second, limit).await
+        }
     }
 
     impl<T: EndpointHealth> EndpointHealth for Observed<T> {

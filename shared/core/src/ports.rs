@@ -175,7 +175,8 @@ pub trait EndpointEdits: Sync {
     ) -> impl Future<Output = Result<crate::endpoint::Written, PortError>> + Send;
 }
 
-/// Per-endpoint rate limits: slots counted per whole second.
+/// Rate limits: slots counted per whole second (per endpoint, or per
+/// tenant at ingest), and operational notices counted per window.
 pub trait RateLimiter: Sync {
     /// Takes one of the `limit` slots of `second` (unix seconds) for the
     /// endpoint; false when they are all taken.
@@ -196,6 +197,14 @@ pub trait RateLimiter: Sync {
         about: Option<&EndpointId>,
         window: i64,
         window_secs: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Takes one of the `limit` ingest slots of `second` (unix seconds) for
+    /// the tenant; false when they are all taken.
+    fn take_ingest(
+        &self,
+        tenant: &TenantId,
+        second: i64,
         limit: u32,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }

@@ -8,8 +8,38 @@ moto never outlives it, even when that process is killed.
 
 import os
 import sys
+import threading
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+# moto applies a TransactWriteItems by copying the tables it touches and
+# putting the copies back if a condition fails, and checks conditions apart
+# from the writes. With requests served on several threads, two
+# transactions can then both pass a condition that only one may pass, and a
+# failed one can undo another's writes. DynamoDB isolates them; here every
+# table operation runs under one lock, which gives the same.
+_TABLE_LOCK = threading.RLock()
+
+
+def _serialized(method):
+    def run(*args, **kwargs):
+        with _TABLE_LOCK:
+            return method(*args, **kwargs)
+
+    return run
+
+
+for _name in (
+    "put_item",
+    "get_item",
+    "query",
+    "scan",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+):
+    setattr(DynamoDBBackend, _name, _serialized(getattr(DynamoDBBackend, _name)))
 
 
 def main() -> None:

@@ -113,6 +113,13 @@ impl EventRow {
 
 /// Most UTC days one audit query may span.
 pub const MAX_AUDIT_DAYS: u32 = 366;
+/// Most UTC days (index partitions) one page of an audit trail reads: a
+/// page that reaches it before it is full ends there, with a cursor
+/// (`day:YYYY-MM-DD`) that resumes at the next day. One call costs at most
+/// this many queries and one page of items, whatever the window.
+pub const MAX_AUDIT_DAYS_PER_PAGE: u32 = 31;
+/// What a cursor that resumes at the start of a day begins with.
+pub const AUDIT_DAY_CURSOR: &str = "day:";
 
 /// One page of an audit trail.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -158,7 +165,9 @@ impl DynamoEventStore {
     /// The tenant's audit trail: its `routing.audit` events received in
     /// `[from, to)`, oldest first, at most `limit` of them, after the cursor
     /// `after` (the `next` of the previous page). Reads one index partition
-    /// per UTC day of the range (at most [`MAX_AUDIT_DAYS`]).
+    /// per UTC day of the range (which spans at most [`MAX_AUDIT_DAYS`]),
+    /// at most [`MAX_AUDIT_DAYS_PER_PAGE`] of them per page: a page may be
+    /// short, or empty, and still have a `next`.
     pub async fn audit_trail(
         &self,
         tenant: &TenantId,
@@ -169,14 +178,32 @@ impl DynamoEventStore {
     ) -> Result<AuditPage, PortError> {
         let (lo, hi) = (sortable(from), sortable(to));
         let mut page = AuditPage::default();
+        if (to.date() - from.date()).whole_days() >= i64::from(MAX_AUDIT_DAYS) {
+            return Err(PortError::permanent(format!(
+                "an audit query spans at most {MAX_AUDIT_DAYS} days"
+            )));
+        }
         let mut day = from.date();
+        // A cursor `day:YYYY-MM-DD` resumes at the start of that day.
+        let resume_day = after
+            .and_then(|c| c.strip_prefix(AUDIT_DAY_CURSOR))
+            .map(|d| {
+                switchyard_core::time_util::parse_rfc3339(&format!("{d}T00:00:00Z"))
+                    .map(|t| t.date())
+                    .map_err(|_| PortError::permanent("not an audit cursor"))
+            })
+            .transpose()?;
+        if let Some(d) = resume_day {
+            day = day.max(d);
+        }
+        let after = if resume_day.is_some() { None } else { after };
         let mut days = 0;
         while day <= to.date() && page.events.len() < limit {
             days += 1;
-            if days > MAX_AUDIT_DAYS {
-                return Err(PortError::permanent(format!(
-                    "an audit query spans at most {MAX_AUDIT_DAYS} days"
-                )));
+            if days > MAX_AUDIT_DAYS_PER_PAGE {
+                // Bounded cost per call: the next page goes on from here.
+                page.next = Some(format!("{AUDIT_DAY_CURSOR}{day}"));
+                break;
             }
             let day_str = day.to_string();
             let partition = keys::audit_partition(tenant, &day_str);
@@ -186,6 +213,7 @@ impl DynamoEventStore {
             if let Some(cursor) = after {
                 let cursor_day = cursor.get(..10).unwrap_or("");
                 if day_str.as_str() < cursor_day {
+                    days -= 1; // skipped, not read
                     day = match day.next_day() {
                         Some(d) => d,
                         None => break,
@@ -217,6 +245,8 @@ impl DynamoEventStore {
                 .expression_attribute_values(":lo", s(format!("{lo}#")))
                 .expression_attribute_values(":hi", s(format!("{hi}#")))
                 .set_exclusive_start_key(start_key)
+                // Pages of index entries no larger than this page needs.
+                .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
                 .into_paginator()
                 .items()
                 .send();

@@ -11,7 +11,7 @@ mod registry;
 mod state;
 
 pub use deliveries::{DynamoDeliveryLog, EndpointStats};
-pub use events::{AuditPage, DynamoEventStore, MAX_AUDIT_DAYS};
+pub use events::{AUDIT_DAY_CURSOR, AuditPage, DynamoEventStore, MAX_AUDIT_DAYS, MAX_AUDIT_DAYS_PER_PAGE};
 pub use registry::{
     ApiKeyRecord, DELIVERY_UPDATES, DELIVERY_UPDATES_LEADING_KEYS, DynamoRegistry, RegistrationError, TenantRecord,
 };

@@ -1,7 +1,8 @@
 //! Per-endpoint rate limits in the registry table: one counter item per
 //! endpoint and second, taken with a conditional increment, gone a minute
-//! later (TTL). Operational notices are counted the same way, per endpoint
-//! or tenant and window.
+//! later (TTL). A tenant's ingest requests are counted the same way, per
+//! tenant and second, and operational notices per endpoint or tenant and
+//! window.
 
 use super::{DynamoRegistry, key_item};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -31,6 +32,16 @@ impl RateLimiter for DynamoRegistry {
         let key = keys::registry::notice_window(tenant, about, window);
         self.take(&key, limit, window + window_secs + 60, "UpdateItem notice window")
             .await
+    }
+
+    async fn take_ingest(&self, tenant: &TenantId, second: i64, limit: u32) -> Result<bool, PortError> {
+        self.take(
+            &keys::registry::ingest_slot(tenant, second),
+            limit,
+            second + 60,
+            "UpdateItem ingest slot",
+        )
+        .await
     }
 }
 

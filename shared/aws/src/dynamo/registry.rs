@@ -5,6 +5,7 @@ use super::{
     key_item, query_page, s, to_item, transact,
 };
 use crate::error::port_error;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use std::collections::BTreeSet;
 use switchyard_core::endpoint::{Circuit, EndpointRoute, Written};
 use switchyard_core::keys::{self, Key};
 use switchyard_core::ports::{EndpointEdits, EndpointHealth, Registry};
+use switchyard_core::quota::LimitExceeded;
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::time_util::rfc3339;
 use switchyard_core::{ApiKeyHash, Endpoint, EndpointId, PortError, TenantId};
@@ -118,9 +120,40 @@ impl DynamoRegistry {
     /// Registers an endpoint: its URL must pass the SSRF policy, and so must
     /// every address its host resolves to now (it is checked again at every
     /// attempt and at connect time). Then stores it.
+    /// Counted like every endpoint the API creates (see
+    /// [`Self::register_endpoint_within`]), without a limit.
     pub async fn register_endpoint(&self, endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<(), RegistrationError> {
+        self.register_endpoint_within(endpoint, policy, u32::MAX).await
+    }
+
+    /// Registers an endpoint as [`Self::register_endpoint`] does, unless its
+    /// tenant has `limit` endpoints already: the endpoint and the tenant's
+    /// count of endpoints are written in one transaction, on condition that
+    /// the count is still under the limit, so creates that race never pass
+    /// it together.
+    pub async fn register_endpoint_within(
+        &self,
+        endpoint: &Endpoint,
+        policy: &SsrfPolicy,
+        limit: u32,
+    ) -> Result<(), RegistrationError> {
         check_endpoint_url(endpoint, policy).await?;
-        self.put_endpoint(endpoint).await.map_err(RegistrationError::Store)
+        let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
+        let item = item_with_key(endpoint, &key, "endpoint").map_err(RegistrationError::Store)?;
+        let put = self
+            .tx_put(item, "attribute_not_exists(#pk)")
+            .map_err(RegistrationError::Store)?;
+        match self
+            .within_quota(&endpoint.tenant_id, ENDPOINTS_COUNTER, limit, [put])
+            .await
+            .map_err(RegistrationError::Store)?
+        {
+            true => Ok(()),
+            false => Err(RegistrationError::LimitReached(LimitExceeded {
+                limit: switchyard_core::quota::ENDPOINTS_PER_TENANT,
+                value: u64::from(limit),
+            })),
+        }
     }
 
     /// Creates or replaces an endpoint.
@@ -497,6 +530,8 @@ pub enum RegistrationError {
     Unresolvable(String),
     #[error("storing the endpoint failed: {0}")]
     Store(PortError),
+    #[error("{0}")]
+    LimitReached(LimitExceeded),
 }
 
 /// The `kind` of a tenant's item, and of its entry in the listing of tenants.
@@ -622,6 +657,21 @@ impl DynamoRegistry {
     /// hash, never the key), together. Fails if the key id or the hash is
     /// taken.
     pub async fn create_api_key(&self, hash: &ApiKeyHash, record: &ApiKeyRecord) -> Result<(), PortError> {
+        match self.create_api_key_within(hash, record, u32::MAX).await? {
+            true => Ok(()),
+            false => Err(PortError::permanent("the tenant has too many API keys")),
+        }
+    }
+
+    /// Stores a new API key as [`Self::create_api_key`] does, unless its
+    /// tenant has `limit` keys already (`Ok(false)`): the key and the
+    /// tenant's count of keys are written in one transaction.
+    pub async fn create_api_key_within(
+        &self,
+        hash: &ApiKeyHash,
+        record: &ApiKeyRecord,
+        limit: u32,
+    ) -> Result<bool, PortError> {
         if record.key_id.is_empty() || record.key_id.len() > MAX_KEY_ID_LEN {
             return Err(PortError::permanent(format!(
                 "an API key id has 1 to {MAX_KEY_ID_LEN} characters"
@@ -637,14 +687,7 @@ impl DynamoRegistry {
         listed.insert(KEY_HASH.into(), s(hash.as_str()));
         let absent = "attribute_not_exists(#pk)";
         let items = vec![self.tx_put(lookup, absent)?, self.tx_put(listed, absent)?];
-        if transact(&self.client, items, "TransactWriteItems create api key").await? {
-            Ok(())
-        } else {
-            Err(PortError::permanent(format!(
-                "API key {} (or one with the same hash) exists already",
-                record.key_id
-            )))
-        }
+        self.within_quota(tenant, API_KEYS_COUNTER, limit, items).await
     }
 
     /// A tenant's API keys, by id.
@@ -690,10 +733,11 @@ impl DynamoRegistry {
             .expression_attribute_values(":tid", s(tenant.as_str()))
             .build()
             .map_err(build_error)?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().delete(record).build(),
             TransactWriteItem::builder().delete(lookup).build(),
         ];
+        items.extend(self.count_down(tenant, API_KEYS_COUNTER).await?);
         transact(&self.client, items, "TransactWriteItems revoke api key").await
     }
 
@@ -751,6 +795,18 @@ impl DynamoRegistry {
 
     /// Deletes an endpoint. `Ok(false)` if it did not exist.
     pub async fn delete_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<bool, PortError> {
+        // Counted: the endpoint and one off its tenant's count go together.
+        if let Some(count_down) = self.count_down(tenant, ENDPOINTS_COUNTER).await? {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_item(&keys::registry::endpoint(tenant, id))))
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", keys::PK)
+                .build()
+                .map_err(build_error)?;
+            let items = vec![TransactWriteItem::builder().delete(delete).build(), count_down];
+            return transact(&self.client, items, "TransactWriteItems delete endpoint").await;
+        }
         let out = self
             .client
             .delete_item()
@@ -761,5 +817,171 @@ impl DynamoRegistry {
             .await
             .map_err(|e| port_error("DeleteItem endpoint", e))?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+}
+
+/// The counters of a tenant's endpoints and API keys, and what they count.
+const ENDPOINTS_COUNTER: Counter = Counter {
+    name: "ENDPOINTS",
+    prefix: keys::registry::ENDPOINT_SK_PREFIX,
+};
+const API_KEYS_COUNTER: Counter = Counter {
+    name: "APIKEYS",
+    prefix: keys::registry::API_KEY_SK_PREFIX,
+};
+/// The attribute of a counter item that holds the count.
+const COUNT: &str = "count";
+/// Tries of a counted create whose count changed under it.
+const QUOTA_TRIES: usize = 5;
+
+struct Counter {
+    name: &'static str,
+    /// The sort-key prefix, in the tenant's partition, of what it counts.
+    prefix: &'static str,
+}
+
+#[derive(Deserialize)]
+struct CounterRow {
+    count: i64,
+}
+
+/// Per-tenant quotas: a counter item per tenant and kind, changed in the
+/// same transaction as the items it counts. A tenant stored before the
+/// counters has none: its items are counted once, and the counter is
+/// seeded with that count in the transaction of the next create.
+impl DynamoRegistry {
+    async fn counter(&self, tenant: &TenantId, what: &Counter) -> Result<Option<i64>, PortError> {
+        let key = keys::registry::quota_counter(tenant, what.name);
+        let row: Option<CounterRow> = get_item(&self.client, &self.table, &key, true, "GetItem quota counter").await?;
+        Ok(row.map(|r| r.count))
+    }
+
+    /// How many items of `what` the tenant holds (a consistent count of
+    /// keys, never the items).
+    async fn count_items(&self, tenant: &TenantId, what: &Counter) -> Result<i64, PortError> {
+        let pk = keys::registry::tenant(tenant).pk;
+        let mut total = 0i64;
+        let mut start = None;
+        loop {
+            let out = self
+                .prefix_query(&pk, what.prefix)
+                .consistent_read(true)
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("Query quota count", e))?;
+            total += i64::from(out.count);
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Writes `items` (which create one item of `what`) together with one
+    /// more on the tenant's counter, if the count is under `limit`;
+    /// `Ok(false)` when it is not. The counter's condition is checked by
+    /// DynamoDB inside the transaction: of creates that race at `limit - 1`,
+    /// one passes.
+    async fn within_quota(
+        &self,
+        tenant: &TenantId,
+        what: Counter,
+        limit: u32,
+        items: impl IntoIterator<Item = TransactWriteItem>,
+    ) -> Result<bool, PortError> {
+        let items: Vec<TransactWriteItem> = items.into_iter().collect();
+        let limit = i64::from(limit);
+        let key = key_item(&keys::registry::quota_counter(tenant, what.name));
+        for attempt in 1..=QUOTA_TRIES {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .expression_attribute_names("#n", COUNT)
+                .expression_attribute_names("#tid", "tenant_id")
+                .expression_attribute_names("#kind", "kind")
+                .expression_attribute_values(":tid", s(tenant.as_str()))
+                .expression_attribute_values(":kind", s("quota_counter"));
+            let update = match self.counter(tenant, &what).await? {
+                Some(count) if count >= limit => return Ok(false),
+                Some(_) => update
+                    .update_expression("ADD #n :one SET #tid = :tid, #kind = :kind")
+                    .condition_expression("#n < :limit")
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":limit", n(limit)),
+                None => {
+                    let count = self.count_items(tenant, &what).await?;
+                    if count >= limit {
+                        return Ok(false);
+                    }
+                    update
+                        .update_expression("SET #n = :seeded, #tid = :tid, #kind = :kind")
+                        .condition_expression("attribute_not_exists(#n)")
+                        .expression_attribute_values(":seeded", n(count + 1))
+                }
+            };
+            let update = update.build().map_err(build_error)?;
+            let mut all = items.clone();
+            all.push(TransactWriteItem::builder().update(update).build());
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(all))
+                .client_request_token(switchyard_core::ids::ulid())
+                .send()
+                .await;
+            let Err(e) = result else { return Ok(true) };
+            let reasons: Vec<String> = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_string())
+                    .collect(),
+                _ => return Err(port_error("TransactWriteItems counted create", e)),
+            };
+            let failed = |code: &str| reasons.iter().any(|r| r == code);
+            if reasons.last().is_some_and(|r| r == "ConditionalCheckFailed") {
+                // The count changed (or was seeded) meanwhile: read it again.
+                continue;
+            }
+            if failed("ConditionalCheckFailed") {
+                return Err(PortError::permanent(format!(
+                    "the {} item exists already",
+                    what.name.to_ascii_lowercase()
+                )));
+            }
+            // Another transaction on the same items at the same moment
+            // (TransactionConflict), or throttling: try again shortly.
+            if attempt == QUOTA_TRIES {
+                return Err(PortError::transient(format!(
+                    "TransactWriteItems counted create: cancelled ({reasons:?})"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+        }
+        Err(PortError::transient(format!(
+            "the tenant's {} count kept changing; try again",
+            what.name.to_ascii_lowercase()
+        )))
+    }
+
+    /// One less on the tenant's counter, for the transaction that removes
+    /// an item of `what`; `None` if the tenant has no counter yet (its items
+    /// are counted when the counter is seeded).
+    async fn count_down(&self, tenant: &TenantId, what: Counter) -> Result<Option<TransactWriteItem>, PortError> {
+        if self.counter(tenant, &what).await?.is_none() {
+            return Ok(None);
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::registry::quota_counter(tenant, what.name))))
+            .update_expression("ADD #n :minus_one")
+            .condition_expression("attribute_exists(#n)")
+            .expression_attribute_names("#n", COUNT)
+            .expression_attribute_values(":minus_one", n(-1))
+            .build()
+            .map_err(build_error)?;
+        Ok(Some(TransactWriteItem::builder().update(update).build()))
     }
 }

@@ -520,13 +520,43 @@ async fn a_stall_holds_the_circuit_open_but_never_shortens_an_open_period() {
     );
 }
 
-/// Keeps the body of every DynamoDB response the client receives.
+/// Keeps the body of every DynamoDB request the client sends, and of every
+/// response it receives.
 #[derive(Debug, Clone, Default)]
-struct Responses(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+struct Recorded {
+    requests: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    responses: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
 
-impl switchyard_aws::aws_sdk_dynamodb::config::Intercept for Responses {
+impl Recorded {
+    /// A registry on `stack`'s table whose client records through `self`.
+    fn registry(&self, stack: &Stack) -> switchyard_aws::dynamo::DynamoRegistry {
+        let config = switchyard_aws::aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+            .interceptor(self.clone())
+            .build();
+        switchyard_aws::dynamo::DynamoRegistry::new(
+            switchyard_aws::aws_sdk_dynamodb::Client::from_conf(config),
+            &stack.res.registry_table,
+        )
+    }
+}
+
+impl switchyard_aws::aws_sdk_dynamodb::config::Intercept for Recorded {
     fn name(&self) -> &'static str {
-        "Responses"
+        "Recorded"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &switchyard_aws::aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &switchyard_aws::aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut switchyard_aws::aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), switchyard_aws::aws_sdk_dynamodb::error::BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        self.requests
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(body).unwrap_or_default());
+        Ok(())
     }
     fn read_after_deserialization(
         &self,
@@ -535,7 +565,10 @@ impl switchyard_aws::aws_sdk_dynamodb::config::Intercept for Responses {
         _: &mut switchyard_aws::aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), switchyard_aws::aws_sdk_dynamodb::error::BoxError> {
         let body = context.response().body().bytes().unwrap_or_default();
-        self.0.lock().unwrap().push(String::from_utf8_lossy(body).into_owned());
+        self.responses
+            .lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(body).into_owned());
         Ok(())
     }
 }
@@ -551,19 +584,13 @@ async fn fan_out_reads_no_secret_url_or_header_of_an_endpoint() {
     ep.rotate_secret(switchyard_core::time_util::now_utc(), time::Duration::hours(1));
     stack.registry.put_endpoint(&ep).await.unwrap();
 
-    let seen = Responses::default();
-    let config = switchyard_aws::aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
-        .interceptor(seen.clone())
-        .build();
-    let registry = switchyard_aws::dynamo::DynamoRegistry::new(
-        switchyard_aws::aws_sdk_dynamodb::Client::from_conf(config),
-        &stack.res.registry_table,
-    );
+    let seen = Recorded::default();
+    let registry = seen.registry(&stack);
     let routes = registry.routes(&a).await.unwrap();
     assert_eq!(routes.len(), 1);
     assert_eq!(routes[0], switchyard_core::endpoint::EndpointRoute::from(&ep));
 
-    let bodies = seen.0.lock().unwrap().join("\n");
+    let bodies = seen.responses.lock().unwrap().join("\n");
     assert!(bodies.contains(ep.id.as_str()), "the read came through the interceptor");
     let (current, retired) = (ep.secret.expose(), ep.previous_secrets[0].secret.expose());
     for private in [
@@ -573,29 +600,6 @@ async fn fan_out_reads_no_secret_url_or_header_of_an_endpoint() {
         "very-private-path",
     ] {
         assert!(!bodies.contains(private), "fan-out's read returned {private}");
-    }
-}
-
-/// Keeps the body of every DynamoDB request the client sends.
-#[derive(Debug, Clone, Default)]
-struct Requests(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
-
-impl switchyard_aws::aws_sdk_dynamodb::config::Intercept for Requests {
-    fn name(&self) -> &'static str {
-        "Requests"
-    }
-    fn read_before_transmit(
-        &self,
-        context: &switchyard_aws::aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _: &switchyard_aws::aws_sdk_dynamodb::config::RuntimeComponents,
-        _: &mut switchyard_aws::aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), switchyard_aws::aws_sdk_dynamodb::error::BoxError> {
-        let body = context.request().body().bytes().unwrap_or_default();
-        self.0
-            .lock()
-            .unwrap()
-            .push(serde_json::from_slice(body).unwrap_or_default());
-        Ok(())
     }
 }
 
@@ -634,14 +638,8 @@ async fn delivery_updates_only_the_attributes_its_role_allows() {
     let stack = Stack::new("delivery-iam").await;
     let (a, _) = stack.tenant("a").await;
     let ep = stack.endpoint(&a, "https://93.184.216.34/", &[]).await;
-    let seen = Requests::default();
-    let config = switchyard_aws::aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
-        .interceptor(seen.clone())
-        .build();
-    let registry = switchyard_aws::dynamo::DynamoRegistry::new(
-        switchyard_aws::aws_sdk_dynamodb::Client::from_conf(config),
-        &stack.res.registry_table,
-    );
+    let seen = Recorded::default();
+    let registry = seen.registry(&stack);
     // Every update delivery makes, in the order a failing endpoint sees them.
     let now = 1_000_000;
     registry.record_failure(&a, &ep.id, now).await.unwrap();
@@ -654,7 +652,7 @@ async fn delivery_updates_only_the_attributes_its_role_allows() {
     assert!(registry.take_notice(&a, None, now, 3600, 5).await.unwrap());
     assert!(registry.disable(&a, &ep.id, "gone").await.unwrap());
 
-    let requests = seen.0.lock().unwrap().clone();
+    let requests = seen.requests.lock().unwrap().clone();
     let updates: Vec<&serde_json::Value> = requests
         .iter()
         .filter(|r| r.get("UpdateExpression").is_some())

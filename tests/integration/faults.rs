@@ -100,8 +100,10 @@ async fn aws_errors_and_dropped_connections_lose_no_accepted_event() {
     assert_eq!(accepted.len(), EVENTS, "every event accepted after retries");
 
     // Every (event, endpoint) pair arrives, with faults still on.
+    // Receivers see each event under its webhook-id.
     let want: HashSet<(String, String)> = accepted
         .iter()
+        .map(|e| switchyard_tests::webhook_id("acme", e))
         .flat_map(|e| paths.iter().map(move |p| (e.clone(), p.to_string())))
         .collect();
     let delivered = || ok.lock().unwrap().clone();
@@ -114,7 +116,7 @@ async fn aws_errors_and_dropped_connections_lose_no_accepted_event() {
     let got = delivered();
     let missing: Vec<_> = want.difference(&got).collect();
     // Requests per pair (a 500 and its retry count two), each with the
-    // event's id as its webhook-id.
+    // event's webhook-id.
     let mut per_pair: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in rx.received() {
         if let Some(id) = r.header("webhook-id") {
@@ -130,8 +132,12 @@ async fn aws_errors_and_dropped_connections_lose_no_accepted_event() {
         got.len()
     );
     assert!(missing.is_empty(), "pairs never delivered: {missing:?}");
+    let accepted_ids: HashSet<String> = accepted
+        .iter()
+        .map(|e| switchyard_tests::webhook_id("acme", e))
+        .collect();
     assert!(
-        per_pair.keys().all(|(id, _)| accepted.contains(id)),
+        per_pair.keys().all(|(id, _)| accepted_ids.contains(id)),
         "only accepted events arrive"
     );
     // The faults really happened, of every kind.

@@ -269,7 +269,10 @@ async fn producer_bindings_hold_through_the_runner_driven_stack() {
     }
     let got = rx.wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].header("webhook-id"), Some("ok_1"));
+    assert_eq!(
+        got[0].header("webhook-id"),
+        Some(switchyard_tests::webhook_id("acme", "ok_1").as_str())
+    );
     // The forged message keeps failing (it comes back after the visibility
     // timeout, then goes to the DLQ): nothing reaches globex meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -113,30 +113,9 @@ pub fn serves(path: &str) -> bool {
 }
 
 /// The router over `state`: exactly [`routes`], plus JSON answers for an
-/// unknown path (404) or method (405).
+/// unknown path (404) or method (405), as the management API's.
 pub fn router(state: Arc<AdminState>) -> Router {
-    let mut r = Router::new();
-    for (_, path, handler) in routes() {
-        r = r.route(path, handler);
-    }
-    r.fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this path does not take that method",
-            )
-        })
-        .layer(axum::middleware::from_fn(log_request))
-        .with_state(state)
-}
-
-/// One log line per request: method, path and status.
-async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    let response = next.run(req).await;
-    tracing::info!(method = %method, path = %path, status = response.status().as_u16(), "admin request");
-    response
+    switchyard_api::serve_routes(routes(), state)
 }
 
 /// Depth of every queue and DLQ the template declares.

@@ -213,8 +213,18 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<State>)> {
 /// The router over `state`: exactly [`routes`], plus JSON answers for an
 /// unknown path (404) or method (405).
 pub fn router(state: State) -> Router {
+    serve_routes(routes(), state)
+}
+
+/// A router of exactly `routes` over `state`, answering an unknown path
+/// (404) or method (405) in the API's error shape, with one log line a
+/// request: this function's and the admin function's.
+pub fn serve_routes<S: Clone + Send + Sync + 'static>(
+    routes: Vec<(Method, &'static str, MethodRouter<S>)>,
+    state: S,
+) -> Router {
     let mut r = Router::new();
-    for (_, path, handler) in routes() {
+    for (_, path, handler) in routes {
         r = r.route(path, handler);
     }
     r.fallback(|| async { error::ApiError::not_found("route") })
@@ -234,6 +244,6 @@ pub fn router(state: State) -> Router {
 async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let response = next.run(req).await;
-    tracing::info!(method = %method, path = %path, status = response.status().as_u16(), "api request");
+    tracing::info!(method = %method, path = %path, status = response.status().as_u16(), "request");
     response
 }

@@ -6,7 +6,8 @@ use switchyard_aws::aws_sdk_eventbridge;
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_core::envelope::{IngestLimits, Source, parse_event};
-use switchyard_core::ports::{EventBus, EventRecord, EventStore, InsertOutcome, Registry, TaskQueue};
+use switchyard_core::model::{EventRecord, InsertOutcome};
+use switchyard_core::ports::{EventBus, EventStore, Registry, TaskQueue};
 use switchyard_core::{Envelope, FanoutTask, TenantId};
 use switchyard_tests::Stack;
 
@@ -86,7 +87,7 @@ async fn event_store_inserts_once_per_tenant_and_id() {
     // and finds its own write in the way. The event is inserted (not a
     // duplicate, which would answer `"duplicate": true` to its first
     // request) and the key claimed.
-    use switchyard_core::ingest::{ClaimOutcome, KeyClaim};
+    use switchyard_core::model::{ClaimOutcome, KeyClaim};
     use switchyard_local::aws_proxy::{AwsProxy, Fault, Faults};
     let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
     let via_proxy = switchyard_aws::dynamo::DynamoEventStore::new(
@@ -275,7 +276,7 @@ async fn registration_refuses_urls_the_ssrf_policy_forbids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
-    use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
+    use switchyard_core::model::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
     use switchyard_core::ports::DeliveryLog;
     use switchyard_core::{DeliveryId, EndpointId, EventId, EventType};
     let stack = Stack::new("log-order").await;
@@ -370,7 +371,7 @@ async fn the_delivery_log_never_lets_a_stale_write_undo_a_newer_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it() {
-    use switchyard_core::delivery::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
+    use switchyard_core::model::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
     use switchyard_core::ports::DeliveryLog;
     use switchyard_core::{DeliveryId, EndpointId, EventId, EventType};
     let stack = Stack::new("log-first").await;

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use switchyard_core::delivery::DeliveryState;
+use switchyard_core::model::DeliveryState;
 use switchyard_core::retry::TimeScale;
 use switchyard_core::{DeliveryId, DeliveryTask, EventId};
 use switchyard_local::http_api::post_event;

@@ -2,7 +2,7 @@
 //! through real SDK calls against moto and a real receiver on loopback.
 
 use std::time::Duration;
-use switchyard_core::delivery::DeliveryState;
+use switchyard_core::model::DeliveryState;
 use switchyard_core::{DeliveryId, EventId};
 use switchyard_local::http_api::post_event;
 use switchyard_tests::{Receiver, Reply, Stack, assert_verifies, json_body};

@@ -320,7 +320,8 @@ async fn quota_header_values_are_masked_and_a_patch_of_the_mask_keeps_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_an_audit_page_reads_a_bounded_number_of_days() {
     use switchyard_core::envelope::{IngestLimits, Source, parse_event};
-    use switchyard_core::ports::{EventRecord, EventStore};
+    use switchyard_core::model::EventRecord;
+    use switchyard_core::ports::EventStore;
     use switchyard_core::time_util::{now_utc, rfc3339};
     let stack = Stack::new("quota-audit").await;
     let api = stack.api();

@@ -330,8 +330,8 @@ impl Stack {
     pub async fn delivery_records(
         &self,
     ) -> (
-        std::collections::HashMap<switchyard_core::DeliveryId, switchyard_core::delivery::DeliveryRecord>,
-        std::collections::HashMap<switchyard_core::DeliveryId, Vec<switchyard_core::delivery::AttemptRecord>>,
+        std::collections::HashMap<switchyard_core::DeliveryId, switchyard_core::model::DeliveryRecord>,
+        std::collections::HashMap<switchyard_core::DeliveryId, Vec<switchyard_core::model::AttemptRecord>>,
     ) {
         let (mut records, mut attempts) = (std::collections::HashMap::new(), std::collections::HashMap::new());
         for item in self.scan(&self.res.deliveries_table).await {
@@ -342,12 +342,12 @@ impl Stack {
                 .unwrap_or_default();
             match kind.as_str() {
                 "delivery" => {
-                    let r: switchyard_core::delivery::DeliveryRecord =
+                    let r: switchyard_core::model::DeliveryRecord =
                         serde_dynamo::from_item(item).unwrap_or_else(|e| panic!("a delivery item: {e}"));
                     records.insert(r.delivery_id.clone(), r);
                 }
                 "attempt" => {
-                    let a: switchyard_core::delivery::AttemptRecord =
+                    let a: switchyard_core::model::AttemptRecord =
                         serde_dynamo::from_item(item).unwrap_or_else(|e| panic!("an attempt item: {e}"));
                     attempts.entry(a.delivery_id.clone()).or_insert_with(Vec::new).push(a);
                 }

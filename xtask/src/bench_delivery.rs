@@ -49,11 +49,13 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchyard_core::delivery::{AttemptRecord, DeliveryRecord};
-use switchyard_core::delivery::{Deliverer, SendError, WebhookRequest, WebhookResponse};
+use switchyard_core::delivery::Deliverer;
 use switchyard_core::error::PortError;
 use switchyard_core::memory::{Memory, MemoryStore};
 use switchyard_core::metrics::Recorder;
+use switchyard_core::model::{
+    AttemptRecord, DeliveryRecord, DeliveryState, SendError, WebhookRequest, WebhookResponse,
+};
 use switchyard_core::ports::{DeliveryLog, WebhookSender};
 use switchyard_core::{DeliveryId, DeliveryTask, Endpoint, EndpointUrl, EventId, EventType, TenantId};
 use switchyard_delivery::{Delivery, HttpSender};
@@ -577,11 +579,7 @@ async fn throughput(a: &Args) -> Result<(), String> {
         let delivered = mem
             .records
             .lock()
-            .map(|r| {
-                r.values()
-                    .filter(|d| d.state == switchyard_core::delivery::DeliveryState::Succeeded)
-                    .count()
-            })
+            .map(|r| r.values().filter(|d| d.state == DeliveryState::Succeeded).count())
             .unwrap_or(0);
         if delivered != a.n {
             return Err(format!("the engine delivered {delivered} of {}", a.n));
@@ -1160,10 +1158,6 @@ mod tests {
         drive(e, batches(&tasks(30, &eps).unwrap()), 2).await;
         let records = mem.records.lock().unwrap();
         assert_eq!(records.len(), 30);
-        assert!(
-            records
-                .values()
-                .all(|d| d.state == switchyard_core::delivery::DeliveryState::Succeeded)
-        );
+        assert!(records.values().all(|d| d.state == DeliveryState::Succeeded));
     }
 }

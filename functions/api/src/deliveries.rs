@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use switchyard_core::delivery::{DeliveryRecord, DeliveryState};
+use switchyard_core::model::{DeliveryRecord, DeliveryState};
 use switchyard_core::ports::TaskQueue;
 use switchyard_core::time_util::{now_utc, parse_rfc3339, rfc3339};
 use switchyard_core::{DeliveryId, DeliveryTask, EventId, TenantId};

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use switchyard_core::Endpoint;
-use switchyard_core::delivery::{AttemptRecord, DeliveryRecord};
+use switchyard_core::model::{AttemptRecord, DeliveryRecord};
 use switchyard_core::retry::RawRetryPolicy;
 use switchyard_core::time_util::rfc3339;
 

@@ -16,9 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::borrow::Cow;
 use std::time::Duration;
-use switchyard_core::delivery::{
-    HeaderText, MAX_RECORDED_BODY, SendError, WebhookRequest, WebhookResponse, truncate_body,
-};
+use switchyard_core::delivery::{MAX_RECORDED_BODY, truncate_body};
+use switchyard_core::model::{HeaderText, SendError, WebhookRequest, WebhookResponse};
 use switchyard_core::ports::WebhookSender;
 use switchyard_core::ssrf::SsrfPolicy;
 use tokio::time::{Instant, timeout_at};

@@ -343,7 +343,7 @@ mod tests {
             .send(&post_to(&format!("http://localhost:{port}/")))
             .await
             .unwrap_err();
-        let switchyard_core::delivery::SendError::Refused(detail) = &err else {
+        let switchyard_core::model::SendError::Refused(detail) = &err else {
             panic!("not refused: {err:?}");
         };
         assert!(detail.contains("loopback"), "{detail}");

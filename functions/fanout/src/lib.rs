@@ -188,19 +188,19 @@ mod tests {
             _: &TenantId,
             _: &switchyard_core::EventId,
             _: time::OffsetDateTime,
-        ) -> Result<Option<switchyard_core::ports::EventRecord>, PortError> {
+        ) -> Result<Option<switchyard_core::model::EventRecord>, PortError> {
             Ok(None)
         }
         async fn insert_event(
             &self,
-            _: &switchyard_core::ports::EventRecord,
-        ) -> Result<switchyard_core::ports::InsertOutcome, PortError> {
+            _: &switchyard_core::model::EventRecord,
+        ) -> Result<switchyard_core::model::InsertOutcome, PortError> {
             Err(PortError::permanent("nothing is stored here"))
         }
         async fn claim_key(
             &self,
-            _: &switchyard_core::ingest::KeyClaim,
-        ) -> Result<switchyard_core::ingest::ClaimOutcome, PortError> {
+            _: &switchyard_core::model::KeyClaim,
+        ) -> Result<switchyard_core::model::ClaimOutcome, PortError> {
             Err(PortError::permanent("nothing is stored here"))
         }
     }

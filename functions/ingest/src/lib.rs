@@ -81,7 +81,8 @@ use switchyard_core::ingest::{
     confirm, ingest, publish,
 };
 use switchyard_core::metrics::{Recorder, m};
-use switchyard_core::ports::{EventBus, EventRecord, EventStore, RateLimiter, Registry, TaskQueue, send_grouped};
+use switchyard_core::model::EventRecord;
+use switchyard_core::ports::{EventBus, EventStore, RateLimiter, Registry, TaskQueue, send_grouped};
 use switchyard_core::producers::{ProducerBindings, TenantFrom};
 use switchyard_core::quota::{Admission, INGEST_PER_SECOND, admit_ingest};
 use switchyard_core::{FanoutTask, PortError, TenantId};

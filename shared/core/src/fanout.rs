@@ -3,7 +3,8 @@
 use crate::envelope::Envelope;
 use crate::error::PortError;
 use crate::ids::EndpointId;
-use crate::ports::{EventRecord, EventStore, Registry, TaskQueue};
+use crate::model::EventRecord;
+use crate::ports::{EventStore, Registry, TaskQueue};
 use crate::task::{DeliveryTask, FanoutTask};
 use std::ops::Range;
 use time::{Duration, OffsetDateTime};
@@ -327,16 +328,16 @@ mod tests {
         ) -> Result<Option<EventRecord>, PortError> {
             Ok(None)
         }
-        async fn insert_event(&self, r: &EventRecord) -> Result<crate::ports::InsertOutcome, PortError> {
+        async fn insert_event(&self, r: &EventRecord) -> Result<crate::model::InsertOutcome, PortError> {
             let mut all = self.0.lock().unwrap();
             if let Some(e) = all.iter().find(|e| e.envelope.id == r.envelope.id) {
-                return Ok(crate::ports::InsertOutcome::Exists(Box::new(e.clone())));
+                return Ok(crate::model::InsertOutcome::Exists(Box::new(e.clone())));
             }
             all.push(r.clone());
-            Ok(crate::ports::InsertOutcome::Inserted)
+            Ok(crate::model::InsertOutcome::Inserted)
         }
-        async fn claim_key(&self, _: &crate::ingest::KeyClaim) -> Result<crate::ingest::ClaimOutcome, PortError> {
-            Ok(crate::ingest::ClaimOutcome::Claimed)
+        async fn claim_key(&self, _: &crate::model::KeyClaim) -> Result<crate::model::ClaimOutcome, PortError> {
+            Ok(crate::model::ClaimOutcome::Claimed)
         }
     }
 

@@ -24,8 +24,8 @@ use crate::api_key::ApiKey;
 use crate::envelope::{Envelope, EnvelopeError, IngestLimits, Routing, Source, parse_event};
 use crate::error::PortError;
 use crate::ids::{EventId, TenantId};
-use crate::keys::Key;
-use crate::ports::{EventBus, EventRecord, EventStore, InsertOutcome, Registry, TaskQueue};
+use crate::model::{ClaimOutcome, EventRecord, InsertOutcome, KeyClaim};
+use crate::ports::{EventBus, EventStore, Registry, TaskQueue};
 use crate::task::FanoutTask;
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -139,36 +139,6 @@ impl fmt::Debug for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "IdempotencyKey(<{} chars>)", self.0.len())
     }
-}
-
-/// A request to hold an idempotency key for an event until `expires_at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyClaim {
-    pub tenant: TenantId,
-    /// [`IdempotencyKey::digest`].
-    pub key_digest: String,
-    /// The event the key names if this claim wins.
-    pub event_id: EventId,
-    pub now: OffsetDateTime,
-    /// The end of the dedupe window: whole seconds.
-    pub expires_at: OffsetDateTime,
-}
-
-impl KeyClaim {
-    /// The claim's item in the deliveries table:
-    /// `TENANT#{t}#IDEMPOTENCY#{sha256}` / `IDEMPOTENCY`.
-    pub fn key(&self) -> Key {
-        crate::keys::deliveries::idempotency(&self.tenant, &self.key_digest)
-    }
-}
-
-/// The result of [`EventStore::claim_key`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimOutcome {
-    /// The key is now held for the claim's event.
-    Claimed,
-    /// The tenant already holds the key (within its window) for this event.
-    Held(EventId),
 }
 
 /// `t` rounded up to a whole second, so that a window never ends early.
@@ -459,7 +429,7 @@ mod tests {
         }
         async fn claim_key(&self, c: &KeyClaim) -> Result<ClaimOutcome, PortError> {
             let mut m = self.keys.lock().unwrap();
-            let k = c.key().pk;
+            let k = format!("{}/{}", c.tenant, c.key_digest);
             if let Some((id, exp)) = m.get(&k)
                 && is_live(*exp, c.now)
             {
@@ -937,14 +907,6 @@ mod tests {
             assert_eq!(IdempotencyKey::parse(bad), Err(InvalidIdempotencyKey), "{bad:?}");
         }
         assert_eq!(format!("{:?}", key("secret-ish")), "IdempotencyKey(<10 chars>)");
-        let claim = KeyClaim {
-            tenant: tenant("t1"),
-            key_digest: "ab".into(),
-            event_id: EventId::parse("e").unwrap(),
-            now: now(),
-            expires_at: now(),
-        };
-        assert_eq!(claim.key().pk, "TENANT#t1#IDEMPOTENCY#ab");
     }
 
     struct Keys(HashMap<String, TenantId>);

@@ -38,8 +38,8 @@
 //! in time order.
 
 use crate::api_key::ApiKeyHash;
-use crate::delivery::DeliveryState;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
+use crate::model::DeliveryState;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -402,6 +402,11 @@ mod tests {
         assert_eq!(registry::endpoint(&t("a"), &ep).sk, "ENDPOINT#ep_1");
         assert_eq!(registry::endpoints_of(&t("a")), ("TENANT#a".to_string(), "ENDPOINT#"));
         assert_eq!(deliveries::event(&t("a"), &evt).pk, "TENANT#a#EVENT#evt_1");
+        let claim = deliveries::idempotency(&t("t1"), "ab");
+        assert_eq!(
+            (claim.pk.as_str(), claim.sk.as_str()),
+            ("TENANT#t1#IDEMPOTENCY#ab", "IDEMPOTENCY")
+        );
         let key = deliveries::delivery(&t("a"), &dlv).unwrap();
         assert_eq!(key.pk, format!("TENANT#a#DELIVERIES#{group}"));
         assert_eq!(key.sk, format!("DELIVERY#{dlv}"));

@@ -7,6 +7,12 @@
 //! outside world only through small traits ([`ports`], and the consumer's
 //! and workflow's own), which `switchyard-aws` implements for SQS,
 //! DynamoDB and EventBridge.
+//!
+//! The modules form a one-way graph (`cargo xtask cycles` prints it by
+//! layer): leaf types (ids, envelope, endpoint, task) at the bottom, then
+//! the records the ports pass ([`model`]), then [`ports`], then the services
+//! over ports and model. [`memory`] implements the ports in memory for
+//! tests and benchmarks; no service needs it.
 
 pub mod api_key;
 pub mod batch_log;
@@ -24,6 +30,7 @@ pub mod ingest;
 pub mod keys;
 pub mod memory;
 pub mod metrics;
+pub mod model;
 pub mod ports;
 pub mod producers;
 pub mod quota;

@@ -4,9 +4,9 @@
 //! own cost (`cargo xtask bench-delivery`) without a database in the way;
 //! production uses the DynamoDB/SQS adapters of `switchyard-aws`.
 
-use crate::delivery::{AttemptRecord, DeliveryRecord};
 use crate::endpoint::{Circuit, EndpointRoute, Written};
 use crate::error::PortError;
+use crate::model::{AttemptRecord, DeliveryRecord};
 use crate::ports::{DeliveryLog, EndpointEdits, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue};
 use crate::{ApiKeyHash, DeliveryId, DeliveryTask, Endpoint, EndpointId, FanoutTask, TenantId};
 use std::collections::HashMap;

@@ -481,9 +481,9 @@ pub struct Observed<T> {
 
 mod observed {
     use super::{Observed, m, with};
-    use crate::delivery::{SendError, WebhookRequest, WebhookResponse};
     use crate::endpoint::Circuit;
     use crate::error::PortError;
+    use crate::model::{SendError, WebhookRequest, WebhookResponse};
     use crate::ports::{EndpointHealth, RateLimiter, Registry, WebhookSender};
     use crate::{ApiKeyHash, Endpoint, EndpointId, TenantId};
 

@@ -3,33 +3,16 @@
 //! function implements [`WebhookSender`] with an HTTP client.
 
 use crate::api_key::ApiKeyHash;
-use crate::delivery::{AttemptRecord, DeliveryRecord, SendError, WebhookRequest, WebhookResponse};
 use crate::endpoint::{Circuit, Endpoint, EndpointRoute};
 use crate::envelope::Envelope;
 use crate::error::PortError;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
+use crate::model::{
+    AttemptRecord, ClaimOutcome, DeliveryRecord, EventRecord, InsertOutcome, KeyClaim, SendError, WebhookRequest,
+    WebhookResponse,
+};
 use std::future::Future;
 use time::OffsetDateTime;
-
-/// The stored record of an accepted event (its audit record and dedupe key),
-/// written once its hand-over (fan-out task, bus) was done.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRecord {
-    pub envelope: Envelope,
-    pub received_at: OffsetDateTime,
-    /// When the record may be deleted (DynamoDB TTL) and stops deduplicating
-    /// its id: whole seconds. The retention period for `routing.audit`
-    /// events, the dedupe window for the others.
-    pub expires_at: OffsetDateTime,
-}
-
-/// The result of a conditional insert.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InsertOutcome {
-    Inserted,
-    /// An event with this id already exists for the tenant; here it is.
-    Exists(Box<EventRecord>),
-}
 
 /// Accepted events and the idempotency keys that name them.
 ///
@@ -52,10 +35,7 @@ pub trait EventStore: Sync {
     fn insert_event(&self, record: &EventRecord) -> impl Future<Output = Result<InsertOutcome, PortError>> + Send;
     /// Claims an idempotency key for an event id unless the tenant holds the
     /// key already (live); then answers the event id it was claimed for.
-    fn claim_key(
-        &self,
-        claim: &crate::ingest::KeyClaim,
-    ) -> impl Future<Output = Result<crate::ingest::ClaimOutcome, PortError>> + Send;
+    fn claim_key(&self, claim: &KeyClaim) -> impl Future<Output = Result<ClaimOutcome, PortError>> + Send;
 }
 
 /// A queue of tasks of one kind.

@@ -22,8 +22,9 @@
 //! margin later, when the next sweep takes it. Each run handles at most
 //! `limit` deliveries; the rest wait for the next run.
 
-use crate::delivery::{DeliveryRecord, DeliveryState, exhausted_data, notice};
+use crate::delivery::{exhausted_data, notice};
 use crate::error::PortError;
+use crate::model::{DeliveryRecord, DeliveryState};
 use crate::ports::{DeliveryLog, EventStore, TaskQueue};
 use crate::{DeliveryTask, FanoutTask};
 use serde::Serialize;
@@ -160,11 +161,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::DeliveryState;
     use crate::envelope::parse_event;
     use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
     use crate::memory::{Memory, MemoryStore};
-    use crate::ports::{EventRecord, InsertOutcome};
+    use crate::model::{
+        ClaimOutcome, DeliveryState, EventRecord, InsertOutcome, KeyClaim, SendError, WebhookRequest, WebhookResponse,
+    };
     use std::sync::{Arc, Mutex};
 
     fn t(s: i64) -> OffsetDateTime {
@@ -229,7 +231,7 @@ mod tests {
         async fn insert_event(&self, _: &EventRecord) -> Result<InsertOutcome, PortError> {
             unreachable!("the sweep never inserts")
         }
-        async fn claim_key(&self, _: &crate::ingest::KeyClaim) -> Result<crate::ingest::ClaimOutcome, PortError> {
+        async fn claim_key(&self, _: &KeyClaim) -> Result<ClaimOutcome, PortError> {
             unreachable!("the sweep never claims keys")
         }
     }
@@ -365,10 +367,7 @@ mod tests {
     struct NeverCalled;
 
     impl crate::ports::WebhookSender for NeverCalled {
-        async fn send(
-            &self,
-            _: &crate::delivery::WebhookRequest,
-        ) -> Result<crate::delivery::WebhookResponse, crate::delivery::SendError> {
+        async fn send(&self, _: &WebhookRequest) -> Result<WebhookResponse, SendError> {
             unreachable!("no endpoint is called here")
         }
     }

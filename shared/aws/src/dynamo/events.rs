@@ -4,9 +4,10 @@ use super::{Item, Put, from_item, get_item, get_raw_item, item_with_key, key_ite
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use switchyard_core::ingest::{ClaimOutcome, KeyClaim, is_live};
+use switchyard_core::ingest::is_live;
 use switchyard_core::keys;
-use switchyard_core::ports::{EventRecord, EventStore, InsertOutcome};
+use switchyard_core::model::{ClaimOutcome, EventRecord, InsertOutcome, KeyClaim};
+use switchyard_core::ports::EventStore;
 use switchyard_core::time_util::{parse_rfc3339, rfc3339, sortable};
 use switchyard_core::{Envelope, EventId, PortError, TenantId};
 use time::OffsetDateTime;
@@ -343,7 +344,7 @@ impl EventStore for DynamoEventStore {
     }
 
     async fn claim_key(&self, claim: &KeyClaim) -> Result<ClaimOutcome, PortError> {
-        let key = claim.key();
+        let key = keys::deliveries::idempotency(&claim.tenant, &claim.key_digest);
         let row = KeyRow {
             tenant_id: claim.tenant.clone(),
             event_id: claim.event_id.clone(),

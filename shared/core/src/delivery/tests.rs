@@ -1,8 +1,10 @@
 //! The delivery rules over in-memory ports: every decision without a network.
 
 use super::*;
+use crate::endpoint::EndpointUrl;
 use crate::endpoint::{Circuit, CustomHeaders};
 use crate::envelope::{IngestLimits, parse_event};
+use crate::ids::DeliveryId;
 use crate::memory::{Memory, MemoryStore};
 use crate::retry::RetryPolicy;
 use crate::signing::verify;

@@ -1,0 +1,259 @@
+//! The records the services and their ports pass around: accepted events,
+//! idempotency claims, webhook requests and answers, deliveries and their
+//! attempts. Plain data with their serde shapes; no behaviour that needs a
+//! port, so every other module can depend on this one and it on none of
+//! them but the leaf types (ids, envelope, endpoint URL, task).
+
+use crate::endpoint::EndpointUrl;
+use crate::envelope::Envelope;
+use crate::event_type::EventType;
+use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
+use crate::task::DeliveryTask;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+use time::OffsetDateTime;
+
+/// The stored record of an accepted event (its audit record and dedupe key),
+/// written once its hand-over (fan-out task, bus) was done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub envelope: Envelope,
+    pub received_at: OffsetDateTime,
+    /// When the record may be deleted (DynamoDB TTL) and stops deduplicating
+    /// its id: whole seconds. The retention period for `routing.audit`
+    /// events, the dedupe window for the others.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The result of a conditional insert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// An event with this id already exists for the tenant; here it is.
+    Exists(Box<EventRecord>),
+}
+
+/// A request to hold an idempotency key for an event until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyClaim {
+    pub tenant: TenantId,
+    /// The SHA-256 of the producer's `Idempotency-Key`, hex
+    /// ([`crate::ingest::IdempotencyKey::digest`]).
+    pub key_digest: String,
+    /// The event the key names if this claim wins.
+    pub event_id: EventId,
+    pub now: OffsetDateTime,
+    /// The end of the dedupe window: whole seconds.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The result of [`crate::ports::EventStore::claim_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The key is now held for the claim's event.
+    Claimed,
+    /// The tenant already holds the key (within its window) for this event.
+    Held(EventId),
+}
+
+/// A header name or value: the ones Switchyard sets are static strings, the
+/// endpoint's custom ones and the per-request ones are owned.
+pub type HeaderText = Cow<'static, str>;
+
+/// A request ready to send. Its `Debug` leaves the body and header values out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookRequest {
+    pub url: EndpointUrl,
+    pub headers: Vec<(HeaderText, HeaderText)>,
+    pub body: String,
+}
+
+impl fmt::Debug for WebhookRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookRequest")
+            .field("url", &self.url)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(),
+            )
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish()
+    }
+}
+
+/// What a receiver answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    pub status: u16,
+    /// At most [`crate::delivery::MAX_RECORDED_BODY`] bytes of the body, lossily decoded.
+    pub body: String,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+}
+
+/// Why no answer came back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("timed out")]
+    Timeout,
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("refused by the SSRF guard: {0}")]
+    Refused(String),
+    #[error("the exchange failed: {0}")]
+    Io(String),
+}
+
+impl SendError {
+    /// The error kind recorded with the attempt.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Refused(_) => "address_refused",
+            Self::Io(_) => "io",
+        }
+    }
+}
+
+/// What started an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Scheduled,
+    Manual,
+}
+
+/// One attempt, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub delivery_id: DeliveryId,
+    pub attempt: u32,
+    #[serde(with = "crate::time_util::serde_rfc3339")]
+    pub at: OffsetDateTime,
+    pub succeeded: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    /// `http_status`, `timeout`, `connect`, `io`, `address_refused`,
+    /// `url_refused`, or `circuit_open` (the endpoint was not called).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    /// When the next attempt is due, if there will be one.
+    #[serde(
+        default,
+        with = "crate::time_util::serde_rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub trigger: Trigger,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// A 2xx was received.
+    Succeeded,
+    /// The last attempt failed; another is scheduled.
+    Retrying,
+    /// Given up: the schedule was exhausted, the endpoint is gone or its URL
+    /// refused. The task is in the deliveries DLQ.
+    Failed,
+    /// Not attempted: the endpoint was deleted or disabled.
+    Skipped,
+}
+
+/// A delivery's current state, stored beside its attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub delivery_id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub endpoint_id: EndpointId,
+    pub event_id: EventId,
+    pub event_type: EventType,
+    pub state: DeliveryState,
+    /// Attempts made over the delivery's life.
+    pub attempts: u32,
+    /// Attempts in the current round (a redrive from the DLQ starts a new one);
+    /// the retry schedule is indexed by this.
+    #[serde(default)]
+    pub round_attempts: u32,
+    pub last_status_code: Option<u16>,
+    /// How long the last attempt that called the endpoint took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_duration_ms: Option<u64>,
+    /// The last replay request (`DeliveryTask::manual_request`) acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_request: Option<String>,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(
+        default,
+        with = "crate::time_util::serde_rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    #[serde(with = "crate::time_util::serde_rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "crate::time_util::serde_rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// The delivery's first attempt, kept in the record itself: most
+    /// deliveries succeed at once, and then the record is the only write
+    /// (the attempt log is this plus the later attempts' own records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_attempt: Option<AttemptRecord>,
+    /// The latest copy of the task (`DeliveryTask::generation`): raised by
+    /// the reconciler when it sends a lost task again.
+    #[serde(default)]
+    pub task_generation: u32,
+    /// It delivers an operational event (`DeliveryTask::operational`): its
+    /// failure tells no one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operational: bool,
+}
+
+impl DeliveryRecord {
+    pub(crate) fn new(task: &DeliveryTask, state: DeliveryState, now: OffsetDateTime) -> Self {
+        Self {
+            delivery_id: task.delivery_id.clone(),
+            tenant_id: task.tenant_id.clone(),
+            endpoint_id: task.endpoint_id.clone(),
+            event_id: task.event_id.clone(),
+            event_type: task.event_type.clone(),
+            state,
+            attempts: 0,
+            round_attempts: 0,
+            last_status_code: None,
+            last_duration_ms: None,
+            manual_request: None,
+            reason: None,
+            next_attempt_at: None,
+            created_at: task.created_at,
+            updated_at: now,
+            first_attempt: None,
+            task_generation: task.generation,
+            operational: task.operational,
+        }
+    }
+
+    /// The delivery's attempt log, oldest first: the attempts stored on
+    /// their own (`stored`) and the first attempt this record carries, each
+    /// attempt number once (deliveries recorded before the first attempt
+    /// moved into the record have it stored on its own too).
+    pub fn attempt_log(&self, mut stored: Vec<AttemptRecord>) -> Vec<AttemptRecord> {
+        if let Some(first) = &self.first_attempt
+            && !stored.iter().any(|a| a.attempt == first.attempt)
+        {
+            stored.push(first.clone());
+        }
+        stored.sort_by_key(|a| a.attempt);
+        stored
+    }
+}

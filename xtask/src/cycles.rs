@@ -7,7 +7,10 @@
 //! `with = "crate::…"`, but not in comments or docs. An item marked
 //! `#[cfg(test)]` inside a file (the inline `mod tests { … }`) may reach
 //! anywhere and is left out; a module's separate test files (such as
-//! `delivery/tests.rs`) count, as they are the module's files.
+//! `delivery/tests.rs`) count, as they are the module's files. A second
+//! test reads the graph without those files and checks the layers: model
+//! and ports below the services, and no module's own code on the
+//! in-memory ports.
 //!
 //! The graph must have no cycle: `cargo xtask test` checks `shared/core`
 //! first, and this crate's unit test `shared_core_has_no_module_cycle` checks
@@ -26,7 +29,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         [dir] => root.join(dir),
         _ => return Err("usage: cargo xtask cycles [SRC_DIR]".into()),
     };
-    let graph = module_graph(&src)?;
+    let graph = module_graph(&src, TestFiles::Count)?;
     check(&src, &graph)?;
     for (i, layer) in layers(&graph).iter().enumerate() {
         println!("layer {i}: {}", layer.join(", "));
@@ -45,8 +48,20 @@ pub(crate) fn check(src: &Path, graph: &Graph) -> Result<(), String> {
     Err(format!("module cycles in {}: {}", src.display(), text.join("; ")))
 }
 
+/// Whether a module's separate test files (`NAME/tests.rs`, and any file
+/// under a `tests/` directory of the module) count as its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TestFiles {
+    Count,
+    Skip,
+}
+
 /// Reads the module graph of a crate's `src/` directory.
-pub(crate) fn module_graph(src: &Path) -> Result<Graph, String> {
+pub(crate) fn module_graph(src: &Path, test_files: TestFiles) -> Result<Graph, String> {
+    let is_test_file = |p: &Path| {
+        p.strip_prefix(src)
+            .is_ok_and(|rel| rel.iter().skip(1).any(|part| part == "tests" || part == "tests.rs"))
+    };
     let read_dir = |dir: &Path| -> Result<Vec<PathBuf>, String> {
         let mut paths = std::fs::read_dir(dir)
             .map_err(|e| format!("reading {}: {e}", dir.display()))?
@@ -80,7 +95,9 @@ pub(crate) fn module_graph(src: &Path) -> Result<Graph, String> {
                 for p in read_dir(&dir)? {
                     if p.is_dir() {
                         stack.push(p);
-                    } else if p.extension().is_some_and(|e| e == "rs") {
+                    } else if p.extension().is_some_and(|e| e == "rs")
+                        && !(test_files == TestFiles::Skip && is_test_file(&p))
+                    {
                         entry.push(p);
                     }
                 }
@@ -441,12 +458,35 @@ mod tests {
     #[test]
     fn shared_core_has_no_module_cycle() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/core/src");
-        let graph = module_graph(&src).unwrap();
+        let graph = module_graph(&src, TestFiles::Count).unwrap();
         assert!(graph.len() > 20, "read {} modules only", graph.len());
         assert!(graph["ingest"].contains("ports"), "the graph reads `crate::` paths");
         if let Err(e) = check(&src, &graph) {
             panic!("{e}");
         }
+    }
+
+    #[test]
+    fn shared_core_keeps_its_layers() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/core/src");
+        let graph = module_graph(&src, TestFiles::Skip).unwrap();
+        let above_ports = ["delivery", "fanout", "ingest", "keys", "memory", "metrics", "reconcile"];
+        for low in ["ports", "model"] {
+            let wrong: Vec<_> = graph[low]
+                .iter()
+                .filter(|d| above_ports.contains(&d.as_str()))
+                .collect();
+            assert!(wrong.is_empty(), "{low} depends on {wrong:?}");
+        }
+        assert!(!graph["model"].contains("ports"), "model depends on ports");
+        // The in-memory ports are for tests and benchmarks: no module's own
+        // code needs them.
+        let users: Vec<_> = graph
+            .iter()
+            .filter(|(_, deps)| deps.contains("memory"))
+            .map(|(m, _)| m)
+            .collect();
+        assert!(users.is_empty(), "{users:?} depend on memory outside tests");
     }
 
     #[test]
@@ -519,10 +559,12 @@ pub(crate) fn after_tests() { crate::after::call(); }
         std::fs::write(dir.join("a.rs"), "#[cfg(test)]\nmod tests;\n").unwrap();
         std::fs::write(dir.join("a/tests.rs"), "use crate::b::B;\n").unwrap();
         std::fs::write(dir.join("b.rs"), "use crate::a::A;\n").unwrap();
-        let graph = module_graph(&dir).unwrap();
+        let graph = module_graph(&dir, TestFiles::Count).unwrap();
         let result = check(&dir, &graph);
+        let without_tests = module_graph(&dir, TestFiles::Skip).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(cycles(&graph), vec![vec!["a".to_string(), "b".into()]]);
+        assert!(cycles(&without_tests).is_empty());
         assert!(result.unwrap_err().ends_with("a <-> b"));
     }
 }

@@ -89,7 +89,7 @@ fn setup(root: &Path) -> Result<switchyard_local::venv::Venv, String> {
 /// run them as processes, as Lambda would.
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     let core = root.join("shared/core/src");
-    cycles::check(&core, &cycles::module_graph(&core)?)?;
+    cycles::check(&core, &cycles::module_graph(&core, cycles::TestFiles::Count)?)?;
     let venv = setup(root)?;
     let template = switchyard_local::template::load(root, &venv).map_err(|e| e.to_string())?;
     local::build_functions(root, &template)?;

@@ -1,7 +1,9 @@
 //! Project commands, run as `cargo xtask <command>`.
 //!
 //! - `setup`: the Python virtualenv (moto, cfn-lint, standardwebhooks, svix, cargo-lambda);
-//! - `test`: setup, then every test: unit, integration (moto), interop, cfn-lint;
+//! - `test`: setup, then every test: the docs' links, unit, integration (moto),
+//!   interop, cfn-lint;
+//! - `check-links`: every relative link and anchor in README.md and docs/ resolves;
 //! - `demo`: the main job locally: the whole stack from template.yaml (the
 //!   local runner), a tenant, an endpoint and one event over HTTP, a signed
 //!   webhook received and verified, a workflow run;
@@ -22,6 +24,7 @@ mod bench_cost;
 mod bench_delivery;
 mod demo;
 mod fuzz;
+mod links;
 mod local;
 mod sam;
 mod soak;
@@ -32,6 +35,7 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask <command>
   setup
   test [cargo test args]
+  check-links                                      (every relative link and anchor of README.md and docs/ resolves)
   demo [--keep-running] [OPTIONS]
   up [OPTIONS]                                     (default --port 3000)
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup(&root).map(|_| ()),
         Some("test") => test(&root, &args[1..]),
+        Some("check-links") => links::run(&root),
         Some("demo") => demo::run(&root, &args[1..]),
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
@@ -78,9 +83,11 @@ fn setup(root: &Path) -> Result<switchyard_local::venv::Venv, String> {
 
 /// Every test of the workspace. Extra arguments go to `cargo test`.
 ///
-/// The function binaries are built first: the local runner's tests run
+/// The docs' links are checked first (a second or less), then the
+/// function binaries are built: the local runner's tests run
 /// them as processes, as Lambda would.
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
+    links::run(root)?;
     let venv = setup(root)?;
     let template = switchyard_local::template::load(root, &venv).map_err(|e| e.to_string())?;
     local::build_functions(root, &template)?;

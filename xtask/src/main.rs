@@ -1,10 +1,12 @@
 //! Project commands, run as `cargo xtask <command>`.
 //!
 //! - `setup`: the Python virtualenv (moto, cfn-lint, standardwebhooks, svix, cargo-lambda);
-//! - `test`: setup, then every test: unit, integration (moto), interop,
-//!   cfn-lint; it checks first that `shared/core` has no module cycle;
+//! - `test`: setup, then every test: the docs' links, unit, integration
+//!   (moto), interop, cfn-lint; it checks first that `shared/core` has no
+//!   module cycle;
 //! - `cycles`: the module graph of `shared/core` (or another crate's `src/`)
 //!   by layer, and a failure on any cycle;
+//! - `check-links`: every relative link and anchor in README.md and docs/ resolves;
 //! - `demo`: the main job locally: the whole stack from template.yaml (the
 //!   local runner), a tenant, an endpoint and one event over HTTP, a signed
 //!   webhook received and verified, a workflow run;
@@ -26,6 +28,7 @@ mod bench_delivery;
 mod cycles;
 mod demo;
 mod fuzz;
+mod links;
 mod local;
 mod sam;
 mod soak;
@@ -37,6 +40,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   setup
   test [cargo test args]
   cycles [SRC_DIR]                                 (module layers of shared/core/src or SRC_DIR; fails on a cycle)
+  check-links                                      (every relative link and anchor of README.md and docs/ resolves)
   demo [--keep-running] [OPTIONS]
   up [OPTIONS]                                     (default --port 3000)
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Some("setup") => setup(&root).map(|_| ()),
         Some("test") => test(&root, &args[1..]),
         Some("cycles") => cycles::run(&root, &args[1..]),
+        Some("check-links") => links::run(&root),
         Some("demo") => demo::run(&root, &args[1..]),
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
@@ -85,11 +90,13 @@ fn setup(root: &Path) -> Result<switchyard_local::venv::Venv, String> {
 /// Every test of the workspace. Extra arguments go to `cargo test`.
 ///
 /// `shared/core`'s module graph is checked for cycles first, which takes a
-/// moment. Then the function binaries are built: the local runner's tests
-/// run them as processes, as Lambda would.
+/// moment, and the docs' links (a second or less). Then the function
+/// binaries are built: the local runner's tests run them as processes, as
+/// Lambda would.
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     let core = root.join("shared/core/src");
     cycles::check(&core, &cycles::module_graph(&core, cycles::TestFiles::Count)?)?;
+    links::run(root)?;
     let venv = setup(root)?;
     let template = switchyard_local::template::load(root, &venv).map_err(|e| e.to_string())?;
     local::build_functions(root, &template)?;

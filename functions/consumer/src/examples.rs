@@ -3,7 +3,7 @@
 //! that tests (and operators) can see them; the framework around them is
 //! the product. To handle a new type, write a handler or a workflow here and
 //! register it in [`register`]; to give a new domain its own queue, add it to
-//! `template.yaml` (see the README).
+//! `template.yaml` (see `docs/consumers.md`, "Adding a domain").
 //!
 //! | type | handler | what it does |
 //! |---|---|---|

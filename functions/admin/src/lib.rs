@@ -42,15 +42,7 @@ impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let dlqs = redrive::parse_dlqs(&env_opt("DLQS").unwrap_or_else(|| "[]".into()))
             .map_err(|reason| ConfigError::Invalid { name: "DLQS", reason })?;
-        let admin = env_opt("ADMIN_KEY_SHA256").map(|h| h.trim().to_ascii_lowercase());
-        if let Some(h) = &admin
-            && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return Err(ConfigError::Invalid {
-                name: "ADMIN_KEY_SHA256",
-                reason: "must be 64 hex digits (the SHA-256 of the admin key)".into(),
-            });
-        }
+        let admin = switchyard_aws::config::admin_key_sha256()?;
         Ok(Self {
             dlqs,
             admin_key_sha256: admin,

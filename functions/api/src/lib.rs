@@ -26,7 +26,7 @@ use axum::Router;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use std::sync::Arc;
-use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_opt, env_var, retention_days};
+use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry};
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
@@ -65,15 +65,7 @@ impl Settings {
     /// [`switchyard_aws::config::limits`]),
     /// and `ALLOW_HTTP` / `SSRF_ALLOW_LIST` (local mode only).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let admin = env_opt("ADMIN_KEY_SHA256").map(|h| h.trim().to_ascii_lowercase());
-        if let Some(h) = &admin
-            && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            return Err(ConfigError::Invalid {
-                name: "ADMIN_KEY_SHA256",
-                reason: "must be 64 hex digits (the SHA-256 of the admin key)".into(),
-            });
-        }
+        let admin = switchyard_aws::config::admin_key_sha256()?;
         let ssrf = switchyard_aws::config::ssrf_policy()?;
         Ok(Self {
             registry_table: env_var("REGISTRY_TABLE")?,

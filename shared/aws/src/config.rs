@@ -79,6 +79,25 @@ where
     }
 }
 
+/// `ADMIN_KEY_SHA256`: the SHA-256 of the operator's key, as 64 hex digits
+/// (lower-cased); `None` when unset (the admin routes then answer 403).
+pub fn admin_key_sha256() -> Result<Option<String>, ConfigError> {
+    admin_key_sha256_from(env_opt("ADMIN_KEY_SHA256"))
+}
+
+fn admin_key_sha256_from(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let admin = value.map(|h| h.trim().to_ascii_lowercase());
+    if let Some(h) = &admin
+        && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(ConfigError::Invalid {
+            name: "ADMIN_KEY_SHA256",
+            reason: "must be 64 hex digits (the SHA-256 of the admin key)".into(),
+        });
+    }
+    Ok(admin)
+}
+
 /// Reads an optional environment variable; unset and empty are both `None`.
 pub fn env_opt(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -198,5 +217,19 @@ mod tests {
         // ALLOW_HTTP=false relaxes nothing.
         assert!(policy(&[lambda, ("ALLOW_HTTP", "false")]).is_ok());
         assert!(policy(&[("ALLOW_HTTP", "yes")]).is_err());
+    }
+
+    #[test]
+    fn the_admin_key_digest_is_64_hex_digits_or_absent() {
+        let hex = "AB".repeat(32);
+        assert_eq!(
+            admin_key_sha256_from(Some(format!(" {hex}\n"))).unwrap(),
+            Some("ab".repeat(32))
+        );
+        assert_eq!(admin_key_sha256_from(None).unwrap(), None);
+        for bad in ["abc", &"g".repeat(64), &"a".repeat(65)] {
+            let e = admin_key_sha256_from(Some(bad.to_string())).unwrap_err().to_string();
+            assert!(e.contains("ADMIN_KEY_SHA256") && e.contains("64 hex digits"), "{e}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The integration tests' harness: one moto server per test process, and a
-//! fresh, uniquely named set of queues and tables per test, with the three
-//! functions' real handlers built over real SDK clients.
+//! fresh, uniquely named set of queues and tables per test, with the
+//! functions' real handlers (ingest, fan-out, delivery, the management API
+//! and queue administration) built over real SDK clients.
 //!
 //! A missing emulator is a failure, never a skip: if moto cannot start, the
 //! test panics with moto's own log.

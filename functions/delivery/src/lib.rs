@@ -48,7 +48,7 @@ pub struct Delivery<R, H, L, D, O, Q> {
     pub metrics: Recorder,
 }
 
-/// Delivery over DynamoDB, SQS and reqwest.
+/// Delivery over DynamoDB, SQS and the hyper-based [`HttpSender`].
 pub type AwsDelivery = Delivery<
     Observed<DynamoRegistry>,
     Observed<HttpSender>,

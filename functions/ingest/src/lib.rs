@@ -576,8 +576,7 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
             .collect();
         let messages = &messages;
         let config = IngestConfig {
-            default_source: Source::parse(SQS_DEFAULT_SOURCE)
-                .unwrap_or_else(|_| unreachable!("`sqs` is a valid source")),
+            default_source: Source::parse(SQS_DEFAULT_SOURCE).expect("`sqs` is a valid source"),
             ..self.config.clone()
         };
         let config = &config;

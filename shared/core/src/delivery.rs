@@ -225,10 +225,10 @@ pub fn operational_event(
 ) -> Envelope {
     Envelope {
         id: EventId::generate(),
-        event_type: EventType::parse(event_type).unwrap_or_else(|_| unreachable!("operational types are valid")),
+        event_type: EventType::parse(event_type).expect("operational types are valid"),
         version: SchemaVersion::default(),
         timestamp: now,
-        source: Source::parse("switchyard").unwrap_or_else(|_| unreachable!("`switchyard` is a valid source")),
+        source: Source::parse("switchyard").expect("`switchyard` is a valid source"),
         tenant_id: tenant.clone(),
         data,
         metadata: Metadata::default(),

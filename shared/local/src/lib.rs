@@ -76,7 +76,7 @@ pub fn local_ssrf_policy() -> switchyard_core::ssrf::SsrfPolicy {
     switchyard_core::ssrf::SsrfPolicy {
         allow_http: true,
         allow: switchyard_core::ssrf::SsrfPolicy::parse_allow_list("127.0.0.0/8,::1")
-            .unwrap_or_else(|_| unreachable!("a valid literal allow-list")),
+            .expect("a valid literal allow-list"),
     }
 }
 

@@ -163,7 +163,7 @@ impl Cfn {
     pub fn references(&self, value: &Value, out: &mut Vec<String>) {
         match value {
             Value::Object(m) if m.len() == 1 => {
-                let (k, v) = m.iter().next().unwrap_or_else(|| unreachable!("len 1"));
+                let (k, v) = m.iter().next().expect("a map of exactly one key");
                 match (k.as_str(), v) {
                     ("Ref", Value::String(name)) if !self.params.contains_key(name) && !name.starts_with("AWS::") => {
                         out.push(name.clone())
@@ -209,7 +209,7 @@ impl Cfn {
     fn eval(&self, value: &Value) -> Result<Resolved, String> {
         match value {
             Value::Object(m) if m.len() == 1 => {
-                let (k, v) = m.iter().next().unwrap_or_else(|| unreachable!("len 1"));
+                let (k, v) = m.iter().next().expect("a map of exactly one key");
                 if k == "Ref" || k.starts_with("Fn::") || k == "Condition" {
                     return self.function(k, v);
                 }
@@ -405,7 +405,7 @@ impl Cfn {
             .as_object()
             .filter(|m| m.len() == 1)
             .ok_or_else(|| format!("not a condition: {expr}"))?;
-        let (k, v) = m.iter().next().unwrap_or_else(|| unreachable!("len 1"));
+        let (k, v) = m.iter().next().expect("a map of exactly one key");
         let list = || v.as_array().ok_or_else(|| format!("{k} takes a list"));
         match k.as_str() {
             "Fn::Equals" => {

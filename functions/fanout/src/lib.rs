@@ -90,29 +90,26 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
         let planned_ref = &planned;
         let registry = &BatchRegistry::new(&self.registry);
         let mut response = process_sqs_batch(event, |task: FanoutTask, record| async move {
-            let env = &task.envelope;
+            let (tenant, event) = (task.envelope.tenant_id.to_string(), task.envelope.id.to_string());
             let now = switchyard_core::time_util::now_utc();
             if let Err(e) = keep_notice(&self.store, &task, self.notice_retention).await {
                 return Err(RecordFailure::new(format!(
-                    "storing operational event {} of {}: {e}",
-                    env.id, env.tenant_id
+                    "storing operational event {event} of {tenant}: {e}"
                 )));
             }
-            match plan(registry, &task, now).await {
-                Ok(tasks) => {
+            // The plan takes the task's envelope, not a copy of it.
+            match plan(registry, task, now).await {
+                Ok(plan) => {
                     let p = Planned {
                         message_id: record.message_id,
-                        tenant: env.tenant_id.to_string(),
-                        event: env.id.to_string(),
-                        plan: tasks,
+                        tenant,
+                        event,
+                        plan,
                     };
                     planned_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
                     Ok(())
                 }
-                Err(e) => Err(RecordFailure::new(format!(
-                    "event {} of {}: {e}",
-                    env.id, env.tenant_id
-                ))),
+                Err(e) => Err(RecordFailure::new(format!("event {event} of {tenant}: {e}"))),
             }
         })
         .await;

@@ -52,16 +52,18 @@ impl Plan {
             .collect()
     }
 
-    /// Every delivery task at once: for tests and small plans.
-    pub fn all_tasks(&self) -> Vec<DeliveryTask> {
+    /// Every delivery task at once.
+    #[cfg(test)]
+    fn all_tasks(&self) -> Vec<DeliveryTask> {
         self.tasks(0..self.len())
     }
 }
 
 /// Plans the deliveries of an event: one for every enabled endpoint of the
 /// event's tenant whose filters match its type and payload. Events routed
-/// away from the external track have none.
-pub async fn plan<R: Registry>(registry: &R, task: &FanoutTask, now: OffsetDateTime) -> Result<Plan, FanoutError> {
+/// away from the external track have none. The plan keeps the task's
+/// envelope: the task is taken, not copied.
+pub async fn plan<R: Registry>(registry: &R, task: FanoutTask, now: OffsetDateTime) -> Result<Plan, FanoutError> {
     let envelope = &task.envelope;
     let endpoints = if envelope.routing.external {
         registry
@@ -83,9 +85,9 @@ pub async fn plan<R: Registry>(registry: &R, task: &FanoutTask, now: OffsetDateT
         } else {
             envelope.webhook_body()
         },
-        envelope: envelope.clone(),
-        endpoints,
         operational: task.is_operational(),
+        envelope: task.envelope,
+        endpoints,
         now,
     })
 }
@@ -199,7 +201,7 @@ pub async fn keep_notice<S: EventStore>(store: &S, task: &FanoutTask, retention:
 pub async fn fan_out<R: Registry, Q: TaskQueue<DeliveryTask>>(
     registry: &R,
     queue: &Q,
-    task: &FanoutTask,
+    task: FanoutTask,
     now: OffsetDateTime,
 ) -> Result<usize, FanoutError> {
     let plan = plan(registry, task, now).await?;
@@ -280,7 +282,10 @@ mod tests {
         let wanted: Vec<EndpointId> = eps[..3].iter().map(|e| e.id.clone()).collect();
         let (reg, queue) = (Endpoints(eps), Queue::default());
         let task = event(r#"{"id":"evt_1","type":"user.created","data":{}}"#);
-        assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(3));
+        assert_eq!(
+            fan_out(&reg, &queue, task.clone(), OffsetDateTime::UNIX_EPOCH).await,
+            Ok(3)
+        );
         let sent = queue.0.lock().unwrap();
         assert_eq!(sent.iter().map(|t| t.endpoint_id.clone()).collect::<Vec<_>>(), wanted);
         assert!(
@@ -299,10 +304,10 @@ mod tests {
         let (pro_id, all_id) = (pro.id.clone(), all.id.clone());
         let (reg, queue) = (Endpoints(vec![pro, all]), Queue::default());
         let free = event(r#"{"type":"user.created","data":{"plan":"free"}}"#);
-        assert_eq!(fan_out(&reg, &queue, &free, OffsetDateTime::UNIX_EPOCH).await, Ok(1));
+        assert_eq!(fan_out(&reg, &queue, free, OffsetDateTime::UNIX_EPOCH).await, Ok(1));
         assert_eq!(queue.0.lock().unwrap()[0].endpoint_id, all_id);
         let paid = event(r#"{"type":"user.created","data":{"plan":"pro"}}"#);
-        assert_eq!(fan_out(&reg, &queue, &paid, OffsetDateTime::UNIX_EPOCH).await, Ok(2));
+        assert_eq!(fan_out(&reg, &queue, paid, OffsetDateTime::UNIX_EPOCH).await, Ok(2));
         assert!(queue.0.lock().unwrap().iter().any(|t| t.endpoint_id == pro_id));
     }
 
@@ -313,7 +318,10 @@ mod tests {
         let (reg, queue) = (Endpoints(eps), Queue::default());
         let mut task = event(r#"{"type":"delivery.exhausted","data":{}}"#);
         task.skip_endpoint = Some(about);
-        assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(1));
+        assert_eq!(
+            fan_out(&reg, &queue, task.clone(), OffsetDateTime::UNIX_EPOCH).await,
+            Ok(1)
+        );
         assert_eq!(queue.0.lock().unwrap()[0].endpoint_id, other);
     }
 
@@ -368,7 +376,10 @@ mod tests {
     async fn internal_only_events_fan_out_to_nobody() {
         let (reg, queue) = (Endpoints(vec![ep("t1", &[], true)]), Queue::default());
         let task = event(r#"{"type":"user.created","data":{},"routing":{"external":false}}"#);
-        assert_eq!(fan_out(&reg, &queue, &task, OffsetDateTime::UNIX_EPOCH).await, Ok(0));
+        assert_eq!(
+            fan_out(&reg, &queue, task.clone(), OffsetDateTime::UNIX_EPOCH).await,
+            Ok(0)
+        );
         assert!(queue.0.lock().unwrap().is_empty());
     }
 
@@ -384,7 +395,7 @@ mod tests {
             IngestLimits::default(),
         )
         .unwrap();
-        let plain = plan(&registry, &FanoutTask::new(env.clone()), now)
+        let plain = plan(&registry, FanoutTask::new(env.clone()), now)
             .await
             .unwrap()
             .all_tasks();
@@ -394,7 +405,7 @@ mod tests {
             skip_endpoint: Some(registry.0[0].id.clone()),
             ..FanoutTask::new(env)
         };
-        let tasks = plan(&registry, &notice, now).await.unwrap().all_tasks();
+        let tasks = plan(&registry, notice, now).await.unwrap().all_tasks();
         assert_eq!(tasks.len(), 1);
         assert!(tasks[0].operational);
     }
@@ -423,7 +434,7 @@ mod tests {
         for (id, n) in [("evt_a", 13), ("evt_bad", 13), ("evt_c", 13)] {
             let p = plan(
                 &registry,
-                &event(&format!(r#"{{"id":"{id}","type":"x.y","data":{{}}}}"#)),
+                event(&format!(r#"{{"id":"{id}","type":"x.y","data":{{}}}}"#)),
                 now,
             )
             .await

@@ -415,7 +415,9 @@ async fn the_first_attempt_is_kept_in_the_delivery_item_and_later_ones_beside_it
     };
     // The items under the delivery's partition key, by sort key.
     let items = || async {
-        let pk = switchyard_core::keys::deliveries::delivery(&tenant, &id).unwrap().pk;
+        let pk = switchyard_aws::dynamo::keys::deliveries::delivery(&tenant, &id)
+            .unwrap()
+            .pk;
         let mut sks: Vec<String> = stack
             .scan(&stack.res.deliveries_table)
             .await

@@ -3,9 +3,9 @@
 //! status, replays and endpoint statistics — and that no cursor ever
 //! crosses from one tenant (or one listing) to another.
 
+use switchyard_aws::dynamo::keys;
 use switchyard_aws::dynamo::{ApiKeyRecord, DynamoDeliveryLog, ListError, Page, RegistrationError};
 use switchyard_core::endpoint::Written;
-use switchyard_core::keys;
 use switchyard_core::model::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
 use switchyard_core::ports::{DeliveryLog, Registry};
 use switchyard_core::ssrf::SsrfPolicy;

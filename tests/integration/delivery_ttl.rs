@@ -7,8 +7,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use switchyard_aws::aws_sdk_dynamodb::types::AttributeValue;
+use switchyard_aws::dynamo::keys;
+use switchyard_core::EventId;
 use switchyard_core::time_util::parse_rfc3339;
-use switchyard_core::{EventId, keys};
 use switchyard_local::http_api::post_event;
 use switchyard_tests::{Receiver, Reply, Stack, json_body};
 

@@ -283,11 +283,17 @@ async fn endpoint_race_lost_every_time_is_a_conflict_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_race_old_items_without_a_version_are_edited() {
     let (stack, ep) = moto("race-old-item").await;
-    let key = switchyard_core::keys::registry::endpoint(&ep.tenant_id, &ep.id);
-    let key_item = |k: &switchyard_core::keys::Key| {
+    let key = switchyard_aws::dynamo::keys::registry::endpoint(&ep.tenant_id, &ep.id);
+    let key_item = |k: &switchyard_aws::dynamo::keys::Key| {
         std::collections::HashMap::from([
-            (switchyard_core::keys::PK.to_string(), AttributeValue::S(k.pk.clone())),
-            (switchyard_core::keys::SK.to_string(), AttributeValue::S(k.sk.clone())),
+            (
+                switchyard_aws::dynamo::keys::PK.to_string(),
+                AttributeValue::S(k.pk.clone()),
+            ),
+            (
+                switchyard_aws::dynamo::keys::SK.to_string(),
+                AttributeValue::S(k.sk.clone()),
+            ),
         ])
     };
     stack

@@ -113,7 +113,7 @@ async fn a_retrying_delivery_whose_task_and_event_are_gone_fails_as_task_lost() 
     let stack = Stack::new("reconcile-lost").await;
     let (tenant, evt, id, rx) = failed_once(&stack).await;
     purge_deliveries(&stack).await;
-    let key = switchyard_core::keys::deliveries::event(&tenant, &evt);
+    let key = switchyard_aws::dynamo::keys::deliveries::event(&tenant, &evt);
     stack
         .ddb
         .delete_item()

@@ -80,7 +80,7 @@ async fn a_one_endpoint_tenant_can_read_the_delivery_exhausted_notice() {
 
 /// The TTL attribute (`expires_at`, unix seconds) of a tenant's stored event.
 async fn stored_ttl(stack: &Stack, tenant: &str, event: &str) -> i64 {
-    let key = switchyard_core::keys::deliveries::event(
+    let key = switchyard_aws::dynamo::keys::deliveries::event(
         &switchyard_core::TenantId::parse(tenant).unwrap(),
         &switchyard_core::EventId::parse(event).unwrap(),
     );
@@ -89,8 +89,8 @@ async fn stored_ttl(stack: &Stack, tenant: &str, event: &str) -> i64 {
         .await
         .into_iter()
         .find(|i| {
-            i.get(switchyard_core::keys::PK) == Some(&AttributeValue::S(key.pk.clone()))
-                && i.get(switchyard_core::keys::SK) == Some(&AttributeValue::S(key.sk.clone()))
+            i.get(switchyard_aws::dynamo::keys::PK) == Some(&AttributeValue::S(key.pk.clone()))
+                && i.get(switchyard_aws::dynamo::keys::SK) == Some(&AttributeValue::S(key.sk.clone()))
         })
         .unwrap_or_else(|| panic!("no item for {event}"));
     match item.get("expires_at") {

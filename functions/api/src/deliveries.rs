@@ -41,7 +41,7 @@ pub async fn by_status(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<J
     let status = p.get("status").unwrap_or("failed");
     let state: DeliveryState = serde_json::from_value(json!(status))
         .ok()
-        .filter(|s| switchyard_core::keys::deliveries::indexed_by_status(*s))
+        .filter(|s| switchyard_aws::dynamo::keys::deliveries::indexed_by_status(*s))
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_query",

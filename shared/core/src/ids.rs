@@ -3,7 +3,7 @@
 //! Every id is a newtype over a `String` that can only be built through a
 //! validating constructor (or `serde`, which goes through the same check), so
 //! a `TenantId` in a function signature is a tenant id, not any string. None of
-//! them may contain `#`, which [`crate::keys`] uses as its separator.
+//! them may contain `#`, which the DynamoDB key layout (`switchyard_aws::dynamo::keys`) uses as its separator.
 
 use sha2::{Digest, Sha256};
 

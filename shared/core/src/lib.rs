@@ -27,7 +27,6 @@ pub mod event_type;
 pub mod fanout;
 pub mod ids;
 pub mod ingest;
-pub mod keys;
 pub mod memory;
 pub mod metrics;
 pub mod model;

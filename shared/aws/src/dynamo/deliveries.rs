@@ -2,7 +2,7 @@
 //!
 //! Every delivery of one event, and their attempt items, share one
 //! partition named by the event's group (`TENANT#{t}#DELIVERIES#{group}`,
-//! see `switchyard_core::keys`): the delivery item is `DELIVERY#{dlv}`,
+//! see `crate::dynamo::keys`): the delivery item is `DELIVERY#{dlv}`,
 //! attempt `n` (from the second on; the first is in the delivery item) is
 //! `ATTEMPT#{dlv}#{n:06}`. The group is part of the delivery id, so the id
 //! alone finds the item (one `GetItem`), and an event's deliveries are one
@@ -11,6 +11,7 @@
 //! the reconciler finds overdue retrying deliveries through the sparse,
 //! keys-only `due` index (sharded across tenants, by due time).
 
+use super::keys;
 use super::{
     Expect, Item, ListError, Page, Put, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
 };
@@ -18,7 +19,6 @@ use crate::error::port_error;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use switchyard_core::keys;
 use switchyard_core::model::{AttemptRecord, DeliveryRecord, DeliveryState};
 use switchyard_core::ports::DeliveryLog;
 use switchyard_core::time_util::{rfc3339, sortable};

@@ -1,11 +1,11 @@
 //! Accepted events in the deliveries table.
 
+use super::keys;
 use super::{Item, Put, from_item, get_item, get_raw_item, item_with_key, key_item, s};
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ingest::is_live;
-use switchyard_core::keys;
 use switchyard_core::model::{ClaimOutcome, EventRecord, InsertOutcome, KeyClaim};
 use switchyard_core::ports::EventStore;
 use switchyard_core::time_util::{parse_rfc3339, rfc3339, sortable};

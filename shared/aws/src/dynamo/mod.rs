@@ -1,11 +1,12 @@
 //! The registry, the event store and the delivery log over DynamoDB.
 //!
-//! Keys come from `switchyard_core::keys` only; items are written with
+//! Keys come from [`keys`] only; items are written with
 //! `serde_dynamo` from the domain's own types plus their keys, and read back
 //! through the same types (so a corrupt item is an error, not a panic).
 
 mod deliveries;
 mod events;
+pub mod keys;
 mod rate;
 mod registry;
 mod state;
@@ -25,10 +26,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keys::Key;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use switchyard_core::PortError;
-use switchyard_core::keys::{self, Key};
 
 pub type Item = HashMap<String, AttributeValue>;
 

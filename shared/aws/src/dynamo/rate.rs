@@ -4,9 +4,9 @@
 //! tenant and second, and operational notices per endpoint or tenant and
 //! window.
 
+use super::keys;
 use super::{DynamoRegistry, key_item};
 use aws_sdk_dynamodb::types::AttributeValue;
-use switchyard_core::keys;
 use switchyard_core::ports::RateLimiter;
 use switchyard_core::{EndpointId, PortError, TenantId};
 

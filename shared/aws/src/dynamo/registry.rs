@@ -1,5 +1,6 @@
 //! Tenants, API keys and endpoints in the registry table.
 
+use super::keys::{self, Key};
 use super::{
     Expect, Item, ListError, Page, build_error, decode_cursor, from_item, get_item, get_raw_item, item_with_key,
     key_item, query_page, s, to_item, transact,
@@ -11,7 +12,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, Transact
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use switchyard_core::endpoint::{Circuit, EndpointRoute, Written};
-use switchyard_core::keys::{self, Key};
 use switchyard_core::ports::{EndpointEdits, EndpointHealth, Registry};
 use switchyard_core::quota::LimitExceeded;
 use switchyard_core::ssrf::SsrfPolicy;

@@ -1,13 +1,13 @@
 //! The internal track's state table: processed markers, workflow runs, and
 //! the records the workflows keep.
 
+use super::keys::{self, Key};
 use super::{Item, from_item, key_item, s};
 use crate::error::port_error;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use serde_json::{Map, Value};
 use switchyard_core::consumer::{BoxFuture, Claim, MarkerKey, Markers};
-use switchyard_core::keys::{self, Key};
 use switchyard_core::time_util::rfc3339;
 use switchyard_core::workflow::{
     Committed, Effect, RecordRef, RunKey, RunState, StateReader, StepCommit, StepFailure, WorkflowStore,

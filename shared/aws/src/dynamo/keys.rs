@@ -37,9 +37,9 @@
 //! `gsi1sk = {received_at}#{evt}` (fixed-width time): the audit trail, per tenant and day,
 //! in time order.
 
-use crate::api_key::ApiKeyHash;
-use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
-use crate::model::DeliveryState;
+use switchyard_core::api_key::ApiKeyHash;
+use switchyard_core::ids::{DeliveryId, EndpointId, EventId, TenantId};
+use switchyard_core::model::DeliveryState;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -290,7 +290,7 @@ pub mod deliveries {
     }
 
     /// Index keys of a retrying delivery by when its next attempt is due
-    /// (`next_attempt_at` as [`crate::time_util::sortable`] writes it).
+    /// (`next_attempt_at` as [`switchyard_core::time_util::sortable`] writes it).
     pub fn due_index(dlv: &DeliveryId, next_attempt_sortable: &str) -> [(&'static str, String); 2] {
         let shard = dlv
             .as_str()
@@ -317,7 +317,7 @@ pub mod deliveries {
     }
 
     /// Index keys of a delivery by state: `updated_at` as
-    /// [`crate::time_util::sortable`] writes it, so a partition sorts by time.
+    /// [`switchyard_core::time_util::sortable`] writes it, so a partition sorts by time.
     pub fn status_index(
         t: &TenantId,
         dlv: &DeliveryId,
@@ -363,7 +363,7 @@ pub mod state {
 }
 
 /// The audit trail's index keys of an event received at `received_at`
-/// (as [`crate::time_util::sortable`] writes it).
+/// (as [`switchyard_core::time_util::sortable`] writes it).
 pub fn audit_index(t: &TenantId, evt: &EventId, received_at_sortable: &str) -> [(&'static str, String); 2] {
     let day = received_at_sortable.get(..10).unwrap_or(received_at_sortable);
     [

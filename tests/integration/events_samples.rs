@@ -55,7 +55,7 @@ async fn every_sample_event_runs_through_its_handler() {
     // What the consumer samples' workflows read: the order's stock and rate.
     let consumer = stack.consumer(Duration::from_secs(1));
     let state = stack.state_store();
-    let record = |kind: &str, id: &str| switchyard_core::workflow::RecordRef::new(kind, id);
+    let record = |kind: &str, id: &str| switchyard_flow::workflow::RecordRef::new(kind, id);
     let fields = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
     state
         .put_record(
@@ -223,7 +223,7 @@ async fn every_sample_event_runs_through_its_handler() {
         }
     }
     // The samples' effects: the user workflow's role, the order's charge.
-    use switchyard_core::workflow::StateReader;
+    use switchyard_flow::workflow::StateReader;
     let role = state.get(&demo, &record("ROLE", "usr_123")).await.unwrap();
     assert_eq!(role.unwrap()["role"], "member");
     let charge = state.get(&demo, &record("CHARGE", "ord_1001")).await.unwrap();

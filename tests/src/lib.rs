@@ -595,7 +595,7 @@ impl Stack {
     pub fn consumer_settings(&self, retry_base: Duration) -> switchyard_consumer::Settings {
         switchyard_consumer::Settings {
             state_table: self.res.state_table.clone(),
-            config: switchyard_core::consumer::ConsumerConfig {
+            config: switchyard_flow::consumer::ConsumerConfig {
                 retry_base,
                 retry_max: Duration::from_secs(60),
                 lease: Duration::from_secs(5),
@@ -628,10 +628,10 @@ impl Stack {
         &self,
         consumer: &switchyard_consumer::AwsConsumer,
         logical_id: &str,
-    ) -> (BatchReport, switchyard_core::consumer::BatchCounts) {
+    ) -> (BatchReport, switchyard_flow::consumer::BatchCounts) {
         let (url, _) = self.internal_queue(logical_id);
         let q = self.queue(&url).await;
-        let counts = std::sync::Mutex::new(switchyard_core::consumer::BatchCounts::default());
+        let counts = std::sync::Mutex::new(switchyard_flow::consumer::BatchCounts::default());
         let report = drain(&self.sqs, &q, 10, |e| async {
             let (resp, c) = consumer.handle_counted(e).await;
             let mut total = counts.lock().unwrap_or_else(|p| p.into_inner());
@@ -656,9 +656,9 @@ impl Stack {
         url: &str,
         batch_size: i32,
         wait_secs: i32,
-    ) -> (BatchReport, switchyard_core::consumer::BatchCounts) {
+    ) -> (BatchReport, switchyard_flow::consumer::BatchCounts) {
         let q = self.queue(url).await;
-        let counts = std::sync::Mutex::new(switchyard_core::consumer::BatchCounts::default());
+        let counts = std::sync::Mutex::new(switchyard_flow::consumer::BatchCounts::default());
         let report = switchyard_local::esm::poll_once(&self.sqs, &q, batch_size, wait_secs, |e| async {
             let (resp, c) = consumer.handle_counted(e).await;
             *counts.lock().unwrap_or_else(|p| p.into_inner()) = c;

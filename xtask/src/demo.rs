@@ -270,7 +270,7 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
         switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk),
         &state_table,
     );
-    let key = switchyard_core::workflow::RunKey {
+    let key = switchyard_flow::workflow::RunKey {
         tenant: switchyard_core::TenantId::parse("demo").map_err(err)?,
         event: switchyard_core::EventId::parse(id).map_err(err)?,
         workflow: "user_onboarding".into(),

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_aws::dynamo::DynamoStateStore;
-use switchyard_core::consumer::{BoxFuture, Consumer, Event, HandlerError, Markers, RegisterError, typed};
-use switchyard_core::workflow::{Effect, RecordRef, StepContext, StepResult, Workflow};
+use switchyard_flow::consumer::{BoxFuture, Consumer, Event, HandlerError, Markers, RegisterError, typed};
+use switchyard_flow::workflow::{Effect, RecordRef, StepContext, StepResult, Workflow};
 
 /// How long a workflow run's record is kept after its last step.
 pub const RUN_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);

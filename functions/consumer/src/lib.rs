@@ -1,7 +1,7 @@
 //! The consumer handler: a batch from one of the internal queues in, a
 //! partial batch response out.
 //!
-//! Each record goes through `switchyard_core::consumer::Consumer` on its own
+//! Each record goes through `switchyard_flow::consumer::Consumer` on its own
 //! (concurrently with the others). What becomes of it:
 //!
 //! - handled, or no handler for its type (acknowledged, counted): deleted;
@@ -22,9 +22,9 @@ use switchyard_aws::dynamo::DynamoStateStore;
 use switchyard_aws::{
     RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_records, queue_url_from_arn,
 };
-use switchyard_core::consumer::{BatchCounts, Consumer, ConsumerConfig, Markers, Outcome, RegisterError};
 use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::retry::{random_unit, visibility_for};
+use switchyard_flow::consumer::{BatchCounts, Consumer, ConsumerConfig, Markers, Outcome, RegisterError};
 
 /// Where the consumer's state is and how it retries; from the environment in Lambda.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,11 +2,11 @@
 //!
 //! Everything here is pure: no AWS SDK types, no network. The functions'
 //! handlers turn their triggers into these types, call the services in
-//! [`ingest`], [`fanout`], [`delivery`] and [`consumer`] (with the
-//! [`workflow`] engine), and map the results back. The services talk to the
-//! outside world only through small traits ([`ports`], and the consumer's
-//! and workflow's own), which `switchyard-aws` implements for SQS,
-//! DynamoDB and EventBridge.
+//! [`ingest`], [`fanout`] and [`delivery`], and map the results back. The
+//! services talk to the outside world only through the small traits in
+//! [`ports`], which `switchyard-aws` implements for SQS, DynamoDB and
+//! EventBridge. The internal track's consumer framework and workflow engine
+//! are a crate of their own, `switchyard-flow`, on top of this one.
 //!
 //! The modules form a one-way graph (`cargo xtask cycles` prints it by
 //! layer): leaf types (ids, envelope, endpoint, task) at the bottom, then
@@ -16,7 +16,6 @@
 
 pub mod api_key;
 pub mod batch_log;
-pub mod consumer;
 pub mod delivery;
 pub mod doors;
 pub mod endpoint;
@@ -42,7 +41,6 @@ pub mod ssrf;
 pub mod task;
 pub mod time_util;
 pub mod wire;
-pub mod workflow;
 
 pub use api_key::{ApiKey, ApiKeyHash};
 pub use endpoint::{Endpoint, EndpointUrl};

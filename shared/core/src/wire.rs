@@ -65,7 +65,7 @@ kind!(
 
 #[cfg(test)]
 mod tests {
-    use crate::consumer::parse_message;
+    use crate::envelope::Envelope;
     use crate::{DeliveryTask, FanoutTask};
     use serde_json::{Value, json};
 
@@ -75,6 +75,16 @@ mod tests {
     const V0_DELIVERY_DLQ: &str = include_str!("../fixtures/wire/v0/delivery_task_dead_letter.json");
     const V0_DELIVERY_MANUAL: &str = include_str!("../fixtures/wire/v0/delivery_task_manual.json");
     const V0_BUS: &str = include_str!("../fixtures/wire/v0/bus_message.json");
+
+    /// The envelope of a bus message as an internal queue carries it
+    /// (`{"detail": <envelope>, ...}`), as the consumer reads it.
+    fn parse_message(body: &str) -> serde_json::Result<Envelope> {
+        #[derive(serde::Deserialize)]
+        struct BusMessage {
+            detail: Envelope,
+        }
+        serde_json::from_str::<BusMessage>(body).map(|m| m.detail)
+    }
 
     fn with(body: &str, edit: impl FnOnce(&mut Value)) -> String {
         let mut v: Value = serde_json::from_str(body).unwrap();

@@ -7,12 +7,12 @@ use crate::error::port_error;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use serde_json::{Map, Value};
-use switchyard_core::consumer::{BoxFuture, Claim, MarkerKey, Markers};
 use switchyard_core::time_util::rfc3339;
-use switchyard_core::workflow::{
+use switchyard_core::{PortError, TenantId};
+use switchyard_flow::consumer::{BoxFuture, Claim, MarkerKey, Markers};
+use switchyard_flow::workflow::{
     Committed, Effect, RecordRef, RunKey, RunState, StateReader, StepCommit, StepFailure, WorkflowStore,
 };
-use switchyard_core::{PortError, TenantId};
 use time::OffsetDateTime;
 
 const IN_PROGRESS: &str = "in_progress";

@@ -43,6 +43,14 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
 }
 
+#[test]
+fn a_version_0_bus_message_still_parses() {
+    let v0 = include_str!("../../../core/fixtures/wire/v0/bus_message.json");
+    let e = parse_message(v0).unwrap();
+    assert_eq!(e.tenant_id.as_str(), "acme");
+    assert_eq!(e.routing.priority, Some(7));
+}
+
 fn message(id: &str, t: &str, data: serde_json::Value) -> String {
     serde_json::json!({
         "version": "0", "id": "eb-1", "source": "switchyard.x", "detail-type": t,

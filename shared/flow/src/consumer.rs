@@ -20,16 +20,16 @@
 //! Handlers are typed: [`typed`] parses the envelope's `data` into the
 //! handler's own type, and a payload that does not fit is a permanent error.
 
-use crate::envelope::Envelope;
-use crate::error::PortError;
-use crate::event_type::{EventType, EventTypeFilter};
-use crate::ids::{EventId, TenantId};
-use crate::retry::jittered;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
+use switchyard_core::envelope::Envelope;
+use switchyard_core::error::PortError;
+use switchyard_core::event_type::{EventType, EventTypeFilter};
+use switchyard_core::ids::{EventId, TenantId};
+use switchyard_core::retry::jittered;
 use time::OffsetDateTime;
 
 /// A boxed, sendable future: what object-safe handlers return.

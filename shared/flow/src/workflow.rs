@@ -19,12 +19,12 @@
 //! of that step of that run.
 
 use crate::consumer::{BoxFuture, Handler, HandlerError};
-use crate::envelope::Envelope;
-use crate::error::PortError;
-use crate::ids::{EventId, TenantId};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_core::envelope::Envelope;
+use switchyard_core::error::PortError;
+use switchyard_core::ids::{EventId, TenantId};
 use time::OffsetDateTime;
 
 /// A state-store record a step reads or writes: a `kind` (`STOCK`,
@@ -303,7 +303,7 @@ impl<S: WorkflowStore> Workflow<S> {
 
 impl<S: WorkflowStore + 'static> Handler for Workflow<S> {
     fn handle<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(self.run(event, crate::time_util::now_utc()))
+        Box::pin(self.run(event, switchyard_core::time_util::now_utc()))
     }
 }
 

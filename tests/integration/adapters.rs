@@ -7,6 +7,7 @@ use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_core::envelope::{IngestLimits, Source, parse_event};
 use switchyard_core::model::{EventRecord, InsertOutcome};
+use switchyard_core::ports::DeliveryQueries;
 use switchyard_core::ports::{EventBus, EventStore, Registry, TaskQueue};
 use switchyard_core::{Envelope, FanoutTask, TenantId};
 use switchyard_tests::Stack;

@@ -348,7 +348,7 @@ async fn a_tenant_never_sees_changes_or_replays_another_tenants_resources() {
 
     // Every tenant route with one of alpha's ids, called with bravo's key.
     let mut walked = 0;
-    for (method, path, _) in switchyard_api::routes() {
+    for (method, path, _) in switchyard_api::routes::<switchyard_api::Aws>() {
         if path.starts_with("/v1/admin") {
             // Bravo's key is not the admin key: refused outright.
             let p = path
@@ -682,7 +682,7 @@ fn the_openapi_document_names_exactly_the_routes_the_router_serves() {
         }
     }
     // One document for both functions behind the HTTP API.
-    let served: BTreeSet<String> = switchyard_api::routes()
+    let served: BTreeSet<String> = switchyard_api::routes::<switchyard_api::Aws>()
         .iter()
         .map(|(m, p, _)| format!("{m} {p}"))
         .chain(switchyard_admin::routes().iter().map(|(m, p, _)| format!("{m} {p}")))
@@ -701,7 +701,7 @@ async fn every_route_is_really_served_and_asks_for_a_key() {
     let stack = Stack::new("api-routes").await;
     let api = stack.api();
     let admin = switchyard_admin::routes().into_iter().map(|(m, p, _)| (m, p));
-    for (method, path) in switchyard_api::routes()
+    for (method, path) in switchyard_api::routes::<switchyard_api::Aws>()
         .into_iter()
         .map(|(m, p, _)| (m, p))
         .chain(admin)

@@ -8,6 +8,7 @@ use switchyard_aws::dynamo::{ApiKeyRecord, DynamoDeliveryLog, ListError, Page, R
 use switchyard_core::endpoint::Written;
 use switchyard_core::model::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
 use switchyard_core::ports::{DeliveryLog, Registry};
+use switchyard_core::ports::{DeliveryQueries, EndpointAdmin, Tenants};
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::time_util::now_utc;
 use switchyard_core::{ApiKey, DeliveryId, Endpoint, EndpointId, EndpointUrl, EventId, EventType, TenantId};

@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 use switchyard_core::TenantId;
+use switchyard_core::ports::EventQueries;
 use switchyard_flow::workflow::{RecordRef, RunKey, StateReader};
 use switchyard_local::http_api::post_event;
 use switchyard_local::resources::QueueOptions;

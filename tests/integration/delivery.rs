@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use switchyard_core::endpoint::CustomHeaders;
 use switchyard_core::model::{DeliveryRecord, DeliveryState};
+use switchyard_core::ports::DeliveryQueries;
 use switchyard_core::retry::RetryPolicy;
 use switchyard_core::{ApiKey, DeliveryId, DeliveryTask, Endpoint, EventId, FanoutTask, TenantId};
 use switchyard_local::http_api::post_event;

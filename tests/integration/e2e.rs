@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 use switchyard_core::model::DeliveryState;
+use switchyard_core::ports::{DeliveryQueries, EventQueries};
 use switchyard_core::{DeliveryId, EventId};
 use switchyard_local::http_api::post_event;
 use switchyard_tests::{Receiver, Reply, Stack, assert_verifies, json_body};

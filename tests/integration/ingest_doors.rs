@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use switchyard_core::doors::TenantRules;
+use switchyard_core::ports::{DeliveryQueries, EventQueries};
 use switchyard_core::{Envelope, EventId, TenantId};
 use switchyard_local::http_api::{post_event, request};
 use switchyard_tests::{Receiver, Stack, assert_verifies, json_body};

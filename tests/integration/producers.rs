@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use switchyard_core::EventId;
+use switchyard_core::ports::EventQueries;
 use switchyard_tests::{Receiver, Stack};
 
 const T: Duration = Duration::from_secs(5);

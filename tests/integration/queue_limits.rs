@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use switchyard_core::endpoint::RateLimit;
 use switchyard_core::model::DeliveryState;
+use switchyard_core::ports::DeliveryQueries;
 use switchyard_core::{DeliveryId, EventId, TenantId};
 use switchyard_local::http_api::post_event;
 use switchyard_local::resources::QueueOptions;

@@ -6,6 +6,7 @@
 use serde_json::json;
 use std::time::Duration;
 use switchyard_core::model::{DeliveryRecord, DeliveryState};
+use switchyard_core::ports::DeliveryQueries;
 use switchyard_core::reconcile::{OverdueDeliveries, TASK_LOST};
 use switchyard_core::{DeliveryId, EventId, FanoutTask, TenantId};
 use switchyard_local::http_api::post_event;

@@ -186,7 +186,7 @@ fn covers((method, path): &(String, String), m: &str, p: &str) -> bool {
 fn every_management_route_reaches_its_own_function_through_the_http_api() {
     let api = http_routes("ApiFunction");
     let admin = http_routes("AdminFunction");
-    for (m, p, _) in switchyard_api::routes() {
+    for (m, p, _) in switchyard_api::routes::<switchyard_api::Aws>() {
         assert!(
             api.iter().any(|r| covers(r, m.as_str(), p)),
             "{m} {p} is not routed to ApiFunction by template.yaml ({api:?})"

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use switchyard_aws::redrive::{self, DlqPair};
 use switchyard_core::model::DeliveryState;
+use switchyard_core::ports::DeliveryQueries;
 use switchyard_core::{DeliveryId, EventId};
 use switchyard_tests::{Receiver, Stack, assert_verifies};
 

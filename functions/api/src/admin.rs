@@ -1,6 +1,7 @@
 //! The operator's routes (admin key): tenants and their API keys. (Queue
 //! health and DLQ redrive are served by `switchyard-admin`.)
 
+use crate::Ports;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Body, Params};
 use axum::Json;
@@ -9,11 +10,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use switchyard_aws::dynamo::{ApiKeyRecord, TenantRecord};
+use switchyard_core::model::{ApiKeyRecord, TenantRecord};
+use switchyard_core::ports::Tenants;
 use switchyard_core::time_util::{now_utc, rfc3339};
 use switchyard_core::{ApiKey, TenantId};
 
-type S = State<Arc<crate::AppState>>;
+type S<P> = State<Arc<crate::AppState<P>>>;
 
 fn tenant_view(t: &TenantRecord) -> Value {
     json!({ "id": t.id, "name": t.name, "created_at": rfc3339(t.created_at) })
@@ -34,7 +36,11 @@ pub struct NewTenant {
     name: String,
 }
 
-pub async fn create_tenant(_: Admin, State(s): S, Body(b): Body<NewTenant>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn create_tenant<P: Ports>(
+    _: Admin,
+    State(s): S<P>,
+    Body(b): Body<NewTenant>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = TenantId::parse(&b.id).map_err(|e| ApiError::invalid("id", e))?;
     let name = b.name.trim();
     if name.is_empty() || name.len() > 200 {
@@ -52,7 +58,7 @@ pub async fn create_tenant(_: Admin, State(s): S, Body(b): Body<NewTenant>) -> A
     Ok((StatusCode::CREATED, Json(tenant_view(&t))))
 }
 
-pub async fn list_tenants(_: Admin, State(s): S, p: Params) -> ApiResult<Json<Value>> {
+pub async fn list_tenants<P: Ports>(_: Admin, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
     let page = s.registry.list_tenants(limit, cursor).await?;
@@ -62,7 +68,7 @@ pub async fn list_tenants(_: Admin, State(s): S, p: Params) -> ApiResult<Json<Va
     )))
 }
 
-pub async fn get_tenant(_: Admin, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_tenant<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = tenant_id(&id)?;
     let t = s
         .registry
@@ -81,9 +87,9 @@ pub struct NewKey {
 
 /// Creates an API key for a tenant; the key is in this answer and nowhere
 /// else, ever (only its SHA-256 is stored).
-pub async fn create_api_key(
+pub async fn create_api_key<P: Ports>(
     _: Admin,
-    State(s): S,
+    State(s): S<P>,
     Path(id): Path<String>,
     Body(b): Body<NewKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -114,7 +120,7 @@ pub async fn create_api_key(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-pub async fn list_api_keys(_: Admin, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list_api_keys<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let tenant = tenant_id(&id)?;
     if s.registry.tenant(&tenant).await?.is_none() {
         return Err(ApiError::not_found("tenant"));
@@ -123,9 +129,9 @@ pub async fn list_api_keys(_: Admin, State(s): S, Path(id): Path<String>) -> Api
     Ok(Json(crate::views::page(keys.iter().map(key_view).collect(), None)))
 }
 
-pub async fn revoke_api_key(
+pub async fn revoke_api_key<P: Ports>(
     _: Admin,
-    State(s): S,
+    State(s): S<P>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let tenant = tenant_id(&id)?;

@@ -1,5 +1,6 @@
 //! A tenant's delivery log, events, health and replay.
 
+use crate::Ports;
 use crate::endpoints::owned;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, Tenant};
@@ -11,13 +12,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use switchyard_core::model::{DeliveryRecord, DeliveryState};
-use switchyard_core::ports::TaskQueue;
+use switchyard_core::ports::{DeliveryQueries, EventQueries, TaskQueue};
 use switchyard_core::time_util::{now_utc, parse_rfc3339, rfc3339};
 use switchyard_core::{DeliveryId, DeliveryTask, EventId, TenantId};
 
-type S = State<Arc<crate::AppState>>;
+type S<P> = State<Arc<crate::AppState<P>>>;
 
-pub async fn by_endpoint(Tenant(t): Tenant, State(s): S, Path(id): Path<String>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn by_endpoint<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
     p.only(&["limit", "cursor", "since", "until"])?;
     let (limit, cursor) = p.page()?;
     let ep = owned(&s, &t, &id).await?;
@@ -35,7 +41,7 @@ pub async fn by_endpoint(Tenant(t): Tenant, State(s): S, Path(id): Path<String>,
     )))
 }
 
-pub async fn by_status(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<Json<Value>> {
+pub async fn by_status<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["status", "limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
     let status = p.get("status").unwrap_or("failed");
@@ -55,7 +61,11 @@ pub async fn by_status(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<J
     )))
 }
 
-async fn owned_delivery(s: &crate::AppState, t: &TenantId, raw: &str) -> ApiResult<(DeliveryRecord, Vec<Value>)> {
+async fn owned_delivery<P: Ports>(
+    s: &crate::AppState<P>,
+    t: &TenantId,
+    raw: &str,
+) -> ApiResult<(DeliveryRecord, Vec<Value>)> {
     let id = DeliveryId::parse(raw).map_err(|_| ApiError::not_found("delivery"))?;
     let (d, attempts) = s
         .log
@@ -65,7 +75,7 @@ async fn owned_delivery(s: &crate::AppState, t: &TenantId, raw: &str) -> ApiResu
     Ok((d, attempts.iter().map(views::attempt).collect()))
 }
 
-pub async fn get_one(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_one<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (d, attempts) = owned_delivery(&s, &t, &id).await?;
     let mut v = views::delivery(&d);
     v["attempt_log"] = json!(attempts);
@@ -73,7 +83,7 @@ pub async fn get_one(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> 
 }
 
 /// A task that resends `d` now, its body rebuilt from the stored event.
-async fn replay_task(s: &crate::AppState, d: &DeliveryRecord) -> ApiResult<DeliveryTask> {
+async fn replay_task<P: Ports>(s: &crate::AppState<P>, d: &DeliveryRecord) -> ApiResult<DeliveryTask> {
     let event = s.events.get_event(&d.tenant_id, &d.event_id).await?.ok_or_else(|| {
         ApiError::conflict(format!(
             "event {} is no longer stored (events without routing.audit are kept only as long as their deliveries)",
@@ -88,7 +98,11 @@ async fn replay_task(s: &crate::AppState, d: &DeliveryRecord) -> ApiResult<Deliv
 
 /// Resends one delivery now: a manual attempt, recorded as such, then the
 /// endpoint's retry policy if it fails.
-pub async fn resend(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn resend<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let (d, _) = owned_delivery(&s, &t, &id).await?;
     let task = replay_task(&s, &d).await?;
     s.deliveries.send_all(std::slice::from_ref(&task)).await?;
@@ -110,9 +124,9 @@ pub struct Recover {
 /// disabled) of an endpoint created in `[since, until)`: at most
 /// [`crate::MAX_RECOVER`] are scanned; a delivery is requeued once (a second
 /// call finds it retrying or done).
-pub async fn recover(
+pub async fn recover<P: Ports>(
     Tenant(t): Tenant,
-    State(s): S,
+    State(s): S<P>,
     Path(id): Path<String>,
     Body(b): Body<Recover>,
 ) -> ApiResult<Json<Value>> {
@@ -172,7 +186,11 @@ pub async fn recover(
 }
 
 /// Success rate and latency of an endpoint over the last 24 hours.
-pub async fn endpoint_health(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn endpoint_health<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let ep = owned(&s, &t, &id).await?;
     let now = now_utc();
     let stats = s
@@ -195,7 +213,7 @@ pub async fn endpoint_health(Tenant(t): Tenant, State(s): S, Path(id): Path<Stri
 
 /// The tenant's audit trail: its `routing.audit` events received in
 /// `[since, until)`, oldest first (at most 366 days per query).
-pub async fn audit_trail(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<Json<Value>> {
+pub async fn audit_trail<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["since", "until", "limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
     let since = p
@@ -243,7 +261,12 @@ fn audit_cursor_is_sane(c: &str) -> bool {
 }
 
 /// An event's deliveries, a page at a time.
-pub async fn by_event(Tenant(t): Tenant, State(s): S, Path(id): Path<String>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn by_event<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
     p.only(&["limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
     let id = EventId::parse(id).map_err(|_| ApiError::not_found("event"))?;
@@ -258,7 +281,7 @@ pub async fn by_event(Tenant(t): Tenant, State(s): S, Path(id): Path<String>, p:
 }
 
 /// An event with its (first hundred) deliveries.
-pub async fn event(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn event<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = EventId::parse(id).map_err(|_| ApiError::not_found("event"))?;
     let record = s
         .events

@@ -1,6 +1,7 @@
 //! A tenant's endpoints: create (through the SSRF guard), list, get,
 //! update, delete, disable/enable, secret and its rotation, a test event.
 
+use crate::Ports;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, Tenant};
 use crate::views;
@@ -10,18 +11,18 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchyard_aws::dynamo::{DynamoRegistry, RegistrationError};
 use switchyard_core::endpoint::{CustomHeaders, PayloadFilter, RateLimit};
 use switchyard_core::endpoint_edit::{EditError, edit_endpoint};
 use switchyard_core::envelope::{IngestLimits, Source, parse_event};
 use switchyard_core::model::EventRecord;
-use switchyard_core::ports::{EventStore, Registry, TaskQueue};
+use switchyard_core::model::RegistrationError;
+use switchyard_core::ports::{EndpointAdmin, EventStore, Registry, TaskQueue};
 use switchyard_core::quota::{Limits, check_headers, keep_masked_values};
 use switchyard_core::retry::{RawRetryPolicy, RetryPolicy};
 use switchyard_core::time_util::{now_utc, rfc3339};
 use switchyard_core::{DeliveryTask, Endpoint, EndpointId, EndpointUrl, EventTypeFilter, TenantId};
 
-type S = State<Arc<crate::AppState>>;
+type S<P> = State<Arc<crate::AppState<P>>>;
 
 const FIELDS: &[&str] = &[
     "url",
@@ -126,7 +127,7 @@ fn registration_error(e: RegistrationError) -> ApiError {
 }
 
 /// The tenant's endpoint `raw`, or 404 (absent or another tenant's).
-pub(crate) async fn owned(s: &crate::AppState, tenant: &TenantId, raw: &str) -> ApiResult<Endpoint> {
+pub(crate) async fn owned<P: Ports>(s: &crate::AppState<P>, tenant: &TenantId, raw: &str) -> ApiResult<Endpoint> {
     let id = EndpointId::parse(raw).map_err(|_| ApiError::not_found("endpoint"))?;
     s.registry
         .endpoint(tenant, &id)
@@ -134,9 +135,9 @@ pub(crate) async fn owned(s: &crate::AppState, tenant: &TenantId, raw: &str) -> 
         .ok_or_else(|| ApiError::not_found("endpoint"))
 }
 
-pub async fn create(
+pub async fn create<P: Ports>(
     Tenant(t): Tenant,
-    State(s): S,
+    State(s): S<P>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let url = body.get("url").ok_or_else(|| ApiError::invalid("url", "is required"))?;
@@ -154,7 +155,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-pub async fn list(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<Json<Value>> {
+pub async fn list<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
     let page = s.registry.endpoints_page(&t, limit, cursor).await?;
@@ -164,14 +165,14 @@ pub async fn list(Tenant(t): Tenant, State(s): S, p: Params) -> ApiResult<Json<V
     )))
 }
 
-pub async fn get_one(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_one<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(views::endpoint(&owned(&s, &t, &id).await?)))
 }
 
 /// Reads the endpoint `raw`, changes it with `change` and writes only what
 /// changed (see [`edit_endpoint`]); 404 if it is absent or another tenant's,
 /// 409 if it keeps changing under the edit.
-async fn edit<F, Fut>(s: &crate::AppState, tenant: &TenantId, raw: &str, change: F) -> ApiResult<Endpoint>
+async fn edit<P: Ports, F, Fut>(s: &crate::AppState<P>, tenant: &TenantId, raw: &str, change: F) -> ApiResult<Endpoint>
 where
     F: FnMut(Endpoint) -> Fut,
     Fut: std::future::Future<Output = ApiResult<Endpoint>>,
@@ -189,25 +190,23 @@ where
         })
 }
 
-pub async fn update(
+pub async fn update<P: Ports>(
     Tenant(t): Tenant,
-    State(s): S,
+    State(s): S<P>,
     Path(id): Path<String>,
     Body(body): Body<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let (body, policy, limits) = (&body, &s.ssrf, &s.limits);
+    let (body, policy, limits, registry) = (&body, &s.ssrf, &s.limits, &s.registry);
     let ep = edit(&s, &t, &id, |mut ep| async move {
         apply(&mut ep, body, limits)?;
-        DynamoRegistry::check_url(&ep, policy)
-            .await
-            .map_err(registration_error)?;
+        registry.check_url(&ep, policy).await.map_err(registration_error)?;
         Ok(ep)
     })
     .await?;
     Ok(Json(views::endpoint(&ep)))
 }
 
-pub async fn remove(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let ep = owned(&s, &t, &id).await?;
     if s.registry.delete_endpoint(&t, &ep.id).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -216,8 +215,13 @@ pub async fn remove(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> A
     }
 }
 
-async fn set_enabled(s: &crate::AppState, t: &TenantId, id: &str, enabled: bool) -> ApiResult<Json<Value>> {
-    let policy = &s.ssrf;
+async fn set_enabled<P: Ports>(
+    s: &crate::AppState<P>,
+    t: &TenantId,
+    id: &str,
+    enabled: bool,
+) -> ApiResult<Json<Value>> {
+    let (policy, registry) = (&s.ssrf, &s.registry);
     let ep = edit(s, t, id, |mut ep| async move {
         ep.enabled = enabled;
         ep.disabled_reason = (!enabled).then(|| "disabled_by_tenant".to_string());
@@ -225,9 +229,7 @@ async fn set_enabled(s: &crate::AppState, t: &TenantId, id: &str, enabled: bool)
             // Its circuit starts closed again, and its URL is checked again;
             // disabling never fails on it.
             ep.circuit = Default::default();
-            DynamoRegistry::check_url(&ep, policy)
-                .await
-                .map_err(registration_error)?;
+            registry.check_url(&ep, policy).await.map_err(registration_error)?;
         }
         Ok(ep)
     })
@@ -235,15 +237,15 @@ async fn set_enabled(s: &crate::AppState, t: &TenantId, id: &str, enabled: bool)
     Ok(Json(views::endpoint(&ep)))
 }
 
-pub async fn disable(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn disable<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     set_enabled(&s, &t, &id, false).await
 }
 
-pub async fn enable(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn enable<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     set_enabled(&s, &t, &id, true).await
 }
 
-pub async fn secret(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn secret<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let ep = owned(&s, &t, &id).await?;
     let now = now_utc();
     let previous: Vec<Value> = ep
@@ -263,9 +265,9 @@ pub struct Rotate {
     overlap_hours: Option<u32>,
 }
 
-pub async fn rotate_secret(
+pub async fn rotate_secret<P: Ports>(
     Tenant(t): Tenant,
-    State(s): S,
+    State(s): S<P>,
     Path(id): Path<String>,
     Body(b): Body<Rotate>,
 ) -> ApiResult<Json<Value>> {
@@ -289,7 +291,11 @@ pub async fn rotate_secret(
 }
 
 /// Sends a `webhook.test` event to this endpoint alone (whatever its filters).
-pub async fn send_test(Tenant(t): Tenant, State(s): S, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn send_test<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let ep = owned(&s, &t, &id).await?;
     if !ep.enabled {
         return Err(ApiError::conflict("the endpoint is disabled"));

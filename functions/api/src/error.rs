@@ -97,13 +97,13 @@ impl From<PortError> for ApiError {
     }
 }
 
-impl From<switchyard_aws::dynamo::ListError> for ApiError {
-    fn from(e: switchyard_aws::dynamo::ListError) -> Self {
+impl From<switchyard_core::model::ListError> for ApiError {
+    fn from(e: switchyard_core::model::ListError) -> Self {
         match e {
-            switchyard_aws::dynamo::ListError::BadCursor => {
+            switchyard_core::model::ListError::BadCursor => {
                 Self::bad_request("invalid_cursor", "the cursor is not valid for this listing")
             }
-            switchyard_aws::dynamo::ListError::Port(p) => Self::internal(&p),
+            switchyard_core::model::ListError::Port(p) => Self::internal(&p),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! error shape.
 
 use crate::error::ApiError;
-use crate::{AppState, MAX_BODY_BYTES};
+use crate::{AppState, MAX_BODY_BYTES, Ports};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -42,10 +42,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// The operator: the request carries the admin key.
 pub struct Admin;
 
-impl FromRequestParts<Arc<AppState>> for Admin {
+impl<P: Ports> FromRequestParts<Arc<AppState<P>>> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<P>>) -> Result<Self, ApiError> {
         let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         let Some(expected) = &state.admin_key_sha256 else {
             return Err(ApiError::forbidden("no admin key is configured"));
@@ -67,10 +67,10 @@ impl FromRequestParts<Arc<AppState>> for Admin {
 /// its tenant from here, never from the path or the body.
 pub struct Tenant(pub TenantId);
 
-impl FromRequestParts<Arc<AppState>> for Tenant {
+impl<P: Ports> FromRequestParts<Arc<AppState<P>>> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<P>>) -> Result<Self, ApiError> {
         let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         let Ok(key) = ApiKey::parse(key) else {
             return Err(ApiError::unauthorized());

@@ -31,6 +31,9 @@ use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
 use switchyard_core::DeliveryTask;
+use switchyard_core::ports::{
+    DeliveryQueries, EndpointAdmin, EndpointEdits, EventQueries, EventStore, Registry, TaskQueue, Tenants,
+};
 use switchyard_core::ssrf::SsrfPolicy;
 
 /// The largest request body accepted.
@@ -81,12 +84,32 @@ impl Settings {
     }
 }
 
+/// The ports the API works through: storage of tenants, keys and
+/// endpoints, the delivery log, the event store, and the deliveries queue
+/// that replays go to. [`Aws`] is the deployed set.
+pub trait Ports: Send + Sync + 'static {
+    type Registry: Registry + Tenants + EndpointAdmin + EndpointEdits + Send + Sync;
+    type Log: DeliveryQueries + Send + Sync;
+    type Events: EventStore + EventQueries + Send + Sync;
+    type Deliveries: TaskQueue<DeliveryTask> + Send + Sync;
+}
+
+/// The ports over DynamoDB and SQS.
+pub struct Aws;
+
+impl Ports for Aws {
+    type Registry = DynamoRegistry;
+    type Log = DynamoDeliveryLog;
+    type Events = DynamoEventStore;
+    type Deliveries = SqsQueue<DeliveryTask>;
+}
+
 /// The API's state, built once per process.
-pub struct AppState {
-    pub registry: DynamoRegistry,
-    pub log: DynamoDeliveryLog,
-    pub events: DynamoEventStore,
-    pub deliveries: SqsQueue<DeliveryTask>,
+pub struct AppState<P: Ports = Aws> {
+    pub registry: P::Registry,
+    pub log: P::Log,
+    pub events: P::Events,
+    pub deliveries: P::Deliveries,
     pub admin_key_sha256: Option<String>,
     pub ssrf: SsrfPolicy,
     pub rotation_overlap: time::Duration,
@@ -95,19 +118,39 @@ pub struct AppState {
     pub limits: switchyard_core::quota::Limits,
 }
 
-impl AppState {
+impl AppState<Aws> {
+    /// The state over the AWS adapters of `settings`' tables and queue.
     pub fn new(sdk: &SdkConfig, s: &Settings) -> Self {
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        Self {
-            registry: DynamoRegistry::new(ddb.clone(), &s.registry_table),
-            log: DynamoDeliveryLog::new(
+        Self::with_ports(
+            DynamoRegistry::new(ddb.clone(), &s.registry_table),
+            DynamoDeliveryLog::new(
                 ddb.clone(),
                 &s.deliveries_table,
                 time::Duration::days(i64::from(s.retention_days)),
             ),
-            events: DynamoEventStore::new(ddb, &s.deliveries_table),
-            deliveries: SqsQueue::new(sqs, &s.deliveries_queue_url),
+            DynamoEventStore::new(ddb, &s.deliveries_table),
+            SqsQueue::new(sqs, &s.deliveries_queue_url),
+            s,
+        )
+    }
+}
+
+impl<P: Ports> AppState<P> {
+    /// The state over the given ports, behaving as `s` says.
+    pub fn with_ports(
+        registry: P::Registry,
+        log: P::Log,
+        events: P::Events,
+        deliveries: P::Deliveries,
+        s: &Settings,
+    ) -> Self {
+        Self {
+            registry,
+            log,
+            events,
+            deliveries,
             admin_key_sha256: s.admin_key_sha256.clone(),
             ssrf: s.ssrf.clone(),
             rotation_overlap: s.rotation_overlap,
@@ -117,94 +160,110 @@ impl AppState {
     }
 }
 
-type State = Arc<AppState>;
+type State<P> = Arc<AppState<P>>;
 
 /// Every route: method, path (axum's and OpenAPI's `{param}` syntax), handler.
-pub fn routes() -> Vec<(Method, &'static str, MethodRouter<State>)> {
+pub fn routes<P: Ports>() -> Vec<(Method, &'static str, MethodRouter<State<P>>)> {
     vec![
-        (Method::POST, "/v1/admin/tenants", post(admin::create_tenant)),
-        (Method::GET, "/v1/admin/tenants", get(admin::list_tenants)),
-        (Method::GET, "/v1/admin/tenants/{tenant_id}", get(admin::get_tenant)),
+        (Method::POST, "/v1/admin/tenants", post(admin::create_tenant::<P>)),
+        (Method::GET, "/v1/admin/tenants", get(admin::list_tenants::<P>)),
+        (
+            Method::GET,
+            "/v1/admin/tenants/{tenant_id}",
+            get(admin::get_tenant::<P>),
+        ),
         (
             Method::POST,
             "/v1/admin/tenants/{tenant_id}/api-keys",
-            post(admin::create_api_key),
+            post(admin::create_api_key::<P>),
         ),
         (
             Method::GET,
             "/v1/admin/tenants/{tenant_id}/api-keys",
-            get(admin::list_api_keys),
+            get(admin::list_api_keys::<P>),
         ),
         (
             Method::DELETE,
             "/v1/admin/tenants/{tenant_id}/api-keys/{key_id}",
-            delete(admin::revoke_api_key),
+            delete(admin::revoke_api_key::<P>),
         ),
-        (Method::POST, "/v1/endpoints", post(endpoints::create)),
-        (Method::GET, "/v1/endpoints", get(endpoints::list)),
-        (Method::GET, "/v1/endpoints/{endpoint_id}", get(endpoints::get_one)),
-        (Method::PATCH, "/v1/endpoints/{endpoint_id}", patch(endpoints::update)),
-        (Method::DELETE, "/v1/endpoints/{endpoint_id}", delete(endpoints::remove)),
+        (Method::POST, "/v1/endpoints", post(endpoints::create::<P>)),
+        (Method::GET, "/v1/endpoints", get(endpoints::list::<P>)),
+        (Method::GET, "/v1/endpoints/{endpoint_id}", get(endpoints::get_one::<P>)),
+        (
+            Method::PATCH,
+            "/v1/endpoints/{endpoint_id}",
+            patch(endpoints::update::<P>),
+        ),
+        (
+            Method::DELETE,
+            "/v1/endpoints/{endpoint_id}",
+            delete(endpoints::remove::<P>),
+        ),
         (
             Method::POST,
             "/v1/endpoints/{endpoint_id}/disable",
-            post(endpoints::disable),
+            post(endpoints::disable::<P>),
         ),
         (
             Method::POST,
             "/v1/endpoints/{endpoint_id}/enable",
-            post(endpoints::enable),
+            post(endpoints::enable::<P>),
         ),
         (
             Method::GET,
             "/v1/endpoints/{endpoint_id}/secret",
-            get(endpoints::secret),
+            get(endpoints::secret::<P>),
         ),
         (
             Method::POST,
             "/v1/endpoints/{endpoint_id}/rotate-secret",
-            post(endpoints::rotate_secret),
+            post(endpoints::rotate_secret::<P>),
         ),
         (
             Method::POST,
             "/v1/endpoints/{endpoint_id}/test",
-            post(endpoints::send_test),
+            post(endpoints::send_test::<P>),
         ),
         (
             Method::GET,
             "/v1/endpoints/{endpoint_id}/deliveries",
-            get(deliveries::by_endpoint),
+            get(deliveries::by_endpoint::<P>),
         ),
         (
             Method::GET,
             "/v1/endpoints/{endpoint_id}/health",
-            get(deliveries::endpoint_health),
+            get(deliveries::endpoint_health::<P>),
         ),
         (
             Method::POST,
             "/v1/endpoints/{endpoint_id}/recover",
-            post(deliveries::recover),
+            post(deliveries::recover::<P>),
         ),
-        (Method::GET, "/v1/deliveries", get(deliveries::by_status)),
-        (Method::GET, "/v1/deliveries/{delivery_id}", get(deliveries::get_one)),
+        (Method::GET, "/v1/deliveries", get(deliveries::by_status::<P>)),
+        (
+            Method::GET,
+            "/v1/deliveries/{delivery_id}",
+            get(deliveries::get_one::<P>),
+        ),
         (
             Method::POST,
             "/v1/deliveries/{delivery_id}/resend",
-            post(deliveries::resend),
+            post(deliveries::resend::<P>),
         ),
-        (Method::GET, "/v1/events/{event_id}", get(deliveries::event)),
+        (Method::GET, "/v1/events/{event_id}", get(deliveries::event::<P>)),
         (
             Method::GET,
             "/v1/events/{event_id}/deliveries",
-            get(deliveries::by_event),
+            get(deliveries::by_event::<P>),
         ),
-        (Method::GET, "/v1/audit", get(deliveries::audit_trail)),
+        (Method::GET, "/v1/audit", get(deliveries::audit_trail::<P>)),
     ]
 }
 
 /// The router over `state`: exactly [`routes`], plus JSON answers for an
 /// unknown path (404) or method (405).
-pub fn router(state: State) -> Router {
+pub fn router<P: Ports>(state: State<P>) -> Router {
     serve_routes(routes(), state)
 }
 

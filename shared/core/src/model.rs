@@ -6,8 +6,10 @@
 
 use crate::endpoint::EndpointUrl;
 use crate::envelope::Envelope;
+use crate::error::PortError;
 use crate::event_type::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
+use crate::quota::LimitExceeded;
 use crate::task::DeliveryTask;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -256,4 +258,97 @@ impl DeliveryRecord {
         stored.sort_by_key(|a| a.attempt);
         stored
     }
+}
+
+// ---------------------------------------------------------------------------
+// What the management API reads and writes beside the records above
+
+/// One page of a listing; `next` is an opaque cursor for the following page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page with nothing on it and nothing after it.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            next: None,
+        }
+    }
+}
+
+/// Why a listing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The cursor does not decode, or belongs to another listing (another
+    /// tenant's, another endpoint's, another window).
+    #[error("the cursor is not valid here")]
+    BadCursor,
+    /// The store failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// A tenant, as the management API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub name: String,
+    /// When it was created (the Unix epoch for a tenant stored before
+    /// creation times were recorded).
+    #[serde(with = "crate::time_util::serde_rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// An API key as its tenant's listing holds it: never the key, only its
+/// id, label and the first characters shown to tell keys apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub tenant_id: TenantId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub prefix: String,
+    #[serde(with = "crate::time_util::serde_rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// An endpoint's deliveries over a period, summed up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EndpointStats {
+    pub deliveries: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Still retrying.
+    pub pending: u64,
+    /// `succeeded / (succeeded + failed)`; `None` when neither happened.
+    pub success_rate: Option<f64>,
+    /// Nearest-rank percentiles of the last attempt's duration of the
+    /// deliveries that have one.
+    pub latency_p50_ms: Option<u64>,
+    pub latency_p95_ms: Option<u64>,
+}
+
+/// One page of an audit trail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditPage {
+    pub events: Vec<EventRecord>,
+    /// The cursor of the next page, if the limit cut this one short.
+    pub next: Option<String>,
+}
+
+/// Why an endpoint was not registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("the endpoint URL is refused: {0}")]
+    Refused(crate::ssrf::SsrfError),
+    #[error("the endpoint's host does not resolve: {0}")]
+    Unresolvable(String),
+    #[error("storing the endpoint failed: {0}")]
+    Store(PortError),
+    #[error("{0}")]
+    LimitReached(LimitExceeded),
 }

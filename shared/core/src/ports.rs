@@ -8,9 +8,11 @@ use crate::envelope::Envelope;
 use crate::error::PortError;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use crate::model::{
-    AttemptRecord, ClaimOutcome, DeliveryRecord, EventRecord, InsertOutcome, KeyClaim, SendError, WebhookRequest,
+    ApiKeyRecord, AttemptRecord, AuditPage, ClaimOutcome, DeliveryRecord, DeliveryState, EndpointStats, EventRecord,
+    InsertOutcome, KeyClaim, ListError, Page, RegistrationError, SendError, TenantRecord, WebhookRequest,
     WebhookResponse,
 };
+use crate::ssrf::SsrfPolicy;
 use std::future::Future;
 use time::OffsetDateTime;
 
@@ -238,4 +240,150 @@ pub trait Redelivery<T: Sync>: Sync {
     /// Sends `task` as a new message that becomes visible after `delay`
     /// (at most 15 min).
     fn send_after(&self, task: &T, delay: std::time::Duration) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+// ---------------------------------------------------------------------------
+// The management API's ports. Listings take a `limit` (clamped by the
+// adapter) and the opaque cursor of the previous page, and refuse a cursor
+// that belongs to another listing with [`ListError::BadCursor`].
+
+/// Tenants and their API keys, as the operator manages them.
+pub trait Tenants: Sync {
+    /// Creates a tenant; `Ok(false)` if it exists.
+    fn create_tenant(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// A tenant, if it exists.
+    fn tenant(&self, id: &TenantId) -> impl Future<Output = Result<Option<TenantRecord>, PortError>> + Send;
+    /// Every tenant, by id, page by page.
+    fn list_tenants(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<TenantRecord>, ListError>> + Send;
+    /// Stores a new API key (by its hash, never the key) unless its tenant
+    /// has `limit` keys already (`Ok(false)`); creates that race never pass
+    /// the limit together. Fails if the key id or the hash is taken.
+    fn create_api_key_within(
+        &self,
+        hash: &ApiKeyHash,
+        record: &ApiKeyRecord,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// A tenant's API keys, by id.
+    fn list_api_keys(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<ApiKeyRecord>, PortError>> + Send;
+    /// Revokes one of a tenant's API keys; `Ok(false)` if it has no such key.
+    fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
+/// A tenant's endpoints, as the management API creates, lists and deletes
+/// them (edits go through [`EndpointEdits`]).
+pub trait EndpointAdmin: Sync {
+    /// Registers an endpoint whose URL passes `policy`, unless its tenant
+    /// has `limit` endpoints already; creates that race never pass the
+    /// limit together.
+    fn register_endpoint_within(
+        &self,
+        endpoint: &Endpoint,
+        policy: &SsrfPolicy,
+        limit: u32,
+    ) -> impl Future<Output = Result<(), RegistrationError>> + Send;
+    /// Whether the endpoint's URL passes `policy`, its host resolved (what
+    /// registration checks, for an edit that changes the URL).
+    fn check_url(
+        &self,
+        endpoint: &Endpoint,
+        policy: &SsrfPolicy,
+    ) -> impl Future<Output = Result<(), RegistrationError>> + Send;
+    /// A tenant's endpoints, by id, page by page.
+    fn endpoints_page(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Endpoint>, ListError>> + Send;
+    /// Deletes an endpoint; `Ok(false)` if it did not exist.
+    fn delete_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &EndpointId,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
+/// The delivery log as the management API reads it, and the replay of
+/// failed deliveries.
+pub trait DeliveryQueries: Sync {
+    /// A delivery and its attempts, oldest attempt first; `None` for an id
+    /// that names none of the tenant's deliveries.
+    fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+    ) -> impl Future<Output = Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, PortError>> + Send;
+    /// An endpoint's deliveries, newest first; with a window, those created
+    /// in `[from, to)`.
+    fn deliveries_by_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        window: Option<(OffsetDateTime, OffsetDateTime)>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<DeliveryRecord>, ListError>> + Send;
+    /// An event's deliveries (one per endpoint it went to), by delivery id.
+    fn deliveries_by_event(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<DeliveryRecord>, ListError>> + Send;
+    /// A tenant's deliveries in one state, most recently updated first.
+    fn deliveries_by_status(
+        &self,
+        tenant: &TenantId,
+        state: DeliveryState,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<DeliveryRecord>, ListError>> + Send;
+    /// Puts a failed or skipped delivery back to retrying, due now, for a
+    /// replay; `Ok(false)` if it is neither (any more), or does not exist.
+    fn requeue_failed(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// An endpoint's deliveries created in `[since, now)`, summed up.
+    fn endpoint_stats(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<EndpointStats, PortError>> + Send;
+}
+
+/// Accepted events as the management API reads them.
+pub trait EventQueries: Sync {
+    /// One event of a tenant, live or expired but not yet deleted.
+    fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+    ) -> impl Future<Output = Result<Option<EventRecord>, PortError>> + Send;
+    /// The tenant's audit trail: its `routing.audit` events received in
+    /// `[from, to)`, oldest first, at most `limit`, after the cursor `after`.
+    /// A page may be short, or empty, and still have a `next`.
+    fn audit_trail(
+        &self,
+        tenant: &TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<AuditPage, PortError>> + Send;
 }

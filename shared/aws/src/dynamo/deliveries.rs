@@ -18,9 +18,9 @@ use super::{
 use crate::error::port_error;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::{Deserialize, Serialize};
-use switchyard_core::model::{AttemptRecord, DeliveryRecord, DeliveryState};
-use switchyard_core::ports::DeliveryLog;
+use serde::Deserialize;
+use switchyard_core::model::{AttemptRecord, DeliveryRecord, DeliveryState, EndpointStats};
+use switchyard_core::ports::{DeliveryLog, DeliveryQueries};
 use switchyard_core::time_util::{rfc3339, sortable};
 use switchyard_core::{DeliveryId, EndpointId, EventId, PortError, TenantId};
 use time::{Duration, OffsetDateTime};
@@ -72,49 +72,6 @@ impl DynamoDeliveryLog {
 
     fn ttl(&self, from: OffsetDateTime) -> AttributeValue {
         AttributeValue::N((from + self.retention).unix_timestamp().to_string())
-    }
-
-    /// Reads a delivery and its attempts, oldest attempt first: one
-    /// `GetItem`, and a query of its attempt items only when it counts more
-    /// attempts than the first (which the item holds). `None` for an id
-    /// that names no delivery (not found, or not a derived id).
-    pub async fn get_delivery(
-        &self,
-        tenant: &TenantId,
-        id: &DeliveryId,
-    ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, PortError> {
-        let Some(key) = keys::deliveries::delivery(tenant, id) else {
-            return Ok(None);
-        };
-        let Some(delivery) =
-            get_item::<DeliveryRecord>(&self.client, &self.table, &key, true, "GetItem delivery").await?
-        else {
-            return Ok(None);
-        };
-        let embedded = u32::from(delivery.first_attempt.is_some());
-        let mut attempts = Vec::new();
-        if delivery.attempts > embedded {
-            let mut pages = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :attempts)")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#sk", keys::SK)
-                .expression_attribute_values(":pk", s(&key.pk))
-                .expression_attribute_values(":attempts", s(keys::deliveries::attempts_sk_prefix(id)))
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(item) = pages.next().await {
-                attempts.push(from_item::<AttemptRecord>(
-                    item.map_err(|e| port_error("Query attempts", e))?,
-                )?);
-            }
-        }
-        let log = delivery.attempt_log(attempts);
-        Ok(Some((delivery, log)))
     }
 }
 
@@ -190,22 +147,6 @@ pub const REPLAY_REASON: &str = "replay_requested";
 /// The most deliveries [`DynamoDeliveryLog::endpoint_stats`] reads (the newest).
 pub const MAX_STATS_DELIVERIES: usize = 10_000;
 
-/// An endpoint's deliveries over a period, summed up.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct EndpointStats {
-    pub deliveries: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    /// Still retrying.
-    pub pending: u64,
-    /// `succeeded / (succeeded + failed)`; `None` when neither happened.
-    pub success_rate: Option<f64>,
-    /// Nearest-rank percentiles of the last attempt's duration of the
-    /// deliveries that have one.
-    pub latency_p50_ms: Option<u64>,
-    pub latency_p95_ms: Option<u64>,
-}
-
 /// What the statistics read of a delivery.
 #[derive(Deserialize)]
 struct StatsRow {
@@ -248,7 +189,7 @@ fn index_key_names(index_pk: &'static str, index_sk: &'static str) -> [&'static 
     [keys::PK, keys::SK, index_pk, index_sk]
 }
 
-/// The management API's reads and the replay of failed deliveries.
+/// The queries behind [`DeliveryQueries`].
 impl DynamoDeliveryLog {
     /// A query of one index partition of a tenant's deliveries.
     fn index_query(&self, index: &str, pk_attr: &str, pk: &str) -> QueryFluentBuilder {
@@ -301,205 +242,6 @@ impl DynamoDeliveryLog {
             .map(from_item::<DeliveryRecord>)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, next: page.next })
-    }
-
-    /// An endpoint's deliveries, newest first; with a window, those created
-    /// in `[from, to)` (to the millisecond, as index keys store times).
-    pub async fn deliveries_by_endpoint(
-        &self,
-        tenant: &TenantId,
-        endpoint: &EndpointId,
-        window: Option<(OffsetDateTime, OffsetDateTime)>,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<DeliveryRecord>, ListError> {
-        let pk = keys::deliveries::by_endpoint_partition(tenant, endpoint);
-        // Sort keys are `{created_at}#{dlv}`: `#` sorts below every id
-        // character, so [from#, to#] holds exactly the window.
-        let bounds = window.map(|(from, to)| (format!("{}#", sortable(from)), format!("{}#", sortable(to))));
-        if let Some((lo, hi)) = &bounds
-            && lo >= hi
-        {
-            return Ok(Page::empty());
-        }
-        let sk_rule = match &bounds {
-            Some((lo, hi)) => Expect::Between(lo, hi),
-            None => Expect::Any,
-        };
-        let start = Self::decode_delivery_cursor(tenant, cursor, (keys::GSI1_PK, &pk), (keys::GSI1_SK, sk_rule))?;
-        let query = self
-            .index_query(keys::GSI1, keys::GSI1_PK, &pk)
-            .scan_index_forward(false);
-        let query = match &bounds {
-            Some((lo, hi)) => query
-                .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lo AND :hi")
-                .expression_attribute_names("#isk", keys::GSI1_SK)
-                .expression_attribute_values(":lo", s(lo))
-                .expression_attribute_values(":hi", s(hi)),
-            None => query.key_condition_expression("#ipk = :ipk"),
-        };
-        let names = index_key_names(keys::GSI1_PK, keys::GSI1_SK);
-        self.delivery_page(query, limit, start, names, "Query deliveries by endpoint")
-            .await
-    }
-
-    /// An event's deliveries (one per endpoint it went to), by delivery id:
-    /// a query of the event group's partition of the table (no index; the
-    /// items come whole, the attempt items beside them are not read).
-    /// The cursor is the last delivery's key, refused unless it names
-    /// exactly this partition and a delivery in it.
-    pub async fn deliveries_by_event(
-        &self,
-        tenant: &TenantId,
-        event: &EventId,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<DeliveryRecord>, ListError> {
-        let pk = keys::deliveries::by_event_partition(tenant, event);
-        let sk_prefix = keys::deliveries::DELIVERY_SK_PREFIX;
-        let start = cursor
-            .map(|c| {
-                decode_cursor(
-                    c,
-                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(sk_prefix))],
-                )
-            })
-            .transpose()?;
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :deliveries)")
-            // Another event in the same group would take an 80-bit hash
-            // collision; its deliveries are not this event's all the same.
-            .filter_expression("#evt = :evt")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_names("#evt", "event_id")
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":deliveries", s(sk_prefix))
-            .expression_attribute_values(":evt", s(event.as_str()));
-        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query deliveries by event").await?;
-        let items = page
-            .items
-            .into_iter()
-            .map(from_item::<DeliveryRecord>)
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next: page.next })
-    }
-
-    /// A tenant's deliveries in one state, most recently updated first.
-    /// Succeeded deliveries are not indexed
-    /// ([`keys::deliveries::indexed_by_status`]): that listing is empty.
-    pub async fn deliveries_by_status(
-        &self,
-        tenant: &TenantId,
-        state: DeliveryState,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<DeliveryRecord>, ListError> {
-        let pk = keys::deliveries::by_status_partition(tenant, state);
-        let start = Self::decode_delivery_cursor(tenant, cursor, (keys::GSI3_PK, &pk), (keys::GSI3_SK, Expect::Any))?;
-        let query = self
-            .index_query(keys::GSI3, keys::GSI3_PK, &pk)
-            .key_condition_expression("#ipk = :ipk")
-            .scan_index_forward(false);
-        let names = index_key_names(keys::GSI3_PK, keys::GSI3_SK);
-        self.delivery_page(query, limit, start, names, "Query deliveries by status")
-            .await
-    }
-
-    /// Puts a failed or skipped delivery back to retrying for a replay:
-    /// reason `replay_requested`, no `next_attempt_at` (due now), updated now
-    /// (and moved in the by-status index). `Ok(false)` if it is neither (any
-    /// more), or does not exist. Attempt counts are left as they are.
-    pub async fn requeue_failed(
-        &self,
-        tenant: &TenantId,
-        id: &DeliveryId,
-        now: OffsetDateTime,
-    ) -> Result<bool, PortError> {
-        let retrying = DeliveryState::Retrying;
-        let Some(key) = keys::deliveries::delivery(tenant, id) else {
-            return Ok(false);
-        };
-        let [(g3pk, g3pk_value), (g3sk, g3sk_value)] =
-            keys::deliveries::status_index(tenant, id, retrying, &sortable(now));
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&key)))
-            .update_expression(
-                "SET #state = :retrying, #reason = :reason, #updated = :now, #g3pk = :g3pk, #g3sk = :g3sk, \
-                 #exp = :exp REMOVE #next",
-            )
-            .condition_expression("attribute_exists(#pk) AND #state IN (:failed, :skipped)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#reason", "reason")
-            .expression_attribute_names("#updated", "updated_at")
-            .expression_attribute_names("#next", "next_attempt_at")
-            .expression_attribute_names("#g3pk", g3pk)
-            .expression_attribute_names("#g3sk", g3sk)
-            .expression_attribute_names("#exp", keys::TTL)
-            .expression_attribute_values(":retrying", s(keys::deliveries::state_name(retrying)))
-            .expression_attribute_values(":failed", s(keys::deliveries::state_name(DeliveryState::Failed)))
-            .expression_attribute_values(":skipped", s(keys::deliveries::state_name(DeliveryState::Skipped)))
-            .expression_attribute_values(":reason", s(REPLAY_REASON))
-            .expression_attribute_values(":now", s(rfc3339(now)))
-            .expression_attribute_values(":g3pk", s(g3pk_value))
-            .expression_attribute_values(":g3sk", s(g3sk_value))
-            .expression_attribute_values(":exp", self.ttl(now))
-            .send()
-            .await;
-        super::applied(result, "UpdateItem requeue delivery")
-    }
-
-    /// An endpoint's deliveries created in `[since, now)`, summed up; at most
-    /// the newest [`MAX_STATS_DELIVERIES`] are read.
-    pub async fn endpoint_stats(
-        &self,
-        tenant: &TenantId,
-        endpoint: &EndpointId,
-        since: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<EndpointStats, PortError> {
-        let (lo, hi) = (format!("{}#", sortable(since)), format!("{}#", sortable(now)));
-        if lo >= hi {
-            return Ok(EndpointStats::default());
-        }
-        let pk = keys::deliveries::by_endpoint_partition(tenant, endpoint);
-        let mut entries = self
-            .index_query(keys::GSI1, keys::GSI1_PK, &pk)
-            .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lo AND :hi")
-            .expression_attribute_names("#isk", keys::GSI1_SK)
-            .expression_attribute_values(":lo", s(lo))
-            .expression_attribute_values(":hi", s(hi))
-            .scan_index_forward(false)
-            .into_paginator()
-            .items()
-            .send();
-        let mut keys = Vec::new();
-        while keys.len() < MAX_STATS_DELIVERIES {
-            let Some(entry) = entries.next().await else { break };
-            keys.push(entry.map_err(|e| port_error("Query endpoint stats", e))?);
-        }
-        // The index holds keys only: the two attributes come from the table.
-        let items = super::hydrate(
-            &self.client,
-            &self.table,
-            &keys,
-            Some(&["state", "last_duration_ms"]),
-            "BatchGetItem endpoint stats",
-        )
-        .await?;
-        let mut rows = Vec::with_capacity(items.len());
-        for item in items {
-            let row: StatsRow = from_item(item)?;
-            rows.push((row.state, row.last_duration_ms));
-        }
-        Ok(summarize(rows))
     }
 }
 
@@ -567,6 +309,245 @@ impl switchyard_core::reconcile::OverdueDeliveries for DynamoDeliveryLog {
             .send()
             .await;
         super::applied(result, "UpdateItem claim overdue delivery")
+    }
+}
+
+impl DeliveryQueries for DynamoDeliveryLog {
+    /// Reads a delivery and its attempts, oldest attempt first: one
+    /// `GetItem`, and a query of its attempt items only when it counts more
+    /// attempts than the first (which the item holds). `None` for an id
+    /// that names no delivery (not found, or not a derived id).
+    async fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        id: &DeliveryId,
+    ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, PortError> {
+        let Some(key) = keys::deliveries::delivery(tenant, id) else {
+            return Ok(None);
+        };
+        let Some(delivery) =
+            get_item::<DeliveryRecord>(&self.client, &self.table, &key, true, "GetItem delivery").await?
+        else {
+            return Ok(None);
+        };
+        let embedded = u32::from(delivery.first_attempt.is_some());
+        let mut attempts = Vec::new();
+        if delivery.attempts > embedded {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :attempts)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(&key.pk))
+                .expression_attribute_values(":attempts", s(keys::deliveries::attempts_sk_prefix(id)))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                attempts.push(from_item::<AttemptRecord>(
+                    item.map_err(|e| port_error("Query attempts", e))?,
+                )?);
+            }
+        }
+        let log = delivery.attempt_log(attempts);
+        Ok(Some((delivery, log)))
+    }
+
+    /// An endpoint's deliveries, newest first; with a window, those created
+    /// in `[from, to)` (to the millisecond, as index keys store times).
+    async fn deliveries_by_endpoint(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        window: Option<(OffsetDateTime, OffsetDateTime)>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliveryRecord>, ListError> {
+        let pk = keys::deliveries::by_endpoint_partition(tenant, endpoint);
+        // Sort keys are `{created_at}#{dlv}`: `#` sorts below every id
+        // character, so [from#, to#] holds exactly the window.
+        let bounds = window.map(|(from, to)| (format!("{}#", sortable(from)), format!("{}#", sortable(to))));
+        if let Some((lo, hi)) = &bounds
+            && lo >= hi
+        {
+            return Ok(Page::empty());
+        }
+        let sk_rule = match &bounds {
+            Some((lo, hi)) => Expect::Between(lo, hi),
+            None => Expect::Any,
+        };
+        let start = Self::decode_delivery_cursor(tenant, cursor, (keys::GSI1_PK, &pk), (keys::GSI1_SK, sk_rule))?;
+        let query = self
+            .index_query(keys::GSI1, keys::GSI1_PK, &pk)
+            .scan_index_forward(false);
+        let query = match &bounds {
+            Some((lo, hi)) => query
+                .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#isk", keys::GSI1_SK)
+                .expression_attribute_values(":lo", s(lo))
+                .expression_attribute_values(":hi", s(hi)),
+            None => query.key_condition_expression("#ipk = :ipk"),
+        };
+        let names = index_key_names(keys::GSI1_PK, keys::GSI1_SK);
+        self.delivery_page(query, limit, start, names, "Query deliveries by endpoint")
+            .await
+    }
+
+    /// An event's deliveries (one per endpoint it went to), by delivery id:
+    /// a query of the event group's partition of the table (no index; the
+    /// items come whole, the attempt items beside them are not read).
+    /// The cursor is the last delivery's key, refused unless it names
+    /// exactly this partition and a delivery in it.
+    async fn deliveries_by_event(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliveryRecord>, ListError> {
+        let pk = keys::deliveries::by_event_partition(tenant, event);
+        let sk_prefix = keys::deliveries::DELIVERY_SK_PREFIX;
+        let start = cursor
+            .map(|c| {
+                decode_cursor(
+                    c,
+                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(sk_prefix))],
+                )
+            })
+            .transpose()?;
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :deliveries)")
+            // Another event in the same group would take an 80-bit hash
+            // collision; its deliveries are not this event's all the same.
+            .filter_expression("#evt = :evt")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_names("#evt", "event_id")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":deliveries", s(sk_prefix))
+            .expression_attribute_values(":evt", s(event.as_str()));
+        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query deliveries by event").await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(from_item::<DeliveryRecord>)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next: page.next })
+    }
+
+    /// A tenant's deliveries in one state, most recently updated first.
+    /// Succeeded deliveries are not indexed
+    /// ([`keys::deliveries::indexed_by_status`]): that listing is empty.
+    async fn deliveries_by_status(
+        &self,
+        tenant: &TenantId,
+        state: DeliveryState,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliveryRecord>, ListError> {
+        let pk = keys::deliveries::by_status_partition(tenant, state);
+        let start = Self::decode_delivery_cursor(tenant, cursor, (keys::GSI3_PK, &pk), (keys::GSI3_SK, Expect::Any))?;
+        let query = self
+            .index_query(keys::GSI3, keys::GSI3_PK, &pk)
+            .key_condition_expression("#ipk = :ipk")
+            .scan_index_forward(false);
+        let names = index_key_names(keys::GSI3_PK, keys::GSI3_SK);
+        self.delivery_page(query, limit, start, names, "Query deliveries by status")
+            .await
+    }
+
+    /// Puts a failed or skipped delivery back to retrying for a replay:
+    /// reason `replay_requested`, no `next_attempt_at` (due now), updated now
+    /// (and moved in the by-status index). `Ok(false)` if it is neither (any
+    /// more), or does not exist. Attempt counts are left as they are.
+    async fn requeue_failed(&self, tenant: &TenantId, id: &DeliveryId, now: OffsetDateTime) -> Result<bool, PortError> {
+        let retrying = DeliveryState::Retrying;
+        let Some(key) = keys::deliveries::delivery(tenant, id) else {
+            return Ok(false);
+        };
+        let [(g3pk, g3pk_value), (g3sk, g3sk_value)] =
+            keys::deliveries::status_index(tenant, id, retrying, &sortable(now));
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .update_expression(
+                "SET #state = :retrying, #reason = :reason, #updated = :now, #g3pk = :g3pk, #g3sk = :g3sk, \
+                 #exp = :exp REMOVE #next",
+            )
+            .condition_expression("attribute_exists(#pk) AND #state IN (:failed, :skipped)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#reason", "reason")
+            .expression_attribute_names("#updated", "updated_at")
+            .expression_attribute_names("#next", "next_attempt_at")
+            .expression_attribute_names("#g3pk", g3pk)
+            .expression_attribute_names("#g3sk", g3sk)
+            .expression_attribute_names("#exp", keys::TTL)
+            .expression_attribute_values(":retrying", s(keys::deliveries::state_name(retrying)))
+            .expression_attribute_values(":failed", s(keys::deliveries::state_name(DeliveryState::Failed)))
+            .expression_attribute_values(":skipped", s(keys::deliveries::state_name(DeliveryState::Skipped)))
+            .expression_attribute_values(":reason", s(REPLAY_REASON))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":g3pk", s(g3pk_value))
+            .expression_attribute_values(":g3sk", s(g3sk_value))
+            .expression_attribute_values(":exp", self.ttl(now))
+            .send()
+            .await;
+        super::applied(result, "UpdateItem requeue delivery")
+    }
+
+    /// An endpoint's deliveries created in `[since, now)`, summed up; at most
+    /// the newest [`MAX_STATS_DELIVERIES`] are read.
+    async fn endpoint_stats(
+        &self,
+        tenant: &TenantId,
+        endpoint: &EndpointId,
+        since: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<EndpointStats, PortError> {
+        let (lo, hi) = (format!("{}#", sortable(since)), format!("{}#", sortable(now)));
+        if lo >= hi {
+            return Ok(EndpointStats::default());
+        }
+        let pk = keys::deliveries::by_endpoint_partition(tenant, endpoint);
+        let mut entries = self
+            .index_query(keys::GSI1, keys::GSI1_PK, &pk)
+            .key_condition_expression("#ipk = :ipk AND #isk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#isk", keys::GSI1_SK)
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send();
+        let mut keys = Vec::new();
+        while keys.len() < MAX_STATS_DELIVERIES {
+            let Some(entry) = entries.next().await else { break };
+            keys.push(entry.map_err(|e| port_error("Query endpoint stats", e))?);
+        }
+        // The index holds keys only: the two attributes come from the table.
+        let items = super::hydrate(
+            &self.client,
+            &self.table,
+            &keys,
+            Some(&["state", "last_duration_ms"]),
+            "BatchGetItem endpoint stats",
+        )
+        .await?;
+        let mut rows = Vec::with_capacity(items.len());
+        for item in items {
+            let row: StatsRow = from_item(item)?;
+            rows.push((row.state, row.last_duration_ms));
+        }
+        Ok(summarize(rows))
     }
 }
 

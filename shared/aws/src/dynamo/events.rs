@@ -6,8 +6,8 @@ use crate::error::port_error;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use switchyard_core::ingest::is_live;
-use switchyard_core::model::{ClaimOutcome, EventRecord, InsertOutcome, KeyClaim};
-use switchyard_core::ports::EventStore;
+use switchyard_core::model::{AuditPage, ClaimOutcome, EventRecord, InsertOutcome, KeyClaim};
+use switchyard_core::ports::{EventQueries, EventStore};
 use switchyard_core::time_util::{parse_rfc3339, rfc3339, sortable};
 use switchyard_core::{Envelope, EventId, PortError, TenantId};
 use time::OffsetDateTime;
@@ -122,14 +122,6 @@ pub const MAX_AUDIT_DAYS_PER_PAGE: u32 = 31;
 /// What a cursor that resumes at the start of a day begins with.
 pub const AUDIT_DAY_CURSOR: &str = "day:";
 
-/// One page of an audit trail.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AuditPage {
-    pub events: Vec<EventRecord>,
-    /// The cursor of the next page, if the limit cut this one short.
-    pub next: Option<String>,
-}
-
 /// Accepted events, in the deliveries table.
 #[derive(Clone, Debug)]
 pub struct DynamoEventStore {
@@ -162,14 +154,87 @@ impl DynamoEventStore {
             .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()));
         super::put_if(request, item, op).await
     }
+}
 
+impl EventStore for DynamoEventStore {
+    async fn find_event(
+        &self,
+        tenant: &TenantId,
+        id: &EventId,
+        now: OffsetDateTime,
+    ) -> Result<Option<EventRecord>, PortError> {
+        Ok(self.get_event(tenant, id).await?.filter(|r| is_live(r.expires_at, now)))
+    }
+
+    async fn insert_event(&self, record: &EventRecord) -> Result<InsertOutcome, PortError> {
+        let key = keys::deliveries::event(&record.envelope.tenant_id, &record.envelope.id);
+        let mut item = item_with_key(&EventRow::from_record(record)?, &key, "event")?;
+        deflate_envelope(&mut item);
+        item.insert(
+            keys::TTL.into(),
+            AttributeValue::N(record.expires_at.unix_timestamp().to_string()),
+        );
+        if record.envelope.routing.audit {
+            let at = sortable(record.received_at);
+            for (name, value) in keys::audit_index(&record.envelope.tenant_id, &record.envelope.id, &at) {
+                item.insert(name.into(), s(value));
+            }
+        }
+        let existing = match self
+            .put_if_absent_or_expired(item, record.received_at, "PutItem event")
+            .await?
+        {
+            Put::Written => return Ok(InsertOutcome::Inserted),
+            Put::Refused(existing) => existing,
+        };
+        let existing = match existing {
+            Some(item) => Some(event_row(item)?.into_record()?),
+            None => self.get_event(&record.envelope.tenant_id, &record.envelope.id).await?,
+        };
+        // Live a moment ago; absent or expired now only if it expired in
+        // between: trying again will insert.
+        existing
+            .filter(|r| is_live(r.expires_at, record.received_at))
+            .map(|r| InsertOutcome::Exists(Box::new(r)))
+            .ok_or_else(|| PortError::transient("event expired during a conditional insert"))
+    }
+
+    async fn claim_key(&self, claim: &KeyClaim) -> Result<ClaimOutcome, PortError> {
+        let key = keys::deliveries::idempotency(&claim.tenant, &claim.key_digest);
+        let row = KeyRow {
+            tenant_id: claim.tenant.clone(),
+            event_id: claim.event_id.clone(),
+            claimed_at: rfc3339(claim.now),
+            expires_at: claim.expires_at.unix_timestamp(),
+        };
+        let item = item_with_key(&row, &key, "idempotency_key")?;
+        let existing = match self
+            .put_if_absent_or_expired(item, claim.now, "PutItem idempotency key")
+            .await?
+        {
+            Put::Written => return Ok(ClaimOutcome::Claimed),
+            Put::Refused(existing) => existing,
+        };
+        let existing: Option<KeyRow> = match existing {
+            Some(item) => Some(from_item(item)?),
+            None => get_item(&self.client, &self.table, &key, true, "GetItem idempotency key").await?,
+        };
+        let now = claim.now.unix_timestamp();
+        existing
+            .filter(|r| r.expires_at > now)
+            .map(|r| ClaimOutcome::Held(r.event_id))
+            .ok_or_else(|| PortError::transient("idempotency key expired during a conditional insert"))
+    }
+}
+
+impl EventQueries for DynamoEventStore {
     /// The tenant's audit trail: its `routing.audit` events received in
     /// `[from, to)`, oldest first, at most `limit` of them, after the cursor
     /// `after` (the `next` of the previous page). Reads one index partition
     /// per UTC day of the range (which spans at most [`MAX_AUDIT_DAYS`]),
     /// at most [`MAX_AUDIT_DAYS_PER_PAGE`] of them per page: a page may be
     /// short, or empty, and still have a `next`.
-    pub async fn audit_trail(
+    async fn audit_trail(
         &self,
         tenant: &TenantId,
         from: OffsetDateTime,
@@ -291,83 +356,12 @@ impl DynamoEventStore {
     }
 
     /// Reads one event of a tenant.
-    pub async fn get_event(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>, PortError> {
+    async fn get_event(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>, PortError> {
         let key = keys::deliveries::event(tenant, id);
         get_raw_item(&self.client, &self.table, &key, true, "GetItem event")
             .await?
             .map(|item| event_row(item)?.into_record())
             .transpose()
-    }
-}
-
-impl EventStore for DynamoEventStore {
-    async fn find_event(
-        &self,
-        tenant: &TenantId,
-        id: &EventId,
-        now: OffsetDateTime,
-    ) -> Result<Option<EventRecord>, PortError> {
-        Ok(self.get_event(tenant, id).await?.filter(|r| is_live(r.expires_at, now)))
-    }
-
-    async fn insert_event(&self, record: &EventRecord) -> Result<InsertOutcome, PortError> {
-        let key = keys::deliveries::event(&record.envelope.tenant_id, &record.envelope.id);
-        let mut item = item_with_key(&EventRow::from_record(record)?, &key, "event")?;
-        deflate_envelope(&mut item);
-        item.insert(
-            keys::TTL.into(),
-            AttributeValue::N(record.expires_at.unix_timestamp().to_string()),
-        );
-        if record.envelope.routing.audit {
-            let at = sortable(record.received_at);
-            for (name, value) in keys::audit_index(&record.envelope.tenant_id, &record.envelope.id, &at) {
-                item.insert(name.into(), s(value));
-            }
-        }
-        let existing = match self
-            .put_if_absent_or_expired(item, record.received_at, "PutItem event")
-            .await?
-        {
-            Put::Written => return Ok(InsertOutcome::Inserted),
-            Put::Refused(existing) => existing,
-        };
-        let existing = match existing {
-            Some(item) => Some(event_row(item)?.into_record()?),
-            None => self.get_event(&record.envelope.tenant_id, &record.envelope.id).await?,
-        };
-        // Live a moment ago; absent or expired now only if it expired in
-        // between: trying again will insert.
-        existing
-            .filter(|r| is_live(r.expires_at, record.received_at))
-            .map(|r| InsertOutcome::Exists(Box::new(r)))
-            .ok_or_else(|| PortError::transient("event expired during a conditional insert"))
-    }
-
-    async fn claim_key(&self, claim: &KeyClaim) -> Result<ClaimOutcome, PortError> {
-        let key = keys::deliveries::idempotency(&claim.tenant, &claim.key_digest);
-        let row = KeyRow {
-            tenant_id: claim.tenant.clone(),
-            event_id: claim.event_id.clone(),
-            claimed_at: rfc3339(claim.now),
-            expires_at: claim.expires_at.unix_timestamp(),
-        };
-        let item = item_with_key(&row, &key, "idempotency_key")?;
-        let existing = match self
-            .put_if_absent_or_expired(item, claim.now, "PutItem idempotency key")
-            .await?
-        {
-            Put::Written => return Ok(ClaimOutcome::Claimed),
-            Put::Refused(existing) => existing,
-        };
-        let existing: Option<KeyRow> = match existing {
-            Some(item) => Some(from_item(item)?),
-            None => get_item(&self.client, &self.table, &key, true, "GetItem idempotency key").await?,
-        };
-        let now = claim.now.unix_timestamp();
-        existing
-            .filter(|r| r.expires_at > now)
-            .map(|r| ClaimOutcome::Held(r.event_id))
-            .ok_or_else(|| PortError::transient("idempotency key expired during a conditional insert"))
     }
 }
 

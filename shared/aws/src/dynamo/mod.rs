@@ -11,12 +11,13 @@ mod rate;
 mod registry;
 mod state;
 
-pub use deliveries::{DynamoDeliveryLog, EndpointStats};
-pub use events::{AUDIT_DAY_CURSOR, AuditPage, DynamoEventStore, MAX_AUDIT_DAYS, MAX_AUDIT_DAYS_PER_PAGE};
-pub use registry::{
-    ApiKeyRecord, DELIVERY_UPDATES, DELIVERY_UPDATES_LEADING_KEYS, DynamoRegistry, RegistrationError, TenantRecord,
-};
+pub use deliveries::DynamoDeliveryLog;
+pub use events::{AUDIT_DAY_CURSOR, DynamoEventStore, MAX_AUDIT_DAYS, MAX_AUDIT_DAYS_PER_PAGE};
+pub use registry::{DELIVERY_UPDATES, DELIVERY_UPDATES_LEADING_KEYS, DynamoRegistry};
 pub use state::{DynamoStateStore, RunView};
+pub use switchyard_core::model::{
+    ApiKeyRecord, AuditPage, EndpointStats, ListError, Page, RegistrationError, TenantRecord,
+};
 
 use crate::error::port_error;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -159,33 +160,6 @@ pub(crate) fn item_with_key<T: Serialize>(value: &T, key: &Key, kind: &str) -> R
     item.extend(key_item(key));
     item.insert("kind".into(), s(kind));
     Ok(item)
-}
-
-/// One page of a listing; `next` is an opaque cursor for the following page.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next: Option<String>,
-}
-
-impl<T> Page<T> {
-    fn empty() -> Self {
-        Self {
-            items: Vec::new(),
-            next: None,
-        }
-    }
-}
-
-/// Why a listing failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ListError {
-    /// The cursor does not decode, or belongs to another listing (another
-    /// tenant's, another endpoint's, another window).
-    #[error("the cursor is not valid here")]
-    BadCursor,
-    #[error(transparent)]
-    Port(#[from] PortError),
 }
 
 /// The most items one page holds (a `limit` is clamped to `1..=MAX_PAGE`).

@@ -9,10 +9,11 @@ use crate::error::port_error;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeSet;
 use switchyard_core::endpoint::{Circuit, EndpointRoute, Written};
-use switchyard_core::ports::{EndpointEdits, EndpointHealth, Registry};
+use switchyard_core::model::{ApiKeyRecord, RegistrationError, TenantRecord};
+use switchyard_core::ports::{EndpointAdmin, EndpointEdits, EndpointHealth, Registry, Tenants};
 use switchyard_core::quota::LimitExceeded;
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::time_util::rfc3339;
@@ -124,36 +125,6 @@ impl DynamoRegistry {
     /// [`Self::register_endpoint_within`]), without a limit.
     pub async fn register_endpoint(&self, endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<(), RegistrationError> {
         self.register_endpoint_within(endpoint, policy, u32::MAX).await
-    }
-
-    /// Registers an endpoint as [`Self::register_endpoint`] does, unless its
-    /// tenant has `limit` endpoints already: the endpoint and the tenant's
-    /// count of endpoints are written in one transaction, on condition that
-    /// the count is still under the limit, so creates that race never pass
-    /// it together.
-    pub async fn register_endpoint_within(
-        &self,
-        endpoint: &Endpoint,
-        policy: &SsrfPolicy,
-        limit: u32,
-    ) -> Result<(), RegistrationError> {
-        check_endpoint_url(endpoint, policy).await?;
-        let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
-        let item = item_with_key(endpoint, &key, "endpoint").map_err(RegistrationError::Store)?;
-        let put = self
-            .tx_put(item, "attribute_not_exists(#pk)")
-            .map_err(RegistrationError::Store)?;
-        match self
-            .within_quota(&endpoint.tenant_id, ENDPOINTS_COUNTER, limit, [put])
-            .await
-            .map_err(RegistrationError::Store)?
-        {
-            true => Ok(()),
-            false => Err(RegistrationError::LimitReached(LimitExceeded {
-                limit: switchyard_core::quota::ENDPOINTS_PER_TENANT,
-                value: u64::from(limit),
-            })),
-        }
     }
 
     /// Creates or replaces an endpoint.
@@ -521,19 +492,6 @@ async fn check_endpoint_url(endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<
     switchyard_core::ssrf::check_registration(&endpoint.url, &resolved, policy).map_err(RegistrationError::Refused)
 }
 
-/// Why an endpoint was not registered.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistrationError {
-    #[error("the endpoint URL is refused: {0}")]
-    Refused(switchyard_core::ssrf::SsrfError),
-    #[error("the endpoint's host does not resolve: {0}")]
-    Unresolvable(String),
-    #[error("storing the endpoint failed: {0}")]
-    Store(PortError),
-    #[error("{0}")]
-    LimitReached(LimitExceeded),
-}
-
 /// The `kind` of a tenant's item, and of its entry in the listing of tenants.
 const TENANT_KIND: &str = "tenant";
 const TENANT_LISTING_KIND: &str = "tenant_listing";
@@ -544,17 +502,6 @@ const API_KEY_RECORD_KIND: &str = "api_key_record";
 const KEY_HASH: &str = "key_hash";
 /// The longest API key id stored.
 const MAX_KEY_ID_LEN: usize = 128;
-
-/// A tenant, as the management API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TenantRecord {
-    pub id: TenantId,
-    pub name: String,
-    /// When it was created (the Unix epoch for a tenant stored before
-    /// creation times were recorded).
-    #[serde(with = "switchyard_core::time_util::serde_rfc3339")]
-    pub created_at: OffsetDateTime,
-}
 
 /// A tenant's item, or its entry in the listing, as stored.
 #[derive(Deserialize)]
@@ -576,27 +523,14 @@ impl From<TenantRow> for TenantRecord {
     }
 }
 
-/// An API key as its tenant's listing holds it: never the key, only its
-/// id, label and the first characters shown to tell keys apart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiKeyRecord {
-    pub key_id: String,
-    pub tenant_id: TenantId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    pub prefix: String,
-    #[serde(with = "switchyard_core::time_util::serde_rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
 /// An API key's record as stored: the record and the hash of the key.
 #[derive(Deserialize)]
 struct ApiKeyHashRow {
     key_hash: String,
 }
 
-/// The management API's storage: tenants and their listing, API keys with
-/// their records, endpoints page by page.
+/// Helpers of the management API's storage ([`Tenants`], [`EndpointAdmin`]),
+/// and what tests and the local runner seed directly.
 impl DynamoRegistry {
     /// A `Put` for a transaction, on `condition` (which may use `#pk`).
     fn tx_put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, PortError> {
@@ -610,48 +544,6 @@ impl DynamoRegistry {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Creates a tenant: its item and its entry in the listing of tenants,
-    /// together. `Ok(false)` if it exists.
-    pub async fn create_tenant(&self, id: &TenantId, name: &str, now: OffsetDateTime) -> Result<bool, PortError> {
-        let item = |key: &Key, kind: &str| {
-            let mut item = key_item(key);
-            item.insert("kind".into(), s(kind));
-            item.insert("tenant_id".into(), s(id.as_str()));
-            item.insert("name".into(), s(name));
-            item.insert("created_at".into(), s(rfc3339(now)));
-            item
-        };
-        let absent = "attribute_not_exists(#pk)";
-        let items = vec![
-            self.tx_put(item(&keys::registry::tenant(id), TENANT_KIND), absent)?,
-            self.tx_put(item(&keys::registry::tenant_listing(id), TENANT_LISTING_KIND), absent)?,
-        ];
-        transact(&self.client, items, "TransactWriteItems create tenant").await
-    }
-
-    /// A tenant, if it exists.
-    pub async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, PortError> {
-        let key = keys::registry::tenant(id);
-        let row: Option<TenantRow> = get_item(&self.client, &self.table, &key, true, "GetItem tenant").await?;
-        Ok(row.map(TenantRecord::from))
-    }
-
-    /// Every tenant, by id, page by page.
-    pub async fn list_tenants(&self, limit: usize, cursor: Option<&str>) -> Result<Page<TenantRecord>, ListError> {
-        let (pk, prefix) = keys::registry::tenants_listing();
-        let start = cursor
-            .map(|c| decode_cursor(c, &[(keys::PK, Expect::Is(pk)), (keys::SK, Expect::StartsWith(prefix))]))
-            .transpose()?;
-        let query = self.prefix_query(pk, prefix).consistent_read(true);
-        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query tenants").await?;
-        let items = page
-            .items
-            .into_iter()
-            .map(|item| from_item::<TenantRow>(item).map(TenantRecord::from))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next: page.next })
-    }
-
     /// Stores a new API key: the lookup item by hash (what authentication
     /// reads) and its record in the tenant's listing (the record and the
     /// hash, never the key), together. Fails if the key id or the hash is
@@ -661,116 +553,6 @@ impl DynamoRegistry {
             true => Ok(()),
             false => Err(PortError::permanent("the tenant has too many API keys")),
         }
-    }
-
-    /// Stores a new API key as [`Self::create_api_key`] does, unless its
-    /// tenant has `limit` keys already (`Ok(false)`): the key and the
-    /// tenant's count of keys are written in one transaction.
-    pub async fn create_api_key_within(
-        &self,
-        hash: &ApiKeyHash,
-        record: &ApiKeyRecord,
-        limit: u32,
-    ) -> Result<bool, PortError> {
-        if record.key_id.is_empty() || record.key_id.len() > MAX_KEY_ID_LEN {
-            return Err(PortError::permanent(format!(
-                "an API key id has 1 to {MAX_KEY_ID_LEN} characters"
-            )));
-        }
-        let tenant = &record.tenant_id;
-        let mut lookup = key_item(&keys::registry::api_key(hash));
-        lookup.insert("kind".into(), s(API_KEY_KIND));
-        lookup.insert("tenant_id".into(), s(tenant.as_str()));
-        lookup.insert("key_id".into(), s(&record.key_id));
-        let key = keys::registry::api_key_record(tenant, &record.key_id);
-        let mut listed = item_with_key(record, &key, API_KEY_RECORD_KIND)?;
-        listed.insert(KEY_HASH.into(), s(hash.as_str()));
-        let absent = "attribute_not_exists(#pk)";
-        let items = vec![self.tx_put(lookup, absent)?, self.tx_put(listed, absent)?];
-        self.within_quota(tenant, API_KEYS_COUNTER, limit, items).await
-    }
-
-    /// A tenant's API keys, by id.
-    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, PortError> {
-        let (pk, prefix) = keys::registry::api_keys_of(tenant);
-        let mut records = Vec::new();
-        for item in self.items_with_prefix(pk, prefix, true, "Query api keys").await? {
-            let record: ApiKeyRecord = from_item(item)?;
-            if &record.tenant_id == tenant {
-                records.push(record);
-            }
-        }
-        Ok(records)
-    }
-
-    /// Revokes one of a tenant's API keys: its record and its lookup item go
-    /// together. `Ok(false)` if the tenant has no such key.
-    pub async fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> Result<bool, PortError> {
-        let key = keys::registry::api_key_record(tenant, key_id);
-        let Some(row) =
-            get_item::<ApiKeyHashRow>(&self.client, &self.table, &key, true, "GetItem api key record").await?
-        else {
-            return Ok(false);
-        };
-        let hash = ApiKeyHash::parse(&row.key_hash)
-            .map_err(|_| PortError::permanent(format!("API key record {key_id}: bad {KEY_HASH}")))?;
-        let record = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&key)))
-            .condition_expression("attribute_exists(#pk) AND #hash = :hash")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#hash", KEY_HASH)
-            .expression_attribute_values(":hash", s(hash.as_str()))
-            .build()
-            .map_err(build_error)?;
-        // The lookup item goes only if it is this tenant's (or already gone).
-        let lookup = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&keys::registry::api_key(&hash))))
-            .condition_expression("attribute_not_exists(#pk) OR #tid = :tid")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#tid", "tenant_id")
-            .expression_attribute_values(":tid", s(tenant.as_str()))
-            .build()
-            .map_err(build_error)?;
-        let mut items = vec![
-            TransactWriteItem::builder().delete(record).build(),
-            TransactWriteItem::builder().delete(lookup).build(),
-        ];
-        items.extend(self.count_down(tenant, API_KEYS_COUNTER).await?);
-        transact(&self.client, items, "TransactWriteItems revoke api key").await
-    }
-
-    /// A tenant's endpoints, by id, page by page. An unreadable endpoint
-    /// item is skipped (and logged), as [`Registry::endpoints`] does.
-    pub async fn endpoints_page(
-        &self,
-        tenant: &TenantId,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Endpoint>, ListError> {
-        let (pk, prefix) = keys::registry::endpoints_of(tenant);
-        let start = cursor
-            .map(|c| {
-                decode_cursor(
-                    c,
-                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(prefix))],
-                )
-            })
-            .transpose()?;
-        let query = self.prefix_query(&pk, prefix).consistent_read(true);
-        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query endpoints").await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for item in page.items {
-            match from_item::<Endpoint>(item) {
-                Ok(ep) if &ep.tenant_id == tenant => items.push(ep),
-                Ok(ep) => {
-                    tracing::error!(tenant_id = %tenant, endpoint_id = %ep.id, "skipping an endpoint item of another tenant")
-                }
-                Err(e) => tracing::error!(tenant_id = %tenant, error = %e, "skipping an unreadable endpoint item"),
-            }
-        }
-        Ok(Page { items, next: page.next })
     }
 
     /// Writes an endpoint's changes ([`EndpointEdits::write_changes`])
@@ -785,38 +567,6 @@ impl DynamoRegistry {
         self.write_changes(before, after)
             .await
             .map_err(RegistrationError::Store)
-    }
-
-    /// The check an endpoint's URL passes before it is stored (see
-    /// [`Self::register_endpoint`]).
-    pub async fn check_url(endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<(), RegistrationError> {
-        check_endpoint_url(endpoint, policy).await
-    }
-
-    /// Deletes an endpoint. `Ok(false)` if it did not exist.
-    pub async fn delete_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<bool, PortError> {
-        // Counted: the endpoint and one off its tenant's count go together.
-        if let Some(count_down) = self.count_down(tenant, ENDPOINTS_COUNTER).await? {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key_item(&keys::registry::endpoint(tenant, id))))
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#pk", keys::PK)
-                .build()
-                .map_err(build_error)?;
-            let items = vec![TransactWriteItem::builder().delete(delete).build(), count_down];
-            return transact(&self.client, items, "TransactWriteItems delete endpoint").await;
-        }
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&keys::registry::endpoint(tenant, id))))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| port_error("DeleteItem endpoint", e))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 }
 
@@ -983,5 +733,223 @@ impl DynamoRegistry {
             .build()
             .map_err(build_error)?;
         Ok(Some(TransactWriteItem::builder().update(update).build()))
+    }
+}
+
+impl Tenants for DynamoRegistry {
+    /// Creates a tenant: its item and its entry in the listing of tenants,
+    /// together. `Ok(false)` if it exists.
+    async fn create_tenant(&self, id: &TenantId, name: &str, now: OffsetDateTime) -> Result<bool, PortError> {
+        let item = |key: &Key, kind: &str| {
+            let mut item = key_item(key);
+            item.insert("kind".into(), s(kind));
+            item.insert("tenant_id".into(), s(id.as_str()));
+            item.insert("name".into(), s(name));
+            item.insert("created_at".into(), s(rfc3339(now)));
+            item
+        };
+        let absent = "attribute_not_exists(#pk)";
+        let items = vec![
+            self.tx_put(item(&keys::registry::tenant(id), TENANT_KIND), absent)?,
+            self.tx_put(item(&keys::registry::tenant_listing(id), TENANT_LISTING_KIND), absent)?,
+        ];
+        transact(&self.client, items, "TransactWriteItems create tenant").await
+    }
+
+    /// A tenant, if it exists.
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, PortError> {
+        let key = keys::registry::tenant(id);
+        let row: Option<TenantRow> = get_item(&self.client, &self.table, &key, true, "GetItem tenant").await?;
+        Ok(row.map(TenantRecord::from))
+    }
+
+    /// Every tenant, by id, page by page.
+    async fn list_tenants(&self, limit: usize, cursor: Option<&str>) -> Result<Page<TenantRecord>, ListError> {
+        let (pk, prefix) = keys::registry::tenants_listing();
+        let start = cursor
+            .map(|c| decode_cursor(c, &[(keys::PK, Expect::Is(pk)), (keys::SK, Expect::StartsWith(prefix))]))
+            .transpose()?;
+        let query = self.prefix_query(pk, prefix).consistent_read(true);
+        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query tenants").await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|item| from_item::<TenantRow>(item).map(TenantRecord::from))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next: page.next })
+    }
+
+    /// Stores a new API key as [`Self::create_api_key`] does, unless its
+    /// tenant has `limit` keys already (`Ok(false)`): the key and the
+    /// tenant's count of keys are written in one transaction.
+    async fn create_api_key_within(
+        &self,
+        hash: &ApiKeyHash,
+        record: &ApiKeyRecord,
+        limit: u32,
+    ) -> Result<bool, PortError> {
+        if record.key_id.is_empty() || record.key_id.len() > MAX_KEY_ID_LEN {
+            return Err(PortError::permanent(format!(
+                "an API key id has 1 to {MAX_KEY_ID_LEN} characters"
+            )));
+        }
+        let tenant = &record.tenant_id;
+        let mut lookup = key_item(&keys::registry::api_key(hash));
+        lookup.insert("kind".into(), s(API_KEY_KIND));
+        lookup.insert("tenant_id".into(), s(tenant.as_str()));
+        lookup.insert("key_id".into(), s(&record.key_id));
+        let key = keys::registry::api_key_record(tenant, &record.key_id);
+        let mut listed = item_with_key(record, &key, API_KEY_RECORD_KIND)?;
+        listed.insert(KEY_HASH.into(), s(hash.as_str()));
+        let absent = "attribute_not_exists(#pk)";
+        let items = vec![self.tx_put(lookup, absent)?, self.tx_put(listed, absent)?];
+        self.within_quota(tenant, API_KEYS_COUNTER, limit, items).await
+    }
+
+    /// A tenant's API keys, by id.
+    async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, PortError> {
+        let (pk, prefix) = keys::registry::api_keys_of(tenant);
+        let mut records = Vec::new();
+        for item in self.items_with_prefix(pk, prefix, true, "Query api keys").await? {
+            let record: ApiKeyRecord = from_item(item)?;
+            if &record.tenant_id == tenant {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Revokes one of a tenant's API keys: its record and its lookup item go
+    /// together. `Ok(false)` if the tenant has no such key.
+    async fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> Result<bool, PortError> {
+        let key = keys::registry::api_key_record(tenant, key_id);
+        let Some(row) =
+            get_item::<ApiKeyHashRow>(&self.client, &self.table, &key, true, "GetItem api key record").await?
+        else {
+            return Ok(false);
+        };
+        let hash = ApiKeyHash::parse(&row.key_hash)
+            .map_err(|_| PortError::permanent(format!("API key record {key_id}: bad {KEY_HASH}")))?;
+        let record = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .condition_expression("attribute_exists(#pk) AND #hash = :hash")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#hash", KEY_HASH)
+            .expression_attribute_values(":hash", s(hash.as_str()))
+            .build()
+            .map_err(build_error)?;
+        // The lookup item goes only if it is this tenant's (or already gone).
+        let lookup = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::registry::api_key(&hash))))
+            .condition_expression("attribute_not_exists(#pk) OR #tid = :tid")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#tid", "tenant_id")
+            .expression_attribute_values(":tid", s(tenant.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![
+            TransactWriteItem::builder().delete(record).build(),
+            TransactWriteItem::builder().delete(lookup).build(),
+        ];
+        items.extend(self.count_down(tenant, API_KEYS_COUNTER).await?);
+        transact(&self.client, items, "TransactWriteItems revoke api key").await
+    }
+}
+
+impl EndpointAdmin for DynamoRegistry {
+    /// Registers an endpoint as [`Self::register_endpoint`] does, unless its
+    /// tenant has `limit` endpoints already: the endpoint and the tenant's
+    /// count of endpoints are written in one transaction, on condition that
+    /// the count is still under the limit, so creates that race never pass
+    /// it together.
+    async fn register_endpoint_within(
+        &self,
+        endpoint: &Endpoint,
+        policy: &SsrfPolicy,
+        limit: u32,
+    ) -> Result<(), RegistrationError> {
+        check_endpoint_url(endpoint, policy).await?;
+        let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
+        let item = item_with_key(endpoint, &key, "endpoint").map_err(RegistrationError::Store)?;
+        let put = self
+            .tx_put(item, "attribute_not_exists(#pk)")
+            .map_err(RegistrationError::Store)?;
+        match self
+            .within_quota(&endpoint.tenant_id, ENDPOINTS_COUNTER, limit, [put])
+            .await
+            .map_err(RegistrationError::Store)?
+        {
+            true => Ok(()),
+            false => Err(RegistrationError::LimitReached(LimitExceeded {
+                limit: switchyard_core::quota::ENDPOINTS_PER_TENANT,
+                value: u64::from(limit),
+            })),
+        }
+    }
+
+    /// The check an endpoint's URL passes before it is stored (see
+    /// [`Self::register_endpoint`]).
+    async fn check_url(&self, endpoint: &Endpoint, policy: &SsrfPolicy) -> Result<(), RegistrationError> {
+        check_endpoint_url(endpoint, policy).await
+    }
+
+    /// A tenant's endpoints, by id, page by page. An unreadable endpoint
+    /// item is skipped (and logged), as [`Registry::endpoints`] does.
+    async fn endpoints_page(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Endpoint>, ListError> {
+        let (pk, prefix) = keys::registry::endpoints_of(tenant);
+        let start = cursor
+            .map(|c| {
+                decode_cursor(
+                    c,
+                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(prefix))],
+                )
+            })
+            .transpose()?;
+        let query = self.prefix_query(&pk, prefix).consistent_read(true);
+        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query endpoints").await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for item in page.items {
+            match from_item::<Endpoint>(item) {
+                Ok(ep) if &ep.tenant_id == tenant => items.push(ep),
+                Ok(ep) => {
+                    tracing::error!(tenant_id = %tenant, endpoint_id = %ep.id, "skipping an endpoint item of another tenant")
+                }
+                Err(e) => tracing::error!(tenant_id = %tenant, error = %e, "skipping an unreadable endpoint item"),
+            }
+        }
+        Ok(Page { items, next: page.next })
+    }
+
+    /// Deletes an endpoint. `Ok(false)` if it did not exist.
+    async fn delete_endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<bool, PortError> {
+        // Counted: the endpoint and one off its tenant's count go together.
+        if let Some(count_down) = self.count_down(tenant, ENDPOINTS_COUNTER).await? {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_item(&keys::registry::endpoint(tenant, id))))
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", keys::PK)
+                .build()
+                .map_err(build_error)?;
+            let items = vec![TransactWriteItem::builder().delete(delete).build(), count_down];
+            return transact(&self.client, items, "TransactWriteItems delete endpoint").await;
+        }
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::registry::endpoint(tenant, id))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| port_error("DeleteItem endpoint", e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 }

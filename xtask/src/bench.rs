@@ -14,8 +14,6 @@
 //! It is a benchmark, not a test: a missed target is reported, not an error.
 //! Errors are things that make the numbers meaningless (a failed build, a
 //! missing binary, a function that exits or never polls for an event).
-//!
-//! Std-only on purpose: the xtask must not pull dependencies for this.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -36,8 +34,6 @@ const SPAWN_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_SPAWNS: usize = 20;
 
 const ARM64_TRIPLE: &str = "aarch64-unknown-linux-gnu";
-const ELF_MACHINE_AARCH64: u16 = 0xB7;
-const ELF_MACHINE_X86_64: u16 = 0x3E;
 /// Newest glibc available on `provided.al2023`.
 pub(crate) const MAX_GLIBC: (u32, u32) = (2, 34);
 
@@ -377,8 +373,8 @@ impl Arch {
 
     fn elf_machine(self) -> u16 {
         match self {
-            Arch::X86_64 => ELF_MACHINE_X86_64,
-            Arch::Aarch64 => ELF_MACHINE_AARCH64,
+            Arch::X86_64 => crate::elf::MACHINE_X86_64,
+            Arch::Aarch64 => crate::elf::MACHINE_AARCH64,
         }
     }
 }
@@ -410,7 +406,7 @@ fn package(paths: &Paths, function: &Function, arch: Arch) -> Result<Package, St
             binary.display()
         )
     })?;
-    check_elf_machine(&bytes, arch).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let glibc = glibc_needed(&bytes, arch).map_err(|e| format!("{}: {e}", binary.display()))?;
 
     let zip = paths.bench_dir.join(format!("{}-{}.zip", function.name, arch.label()));
     make_zip(&paths.python, &binary, &zip)?;
@@ -421,7 +417,7 @@ fn package(paths: &Paths, function: &Function, arch: Arch) -> Result<Package, St
         raw_bytes: bytes.len() as u64,
         zipped_bytes,
         zip,
-        glibc: max_glibc_version(&bytes),
+        glibc,
     })
 }
 
@@ -437,59 +433,20 @@ fn file_size(path: &Path) -> Result<u64, String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Checks the ELF header: 64-bit little-endian, for `arch` (`e_machine` is
-/// the u16 at offset 18).
-fn check_elf_machine(bytes: &[u8], arch: Arch) -> Result<(), String> {
-    let header = bytes.get(..20).ok_or("too short to be an ELF binary")?;
-    if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
-        return Err("not a 64-bit little-endian ELF binary".into());
-    }
-    let machine = u16::from_le_bytes([header[18], header[19]]);
-    if machine == arch.elf_machine() {
-        Ok(())
+/// Checks that `bytes` is a 64-bit little-endian ELF binary for `arch`, and
+/// returns the newest `GLIBC_x.y` version it needs, if any.
+fn glibc_needed(bytes: &[u8], arch: Arch) -> Result<Option<(u32, u32)>, String> {
+    let facts = crate::elf::read(bytes).map_err(|e| format!("{e:#}"))?;
+    if facts.machine == arch.elf_machine() {
+        Ok(facts.glibc)
     } else {
         Err(format!(
-            "ELF e_machine is {machine:#x}, expected {:#x} ({})",
+            "ELF e_machine is {:#x}, expected {:#x} ({})",
+            facts.machine,
             arch.elf_machine(),
             arch.label()
         ))
     }
-}
-
-/// Newest `GLIBC_2.x[.y]` version string in the binary. Symbol version names
-/// live in `.dynstr`, which stripping keeps, so a byte scan finds them.
-fn max_glibc_version(bytes: &[u8]) -> Option<(u32, u32)> {
-    const PREFIX: &[u8] = b"GLIBC_";
-    let mut newest = None;
-    let mut at = 0;
-    while let Some(offset) = find(&bytes[at..], PREFIX) {
-        let start = at + offset + PREFIX.len();
-        at = start;
-        if let Some(version) = parse_major_minor(&bytes[start..]) {
-            newest = newest.max(Some(version));
-        }
-    }
-    newest
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Parses `MAJOR.MINOR` at the start of `bytes` (ignoring any `.PATCH`).
-fn parse_major_minor(bytes: &[u8]) -> Option<(u32, u32)> {
-    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
-    let major_len = digits(bytes);
-    if major_len == 0 || bytes.get(major_len) != Some(&b'.') {
-        return None;
-    }
-    let rest = &bytes[major_len + 1..];
-    let minor_len = digits(rest);
-    if minor_len == 0 {
-        return None;
-    }
-    let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u32>().ok();
-    Some((number(&bytes[..major_len])?, number(&rest[..minor_len])?))
 }
 
 // ---------------------------------------------------------------------------
@@ -855,9 +812,8 @@ mod tests {
 
     #[test]
     fn finds_newest_glibc() {
-        let bytes = b"\0GLIBC_2.17\0GLIBC_2.34\0GLIBC_2.3.4\0GLIBC_PRIVATE\0GLIBC_2.";
-        assert_eq!(max_glibc_version(bytes), Some((2, 34)));
-        assert_eq!(max_glibc_version(b"no versions"), None);
+        let pie = crate::elf::tests::fixture(3, crate::elf::MACHINE_AARCH64, true, true);
+        assert_eq!(glibc_needed(&pie, Arch::Aarch64), Ok(Some((2, 34))));
     }
 
     #[test]
@@ -873,10 +829,10 @@ mod tests {
     #[test]
     fn checks_elf_machine() {
         let mut header = vec![0u8; 64];
-        header[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        header[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
         header[18..20].copy_from_slice(&0xB7u16.to_le_bytes());
-        assert!(check_elf_machine(&header, Arch::Aarch64).is_ok());
-        assert!(check_elf_machine(&header, Arch::X86_64).is_err());
-        assert!(check_elf_machine(b"#!/bin/sh", Arch::Aarch64).is_err());
+        assert_eq!(glibc_needed(&header, Arch::Aarch64), Ok(None));
+        assert!(glibc_needed(&header, Arch::X86_64).is_err());
+        assert!(glibc_needed(b"#!/bin/sh", Arch::Aarch64).is_err());
     }
 }

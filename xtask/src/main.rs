@@ -27,6 +27,7 @@ mod bench_cost;
 mod bench_delivery;
 mod cycles;
 mod demo;
+mod elf;
 mod fuzz;
 mod links;
 mod local;

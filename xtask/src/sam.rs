@@ -48,16 +48,6 @@ const SAM_REQUIREMENTS: &str = "shared/local/python/requirements-sam.txt";
 /// The architecture Switchyard deploys (template: `Architectures: [arm64]`).
 const ARCHITECTURE: &str = "arm64";
 
-const ELF_MACHINE_AARCH64: u16 = 0xB7;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
-const PT_DYNAMIC: u32 = 2;
-const PT_INTERP: u32 = 3;
-const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
-const DT_NULL: u64 = 0;
-const DT_FLAGS_1: u64 = 0x6fff_fffb;
-const DF_1_PIE: u64 = 0x0800_0000;
-
 /// `cargo xtask sam-build [--no-build] [-- <sam build arguments>]`
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let options = Options::parse(args)?;
@@ -361,15 +351,15 @@ fn check_function(build_dir: &Path, f: &FunctionSpec, built: Option<&Value>) -> 
         Ok(_) => {}
         Err(e) => row.problems.push(format!("{}: {e}", path.display())),
     }
-    let elf = match parse_elf(&bytes) {
+    let elf = match crate::elf::read(&bytes) {
         Ok(elf) => elf,
         Err(e) => {
-            row.problems.push(format!("{}: {e}", path.display()));
+            row.problems.push(format!("{}: {e:#}", path.display()));
             return row;
         }
     };
-    row.arch = machine_name(elf.machine);
-    if elf.machine != ELF_MACHINE_AARCH64 {
+    row.arch = crate::elf::machine_name(elf.machine);
+    if elf.machine != crate::elf::MACHINE_AARCH64 {
         row.problems
             .push(format!("{} is built for {}, not aarch64", path.display(), row.arch));
     }
@@ -400,14 +390,6 @@ fn bootstrap_path(build_dir: &Path, logical_id: &str) -> PathBuf {
     build_dir.join(logical_id).join("bootstrap")
 }
 
-fn machine_name(machine: u16) -> String {
-    match machine {
-        ELF_MACHINE_AARCH64 => "aarch64".into(),
-        0x3E => "x86_64".into(),
-        other => format!("e_machine {other:#x}"),
-    }
-}
-
 fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -431,343 +413,14 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
-// ---------------------------------------------------------------------------
-// ELF
-
-/// What the check needs from an ELF file.
-#[derive(Debug, PartialEq)]
-struct ElfFacts {
-    e_type: u16,
-    machine: u16,
-    /// `PT_INTERP`: the dynamic loader a dynamically linked program names.
-    interpreter: Option<String>,
-    /// `DT_FLAGS_1` has `DF_1_PIE`.
-    pie_flag: bool,
-    /// Newest `GLIBC_x.y` among the version needs (`.gnu.version_r`).
-    glibc: Option<(u32, u32)>,
-}
-
-impl ElfFacts {
-    /// An executable program, not a shared library: `ET_EXEC`, or `ET_DYN`
-    /// that names an interpreter or carries the PIE flag.
-    fn is_program(&self) -> bool {
-        self.e_type == ET_EXEC || (self.e_type == ET_DYN && (self.interpreter.is_some() || self.pie_flag))
-    }
-}
-
-/// Parses a 64-bit little-endian ELF file (the only kind Lambda's Linux
-/// runtimes run); anything else, or a truncated table, is an error.
-fn parse_elf(bytes: &[u8]) -> Result<ElfFacts, String> {
-    if bytes.get(..4) != Some(b"\x7fELF") {
-        return Err("not an ELF file".into());
-    }
-    if bytes.get(4..6) != Some(&[2, 1]) {
-        return Err("not a 64-bit little-endian ELF file".into());
-    }
-    let e_type = u16_at(bytes, 16)?;
-    let machine = u16_at(bytes, 18)?;
-    let phoff = u64_at(bytes, 32)?;
-    let shoff = u64_at(bytes, 40)?;
-    let phentsize = u64::from(u16_at(bytes, 54)?);
-    let phnum = u64::from(u16_at(bytes, 56)?);
-    let shentsize = u64::from(u16_at(bytes, 58)?);
-    let shnum = u64::from(u16_at(bytes, 60)?);
-
-    let mut interpreter = None;
-    let mut pie_flag = false;
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        let (p_type, offset, size) = (u32_at(bytes, ph)?, u64_at(bytes, ph + 8)?, u64_at(bytes, ph + 32)?);
-        match p_type {
-            PT_INTERP => {
-                let raw = slice(bytes, offset, size)?;
-                let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-                interpreter = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
-            }
-            PT_DYNAMIC => {
-                for entry in (0..size / 16).map(|k| offset + k * 16) {
-                    match u64_at(bytes, entry)? {
-                        DT_NULL => break,
-                        DT_FLAGS_1 => pie_flag = u64_at(bytes, entry + 8)? & DF_1_PIE != 0,
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    let section = |i: u64| -> Result<Section, String> {
-        let sh = shoff + i * shentsize;
-        Ok(Section {
-            kind: u32_at(bytes, sh + 4)?,
-            offset: u64_at(bytes, sh + 24)?,
-            size: u64_at(bytes, sh + 32)?,
-            link: u64::from(u32_at(bytes, sh + 40)?),
-            info: u64::from(u32_at(bytes, sh + 44)?),
-        })
-    };
-    let mut glibc = None;
-    for i in 0..shnum {
-        let verneed = section(i)?;
-        if verneed.kind != SHT_GNU_VERNEED {
-            continue;
-        }
-        let strtab = section(verneed.link)?;
-        let strings = slice(bytes, strtab.offset, strtab.size)?;
-        // Elf64_Verneed: vn_version u16, vn_cnt u16, vn_file u32, vn_aux u32, vn_next u32.
-        // Elf64_Vernaux: vna_hash u32, vna_flags u16, vna_other u16, vna_name u32, vna_next u32.
-        let mut need = verneed.offset;
-        for _ in 0..verneed.info {
-            let count = u16_at(bytes, need + 2)?;
-            let mut aux = need + u64::from(u32_at(bytes, need + 8)?);
-            for _ in 0..count {
-                let name = c_str(strings, u64::from(u32_at(bytes, aux + 8)?))?;
-                if let Some(version) = name.strip_prefix(b"GLIBC_").and_then(parse_major_minor) {
-                    glibc = glibc.max(Some(version));
-                }
-                aux += u64::from(u32_at(bytes, aux + 12)?);
-            }
-            need += u64::from(u32_at(bytes, need + 12)?);
-        }
-    }
-    Ok(ElfFacts {
-        e_type,
-        machine,
-        interpreter,
-        pie_flag,
-        glibc,
-    })
-}
-
-struct Section {
-    kind: u32,
-    offset: u64,
-    size: u64,
-    link: u64,
-    info: u64,
-}
-
-fn slice(bytes: &[u8], offset: u64, len: u64) -> Result<&[u8], String> {
-    let start = usize::try_from(offset).map_err(|_| "offset out of range")?;
-    let len = usize::try_from(len).map_err(|_| "length out of range")?;
-    start
-        .checked_add(len)
-        .and_then(|end| bytes.get(start..end))
-        .ok_or_else(|| {
-            format!(
-                "truncated ELF: {len} bytes at {offset:#x} past the end ({:#x})",
-                bytes.len()
-            )
-        })
-}
-
-fn u16_at(bytes: &[u8], at: u64) -> Result<u16, String> {
-    Ok(u16::from_le_bytes(slice(bytes, at, 2)?.try_into().expect("2 bytes")))
-}
-
-fn u32_at(bytes: &[u8], at: u64) -> Result<u32, String> {
-    Ok(u32::from_le_bytes(slice(bytes, at, 4)?.try_into().expect("4 bytes")))
-}
-
-fn u64_at(bytes: &[u8], at: u64) -> Result<u64, String> {
-    Ok(u64::from_le_bytes(slice(bytes, at, 8)?.try_into().expect("8 bytes")))
-}
-
-/// The NUL-terminated string at `at` in a string table.
-fn c_str(strings: &[u8], at: u64) -> Result<&[u8], String> {
-    let rest = usize::try_from(at)
-        .ok()
-        .and_then(|at| strings.get(at..))
-        .ok_or_else(|| format!("string offset {at:#x} outside the string table"))?;
-    let end = rest
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or("unterminated string in the string table")?;
-    Ok(&rest[..end])
-}
-
-/// `MAJOR.MINOR` or `MAJOR.MINOR.PATCH` (the patch is ignored); nothing else.
-fn parse_major_minor(version: &[u8]) -> Option<(u32, u32)> {
-    let text = std::str::from_utf8(version).ok()?;
-    let mut parts = text.split('.');
-    let number = |p: Option<&str>| {
-        p.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))?
-            .parse()
-            .ok()
-    };
-    let major = number(parts.next())?;
-    let minor = number(parts.next())?;
-    match parts.next() {
-        None => Some((major, minor)),
-        Some(patch) => number(Some(patch)).map(|_: u32| (major, minor)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf::tests::fixture;
+    use crate::elf::{MACHINE_AARCH64, MACHINE_X86_64};
     use serde_json::json;
 
-    /// A minimal ELF64 LE file: header, one PT_INTERP and one PT_DYNAMIC
-    /// program header, and sections [null, .dynstr, .gnu.version_r] whose
-    /// version needs are `libc.so.6` {GLIBC_2.17, GLIBC_2.34, GLIBC_PRIVATE}
-    /// and `libm.so.6` {GLIBC_2.29}.
-    fn fixture(e_type: u16, machine: u16, interp: bool, pie_flag: bool) -> Vec<u8> {
-        let mut strtab = b"\0".to_vec();
-        let mut name = |s: &str| {
-            let at = strtab.len() as u32;
-            strtab.extend_from_slice(s.as_bytes());
-            strtab.push(0);
-            at
-        };
-        let (libc, libm) = (name("libc.so.6"), name("libm.so.6"));
-        let versions = [
-            name("GLIBC_2.17"),
-            name("GLIBC_2.34"),
-            name("GLIBC_PRIVATE"),
-            name("GLIBC_2.29"),
-        ];
-
-        let mut verneed = Vec::new();
-        // Verneed for libc (16 bytes), its 3 auxes (16 each), then libm and its aux.
-        let need = |out: &mut Vec<u8>, cnt: u16, file: u32, next: u32| {
-            out.extend_from_slice(&1u16.to_le_bytes());
-            out.extend_from_slice(&cnt.to_le_bytes());
-            out.extend_from_slice(&file.to_le_bytes());
-            out.extend_from_slice(&16u32.to_le_bytes()); // aux right after
-            out.extend_from_slice(&next.to_le_bytes());
-        };
-        let aux = |out: &mut Vec<u8>, name: u32, last: bool| {
-            out.extend_from_slice(&[0; 8]); // hash, flags, other
-            out.extend_from_slice(&name.to_le_bytes());
-            out.extend_from_slice(&(if last { 0u32 } else { 16 }).to_le_bytes());
-        };
-        need(&mut verneed, 3, libc, 64);
-        aux(&mut verneed, versions[0], false);
-        aux(&mut verneed, versions[1], false);
-        aux(&mut verneed, versions[2], true);
-        need(&mut verneed, 1, libm, 0);
-        aux(&mut verneed, versions[3], true);
-
-        let interp_str = b"/lib/ld-linux-aarch64.so.1\0";
-        let mut dynamic = Vec::new();
-        for (tag, val) in [(DT_FLAGS_1, if pie_flag { DF_1_PIE | 1 } else { 1 }), (DT_NULL, 0)] {
-            dynamic.extend_from_slice(&tag.to_le_bytes());
-            dynamic.extend_from_slice(&val.to_le_bytes());
-        }
-
-        let phoff = 64u64;
-        let data = phoff + 2 * 56;
-        let interp_off = data;
-        let dynamic_off = interp_off + interp_str.len() as u64;
-        let strtab_off = dynamic_off + dynamic.len() as u64;
-        let verneed_off = strtab_off + strtab.len() as u64;
-        let shoff = verneed_off + verneed.len() as u64;
-
-        let mut f = vec![0u8; 64];
-        f[..8].copy_from_slice(b"\x7fELF\x02\x01\x01\x00");
-        f[16..18].copy_from_slice(&e_type.to_le_bytes());
-        f[18..20].copy_from_slice(&machine.to_le_bytes());
-        f[32..40].copy_from_slice(&phoff.to_le_bytes());
-        f[40..48].copy_from_slice(&shoff.to_le_bytes());
-        f[54..56].copy_from_slice(&56u16.to_le_bytes());
-        f[56..58].copy_from_slice(&2u16.to_le_bytes());
-        f[58..60].copy_from_slice(&64u16.to_le_bytes());
-        f[60..62].copy_from_slice(&3u16.to_le_bytes());
-        let phdr = |f: &mut Vec<u8>, kind: u32, off: u64, size: u64| {
-            let mut ph = [0u8; 56];
-            ph[..4].copy_from_slice(&kind.to_le_bytes());
-            ph[8..16].copy_from_slice(&off.to_le_bytes());
-            ph[32..40].copy_from_slice(&size.to_le_bytes());
-            f.extend_from_slice(&ph);
-        };
-        let interp_kind = if interp {
-            PT_INTERP
-        } else {
-            1 /* PT_LOAD */
-        };
-        phdr(&mut f, interp_kind, interp_off, interp_str.len() as u64);
-        phdr(&mut f, PT_DYNAMIC, dynamic_off, dynamic.len() as u64);
-        f.extend_from_slice(interp_str);
-        f.extend_from_slice(&dynamic);
-        f.extend_from_slice(&strtab);
-        f.extend_from_slice(&verneed);
-        let shdr = |f: &mut Vec<u8>, kind: u32, off: u64, size: u64, link: u32, info: u32| {
-            let mut sh = [0u8; 64];
-            sh[4..8].copy_from_slice(&kind.to_le_bytes());
-            sh[24..32].copy_from_slice(&off.to_le_bytes());
-            sh[32..40].copy_from_slice(&size.to_le_bytes());
-            sh[40..44].copy_from_slice(&link.to_le_bytes());
-            sh[44..48].copy_from_slice(&info.to_le_bytes());
-            f.extend_from_slice(&sh);
-        };
-        shdr(&mut f, 0, 0, 0, 0, 0);
-        shdr(&mut f, 3 /* SHT_STRTAB */, strtab_off, strtab.len() as u64, 0, 0);
-        shdr(&mut f, SHT_GNU_VERNEED, verneed_off, verneed.len() as u64, 1, 2);
-        f
-    }
-
-    #[test]
-    fn parses_an_aarch64_pie_and_its_glibc_needs() {
-        let elf = parse_elf(&fixture(ET_DYN, ELF_MACHINE_AARCH64, true, true)).unwrap();
-        assert_eq!(
-            elf,
-            ElfFacts {
-                e_type: ET_DYN,
-                machine: ELF_MACHINE_AARCH64,
-                interpreter: Some("/lib/ld-linux-aarch64.so.1".into()),
-                pie_flag: true,
-                glibc: Some((2, 34)),
-            }
-        );
-        assert!(elf.is_program());
-    }
-
-    #[test]
-    fn tells_programs_from_shared_libraries() {
-        // A static PIE: no interpreter, but DF_1_PIE.
-        assert!(
-            parse_elf(&fixture(ET_DYN, ELF_MACHINE_AARCH64, false, true))
-                .unwrap()
-                .is_program()
-        );
-        // A shared library: neither.
-        assert!(
-            !parse_elf(&fixture(ET_DYN, ELF_MACHINE_AARCH64, false, false))
-                .unwrap()
-                .is_program()
-        );
-        assert!(
-            parse_elf(&fixture(ET_EXEC, ELF_MACHINE_AARCH64, false, false))
-                .unwrap()
-                .is_program()
-        );
-        assert_eq!(parse_elf(&fixture(ET_DYN, 0x3E, true, true)).unwrap().machine, 0x3E);
-    }
-
-    #[test]
-    fn rejects_what_is_not_a_whole_elf64() {
-        assert!(parse_elf(b"#!/bin/sh\necho hi\n").is_err());
-        let mut elf32 = fixture(ET_DYN, ELF_MACHINE_AARCH64, true, true);
-        elf32[4] = 1;
-        assert!(parse_elf(&elf32).is_err());
-        let whole = fixture(ET_DYN, ELF_MACHINE_AARCH64, true, true);
-        assert!(
-            parse_elf(&whole[..whole.len() - 40]).is_err(),
-            "truncated section table"
-        );
-        assert!(parse_elf(&whole[..40]).is_err(), "truncated header");
-    }
-
-    #[test]
-    fn parses_glibc_versions() {
-        assert_eq!(parse_major_minor(b"2.34"), Some((2, 34)));
-        assert_eq!(parse_major_minor(b"2.3.4"), Some((2, 3)));
-        assert_eq!(parse_major_minor(b"PRIVATE"), None);
-        assert_eq!(parse_major_minor(b"2."), None);
-        assert_eq!(parse_major_minor(b"2.34x"), None);
-    }
+    const ET_DYN: u16 = 3;
 
     fn spec(architectures: &[&str], runtime: &str) -> FunctionSpec {
         FunctionSpec {
@@ -813,7 +466,7 @@ mod tests {
 
         let bootstrap = bootstrap_path(&dir, "IngestFunction");
         fs::create_dir_all(bootstrap.parent().unwrap()).unwrap();
-        fs::write(&bootstrap, fixture(ET_DYN, ELF_MACHINE_AARCH64, true, true)).unwrap();
+        fs::write(&bootstrap, fixture(ET_DYN, MACHINE_AARCH64, true, true)).unwrap();
         fs::set_permissions(&bootstrap, fs::Permissions::from_mode(0o755)).unwrap();
         let ok = check_function(&dir, &spec(&["arm64"], "provided.al2023"), Some(&built));
         assert!(ok.problems.is_empty(), "{:?}", ok.problems);
@@ -823,7 +476,7 @@ mod tests {
         let old = check_function(&dir, &spec(&["x86_64"], "provided.al2"), Some(&built));
         assert_eq!(old.problems.len(), 2, "{:?}", old.problems);
 
-        fs::write(&bootstrap, fixture(ET_DYN, 0x3E, true, true)).unwrap();
+        fs::write(&bootstrap, fixture(ET_DYN, MACHINE_X86_64, true, true)).unwrap();
         let wrong = check_function(&dir, &spec(&["arm64"], "provided.al2023"), None);
         assert_eq!(wrong.arch, "x86_64");
         assert_eq!(wrong.problems.len(), 1, "{:?}", wrong.problems);

@@ -24,7 +24,6 @@
 
 mod bench;
 mod bench_cost;
-mod bench_delivery;
 mod cycles;
 mod demo;
 mod elf;
@@ -65,9 +64,9 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&root, &args[1..]),
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
-        Some("bench-init") => bench::run(&root, &args[1..]),
+        Some("bench-init") => bench::init::run(&root, &args[1..]),
         Some("bench-cost") => bench_cost::run(&root, &args[1..]),
-        Some("bench-delivery") => bench_delivery::run(&args[1..]),
+        Some("bench-delivery") => bench::delivery::run(&args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("soak") => soak::run(&root, &args[1..]),
         Some("sam-build") => sam::run(&root, &args[1..]),

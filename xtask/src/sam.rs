@@ -54,7 +54,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let venv = switchyard_local::venv::ensure(root).map_err(|e| e.to_string())?;
     if options.build {
         let sam_venv = ensure_sam_venv(root)?;
-        crate::bench::ensure_arm64_target()?;
+        crate::bench::init::ensure_arm64_target()?;
         sam_build(root, &sam_venv, &options.sam_args)?;
     }
     let template = switchyard_local::template::load(root, &venv).map_err(|e| e.to_string())?;
@@ -284,7 +284,7 @@ fn functions(template: &Value) -> Result<Vec<FunctionSpec>, String> {
 /// The newest glibc a Lambda OS-only runtime provides.
 fn runtime_glibc(runtime: &str) -> Option<(u32, u32)> {
     match runtime {
-        "provided.al2023" => Some(crate::bench::MAX_GLIBC),
+        "provided.al2023" => Some(crate::bench::init::MAX_GLIBC),
         "provided.al2" => Some((2, 26)),
         _ => None,
     }
@@ -404,7 +404,7 @@ fn table(rows: &[Row]) -> String {
             "{:<18} | {:<20} | {:>9} | {:<7} | {:<18} | {}",
             r.logical_id,
             r.binary,
-            r.size.map_or("missing".into(), |s| format!("{:.2} MB", s as f64 / 1e6)),
+            r.size.map_or("missing".into(), crate::bench::stats::mb),
             r.arch,
             r.glibc,
             if r.problems.is_empty() { "ok" } else { "FAIL" }

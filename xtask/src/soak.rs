@@ -16,7 +16,7 @@
 //! receiver's 2xx) p50/p90/p99 per endpoint, memory per function over time,
 //! and the accounting. A pair unaccounted for fails the command.
 
-use crate::bench::nearest_rank;
+use crate::bench::stats::{mib, nearest_rank};
 use crate::local::{self, Args};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -239,8 +239,8 @@ async fn soak(stack: &local::Stack, length: Duration, rate: f64) -> Result<(), S
     println!("==> the failing endpoint: {failing_states:?}");
     println!("==> resident memory of each function (largest of its processes), sampled every 5 s:");
     for (f, v) in &memory.samples {
-        let mib: Vec<String> = v.iter().map(|k| format!("{:.1}", *k as f64 / 1024.0)).collect();
-        println!("      {f:<18} MiB: {}", mib.join(" "));
+        let sizes: Vec<String> = v.iter().map(|k| mib(*k)).collect();
+        println!("      {f:<18} MiB: {}", sizes.join(" "));
     }
     let lost = accepted.len() * answering.len() - n_delivered + pending.len();
     if lost > 0 || refused > 0 {
@@ -279,15 +279,6 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(nearest_rank(&v, 50), 50.0);
-        assert_eq!(nearest_rank(&v, 99), 99.0);
-        assert_eq!(nearest_rank(&[7.0], 99), 7.0);
-        assert_eq!(nearest_rank::<f64>(&[], 50), 0.0);
-    }
 
     #[test]
     fn memory_fields_are_read_from_proc() {

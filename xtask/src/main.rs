@@ -23,7 +23,6 @@
 //!   check of every function's `bootstrap`.
 
 mod bench;
-mod bench_cost;
 mod cycles;
 mod demo;
 mod elf;
@@ -65,7 +64,7 @@ fn main() -> ExitCode {
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
         Some("bench-init") => bench::init::run(&root, &args[1..]),
-        Some("bench-cost") => bench_cost::run(&root, &args[1..]),
+        Some("bench-cost") => bench::cost::run(&root, &args[1..]),
         Some("bench-delivery") => bench::delivery::run(&args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("soak") => soak::run(&root, &args[1..]),

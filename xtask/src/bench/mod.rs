@@ -8,6 +8,7 @@
 //!   the local stack, and the cost per million deliveries;
 //! - `stats`: percentiles, medians and the number formats they all print.
 
+pub(crate) mod cost;
 pub(crate) mod delivery;
 pub(crate) mod init;
 pub(crate) mod stats;

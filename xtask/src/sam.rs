@@ -29,6 +29,7 @@
 //! `--no-build` checks the existing `.aws-sam/build` without running SAM.
 //! Arguments after `--` go to `sam build` (e.g. `-- --debug`).
 
+use anyhow::{Context as _, Result, anyhow, bail};
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
@@ -49,19 +50,19 @@ const SAM_REQUIREMENTS: &str = "shared/local/python/requirements-sam.txt";
 const ARCHITECTURE: &str = "arm64";
 
 /// `cargo xtask sam-build [--no-build] [-- <sam build arguments>]`
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let options = Options::parse(args)?;
-    let venv = switchyard_local::venv::ensure(root).map_err(|e| e.to_string())?;
+    let venv = switchyard_local::venv::ensure(root)?;
     if options.build {
         let sam_venv = ensure_sam_venv(root)?;
         crate::bench::init::ensure_arm64_target()?;
         sam_build(root, &sam_venv, &options.sam_args)?;
     }
-    let template = switchyard_local::template::load(root, &venv).map_err(|e| e.to_string())?;
+    let template = switchyard_local::template::load(root, &venv)?;
     let functions = functions(&template)?;
     let built_path = root.join(BUILD_DIR).join("template.yaml");
     let built = if built_path.is_file() {
-        Some(switchyard_local::template::load_path(root, &venv, &built_path).map_err(|e| e.to_string())?)
+        Some(switchyard_local::template::load_path(root, &venv, &built_path)?)
     } else {
         None
     };
@@ -75,15 +76,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         .flat_map(|r| r.problems.iter().map(move |p| format!("{}: {p}", r.logical_id)))
         .collect();
     if built.is_none() {
-        return Err(format!(
+        bail!(
             "{} is missing: `sam build` did not finish (run without --no-build)",
             built_path.display()
-        ));
+        );
     }
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "sam-build: {} of {} functions failed the check:\n  {}",
             rows.iter().filter(|r| !r.problems.is_empty()).count(),
             rows.len(),
@@ -102,7 +103,7 @@ struct Options {
 }
 
 impl Options {
-    fn parse(args: &[String]) -> Result<Self, String> {
+    fn parse(args: &[String]) -> Result<Self> {
         let mut options = Options {
             build: true,
             sam_args: Vec::new(),
@@ -113,13 +114,11 @@ impl Options {
             match arg.as_str() {
                 "--no-build" => options.build = false,
                 "--" => options.sam_args.extend(args.by_ref().cloned()),
-                other => return Err(format!("sam-build: unknown argument `{other}`\n{USAGE}")),
+                other => bail!("sam-build: unknown argument `{other}`\n{USAGE}"),
             }
         }
         if !options.build && !options.sam_args.is_empty() {
-            return Err(format!(
-                "sam-build: --no-build runs no `sam build` to pass arguments to\n{USAGE}"
-            ));
+            bail!("sam-build: --no-build runs no `sam build` to pass arguments to\n{USAGE}");
         }
         Ok(options)
     }
@@ -131,21 +130,21 @@ impl Options {
 /// Makes sure `<root>/.venv-sam` exists and matches `requirements-sam.txt`,
 /// the way `switchyard_local::venv::ensure` keeps `.venv`: a stamp holding
 /// the requirements it was built from, a lock against concurrent installs.
-fn ensure_sam_venv(root: &Path) -> Result<Venv, String> {
+fn ensure_sam_venv(root: &Path) -> Result<Venv> {
     let venv = Venv {
         dir: root.join(SAM_VENV),
     };
     let req_path = root.join(SAM_REQUIREMENTS);
-    let wanted = fs::read_to_string(&req_path).map_err(|e| format!("reading {}: {e}", req_path.display()))?;
+    let wanted = fs::read_to_string(&req_path).with_context(|| format!("reading {}", req_path.display()))?;
     let stamp = venv.dir.join(".switchyard-requirements");
     let ready = || venv.bin("sam").is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted);
     if ready() {
         return Ok(venv);
     }
     let lock_path = root.join(format!("{SAM_VENV}.lock"));
-    let lock = File::create(&lock_path).map_err(|e| format!("creating {}: {e}", lock_path.display()))?;
+    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
     lock.lock()
-        .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
+        .with_context(|| format!("locking {}", lock_path.display()))?;
     if ready() {
         return Ok(venv);
     }
@@ -166,15 +165,15 @@ fn ensure_sam_venv(root: &Path) -> Result<Venv, String> {
             .arg(&req_path),
         "installing requirements-sam.txt",
     )?;
-    fs::write(&stamp, &wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+    fs::write(&stamp, &wanted).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(venv)
 }
 
-fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<(), String> {
+fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<()> {
     let bin = sam_venv.dir.join("bin");
     let rest = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(&rest)))
-        .map_err(|e| format!("cannot build PATH: {e}"))?;
+        .context("cannot build PATH")?;
     let mut cmd = Command::new(sam_venv.bin("sam"));
     cmd.current_dir(root)
         .args([
@@ -196,8 +195,8 @@ fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<(), Strin
     eprintln!("sam-build: {cmd:?}");
     let started = Instant::now();
     run_status(&mut cmd, "sam build").map_err(|e| {
-        format!(
-            "{e}\n(the same arm64 binaries without SAM: `PATH=.venv/bin:$PATH \
+        anyhow!(
+            "{e:#}\n(the same arm64 binaries without SAM: `PATH=.venv/bin:$PATH \
              CARGO_ZIGBUILD_PYTHON_PATH=.venv/bin/python3 cargo lambda build --release --arm64`, \
              into target/lambda/<binary>/bootstrap)"
         )
@@ -206,12 +205,12 @@ fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<(), Strin
     Ok(())
 }
 
-fn run_status(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let status = cmd.status().map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
+fn run_status(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("{what}: cannot run {cmd:?}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{what} failed ({status})"))
+        Err(anyhow!("{what} failed ({status})"))
     }
 }
 
@@ -230,11 +229,11 @@ struct FunctionSpec {
     runtime: Option<String>,
 }
 
-fn functions(template: &Value) -> Result<Vec<FunctionSpec>, String> {
+fn functions(template: &Value) -> Result<Vec<FunctionSpec>> {
     let resources = template
         .get("Resources")
         .and_then(Value::as_object)
-        .ok_or("the template has no Resources object")?;
+        .context("the template has no Resources object")?;
     let globals = template.pointer("/Globals/Function");
     let mut out = Vec::new();
     for (id, resource) in resources {
@@ -254,15 +253,15 @@ fn functions(template: &Value) -> Result<Vec<FunctionSpec>, String> {
                 .map(|a| {
                     a.as_str()
                         .map(str::to_string)
-                        .ok_or_else(|| format!("{id}: Architectures holds {a}, not a string"))
+                        .with_context(|| format!("{id}: Architectures holds {a}, not a string"))
                 })
                 .collect::<Result<_, _>>()?,
-            Some(other) => return Err(format!("{id}: Architectures is {other}, not a list of strings")),
+            Some(other) => bail!("{id}: Architectures is {other}, not a list of strings"),
         };
         let runtime = match property("Runtime") {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => return Err(format!("{id}: Runtime is {other}, not a string")),
+            Some(other) => bail!("{id}: Runtime is {other}, not a string"),
         };
         let binary = resource
             .pointer("/Metadata/BuildProperties/Binary")
@@ -276,7 +275,7 @@ fn functions(template: &Value) -> Result<Vec<FunctionSpec>, String> {
         });
     }
     if out.is_empty() {
-        return Err(format!("the template declares no {FUNCTION}"));
+        bail!("the template declares no {FUNCTION}");
     }
     Ok(out)
 }

@@ -1,13 +1,12 @@
 //! The load of a run (the events and how they are sent), waiting for the
 //! stack to settle, and its log bytes.
 
+use anyhow::{Result, anyhow, bail};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use switchyard_local::aws_proxy::{AwsProxy, Tally};
-
-use super::err;
 
 /// One event of about 1 KB whose `data` looks like a real order: ids,
 /// names, addresses, line items and amounts that differ from event to event
@@ -90,11 +89,11 @@ pub(super) async fn post_events(
     base: &str,
     key: &str,
     bodies: Vec<serde_json::Value>,
-) -> Result<(), String> {
+) -> Result<()> {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
     let mut set = tokio::task::JoinSet::new();
     for body in bodies {
-        let permit = permits.clone().acquire_owned().await.map_err(err)?;
+        let permit = permits.clone().acquire_owned().await?;
         let (http, url, key) = (http.clone(), format!("{base}/v1/events"), key.to_string());
         set.spawn(async move {
             let _p = permit;
@@ -104,17 +103,16 @@ pub(super) async fn post_events(
                 .header("content-type", "application/json")
                 .body(body.to_string())
                 .send()
-                .await
-                .map_err(err)?;
+                .await?;
             if resp.status().as_u16() == 202 {
                 Ok(())
             } else {
-                Err(format!("POST /v1/events answered {}", resp.status()))
+                Err(anyhow!("POST /v1/events answered {}", resp.status()))
             }
         });
     }
     while let Some(r) = set.join_next().await {
-        r.map_err(err)??;
+        r??;
     }
     Ok(())
 }
@@ -125,13 +123,12 @@ pub(super) async fn queue_events(
     sqs: &switchyard_aws::aws_sdk_sqs::Client,
     queue_url: &str,
     bodies: Vec<serde_json::Value>,
-) -> Result<(), String> {
+) -> Result<()> {
     use switchyard_aws::aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
     let tenant = MessageAttributeValue::builder()
         .data_type("String")
         .string_value("bench")
-        .build()
-        .map_err(err)?;
+        .build()?;
     for (c, chunk) in bodies.chunks(10).enumerate() {
         let entries = chunk
             .iter()
@@ -142,7 +139,6 @@ pub(super) async fn queue_events(
                     .message_body(b.to_string())
                     .message_attributes("tenant_id", tenant.clone())
                     .build()
-                    .map_err(err)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let out = sqs
@@ -150,10 +146,9 @@ pub(super) async fn queue_events(
             .queue_url(queue_url)
             .set_entries(Some(entries))
             .send()
-            .await
-            .map_err(err)?;
+            .await?;
         if !out.failed().is_empty() {
-            return Err(format!("SendMessageBatch: {} entries failed", out.failed().len()));
+            bail!("SendMessageBatch: {} entries failed", out.failed().len());
         }
     }
     Ok(())

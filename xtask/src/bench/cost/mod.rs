@@ -36,6 +36,7 @@ mod model;
 
 use crate::bench::stats::mib;
 use crate::local::{self, Args};
+use anyhow::{Context as _, Result, bail};
 use load::{event, log_bytes_since, log_offsets, post_events, queue_events, quiesce};
 use model::{ENDPOINT_MS, PROVISIONED_UTILISATION, costs, provisioned_saving, report};
 use serde_json::json;
@@ -45,11 +46,7 @@ use std::time::{Duration, Instant};
 use switchyard_local::aws_proxy::Tally;
 use switchyard_local::receiver::{Receiver, Reply};
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut n = 300usize;
     let mut largs = Args::parse(root, &[])?;
     largs.port = 0;
@@ -60,7 +57,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             "--n" => n = local::option_value(&mut it, |&v| v >= 10, "--n takes a number of at least 10")?,
             "--no-build" => largs.build = false,
             "--release" => largs.release = true,
-            other => return Err(format!("unknown option {other} (--n N, --no-build, --release)")),
+            other => bail!("unknown option {other} (--n N, --no-build, --release)"),
         }
     }
     local::with_stack(root, &largs, async |stack| measure(stack, n).await)
@@ -110,19 +107,20 @@ enum Batching {
     Full,
 }
 
-async fn measure(stack: &local::Stack, n: usize) -> Result<(), String> {
-    let proxy = stack.aws_proxy.as_ref().ok_or("the stack runs without the AWS proxy")?;
-    let base = stack.runner.api_url(None).ok_or("the template serves no HTTP API")?;
-    let admin = stack.admin_key.as_ref().ok_or("the template has no AdminKeySha256")?;
+async fn measure(stack: &local::Stack, n: usize) -> Result<()> {
+    let proxy = stack
+        .aws_proxy
+        .as_ref()
+        .context("the stack runs without the AWS proxy")?;
+    let base = stack.runner.api_url(None).context("the template serves no HTTP API")?;
+    let admin = stack.admin_key.as_ref().context("the template has no AdminKeySha256")?;
     let ingest_queue = stack
         .runner
         .plan()
         .reference("IngestQueue")
-        .ok_or("the template has no IngestQueue")?
+        .context("the template has no IngestQueue")?
         .to_string();
-    let rx = Receiver::start(|_| Reply::status(200).after(Duration::from_millis(ENDPOINT_MS as u64)))
-        .await
-        .map_err(err)?;
+    let rx = Receiver::start(|_| Reply::status(200).after(Duration::from_millis(ENDPOINT_MS as u64))).await?;
     let http = reqwest::Client::new();
     let (key, _) = crate::demo::onboard(&http, &base, admin.expose(), "bench", &rx.url("/hook"), &["*"]).await?;
     // The queue door's producer, counted apart from the stack.
@@ -158,10 +156,7 @@ async fn measure(stack: &local::Stack, n: usize) -> Result<(), String> {
         }
         let got = rx.wait_for(received_before + n, Duration::from_secs(300)).await;
         if got.len() < received_before + n {
-            return Err(format!(
-                "{label}: {} of {n} webhooks arrived",
-                got.len() - received_before
-            ));
+            bail!("{label}: {} of {n} webhooks arrived", got.len() - received_before);
         }
         quiesce(proxy).await;
         let took = started.elapsed();

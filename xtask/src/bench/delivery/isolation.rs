@@ -2,6 +2,7 @@
 //! ten healthy ones, as deployed (an open loop) and with
 //! MaximumConcurrency capped (a closed loop).
 
+use anyhow::{Result, bail};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use switchyard_core::{DeliveryId, DeliveryTask, Endpoint, EndpointUrl, TenantId}
 use switchyard_delivery::HttpSender;
 use switchyard_local::receiver::{Receiver, Reply};
 
-use super::{Args, Engine, batches, drive, endpoints, engine, err, tasks};
+use super::{Args, Engine, batches, drive, endpoints, engine, tasks};
 use crate::bench::stats::{median_f64, millis, percentile};
 
 /// The delivery log in memory, noting the instant each successful attempt
@@ -104,9 +105,9 @@ async fn open_loop<H: WebhookSender + Send + Sync + 'static>(
 
 /// Opens `n` connections to `url` in the sender's pool (warm Lambda
 /// environments have theirs open), with concurrent requests.
-async fn warm(sender: &HttpSender, url: &str, n: usize) -> Result<(), String> {
+async fn warm(sender: &HttpSender, url: &str, n: usize) -> Result<()> {
     let request = WebhookRequest {
-        url: EndpointUrl::parse(url).map_err(err)?,
+        url: EndpointUrl::parse(url)?,
         headers: Vec::new(),
         body: String::new(),
     };
@@ -117,14 +118,14 @@ async fn warm(sender: &HttpSender, url: &str, n: usize) -> Result<(), String> {
     }
     while let Some(r) = set.join_next().await {
         if !matches!(r, Ok(Ok(s)) if (200..300).contains(&s)) {
-            return Err(format!("warming the pool: {r:?}"));
+            bail!("warming the pool: {r:?}");
         }
     }
     Ok(())
 }
 
 /// Ten endpoints on the healthy receiver, or nine and the stuck one last.
-fn ten_endpoints(mem: &Memory, healthy: &Receiver, stuck: Option<&Receiver>) -> Result<Vec<Endpoint>, String> {
+fn ten_endpoints(mem: &Memory, healthy: &Receiver, stuck: Option<&Receiver>) -> Result<Vec<Endpoint>> {
     let mut urls: Vec<String> = (0..9).map(|i| healthy.url(&format!("/h{i}"))).collect();
     urls.push(match stuck {
         Some(s) => s.url("/stuck"),
@@ -161,12 +162,10 @@ fn label(with_stuck: bool) -> &'static str {
     }
 }
 
-pub(super) async fn isolation(a: &Args) -> Result<(), String> {
-    let healthy = Receiver::start(|_| Reply::status(204)).await.map_err(err)?;
-    let stuck = Receiver::start(|_| Reply::status(200).after(Duration::from_secs(120)))
-        .await
-        .map_err(err)?;
-    let sender = || HttpSender::new(ISOLATION_TIMEOUT, switchyard_local::local_ssrf_policy()).map_err(err);
+pub(super) async fn isolation(a: &Args) -> Result<()> {
+    let healthy = Receiver::start(|_| Reply::status(204)).await?;
+    let stuck = Receiver::start(|_| Reply::status(200).after(Duration::from_secs(120))).await?;
+    let sender = || HttpSender::new(ISOLATION_TIMEOUT, switchyard_local::local_ssrf_policy());
 
     // With MaximumConcurrency = C: C batches in flight at most, as many
     // tasks as they can take (a closed loop).

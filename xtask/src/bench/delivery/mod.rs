@@ -53,6 +53,7 @@ mod moto;
 mod tests;
 mod throughput;
 
+use anyhow::{Context as _, Result, anyhow, bail};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_core::delivery::Deliverer;
@@ -64,10 +65,6 @@ use switchyard_core::{DeliveryId, DeliveryTask, Endpoint, EndpointUrl, EventId, 
 use switchyard_delivery::Delivery;
 
 type Engine<H, L = Memory> = Delivery<Memory, H, L, Memory, Memory, Memory>;
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
 
 struct Args {
     n: usize,
@@ -83,7 +80,7 @@ struct Args {
     only: Vec<String>,
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<()> {
     if cfg!(debug_assertions) {
         // Numbers from a debug build mean nothing: run this again, built
         // with the release profile the Lambda binaries use.
@@ -104,11 +101,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ])
             .args(args)
             .status()
-            .map_err(|e| format!("running cargo: {e}"))?;
+            .context("running cargo")?;
         return if status.success() {
             Ok(())
         } else {
-            Err(format!("the release run failed ({status})"))
+            Err(anyhow!("the release run failed ({status})"))
         };
     }
     let mut a = Args {
@@ -128,10 +125,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut num = || -> Result<usize, String> {
+        let mut num = || -> Result<usize> {
             it.next()
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{arg} takes a number"))
+                .with_context(|| format!("{arg} takes a number"))
         };
         match arg.as_str() {
             "--n" => a.n = num()?.max(10),
@@ -143,32 +140,31 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .filter(|v| (0.05..=2.0).contains(v))
-                    .ok_or("--load takes a share of the capped throughput, 0.05 to 2")?
+                    .context("--load takes a share of the capped throughput, 0.05 to 2")?
             }
             "--seconds" => {
                 a.seconds = it
                     .next()
                     .and_then(|v| v.parse().ok())
                     .filter(|v| (0.5..=60.0).contains(v))
-                    .ok_or("--seconds takes 0.5 to 60")?
+                    .context("--seconds takes 0.5 to 60")?
             }
             "--only" => a.only.push(
                 it.next()
                     .cloned()
-                    .ok_or("--only takes throughput, cpu, isolation or moto")?,
+                    .context("--only takes throughput, cpu, isolation or moto")?,
             ),
             other => {
-                return Err(format!(
+                bail!(
                     "unknown option {other} (--n N, --concurrency C, --only throughput|cpu|isolation|moto, --diagnose, --load L, --seconds S, --account-concurrency N)"
-                ));
+                );
             }
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(CORES)
         .enable_all()
-        .build()
-        .map_err(err)?;
+        .build()?;
     let part = |p: &str| a.only.is_empty() || a.only.iter().any(|o| o == p);
     if part("throughput") {
         rt.block_on(throughput::throughput(&a))?;
@@ -185,8 +181,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn tenant() -> TenantId {
-    TenantId::parse("bench").expect("a valid tenant id")
+/// The bench's tenant.
+fn tenant() -> Result<TenantId> {
+    Ok(TenantId::parse("bench")?)
 }
 
 /// A 1 KB event body.
@@ -197,26 +194,27 @@ fn payload(i: usize) -> String {
     )
 }
 
-fn tasks(n: usize, endpoints: &[Endpoint]) -> Result<Vec<DeliveryTask>, String> {
+fn tasks(n: usize, endpoints: &[Endpoint]) -> Result<Vec<DeliveryTask>> {
+    let tenant = tenant()?;
     (0..n)
         .map(|i| {
             let ep = &endpoints[i % endpoints.len()];
-            let event = EventId::parse(format!("evt_{i:08}")).map_err(err)?;
+            let event = EventId::parse(format!("evt_{i:08}"))?;
             Ok(DeliveryTask {
                 kind: Default::default(),
                 v: switchyard_core::wire::DELIVERY_TASK_V,
-                delivery_id: DeliveryId::derive(&tenant(), &event, &ep.id),
-                tenant_id: tenant(),
+                delivery_id: DeliveryId::derive(&tenant, &event, &ep.id),
+                tenant_id: tenant.clone(),
                 endpoint_id: ep.id.clone(),
                 event_id: event.clone(),
-                event_type: EventType::parse("bench.event").map_err(err)?,
+                event_type: EventType::parse("bench.event")?,
                 payload: payload(i),
                 created_at: switchyard_core::time_util::now_utc(),
                 dlq_reason: None,
                 manual_request: None,
                 generation: 0,
                 operational: false,
-                webhook_id: Some(switchyard_core::ids::webhook_id(&tenant(), &event)),
+                webhook_id: Some(switchyard_core::ids::webhook_id(&tenant, &event)),
             })
         })
         .collect()
@@ -247,12 +245,12 @@ fn batches(tasks: &[DeliveryTask]) -> Vec<aws_lambda_events::event::sqs::SqsEven
         .collect()
 }
 
-fn endpoints(store: &MemoryStore, urls: &[String]) -> Result<Vec<Endpoint>, String> {
+fn endpoints(store: &MemoryStore, urls: &[String]) -> Result<Vec<Endpoint>> {
     urls.iter()
         .map(|u| {
             let ep = Endpoint::new(
-                tenant(),
-                EndpointUrl::parse(u).map_err(err)?,
+                tenant()?,
+                EndpointUrl::parse(u)?,
                 vec![],
                 switchyard_core::time_util::now_utc(),
             );
@@ -344,7 +342,7 @@ where
 }
 
 /// Times `f` in wall and process CPU time.
-async fn timed<F: std::future::Future<Output = Result<Duration, String>>>(f: F) -> Result<Run, String> {
+async fn timed<F: std::future::Future<Output = Result<Duration>>>(f: F) -> Result<Run> {
     let cpu0 = cpu_time();
     let wall = f.await?;
     Ok(Run {

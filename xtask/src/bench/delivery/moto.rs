@@ -1,6 +1,7 @@
 //! The engine with the local stack's stores (DynamoDB and SQS on moto)
 //! against the raw loop.
 
+use anyhow::{Result, bail};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,32 +9,31 @@ use switchyard_core::memory::{Memory, MemoryStore};
 use switchyard_local::receiver::{Receiver, Reply};
 
 use super::throughput::{RawRequest, raw};
-use super::{Args, batches, drive_with, endpoints, err, tasks, tenant, timed};
+use super::{Args, batches, drive_with, endpoints, tasks, tenant, timed};
 
 /// The same engine with the stores the local stack uses: the DynamoDB and
 /// SQS adapters against moto (a server of its own), N/10 deliveries (at
 /// least 100), against raw reqwest posting the same requests.
-pub(super) async fn against_moto(a: &Args) -> Result<(), String> {
+pub(super) async fn against_moto(a: &Args) -> Result<()> {
     let root = switchyard_local::workspace_root();
-    let venv = switchyard_local::venv::ensure(&root).map_err(err)?;
-    let moto = switchyard_local::moto::Moto::start(&root, &venv).map_err(err)?;
+    let venv = switchyard_local::venv::ensure(&root)?;
+    let moto = switchyard_local::moto::Moto::start(&root, &venv)?;
     let sdk = switchyard_local::sdk_config(&moto.endpoint).await;
     let res = switchyard_local::resources::Resources::create(
         &sdk,
         &switchyard_local::resources::unique_prefix("bench"),
         switchyard_local::resources::QueueOptions::default(),
     )
-    .await
-    .map_err(err)?;
+    .await?;
     let registry = switchyard_aws::dynamo::DynamoRegistry::new(
         switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk),
         &res.registry_table,
     );
-    registry.put_tenant(&tenant(), "bench").await.map_err(err)?;
-    let rx = Receiver::start(|_| Reply::status(204)).await.map_err(err)?;
+    registry.put_tenant(&tenant()?, "bench").await?;
+    let rx = Receiver::start(|_| Reply::status(204)).await?;
     let scratch: Memory = Arc::new(MemoryStore::default());
     let eps = endpoints(&scratch, &[rx.url("/hook")])?;
-    registry.put_endpoint(&eps[0]).await.map_err(err)?;
+    registry.put_endpoint(&eps[0]).await?;
     let timeout = Duration::from_secs(15);
     let settings = switchyard_delivery::Settings {
         registry_table: res.registry_table.clone(),
@@ -53,7 +53,7 @@ pub(super) async fn against_moto(a: &Args) -> Result<(), String> {
         .iter()
         .map(|t| RawRequest::from(&switchyard_core::delivery::build_request(t, &eps[0], now)))
         .collect();
-    let delivery = Arc::new(switchyard_delivery::AwsDelivery::new(&sdk, &settings).map_err(err)?);
+    let delivery = Arc::new(switchyard_delivery::AwsDelivery::new(&sdk, &settings)?);
     let engine = timed(async {
         Ok(drive_with(
             move |e| {
@@ -70,7 +70,7 @@ pub(super) async fn against_moto(a: &Args) -> Result<(), String> {
     .await?;
     let got = rx.received().len();
     if got < n {
-        return Err(format!("against moto the engine delivered {got} of {n}"));
+        bail!("against moto the engine delivered {got} of {n}");
     }
     let raw = timed(raw(requests, a.concurrency * 10)).await?;
     let (e, r) = (engine.rate(n), raw.rate(n));

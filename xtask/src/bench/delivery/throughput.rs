@@ -1,6 +1,7 @@
 //! Throughput against the raw HTTP clients, and CPU per delivery without
 //! the network.
 
+use anyhow::{Context as _, Result, bail};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,19 +11,19 @@ use switchyard_core::ports::WebhookSender;
 use switchyard_delivery::HttpSender;
 use switchyard_local::receiver::{Receiver, Reply};
 
-use super::{Args, Instant200, batches, bounded, cpu_time, describe, drive, endpoints, engine, err, tasks, timed};
+use super::{Args, Instant200, batches, bounded, cpu_time, describe, drive, endpoints, engine, tasks, timed};
 use crate::bench::stats::median_f64;
 
 /// The raw loop's client: plain reqwest, the engine's timeout.
-fn raw_client() -> Result<reqwest::Client, String> {
+fn raw_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()
-        .map_err(err)
+        .context("building the raw reqwest client")
 }
 
 /// The same requests with a plain reqwest client, `in_flight` at a time.
-pub(super) async fn raw(requests: Vec<RawRequest>, in_flight: usize) -> Result<Duration, String> {
+pub(super) async fn raw(requests: Vec<RawRequest>, in_flight: usize) -> Result<Duration> {
     let client = raw_client()?;
     let (took, statuses) = bounded(requests, in_flight, |r| {
         let client = client.clone();
@@ -30,7 +31,7 @@ pub(super) async fn raw(requests: Vec<RawRequest>, in_flight: usize) -> Result<D
     })
     .await;
     if !statuses.iter().any(|s| (200..300).contains(s)) {
-        return Err("the raw client delivered nothing".into());
+        bail!("the raw client delivered nothing");
     }
     Ok(took)
 }
@@ -63,7 +64,7 @@ async fn post(client: &reqwest::Client, r: RawRequest) -> u16 {
 
 /// Diagnosis: the raw client in the engine's shape: groups of ten posted
 /// together, each group waiting for its slowest, `groups` groups at once.
-async fn raw_batched(requests: Vec<RawRequest>, groups: usize) -> Result<Duration, String> {
+async fn raw_batched(requests: Vec<RawRequest>, groups: usize) -> Result<Duration> {
     let client = raw_client()?;
     let mut it = requests.into_iter().peekable();
     let mut batches = Vec::new();
@@ -88,7 +89,7 @@ async fn raw_batched(requests: Vec<RawRequest>, groups: usize) -> Result<Duratio
 /// Diagnosis: the same requests with hyper-util's pooling client, the one
 /// under the engine's `HttpSender`, without reqwest's layers (the leaner
 /// reference: how much of the engine's CPU is its own work).
-async fn raw_hyper(requests: Vec<RawRequest>, in_flight: usize) -> Result<Duration, String> {
+async fn raw_hyper(requests: Vec<RawRequest>, in_flight: usize) -> Result<Duration> {
     use hyper_util::client::legacy::Client;
     let client: Client<_, http_body_util::Full<bytes::Bytes>> = Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(hyper_util::client::legacy::connect::HttpConnector::new());
@@ -118,9 +119,11 @@ async fn raw_hyper(requests: Vec<RawRequest>, in_flight: usize) -> Result<Durati
 
 /// Diagnosis: the engine's sender alone (no store, no decisions), the raw
 /// loop's shape.
-async fn sender_only(requests: Vec<WebhookRequest>, in_flight: usize) -> Result<Duration, String> {
-    let sender =
-        Arc::new(HttpSender::new(Duration::from_secs(15), switchyard_local::local_ssrf_policy()).map_err(err)?);
+async fn sender_only(requests: Vec<WebhookRequest>, in_flight: usize) -> Result<Duration> {
+    let sender = Arc::new(HttpSender::new(
+        Duration::from_secs(15),
+        switchyard_local::local_ssrf_policy(),
+    )?);
     let (took, _) = bounded(requests, in_flight, |r| {
         let sender = sender.clone();
         async move { sender.send(&r).await.map(|r| r.status).unwrap_or(0) }
@@ -129,8 +132,8 @@ async fn sender_only(requests: Vec<WebhookRequest>, in_flight: usize) -> Result<
     Ok(took)
 }
 
-pub(super) async fn throughput(a: &Args) -> Result<(), String> {
-    let rx = Receiver::start(|_| Reply::status(204)).await.map_err(err)?;
+pub(super) async fn throughput(a: &Args) -> Result<()> {
+    let rx = Receiver::start(|_| Reply::status(204)).await?;
     let (mut engine_runs, mut raw_runs) = (Vec::new(), Vec::new());
     for round in 0..3 {
         let mem: Memory = Arc::new(MemoryStore::default());
@@ -143,7 +146,7 @@ pub(super) async fn throughput(a: &Args) -> Result<(), String> {
             .collect();
         let e = Arc::new(engine(
             &mem,
-            HttpSender::new(Duration::from_secs(15), switchyard_local::local_ssrf_policy()).map_err(err)?,
+            HttpSender::new(Duration::from_secs(15), switchyard_local::local_ssrf_policy())?,
             mem.clone(),
             Duration::from_secs(15),
         ));
@@ -155,7 +158,7 @@ pub(super) async fn throughput(a: &Args) -> Result<(), String> {
             .map(|r| r.values().filter(|d| d.state == DeliveryState::Succeeded).count())
             .unwrap_or(0);
         if delivered != a.n {
-            return Err(format!("the engine delivered {delivered} of {}", a.n));
+            bail!("the engine delivered {delivered} of {}", a.n);
         }
         engine_runs.push(run);
         let run = timed(raw(requests.iter().map(RawRequest::from).collect(), a.concurrency * 10)).await?;
@@ -198,11 +201,8 @@ pub(super) async fn throughput(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn cpu_per_delivery() -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(err)?;
+pub(super) fn cpu_per_delivery() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let n = 20_000;
     let mem: Memory = Arc::new(MemoryStore::default());
     let eps = endpoints(&mem, &["http://127.0.0.1:9/never".to_string()])?;

@@ -20,6 +20,7 @@ mod spawn;
 #[cfg(test)]
 mod tests;
 
+use anyhow::{Context as _, Result, anyhow, bail};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -96,21 +97,19 @@ const FUNCTIONS: [Function; 7] = [
 ];
 
 /// `cargo xtask bench-init [--spawns N] [--no-build] [--no-arm64]`
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let options = Options::parse(args)?;
     let paths = Paths::new(root);
     paths.check_venv()?;
     // Every function the template declares is benchmarked: a new one with
     // no entry here is an error, not a silent gap.
-    let template = switchyard_local::template::workspace_template().map_err(|e| e.to_string())?;
+    let template = switchyard_local::template::workspace_template()?;
     for bin in switchyard_local::runner::provision::function_binaries(template) {
         if !FUNCTIONS.iter().any(|f| f.name == bin) {
-            return Err(format!(
-                "template.yaml declares {bin}, which bench-init has no settings for"
-            ));
+            bail!("template.yaml declares {bin}, which bench-init has no settings for");
         }
     }
-    fs::create_dir_all(&paths.bench_dir).map_err(|e| format!("cannot create {}: {e}", paths.bench_dir.display()))?;
+    fs::create_dir_all(&paths.bench_dir).with_context(|| format!("cannot create {}", paths.bench_dir.display()))?;
 
     if options.build {
         build_native(root)?;
@@ -124,7 +123,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let inits = FUNCTIONS
         .iter()
         .map(|f| measure_init(&paths, f, options.spawns))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>>>()?;
 
     print!("{}", report(&options, &native, &arm64, &inits));
     Ok(())
@@ -140,7 +139,7 @@ struct Options {
 }
 
 impl Options {
-    fn parse(args: &[String]) -> Result<Self, String> {
+    fn parse(args: &[String]) -> Result<Self> {
         let mut options = Options {
             spawns: DEFAULT_SPAWNS,
             build: true,
@@ -153,16 +152,16 @@ impl Options {
                 "--no-build" => options.build = false,
                 "--no-arm64" => options.arm64 = false,
                 "--spawns" => {
-                    let value = args.next().ok_or("--spawns needs a number")?;
+                    let value = args.next().context("--spawns needs a number")?;
                     options.spawns = parse_spawns(value)?;
                 }
                 other => match other.strip_prefix("--spawns=") {
                     Some(value) => options.spawns = parse_spawns(value)?,
                     None => {
-                        return Err(format!(
+                        bail!(
                             "bench-init: unknown argument `{other}`\n\
                              usage: cargo xtask bench-init [--spawns N] [--no-build] [--no-arm64]"
-                        ));
+                        );
                     }
                 },
             }
@@ -171,10 +170,10 @@ impl Options {
     }
 }
 
-fn parse_spawns(value: &str) -> Result<usize, String> {
+fn parse_spawns(value: &str) -> Result<usize> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("--spawns: expected a positive integer, got `{value}`")),
+        _ => Err(anyhow!("--spawns: expected a positive integer, got `{value}`")),
     }
 }
 
@@ -199,11 +198,11 @@ impl Paths {
         }
     }
 
-    fn check_venv(&self) -> Result<(), String> {
+    fn check_venv(&self) -> Result<()> {
         if self.python.is_file() {
             Ok(())
         } else {
-            Err(format!(
+            Err(anyhow!(
                 "{} not found: the project virtualenv is missing; run `cargo xtask setup` first",
                 self.python.display()
             ))

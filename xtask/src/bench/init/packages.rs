@@ -1,6 +1,7 @@
 //! Building the release binaries and packaging each as Lambda would
 //! deploy it: zipped sizes and what the ELF says (machine, glibc needs).
 
+use anyhow::{Context as _, Result, anyhow, bail};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,7 +27,7 @@ fn package_args() -> Vec<&'static str> {
     FUNCTIONS.iter().flat_map(|f| ["-p", f.name]).collect()
 }
 
-pub(super) fn build_native(root: &Path) -> Result<(), String> {
+pub(super) fn build_native(root: &Path) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["build", "--release", "--locked"])
         .args(package_args())
@@ -35,13 +36,13 @@ pub(super) fn build_native(root: &Path) -> Result<(), String> {
 }
 
 /// Runs `cmd` with the terminal's stdio; fails if it does not succeed.
-fn run_inheriting(mut cmd: Command, what: &str) -> Result<(), String> {
+fn run_inheriting(mut cmd: Command, what: &str) -> Result<()> {
     eprintln!("bench-init: {what}: {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
+    let status = cmd.status().with_context(|| format!("{what}: cannot run {cmd:?}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{what} failed ({status})"))
+        Err(anyhow!("{what} failed ({status})"))
     }
 }
 
@@ -63,11 +64,11 @@ impl Arm64 {
 /// Builds (unless `build` is false) and packages the arm64 binaries. A
 /// missing toolchain skips arm64 with a reason; a failed build is an error.
 /// With `--no-build`, existing `target/lambda` artifacts are measured.
-pub(super) fn arm64_packages(paths: &Paths, build: bool) -> Result<Arm64, String> {
+pub(super) fn arm64_packages(paths: &Paths, build: bool) -> Result<Arm64> {
     if build {
         if let Err(reason) = arm64_toolchain(paths) {
-            eprintln!("bench-init: skipping arm64: {reason}");
-            return Ok(Arm64::Skipped(reason));
+            eprintln!("bench-init: skipping arm64: {reason:#}");
+            return Ok(Arm64::Skipped(format!("{reason:#}")));
         }
         build_arm64(paths)?;
     } else if let Some(f) = FUNCTIONS.iter().find(|f| !paths.arm64_binary(f).is_file()) {
@@ -81,29 +82,26 @@ pub(super) fn arm64_packages(paths: &Paths, build: bool) -> Result<Arm64, String
 
 /// Checks that cargo-lambda and the Rust arm64 target are there, adding the
 /// target once if it is not. `Err` says why arm64 cannot be built.
-fn arm64_toolchain(paths: &Paths) -> Result<(), String> {
+fn arm64_toolchain(paths: &Paths) -> Result<()> {
     let cargo_lambda = paths.venv_bin.join("cargo-lambda");
     if !cargo_lambda.is_file() {
-        return Err(format!(
-            "{} not found (run `cargo xtask setup`)",
-            cargo_lambda.display()
-        ));
+        bail!("{} not found (run `cargo xtask setup`)", cargo_lambda.display());
     }
     ensure_arm64_target()
 }
 
 /// Makes sure the Rust target `aarch64-unknown-linux-gnu` is installed,
 /// adding it with rustup once if it is not. `Err` says why it cannot be.
-pub(crate) fn ensure_arm64_target() -> Result<(), String> {
+pub(crate) fn ensure_arm64_target() -> Result<()> {
     let installed = capture(Command::new("rustup").args(["target", "list", "--installed"]))
-        .map_err(|e| format!("cannot list rustup targets: {e}"))?;
+        .context("cannot list rustup targets")?;
     if installed.lines().any(|l| l.trim() == ARM64_TRIPLE) {
         return Ok(());
     }
     eprintln!("xtask: adding Rust target {ARM64_TRIPLE}");
     capture(Command::new("rustup").args(["target", "add", ARM64_TRIPLE]))
         .map(|_| ())
-        .map_err(|e| format!("`rustup target add {ARM64_TRIPLE}` failed: {e}"))
+        .with_context(|| format!("`rustup target add {ARM64_TRIPLE}` failed"))
 }
 
 /// `cargo lambda build --release --arm64`, cross-linking with the venv's zig.
@@ -113,7 +111,7 @@ pub(crate) fn ensure_arm64_target() -> Result<(), String> {
 /// PATH) and then as `zig` on PATH. If neither works it offers to install zig
 /// with pip, which needs the network; pointing it at the venv's Python, which
 /// has the `ziglang` package, keeps it offline.
-fn build_arm64(paths: &Paths) -> Result<(), String> {
+fn build_arm64(paths: &Paths) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["lambda", "build", "--release", "--arm64", "--locked"])
         .args(package_args())
@@ -123,19 +121,19 @@ fn build_arm64(paths: &Paths) -> Result<(), String> {
     run_inheriting(cmd, "arm64 build (cargo lambda)")
 }
 
-fn prefixed_path(dir: &Path) -> Result<std::ffi::OsString, String> {
+fn prefixed_path(dir: &Path) -> Result<std::ffi::OsString> {
     let rest = std::env::var_os("PATH").unwrap_or_default();
     let dirs = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest));
-    std::env::join_paths(dirs).map_err(|e| format!("cannot build PATH: {e}"))
+    std::env::join_paths(dirs).context("cannot build PATH")
 }
 
 /// Runs `cmd` to completion, returning stdout; stderr goes into the error.
-pub(super) fn capture(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+pub(super) fn capture(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "{} {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
@@ -179,23 +177,23 @@ pub(super) struct Package {
     pub(super) glibc: Option<(u32, u32)>,
 }
 
-pub(super) fn package_all(paths: &Paths, arch: Arch) -> Result<Vec<Package>, String> {
+pub(super) fn package_all(paths: &Paths, arch: Arch) -> Result<Vec<Package>> {
     FUNCTIONS.iter().map(|f| package(paths, f, arch)).collect()
 }
 
-fn package(paths: &Paths, function: &Function, arch: Arch) -> Result<Package, String> {
+fn package(paths: &Paths, function: &Function, arch: Arch) -> Result<Package> {
     let binary = match arch {
         Arch::X86_64 => paths.native_binary(function),
         Arch::Aarch64 => paths.arm64_binary(function),
     };
     let bytes = fs::read(&binary).map_err(|e| {
-        format!(
+        anyhow!(
             "{} binary {}: {e} (build it, or run without --no-build)",
             arch.label(),
             binary.display()
         )
     })?;
-    let glibc = glibc_needed(&bytes, arch).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let glibc = glibc_needed(&bytes, arch).with_context(|| binary.display().to_string())?;
 
     let zip = paths.bench_dir.join(format!("{}-{}.zip", function.name, arch.label()));
     make_zip(&paths.python, &binary, &zip)?;
@@ -210,26 +208,26 @@ fn package(paths: &Paths, function: &Function, arch: Arch) -> Result<Package, St
     })
 }
 
-fn make_zip(python: &Path, binary: &Path, zip: &Path) -> Result<(), String> {
+fn make_zip(python: &Path, binary: &Path, zip: &Path) -> Result<()> {
     capture(Command::new(python).args(["-c", ZIP_SCRIPT]).arg(zip).arg(binary))
         .map(|_| ())
-        .map_err(|e| format!("zipping {} failed: {e}", binary.display()))
+        .with_context(|| format!("zipping {} failed", binary.display()))
 }
 
-fn file_size(path: &Path) -> Result<u64, String> {
+fn file_size(path: &Path) -> Result<u64> {
     fs::metadata(path)
         .map(|m| m.len())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// Checks that `bytes` is a 64-bit little-endian ELF binary for `arch`, and
 /// returns the newest `GLIBC_x.y` version it needs, if any.
-fn glibc_needed(bytes: &[u8], arch: Arch) -> Result<Option<(u32, u32)>, String> {
-    let facts = crate::elf::read(bytes).map_err(|e| format!("{e:#}"))?;
+fn glibc_needed(bytes: &[u8], arch: Arch) -> Result<Option<(u32, u32)>> {
+    let facts = crate::elf::read(bytes)?;
     if facts.machine == arch.elf_machine() {
         Ok(facts.glibc)
     } else {
-        Err(format!(
+        Err(anyhow!(
             "ELF e_machine is {:#x}, expected {:#x} ({})",
             facts.machine,
             arch.elf_machine(),
@@ -245,7 +243,7 @@ mod tests {
     #[test]
     fn finds_newest_glibc() {
         let pie = crate::elf::tests::fixture(3, crate::elf::MACHINE_AARCH64, true, true);
-        assert_eq!(glibc_needed(&pie, Arch::Aarch64), Ok(Some((2, 34))));
+        assert_eq!(glibc_needed(&pie, Arch::Aarch64).unwrap(), Some((2, 34)));
     }
 
     #[test]
@@ -253,7 +251,7 @@ mod tests {
         let mut header = vec![0u8; 64];
         header[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
         header[18..20].copy_from_slice(&0xB7u16.to_le_bytes());
-        assert_eq!(glibc_needed(&header, Arch::Aarch64), Ok(None));
+        assert_eq!(glibc_needed(&header, Arch::Aarch64).unwrap(), None);
         assert!(glibc_needed(&header, Arch::X86_64).is_err());
         assert!(glibc_needed(b"#!/bin/sh", Arch::Aarch64).is_err());
     }

@@ -1,6 +1,7 @@
 //! Init time: spawning a function as Lambda would, against a stub of the
 //! Runtime API, until it asks for its first event.
 
+use anyhow::{Context as _, Result, anyhow};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -35,7 +36,7 @@ pub(super) struct InitStats {
 
 /// Spawns the native binary `spawns` times (after one uncounted warm-up) and
 /// times each until it asks the stub for its first event.
-pub(super) fn measure_init(paths: &Paths, function: &Function, spawns: usize) -> Result<InitStats, String> {
+pub(super) fn measure_init(paths: &Paths, function: &Function, spawns: usize) -> Result<InitStats> {
     let binary = paths.native_binary(function);
     let stderr_file = paths.bench_dir.join(format!("{}.stderr", function.name));
     let stub = RuntimeStub::start()?;
@@ -48,8 +49,8 @@ pub(super) fn measure_init(paths: &Paths, function: &Function, spawns: usize) ->
     let mut hwms = Vec::with_capacity(spawns);
     for i in 0..=spawns {
         let (elapsed, hwm) = time_one_spawn(&binary, function, &stub, &stderr_file).map_err(|e| match i {
-            0 => format!("{} (warm-up spawn): {e}", function.name),
-            _ => format!("{} (spawn {i} of {spawns}): {e}", function.name),
+            0 => anyhow!("{} (warm-up spawn): {e:#}", function.name),
+            _ => anyhow!("{} (spawn {i} of {spawns}): {e:#}", function.name),
         })?;
         if i > 0 {
             samples.push(elapsed);
@@ -74,16 +75,16 @@ fn time_one_spawn(
     function: &Function,
     stub: &RuntimeStub,
     stderr_file: &Path,
-) -> Result<(Duration, u64), String> {
+) -> Result<(Duration, u64)> {
     stub.drain();
-    let stderr = File::create(stderr_file).map_err(|e| format!("cannot create {}: {e}", stderr_file.display()))?;
+    let stderr = File::create(stderr_file).with_context(|| format!("cannot create {}", stderr_file.display()))?;
     let mut cmd = lambda_command(binary, function, stub.addr);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
 
     let started = Instant::now();
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        .with_context(|| format!("cannot start {}", binary.display()))?;
     let outcome = wait_for_next(&mut child, stub);
     let hwm = crate::local::proc_status_kib(child.id(), "VmHWM").unwrap_or(0);
     // Always reap the child, whatever happened.
@@ -92,11 +93,11 @@ fn time_one_spawn(
 
     match outcome {
         Ok(seen) => Ok((seen.saturating_duration_since(started), hwm)),
-        Err(Early::Exited(status)) => Err(format!(
+        Err(Early::Exited(status)) => Err(anyhow!(
             "exited with {status} before polling the Runtime API; stderr:\n{}",
             read_tail(stderr_file)
         )),
-        Err(Early::TimedOut) => Err(format!(
+        Err(Early::TimedOut) => Err(anyhow!(
             "did not poll the Runtime API within {SPAWN_TIMEOUT:?}; stderr:\n{}",
             read_tail(stderr_file)
         )),
@@ -173,10 +174,9 @@ struct RuntimeStub {
 }
 
 impl RuntimeStub {
-    fn start() -> Result<Self, String> {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot bind the Runtime API stub: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| format!("stub address: {e}"))?;
+    fn start() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind the Runtime API stub")?;
+        let addr = listener.local_addr().context("stub address")?;
         let (tx, requests) = mpsc::channel();
         // Detached: it ends with the process. One connection at a time is
         // enough, since each spawn is killed before the next starts.

@@ -1,5 +1,6 @@
-//! `cargo xtask bench-init`: deployment-package size and cold-init time of the
-//! three Lambda binaries, checked against the project's targets for binary size and cold start.
+//! `cargo xtask bench-init`: deployment-package size and cold-init time of
+//! every Lambda binary of `template.yaml`, checked against the project's
+//! targets for binary size and cold start.
 //!
 //! * Size: each release binary zipped as `bootstrap` with deflate, exactly as a
 //!   Lambda deployment package. The arm64 build (what is deployed, on

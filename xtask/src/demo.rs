@@ -15,6 +15,7 @@
 //! `--keep-running` leaves the stack up afterwards (Ctrl-C stops it).
 
 use crate::local::{self, Args};
+use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,18 +24,14 @@ use switchyard_local::venv;
 
 const EVENT: &str = r#"{"type":"user.created","data":{"user_id":"usr_123","email":"ada@example.com","plan":"pro"},"metadata":{"trace_id":"demo-trace-1"}}"#;
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut args = Args::parse(root, args)?;
     if args.port == 3000 && !args.keep_running {
         args.port = 0; // a one-shot demo never fights over a port
     }
     let venv = crate::setup(root)?;
     local::runtime()?.block_on(async {
-        let template = switchyard_local::template::load_path(root, &venv, &args.template).map_err(err)?;
+        let template = switchyard_local::template::load_path(root, &venv, &args.template)?;
         if args.build {
             local::build_functions(root, &template)?;
             args.build = false;
@@ -64,25 +61,25 @@ pub(crate) async fn call(
     path: &str,
     key: &str,
     body: Option<Value>,
-) -> Result<(u16, Value), String> {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(err)?;
+) -> Result<(u16, Value)> {
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
     let mut req = http
         .request(method, format!("{base}{path}"))
         .header("authorization", format!("Bearer {key}"));
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b.to_string());
     }
-    let resp = req.send().await.map_err(|e| format!("{path}: {e}"))?;
+    let resp = req.send().await.with_context(|| path.to_string())?;
     let status = resp.status().as_u16();
-    let text = resp.text().await.map_err(err)?;
+    let text = resp.text().await?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
-pub(crate) fn expect(what: &str, (status, body): (u16, Value), want: u16) -> Result<Value, String> {
+pub(crate) fn expect(what: &str, (status, body): (u16, Value), want: u16) -> Result<Value> {
     if status == want {
         Ok(body)
     } else {
-        Err(format!("{what}: expected {want}, got {status} {body}"))
+        Err(anyhow!("{what}: expected {want}, got {status} {body}"))
     }
 }
 
@@ -96,7 +93,7 @@ pub(crate) async fn onboard(
     tenant: &str,
     url: &str,
     types: &[&str],
-) -> Result<(String, Value), String> {
+) -> Result<(String, Value)> {
     expect(
         "POST /v1/admin/tenants",
         call(
@@ -123,7 +120,7 @@ pub(crate) async fn onboard(
         .await?,
         201,
     )?;
-    let key = key["api_key"].as_str().ok_or("no api_key in the answer")?.to_string();
+    let key = key["api_key"].as_str().context("no api_key in the answer")?.to_string();
     let endpoint = expect(
         "POST /v1/endpoints",
         call(
@@ -140,24 +137,24 @@ pub(crate) async fn onboard(
     Ok((key, endpoint))
 }
 
-async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<(), String> {
-    let base = stack.runner.api_url(None).ok_or("the template serves no HTTP API")?;
+async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()> {
+    let base = stack.runner.api_url(None).context("the template serves no HTTP API")?;
     let admin = stack
         .admin_key
         .as_ref()
-        .ok_or("the template has no AdminKeySha256 parameter")?;
+        .context("the template has no AdminKeySha256 parameter")?;
     step(&format!(
         "the stack from template.yaml is up: {} resources in moto, {} functions, HTTP API at {base}",
         stack.runner.plan().created.len(),
         stack.runner.plan().functions.len()
     ));
-    let rx = Receiver::ok().await.map_err(err)?;
+    let rx = Receiver::ok().await?;
     let http = reqwest::Client::new();
     let admin = admin.expose();
     let url = rx.url("/webhooks/switchyard");
     let (key, endpoint) = onboard(&http, &base, admin, "demo", &url, &["user.*"]).await?;
-    let endpoint_id = endpoint["id"].as_str().ok_or("no endpoint id")?.to_string();
-    let secret = endpoint["secret"].as_str().ok_or("no secret")?.to_string();
+    let endpoint_id = endpoint["id"].as_str().context("no endpoint id")?.to_string();
+    let secret = endpoint["secret"].as_str().context("no secret")?.to_string();
     step(&format!(
         "over HTTP: tenant `demo` (admin key), an API key, endpoint {endpoint_id} → {url} for `user.*`"
     ));
@@ -171,7 +168,7 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
             "POST",
             "/v1/events",
             &key,
-            Some(serde_json::from_str(EVENT).map_err(err)?),
+            Some(serde_json::from_str(EVENT)?),
         )
         .await?,
         202,
@@ -180,7 +177,7 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
 
     let got = rx.wait_for(1, Duration::from_secs(30)).await;
     let Some(webhook) = got.first() else {
-        return Err("the receiver got no webhook within 30 s".into());
+        bail!("the receiver got no webhook within 30 s");
     };
     step(&format!(
         "{:.0} ms later the receiver at {url} got (ingest → fanout queue → fanout → deliveries queue → delivery):",
@@ -197,10 +194,10 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
         webhook.header("webhook-timestamp").unwrap_or_default(),
         webhook.header("webhook-signature").unwrap_or_default(),
     );
-    let parsed_secret = switchyard_core::WebhookSecret::parse(&secret).map_err(err)?;
+    let parsed_secret = switchyard_core::WebhookSecret::parse(&secret)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     switchyard_core::signing::verify([&parsed_secret], id, ts, sig, &webhook.body, now, 300)
-        .map_err(|e| format!("Switchyard's verifier rejected the webhook: {e}"))?;
+        .context("Switchyard's verifier rejected the webhook")?;
     let public = venv::webhooks_interop(
         root,
         venv,
@@ -210,10 +207,9 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
             "headers": { "webhook-id": id, "webhook-timestamp": ts, "webhook-signature": sig },
             "body": webhook.body_text(),
         }),
-    )
-    .map_err(err)?;
+    )?;
     if public != json!({ "standardwebhooks": "ok", "svix": "ok" }) {
-        return Err(format!("the public libraries rejected the webhook: {public}"));
+        bail!("the public libraries rejected the webhook: {public}");
     }
     step("signature verified with Switchyard's verifier and with the PyPI `standardwebhooks` and `svix` libraries");
 
@@ -234,7 +230,7 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
     let delivery_id = deliveries["items"][0]["delivery_id"]
         .as_str()
         .or_else(|| deliveries["items"][0]["id"].as_str())
-        .ok_or("the delivery log has no succeeded delivery for the event")?
+        .context("the delivery log has no succeeded delivery for the event")?
         .to_string();
     let d = expect(
         "GET /v1/deliveries/{id}",
@@ -263,7 +259,7 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
         .runner
         .plan()
         .reference("StateTable")
-        .ok_or("the template has no StateTable")?
+        .context("the template has no StateTable")?
         .to_string();
     let sdk = switchyard_local::sdk_config(&stack.moto.endpoint).await;
     let store = switchyard_aws::dynamo::DynamoStateStore::new(
@@ -271,13 +267,13 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
         &state_table,
     );
     let key = switchyard_flow::workflow::RunKey {
-        tenant: switchyard_core::TenantId::parse("demo").map_err(err)?,
-        event: switchyard_core::EventId::parse(id).map_err(err)?,
+        tenant: switchyard_core::TenantId::parse("demo")?,
+        event: switchyard_core::EventId::parse(id)?,
         workflow: "user_onboarding".into(),
     };
     let mut run = None;
     for _ in 0..100 {
-        if let Some(r) = store.run(&key).await.map_err(err)?
+        if let Some(r) = store.run(&key).await?
             && r.status == "completed"
         {
             run = Some(r);
@@ -285,7 +281,7 @@ async fn demo(root: &Path, venv: &venv::Venv, stack: &local::Stack) -> Result<()
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let run = run.ok_or("the user_onboarding workflow did not complete within 10 s")?;
+    let run = run.context("the user_onboarding workflow did not complete within 10 s")?;
     step(&format!(
         "internal track: the bus rule put the event on the internal-user queue; the consumer ran user_onboarding: {} after {} step(s) ({})",
         run.status,

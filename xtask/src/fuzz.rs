@@ -10,15 +10,16 @@
 //! cargo-fuzz needs nightly features (`-Zsanitizer`); the machine's stable
 //! toolchain provides them with `RUSTC_BOOTSTRAP=1`.
 
+use anyhow::{Context as _, Result, anyhow, bail};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The targets, in `tests/fuzz/Cargo.toml`.
-pub const TARGETS: [&str; 4] = ["envelope", "tasks", "verify", "endpoint_url"];
+pub(crate) const TARGETS: [&str; 4] = ["envelope", "tasks", "verify", "endpoint_url"];
 /// The cargo-fuzz this project uses.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut secs = 60u64;
     let mut targets: Vec<String> = Vec::new();
     let mut it = args.iter();
@@ -27,10 +28,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             "--secs" => secs = crate::local::option_value(&mut it, |&v| v >= 1, "--secs takes a number of seconds")?,
             t if TARGETS.contains(&t) => targets.push(t.to_string()),
             other => {
-                return Err(format!(
-                    "unknown option or target {other} (targets: {})",
-                    TARGETS.join(", ")
-                ));
+                bail!("unknown option or target {other} (targets: {})", TARGETS.join(", "));
             }
         }
     }
@@ -43,7 +41,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut crashed = Vec::new();
     for t in &targets {
         let work = target_dir.join("fuzz-corpus").join(t);
-        std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+        std::fs::create_dir_all(&work).with_context(|| work.display().to_string())?;
         eprintln!("==> fuzzing {t} for {secs} s ...");
         let out = Command::new(cargo())
             .current_dir(root)
@@ -57,7 +55,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .output()
-            .map_err(|e| format!("running cargo fuzz: {e}"))?;
+            .context("running cargo fuzz")?;
         let log = String::from_utf8_lossy(&out.stderr);
         let stats = Stats::parse(&log);
         if !out.status.success() {
@@ -81,7 +79,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     if crashed.is_empty() {
         Ok(())
     } else {
-        Err(format!("crashes in {}", crashed.join(", ")))
+        Err(anyhow!("crashes in {}", crashed.join(", ")))
     }
 }
 
@@ -90,7 +88,7 @@ fn cargo() -> String {
 }
 
 /// Installs cargo-fuzz unless this version is there.
-fn ensure_cargo_fuzz() -> Result<(), String> {
+fn ensure_cargo_fuzz() -> Result<()> {
     let have = Command::new(cargo())
         .args(["fuzz", "--version"])
         .output()
@@ -103,11 +101,11 @@ fn ensure_cargo_fuzz() -> Result<(), String> {
     let status = Command::new(cargo())
         .args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION])
         .status()
-        .map_err(|e| format!("running cargo install: {e}"))?;
+        .context("running cargo install")?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("cargo install cargo-fuzz failed ({status})"))
+        Err(anyhow!("cargo install cargo-fuzz failed ({status})"))
     }
 }
 

@@ -9,6 +9,7 @@
 //! target Markdown file, slugged as GitHub does. `cargo xtask test` runs it
 //! first, and a unit test runs it over the repository.
 
+use anyhow::{Result, anyhow, bail};
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -60,13 +61,13 @@ pub(crate) fn check(root: &Path) -> Vec<String> {
 }
 
 /// `cargo xtask check-links`.
-pub(crate) fn run(root: &Path) -> Result<(), String> {
+pub(crate) fn run(root: &Path) -> Result<()> {
     let problems = check(root);
     if problems.is_empty() {
         eprintln!("links: every relative link in {} files resolves", files(root).len());
         Ok(())
     } else {
-        Err(format!("broken links:\n  {}", problems.join("\n  ")))
+        Err(anyhow!("broken links:\n  {}", problems.join("\n  ")))
     }
 }
 
@@ -74,13 +75,13 @@ fn rel(root: &Path, p: &Path) -> String {
     p.strip_prefix(root).unwrap_or(p).display().to_string()
 }
 
-fn resolve(root: &Path, file: &Path, text: &str, target: &str) -> Result<(), String> {
+fn resolve(root: &Path, file: &Path, text: &str, target: &str) -> Result<()> {
     let (path, anchor) = match target.split_once('#') {
         Some((p, a)) => (p, Some(a)),
         None => (target, None),
     };
     if path.starts_with('/') {
-        return Err("absolute path; link relative to the file".into());
+        bail!("absolute path; link relative to the file");
     }
     let (dest, dest_text) = if path.is_empty() {
         (file.to_path_buf(), text.to_string())
@@ -88,10 +89,10 @@ fn resolve(root: &Path, file: &Path, text: &str, target: &str) -> Result<(), Str
         let dir = file.parent().unwrap_or(root);
         let dest = normalise(&dir.join(path));
         if !dest.starts_with(normalise(root)) {
-            return Err("outside the repository".into());
+            bail!("outside the repository");
         }
         if !dest.exists() {
-            return Err("no such file".into());
+            bail!("no such file");
         }
         let dest_text = if anchor.is_some() {
             fs::read_to_string(&dest).unwrap_or_default()
@@ -103,10 +104,10 @@ fn resolve(root: &Path, file: &Path, text: &str, target: &str) -> Result<(), Str
     if let Some(anchor) = anchor {
         if dest.extension().is_some_and(|x| x == "md") {
             if !anchors(&dest_text).contains(anchor) {
-                return Err(format!("no heading with anchor #{anchor}"));
+                bail!("no heading with anchor #{anchor}");
             }
         } else if !anchor.starts_with('L') {
-            return Err("anchor into a file that is not Markdown".into());
+            bail!("anchor into a file that is not Markdown");
         }
     }
     Ok(())

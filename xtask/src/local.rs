@@ -6,6 +6,7 @@
 //! `$SWITCHYARD_MOTO_ENDPOINT`), and provision `template.yaml` in it with
 //! the local runner (`switchyard_local::runner`).
 
+use anyhow::{Context as _, Result, anyhow, bail};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,34 +15,30 @@ use switchyard_local::moto::Moto;
 use switchyard_local::runner::{Options, Runner};
 use switchyard_local::venv::Venv;
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// Command-line options shared by `up`, `invoke` and `demo`.
 #[derive(Debug, Clone)]
-pub struct Args {
-    pub template: PathBuf,
-    pub port: u16,
-    pub stack_name: Option<String>,
-    pub parameters: HashMap<String, String>,
-    pub build: bool,
+pub(crate) struct Args {
+    pub(crate) template: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) stack_name: Option<String>,
+    pub(crate) parameters: HashMap<String, String>,
+    pub(crate) build: bool,
     /// Function logs to stderr (else to target/local/<stack>/logs).
-    pub function_logs: bool,
-    pub event_file: Option<PathBuf>,
-    pub function: Option<String>,
-    pub keep_running: bool,
+    pub(crate) function_logs: bool,
+    pub(crate) event_file: Option<PathBuf>,
+    pub(crate) function: Option<String>,
+    pub(crate) keep_running: bool,
     /// Put the counting, fault-injecting AWS proxy between the stack and
     /// moto (`switchyard_local::aws_proxy`).
-    pub aws_proxy: bool,
+    pub(crate) aws_proxy: bool,
     /// Run the release binaries (`target/release`), as deployed.
-    pub release: bool,
+    pub(crate) release: bool,
     /// Variables set in every function's environment, after the template's.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Args {
-    pub fn parse(root: &Path, args: &[String]) -> Result<Self, String> {
+    pub(crate) fn parse(root: &Path, args: &[String]) -> Result<Self> {
         let mut a = Self {
             template: root.join("template.yaml"),
             port: 3000,
@@ -58,23 +55,23 @@ impl Args {
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
-            let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+            let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
             match arg.as_str() {
                 "--template" | "-t" => a.template = PathBuf::from(value(arg)?),
-                "--port" => a.port = value(arg)?.parse().map_err(|_| "--port takes a number")?,
+                "--port" => a.port = value(arg)?.parse().map_err(|_| anyhow!("--port takes a number"))?,
                 "--stack-name" => a.stack_name = Some(value(arg)?),
                 "--param" | "--parameter-overrides" => {
                     let v = value(arg)?;
-                    let (k, v) = v.split_once('=').ok_or("--param takes Name=Value")?;
+                    let (k, v) = v.split_once('=').context("--param takes Name=Value")?;
                     a.parameters.insert(k.to_string(), v.to_string());
                 }
                 "--no-build" => a.build = false,
                 "--function-logs" => a.function_logs = true,
                 "--keep-running" => a.keep_running = true,
                 "-e" | "--event" => a.event_file = Some(PathBuf::from(value(arg)?)),
-                s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+                s if s.starts_with('-') => bail!("unknown option {s}"),
                 s if a.function.is_none() => a.function = Some(s.to_string()),
-                s => return Err(format!("unexpected argument {s}")),
+                s => bail!("unexpected argument {s}"),
             }
         }
         Ok(a)
@@ -82,13 +79,13 @@ impl Args {
 }
 
 /// `cargo build` of the binaries `template` names.
-pub fn build_functions(root: &Path, template: &serde_json::Value) -> Result<(), String> {
+pub(crate) fn build_functions(root: &Path, template: &serde_json::Value) -> Result<()> {
     build_functions_in(root, template, false)
 }
 
 /// [`build_functions`], with the release profile (the Lambda binaries')
 /// when `release`.
-pub fn build_functions_in(root: &Path, template: &serde_json::Value, release: bool) -> Result<(), String> {
+pub(crate) fn build_functions_in(root: &Path, template: &serde_json::Value, release: bool) -> Result<()> {
     let bins = switchyard_local::runner::provision::function_binaries(template);
     if bins.is_empty() {
         return Ok(());
@@ -102,39 +99,40 @@ pub fn build_functions_in(root: &Path, template: &serde_json::Value, release: bo
         cmd.args(["--bin", b]);
     }
     eprintln!("building {} ...", bins.join(", "));
-    let status = cmd.status().map_err(|e| format!("running cargo build: {e}"))?;
+    let status = cmd.status().context("running cargo build")?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("cargo build failed ({status})"))
+        Err(anyhow!("cargo build failed ({status})"))
     }
 }
 
 /// A running local stack and what a user needs to reach it.
-pub struct Stack {
-    pub moto: Moto,
-    pub runner: Runner,
+pub(crate) struct Stack {
+    pub(crate) moto: Moto,
+    pub(crate) runner: Runner,
     /// The admin key of this run (random; only its SHA-256 goes to the
     /// template's `AdminKeySha256`), unless the parameter was given.
-    pub admin_key: Option<ApiKey>,
+    pub(crate) admin_key: Option<ApiKey>,
     /// The proxy every AWS call of the stack goes through, if asked for.
-    pub aws_proxy: Option<switchyard_local::aws_proxy::AwsProxy>,
+    pub(crate) aws_proxy: Option<switchyard_local::aws_proxy::AwsProxy>,
     /// `AWS::StackName` of this run (the prefix of every physical name).
-    pub stack_name: String,
+    pub(crate) stack_name: String,
 }
 
 /// Builds (unless told not to), starts moto and the runner.
-pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Result<Stack, String> {
-    let template = switchyard_local::template::load_path(root, venv, &args.template).map_err(err)?;
+pub(crate) async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Result<Stack> {
+    let template = switchyard_local::template::load_path(root, venv, &args.template)
+        .with_context(|| format!("loading {}", args.template.display()))?;
     if args.build {
         build_functions_in(root, &template, args.release)?;
     }
-    let moto = Moto::start(root, venv).map_err(err)?;
+    let moto = Moto::start(root, venv).context("starting moto")?;
     let aws_proxy = if args.aws_proxy {
         Some(
             switchyard_local::aws_proxy::AwsProxy::start(&moto.endpoint)
                 .await
-                .map_err(err)?,
+                .context("starting the AWS proxy")?,
         )
     } else {
         None
@@ -168,7 +166,9 @@ pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Res
             .join(&stack_name)
             .join("logs")
     });
-    let runner = Runner::start(&sdk, &template, opts).await.map_err(err)?;
+    let runner = Runner::start(&sdk, &template, opts)
+        .await
+        .context("starting the local runner")?;
     Ok(Stack {
         moto,
         runner,
@@ -179,7 +179,7 @@ pub async fn start(root: &Path, venv: &Venv, args: &Args, triggers: bool) -> Res
 }
 
 /// What the stack is: resources, functions, routes, what is not emulated.
-pub fn describe(stack: &Stack, args: &Args) {
+pub(crate) fn describe(stack: &Stack, args: &Args) {
     let plan = stack.runner.plan();
     println!("==> moto (AWS) at {}", stack.moto.endpoint);
     println!("==> provisioned from {}:", args.template.display());
@@ -268,16 +268,16 @@ fn short(s: &str) -> &str {
 }
 
 /// The runtime the commands run on: two workers, like the machine.
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(err)
+        .context("starting the tokio runtime")
 }
 
 /// `cargo xtask up`: the stack until Ctrl-C.
-pub fn up(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn up(root: &Path, args: &[String]) -> Result<()> {
     let args = Args::parse(root, args)?;
     let venv = crate::setup(root)?;
     runtime()?.block_on(async {
@@ -293,13 +293,13 @@ pub fn up(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// Stops the runner (every function process), then moto.
-pub async fn stop(stack: Stack) {
+pub(crate) async fn stop(stack: Stack) {
     stack.runner.shutdown().await;
     drop(stack.moto);
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
-pub async fn wait_for_stop() {
+pub(crate) async fn wait_for_stop() {
     use tokio::signal::unix::{SignalKind, signal};
     match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
         (Ok(mut int), Ok(mut term)) => {
@@ -316,22 +316,22 @@ pub async fn wait_for_stop() {
 
 /// `cargo xtask invoke <Function> [-e events/x.json]`: one invocation,
 /// the response on stdout (as `sam local invoke -e`).
-pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn invoke(root: &Path, args: &[String]) -> Result<()> {
     let args = Args::parse(root, args)?;
     let function = args
         .function
         .clone()
-        .ok_or("usage: cargo xtask invoke <FunctionLogicalId> [-e events/file.json]")?;
+        .context("usage: cargo xtask invoke <FunctionLogicalId> [-e events/file.json]")?;
     let payload = match &args.event_file {
         Some(p) if p.as_os_str() == "-" => {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(err)?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
             s
         }
-        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?,
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
         None => "{}".to_string(),
     };
-    serde_json::from_str::<serde_json::Value>(&payload).map_err(|e| format!("the event is not JSON: {e}"))?;
+    serde_json::from_str::<serde_json::Value>(&payload).context("the event is not JSON")?;
     let venv = crate::setup(root)?;
     runtime()?.block_on(async {
         let mut args = args.clone();
@@ -346,10 +346,7 @@ pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
                 .map(|f| f.logical_id.clone())
                 .collect();
             stop(stack).await;
-            return Err(format!(
-                "no function {function} in the template (it has {})",
-                names.join(", ")
-            ));
+            bail!("no function {function} in the template (it has {})", names.join(", "));
         }
         let outcome = stack.runner.invoke(&function, bytes::Bytes::from(payload)).await;
         stop(stack).await;
@@ -365,7 +362,7 @@ pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
                         serde_json::json!({ "errorType": error_type, "errorMessage": message })
                     );
                 }
-                Err(format!("the invocation failed: {}", other.summary()))
+                Err(anyhow!("the invocation failed: {}", other.summary()))
             }
         }
     })
@@ -373,7 +370,7 @@ pub fn invoke(root: &Path, args: &[String]) -> Result<(), String> {
 
 /// Starts the stack `args` describe (building first unless told not to),
 /// runs `f` on it, and stops it whatever `f` returned.
-pub fn with_stack(root: &Path, args: &Args, f: impl AsyncFnOnce(&Stack) -> Result<(), String>) -> Result<(), String> {
+pub(crate) fn with_stack(root: &Path, args: &Args, f: impl AsyncFnOnce(&Stack) -> Result<()>) -> Result<()> {
     let venv = crate::setup(root)?;
     runtime()?.block_on(async {
         let stack = start(root, &venv, args, true).await?;
@@ -385,20 +382,20 @@ pub fn with_stack(root: &Path, args: &Args, f: impl AsyncFnOnce(&Stack) -> Resul
 
 /// The value after a command-line option, parsed and checked by `ok`;
 /// `help` when it is missing, does not parse, or is refused.
-pub fn option_value<T: std::str::FromStr>(
+pub(crate) fn option_value<T: std::str::FromStr>(
     it: &mut std::slice::Iter<'_, String>,
     ok: impl Fn(&T) -> bool,
     help: &str,
-) -> Result<T, String> {
+) -> Result<T> {
     it.next()
         .and_then(|v| v.parse().ok())
         .filter(|v| ok(v))
-        .ok_or_else(|| help.to_string())
+        .ok_or_else(|| anyhow!(help.to_string()))
 }
 
 /// A `kB` field of a process's `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in
 /// KiB; `None` if the process or the field is not there.
-pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -411,7 +408,7 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
 
 /// The largest `field` of [`proc_status_kib`] among the running processes
 /// of one function of the stack; `None` if none has it.
-pub fn function_status_kib(stack: &Stack, function: &str, field: &str) -> Option<u64> {
+pub(crate) fn function_status_kib(stack: &Stack, function: &str, field: &str) -> Option<u64> {
     stack
         .runner
         .pids_of(function)

@@ -23,16 +23,16 @@
 //!   check of every function's `bootstrap`.
 
 mod bench;
-mod bench_cost;
-mod bench_delivery;
 mod cycles;
 mod demo;
+mod elf;
 mod fuzz;
 mod links;
 mod local;
 mod sam;
 mod soak;
 
+use anyhow::{Context as _, Result, anyhow};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
@@ -64,25 +64,25 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&root, &args[1..]),
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
-        Some("bench-init") => bench::run(&root, &args[1..]),
-        Some("bench-cost") => bench_cost::run(&root, &args[1..]),
-        Some("bench-delivery") => bench_delivery::run(&args[1..]),
+        Some("bench-init") => bench::init::run(&root, &args[1..]),
+        Some("bench-cost") => bench::cost::run(&root, &args[1..]),
+        Some("bench-delivery") => bench::delivery::run(&args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("soak") => soak::run(&root, &args[1..]),
         Some("sam-build") => sam::run(&root, &args[1..]),
-        _ => Err(USAGE.to_string()),
+        _ => Err(anyhow!(USAGE)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xtask: {e}");
+            eprintln!("xtask: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn setup(root: &Path) -> Result<switchyard_local::venv::Venv, String> {
-    let venv = switchyard_local::venv::ensure(root).map_err(|e| e.to_string())?;
+fn setup(root: &Path) -> Result<switchyard_local::venv::Venv> {
+    let venv = switchyard_local::venv::ensure(root)?;
     eprintln!("virtualenv ready: {}", venv.dir.display());
     Ok(venv)
 }
@@ -93,22 +93,22 @@ fn setup(root: &Path) -> Result<switchyard_local::venv::Venv, String> {
 /// moment, and the docs' links (a second or less). Then the function
 /// binaries are built: the local runner's tests run them as processes, as
 /// Lambda would.
-fn test(root: &Path, extra: &[String]) -> Result<(), String> {
+fn test(root: &Path, extra: &[String]) -> Result<()> {
     let core = root.join("shared/core/src");
     cycles::check(&core, &cycles::module_graph(&core, cycles::TestFiles::Count)?)?;
     links::run(root)?;
     let venv = setup(root)?;
-    let template = switchyard_local::template::load(root, &venv).map_err(|e| e.to_string())?;
+    let template = switchyard_local::template::load(root, &venv)?;
     local::build_functions(root, &template)?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
         .args(["test", "--workspace", "--locked"])
         .args(extra)
         .status()
-        .map_err(|e| format!("running cargo test: {e}"))?;
+        .context("running cargo test")?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("tests failed ({status})"))
+        Err(anyhow!("tests failed ({status})"))
     }
 }

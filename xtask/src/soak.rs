@@ -16,8 +16,9 @@
 //! receiver's 2xx) p50/p90/p99 per endpoint, memory per function over time,
 //! and the accounting. A pair unaccounted for fails the command.
 
-use crate::bench::nearest_rank;
+use crate::bench::stats::{mib, nearest_rank};
 use crate::local::{self, Args};
+use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -25,13 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_local::receiver::{Receiver, Reply};
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 const ENDPOINTS: [&str; 4] = ["/healthy", "/slow", "/flaky", "/failing"];
 
-pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let (mut secs, mut rate) = (60u64, 3.0f64);
     let mut largs = Args::parse(root, &[])?;
     largs.port = 0;
@@ -49,7 +46,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                 )?
             }
             "--no-build" => largs.build = false,
-            other => return Err(format!("unknown option {other} (--secs S, --rate R, --no-build)")),
+            other => bail!("unknown option {other} (--secs S, --rate R, --no-build)"),
         }
     }
     local::with_stack(root, &largs, async |stack| {
@@ -60,9 +57,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 /// When each (event, endpoint) pair was first answered 2xx.
 type Arrivals = Arc<Mutex<HashMap<(String, String), Instant>>>;
 
-async fn soak(stack: &local::Stack, length: Duration, rate: f64) -> Result<(), String> {
-    let base = stack.runner.api_url(None).ok_or("the template serves no HTTP API")?;
-    let admin = stack.admin_key.as_ref().ok_or("the template has no AdminKeySha256")?;
+async fn soak(stack: &local::Stack, length: Duration, rate: f64) -> Result<()> {
+    let base = stack.runner.api_url(None).context("the template serves no HTTP API")?;
+    let admin = stack.admin_key.as_ref().context("the template has no AdminKeySha256")?;
     let arrivals: Arrivals = Arc::default();
     let (a, count) = (arrivals.clone(), Arc::new(Mutex::new(0u64)));
     let rx = Receiver::start(move |r| {
@@ -87,8 +84,7 @@ async fn soak(stack: &local::Stack, length: Duration, rate: f64) -> Result<(), S
         }
         reply
     })
-    .await
-    .map_err(err)?;
+    .await?;
     let http = reqwest::Client::new();
     let (key, _) = crate::demo::onboard(&http, &base, admin.expose(), "soak", &rx.url(ENDPOINTS[0]), &["*"]).await?;
     for path in &ENDPOINTS[1..] {
@@ -150,7 +146,7 @@ async fn soak(stack: &local::Stack, length: Duration, rate: f64) -> Result<(), S
     let mut accepted: HashMap<String, Instant> = HashMap::new();
     let mut refused = 0;
     while let Some(r) = sends.join_next().await {
-        match r.map_err(err)? {
+        match r? {
             Some((id, at)) => {
                 accepted.insert(id, at);
             }
@@ -239,14 +235,12 @@ async fn soak(stack: &local::Stack, length: Duration, rate: f64) -> Result<(), S
     println!("==> the failing endpoint: {failing_states:?}");
     println!("==> resident memory of each function (largest of its processes), sampled every 5 s:");
     for (f, v) in &memory.samples {
-        let mib: Vec<String> = v.iter().map(|k| format!("{:.1}", *k as f64 / 1024.0)).collect();
-        println!("      {f:<18} MiB: {}", mib.join(" "));
+        let sizes: Vec<String> = v.iter().map(|k| mib(*k)).collect();
+        println!("      {f:<18} MiB: {}", sizes.join(" "));
     }
     let lost = accepted.len() * answering.len() - n_delivered + pending.len();
     if lost > 0 || refused > 0 {
-        return Err(format!(
-            "{lost} accepted (event, endpoint) pairs unaccounted for, {refused} events refused"
-        ));
+        bail!("{lost} accepted (event, endpoint) pairs unaccounted for, {refused} events refused");
     }
     println!(
         "==> zero loss: every accepted event delivered to the 3 answering endpoints and failed, recorded, at the failing one"
@@ -279,15 +273,6 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(nearest_rank(&v, 50), 50.0);
-        assert_eq!(nearest_rank(&v, 99), 99.0);
-        assert_eq!(nearest_rank(&[7.0], 99), 7.0);
-        assert_eq!(nearest_rank::<f64>(&[], 50), 0.0);
-    }
 
     #[test]
     fn memory_fields_are_read_from_proc() {

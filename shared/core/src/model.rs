@@ -9,7 +9,6 @@ use crate::envelope::Envelope;
 use crate::error::PortError;
 use crate::event_type::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
-use crate::quota::LimitExceeded;
 use crate::task::DeliveryTask;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -262,6 +261,20 @@ impl DeliveryRecord {
 
 // ---------------------------------------------------------------------------
 // What the management API reads and writes beside the records above
+
+/// A limit that a request would go past: its name (as the API's error
+/// details and the documentation call it) and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExceeded {
+    pub limit: &'static str,
+    pub value: u64,
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the limit {} of {} is reached", self.limit, self.value)
+    }
+}
 
 /// One page of a listing; `next` is an opaque cursor for the following page.
 #[derive(Debug, Clone, PartialEq)]

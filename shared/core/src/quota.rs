@@ -58,19 +58,7 @@ impl Default for Limits {
     }
 }
 
-/// A limit that a request would go past: its name (as the API's error
-/// details and the documentation call it) and its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitExceeded {
-    pub limit: &'static str,
-    pub value: u64,
-}
-
-impl fmt::Display for LimitExceeded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the limit {} of {} is reached", self.limit, self.value)
-    }
-}
+pub use crate::model::LimitExceeded;
 
 pub const ENDPOINTS_PER_TENANT: &str = "endpoints_per_tenant";
 pub const API_KEYS_PER_TENANT: &str = "api_keys_per_tenant";

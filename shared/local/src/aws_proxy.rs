@@ -206,10 +206,9 @@ pub fn operation(target: Option<&str>, body: &[u8]) -> String {
         };
         return format!("{service}:{op}");
     }
-    let text = String::from_utf8_lossy(body);
-    text.split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .map(|a| format!("query:{a}"))
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == "Action")
+        .map(|(_, a)| format!("query:{a}"))
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -697,6 +696,10 @@ mod tests {
         assert_eq!(
             operation(None, b"Action=GetQueueAttributes&Version=2012-11-05"),
             "query:GetQueueAttributes"
+        );
+        assert_eq!(
+            operation(None, b"Version=2012-11-05&Action=Send%4Dessage"),
+            "query:SendMessage"
         );
         assert_eq!(operation(None, b"{}"), "unknown");
     }

@@ -733,9 +733,12 @@ async fn api_request(
         return http::gateway_error(hyper::StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     };
     let event = http::event(api_id, route, params, &parts, &body, &peer.ip().to_string());
+    let Ok(event) = serde_json::to_vec(&event) else {
+        return http::gateway_error(hyper::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    };
     let trigger = format!("http:{} {}", parts.method, parts.uri.path());
     let outcome = shared
-        .invoke_described(&route.function, &trigger, 1, Bytes::from(event.to_string()), |o| {
+        .invoke_described(&route.function, &trigger, 1, Bytes::from(event), |o| {
             let status = http::response(o).status();
             let text = match o {
                 Outcome::Ok(_) => format!("{}", status.as_u16()),

@@ -246,7 +246,10 @@ pub fn kebab_case(logical_id: &str) -> String {
 }
 
 fn err(logical_id: &str, what: impl std::fmt::Display) -> LocalError {
-    LocalError::Template(format!("resource {logical_id} {what}"))
+    LocalError::Resource {
+        id: logical_id.to_string(),
+        reason: what.to_string(),
+    }
 }
 
 fn resources(template: &Value) -> Result<&Map<String, Value>, LocalError> {

@@ -268,9 +268,10 @@ impl Runner {
         if opts.triggers {
             // Warm one instance of each function, so init errors show now.
             for host in runner.shared.hosts.values() {
-                host.prewarm()
-                    .await
-                    .map_err(|e| LocalError::Setup(format!("{}: {e}", host.logical_id())))?;
+                host.prewarm().await.map_err(|source| LocalError::Function {
+                    function: host.logical_id().to_string(),
+                    source,
+                })?;
             }
             runner.start_triggers(listeners, &opts);
         }

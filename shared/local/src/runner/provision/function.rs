@@ -3,7 +3,9 @@
 //! moto), and the [`Function`] the runner plays, with its SQS event source
 //! mappings and HTTP API routes.
 
-use super::{AsyncConfig, FUNCTION, Function, IMPLICIT_HTTP_API, Node, Route, SqsSource, err, local_role_id, text};
+use super::{
+    AsyncConfig, FUNCTION, Function, IMPLICIT_HTTP_API, Node, Route, SqsSource, err, intrinsic, local_role_id, text,
+};
 use crate::LocalError;
 use crate::runner::cfn::{ACCOUNT_ID, Attrs, Cfn};
 use serde_json::{Map, Value};
@@ -30,7 +32,7 @@ pub(super) fn declare(
         merged.insert(k, merge_globals(g, v));
     }
     let name = match merged.get("FunctionName") {
-        Some(n) => cfn.resolve_string(n).map_err(|e| err(id, e))?,
+        Some(n) => cfn.resolve_string(n).map_err(intrinsic(id))?,
         None => format!("{stack_name}-{id}"),
     };
     let arn = cfn.arn("lambda", &format!("function:{name}"));
@@ -113,7 +115,7 @@ pub(super) fn plan_function(
     bin_dir: &Path,
     notes: &mut Vec<String>,
 ) -> Result<(Function, Vec<Route>), LocalError> {
-    let resolve = |v: &Value| cfn.resolve(v).map_err(|e| err(id, e));
+    let resolve = |v: &Value| cfn.resolve(v).map_err(intrinsic(id));
     let runtime = props.get("Runtime").map(text).unwrap_or_default();
     if !runtime.starts_with("provided") {
         return Err(err(

@@ -44,7 +44,7 @@ mod table;
 pub use function::function_binaries;
 pub use http_api::http_apis;
 
-use super::cfn::{Attrs, Cfn};
+use super::cfn::{self, Attrs, Cfn};
 use crate::LocalError;
 use aws_config::SdkConfig;
 use serde_json::{Map, Value};
@@ -245,7 +245,16 @@ impl Plan {
 
 /// An error about resource `id` of the template.
 fn err(id: &str, what: impl std::fmt::Display) -> LocalError {
-    LocalError::Template(format!("resource {id} {what}"))
+    LocalError::Resource {
+        id: id.to_string(),
+        reason: what.to_string(),
+    }
+}
+
+/// An intrinsic function of resource `id` that does not evaluate.
+fn intrinsic(id: &str) -> impl FnOnce(cfn::Error) -> LocalError {
+    let id = id.to_string();
+    move |source| LocalError::Intrinsic { id, source }
 }
 
 /// A node of the creation graph.
@@ -262,7 +271,7 @@ enum Node {
 /// Provisions `template` in moto (at `sdk`'s endpoint) and plans the rest.
 pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Result<Plan, LocalError> {
     let mut cfn =
-        Cfn::new(template, &opts.stack_name, crate::LOCAL_REGION, &opts.parameters).map_err(LocalError::Template)?;
+        Cfn::new(template, &opts.stack_name, crate::LOCAL_REGION, &opts.parameters).map_err(LocalError::Parameters)?;
     let resources = template
         .get("Resources")
         .and_then(Value::as_object)
@@ -285,7 +294,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
             .and_then(Value::as_str)
             .ok_or_else(|| err(id, "has no Type"))?;
         if let Some(cond) = resource.get("Condition").and_then(Value::as_str)
-            && !cfn.condition_named(cond).map_err(|e| err(id, e))?
+            && !cfn.condition_named(cond).map_err(intrinsic(id))?
         {
             notes.push(format!("{id} ({kind}): condition {cond} is false, not created"));
             continue;
@@ -350,7 +359,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
         let (id, node, _) = &nodes[i];
         match node {
             Node::Resource { kind, props } => {
-                let props = cfn.resolve(props).map_err(|e| err(id, e))?;
+                let props = cfn.resolve(props).map_err(intrinsic(id))?;
                 let props = props.as_object().cloned().unwrap_or_default();
                 let (attrs, physical) = match kind.as_str() {
                     QUEUE => queue::create_queue(&clients, &cfn, id, &props, &mut notes).await?,
@@ -368,7 +377,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                 created.push((id.clone(), kind.clone(), physical));
             }
             Node::FunctionRule { function, props } => {
-                let props = cfn.resolve(props).map_err(|e| err(id, e))?;
+                let props = cfn.resolve(props).map_err(intrinsic(id))?;
                 let rule = rule::RuleSpec::from_function_event(&cfn, id, function, &props, false)?;
                 let (attrs, physical) =
                     rule::create_rule(&clients, &cfn, id, rule, &mut notes, &mut rule_invokes, &mut schedules).await?;
@@ -376,7 +385,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                 created.push((id.clone(), RULE.to_string(), physical));
             }
             Node::FunctionSchedule { function, props } => {
-                let props = cfn.resolve(props).map_err(|e| err(id, e))?;
+                let props = cfn.resolve(props).map_err(intrinsic(id))?;
                 let rule = rule::RuleSpec::from_function_event(&cfn, id, function, &props, true)?;
                 let (attrs, physical) =
                     rule::create_rule(&clients, &cfn, id, rule, &mut notes, &mut rule_invokes, &mut schedules).await?;
@@ -434,9 +443,9 @@ fn creation_order(nodes: &[(String, Node, Vec<String>)]) -> Result<Vec<usize>, L
                     .filter(|&i| !done[i])
                     .map(|i| nodes[i].0.as_str())
                     .collect();
-                return Err(LocalError::Template(format!(
-                    "resources {stuck:?} depend on each other in a cycle"
-                )));
+                return Err(LocalError::Cycle {
+                    ids: stuck.into_iter().map(str::to_string).collect(),
+                });
             }
         }
     }

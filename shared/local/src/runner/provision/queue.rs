@@ -116,7 +116,7 @@ pub(super) async fn create_queue(
         .map_err(|e| aws_err(format!("CreateQueue {name} ({id})"), SqsCtx(e)))?;
     let url = out
         .queue_url
-        .ok_or_else(|| LocalError::Aws(format!("CreateQueue {name} returned no URL")))?;
+        .ok_or_else(|| aws_err(format!("CreateQueue {name} ({id})"), "the answer has no queue URL"))?;
     let arn = cfn.arn("sqs", &name);
     Ok((
         Attrs::new(&url)

@@ -335,11 +335,10 @@ async fn put_target(
             .await
             .map_err(|e| aws_err(format!("PutTargets {} ({id})", rule.name), EbCtx(e)))?;
     if out.failed_entry_count() > 0 {
-        return Err(LocalError::Aws(format!(
-            "PutTargets {} ({id}): {:?}",
-            rule.name,
-            out.failed_entries()
-        )));
+        return Err(aws_err(
+            format!("PutTargets {} ({id})", rule.name),
+            format!("{:?}", out.failed_entries()),
+        ));
     }
     Ok(())
 }

@@ -80,19 +80,88 @@ pub fn local_ssrf_policy() -> switchyard_core::ssrf::SsrfPolicy {
     }
 }
 
-/// Everything that can go wrong setting up the local stack.
+/// Everything that can go wrong setting up the local stack, with what it
+/// was doing: which file, which command, which AWS call, which resource.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// Something the local stack needs is missing or unusable.
     #[error("{0}")]
     Setup(String),
+    /// A command the local stack runs (pip, python) failed.
+    #[error("{command} failed ({status})")]
+    Command {
+        /// What was run.
+        command: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
+    },
+    /// A script of the virtualenv failed.
+    #[error("{script} failed: {stderr}")]
+    Script {
+        /// The script and its command.
+        script: String,
+        /// What it printed to stderr.
+        stderr: String,
+    },
+    /// moto's server exited before it listened.
+    #[error("moto did not start; its log says:\n{log}")]
+    MotoDidNotStart {
+        /// The end of `target/moto.log`.
+        log: String,
+    },
+    /// Reading, writing or starting something failed.
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
-    #[error("{0}")]
-    Aws(String),
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// An AWS call (to moto) failed.
+    #[error("{operation}: {message}")]
+    Aws {
+        /// The operation, with what it was about.
+        operation: String,
+        /// The SDK's error, with its context.
+        message: String,
+    },
     /// `template.yaml` could not be read, or holds something the local
     /// runner cannot reproduce.
     #[error("template: {0}")]
     Template(String),
+    /// The template's parameters or conditions cannot be evaluated.
+    #[error("template: {0}")]
+    Parameters(#[source] runner::cfn::Error),
+    /// A resource of the template that the local runner cannot reproduce.
+    #[error("template: resource {id} {reason}")]
+    Resource {
+        /// The resource's logical id.
+        id: String,
+        /// What about it cannot be reproduced.
+        reason: String,
+    },
+    /// A resource whose intrinsic functions do not evaluate.
+    #[error("template: resource {id} {source}")]
+    Intrinsic {
+        /// The resource's logical id.
+        id: String,
+        /// The evaluation error.
+        source: runner::cfn::Error,
+    },
+    /// Resources that refer to each other in a cycle.
+    #[error("template: resources {ids:?} depend on each other in a cycle")]
+    Cycle {
+        /// The resources left once everything else was ordered.
+        ids: Vec<String>,
+    },
+    /// A function's first instance did not start.
+    #[error("{function}: {source}")]
+    Function {
+        /// The function's logical id.
+        function: String,
+        /// Why it did not start.
+        source: runner::lambda::SpawnError,
+    },
 }
 
 impl LocalError {
@@ -104,5 +173,8 @@ impl LocalError {
 
 /// An AWS (or SDK builder) error as a [`LocalError`].
 pub(crate) fn aws_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> LocalError {
-    LocalError::Aws(format!("{what}: {e}"))
+    LocalError::Aws {
+        operation: what.to_string(),
+        message: e.to_string(),
+    }
 }

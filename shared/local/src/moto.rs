@@ -65,7 +65,7 @@ impl Moto {
                 let _ = child.kill();
                 let _ = child.wait();
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                Err(LocalError::Setup(format!("moto did not start; its log says:\n{log}")))
+                Err(LocalError::MotoDidNotStart { log })
             }
         }
     }

@@ -248,7 +248,7 @@ pub async fn create_queue(
         )
     })?;
     out.queue_url
-        .ok_or_else(|| LocalError::Aws(format!("CreateQueue {name} returned no URL")))
+        .ok_or_else(|| aws_err(format!("CreateQueue {name}"), "the answer has no queue URL"))
 }
 
 pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, LocalError> {
@@ -261,13 +261,13 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, L
         .map_err(|e| aws_err("GetQueueAttributes", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
     out.attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| LocalError::Aws(format!("no ARN for {url}")))
+        .ok_or_else(|| aws_err(format!("GetQueueAttributes {url}"), "the answer has no QueueArn"))
 }
 
 /// How many messages a queue holds (visible + in flight + delayed).
 pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, LocalError> {
     let d = switchyard_aws::redrive::queue_depth(sqs, url, url)
         .await
-        .map_err(|e| LocalError::Aws(e.to_string()))?;
+        .map_err(|e| aws_err(format!("the depth of {url}"), e))?;
     Ok(d.visible + d.in_flight + d.delayed)
 }

@@ -76,7 +76,10 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), LocalError> {
     if status.success() {
         Ok(())
     } else {
-        Err(LocalError::Setup(format!("{what} failed ({status})")))
+        Err(LocalError::Command {
+            command: what.to_string(),
+            status,
+        })
     }
 }
 
@@ -107,10 +110,10 @@ pub fn webhooks_interop(
         .wait_with_output()
         .map_err(LocalError::io("running webhooks_interop.py"))?;
     if !out.status.success() {
-        return Err(LocalError::Setup(format!(
-            "webhooks_interop.py {command} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
+        return Err(LocalError::Script {
+            script: format!("webhooks_interop.py {command}"),
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        });
     }
     serde_json::from_slice(&out.stdout)
         .map_err(|e| LocalError::Setup(format!("webhooks_interop.py printed no JSON: {e}")))

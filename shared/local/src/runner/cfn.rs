@@ -12,6 +12,62 @@
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
+/// What evaluating a template's parameters, conditions and intrinsic
+/// functions fails with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// An override names a parameter the template does not declare.
+    #[error("parameter override {0}: the template has no such parameter")]
+    UnknownOverride(String),
+    /// A parameter with neither an override nor a `Default`.
+    #[error("parameter {0} has no Default: give it a value")]
+    NoDefault(String),
+    /// Conditions that never settle, with the first one's reason.
+    #[error("conditions {names:?} cannot be evaluated: {source}")]
+    Conditions {
+        /// The conditions left.
+        names: Vec<String>,
+        /// Why the first of them fails.
+        source: Box<Error>,
+    },
+    /// A condition name the template does not declare.
+    #[error("unknown condition {0}")]
+    UnknownCondition(String),
+    /// `Ref` to something that is neither a parameter nor a resource known
+    /// so far.
+    #[error("Ref {0}: no such parameter or resource (yet)")]
+    NoSuchRef(String),
+    /// `Fn::GetAtt` of a resource not known so far.
+    #[error("Fn::GetAtt {resource}.{attribute}: no such resource (yet)")]
+    NoSuchResource {
+        /// The logical id.
+        resource: String,
+        /// The attribute asked for.
+        attribute: String,
+    },
+    /// `Fn::GetAtt` of an attribute the local stack does not give.
+    #[error("Fn::GetAtt {resource}.{attribute}: the local stack has no such attribute")]
+    NoSuchAttribute {
+        /// The logical id.
+        resource: String,
+        /// The attribute asked for.
+        attribute: String,
+    },
+    /// An intrinsic function the local stack does not evaluate.
+    #[error("the intrinsic function {0} is not supported locally")]
+    Unsupported(String),
+    /// An intrinsic function or condition written wrongly (what it takes,
+    /// and what it got).
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl From<&str> for Error {
+    fn from(message: &str) -> Self {
+        Self::Malformed(message.to_string())
+    }
+}
+
 /// The account id moto uses.
 pub const ACCOUNT_ID: &str = "123456789012";
 
@@ -59,12 +115,12 @@ impl Cfn {
         stack_name: &str,
         region: &str,
         overrides: &HashMap<String, String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let mut params = HashMap::new();
         let declared = template.get("Parameters").and_then(Value::as_object);
         for name in overrides.keys() {
             if !declared.is_some_and(|d| d.contains_key(name)) {
-                return Err(format!("parameter override {name}: the template has no such parameter"));
+                return Err(Error::UnknownOverride(name.clone()));
             }
         }
         for (name, decl) in declared.into_iter().flatten() {
@@ -73,7 +129,7 @@ impl Cfn {
                 (None, Some(Value::String(s))) => Value::String(s.clone()),
                 (None, Some(Value::Number(n))) => Value::String(n.to_string()),
                 (None, Some(other)) => Value::String(other.to_string()),
-                (None, None) => return Err(format!("parameter {name} has no Default: give it a value")),
+                (None, None) => return Err(Error::NoDefault(name.clone())),
             };
             let kind = decl.get("Type").and_then(Value::as_str).unwrap_or("String");
             let value = if kind == "CommaDelimitedList" || kind.starts_with("List<") {
@@ -112,9 +168,15 @@ impl Cfn {
                 }
             }
             if still.len() == before {
-                let names: Vec<&str> = still.iter().map(|(n, _)| n.as_str()).collect();
-                let why = cfn.condition(&still[0].1).err().unwrap_or_default();
-                return Err(format!("conditions {names:?} cannot be evaluated: {why}"));
+                let names: Vec<String> = still.iter().map(|(n, _)| n.clone()).collect();
+                let why = match cfn.condition(&still[0].1) {
+                    Err(e) => e,
+                    Ok(_) => Error::Malformed("their values depend on each other".into()),
+                };
+                return Err(Error::Conditions {
+                    names,
+                    source: Box::new(why),
+                });
             }
             pending = still;
         }
@@ -130,11 +192,11 @@ impl Cfn {
     }
 
     /// Whether the named condition holds.
-    pub fn condition_named(&self, name: &str) -> Result<bool, String> {
+    pub fn condition_named(&self, name: &str) -> Result<bool, Error> {
         self.conditions
             .get(name)
             .copied()
-            .ok_or_else(|| format!("unknown condition {name}"))
+            .ok_or_else(|| Error::UnknownCondition(name.to_string()))
     }
 
     pub fn arn(&self, service: &str, rest: &str) -> String {
@@ -143,17 +205,17 @@ impl Cfn {
 
     /// `value` with every intrinsic function evaluated; `AWS::NoValue`
     /// removes the key or element it stands for.
-    pub fn resolve(&self, value: &Value) -> Result<Value, String> {
+    pub fn resolve(&self, value: &Value) -> Result<Value, Error> {
         Ok(self.eval(value)?.unwrap_or(Value::Null))
     }
 
     /// `value` resolved to a string (numbers and booleans as text).
-    pub fn resolve_string(&self, value: &Value) -> Result<String, String> {
+    pub fn resolve_string(&self, value: &Value) -> Result<String, Error> {
         match self.resolve(value)? {
             Value::String(s) => Ok(s),
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
-            other => Err(format!("expected a string, got {other}")),
+            other => Err(Error::Malformed(format!("expected a string, got {other}"))),
         }
     }
 
@@ -206,7 +268,7 @@ impl Cfn {
         }
     }
 
-    fn eval(&self, value: &Value) -> Result<Resolved, String> {
+    fn eval(&self, value: &Value) -> Result<Resolved, Error> {
         match value {
             Value::Object(m) if m.len() == 1 => {
                 let (k, v) = m.iter().next().expect("a map of exactly one key");
@@ -241,10 +303,12 @@ impl Cfn {
         }
     }
 
-    fn function(&self, name: &str, arg: &Value) -> Result<Resolved, String> {
+    fn function(&self, name: &str, arg: &Value) -> Result<Resolved, Error> {
         match name {
             "Ref" => {
-                let target = arg.as_str().ok_or_else(|| format!("Ref to a non-string: {arg}"))?;
+                let target = arg
+                    .as_str()
+                    .ok_or_else(|| Error::Malformed(format!("Ref to a non-string: {arg}")))?;
                 self.reference(target)
             }
             "Fn::GetAtt" => {
@@ -252,12 +316,12 @@ impl Cfn {
                     Value::String(s) => s
                         .split_once('.')
                         .map(|(a, b)| (a.to_string(), b.to_string()))
-                        .ok_or_else(|| format!("Fn::GetAtt {s}: expected Resource.Attribute"))?,
+                        .ok_or_else(|| Error::Malformed(format!("Fn::GetAtt {s}: expected Resource.Attribute")))?,
                     Value::Array(a) if a.len() == 2 => (
                         a[0].as_str().unwrap_or_default().to_string(),
                         self.resolve_string(&a[1])?,
                     ),
-                    other => return Err(format!("Fn::GetAtt with {other}")),
+                    other => return Err(Error::Malformed(format!("Fn::GetAtt with {other}"))),
                 };
                 self.get_att(&res, &att).map(|s| Some(Value::String(s)))
             }
@@ -268,11 +332,15 @@ impl Cfn {
                         let text = a[0].as_str().ok_or("Fn::Sub: the first element must be a string")?;
                         let vars = match self.resolve(&a[1])? {
                             Value::Object(m) => m,
-                            other => return Err(format!("Fn::Sub: variables must be a map, got {other}")),
+                            other => {
+                                return Err(Error::Malformed(format!(
+                                    "Fn::Sub: variables must be a map, got {other}"
+                                )));
+                            }
                         };
                         (text, vars)
                     }
-                    other => return Err(format!("Fn::Sub with {other}")),
+                    other => return Err(Error::Malformed(format!("Fn::Sub with {other}"))),
                 };
                 self.sub(text, &vars).map(|s| Some(Value::String(s)))
             }
@@ -284,9 +352,9 @@ impl Cfn {
                 let delim = a[0].as_str().ok_or("Fn::Join: the delimiter must be a string")?;
                 let parts = match self.resolve(&a[1])? {
                     Value::Array(p) => p,
-                    other => return Err(format!("Fn::Join: expected a list, got {other}")),
+                    other => return Err(Error::Malformed(format!("Fn::Join: expected a list, got {other}"))),
                 };
-                let parts: Result<Vec<String>, String> = parts.iter().map(|p| self.resolve_string(p)).collect();
+                let parts: Result<Vec<String>, Error> = parts.iter().map(|p| self.resolve_string(p)).collect();
                 Ok(Some(Value::String(parts?.join(delim))))
             }
             "Fn::Select" => {
@@ -303,8 +371,8 @@ impl Cfn {
                         .get(index)
                         .cloned()
                         .map(Some)
-                        .ok_or_else(|| format!("Fn::Select: no element {index}")),
-                    other => Err(format!("Fn::Select: expected a list, got {other}")),
+                        .ok_or_else(|| Error::Malformed(format!("Fn::Select: no element {index}"))),
+                    other => Err(Error::Malformed(format!("Fn::Select: expected a list, got {other}"))),
                 }
             }
             "Fn::Split" => {
@@ -332,11 +400,11 @@ impl Cfn {
                 m.insert(name.to_string(), arg.clone());
                 self.condition(&Value::Object(m)).map(|b| Some(Value::Bool(b)))
             }
-            other => Err(format!("the intrinsic function {other} is not supported locally")),
+            other => Err(Error::Unsupported(other.to_string())),
         }
     }
 
-    fn reference(&self, target: &str) -> Result<Resolved, String> {
+    fn reference(&self, target: &str) -> Result<Resolved, Error> {
         if let Some(v) = self.params.get(target) {
             return Ok(Some(v.clone()));
         }
@@ -351,25 +419,24 @@ impl Cfn {
             "AWS::NotificationARNs" => return Ok(Some(Value::Array(Vec::new()))),
             _ => match self.resources.get(target) {
                 Some(a) => a.reference.clone(),
-                None => return Err(format!("Ref {target}: no such parameter or resource (yet)")),
+                None => return Err(Error::NoSuchRef(target.to_string())),
             },
         };
         Ok(Some(Value::String(pseudo)))
     }
 
-    fn get_att(&self, resource: &str, att: &str) -> Result<String, String> {
-        let attrs = self
-            .resources
-            .get(resource)
-            .ok_or_else(|| format!("Fn::GetAtt {resource}.{att}: no such resource (yet)"))?;
-        attrs
-            .get_att
-            .get(att)
-            .cloned()
-            .ok_or_else(|| format!("Fn::GetAtt {resource}.{att}: the local stack has no such attribute"))
+    fn get_att(&self, resource: &str, att: &str) -> Result<String, Error> {
+        let attrs = self.resources.get(resource).ok_or_else(|| Error::NoSuchResource {
+            resource: resource.to_string(),
+            attribute: att.to_string(),
+        })?;
+        attrs.get_att.get(att).cloned().ok_or_else(|| Error::NoSuchAttribute {
+            resource: resource.to_string(),
+            attribute: att.to_string(),
+        })
     }
 
-    fn sub(&self, text: &str, vars: &Map<String, Value>) -> Result<String, String> {
+    fn sub(&self, text: &str, vars: &Map<String, Value>) -> Result<String, Error> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(start) = rest.find("${") {
@@ -377,7 +444,7 @@ impl Cfn {
             let after = &rest[start + 2..];
             let end = after
                 .find('}')
-                .ok_or_else(|| format!("Fn::Sub: unclosed ${{ in {text:?}"))?;
+                .ok_or_else(|| Error::Malformed(format!("Fn::Sub: unclosed ${{ in {text:?}")))?;
             let var = &after[..end];
             if let Some(literal) = var.strip_prefix('!') {
                 out.push_str("${");
@@ -400,18 +467,21 @@ impl Cfn {
         Ok(out)
     }
 
-    fn condition(&self, expr: &Value) -> Result<bool, String> {
+    fn condition(&self, expr: &Value) -> Result<bool, Error> {
         let m = expr
             .as_object()
             .filter(|m| m.len() == 1)
-            .ok_or_else(|| format!("not a condition: {expr}"))?;
+            .ok_or_else(|| Error::Malformed(format!("not a condition: {expr}")))?;
         let (k, v) = m.iter().next().expect("a map of exactly one key");
-        let list = || v.as_array().ok_or_else(|| format!("{k} takes a list"));
+        let list = || {
+            v.as_array()
+                .ok_or_else(|| Error::Malformed(format!("{k} takes a list")))
+        };
         match k.as_str() {
             "Fn::Equals" => {
                 let a = list()?;
                 if a.len() != 2 {
-                    return Err("Fn::Equals takes two values".into());
+                    return Err(Error::Malformed("Fn::Equals takes two values".into()));
                 }
                 Ok(self.resolve(&a[0])? == self.resolve(&a[1])?)
             }
@@ -419,7 +489,7 @@ impl Cfn {
             "Fn::And" => list()?.iter().try_fold(true, |acc, c| Ok(acc & self.condition(c)?)),
             "Fn::Or" => list()?.iter().try_fold(false, |acc, c| Ok(acc | self.condition(c)?)),
             "Condition" => self.condition_named(v.as_str().ok_or("Condition takes a name")?),
-            other => Err(format!("{other} is not a condition function")),
+            other => Err(Error::Malformed(format!("{other} is not a condition function"))),
         }
     }
 }
@@ -503,28 +573,51 @@ mod tests {
             Some("prod")
         );
         let bad = HashMap::from([("Nope".to_string(), "1".to_string())]);
-        assert!(Cfn::new(&template, "s", "r", &bad).unwrap_err().contains("Nope"));
+        assert_eq!(
+            Cfn::new(&template, "s", "r", &bad).unwrap_err(),
+            Error::UnknownOverride("Nope".into())
+        );
         let no_default = json!({"Parameters": {"Key": {"Type": "String"}}});
-        assert!(
-            Cfn::new(&no_default, "s", "r", &HashMap::new())
-                .unwrap_err()
-                .contains("Key")
+        assert_eq!(
+            Cfn::new(&no_default, "s", "r", &HashMap::new()).unwrap_err(),
+            Error::NoDefault("Key".into())
         );
     }
 
     #[test]
     fn unknown_things_are_errors_not_guesses() {
         let c = cfn();
-        assert!(c.resolve(&json!({"Ref": "Missing"})).unwrap_err().contains("Missing"));
-        assert!(
-            c.resolve(&json!({"Fn::GetAtt": ["Q", "Nope"]}))
-                .unwrap_err()
-                .contains("Q.Nope")
+        assert_eq!(
+            c.resolve(&json!({"Ref": "Missing"})).unwrap_err(),
+            Error::NoSuchRef("Missing".into())
         );
+        let e = c.resolve(&json!({"Fn::GetAtt": ["Q", "Nope"]})).unwrap_err();
+        assert!(matches!(e, Error::NoSuchAttribute { .. }));
+        assert!(e.to_string().contains("Q.Nope"), "{e}");
+        let e = c.resolve(&json!({"Fn::ImportValue": "x"})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the intrinsic function Fn::ImportValue is not supported locally"
+        );
+        let e = c.resolve(&json!({"Fn::Join": [","]})).unwrap_err();
+        assert_eq!(e, Error::Malformed("Fn::Join takes [delimiter, list]".into()));
+    }
+
+    #[test]
+    fn conditions_that_never_settle_name_themselves_and_the_reason() {
+        let template = json!({"Conditions": {
+            "A": {"Condition": "B"},
+            "B": {"Fn::Equals": [{"Ref": "Missing"}, "x"]}
+        }});
+        let e = Cfn::new(&template, "s", "r", &HashMap::new()).unwrap_err();
+        let Error::Conditions { names, source } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(names.len(), 2);
+        assert!(e.to_string().starts_with("conditions "), "{e}");
         assert!(
-            c.resolve(&json!({"Fn::ImportValue": "x"}))
-                .unwrap_err()
-                .contains("Fn::ImportValue")
+            matches!(**source, Error::UnknownCondition(_) | Error::NoSuchRef(_)),
+            "{source}"
         );
     }
 

@@ -4,16 +4,18 @@
 //! `{proxy+}`; a method beats `ANY`; `$default` last), requests turned into
 //! payload-format-2.0 events, and the function's answer into the response.
 
-use super::cfn::ACCOUNT_ID;
 use super::lambda::Outcome;
 use super::provision::Route;
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::http::{HeaderName, HeaderValue};
+use aws_lambda_events::query_map::QueryMap;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// API Gateway's payload limit.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -73,7 +75,10 @@ fn match_path(pattern: &str, segs: &[&str]) -> Option<(usize, u8, Map<String, Va
     (segs.len() == pat.len()).then_some((literals, kind, params))
 }
 
-/// The payload-2.0 event for a request that matched `route`.
+/// The payload-2.0 event for a request that matched `route`: headers with
+/// repeated names joined by commas, the `Cookie` header as `cookies`, the
+/// query string decoded into `queryStringParameters` (repeated keys joined
+/// by commas), and a body that is not UTF-8 in base64.
 pub fn event(
     api_id: &str,
     route: &Route,
@@ -81,13 +86,13 @@ pub fn event(
     parts: &hyper::http::request::Parts,
     body: &[u8],
     source_ip: &str,
-) -> Value {
+) -> ApiGatewayV2httpRequest {
     let route_key = if route.path == "$default" {
         "$default".to_string()
     } else {
         format!("{} {}", route.method, route.path)
     };
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    let mut joined: BTreeMap<String, String> = BTreeMap::new();
     let mut cookies = Vec::new();
     for (k, v) in &parts.headers {
         let v = String::from_utf8_lossy(v.as_bytes()).to_string();
@@ -95,7 +100,7 @@ pub fn event(
             cookies.extend(v.split(';').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()));
             continue;
         }
-        headers
+        joined
             .entry(k.as_str().to_string())
             .and_modify(|e| {
                 e.push(',');
@@ -104,91 +109,48 @@ pub fn event(
             .or_insert(v);
     }
     let raw_query = parts.uri.query().unwrap_or("").to_string();
-    let mut query: BTreeMap<String, String> = BTreeMap::new();
-    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (percent_decode(k), percent_decode(v));
-        query
-            .entry(k)
-            .and_modify(|e| {
-                e.push(',');
-                e.push_str(&v)
-            })
-            .or_insert(v);
+    let path = parts.uri.path();
+    let mut ev = crate::http_api::base(parts.method.clone(), path, &route_key);
+    let ctx = &mut ev.request_context;
+    ctx.apiid = Some(api_id.to_string());
+    ctx.domain_name = Some(joined.get("host").cloned().unwrap_or_else(|| "localhost".into()));
+    ctx.domain_prefix = Some("localhost".into());
+    ctx.http.source_ip = Some(source_ip.to_string());
+    ctx.http.user_agent = Some(joined.get("user-agent").cloned().unwrap_or_default());
+    for (k, v) in joined {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            ev.headers.insert(k, v);
+        }
     }
-    let now = switchyard_core::time_util::now_utc();
-    let path = parts.uri.path().to_string();
-    let mut ev = json!({
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": ACCOUNT_ID,
-            "apiId": api_id,
-            "domainName": headers.get("host").cloned().unwrap_or_else(|| "localhost".into()),
-            "domainPrefix": "localhost",
-            "http": {
-                "method": parts.method.as_str(),
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
-            },
-            "requestId": switchyard_core::ids::ulid(),
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": switchyard_core::time_util::rfc3339(now),
-            "timeEpoch": (now.unix_timestamp_nanos() / 1_000_000) as i64,
-        },
-        "isBase64Encoded": false,
-    });
+    ev.query_string_parameters = QueryMap::from(query(&raw_query));
+    ev.raw_query_string = Some(raw_query);
     if !cookies.is_empty() {
-        ev["cookies"] = json!(cookies);
+        ev.cookies = Some(cookies);
     }
-    if !query.is_empty() {
-        ev["queryStringParameters"] = json!(query);
-    }
-    if !params.is_empty() {
-        ev["pathParameters"] = Value::Object(params);
-    }
+    ev.path_parameters = params
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+        .collect();
     if !body.is_empty() {
         match std::str::from_utf8(body) {
-            Ok(text) => ev["body"] = Value::String(text.to_string()),
+            Ok(text) => ev.body = Some(text.to_string()),
             Err(_) => {
-                ev["body"] = Value::String(base64::engine::general_purpose::STANDARD.encode(body));
-                ev["isBase64Encoded"] = Value::Bool(true);
+                ev.body = Some(base64::engine::general_purpose::STANDARD.encode(body));
+                ev.is_base64_encoded = true;
             }
         }
     }
     ev
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
+/// A query string decoded as `application/x-www-form-urlencoded`, each
+/// key with its values in order.
+fn query(raw: &str) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        out.entry(k.into_owned()).or_default().push(v.into_owned());
     }
-    String::from_utf8_lossy(&out).to_string()
+    out
 }
 
 /// A JSON error response in API Gateway's own shape.
@@ -339,9 +301,54 @@ mod tests {
     }
 
     #[test]
+    fn a_request_becomes_a_payload_2_0_event() {
+        let (parts, ()) = hyper::Request::builder()
+            .method("GET")
+            .uri("/v1/events/evt_1?a=1&a=2&b=x%20y")
+            .header("host", "127.0.0.1:3000")
+            .header("x-h", "1")
+            .header("x-h", "2")
+            .header("cookie", "c=1; d=2")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let routes = [route("GET", "/v1/events/{id}")];
+        let (r, params) = match_route(&routes, "GET", parts.uri.path()).unwrap();
+        let ev = serde_json::to_value(event("api1", r, params, &parts, b"hi", "10.0.0.9")).unwrap();
+        assert_eq!(ev["routeKey"], "GET /v1/events/{id}");
+        assert_eq!(ev["rawPath"], "/v1/events/evt_1");
+        assert_eq!(ev["rawQueryString"], "a=1&a=2&b=x%20y");
+        assert_eq!(ev["queryStringParameters"], json!({"a": "1,2", "b": "x y"}));
+        assert_eq!(ev["pathParameters"], json!({"id": "evt_1"}));
+        assert_eq!(ev["headers"]["x-h"], "1,2");
+        assert_eq!(ev["headers"].get("cookie"), None);
+        assert_eq!(ev["cookies"], json!(["c=1", "d=2"]));
+        assert_eq!((&ev["body"], &ev["isBase64Encoded"]), (&json!("hi"), &json!(false)));
+        let ctx = &ev["requestContext"];
+        assert_eq!(
+            (&ctx["apiId"], &ctx["domainName"]),
+            (&json!("api1"), &json!("127.0.0.1:3000"))
+        );
+        assert_eq!(
+            (&ctx["http"]["method"], &ctx["http"]["sourceIp"]),
+            (&json!("GET"), &json!("10.0.0.9"))
+        );
+        assert_eq!(ctx["http"]["userAgent"], "");
+        let binary = serde_json::to_value(event("api1", r, Map::new(), &parts, &[0xff, 0x00], "::1")).unwrap();
+        assert_eq!(
+            (&binary["body"], &binary["isBase64Encoded"]),
+            (&json!("/wA="), &json!(true))
+        );
+        assert_eq!(binary.get("pathParameters"), None);
+    }
+
+    #[test]
     fn query_strings_are_decoded() {
-        assert_eq!(percent_decode("a%20b+c%2F"), "a b c/");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        let q = query("a=a%20b+c%2F&p=100%&&q=%zz&a=2&flag");
+        assert_eq!(q["a"], ["a b c/", "2"]);
+        assert_eq!(q["p"], ["100%"]);
+        assert_eq!(q["q"], ["%zz"]);
+        assert_eq!(q["flag"], [""]);
+        assert_eq!(q.len(), 4);
     }
 }

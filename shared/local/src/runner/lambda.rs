@@ -105,6 +105,22 @@ struct Inner {
     init_error: Mutex<Option<String>>,
 }
 
+/// Why an instance of a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The instance's Runtime API endpoint could not listen.
+    #[error("binding the Runtime API: {0}")]
+    Bind(#[source] std::io::Error),
+    /// The function's binary could not be started.
+    #[error("starting {}: {source}", binary.display())]
+    Start {
+        /// The binary.
+        binary: std::path::PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+}
+
 /// One function's instances and invocation queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Host {
@@ -150,7 +166,7 @@ impl Host {
     }
 
     /// Starts one instance now (so the first invocation finds it warm).
-    pub async fn prewarm(&self) -> Result<(), String> {
+    pub async fn prewarm(&self) -> Result<(), SpawnError> {
         {
             let mut c = lock(&self.inner.counts);
             c.instances += 1;
@@ -189,7 +205,7 @@ impl Host {
             return Outcome::Crashed("the function's queue is closed".into());
         }
         if spawn && let Err(e) = spawn_instance(self.inner.clone()).await {
-            fail_waiting_if_no_instance(&self.inner, &e).await;
+            fail_waiting_if_no_instance(&self.inner, &e.to_string()).await;
         }
         outcome
             .await
@@ -234,7 +250,7 @@ async fn fail_waiting_if_no_instance(inner: &Arc<Inner>, why: &str) {
 
 /// Starts one instance: its Runtime API endpoint, its process, and the
 /// supervisor that reaps it. The counts already include it.
-async fn spawn_instance(inner: Arc<Inner>) -> Result<(), String> {
+async fn spawn_instance(inner: Arc<Inner>) -> Result<(), SpawnError> {
     let undo = |inner: &Arc<Inner>| {
         let mut c = lock(&inner.counts);
         c.instances -= 1;
@@ -244,10 +260,16 @@ async fn spawn_instance(inner: Arc<Inner>) -> Result<(), String> {
         Ok(l) => l,
         Err(e) => {
             undo(&inner);
-            return Err(format!("binding the Runtime API: {e}"));
+            return Err(SpawnError::Bind(e));
         }
     };
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            undo(&inner);
+            return Err(SpawnError::Bind(e));
+        }
+    };
     let spec = &inner.spec;
     let mut cmd = tokio::process::Command::new(&spec.binary);
     cmd.env_clear()
@@ -261,7 +283,10 @@ async fn spawn_instance(inner: Arc<Inner>) -> Result<(), String> {
         Ok(c) => c,
         Err(e) => {
             undo(&inner);
-            return Err(format!("starting {}: {e}", spec.binary.display()));
+            return Err(SpawnError::Start {
+                binary: spec.binary.clone(),
+                source: e,
+            });
         }
     };
     let pid = child.id().unwrap_or(0);

@@ -23,23 +23,66 @@ pub struct Cron {
     years: Option<Vec<u16>>,
 }
 
+/// Why a schedule expression cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Neither `rate(...)` nor `cron(...)`.
+    #[error("expected rate(...) or cron(...)")]
+    Form,
+    /// `rate(...)` without a value and a unit.
+    #[error("rate(<n> <unit>) expected")]
+    RateForm,
+    /// A rate value that is not a whole number.
+    #[error("rate: {0:?} is not a whole number")]
+    RateNumber(String),
+    /// `rate(0 ...)`.
+    #[error("rate: the value must be positive")]
+    RateZero,
+    /// A rate unit EventBridge does not take (or the wrong number for it).
+    #[error("rate: unit {0:?} (minute(s), hour(s), day(s); singular only for 1)")]
+    RateUnit(String),
+    /// A cron expression without its six fields.
+    #[error("cron needs six fields: minutes hours day-of-month month day-of-week year")]
+    CronFields,
+    /// Both or neither of day-of-month and day-of-week given.
+    #[error("cron: exactly one of day-of-month and day-of-week must be '?'")]
+    CronDays,
+    /// `L`, `W` or `#`, which the local runner does not fire.
+    #[error("cron field {0:?}: L, W and # are not supported locally")]
+    CronUnsupported(String),
+    /// A step that is not a positive number.
+    #[error("cron step {0:?}")]
+    CronStep(String),
+    /// A value outside its field's range.
+    #[error("cron field {part:?} outside {lo}-{hi}")]
+    CronRange {
+        /// The part of the field.
+        part: String,
+        /// The field's least value.
+        lo: u16,
+        /// The field's greatest value.
+        hi: u16,
+    },
+    /// A value that is not a number (nor a name of its field).
+    #[error("cron value {0:?} is not a number")]
+    CronNumber(String),
+}
+
 impl Expression {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, Error> {
         let s = s.trim();
         if let Some(inner) = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
-            let (n, unit) = inner.trim().split_once(' ').ok_or("rate(<n> <unit>) expected")?;
-            let n: u64 = n.parse().map_err(|_| format!("rate: {n:?} is not a whole number"))?;
+            let (n, unit) = inner.trim().split_once(' ').ok_or(Error::RateForm)?;
+            let n: u64 = n.parse().map_err(|_| Error::RateNumber(n.to_string()))?;
             if n == 0 {
-                return Err("rate: the value must be positive".into());
+                return Err(Error::RateZero);
             }
             let secs = match (unit.trim(), n) {
                 ("minute", 1) | ("minutes", 2..) => 60,
                 ("hour", 1) | ("hours", 2..) => 3600,
                 ("day", 1) | ("days", 2..) => 86_400,
                 (u, _) => {
-                    return Err(format!(
-                        "rate: unit {u:?} (minute(s), hour(s), day(s); singular only for 1)"
-                    ));
+                    return Err(Error::RateUnit(u.to_string()));
                 }
             };
             return Ok(Self::Rate(Duration::from_secs(n * secs)));
@@ -47,12 +90,12 @@ impl Expression {
         if let Some(inner) = s.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
             let f: Vec<&str> = inner.split_whitespace().collect();
             if f.len() != 6 {
-                return Err("cron needs six fields: minutes hours day-of-month month day-of-week year".into());
+                return Err(Error::CronFields);
             }
             let days = optional(f[2], 1, 31, &[])?;
             let weekdays = optional(f[4], 1, 7, &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])?;
             if days.is_some() == weekdays.is_some() {
-                return Err("cron: exactly one of day-of-month and day-of-week must be '?'".into());
+                return Err(Error::CronDays);
             }
             let months = field(
                 f[3],
@@ -76,7 +119,7 @@ impl Expression {
                 years,
             })));
         }
-        Err("expected rate(...) or cron(...)".into())
+        Err(Error::Form)
     }
 
     /// The first firing strictly after `after`.
@@ -123,7 +166,7 @@ impl Cron {
     }
 }
 
-fn optional(f: &str, lo: u8, hi: u8, names: &[&str]) -> Result<Option<Vec<u8>>, String> {
+fn optional(f: &str, lo: u8, hi: u8, names: &[&str]) -> Result<Option<Vec<u8>>, Error> {
     if f == "?" {
         Ok(None)
     } else {
@@ -131,7 +174,7 @@ fn optional(f: &str, lo: u8, hi: u8, names: &[&str]) -> Result<Option<Vec<u8>>, 
     }
 }
 
-fn field(f: &str, lo: u8, hi: u8, names: &[&str]) -> Result<Vec<u8>, String> {
+fn field(f: &str, lo: u8, hi: u8, names: &[&str]) -> Result<Vec<u8>, Error> {
     field16(f, lo as u16, hi as u16)
         .or_else(|e| {
             if names.is_empty() {
@@ -146,18 +189,18 @@ fn field(f: &str, lo: u8, hi: u8, names: &[&str]) -> Result<Vec<u8>, String> {
         .map(|v| v.into_iter().map(|x| x as u8).collect())
 }
 
-fn field16(f: &str, lo: u16, hi: u16) -> Result<Vec<u16>, String> {
+fn field16(f: &str, lo: u16, hi: u16) -> Result<Vec<u16>, Error> {
     if f.contains(['L', 'W', '#']) {
-        return Err(format!("cron field {f:?}: L, W and # are not supported locally"));
+        return Err(Error::CronUnsupported(f.to_string()));
     }
     let mut out = Vec::new();
     for part in f.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u16>().map_err(|_| format!("cron step {s:?}"))?),
+            Some((r, s)) => (r, s.parse::<u16>().map_err(|_| Error::CronStep(s.to_string()))?),
             None => (part, 1),
         };
         if step == 0 {
-            return Err("cron step 0".into());
+            return Err(Error::CronStep("0".into()));
         }
         let (a, b) = match range {
             "*" => (lo, hi),
@@ -168,7 +211,11 @@ fn field16(f: &str, lo: u16, hi: u16) -> Result<Vec<u16>, String> {
             },
         };
         if a < lo || b > hi || a > b {
-            return Err(format!("cron field {part:?} outside {lo}-{hi}"));
+            return Err(Error::CronRange {
+                part: part.to_string(),
+                lo,
+                hi,
+            });
         }
         out.extend((a..=b).step_by(step as usize));
     }
@@ -177,8 +224,8 @@ fn field16(f: &str, lo: u16, hi: u16) -> Result<Vec<u16>, String> {
     Ok(out)
 }
 
-fn num(s: &str) -> Result<u16, String> {
-    s.parse().map_err(|_| format!("cron value {s:?} is not a number"))
+fn num(s: &str) -> Result<u16, Error> {
+    s.parse().map_err(|_| Error::CronNumber(s.to_string()))
 }
 
 #[cfg(test)]
@@ -200,10 +247,13 @@ mod tests {
             Expression::parse("rate(2 hours)").unwrap(),
             Expression::Rate(Duration::from_secs(7200))
         );
-        assert!(Expression::parse("rate(1 minutes)").is_err());
-        assert!(Expression::parse("rate(0 minutes)").is_err());
-        assert!(Expression::parse("rate(5 weeks)").is_err());
-        assert!(Expression::parse("every 5 minutes").is_err());
+        assert_eq!(
+            Expression::parse("rate(1 minutes)"),
+            Err(Error::RateUnit("minutes".into()))
+        );
+        assert_eq!(Expression::parse("rate(0 minutes)"), Err(Error::RateZero));
+        assert_eq!(Expression::parse("rate(5 weeks)"), Err(Error::RateUnit("weeks".into())));
+        assert_eq!(Expression::parse("every 5 minutes"), Err(Error::Form));
     }
 
     #[test]

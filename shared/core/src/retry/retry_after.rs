@@ -1,9 +1,9 @@
 //! The receiver's `Retry-After` header: parsing it (delay-seconds or an
-//! HTTP-date) and bounding how far it may push the next attempt back.
+//! HTTP-date, the latter read by the `httpdate` crate) and bounding how far
+//! it may push the next attempt back.
 
-use std::str::FromStr;
 use std::time::Duration;
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+use time::OffsetDateTime;
 
 /// The longest a receiver's `Retry-After` may push the next attempt back:
 /// 6 hours. Long enough for a receiver's maintenance window, short enough
@@ -17,12 +17,13 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 60 * 60);
 /// - delay-seconds (`"120"`, ASCII digits only): that many seconds. A number
 ///   too large for a `u64` saturates (then [`honour_retry_after`] caps it).
 /// - an HTTP-date in any of the three forms RFC 9110 requires recipients to
-///   accept: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850
-///   (`Sunday, 06-Nov-94 08:49:37 GMT`, a two-digit year more than 50 years
-///   ahead of `now` meaning the previous century) and asctime
-///   (`Sun Nov  6 08:49:37 1994`): the time until then, or zero for a date
-///   not in the future. The weekday must be a weekday name but is not
-///   checked against the date; names are matched case-insensitively.
+///   accept, as the `httpdate` crate reads them: IMF-fixdate
+///   (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850
+///   (`Sunday, 06-Nov-94 08:49:37 GMT`, a two-digit year meaning 1970 to
+///   2069) and asctime (`Sun Nov  6 08:49:37 1994`): the time until then,
+///   or zero for a date not in the future. Names are matched with their
+///   case as RFC 9110 writes them, the weekday must be the date's, and the
+///   year must be 1970 to 9999.
 ///
 /// Surrounding whitespace is ignored. Anything else — empty, negative
 /// (`"-5"`), signed (`"+5"`), fractional (`"1.5"`), an impossible date — is
@@ -36,90 +37,13 @@ pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
         // All digits: only overflow can make the parse fail.
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
-    let date = parse_http_date(value, now.year())?;
+    let date = OffsetDateTime::from(httpdate::parse_http_date(value).ok()?);
     let ahead = date - now;
     Some(if ahead.is_positive() {
         ahead.unsigned_abs()
     } else {
         Duration::ZERO
     })
-}
-
-const SHORT_WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const LONG_WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-fn parse_http_date(s: &str, this_year: i32) -> Option<OffsetDateTime> {
-    let tokens: Vec<&str> = s.split_ascii_whitespace().collect();
-    let (year, month, day, clock) = match tokens.as_slice() {
-        // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-        [weekday, day, month, year, clock, gmt] => {
-            weekday_in(weekday.strip_suffix(',')?, &SHORT_WEEKDAYS)?;
-            is_gmt(gmt)?;
-            (digits(year, 4, 4)?, month_named(month)?, digits(day, 2, 2)?, *clock)
-        }
-        // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
-        [weekday, date, clock, gmt] => {
-            weekday_in(weekday.strip_suffix(',')?, &LONG_WEEKDAYS)?;
-            is_gmt(gmt)?;
-            let mut parts = date.split('-');
-            let (day, month, yy) = (parts.next()?, parts.next()?, parts.next()?);
-            if parts.next().is_some() {
-                return None;
-            }
-            let yy: i32 = digits(yy, 2, 2)?;
-            let mut year = this_year - this_year.rem_euclid(100) + yy;
-            if year > this_year + 50 {
-                year -= 100;
-            }
-            (year, month_named(month)?, digits(day, 2, 2)?, *clock)
-        }
-        // asctime: Sun Nov  6 08:49:37 1994
-        [weekday, month, day, clock, year] => {
-            weekday_in(weekday, &SHORT_WEEKDAYS)?;
-            (digits(year, 4, 4)?, month_named(month)?, digits(day, 1, 2)?, *clock)
-        }
-        _ => return None,
-    };
-    let mut hms = clock.split(':');
-    let (h, m, sec) = (hms.next()?, hms.next()?, hms.next()?);
-    if hms.next().is_some() {
-        return None;
-    }
-    let time = Time::from_hms(digits(h, 2, 2)?, digits(m, 2, 2)?, digits(sec, 2, 2)?).ok()?;
-    let date = Date::from_calendar_date(year, month, day).ok()?;
-    Some(PrimitiveDateTime::new(date, time).assume_utc())
-}
-
-fn weekday_in(name: &str, names: &[&str]) -> Option<()> {
-    names.iter().any(|n| n.eq_ignore_ascii_case(name)).then_some(())
-}
-
-fn is_gmt(zone: &str) -> Option<()> {
-    zone.eq_ignore_ascii_case("GMT").then_some(())
-}
-
-fn month_named(name: &str) -> Option<Month> {
-    let i = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name))?;
-    Month::try_from(i as u8 + 1).ok()
-}
-
-/// `s` as a number of `min..=max` ASCII digits (no sign).
-fn digits<T: FromStr>(s: &str, min: usize, max: usize) -> Option<T> {
-    if !(min..=max).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 /// The delay before the next attempt when the receiver sent `Retry-After`:
@@ -167,9 +91,10 @@ mod tests {
         assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), two_min);
         assert_eq!(parse_retry_after("Sun Nov  6 08:49:37 1994", now), two_min);
         assert_eq!(parse_retry_after("Sun Nov 06 08:49:37 1994", now), two_min);
-        assert_eq!(parse_retry_after("  sun, 06 nov 1994 08:49:37 gmt\t", now), two_min);
-        // The weekday is not checked against the date.
-        assert_eq!(parse_retry_after("Mon, 06 Nov 1994 08:49:37 GMT", now), two_min);
+        assert_eq!(parse_retry_after("  Sun, 06 Nov 1994 08:49:37 GMT\t", now), two_min);
+        // Names keep RFC 9110's case, and the weekday must be the date's.
+        assert_eq!(parse_retry_after("  sun, 06 nov 1994 08:49:37 gmt\t", now), None);
+        assert_eq!(parse_retry_after("Mon, 06 Nov 1994 08:49:37 GMT", now), None);
         // `now` with a fraction of a second and another offset.
         let now = at("1994-11-06T09:47:36.5+01:00");
         assert_eq!(
@@ -185,11 +110,15 @@ mod tests {
     }
 
     #[test]
-    fn rfc_850_years_are_read_relative_to_now() {
+    fn rfc_850_two_digit_years_are_1970_to_2069() {
         let now = at("2026-06-01T00:00:00Z");
         assert_eq!(parse_retry_after("Monday, 01-Jun-26 00:01:00 GMT", now), Some(secs(60)));
-        // 2076 is not more than 50 years ahead; 2077 is, so it means 1977.
-        assert!(parse_retry_after("Monday, 01-Jun-76 00:00:00 GMT", now).unwrap() > secs(49 * 365 * 86_400));
+        assert!(parse_retry_after("Saturday, 01-Jun-69 00:00:00 GMT", now).unwrap() > secs(42 * 365 * 86_400));
+        // 70 and above are the 1900s: in the past.
+        assert_eq!(
+            parse_retry_after("Tuesday, 01-Jun-76 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(
             parse_retry_after("Wednesday, 01-Jun-77 00:00:00 GMT", now),
             Some(Duration::ZERO)

@@ -2,20 +2,18 @@
 //! connected to, [`check_registration`] for both at once, under an
 //! [`SsrfPolicy`] and its allow-list of [`IpNet`] blocks.
 
-use super::ranges::{Blocked, classify, mask32, mask128};
+use super::ranges::{Blocked, classify};
 use crate::endpoint::EndpointUrl;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 use url::Host;
 
 /// A CIDR block such as `10.0.0.0/8` or `::1/128`, stored as its network
-/// address (host bits cleared).
+/// address (host bits cleared). An [`ipnet::IpNet`] with the parsing an
+/// allow-list entry needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 /// Why a CIDR block could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,18 +28,14 @@ impl IpNet {
     /// The block of `prefix` leading bits of `addr`; host bits are cleared, so
     /// `127.0.0.1/8` is `127.0.0.0/8`.
     pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, IpNetError> {
-        let addr = match addr {
-            IpAddr::V4(a) if prefix <= 32 => IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask32(prefix))),
-            IpAddr::V6(a) if prefix <= 128 => IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask128(prefix))),
-            _ => return Err(IpNetError::Prefix(format!("{addr}/{prefix}"))),
-        };
-        Ok(Self { addr, prefix })
+        ipnet::IpNet::new(addr, prefix)
+            .map(|net| Self(net.trunc()))
+            .map_err(|_| IpNetError::Prefix(format!("{addr}/{prefix}")))
     }
 
     /// The block holding exactly `addr` (`/32` or `/128`).
     pub fn host(addr: IpAddr) -> Self {
-        let prefix = if addr.is_ipv4() { 32 } else { 128 };
-        Self { addr, prefix }
+        Self(ipnet::IpNet::from(addr))
     }
 
     /// Parses `10.0.0.0/8`, `::1/128`, or a bare address (`127.0.0.1`,
@@ -69,21 +63,17 @@ impl IpNet {
 
     /// The network address.
     pub fn addr(&self) -> IpAddr {
-        self.addr
+        self.0.network()
     }
 
     /// The prefix length.
     pub fn prefix(&self) -> u8 {
-        self.prefix
+        self.0.prefix_len()
     }
 
     /// Whether `ip` is inside this block. Blocks match their own family only.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => u32::from(ip) & mask32(self.prefix) == u32::from(net),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => u128::from(ip) & mask128(self.prefix) == u128::from(net),
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
@@ -96,7 +86,7 @@ impl FromStr for IpNet {
 
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        self.0.fmt(f)
     }
 }
 

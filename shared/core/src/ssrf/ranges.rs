@@ -1,6 +1,7 @@
 //! The address ranges the guard refuses, as data, and [`classify`], which
 //! looks an address up in them.
 
+use ipnet::{Ipv4Net, Ipv6Net};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -104,85 +105,83 @@ impl fmt::Display for Blocked {
     }
 }
 
-const fn v4(a: u8, b: u8, c: u8, d: u8) -> u32 {
-    u32::from_be_bytes([a, b, c, d])
+/// The IPv4 block `a.b.c.d/prefix`.
+const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Ipv4Net {
+    Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), prefix)
 }
 
 /// Non-global IPv4 ranges, most specific first.
-const V4_RANGES: &[(u32, u8, Blocked)] = &[
-    (v4(0, 0, 0, 0), 8, Blocked::Unspecified),
-    (v4(127, 0, 0, 0), 8, Blocked::Loopback),
-    (v4(10, 0, 0, 0), 8, Blocked::Private),
-    (v4(172, 16, 0, 0), 12, Blocked::Private),
-    (v4(192, 168, 0, 0), 16, Blocked::Private),
-    (v4(169, 254, 0, 0), 16, Blocked::LinkLocal),
-    (v4(100, 64, 0, 0), 10, Blocked::Cgnat),
-    (v4(192, 0, 0, 0), 24, Blocked::ProtocolAssignment),
-    (v4(192, 0, 2, 0), 24, Blocked::Documentation),
-    (v4(198, 51, 100, 0), 24, Blocked::Documentation),
-    (v4(203, 0, 113, 0), 24, Blocked::Documentation),
-    (v4(198, 18, 0, 0), 15, Blocked::Benchmarking),
-    (v4(192, 88, 99, 0), 24, Blocked::Reserved),
-    (v4(224, 0, 0, 0), 4, Blocked::Multicast),
-    (v4(255, 255, 255, 255), 32, Blocked::Broadcast),
-    (v4(240, 0, 0, 0), 4, Blocked::Reserved),
+const V4_RANGES: &[(Ipv4Net, Blocked)] = &[
+    (v4(0, 0, 0, 0, 8), Blocked::Unspecified),
+    (v4(127, 0, 0, 0, 8), Blocked::Loopback),
+    (v4(10, 0, 0, 0, 8), Blocked::Private),
+    (v4(172, 16, 0, 0, 12), Blocked::Private),
+    (v4(192, 168, 0, 0, 16), Blocked::Private),
+    (v4(169, 254, 0, 0, 16), Blocked::LinkLocal),
+    (v4(100, 64, 0, 0, 10), Blocked::Cgnat),
+    (v4(192, 0, 0, 0, 24), Blocked::ProtocolAssignment),
+    (v4(192, 0, 2, 0, 24), Blocked::Documentation),
+    (v4(198, 51, 100, 0, 24), Blocked::Documentation),
+    (v4(203, 0, 113, 0, 24), Blocked::Documentation),
+    (v4(198, 18, 0, 0, 15), Blocked::Benchmarking),
+    (v4(192, 88, 99, 0, 24), Blocked::Reserved),
+    (v4(224, 0, 0, 0, 4), Blocked::Multicast),
+    (v4(255, 255, 255, 255, 32), Blocked::Broadcast),
+    (v4(240, 0, 0, 0, 4), Blocked::Reserved),
 ];
 
-const fn v6(segments: [u16; 8]) -> u128 {
-    let mut n = 0u128;
-    let mut i = 0;
-    while i < 8 {
-        n = (n << 16) | segments[i] as u128;
-        i += 1;
-    }
-    n
+/// The IPv6 block of the eight 16-bit `segments` and `prefix`.
+const fn v6(segments: [u16; 8], prefix: u8) -> Ipv6Net {
+    let [a, b, c, d, e, f, g, h] = segments;
+    Ipv6Net::new_assert(Ipv6Addr::new(a, b, c, d, e, f, g, h), prefix)
 }
 
 /// The NAT64 well-known prefix `64:ff9b::/96`, classified by its embedded
 /// IPv4 address.
-const NAT64_WKP: u128 = v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0]);
+const NAT64_WKP: Ipv6Net = v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96);
+
+/// Global unicast, the only IPv6 space addresses are allocated from.
+const GLOBAL_UNICAST: Ipv6Net = v6([0x2000, 0, 0, 0, 0, 0, 0, 0], 3);
 
 /// Non-global IPv6 ranges, most specific first. Whatever is not listed here
 /// and lies outside `2000::/3` (and the NAT64 well-known prefix) is
 /// [`Blocked::Reserved`].
-const V6_RANGES: &[(u128, u8, Blocked)] = &[
-    (v6([0, 0, 0, 0, 0, 0, 0, 0]), 128, Blocked::Unspecified),
-    (v6([0, 0, 0, 0, 0, 0, 0, 1]), 128, Blocked::Loopback),
-    (v6([0, 0, 0, 0, 0, 0xffff, 0, 0]), 96, Blocked::Ipv4Mapped),
-    (v6([0, 0, 0, 0, 0, 0, 0, 0]), 96, Blocked::Ipv4Compatible),
-    (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0]), 48, Blocked::Nat64),
-    (v6([0x100, 0, 0, 0, 0, 0, 0, 0]), 64, Blocked::Discard),
-    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0]), 32, Blocked::Teredo),
-    (v6([0x2001, 2, 0, 0, 0, 0, 0, 0]), 48, Blocked::Benchmarking),
-    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0]), 23, Blocked::ProtocolAssignment),
-    (v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0]), 32, Blocked::Documentation),
-    (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0]), 20, Blocked::Documentation),
-    (v6([0x2002, 0, 0, 0, 0, 0, 0, 0]), 16, Blocked::SixToFour),
-    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0]), 7, Blocked::UniqueLocal),
-    (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0]), 10, Blocked::LinkLocal),
-    (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0]), 10, Blocked::SiteLocal),
-    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0]), 8, Blocked::Multicast),
+const V6_RANGES: &[(Ipv6Net, Blocked)] = &[
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), Blocked::Unspecified),
+    (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), Blocked::Loopback),
+    (v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96), Blocked::Ipv4Mapped),
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 96), Blocked::Ipv4Compatible),
+    (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), Blocked::Nat64),
+    (v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), Blocked::Discard),
+    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), Blocked::Teredo),
+    (v6([0x2001, 2, 0, 0, 0, 0, 0, 0], 48), Blocked::Benchmarking),
+    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), Blocked::ProtocolAssignment),
+    (v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), Blocked::Documentation),
+    (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), Blocked::Documentation),
+    (v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), Blocked::SixToFour),
+    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), Blocked::UniqueLocal),
+    (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), Blocked::LinkLocal),
+    (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), Blocked::SiteLocal),
+    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), Blocked::Multicast),
 ];
 
 fn classify_v4(ip: Ipv4Addr) -> Result<(), Blocked> {
-    let n = u32::from(ip);
-    match V4_RANGES.iter().find(|(net, prefix, _)| n & mask32(*prefix) == *net) {
-        Some((_, _, blocked)) => Err(*blocked),
+    match V4_RANGES.iter().find(|(net, _)| net.contains(&ip)) {
+        Some((_, blocked)) => Err(*blocked),
         None => Ok(()),
     }
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Result<(), Blocked> {
-    let n = u128::from(ip);
-    if let Some((_, _, blocked)) = V6_RANGES.iter().find(|(net, prefix, _)| n & mask128(*prefix) == *net) {
+    if let Some((_, blocked)) = V6_RANGES.iter().find(|(net, _)| net.contains(&ip)) {
         return Err(*blocked);
     }
-    if n & mask128(96) == NAT64_WKP {
+    if NAT64_WKP.contains(&ip) {
         // The low 32 bits are the IPv4 address (RFC 6052 section 2.2).
-        return classify_v4(Ipv4Addr::from(n as u32)).map_err(|_| Blocked::Nat64);
+        let [.., a, b, c, d] = ip.octets();
+        return classify_v4(Ipv4Addr::new(a, b, c, d)).map_err(|_| Blocked::Nat64);
     }
-    // Global unicast is allocated from 2000::/3 only.
-    if n >> 125 != 0b001 {
+    if !GLOBAL_UNICAST.contains(&ip) {
         return Err(Blocked::Reserved);
     }
     Ok(())
@@ -195,16 +194,6 @@ pub fn classify(ip: IpAddr) -> Result<(), Blocked> {
         IpAddr::V4(ip) => classify_v4(ip),
         IpAddr::V6(ip) => classify_v6(ip),
     }
-}
-
-/// The mask of the `prefix` leading bits of an IPv4 address.
-pub(super) fn mask32(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0)
-}
-
-/// The mask of the `prefix` leading bits of an IPv6 address.
-pub(super) fn mask128(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0)
 }
 
 #[cfg(test)]

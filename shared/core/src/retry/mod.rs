@@ -1,7 +1,7 @@
-//! When to try a webhook again: per-endpoint retry policies ([`policy`]),
-//! the receiver's `Retry-After` ([`retry_after`]), the judgement of a
-//! receiver's status code ([`verdict`]), and when the next attempt is due
-//! ([`schedule`]: jitter, the test time scale, SQS visibility timeouts).
+//! When to try a webhook again: per-endpoint retry policies (`policy`),
+//! the receiver's `Retry-After` (`retry_after`), the judgement of a
+//! receiver's status code (`verdict`), and when the next attempt is due
+//! (`schedule`: jitter, the test time scale, SQS visibility timeouts).
 //! Pure: no I/O, no clock (the caller passes `now`), no randomness except
 //! [`random_unit`]. Every item is re-exported here: callers name
 //! `retry::X`.

@@ -38,7 +38,7 @@
 //! match their own address family only: `127.0.0.0/8` does not allow
 //! `::ffff:127.0.0.1`.
 //!
-//! [`ranges`] holds the address ranges and [`classify`]; [`checks`] the
+//! `ranges` holds the address ranges and [`classify`]; `checks` the
 //! policy and the URL and address checks. Every item is re-exported here:
 //! callers name `ssrf::X`.
 

@@ -73,12 +73,13 @@ use switchyard_aws::{
     Memo, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, item_failure, process_sqs_batch,
 };
 use switchyard_core::batch_log::BatchLine;
-use switchyard_core::doors::{DOOR_ATTRIBUTE, EVENTBRIDGE_DOOR, ServiceEventError, TenantRules, parse_service_event};
+use switchyard_core::doors::{
+    AuthError, DOOR_ATTRIBUTE, EVENTBRIDGE_DOOR, ServiceEventError, TenantRules, authenticate, parse_service_event,
+};
 use switchyard_core::envelope::parse_event;
 use switchyard_core::envelope::{EnvelopeError, IngestLimits, Source};
 use switchyard_core::ingest::{
-    AuthError, Checked, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, accept, authenticate, check,
-    confirm, ingest, publish,
+    Checked, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, accept, check, confirm, ingest, publish,
 };
 use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::model::EventRecord;

@@ -188,7 +188,7 @@ fn classify_v6(ip: Ipv6Addr) -> Result<(), Blocked> {
 }
 
 /// Whether `ip` is a globally reachable unicast address; if not, which kind
-/// of address it is. The allow-list is not consulted (see [`check_ip`]).
+/// of address it is. The allow-list is not consulted (see [`check_ip`](super::check_ip)).
 pub fn classify(ip: IpAddr) -> Result<(), Blocked> {
     match ip {
         IpAddr::V4(ip) => classify_v4(ip),

@@ -140,6 +140,22 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_dates_before_1970_are_ignored() {
+        let now = at("2026-01-01T00:00:00Z");
+        // httpdate holds 1970 to 9999; an earlier date leaves the policy's
+        // delay, as a past date does.
+        assert_eq!(parse_retry_after("Wed, 31 Dec 1969 23:59:59 GMT", now), None);
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(secs(253_402_300_799 - 1_767_225_600))
+        );
+    }
+
+    #[test]
     fn retry_after_garbage_is_ignored() {
         let now = at("2026-01-01T00:00:00Z");
         for garbage in [

@@ -4,31 +4,12 @@
 //!
 //! | door | recognised by | answer |
 //! |---|---|---|
-//! | API Gateway HTTP API (payload 2.0) | `requestContext` and `version: "2.0"` (or a `routeKey`) | the HTTP response below |
+//! | API Gateway HTTP API (payload 2.0) | `requestContext` and `version: "2.0"` (or a `routeKey`) | an HTTP response (see `http`) |
 //! | SQS ingest queue | `Records[]`, every one with `eventSource: "aws:sqs"` | a partial batch response |
 //! | EventBridge rule (AWS service events) | `detail-type`, `source` and `detail` | `{"id", "duplicate"}`, or an error |
 //!
 //! Anything else is an error. Every door ends in `switchyard_core::ingest`
 //! (dedupe, store, hand over to the bus and the fan-out queue).
-//!
-//! The HTTP door authenticates the caller's API key and maps the outcome to a
-//! status:
-//!
-//! | outcome | status |
-//! |---|---|
-//! | accepted | 202 `{"id": …}` |
-//! | repeat of an event id or `Idempotency-Key` | 200 `{"id": …, "duplicate": true}` |
-//! | malformed JSON / unknown field | 400 `invalid_json` |
-//! | bad `Idempotency-Key` header | 400 `invalid_header` |
-//! | no or unknown API key | 401 `unauthorized` |
-//! | not POST | 405 `method_not_allowed` |
-//! | body over the limit | 413 `payload_too_large` |
-//! | not JSON content | 415 `unsupported_media_type` |
-//! | invalid field | 422 `missing_field` / `invalid_field` |
-//! | over the tenant's rate (`INGEST_RATE_PER_SECOND`) | 429 `rate_limited`, `Retry-After` |
-//! | AWS throttled or unavailable | 503 `unavailable` (safe to retry) |
-//!
-//! Every error body is `{"code": …, "message": …, "details"?: …}`.
 //!
 //! The rate is counted per tenant and second at the HTTP door only. The
 //! SQS and EventBridge doors are not limited per tenant: their producers
@@ -36,67 +17,33 @@
 //! a loss, and their cost is bounded by the ingest function's reserved
 //! concurrency (messages wait in the queue, events in Lambda's async queue).
 //!
-//! The SQS door reads each message body as an HTTP body, for the tenant named
-//! by the message attribute `tenant_id`, optionally deduplicated by an
-//! `idempotency_key` attribute. Only the producer roles the queue's policy
-//! lists can send; with producer bindings (`switchyard_core::producers`),
-//! a message whose `SenderId` is not bound to its tenant is refused like an
-//! invalid one (a batch item failure, then the DLQ), and counted as
-//! rejected. A message with the attribute
-//! `switchyard_door: eventbridge` (an AWS service event replayed from the
-//! AWS events DLQ) is instead read as the EventBridge door reads its event:
-//! same mapping, tenant from the same tenant rules, and no `tenant_id` or
-//! `idempotency_key` attribute allowed. An invalid message or a failure is a
-//! batch item failure; the queue's redrive policy moves a message that keeps
-//! failing to its DLQ.
-//!
-//! The EventBridge door maps the event with `switchyard_core::doors` and its
-//! tenant rules; an event it cannot accept (no tenant rule matches, invalid,
-//! or AWS unavailable) is an invocation error, which Lambda retries and then
-//! sends to the function's on-failure destination.
+//! Each door has its module: `http`, `sqs` and `eventbridge`; this one
+//! holds the state, the settings and the dispatch.
 
-use aws_lambda_events::encodings::Body;
-use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
-use base64::Engine as _;
+mod eventbridge;
+mod http;
+mod sqs;
+
+pub use http::{IDEMPOTENCY_KEY_HEADER, error, respond};
+pub use sqs::{IDEMPOTENCY_KEY_ATTRIBUTE, SENDER_ID, SQS_DEFAULT_SOURCE, TENANT_ATTRIBUTE};
+
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use switchyard_aws::config::{
     ConfigError, audit_retention_days, env_in_range, env_opt, env_var, idempotency_window, retention_days,
 };
 use switchyard_aws::dynamo::{DynamoEventStore, DynamoRegistry};
 use switchyard_aws::eventbridge::EventBridgeBus;
 use switchyard_aws::sqs::SqsQueue;
-use switchyard_aws::{
-    Memo, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs, item_failure, process_sqs_batch,
-};
-use switchyard_core::batch_log::BatchLine;
-use switchyard_core::doors::{DOOR_ATTRIBUTE, EVENTBRIDGE_DOOR, ServiceEventError, TenantRules, parse_service_event};
-use switchyard_core::envelope::parse_event;
-use switchyard_core::envelope::{EnvelopeError, IngestLimits, Source};
-use switchyard_core::ingest::{
-    AuthError, Checked, IdempotencyKey, IngestConfig, IngestError, Ingested, Ports, accept, authenticate, check,
-    confirm, ingest, publish,
-};
-use switchyard_core::metrics::{Recorder, m};
-use switchyard_core::model::EventRecord;
-use switchyard_core::ports::{EventBus, EventStore, RateLimiter, Registry, TaskQueue, send_grouped};
-use switchyard_core::producers::{ProducerBindings, TenantFrom};
-use switchyard_core::quota::{Admission, INGEST_PER_SECOND, admit_ingest};
-use switchyard_core::{FanoutTask, PortError, TenantId};
-
-/// The HTTP header a producer names its idempotency key with.
-pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-/// The SQS message attribute naming the tenant of an ingest message.
-pub const TENANT_ATTRIBUTE: &str = "tenant_id";
-/// The SQS message attribute carrying an idempotency key (optional).
-pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "idempotency_key";
-/// The SQS system attribute naming the principal that sent a message.
-pub const SENDER_ID: &str = "SenderId";
-/// The source of SQS ingest messages that name none.
-pub const SQS_DEFAULT_SOURCE: &str = "sqs";
+use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_sqs};
+use switchyard_core::FanoutTask;
+use switchyard_core::doors::TenantRules;
+use switchyard_core::envelope::{EnvelopeError, IngestLimits};
+use switchyard_core::ingest::{IngestConfig, IngestError, Ports};
+use switchyard_core::metrics::Recorder;
+use switchyard_core::ports::{EventBus, EventStore, RateLimiter, Registry, TaskQueue};
+use switchyard_core::producers::ProducerBindings;
 
 /// The ingest function's state, built once per process.
 pub struct Ingest<R, S, Q, B> {
@@ -226,73 +173,6 @@ impl AwsIngest {
     }
 }
 
-/// A JSON response.
-pub fn respond(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut resp = ApiGatewayV2httpResponse::default();
-    resp.status_code = i64::from(status);
-    resp.headers = headers;
-    resp.body = Some(Body::Text(body.to_string()));
-    resp
-}
-
-/// The one error shape: `{"code", "message", "details"?}`.
-pub fn error(status: u16, code: &str, message: &str, details: Option<Value>) -> ApiGatewayV2httpResponse {
-    let mut body = json!({ "code": code, "message": message });
-    if let Some(d) = details {
-        body["details"] = d;
-    }
-    respond(status, &body)
-}
-
-fn unavailable(e: &PortError) -> ApiGatewayV2httpResponse {
-    if e.retryable {
-        let mut r = error(
-            503,
-            "unavailable",
-            "the service is busy; retry with the same event id",
-            None,
-        );
-        r.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        r
-    } else {
-        error(500, "internal", "the event could not be stored", None)
-    }
-}
-
-/// The API key from `Authorization: Bearer <key>` or `x-api-key`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, rest) = auth.trim().split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim());
-    }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok())
-}
-
-/// The `Idempotency-Key` header: absent, one valid key, or an error (sent
-/// twice, not ASCII, empty or too long).
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ()> {
-    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(());
-    }
-    let text = value.to_str().map_err(|_| ())?;
-    IdempotencyKey::parse(text).map(Some).map_err(|_| ())
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return true;
-    };
-    let Ok(ct) = ct.to_str() else { return false };
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-}
-
 /// What an invalid event is, for logs: its code and field, never the payload
 /// (a JSON parser's message can quote it).
 fn describe_invalid(e: &EnvelopeError) -> String {
@@ -392,37 +272,6 @@ fn shape_error(door: Door) -> impl FnOnce(serde_json::Error) -> DispatchError {
     }
 }
 
-fn message_attribute(m: &SqsMessage, name: &str) -> Option<String> {
-    let a = m.message_attributes.get(name)?;
-    let is_string = a.data_type.as_deref().is_none_or(|t| t.starts_with("String"));
-    is_string.then(|| a.string_value.clone()).flatten()
-}
-
-/// One SQS ingest message as the record handler needs it.
-struct IngestMessage {
-    body: String,
-    tenant: Option<String>,
-    key: Option<String>,
-    /// [`DOOR_ATTRIBUTE`]: how the body is to be read, if not as an HTTP body.
-    door: Option<String>,
-    /// SQS's `SenderId`: the principal that sent the message.
-    sender: Option<String>,
-}
-
-/// An SQS ingest message whose event is new (and published to the bus, if
-/// it goes there): its fan-out task waits to be queued, then its record to
-/// be stored.
-struct Pending {
-    message_id: String,
-    tenant: TenantId,
-    record: EventRecord,
-    seen: bool,
-}
-
-/// Whether each tenant named in one batch exists, read once per tenant even
-/// when the batch's messages ask at the same moment.
-type Tenants = Memo<TenantId, bool>;
-
 impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R, S, Q, B> {
     fn ports(&self) -> Ports<'_, S, Q, B> {
         Ports {
@@ -458,389 +307,13 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
             }
         }
     }
-
-    /// Handles one `POST /v1/events`.
-    pub async fn handle(&self, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-        let request_id = req.request_context.request_id.clone().unwrap_or_default();
-        let response = self.handle_inner(req).await;
-        // An accepted event already has its own line ("event accepted");
-        // the request line is for the refusals (CloudWatch Logs bills every
-        // byte, and this path runs once per event).
-        if response.status_code < 300 {
-            tracing::debug!(request_id = %request_id, status = response.status_code, "ingest");
-        } else {
-            tracing::info!(request_id = %request_id, status = response.status_code, "ingest");
-        }
-        self.metrics.add(|m| match response.status_code {
-            202 => m.count(m::EventsIngested, 1),
-            200 => m.count(m::EventsDuplicated, 1),
-            400..=499 => m.count(m::EventsRejected, 1),
-            _ => {}
-        });
-        self.metrics.flush();
-        response
-    }
-
-    async fn handle_inner(&self, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-        if req.request_context.http.method != Method::POST {
-            return error(405, "method_not_allowed", "use POST", None);
-        }
-        let tenant = match authenticate(&self.registry, presented_key(&req.headers)).await {
-            Ok(t) => t,
-            Err(AuthError::Port(e)) => return unavailable(&e),
-            Err(e) => return error(401, "unauthorized", &e.to_string(), None),
-        };
-        let now_secs = switchyard_core::time_util::now_utc().unix_timestamp();
-        match admit_ingest(&self.registry, &tenant, now_secs, self.ingest_per_second).await {
-            Ok(Admission::Admitted) => {}
-            Ok(Admission::Limited { retry_after_secs }) => {
-                let mut r = error(
-                    429,
-                    "rate_limited",
-                    &format!(
-                        "the tenant sends more than {} events a second; retry after {retry_after_secs} s",
-                        self.ingest_per_second
-                    ),
-                    Some(json!({ "limit": INGEST_PER_SECOND, "value": self.ingest_per_second })),
-                );
-                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    r.headers.insert(header::RETRY_AFTER, v);
-                }
-                return r;
-            }
-            Err(e) => return unavailable(&e),
-        }
-        if !is_json(&req.headers) {
-            return error(
-                415,
-                "unsupported_media_type",
-                "send the event as application/json",
-                None,
-            );
-        }
-        let Ok(key) = idempotency_key(&req.headers) else {
-            return error(
-                400,
-                "invalid_header",
-                "the Idempotency-Key header must be sent once, as 1 to 255 visible ASCII characters",
-                Some(json!({ "header": IDEMPOTENCY_KEY_HEADER })),
-            );
-        };
-        let raw = req.body.unwrap_or_default();
-        let body = if req.is_base64_encoded {
-            match base64::engine::general_purpose::STANDARD.decode(raw.as_bytes()) {
-                Ok(b) => b,
-                Err(_) => return error(400, "invalid_body", "the body is not valid base64", None),
-            }
-        } else {
-            raw.into_bytes()
-        };
-        let now = switchyard_core::time_util::now_utc();
-        match ingest(self.ports(), tenant.clone(), &body, key.as_ref(), &self.config, now).await {
-            Ok(done) if done.duplicate => {
-                tracing::info!(tenant_id = %tenant, event_id = %done.id, "duplicate event");
-                respond(200, &json!({ "id": done.id.as_str(), "duplicate": true }))
-            }
-            Ok(done) => {
-                tracing::info!(tenant_id = %tenant, event_id = %done.id, "event accepted");
-                respond(202, &json!({ "id": done.id.as_str() }))
-            }
-            Err(IngestError::Invalid(e)) => {
-                let details = e.field().map(|f| json!({ "field": f }));
-                error(e.http_status(), e.code(), &e.to_string(), details)
-            }
-            Err(IngestError::Store(e) | IngestError::Queue(e) | IngestError::Publish(e)) => {
-                tracing::error!(tenant_id = %tenant, error = %e, "ingest failed");
-                unavailable(&e)
-            }
-        }
-    }
-
-    /// Handles a batch from the SQS ingest queue: each message body is an
-    /// event as the HTTP API takes it, for the tenant its `tenant_id`
-    /// attribute names.
-    pub async fn handle_sqs(&self, event: SqsEvent) -> SqsBatchResponse {
-        let messages: HashMap<String, IngestMessage> = event
-            .records
-            .iter()
-            .filter_map(|m| {
-                let msg = IngestMessage {
-                    body: m.body.clone().unwrap_or_default(),
-                    tenant: message_attribute(m, TENANT_ATTRIBUTE),
-                    key: message_attribute(m, IDEMPOTENCY_KEY_ATTRIBUTE),
-                    door: message_attribute(m, DOOR_ATTRIBUTE),
-                    sender: m.attributes.get(SENDER_ID).cloned(),
-                };
-                Some((m.message_id.clone()?, msg))
-            })
-            .collect();
-        let messages = &messages;
-        let config = IngestConfig {
-            default_source: Source::parse(SQS_DEFAULT_SOURCE).expect("`sqs` is a valid source"),
-            ..self.config.clone()
-        };
-        let config = &config;
-        let tenants = &Tenants::default();
-        let pending: Mutex<Vec<Pending>> = Mutex::default();
-        let pending_ref = &pending;
-        let accepted = BatchLine::new();
-        let accepted_ref = &accepted;
-        // First every message is checked (a duplicate is done here) and a new
-        // event published to the bus, concurrently; the body is parsed once as any JSON here
-        // (not JSON: a batch item failure), then as an event.
-        let mut response = process_sqs_batch(event, |_: serde::de::IgnoredAny, record| async move {
-            let id = record.message_id;
-            match self.check_message(messages, config, tenants, &id).await {
-                Ok((tenant, Checked::Done(done))) => {
-                    self.accepted(accepted_ref, &tenant, &id, &done);
-                    Ok(())
-                }
-                Ok((tenant, Checked::HandOver { record, seen })) => {
-                    let p = Pending {
-                        message_id: id,
-                        tenant,
-                        record: *record,
-                        seen,
-                    };
-                    pending_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
-                    Ok(())
-                }
-                Err((failure, retryable)) => {
-                    if !retryable {
-                        self.metrics.add(|m| m.count(m::EventsRejected, 1));
-                    }
-                    Err(failure)
-                }
-            }
-        })
-        .await;
-        // Then the fan-out tasks of the whole batch together: SendMessageBatch
-        // takes ten, where each message sent its own. If that fails, each
-        // message sends its own, so one refused task fails its message only;
-        // a message that fails stored nothing: it comes back and hands its
-        // event over again.
-        let pending = pending.into_inner().unwrap_or_else(|e| e.into_inner());
-        let tasks: Vec<Option<FanoutTask>> = pending
-            .iter()
-            .map(|p| {
-                let envelope = &p.record.envelope;
-                envelope.routing.external.then(|| FanoutTask::new(envelope.clone()))
-            })
-            .collect();
-        let groups: Vec<&[FanoutTask]> = tasks.iter().map(Option::as_slice).collect();
-        let sent = send_grouped(&self.queue, &groups).await;
-        let mut queued = Vec::with_capacity(pending.len());
-        for (p, sent) in pending.into_iter().zip(sent) {
-            match sent {
-                Ok(()) => queued.push(p),
-                Err(e) => {
-                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.record.envelope.id, message_id = %p.message_id, error = %e, "queueing the fan-out task failed; the message will be retried");
-                    response.batch_item_failures.push(item_failure(p.message_id));
-                }
-            }
-        }
-        // Last, each handed-over event's record is stored; a message whose
-        // record was not comes back and hands its event over again.
-        let confirmed = futures_util::future::join_all(queued.into_iter().map(|p| async move {
-            let done = confirm(self.ports(), &p.record, p.seen).await;
-            (p, done)
-        }))
-        .await;
-        // The events accepted share one line (see
-        // `switchyard_core::batch_log`); a duplicate keeps its own.
-        for (p, done) in confirmed {
-            match done {
-                Ok(done) => self.accepted(accepted_ref, &p.tenant, &p.message_id, &done),
-                Err(e) => {
-                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.record.envelope.id, message_id = %p.message_id, error = %describe(&e), "storing the handed-over event failed; the message will be retried");
-                    response.batch_item_failures.push(item_failure(p.message_id));
-                }
-            }
-        }
-        if let Some(line) = accepted.finish() {
-            tracing::info!(count = line.count, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, "events accepted from the ingest queue");
-        }
-        self.metrics.flush();
-        response
-    }
-
-    /// Counts an event accepted through the SQS door and adds it to the
-    /// batch's line (a duplicate gets a line of its own).
-    fn accepted(&self, line: &BatchLine, tenant: &TenantId, message_id: &str, done: &Ingested) {
-        self.metrics.add(|m| {
-            if done.duplicate {
-                m.count(m::EventsDuplicated, 1)
-            } else {
-                m.count(m::EventsIngested, 1)
-            }
-        });
-        if done.duplicate {
-            tracing::info!(tenant_id = %tenant, event_id = %done.id, message_id = %message_id, "duplicate event from the ingest queue");
-        } else {
-            tracing::debug!(tenant_id = %tenant, event_id = %done.id, message_id = %message_id, "event accepted from the ingest queue");
-            line.add(tenant.as_str(), done.id.as_str(), None);
-        }
-    }
-
-    /// One SQS ingest message checked (steps 1 and 2 of
-    /// `switchyard_core::ingest::accept`) and a new event published to the
-    /// bus: what is left to do, or why not (and whether that is worth a
-    /// retry).
-    async fn check_message(
-        &self,
-        messages: &HashMap<String, IngestMessage>,
-        config: &IngestConfig,
-        tenants: &Tenants,
-        id: &str,
-    ) -> Result<(TenantId, Checked), (RecordFailure, bool)> {
-        let refused = |f: RecordFailure| (f, false);
-        let msg = messages
-            .get(id)
-            .ok_or_else(|| refused(RecordFailure::new("the message vanished from its batch")))?;
-        let now = switchyard_core::time_util::now_utc();
-        // An AWS service event: mapped, and given its tenant, here.
-        let service_event = match msg.door.as_deref() {
-            None => None,
-            Some(EVENTBRIDGE_DOOR) => {
-                if msg.tenant.is_some() || msg.key.is_some() {
-                    return Err(refused(RecordFailure::new(format_args!(
-                        "an AWS service event gets its tenant from the tenant rules and its id from EventBridge: \
-                         no `{TENANT_ATTRIBUTE}` or `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute"
-                    ))));
-                }
-                let envelope = parse_service_event(msg.body.as_bytes(), &self.tenant_rules, config.limits, now)
-                    .map_err(|e| {
-                        let reason = match &e {
-                            ServiceEventError::Invalid(e) => describe_invalid(e),
-                            other => other.to_string(),
-                        };
-                        refused(RecordFailure::new(format_args!("AWS service event refused: {reason}")))
-                    })?;
-                Some(envelope)
-            }
-            Some(other) => {
-                return Err(refused(RecordFailure::new(format_args!(
-                    "the `{DOOR_ATTRIBUTE}` attribute names no door: {other:?}"
-                ))));
-            }
-        };
-        let tenant = match &service_event {
-            Some(envelope) => envelope.tenant_id.clone(),
-            None => {
-                let tenant = msg.tenant.as_deref().ok_or_else(|| {
-                    refused(RecordFailure::new(format_args!(
-                        "no `{TENANT_ATTRIBUTE}` String message attribute"
-                    )))
-                })?;
-                TenantId::parse(tenant).map_err(|e| {
-                    refused(RecordFailure::new(format_args!(
-                        "the `{TENANT_ATTRIBUTE}` attribute: {e}"
-                    )))
-                })?
-            }
-        };
-        // The sender must be bound to the tenant (when producers are bound).
-        let from = if service_event.is_some() {
-            TenantFrom::TenantRules
-        } else {
-            TenantFrom::Attribute
-        };
-        if let Err(e) = self.producers.check(msg.sender.as_deref(), &tenant, from) {
-            tracing::warn!(tenant_id = %tenant, message_id = %id, sender_id = msg.sender.as_deref().unwrap_or("<none>"), "message refused: its producer is not bound to its tenant");
-            return Err(refused(RecordFailure::new(format_args!("{e}"))));
-        }
-        // The tenant is named, not authenticated (the queue's policy decides
-        // who may send): it must at least exist, or the event would be
-        // stored for nobody and fanned out to nothing. Read once per batch.
-        match tenants.get(&tenant, || self.registry.tenant_exists(&tenant)).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(refused(RecordFailure::new(format_args!(
-                    "the `{TENANT_ATTRIBUTE}` attribute names tenant {tenant}, which does not exist"
-                ))));
-            }
-            Err(e) => return Err((RecordFailure::new(format_args!("reading tenant {tenant}: {e}")), true)),
-        }
-        let key = msg.key.as_deref().map(IdempotencyKey::parse).transpose().map_err(|e| {
-            refused(RecordFailure::new(format_args!(
-                "the `{IDEMPOTENCY_KEY_ATTRIBUTE}` attribute: {e}"
-            )))
-        })?;
-        let failed = |e: IngestError| {
-            (
-                RecordFailure::new(format_args!(
-                    "tenant {tenant}: {} (retryable: {})",
-                    describe(&e),
-                    e.retryable()
-                )),
-                e.retryable(),
-            )
-        };
-        let envelope = match service_event {
-            Some(envelope) => envelope,
-            None => parse_event(
-                msg.body.as_bytes(),
-                tenant.clone(),
-                &config.default_source,
-                now,
-                config.limits,
-            )
-            .map_err(|e| failed(IngestError::Invalid(e)))?,
-        };
-        let checked = check(self.ports(), envelope, key.as_ref(), config, now)
-            .await
-            .map_err(failed)?;
-        if let Checked::HandOver { record, .. } = &checked {
-            publish(self.ports(), &record.envelope).await.map_err(failed)?;
-        }
-        Ok((tenant, checked))
-    }
-
-    /// Handles one AWS service event delivered by the EventBridge rule.
-    pub async fn handle_eventbridge(&self, event: &Value) -> Result<Ingested, DispatchError> {
-        let result = self.eventbridge_event(event).await;
-        self.metrics.add(|m| match &result {
-            Ok(done) if done.duplicate => m.count(m::EventsDuplicated, 1),
-            Ok(_) => m.count(m::EventsIngested, 1),
-            Err(DispatchError::Refused { .. }) => m.count(m::EventsRejected, 1),
-            Err(_) => {}
-        });
-        self.metrics.flush();
-        result
-    }
-
-    async fn eventbridge_event(&self, event: &Value) -> Result<Ingested, DispatchError> {
-        let id = event.get("id").and_then(Value::as_str).unwrap_or("<no id>").to_string();
-        let body = serde_json::to_vec(event).map_err(|e| DispatchError::Encode(e.to_string()))?;
-        let now = switchyard_core::time_util::now_utc();
-        let envelope = match parse_service_event(&body, &self.tenant_rules, self.config.limits, now) {
-            Ok(e) => e,
-            Err(e) => {
-                let (reason, no_tenant) = match &e {
-                    ServiceEventError::Invalid(e) => (describe_invalid(e), false),
-                    other @ ServiceEventError::NoTenant { .. } => (other.to_string(), true),
-                };
-                tracing::error!(eventbridge_id = %id, reason = %reason, "AWS service event refused; it goes to the failure destination after Lambda's retries");
-                return Err(DispatchError::Refused { id, reason, no_tenant });
-            }
-        };
-        let tenant = envelope.tenant_id.clone();
-        match accept(self.ports(), envelope, None, &self.config, now).await {
-            Ok(done) => {
-                tracing::info!(tenant_id = %tenant, event_id = %done.id, duplicate = done.duplicate, "AWS service event accepted");
-                Ok(done)
-            }
-            Err(error) => {
-                tracing::error!(tenant_id = %tenant, eventbridge_id = %id, error = %describe(&error), retryable = error.retryable(), "AWS service event not ingested");
-                Err(DispatchError::Ingest { id, error })
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_core::TenantId;
+    use switchyard_core::envelope::Source;
 
     #[test]
     fn doors_are_recognised_by_shape() {
@@ -866,25 +339,6 @@ mod tests {
         ] {
             assert_eq!(Door::of(&other), None, "{other}");
         }
-    }
-
-    #[test]
-    fn the_idempotency_key_header_is_read_strictly() {
-        let mut h = HeaderMap::new();
-        assert_eq!(idempotency_key(&h), Ok(None));
-        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("order-42"));
-        assert_eq!(
-            idempotency_key(&h),
-            Ok(Some(IdempotencyKey::parse("order-42").unwrap()))
-        );
-        h.append(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("order-43"));
-        assert_eq!(idempotency_key(&h), Err(()), "sent twice");
-        let mut h = HeaderMap::new();
-        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static(""));
-        assert_eq!(idempotency_key(&h), Err(()));
-        let mut h = HeaderMap::new();
-        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_bytes(b"\xffkey").unwrap());
-        assert_eq!(idempotency_key(&h), Err(()));
     }
 
     #[test]

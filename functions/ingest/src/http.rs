@@ -1,0 +1,224 @@
+//! The HTTP door authenticates the caller's API key and maps the outcome to a
+//! status:
+//!
+//! | outcome | status |
+//! |---|---|
+//! | accepted | 202 `{"id": …}` |
+//! | repeat of an event id or `Idempotency-Key` | 200 `{"id": …, "duplicate": true}` |
+//! | malformed JSON / unknown field | 400 `invalid_json` |
+//! | bad `Idempotency-Key` header | 400 `invalid_header` |
+//! | no or unknown API key | 401 `unauthorized` |
+//! | not POST | 405 `method_not_allowed` |
+//! | body over the limit | 413 `payload_too_large` |
+//! | not JSON content | 415 `unsupported_media_type` |
+//! | invalid field | 422 `missing_field` / `invalid_field` |
+//! | over the tenant's rate (`INGEST_RATE_PER_SECOND`) | 429 `rate_limited`, `Retry-After` |
+//! | AWS throttled or unavailable | 503 `unavailable` (safe to retry) |
+//!
+//! Every error body is `{"code": …, "message": …, "details"?: …}`.
+
+use crate::Ingest;
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use switchyard_core::doors::{AuthError, authenticate};
+use switchyard_core::ingest::{IdempotencyKey, IngestError, ingest};
+use switchyard_core::metrics::m;
+use switchyard_core::ports::{EventBus, EventStore, RateLimiter, Registry, TaskQueue};
+use switchyard_core::quota::{Admission, INGEST_PER_SECOND, admit_ingest};
+use switchyard_core::{FanoutTask, PortError};
+
+/// The HTTP header a producer names its idempotency key with.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// A JSON response.
+pub fn respond(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut resp = ApiGatewayV2httpResponse::default();
+    resp.status_code = i64::from(status);
+    resp.headers = headers;
+    resp.body = Some(Body::Text(body.to_string()));
+    resp
+}
+
+/// The one error shape: `{"code", "message", "details"?}`.
+pub fn error(status: u16, code: &str, message: &str, details: Option<Value>) -> ApiGatewayV2httpResponse {
+    let mut body = json!({ "code": code, "message": message });
+    if let Some(d) = details {
+        body["details"] = d;
+    }
+    respond(status, &body)
+}
+
+fn unavailable(e: &PortError) -> ApiGatewayV2httpResponse {
+    if e.retryable {
+        let mut r = error(
+            503,
+            "unavailable",
+            "the service is busy; retry with the same event id",
+            None,
+        );
+        r.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    } else {
+        error(500, "internal", "the event could not be stored", None)
+    }
+}
+
+/// The API key from `Authorization: Bearer <key>` or `x-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, rest) = auth.trim().split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim());
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+/// The `Idempotency-Key` header: absent, one valid key, or an error (sent
+/// twice, not ASCII, empty or too long).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ()> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    let text = value.to_str().map_err(|_| ())?;
+    IdempotencyKey::parse(text).map(Some).map_err(|_| ())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(ct) = ct.to_str() else { return false };
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus> Ingest<R, S, Q, B> {
+    /// Handles one `POST /v1/events`.
+    pub async fn handle(&self, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let request_id = req.request_context.request_id.clone().unwrap_or_default();
+        let response = self.handle_inner(req).await;
+        // An accepted event already has its own line ("event accepted");
+        // the request line is for the refusals (CloudWatch Logs bills every
+        // byte, and this path runs once per event).
+        if response.status_code < 300 {
+            tracing::debug!(request_id = %request_id, status = response.status_code, "ingest");
+        } else {
+            tracing::info!(request_id = %request_id, status = response.status_code, "ingest");
+        }
+        self.metrics.add(|m| match response.status_code {
+            202 => m.count(m::EventsIngested, 1),
+            200 => m.count(m::EventsDuplicated, 1),
+            400..=499 => m.count(m::EventsRejected, 1),
+            _ => {}
+        });
+        self.metrics.flush();
+        response
+    }
+
+    async fn handle_inner(&self, req: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        if req.request_context.http.method != Method::POST {
+            return error(405, "method_not_allowed", "use POST", None);
+        }
+        let tenant = match authenticate(&self.registry, presented_key(&req.headers)).await {
+            Ok(t) => t,
+            Err(AuthError::Port(e)) => return unavailable(&e),
+            Err(e) => return error(401, "unauthorized", &e.to_string(), None),
+        };
+        let now_secs = switchyard_core::time_util::now_utc().unix_timestamp();
+        match admit_ingest(&self.registry, &tenant, now_secs, self.ingest_per_second).await {
+            Ok(Admission::Admitted) => {}
+            Ok(Admission::Limited { retry_after_secs }) => {
+                let mut r = error(
+                    429,
+                    "rate_limited",
+                    &format!(
+                        "the tenant sends more than {} events a second; retry after {retry_after_secs} s",
+                        self.ingest_per_second
+                    ),
+                    Some(json!({ "limit": INGEST_PER_SECOND, "value": self.ingest_per_second })),
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    r.headers.insert(header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            Err(e) => return unavailable(&e),
+        }
+        if !is_json(&req.headers) {
+            return error(
+                415,
+                "unsupported_media_type",
+                "send the event as application/json",
+                None,
+            );
+        }
+        let Ok(key) = idempotency_key(&req.headers) else {
+            return error(
+                400,
+                "invalid_header",
+                "the Idempotency-Key header must be sent once, as 1 to 255 visible ASCII characters",
+                Some(json!({ "header": IDEMPOTENCY_KEY_HEADER })),
+            );
+        };
+        let raw = req.body.unwrap_or_default();
+        let body = if req.is_base64_encoded {
+            match base64::engine::general_purpose::STANDARD.decode(raw.as_bytes()) {
+                Ok(b) => b,
+                Err(_) => return error(400, "invalid_body", "the body is not valid base64", None),
+            }
+        } else {
+            raw.into_bytes()
+        };
+        let now = switchyard_core::time_util::now_utc();
+        match ingest(self.ports(), tenant.clone(), &body, key.as_ref(), &self.config, now).await {
+            Ok(done) if done.duplicate => {
+                tracing::info!(tenant_id = %tenant, event_id = %done.id, "duplicate event");
+                respond(200, &json!({ "id": done.id.as_str(), "duplicate": true }))
+            }
+            Ok(done) => {
+                tracing::info!(tenant_id = %tenant, event_id = %done.id, "event accepted");
+                respond(202, &json!({ "id": done.id.as_str() }))
+            }
+            Err(IngestError::Invalid(e)) => {
+                let details = e.field().map(|f| json!({ "field": f }));
+                error(e.http_status(), e.code(), &e.to_string(), details)
+            }
+            Err(IngestError::Store(e) | IngestError::Queue(e) | IngestError::Publish(e)) => {
+                tracing::error!(tenant_id = %tenant, error = %e, "ingest failed");
+                unavailable(&e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idempotency_key_header_is_read_strictly() {
+        let mut h = HeaderMap::new();
+        assert_eq!(idempotency_key(&h), Ok(None));
+        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("order-42"));
+        assert_eq!(
+            idempotency_key(&h),
+            Ok(Some(IdempotencyKey::parse("order-42").unwrap()))
+        );
+        h.append(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("order-43"));
+        assert_eq!(idempotency_key(&h), Err(()), "sent twice");
+        let mut h = HeaderMap::new();
+        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static(""));
+        assert_eq!(idempotency_key(&h), Err(()));
+        let mut h = HeaderMap::new();
+        h.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_bytes(b"\xffkey").unwrap());
+        assert_eq!(idempotency_key(&h), Err(()));
+    }
+}

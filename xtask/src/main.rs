@@ -1,9 +1,11 @@
 //! Project commands, run as `cargo xtask <command>`.
 //!
 //! - `setup`: the Python virtualenv (moto, cfn-lint, standardwebhooks, svix, cargo-lambda);
-//! - `test`: setup, then every test: the docs' links, unit, integration
-//!   (moto), interop, cfn-lint; it checks first that `shared/core` has no
-//!   module cycle;
+//! - `test`: setup, then every test: the docs' links, formatting and
+//!   clippy (warnings are errors), unit, integration (moto), interop,
+//!   cfn-lint; it checks first that `shared/core` has no module cycle;
+//! - `lint`: `cargo fmt --check` and clippy over every target, warnings
+//!   denied (the workspace's lints are in the root `Cargo.toml`);
 //! - `cycles`: the module graph of `shared/core` (or another crate's `src/`)
 //!   by layer, and a failure on any cycle;
 //! - `check-links`: every relative link and anchor in README.md and docs/ resolves;
@@ -41,6 +43,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   test [cargo test args]
   cycles [SRC_DIR]                                 (module layers of shared/core/src or SRC_DIR; fails on a cycle)
   check-links                                      (every relative link and anchor of README.md and docs/ resolves)
+  lint                                             (cargo fmt --check, and clippy on every target with warnings denied)
   demo [--keep-running] [OPTIONS]
   up [OPTIONS]                                     (default --port 3000)
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Some("test") => test(&root, &args[1..]),
         Some("cycles") => cycles::run(&root, &args[1..]),
         Some("check-links") => links::run(&root),
+        Some("lint") => lint(&root),
         Some("demo") => demo::run(&root, &args[1..]),
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
@@ -81,6 +85,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// `cargo fmt --all --check`, then `cargo clippy --workspace --all-targets
+/// --locked -- -D warnings`.
+fn lint(root: &Path) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let steps: [&[&str]; 2] = [
+        &["fmt", "--all", "--check"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ];
+    for args in steps {
+        eprintln!("== cargo {}", args.join(" "));
+        let status = Command::new(&cargo)
+            .current_dir(root)
+            .args(args)
+            .status()
+            .with_context(|| format!("running cargo {}", args[0]))?;
+        if !status.success() {
+            return Err(anyhow!(
+                "cargo {} failed ({status}): fix what it printed above",
+                args[0]
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn setup(root: &Path) -> Result<switchyard_local::venv::Venv> {
     let venv = switchyard_local::venv::ensure(root)?;
     eprintln!("virtualenv ready: {}", venv.dir.display());
@@ -90,13 +127,14 @@ fn setup(root: &Path) -> Result<switchyard_local::venv::Venv> {
 /// Every test of the workspace. Extra arguments go to `cargo test`.
 ///
 /// `shared/core`'s module graph is checked for cycles first, which takes a
-/// moment, and the docs' links (a second or less). Then the function
-/// binaries are built: the local runner's tests run them as processes, as
-/// Lambda would.
+/// moment, the docs' links (a second or less), then formatting and clippy
+/// ([`lint`]). Then the function binaries are built: the local runner's
+/// tests run them as processes, as Lambda would.
 fn test(root: &Path, extra: &[String]) -> Result<()> {
     let core = root.join("shared/core/src");
     cycles::check(&core, &cycles::module_graph(&core, cycles::TestFiles::Count)?)?;
     links::run(root)?;
+    lint(root)?;
     let venv = setup(root)?;
     let template = switchyard_local::template::load(root, &venv)?;
     local::build_functions(root, &template)?;

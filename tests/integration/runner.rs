@@ -858,15 +858,15 @@ fn invoke_runs_one_function_once_with_an_events_file() {
     };
     // An HTTP API event: the API function's payload-2.0 answer (the
     // sample's key does not exist in the fresh stack).
-    let (ok, out) = invoke("ApiFunction", "api-http-api-list-endpoints.json");
+    let (ok, out) = invoke("ApiFunction", "api-endpoints.json");
     assert!(ok);
     assert_eq!(out["statusCode"], 401, "{out}");
     // An SQS batch: the partial batch response.
-    let (ok, out) = invoke("FanoutFunction", "fanout-sqs-fanout-task.json");
+    let (ok, out) = invoke("FanoutFunction", "fanout-fanout-tasks.json");
     assert!(ok);
     assert_eq!(out, json!({"batchItemFailures": []}));
     // A function error is printed as Lambda reports it, and fails the command.
-    let (ok, out) = invoke("IngestFunction", "ingest-eventbridge-s3-object-created.json");
+    let (ok, out) = invoke("IngestFunction", "ingest-aws-service-events.json");
     assert!(!ok);
     assert_eq!(out["errorType"], "NoTenantForEvent", "{out}");
 }

@@ -299,7 +299,7 @@ mod tests {
         }
         assert_eq!(group.len(), 16);
         // Pinned: ids already stored must keep naming their items, and the
-        // sample delivery task (events/delivery-sqs-delivery-task.json) carries this one.
+        // sample delivery task (events/delivery-delivery-tasks.json) carries this one.
         let sample = DeliveryId::derive(
             &TenantId::parse("demo").unwrap(),
             &EventId::parse("evt_01JDSAMPLE0000000000000001").unwrap(),

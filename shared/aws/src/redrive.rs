@@ -8,7 +8,7 @@
 //! the consumers' idempotency absorbs), never a gap.
 
 use crate::error::{is_transient_code, port_error};
-use crate::sqs::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
+use crate::sqs_batch::{BatchReply, BatchRun, MAX_BATCH_ENTRIES, reply, split_by_size, with_retries};
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
@@ -16,7 +16,6 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 use switchyard_core::PortError;
 
 /// `MoveResult::method` when SQS moves the messages itself.
@@ -31,8 +30,6 @@ const MOVE_VISIBILITY_SECS: i32 = 30;
 /// Receives wait this long for messages: a long poll asks every SQS server,
 /// so an empty answer means the queue is empty (a short poll samples a few).
 const RECEIVE_WAIT_SECS: i32 = 1;
-/// Batch entries that SQS refused for a transient reason are tried this often.
-const BATCH_TRIES: u32 = 4;
 
 /// A DLQ and the queue its messages go back to, by a stable name
 /// ("deliveries", "fanout", "ingest", "internal-user", "aws-events", ...).
@@ -460,7 +457,12 @@ async fn move_batch(sqs: &aws_sdk_sqs::Client, pair: &DlqPair, messages: &[Messa
                     url: &pair.source_url,
                     entries: &entries,
                 };
-                let run = batch_with_retries(sqs, call, range.collect()).await;
+                let run = with_retries(
+                    call.op(),
+                    range.collect(),
+                    |ids| async move { call.once(sqs, &ids).await },
+                )
+                .await;
                 sent.extend(run.done);
                 if let Some(e) = run.error {
                     error = Some(e);
@@ -569,25 +571,6 @@ fn attribute_size(v: &MessageAttributeValue) -> usize {
     v.data_type().len() + v.string_value().map_or(0, str::len) + v.binary_value().map_or(0, |b| b.as_ref().len())
 }
 
-/// Splits messages of these sizes into batches within SQS's count and size limits.
-fn split_by_size(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, &size) in sizes.iter().enumerate() {
-        if i - start == MAX_BATCH_ENTRIES || (i > start && bytes + size > MAX_BATCH_BYTES) {
-            out.push(start..i);
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        out.push(start..sizes.len());
-    }
-    out
-}
-
 /// Deletes these messages from `url`; the ids in the answer are positions in `handles`.
 async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, handles: &[&str]) -> BatchRun {
     let mut run = BatchRun {
@@ -596,7 +579,8 @@ async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, handles: &[&str]) -> Batch
     };
     for start in (0..handles.len()).step_by(MAX_BATCH_ENTRIES) {
         let ids = (start..(start + MAX_BATCH_ENTRIES).min(handles.len())).collect();
-        let part = batch_with_retries(sqs, BatchCall::Delete { url, handles }, ids).await;
+        let call = BatchCall::Delete { url, handles };
+        let part = with_retries(call.op(), ids, |ids| async move { call.once(sqs, &ids).await }).await;
         run.done.extend(part.done);
         if part.error.is_some() {
             run.error = part.error;
@@ -640,38 +624,6 @@ async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handles: &[String]) -> Re
         }
     }
     Ok(())
-}
-
-/// One batch call's answer, by entry id (a position in the caller's list):
-/// the entries that succeeded (each with a value, such as the new message's
-/// id) and the ones that failed (with whether it was the sender's fault).
-struct BatchReply {
-    ok: Vec<(usize, String)>,
-    failed: Vec<(usize, bool, String)>,
-}
-
-fn reply<'a>(
-    ok: impl Iterator<Item = (&'a str, String)>,
-    failed: &[aws_sdk_sqs::types::BatchResultErrorEntry],
-) -> BatchReply {
-    BatchReply {
-        // SQS answers with the ids it was given; anything else is ignored
-        // (and so counts as not done).
-        ok: ok.filter_map(|(id, v)| Some((id.parse().ok()?, v))).collect(),
-        failed: failed
-            .iter()
-            .filter_map(|f| {
-                let what = format!("{} {}", f.code(), f.message().unwrap_or(""));
-                Some((f.id().parse().ok()?, f.sender_fault(), what.trim_end().to_owned()))
-            })
-            .collect(),
-    }
-}
-
-/// What a batch operation achieved: the entries that succeeded, and why it stopped short.
-struct BatchRun {
-    done: Vec<(usize, String)>,
-    error: Option<PortError>,
 }
 
 /// A batch call, repeated for the entries that failed.
@@ -731,51 +683,6 @@ impl BatchCall<'_> {
                 Ok(reply(ok, out.failed()))
             }
         }
-    }
-}
-
-/// Makes `call` for the entry ids `ids`, then again for those that failed
-/// for a transient reason, up to [`BATCH_TRIES`] times.
-async fn batch_with_retries(sqs: &aws_sdk_sqs::Client, call: BatchCall<'_>, ids: Vec<usize>) -> BatchRun {
-    let op = call.op();
-    let mut pending = ids;
-    let mut done = Vec::new();
-    let mut last_error = String::new();
-    for attempt in 0..BATCH_TRIES {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-        }
-        let reply = match call.once(sqs, &pending).await {
-            Ok(reply) => reply,
-            Err(e) if e.retryable => {
-                last_error = e.message;
-                continue;
-            }
-            Err(e) => return BatchRun { done, error: Some(e) },
-        };
-        done.extend(reply.ok);
-        if reply.failed.is_empty() {
-            return BatchRun { done, error: None };
-        }
-        if let Some((_, _, what)) = reply.failed.iter().find(|(_, sender_fault, _)| *sender_fault) {
-            return BatchRun {
-                done,
-                error: Some(PortError::permanent(format!("{op} refused a message: {what}"))),
-            };
-        }
-        last_error = format!(
-            "{} of {} entries failed: {}",
-            reply.failed.len(),
-            pending.len(),
-            reply.failed[0].2
-        );
-        pending = reply.failed.iter().map(|(id, _, _)| *id).collect();
-    }
-    BatchRun {
-        done,
-        error: Some(PortError::transient(format!(
-            "{op} gave up after {BATCH_TRIES} tries: {last_error}"
-        ))),
     }
 }
 
@@ -871,14 +778,6 @@ mod tests {
             let _ = peek(&sqs, &pair.dlq_url, 5).await;
             let _ = move_messages(&sqs, &pair, None).await;
         });
-    }
-
-    #[test]
-    fn batches_respect_count_and_size() {
-        assert_eq!(split_by_size(&[1; 23]), vec![0..10, 10..20, 20..23]);
-        assert_eq!(split_by_size(&[100 * 1024; 3]), vec![0..2, 2..3]);
-        assert_eq!(split_by_size(&[300 * 1024, 1]), vec![0..1, 1..2]);
-        assert!(split_by_size(&[]).is_empty());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub struct SqsQueue<T> {
 }
 
 impl<T> SqsQueue<T> {
+    /// The queue at `url`.
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
         Self {
             client,
@@ -27,6 +28,7 @@ impl<T> SqsQueue<T> {
         }
     }
 
+    /// The queue's URL.
     pub fn url(&self) -> &str {
         &self.url
     }

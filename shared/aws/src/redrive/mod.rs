@@ -38,8 +38,11 @@ const RECEIVE_WAIT_SECS: i32 = 1;
 /// ("deliveries", "fanout", "ingest", "internal-user", "aws-events", ...).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DlqPair {
+    /// The stable name the management API knows the DLQ by.
     pub name: String,
+    /// The DLQ's URL.
     pub dlq_url: String,
+    /// The URL of the queue its messages go back to.
     pub source_url: String,
     /// How a message goes back; a copy unless the setting says otherwise.
     #[serde(default)]
@@ -92,9 +95,13 @@ pub fn parse_dlqs(json: &str) -> Result<Vec<DlqPair>, String> {
 /// How many messages a queue holds, by state.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QueueDepth {
+    /// The queue's name, as the caller gave it.
     pub name: String,
+    /// Messages ready to be received.
     pub visible: u64,
+    /// Messages received and not yet deleted (hidden by their visibility timeout).
     pub in_flight: u64,
+    /// Messages sent with a delay that has not passed yet.
     pub delayed: u64,
     /// Always `None` for now: SQS has no attribute for it (only the
     /// `ApproximateAgeOfOldestMessage` CloudWatch metric).
@@ -135,7 +142,9 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, name: &str, url: &str) -> Re
 /// A DLQ message as [`peek`] shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PeekedMessage {
+    /// SQS's id of the message.
     pub message_id: String,
+    /// The message body, as it is.
     pub body: String,
     /// SQS's `ApproximateReceiveCount`, which counts the peek's own receive.
     pub receive_count: u32,

@@ -29,6 +29,7 @@ pub struct DynamoRegistry {
 }
 
 impl DynamoRegistry {
+    /// The registry in `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             client,

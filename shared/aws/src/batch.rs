@@ -23,6 +23,7 @@ pub const MAX_CONCURRENCY: usize = 64;
 /// What a record handler knows of its message besides the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsRecord {
+    /// SQS's id of the message; a failure is reported by it.
     pub message_id: String,
     /// What ChangeMessageVisibility and DeleteMessage need.
     pub receipt_handle: String,
@@ -38,10 +39,12 @@ pub struct SqsRecord {
 /// Why a record was not handled; it will be delivered again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordFailure {
+    /// What went wrong, for the log.
     pub reason: String,
 }
 
 impl RecordFailure {
+    /// A failure for this reason.
     pub fn new(reason: impl std::fmt::Display) -> Self {
         Self {
             reason: reason.to_string(),
@@ -171,6 +174,7 @@ pub struct BatchRegistry<'a, R> {
 }
 
 impl<'a, R> BatchRegistry<'a, R> {
+    /// A view of `registry` for one batch, with nothing read yet.
     pub fn new(registry: &'a R) -> Self {
         Self {
             registry,

@@ -12,10 +12,17 @@ pub async fn load() -> SdkConfig {
 /// A configuration value a function cannot start without.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The variable (named) is not set.
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
+    /// The variable is set but its value is not usable.
     #[error("environment variable {name} is not valid: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// Why its value is refused.
+        reason: String,
+    },
 }
 
 /// The deployment stage (`STAGE`, the template's `Stage` parameter), the

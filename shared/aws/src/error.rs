@@ -1,20 +1,14 @@
 //! Turning SDK errors into the domain's [`PortError`], retryable or not.
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use switchyard_core::PortError;
 
-/// Error codes that mean "try again later" across SQS, DynamoDB and EventBridge.
-const TRANSIENT_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "LimitExceededException",
+/// Transient codes the SDK's lists lack: server-side failures some services
+/// report with a 4xx or as a batch entry's code rather than a 5xx,
+/// DynamoDB's transaction conflict, and SQS's and KMS's own throttling codes.
+const MORE_TRANSIENT_CODES: &[&str] = &[
     "TransactionConflictException",
     "InternalServerError",
     "InternalFailure",
@@ -25,9 +19,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "AWS.SimpleQueueService.RequestThrottled",
 ];
 
-/// Whether an error code names a transient condition.
+/// Whether an error code names a transient condition: the SDK's throttling
+/// and transient codes, and the few more codes of ours above.
 pub fn is_transient_code(code: &str) -> bool {
-    TRANSIENT_CODES.contains(&code)
+    THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code) || MORE_TRANSIENT_CODES.contains(&code)
 }
 
 /// Maps any SDK error: transport failures, timeouts, 5xx, 429 and throttling
@@ -57,6 +52,12 @@ mod tests {
     fn throttling_is_transient_and_validation_is_not() {
         assert!(is_transient_code("ThrottlingException"));
         assert!(is_transient_code("ProvisionedThroughputExceededException"));
+        assert!(is_transient_code("RequestTimeout"), "from the SDK's transient list");
+        assert!(
+            is_transient_code("AWS.SimpleQueueService.RequestThrottled"),
+            "one of ours"
+        );
+        assert!(is_transient_code("TransactionConflictException"), "one of ours");
         assert!(!is_transient_code("ValidationException"));
         assert!(!is_transient_code("ResourceNotFoundException"));
     }

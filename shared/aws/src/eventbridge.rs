@@ -21,6 +21,7 @@ pub struct EventBridgeBus {
 }
 
 impl EventBridgeBus {
+    /// The bus named `bus_name`.
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
         Self {
             client,

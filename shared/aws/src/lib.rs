@@ -19,6 +19,7 @@ pub mod eventbridge;
 pub mod logging;
 pub mod redrive;
 pub mod sqs;
+mod sqs_batch;
 
 pub use aws_config::SdkConfig;
 pub use batch::{

@@ -1,6 +1,7 @@
 //! Task queues over SQS.
 
 use crate::error::port_error;
+use crate::sqs_batch::{reply, split_by_size, with_retries};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde::Serialize;
 use std::marker::PhantomData;
@@ -8,12 +9,7 @@ use std::time::Duration;
 use switchyard_core::PortError;
 use switchyard_core::ports::{Redelivery, TaskQueue};
 
-/// SQS takes at most ten messages per batch call.
-pub const MAX_BATCH_ENTRIES: usize = 10;
-/// …and at most 256 KiB in one call.
-pub const MAX_BATCH_BYTES: usize = 256 * 1024;
-/// Entries that SQS refused for a transient reason are sent again this often.
-const SEND_TRIES: u32 = 4;
+pub use crate::sqs_batch::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 
 /// A queue of `T`s, each sent as a JSON message.
 pub struct SqsQueue<T> {
@@ -23,6 +19,7 @@ pub struct SqsQueue<T> {
 }
 
 impl<T> SqsQueue<T> {
+    /// The queue at `url`.
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
         Self {
             client,
@@ -31,6 +28,7 @@ impl<T> SqsQueue<T> {
         }
     }
 
+    /// The queue's URL.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -52,33 +50,15 @@ impl<T> SqsQueue<T> {
 
 /// Splits message bodies into batches within SQS's count and size limits.
 pub fn batches(bodies: &[String]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, b) in bodies.iter().enumerate() {
-        let full = i - start == MAX_BATCH_ENTRIES || (i > start && bytes + b.len() > MAX_BATCH_BYTES);
-        if full {
-            out.push(start..i);
-            start = i;
-            bytes = 0;
-        }
-        bytes += b.len();
-    }
-    if start < bodies.len() {
-        out.push(start..bodies.len());
-    }
-    out
+    split_by_size(&bodies.iter().map(String::len).collect::<Vec<_>>())
 }
 
 impl<T: Serialize> SqsQueue<T> {
+    /// Sends `bodies` as one batch; entries refused for a transient reason
+    /// are sent again (entry ids are positions in `bodies`).
     async fn send_batch(&self, bodies: &[String]) -> Result<(), PortError> {
-        // Entry ids are positions in `bodies`; only refused entries are resent.
-        let mut pending: Vec<usize> = (0..bodies.len()).collect();
-        let mut last_error = String::new();
-        for attempt in 0..SEND_TRIES {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            }
+        const OP: &str = "SendMessageBatch";
+        let run = with_retries(OP, (0..bodies.len()).collect(), |pending| async move {
             let entries = pending
                 .iter()
                 .map(|&i| {
@@ -89,46 +69,19 @@ impl<T: Serialize> SqsQueue<T> {
                         .map_err(|e| PortError::permanent(format!("SendMessageBatch entry: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = match self
+            let out = self
                 .client
                 .send_message_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries))
                 .send()
                 .await
-            {
-                Ok(out) => out,
-                Err(e) => {
-                    let e = port_error("SendMessageBatch", e);
-                    if !e.retryable {
-                        return Err(e);
-                    }
-                    last_error = e.message;
-                    continue;
-                }
-            };
-            let failed = out.failed();
-            if failed.is_empty() {
-                return Ok(());
-            }
-            if let Some(f) = failed.iter().find(|f| f.sender_fault()) {
-                return Err(PortError::permanent(format!(
-                    "SendMessageBatch refused a message: {} {}",
-                    f.code(),
-                    f.message().unwrap_or("")
-                )));
-            }
-            last_error = format!(
-                "{} of {} messages failed: {}",
-                failed.len(),
-                pending.len(),
-                failed[0].code()
-            );
-            pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
-        }
-        Err(PortError::transient(format!(
-            "SendMessageBatch gave up after {SEND_TRIES} tries: {last_error}"
-        )))
+                .map_err(|e| port_error(OP, e))?;
+            let ok = out.successful().iter().map(|s| (s.id(), String::new()));
+            Ok(reply(ok, out.failed()))
+        })
+        .await;
+        run.error.map_or(Ok(()), Err)
     }
 }
 

@@ -42,17 +42,24 @@ pub type HandlerError = PortError;
 
 /// Something that handles an event.
 pub trait Handler: Send + Sync {
+    /// Handles `event`; an error says whether to try again later.
     fn handle<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
 
 /// An event whose `data` has been parsed into the handler's type.
 #[derive(Debug, Clone)]
 pub struct Event<T> {
+    /// The event's id.
     pub id: EventId,
+    /// The tenant the event belongs to.
     pub tenant_id: TenantId,
+    /// The event's type.
     pub event_type: EventType,
+    /// When the event happened, as its producer said.
     pub timestamp: OffsetDateTime,
+    /// The event's priority, if its producer gave one.
     pub priority: Option<u8>,
+    /// The event's `data`, parsed.
     pub data: T,
 }
 
@@ -102,8 +109,11 @@ where
 /// Names one handler's processing of one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MarkerKey {
+    /// The event's tenant.
     pub tenant: TenantId,
+    /// The event.
     pub event: EventId,
+    /// The handler's registered name.
     pub handler: String,
 }
 
@@ -116,7 +126,10 @@ pub enum Claim {
     Done,
     /// Someone else is running it, or crashed while running it; the claim
     /// lapses at `until`.
-    Busy { until: OffsetDateTime },
+    Busy {
+        /// When the other claim lapses.
+        until: OffsetDateTime,
+    },
 }
 
 /// The processed-markers store (idempotency of handlers).
@@ -201,13 +214,29 @@ impl ConsumerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Every handler of the event ran now or had run before.
-    Handled { ran: usize, skipped: usize },
+    Handled {
+        /// Handlers that ran now.
+        ran: usize,
+        /// Handlers skipped because they had finished this event before.
+        skipped: usize,
+    },
     /// No handler is registered for the type: acknowledged, counted.
-    Unknown { event_type: String },
+    Unknown {
+        /// The type no handler is registered for.
+        event_type: String,
+    },
     /// Try again after `after` (the message's new visibility timeout).
-    Retry { after: Duration, reason: String },
+    Retry {
+        /// How long the message stays hidden before it comes back.
+        after: Duration,
+        /// Why it is tried again.
+        reason: String,
+    },
     /// It can never be handled: fail it now, the redrive DLQ takes it.
-    Poison { reason: String },
+    Poison {
+        /// Why it can never be handled.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -246,15 +275,20 @@ pub struct Consumer<M> {
 /// A registration the consumer refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
+    /// The filter (first) is not a valid event type filter, for the reason
+    /// given second.
     #[error("`{0}` is not an event type filter: {1}")]
     Filter(String, String),
+    /// Another handler is registered under this name.
     #[error("handler name `{0}` is used twice; names key the processed markers")]
     DuplicateName(String),
+    /// The name is empty, too long, or has a character outside a-z, 0-9, `_`, `-`, `.`.
     #[error("handler name `{0}` must be 1 to 64 characters of a-z, 0-9, `_`, `-`, `.`")]
     BadName(String),
 }
 
 impl<M: Markers> Consumer<M> {
+    /// A consumer with no handlers yet, keeping its markers in `markers`.
     pub fn new(markers: M, config: ConsumerConfig) -> Self {
         Self {
             markers,
@@ -286,6 +320,7 @@ impl<M: Markers> Consumer<M> {
         Ok(self)
     }
 
+    /// The consumer's settings.
     pub fn config(&self) -> &ConsumerConfig {
         &self.config
     }
@@ -363,15 +398,20 @@ impl<M: Markers> Consumer<M> {
 /// Counts of a batch's outcomes, for the batch's log line and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchCounts {
+    /// Messages whose every handler ran now or before.
     pub handled: usize,
     /// Handler runs skipped because their marker was done (duplicates).
     pub duplicates: usize,
+    /// Messages of a type no handler is registered for.
     pub unknown: usize,
+    /// Messages to be tried again later.
     pub retried: usize,
+    /// Messages that can never be handled (left for the DLQ).
     pub poison: usize,
 }
 
 impl BatchCounts {
+    /// Counts one message's outcome.
     pub fn add(&mut self, o: &Outcome) {
         match o {
             Outcome::Handled { skipped, .. } => {

@@ -31,11 +31,14 @@ use time::OffsetDateTime;
 /// `SHIPPING_RATE`) and an id within the tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RecordRef {
+    /// The record's kind, such as `STOCK`.
     pub kind: String,
+    /// The record's id within its kind and tenant.
     pub id: String,
 }
 
 impl RecordRef {
+    /// The record of this kind and id.
     pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Self {
         Self {
             kind: kind.into(),
@@ -49,19 +52,25 @@ impl RecordRef {
 pub enum Effect {
     /// Puts (replaces) a record.
     Put {
+        /// The record to put.
         record: RecordRef,
+        /// Its fields, all of them.
         fields: Map<String, Value>,
     },
     /// Adds `delta` to a numeric field of a record (created at 0).
     Add {
+        /// The record to change.
         record: RecordRef,
+        /// The numeric field to add to.
         field: String,
+        /// What to add (negative to take away).
         delta: i64,
     },
 }
 
 /// Reads the tenant's records (what steps look up).
 pub trait StateReader: Send + Sync {
+    /// The fields of the tenant's record, or `None` if there is none.
     fn get<'a>(
         &'a self,
         tenant: &'a TenantId,
@@ -72,8 +81,11 @@ pub trait StateReader: Send + Sync {
 /// Names one run: a workflow over one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RunKey {
+    /// The event's tenant.
     pub tenant: TenantId,
+    /// The event the workflow runs over.
     pub event: EventId,
+    /// The workflow's name.
     pub workflow: String,
 }
 
@@ -90,13 +102,17 @@ pub struct RunState {
 /// if and only if the run still stands at `step`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepCommit {
+    /// The index of the step committed; the run must stand at it.
     pub step: usize,
+    /// The step's name.
     pub step_name: String,
     /// The run's outputs including this step's.
     pub outputs: Map<String, Value>,
+    /// The writes the step asked for.
     pub effects: Vec<Effect>,
     /// Whether this was the last step (the run is then complete).
     pub last: bool,
+    /// When the commit is made.
     pub now: OffsetDateTime,
     /// When the run's record may be deleted.
     pub expires_at: OffsetDateTime,
@@ -105,6 +121,7 @@ pub struct StepCommit {
 /// Whether a commit took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Committed {
+    /// The effects and the progress are written.
     Yes,
     /// The run was not at that step any more (someone else committed it).
     Conflict,
@@ -113,16 +130,23 @@ pub enum Committed {
 /// A failed step, recorded on the run for operators.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepFailure {
+    /// The index of the step that failed.
     pub step: usize,
+    /// The step's name.
     pub step_name: String,
+    /// What went wrong.
     pub error: String,
+    /// Whether the step will be tried again.
     pub retryable: bool,
+    /// When it failed.
     pub now: OffsetDateTime,
+    /// When the run's record may be deleted.
     pub expires_at: OffsetDateTime,
 }
 
 /// Runs' progress and the effects of their steps.
 pub trait WorkflowStore: StateReader {
+    /// Where the run stands, or `None` if it has not started.
     fn load_run<'a>(&'a self, key: &'a RunKey) -> BoxFuture<'a, Result<Option<RunState>, PortError>>;
     /// Writes the commit atomically (see [`StepCommit`]).
     fn commit_step<'a>(
@@ -136,9 +160,11 @@ pub trait WorkflowStore: StateReader {
 
 /// What a step sees.
 pub struct StepContext<'a> {
+    /// The event the workflow runs over.
     pub event: &'a Envelope,
     /// The outputs of the steps before this one, by step name.
     pub outputs: &'a Map<String, Value>,
+    /// The tenant's records, to read.
     pub state: &'a dyn StateReader,
     /// The same on every try of this step of this run.
     pub idempotency_key: String,
@@ -154,7 +180,9 @@ impl StepContext<'_> {
 /// What a step produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepResult {
+    /// The step's output, which later steps read by the step's name.
     pub output: Map<String, Value>,
+    /// The writes to commit with the step (at most [`MAX_EFFECTS_PER_STEP`]).
     pub effects: Vec<Effect>,
 }
 
@@ -162,6 +190,7 @@ pub struct StepResult {
 pub trait Step: Send + Sync {
     /// Stable: it names the step's output and idempotency key.
     fn name(&self) -> &str;
+    /// Runs the step; its effects are committed only if it succeeds.
     fn run<'a>(&'a self, cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepResult, HandlerError>>;
 }
 
@@ -170,7 +199,9 @@ pub type StepFn = for<'a> fn(&'a StepContext<'a>) -> BoxFuture<'a, Result<StepRe
 
 /// A step made of a name and a function.
 pub struct FnStep {
+    /// The step's name (see [`Step::name`]).
     pub name: &'static str,
+    /// The step's function.
     pub run: StepFn,
 }
 
@@ -197,6 +228,8 @@ pub struct Workflow<S> {
 pub const MAX_EFFECTS_PER_STEP: usize = 99;
 
 impl<S: WorkflowStore> Workflow<S> {
+    /// A workflow with no steps yet; its runs are kept in `store` for
+    /// `retention` after their last change.
     pub fn new(name: impl Into<String>, store: Arc<S>, retention: Duration) -> Self {
         Self {
             name: name.into(),
@@ -206,6 +239,7 @@ impl<S: WorkflowStore> Workflow<S> {
         }
     }
 
+    /// Adds a step after the ones added before.
     pub fn step(mut self, step: impl Step + 'static) -> Self {
         self.steps.push(Box::new(step));
         self
@@ -216,6 +250,7 @@ impl<S: WorkflowStore> Workflow<S> {
         self.step(FnStep { name, run })
     }
 
+    /// The steps' names, in order.
     pub fn step_names(&self) -> Vec<&str> {
         self.steps.iter().map(|s| s.name()).collect()
     }

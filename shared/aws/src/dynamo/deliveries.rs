@@ -34,6 +34,8 @@ pub struct DynamoDeliveryLog {
 }
 
 impl DynamoDeliveryLog {
+    /// The delivery log in `table`; its items expire `retention` after
+    /// their last change (and never before a retry is due).
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention: Duration) -> Self {
         Self {
             client,
@@ -143,9 +145,9 @@ impl DynamoDeliveryLog {
 }
 
 /// The reason a replayed delivery carries.
-pub const REPLAY_REASON: &str = "replay_requested";
+pub(crate) const REPLAY_REASON: &str = "replay_requested";
 /// The most deliveries [`DynamoDeliveryLog::endpoint_stats`] reads (the newest).
-pub const MAX_STATS_DELIVERIES: usize = 10_000;
+pub(crate) const MAX_STATS_DELIVERIES: usize = 10_000;
 
 /// What the statistics read of a delivery.
 #[derive(Deserialize)]

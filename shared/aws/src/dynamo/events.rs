@@ -130,6 +130,7 @@ pub struct DynamoEventStore {
 }
 
 impl DynamoEventStore {
+    /// The event store in `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             client,

@@ -41,18 +41,29 @@ use switchyard_core::api_key::ApiKeyHash;
 use switchyard_core::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use switchyard_core::model::DeliveryState;
 
+/// The partition key attribute of both tables.
 pub const PK: &str = "pk";
+/// The sort key attribute of both tables.
 pub const SK: &str = "sk";
+/// The index of an endpoint's deliveries, the audit trail, and (registry)
+/// the open circuits.
 pub const GSI1: &str = "gsi1";
+/// [`GSI1`]'s partition key attribute.
 pub const GSI1_PK: &str = "gsi1pk";
+/// [`GSI1`]'s sort key attribute.
 pub const GSI1_SK: &str = "gsi1sk";
+/// The index of a tenant's deliveries by state.
 pub const GSI3: &str = "gsi3";
+/// [`GSI3`]'s partition key attribute.
 pub const GSI3_PK: &str = "gsi3pk";
+/// [`GSI3`]'s sort key attribute.
 pub const GSI3_SK: &str = "gsi3sk";
 /// The sparse index of retrying deliveries by when their next attempt is
 /// due, across tenants (the reconciler's sweep).
 pub const GSI_DUE: &str = "due";
+/// [`GSI_DUE`]'s partition key attribute.
 pub const DUE_PK: &str = "duepk";
+/// [`GSI_DUE`]'s sort key attribute.
 pub const DUE_SK: &str = "duesk";
 /// The TTL attribute of both tables (unix seconds).
 pub const TTL: &str = "expires_at";
@@ -60,7 +71,9 @@ pub const TTL: &str = "expires_at";
 /// A primary key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
+    /// The partition key.
     pub pk: String,
+    /// The sort key.
     pub sk: String,
 }
 
@@ -77,10 +90,13 @@ fn escape(s: &str) -> String {
 pub mod registry {
     use super::*;
 
+    /// What the sort key of every endpoint item starts with.
     pub const ENDPOINT_SK_PREFIX: &str = "ENDPOINT#";
+    /// What the sort key of every API key record in a tenant's listing starts with.
     pub const API_KEY_SK_PREFIX: &str = "APIKEY#";
     /// The partition listing every tenant (one item per tenant).
     pub const TENANTS_PK: &str = "TENANTS";
+    /// What the sort key of every entry in the listing of tenants starts with.
     pub const TENANT_LISTING_SK_PREFIX: &str = "TENANT#";
     /// The registry's sparse `gsi1` partition of endpoints whose circuit
     /// is open; the monitor counts them without a scan.
@@ -97,6 +113,7 @@ pub mod registry {
         format!("{:015}#", now_ms.max(0))
     }
 
+    /// A tenant's item.
     pub fn tenant(t: &TenantId) -> Key {
         Key {
             pk: tenant_pk(t),
@@ -131,6 +148,7 @@ pub mod registry {
         (tenant_pk(t), API_KEY_SK_PREFIX)
     }
 
+    /// An endpoint's item.
     pub fn endpoint(t: &TenantId, ep: &EndpointId) -> Key {
         Key {
             pk: tenant_pk(t),
@@ -179,6 +197,7 @@ pub mod registry {
         }
     }
 
+    /// An API key's lookup item, by the key's hash.
     pub fn api_key(hash: &ApiKeyHash) -> Key {
         Key {
             pk: format!("APIKEY#{}", hash.as_str()),
@@ -191,10 +210,12 @@ pub mod registry {
 pub mod deliveries {
     use super::*;
 
+    /// What the sort key of every attempt item starts with.
     pub const ATTEMPT_SK_PREFIX: &str = "ATTEMPT#";
     /// What the sort key of every delivery item starts with.
     pub const DELIVERY_SK_PREFIX: &str = "DELIVERY#";
 
+    /// An event's item.
     pub fn event(t: &TenantId, evt: &EventId) -> Key {
         Key {
             pk: format!("{}#EVENT#{evt}", tenant_pk(t)),

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use switchyard_core::PortError;
 
+/// A DynamoDB item: attribute names and values.
 pub type Item = HashMap<String, AttributeValue>;
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {

@@ -38,15 +38,22 @@ pub struct DynamoStateStore {
 /// A run as operators see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunView {
+    /// The index of the next step to run.
     pub next_step: usize,
+    /// The run's status as stored.
     pub status: String,
+    /// How many times a step of the run has failed.
     pub failures: u32,
+    /// The step that failed last, if any.
     pub failed_step: Option<String>,
+    /// The error of the last failure, if any.
     pub last_error: Option<String>,
+    /// The outputs of the steps done so far, by step name.
     pub outputs: Map<String, Value>,
 }
 
 impl DynamoStateStore {
+    /// The state store in `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             client,

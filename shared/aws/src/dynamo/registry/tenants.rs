@@ -1,0 +1,140 @@
+//! Tenants and their API keys, for the management API.
+
+use super::quota::API_KEYS_COUNTER;
+use super::{
+    API_KEY_KIND, API_KEY_RECORD_KIND, ApiKeyHashRow, DynamoRegistry, KEY_HASH, MAX_KEY_ID_LEN, TENANT_KIND,
+    TENANT_LISTING_KIND, TenantRow,
+};
+use crate::dynamo::keys::{self, Key};
+use crate::dynamo::{
+    Expect, ListError, Page, build_error, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
+    transact,
+};
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
+use switchyard_core::model::{ApiKeyRecord, TenantRecord};
+use switchyard_core::ports::Tenants;
+use switchyard_core::time_util::rfc3339;
+use switchyard_core::{ApiKeyHash, PortError, TenantId};
+use time::OffsetDateTime;
+
+impl Tenants for DynamoRegistry {
+    /// Creates a tenant: its item and its entry in the listing of tenants,
+    /// together. `Ok(false)` if it exists.
+    async fn create_tenant(&self, id: &TenantId, name: &str, now: OffsetDateTime) -> Result<bool, PortError> {
+        let item = |key: &Key, kind: &str| {
+            let mut item = key_item(key);
+            item.insert("kind".into(), s(kind));
+            item.insert("tenant_id".into(), s(id.as_str()));
+            item.insert("name".into(), s(name));
+            item.insert("created_at".into(), s(rfc3339(now)));
+            item
+        };
+        let absent = "attribute_not_exists(#pk)";
+        let items = vec![
+            self.tx_put(item(&keys::registry::tenant(id), TENANT_KIND), absent)?,
+            self.tx_put(item(&keys::registry::tenant_listing(id), TENANT_LISTING_KIND), absent)?,
+        ];
+        transact(&self.client, items, "TransactWriteItems create tenant").await
+    }
+
+    /// A tenant, if it exists.
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, PortError> {
+        let key = keys::registry::tenant(id);
+        let row: Option<TenantRow> = get_item(&self.client, &self.table, &key, true, "GetItem tenant").await?;
+        Ok(row.map(TenantRecord::from))
+    }
+
+    /// Every tenant, by id, page by page.
+    async fn list_tenants(&self, limit: usize, cursor: Option<&str>) -> Result<Page<TenantRecord>, ListError> {
+        let (pk, prefix) = keys::registry::tenants_listing();
+        let start = cursor
+            .map(|c| decode_cursor(c, &[(keys::PK, Expect::Is(pk)), (keys::SK, Expect::StartsWith(prefix))]))
+            .transpose()?;
+        let query = self.prefix_query(pk, prefix).consistent_read(true);
+        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query tenants").await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|item| from_item::<TenantRow>(item).map(TenantRecord::from))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next: page.next })
+    }
+
+    /// Stores a new API key as [`Self::create_api_key`] does, unless its
+    /// tenant has `limit` keys already (`Ok(false)`): the key and the
+    /// tenant's count of keys are written in one transaction.
+    async fn create_api_key_within(
+        &self,
+        hash: &ApiKeyHash,
+        record: &ApiKeyRecord,
+        limit: u32,
+    ) -> Result<bool, PortError> {
+        if record.key_id.is_empty() || record.key_id.len() > MAX_KEY_ID_LEN {
+            return Err(PortError::permanent(format!(
+                "an API key id has 1 to {MAX_KEY_ID_LEN} characters"
+            )));
+        }
+        let tenant = &record.tenant_id;
+        let mut lookup = key_item(&keys::registry::api_key(hash));
+        lookup.insert("kind".into(), s(API_KEY_KIND));
+        lookup.insert("tenant_id".into(), s(tenant.as_str()));
+        lookup.insert("key_id".into(), s(&record.key_id));
+        let key = keys::registry::api_key_record(tenant, &record.key_id);
+        let mut listed = item_with_key(record, &key, API_KEY_RECORD_KIND)?;
+        listed.insert(KEY_HASH.into(), s(hash.as_str()));
+        let absent = "attribute_not_exists(#pk)";
+        let items = vec![self.tx_put(lookup, absent)?, self.tx_put(listed, absent)?];
+        self.within_quota(tenant, API_KEYS_COUNTER, limit, items).await
+    }
+
+    /// A tenant's API keys, by id.
+    async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, PortError> {
+        let (pk, prefix) = keys::registry::api_keys_of(tenant);
+        let mut records = Vec::new();
+        for item in self.items_with_prefix(pk, prefix, true, "Query api keys").await? {
+            let record: ApiKeyRecord = from_item(item)?;
+            if &record.tenant_id == tenant {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Revokes one of a tenant's API keys: its record and its lookup item go
+    /// together. `Ok(false)` if the tenant has no such key.
+    async fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> Result<bool, PortError> {
+        let key = keys::registry::api_key_record(tenant, key_id);
+        let Some(row) =
+            get_item::<ApiKeyHashRow>(&self.client, &self.table, &key, true, "GetItem api key record").await?
+        else {
+            return Ok(false);
+        };
+        let hash = ApiKeyHash::parse(&row.key_hash)
+            .map_err(|_| PortError::permanent(format!("API key record {key_id}: bad {KEY_HASH}")))?;
+        let record = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .condition_expression("attribute_exists(#pk) AND #hash = :hash")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#hash", KEY_HASH)
+            .expression_attribute_values(":hash", s(hash.as_str()))
+            .build()
+            .map_err(build_error)?;
+        // The lookup item goes only if it is this tenant's (or already gone).
+        let lookup = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::registry::api_key(&hash))))
+            .condition_expression("attribute_not_exists(#pk) OR #tid = :tid")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#tid", "tenant_id")
+            .expression_attribute_values(":tid", s(tenant.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![
+            TransactWriteItem::builder().delete(record).build(),
+            TransactWriteItem::builder().delete(lookup).build(),
+        ];
+        items.extend(self.count_down(tenant, API_KEYS_COUNTER).await?);
+        transact(&self.client, items, "TransactWriteItems revoke api key").await
+    }
+}

@@ -32,6 +32,7 @@
 
 use crate::endpoint::{Endpoint, Gate};
 use crate::error::PortError;
+use crate::event_type::OperationalType;
 use crate::model::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
 use crate::ports::{DeliveryLog, EndpointHealth, RateLimiter, Registry, TaskQueue, WebhookSender};
 use crate::retry::{self, Verdict};
@@ -358,7 +359,13 @@ where
                 self.count_failure(&endpoint, probing, now_ms, at).await?;
                 let Some(delay) = endpoint.retry_policy.delay_after(cx.round_attempt) else {
                     return self
-                        .give_up(cx, &endpoint, attempt, "exhausted", Some("delivery.exhausted"))
+                        .give_up(
+                            cx,
+                            &endpoint,
+                            attempt,
+                            "exhausted",
+                            Some(OperationalType::DeliveryExhausted),
+                        )
                         .await;
                 };
                 let mut delay = retry::jittered(delay, unit_random());
@@ -442,7 +449,7 @@ where
         endpoint: &Endpoint,
         attempt: AttemptRecord,
         reason: &'static str,
-        event: Option<&str>,
+        event: Option<OperationalType>,
     ) -> Result<DeliveryOutcome, DeliveryError> {
         let mut dead = cx.task.clone();
         dead.dlq_reason = Some(reason.to_string());

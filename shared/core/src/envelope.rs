@@ -28,6 +28,18 @@ string_id!(
     SchemaVersion, "version", 32, version_char
 );
 
+impl Source {
+    /// `switchyard`: the source of Switchyard's own operational events.
+    pub fn switchyard() -> Self {
+        Self("switchyard".to_string())
+    }
+
+    /// `api`: the source of an event posted to the HTTP API without one.
+    pub fn api() -> Self {
+        Self("api".to_string())
+    }
+}
+
 impl Default for SchemaVersion {
     fn default() -> Self {
         Self("1.0".to_string())
@@ -462,6 +474,12 @@ mod tests {
 
     fn tenant() -> TenantId {
         TenantId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn the_built_in_sources_are_valid() {
+        assert_eq!(Source::api(), Source::parse("api").unwrap());
+        assert_eq!(Source::switchyard(), Source::parse("switchyard").unwrap());
     }
 
     fn api() -> Source {

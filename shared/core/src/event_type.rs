@@ -83,6 +83,32 @@ impl fmt::Debug for EventType {
     }
 }
 
+/// The operational events Switchyard itself sends to a tenant's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperationalType {
+    /// `delivery.exhausted`: a delivery was given up (retries exhausted,
+    /// URL refused, or the task lost).
+    DeliveryExhausted,
+    /// `endpoint.disabled`: an endpoint was disabled after failing too long.
+    EndpointDisabled,
+}
+
+impl OperationalType {
+    /// The event type's text, e.g. `delivery.exhausted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeliveryExhausted => "delivery.exhausted",
+            Self::EndpointDisabled => "endpoint.disabled",
+        }
+    }
+
+    /// The event type the notice is sent as. Each text is a valid event
+    /// type (a unit test parses them), so no check is needed here.
+    pub fn event_type(self) -> EventType {
+        EventType(self.as_str().to_string())
+    }
+}
+
 /// What an endpoint subscribes to.
 ///
 /// - `*` matches every event type;
@@ -171,6 +197,13 @@ mod tests {
 
     fn t(s: &str) -> EventType {
         EventType::parse(s).unwrap()
+    }
+
+    #[test]
+    fn operational_types_are_valid_event_types() {
+        for op in [OperationalType::DeliveryExhausted, OperationalType::EndpointDisabled] {
+            assert_eq!(op.event_type(), t(op.as_str()));
+        }
     }
 
     #[test]

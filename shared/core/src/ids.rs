@@ -198,6 +198,7 @@ fn base32(value: u128, chars: usize) -> String {
 ///
 /// `getrandom` only fails where the OS has no entropy source at all, which
 /// no platform Switchyard runs on lacks; treat that as the bug it would be.
+#[allow(clippy::expect_used, reason = "no supported platform lacks an OS random source")]
 pub(crate) fn random_bytes(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system's random source failed");
 }

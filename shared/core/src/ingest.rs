@@ -75,7 +75,7 @@ impl Default for IngestConfig {
             retention: Duration::days(Self::DEFAULT_AUDIT_RETENTION_DAYS),
             dedupe_window: Duration::hours(Self::DEFAULT_DEDUPE_WINDOW_HOURS),
             delivery_horizon: Self::delivery_horizon(Self::DEFAULT_RETENTION_DAYS as u16),
-            default_source: Source::parse("api").expect("`api` is a valid source"),
+            default_source: Source::api(),
         }
     }
 }

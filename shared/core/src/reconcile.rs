@@ -24,6 +24,7 @@
 
 use crate::delivery::{exhausted_data, notice};
 use crate::error::PortError;
+use crate::event_type::OperationalType;
 use crate::model::{DeliveryRecord, DeliveryState};
 use crate::ports::{DeliveryLog, EventStore, TaskQueue};
 use crate::{DeliveryTask, FanoutTask};
@@ -153,7 +154,13 @@ where
     async fn tell_lost(&self, record: &DeliveryRecord, now: OffsetDateTime) -> Result<(), PortError> {
         let mut data = exhausted_data(record, record.attempts, record.last_status_code);
         data.insert("reason".into(), json!(TASK_LOST));
-        let task = notice(&record.tenant_id, &record.endpoint_id, "delivery.exhausted", data, now);
+        let task = notice(
+            &record.tenant_id,
+            &record.endpoint_id,
+            OperationalType::DeliveryExhausted,
+            data,
+            now,
+        );
         self.ops.send_all(&[task]).await
     }
 }

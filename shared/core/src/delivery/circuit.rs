@@ -3,6 +3,7 @@
 
 use super::{Ctx, Deliverer, DeliveryError, DeliveryOutcome, NOT_CALLED_CIRCUIT, unix_ms};
 use crate::endpoint::Endpoint;
+use crate::event_type::OperationalType;
 use crate::model::{SendError, WebhookRequest, WebhookResponse};
 use crate::ports::{DeliveryLog, EndpointHealth, RateLimiter, Registry, TaskQueue, WebhookSender};
 use crate::retry;
@@ -80,7 +81,13 @@ where
         attempt.error = Some("the endpoint's circuit is open; it was not called".into());
         let Some(delay) = endpoint.retry_policy.delay_after(cx.round_attempt) else {
             return self
-                .give_up(cx, endpoint, attempt, "exhausted", Some("delivery.exhausted"))
+                .give_up(
+                    cx,
+                    endpoint,
+                    attempt,
+                    "exhausted",
+                    Some(OperationalType::DeliveryExhausted),
+                )
                 .await;
         };
         let open_left = Duration::from_millis((until_ms - unix_ms(cx.at)).max(0) as u64);

@@ -4,7 +4,7 @@
 use super::{Deliverer, DeliveryError};
 use crate::endpoint::Endpoint;
 use crate::envelope::{Envelope, Metadata, Routing, SchemaVersion, Source};
-use crate::event_type::EventType;
+use crate::event_type::OperationalType;
 use crate::ids::{EndpointId, EventId, TenantId};
 use crate::model::DeliveryRecord;
 use crate::ports::{DeliveryLog, EndpointHealth, RateLimiter, Registry, TaskQueue, WebhookSender};
@@ -16,16 +16,16 @@ use time::OffsetDateTime;
 /// `endpoint.disabled`), delivered like any other event.
 pub fn operational_event(
     tenant: &TenantId,
-    event_type: &str,
+    event_type: OperationalType,
     data: Map<String, Value>,
     now: OffsetDateTime,
 ) -> Envelope {
     Envelope {
         id: EventId::generate(),
-        event_type: EventType::parse(event_type).expect("operational types are valid"),
+        event_type: event_type.event_type(),
         version: SchemaVersion::default(),
         timestamp: now,
-        source: Source::parse("switchyard").expect("`switchyard` is a valid source"),
+        source: Source::switchyard(),
         tenant_id: tenant.clone(),
         data,
         metadata: Metadata::default(),
@@ -38,7 +38,7 @@ pub fn operational_event(
 pub fn notice(
     tenant: &TenantId,
     about: &EndpointId,
-    event_type: &str,
+    event_type: OperationalType,
     data: Map<String, Value>,
     now: OffsetDateTime,
 ) -> FanoutTask {
@@ -86,7 +86,7 @@ where
             data.insert("endpoint_id".into(), json!(id));
             data.insert("url".into(), json!(endpoint.url.as_str()));
             data.insert("reason".into(), json!(reason));
-            self.tell(endpoint, "endpoint.disabled", data, at).await?;
+            self.tell(endpoint, OperationalType::EndpointDisabled, data, at).await?;
         }
         Ok(())
     }
@@ -96,7 +96,7 @@ where
     pub(super) async fn tell(
         &self,
         endpoint: &Endpoint,
-        event_type: &str,
+        event_type: OperationalType,
         data: Map<String, Value>,
         at: OffsetDateTime,
     ) -> Result<(), DeliveryError> {

@@ -13,18 +13,25 @@ use url::Url;
 /// The longest endpoint URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
 
+/// Why an endpoint URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
+    /// It does not parse as an absolute URL.
     #[error("is not a valid absolute URL")]
     Syntax,
+    /// Its scheme is neither `http` nor `https`.
     #[error("must use http or https")]
     Scheme,
+    /// It names no host.
     #[error("must name a host")]
     NoHost,
+    /// It carries a user name or password.
     #[error("must not carry a user name or password")]
     Credentials,
+    /// It carries a `#fragment`.
     #[error("must not carry a fragment")]
     Fragment,
+    /// It is longer than [`MAX_URL_LEN`].
     #[error("is longer than {MAX_URL_LEN} characters")]
     TooLong,
 }
@@ -39,6 +46,7 @@ pub enum UrlError {
 pub struct EndpointUrl(Url);
 
 impl EndpointUrl {
+    /// Parses `s` and checks its shape (see the type's rules).
     pub fn parse(s: &str) -> Result<Self, UrlError> {
         if s.len() > MAX_URL_LEN {
             return Err(UrlError::TooLong);
@@ -59,10 +67,12 @@ impl EndpointUrl {
         Ok(Self(url))
     }
 
+    /// The URL as text, exactly as it is sent.
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
 
+    /// The parsed URL, for its host, port and scheme.
     pub fn url(&self) -> &Url {
         &self.0
     }
@@ -130,14 +140,19 @@ fn reserved_header(name: &str) -> bool {
         || name.starts_with("svix-")
 }
 
+/// Why an endpoint's custom headers were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
+    /// More than [`MAX_CUSTOM_HEADERS`] headers.
     #[error("at most {MAX_CUSTOM_HEADERS} custom headers")]
     TooMany,
+    /// The name (as given) is not an HTTP token of at most 64 characters.
     #[error("`{0}` is not a valid header name")]
     Name(String),
+    /// The name (lowercased) is one Switchyard sets or the transport owns.
     #[error("`{0}` is set by Switchyard and cannot be overridden")]
     Reserved(String),
+    /// The value of the named header is not printable ASCII or is too long.
     #[error("the value of `{0}` must be printable ASCII of at most {MAX_HEADER_VALUE_LEN} bytes")]
     Value(String),
 }
@@ -149,6 +164,7 @@ pub enum HeaderError {
 pub struct CustomHeaders(BTreeMap<String, String>);
 
 impl CustomHeaders {
+    /// Checks every name and value and lowercases the names.
     pub fn parse(headers: BTreeMap<String, String>) -> Result<Self, HeaderError> {
         if headers.len() > MAX_CUSTOM_HEADERS {
             return Err(HeaderError::TooMany);
@@ -176,10 +192,12 @@ impl CustomHeaders {
         Ok(Self(out))
     }
 
+    /// The headers as name and value pairs, names sorted.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -208,7 +226,9 @@ impl fmt::Debug for CustomHeaders {
 /// A secret replaced by rotation, still signed with until `valid_until`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetiredSecret {
+    /// The secret signed with until `valid_until`.
     pub secret: WebhookSecret,
+    /// When the retired secret stops being used.
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub valid_until: OffsetDateTime,
 }
@@ -228,6 +248,7 @@ pub struct Circuit {
     /// When the current run of failures began.
     #[serde(default, rename = "cb_failing_since", skip_serializing_if = "Option::is_none")]
     pub failing_since_ms: Option<i64>,
+    /// Until when the circuit is open, in unix ms; `None` while closed.
     #[serde(default, rename = "cb_open_until", skip_serializing_if = "Option::is_none")]
     pub open_until_ms: Option<i64>,
 }
@@ -238,13 +259,21 @@ pub enum Gate {
     /// Closed: call the endpoint.
     Pass,
     /// Open until this instant (unix ms): do not call.
-    Open { until_ms: i64 },
+    Open {
+        /// When the circuit may close, in unix ms.
+        until_ms: i64,
+    },
     /// The open period is over: whoever claims the probe (replacing
     /// `open_until_ms == seen_ms`) calls the endpoint.
-    Probe { seen_ms: i64 },
+    Probe {
+        /// The `open_until_ms` read, in unix ms: the probe's claim replaces
+        /// exactly this value, so one delivery wins it.
+        seen_ms: i64,
+    },
 }
 
 impl Circuit {
+    /// What the circuit lets a delivery do at `now_ms` (unix ms).
     pub fn gate(&self, now_ms: i64) -> Gate {
         match self.open_until_ms {
             None => Gate::Pass,
@@ -257,25 +286,34 @@ impl Circuit {
 /// A registered endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
+    /// The endpoint's id.
     pub id: EndpointId,
+    /// The tenant that owns it.
     pub tenant_id: TenantId,
+    /// Where its webhooks are sent.
     pub url: EndpointUrl,
     /// Event types it receives; empty means all.
     #[serde(default)]
     pub filters: Vec<EventTypeFilter>,
+    /// The current signing secret.
     pub secret: WebhookSecret,
     /// Secrets replaced by rotation that are still valid: every webhook is
     /// signed with each of them too, so receivers can switch over at leisure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_secrets: Vec<RetiredSecret>,
+    /// Headers sent with each of its webhooks.
     #[serde(default, skip_serializing_if = "CustomHeaders::is_empty")]
     pub headers: CustomHeaders,
+    /// When failed deliveries are retried, and how often.
     #[serde(default)]
     pub retry_policy: RetryPolicy,
+    /// Whether it takes deliveries; `false` once disabled (by the tenant or by
+    /// Switchyard).
     pub enabled: bool,
     /// Why the endpoint was disabled, when Switchyard disabled it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// The tenant's note about the endpoint; empty when none.
     #[serde(default)]
     pub description: String,
     /// Only events whose `data` matches are sent (on top of the type filters).
@@ -284,8 +322,10 @@ pub struct Endpoint {
     /// At most this many deliveries a second; the rest wait their turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// When it was registered.
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Its circuit breaker, stored in the same item (`cb_*` attributes).
     #[serde(flatten)]
     pub circuit: Circuit,
     /// Counts the changes made to the endpoint's settings and state (by the
@@ -302,12 +342,16 @@ pub struct Endpoint {
 /// events never holds a signing secret.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct EndpointRoute {
+    /// The endpoint's id.
     pub id: EndpointId,
+    /// The tenant that owns it.
     pub tenant_id: TenantId,
     /// Event types it receives; empty means all.
     #[serde(default)]
     pub filters: Vec<EventTypeFilter>,
+    /// Whether it takes deliveries.
     pub enabled: bool,
+    /// Only events whose `data` matches are sent.
     #[serde(default)]
     pub payload_filter: PayloadFilter,
 }
@@ -344,11 +388,14 @@ impl From<&Endpoint> for EndpointRoute {
 )]
 pub struct PayloadFilter(BTreeMap<String, Vec<serde_json::Value>>);
 
-/// Most paths one payload filter may test, and most values per path.
+/// The most paths one payload filter may test.
 pub const MAX_FILTER_PATHS: usize = 20;
+/// The most values one path of a payload filter may list.
 pub const MAX_FILTER_VALUES: usize = 50;
 
 impl PayloadFilter {
+    /// Checks the rules: at most [`MAX_FILTER_PATHS`] non-empty dotted paths,
+    /// each with 1 to [`MAX_FILTER_VALUES`] values. The error says which rule failed.
     pub fn parse(rules: BTreeMap<String, Vec<serde_json::Value>>) -> Result<Self, String> {
         if rules.len() > MAX_FILTER_PATHS {
             return Err(format!("at most {MAX_FILTER_PATHS} paths"));
@@ -364,6 +411,7 @@ impl PayloadFilter {
         Ok(Self(rules))
     }
 
+    /// Whether it has no rule (every event passes).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -398,8 +446,10 @@ impl From<PayloadFilter> for BTreeMap<String, Vec<serde_json::Value>> {
 pub struct RateLimit(u32);
 
 impl RateLimit {
+    /// The highest rate accepted, in deliveries a second.
     pub const MAX: u32 = 10_000;
 
+    /// A limit of `per_second` deliveries a second, if it is 1 to [`Self::MAX`].
     pub fn new(per_second: u32) -> Result<Self, String> {
         if (1..=Self::MAX).contains(&per_second) {
             Ok(Self(per_second))
@@ -408,6 +458,7 @@ impl RateLimit {
         }
     }
 
+    /// The limit, in deliveries a second.
     pub fn per_second(self) -> u32 {
         self.0
     }

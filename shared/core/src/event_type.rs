@@ -10,10 +10,13 @@ pub const MAX_EVENT_TYPE_LEN: usize = 128;
 /// Why an event type or filter was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventTypeError {
+    /// The text is empty.
     #[error("must not be empty")]
     Empty,
+    /// The text is longer than [`MAX_EVENT_TYPE_LEN`].
     #[error("longer than {MAX_EVENT_TYPE_LEN} characters")]
     TooLong,
+    /// The text is not dotted segments of `[a-z0-9_]`.
     #[error(
         "must be two or more dot-separated segments of lowercase letters, digits and underscores, e.g. `user.created`"
     )]
@@ -32,6 +35,7 @@ fn valid_segment(s: &str) -> bool {
 }
 
 impl EventType {
+    /// Checks `s` against the type's syntax.
     pub fn parse(s: impl Into<String>) -> Result<Self, EventTypeError> {
         let s = s.into();
         if s.is_empty() {
@@ -53,6 +57,7 @@ impl EventType {
         Ok(Self(s))
     }
 
+    /// The type as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -128,6 +133,7 @@ enum Filter {
 }
 
 impl EventTypeFilter {
+    /// Parses `*`, a `prefix.*` or an exact event type.
     pub fn parse(s: impl Into<String>) -> Result<Self, EventTypeError> {
         let s = s.into();
         if s == "*" {
@@ -148,6 +154,7 @@ impl EventTypeFilter {
         EventType::parse(s).map(|t| Self(Filter::Exact(t)))
     }
 
+    /// Whether an event of this type matches.
     pub fn matches(&self, event_type: &EventType) -> bool {
         match &self.0 {
             Filter::All => true,

@@ -62,15 +62,30 @@ const DUE_SLACK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     /// The receiver answered 2xx.
-    Delivered { status: u16 },
+    Delivered {
+        /// The receiver's status code.
+        status: u16,
+    },
     /// The attempt failed (or the circuit is open); try again after `delay`.
-    Retry { delay: Duration },
+    Retry {
+        /// How long until the next attempt (already time-scaled).
+        delay: Duration,
+    },
     /// Not attempted: the next attempt is not due for `delay`.
-    Wait { delay: Duration },
+    Wait {
+        /// How long until the next attempt is due.
+        delay: Duration,
+    },
     /// Given up; recorded as failed and sent to the DLQ.
-    Failed { reason: &'static str },
+    Failed {
+        /// Why: `exhausted`, `url_refused` or `endpoint_gone`.
+        reason: &'static str,
+    },
     /// Not attempted; the endpoint was deleted or disabled.
-    Skipped { reason: &'static str },
+    Skipped {
+        /// Why: `endpoint_deleted` or `endpoint_disabled`.
+        reason: &'static str,
+    },
     /// The delivery had already finished (SQS delivered the task again).
     AlreadyDone,
     /// An older copy of a task the reconciler has sent again: dropped.
@@ -80,12 +95,16 @@ pub enum DeliveryOutcome {
 /// A failure to handle a task at all; the task must be retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
+    /// The registry (endpoint, circuit, rate limits) failed.
     #[error("reading or updating the endpoint failed: {0}")]
     Registry(PortError),
+    /// The delivery log failed.
     #[error("reading or recording the delivery failed: {0}")]
     Log(PortError),
+    /// The deliveries DLQ failed.
     #[error("sending the task to the DLQ failed: {0}")]
     DeadLetter(PortError),
+    /// The fan-out queue, where operational events go, failed.
     #[error("publishing an operational event failed: {0}")]
     Ops(PortError),
 }
@@ -100,13 +119,17 @@ fn std_to_time(d: Duration) -> time::Duration {
 
 /// The ports a delivery uses.
 pub struct Deliverer<R, H, L, D, O> {
+    /// Where endpoints and their circuits are read and updated.
     pub registry: R,
+    /// What sends the webhook.
     pub sender: H,
+    /// Where deliveries and their attempts are recorded.
     pub log: L,
     /// The deliveries DLQ.
     pub dead_letters: D,
     /// Where operational events go (the fan-out queue).
     pub ops: O,
+    /// How deliveries behave.
     pub config: DeliveryConfig,
 }
 

@@ -69,8 +69,11 @@ pub struct Swept {
 
 /// The sweep's ports and settings.
 pub struct Reconciler<O, E, L, Q, F> {
+    /// Where overdue deliveries are found.
     pub deliveries: O,
+    /// The event store, to rebuild a lost task from its event.
     pub events: E,
+    /// The delivery log, where lost deliveries are marked failed.
     pub log: L,
     /// The deliveries queue.
     pub queue: Q,

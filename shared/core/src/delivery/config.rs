@@ -14,7 +14,7 @@ pub struct CircuitConfig {
     /// How long an endpoint may fail without a success before it is disabled.
     pub disable_after: Duration,
     /// An attempt still unanswered after this long holds the endpoint's
-    /// circuit open until it ends (see [`Deliverer::deliver`]); `None`: never.
+    /// circuit open until it ends (see [`Deliverer::deliver`](super::Deliverer::deliver)); `None`: never.
     pub stall_after: Option<Duration>,
 }
 
@@ -35,8 +35,11 @@ impl Default for CircuitConfig {
 /// still recorded `failed` and sent to the DLQ; its notice is not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoticeLimits {
+    /// The window an endpoint's notices are counted in.
     pub window: Duration,
+    /// Notices about one endpoint per `window`.
     pub per_endpoint: u32,
+    /// Notices to one tenant per hour, about all its endpoints.
     pub per_tenant_hour: u32,
 }
 
@@ -57,10 +60,13 @@ pub struct DeliveryConfig {
     pub time_scale: TimeScale,
     /// The longest a receiver's `Retry-After` may push an attempt back.
     pub max_retry_after: Duration,
+    /// The circuit breaker's settings.
     pub circuit: CircuitConfig,
+    /// Which addresses an endpoint may resolve to.
     pub ssrf: SsrfPolicy,
     /// How long a half-open probe holds the circuit (the request timeout).
     pub probe_window: Duration,
+    /// How many `delivery.exhausted` notices a tenant gets.
     pub notices: NoticeLimits,
 }
 

@@ -24,12 +24,16 @@ pub const NAMESPACE: &str = "Switchyard";
 /// A metric's unit, as CloudWatch names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Unit {
+    /// A number of things.
     Count,
+    /// A duration in milliseconds.
     Milliseconds,
+    /// A duration in seconds.
     Seconds,
 }
 
 impl Unit {
+    /// The unit's name as EMF writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Count => "Count",
@@ -42,12 +46,15 @@ impl Unit {
 /// A metric the code emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricDef {
+    /// The metric's name, as CloudWatch shows it.
     pub name: &'static str,
+    /// Its unit.
     pub unit: Unit,
     /// The function that emits it (the `Function` dimension's value).
     pub function: &'static str,
     /// Its dimension names, in order.
     pub dimensions: &'static [&'static str],
+    /// What it counts, in a few words (the dashboard and docs show it).
     pub help: &'static str,
 }
 
@@ -56,6 +63,7 @@ const QUEUE_DIMS: &[&str] = &["Stage", "Function", "Queue"];
 
 macro_rules! metric {
     ($name:ident, $unit:ident, $function:literal, $dims:expr, $help:literal) => {
+        #[doc = $help]
         pub const $name: MetricDef = MetricDef {
             name: stringify!($name),
             unit: Unit::$unit,

@@ -22,6 +22,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Empty metrics of `function` in `stage`.
     pub fn new(stage: impl Into<String>, function: impl Into<String>) -> Self {
         Self {
             stage: stage.into(),
@@ -54,6 +55,7 @@ impl Metrics {
         }
     }
 
+    /// Whether nothing was counted.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

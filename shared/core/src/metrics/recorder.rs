@@ -40,7 +40,9 @@ pub fn flush(metrics: &SharedMetrics, emit: &Emit) {
 /// duration of each webhook attempt (on [`crate::ports::WebhookSender`]).
 /// Every other call goes straight to `inner`.
 pub struct Observed<T> {
+    /// The port being observed.
     pub inner: T,
+    /// Where the counts go.
     pub metrics: SharedMetrics,
 }
 
@@ -164,7 +166,9 @@ mod observed {
 /// written as EMF lines at its end.
 #[derive(Clone)]
 pub struct Recorder {
+    /// The invocation's metrics.
     pub metrics: SharedMetrics,
+    /// Where the EMF lines are written.
     pub emit: Emit,
 }
 
@@ -174,6 +178,7 @@ impl Recorder {
         Self::with_emit(stage, function, stdout())
     }
 
+    /// Metrics for `function` in `stage`, written through `emit`.
     pub fn with_emit(stage: impl Into<String>, function: &str, emit: Emit) -> Self {
         Self {
             metrics: std::sync::Arc::new(std::sync::Mutex::new(Metrics::new(stage, function))),
@@ -181,10 +186,12 @@ impl Recorder {
         }
     }
 
+    /// Adds to the metrics (a poisoned lock still counts).
     pub fn add(&self, f: impl FnOnce(&mut Metrics)) {
         with(&self.metrics, f);
     }
 
+    /// Writes the metrics as EMF lines and clears them.
     pub fn flush(&self) {
         flush(&self.metrics, &self.emit);
     }

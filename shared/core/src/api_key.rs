@@ -13,6 +13,7 @@ const KEY_BYTES: usize = 32;
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
+/// Why a presented API key was refused: it is not of the key's form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an API key looks like `sy_` followed by 20 to 128 URL-safe characters")]
 pub struct ApiKeyFormatError;
@@ -70,6 +71,7 @@ impl ApiKeyHash {
         }
     }
 
+    /// The key as text (to hash it, or to show it once at creation).
     pub fn as_str(&self) -> &str {
         &self.0
     }

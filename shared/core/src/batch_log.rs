@@ -21,14 +21,18 @@ pub struct BatchLine {
 /// separated (tenants once each).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchSummary {
+    /// How many records the batch held.
     pub count: usize,
+    /// The tenants' ids, each once.
     pub tenant_ids: String,
+    /// The events' ids.
     pub event_ids: String,
     /// Empty where the records are not deliveries.
     pub delivery_ids: String,
 }
 
 impl BatchLine {
+    /// An empty line.
     pub fn new() -> Self {
         Self::default()
     }

@@ -31,27 +31,26 @@
 //! - Every attempt is recorded, with the delivery's new state beside it.
 
 use crate::endpoint::{Endpoint, Gate};
-use crate::envelope::{Envelope, Metadata, Routing, SchemaVersion, Source};
 use crate::error::PortError;
-use crate::event_type::EventType;
-use crate::ids::{EndpointId, EventId, TenantId};
-use crate::model::{
-    AttemptRecord, DeliveryRecord, DeliveryState, HeaderText, SendError, Trigger, WebhookRequest, WebhookResponse,
-};
+use crate::event_type::OperationalType;
+use crate::model::{AttemptRecord, DeliveryRecord, DeliveryState, Trigger};
 use crate::ports::{DeliveryLog, EndpointHealth, RateLimiter, Registry, TaskQueue, WebhookSender};
-use crate::retry::{self, TimeScale, Verdict};
-use crate::signing::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use crate::ssrf::{self, SsrfPolicy};
+use crate::retry::{self, Verdict};
+use crate::ssrf;
 use crate::task::{DeliveryTask, FanoutTask};
-use serde_json::{Map, Value, json};
-use std::borrow::Cow;
+use serde_json::json;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// The event type, sent beside the Standard Webhooks headers.
-pub const HEADER_EVENT_TYPE: &str = "x-switchyard-event-type";
-/// How much of a receiver's response body is kept.
-pub const MAX_RECORDED_BODY: usize = 1024;
+mod circuit;
+mod config;
+mod notice;
+mod request;
+
+pub use config::{CircuitConfig, DeliveryConfig, NoticeLimits};
+pub use notice::{exhausted_data, notice, operational_event};
+pub use request::{HEADER_EVENT_TYPE, MAX_RECORDED_BODY, build_request, is_success, truncate_body};
+
 /// The `error_kind`s of attempts that did not call the endpoint.
 const NOT_CALLED_CIRCUIT: &str = "circuit_open";
 const NOT_CALLED_URL: &str = "url_refused";
@@ -59,137 +58,34 @@ const NOT_CALLED_URL: &str = "url_refused";
 /// is attempted now rather than put back to sleep.
 const DUE_SLACK: Duration = Duration::from_secs(1);
 
-/// Builds the signed request for `task` to `endpoint`, stamped `at`. The
-/// `webhook-id` is the task's ([`crate::ids::webhook_id`]; the event id for
-/// a task written before it was named): the same for every attempt, so
-/// receivers can deduplicate on it. It is signed with every secret valid at `at` (two
-/// while a secret rotates). The endpoint's custom headers come first; the
-/// ones Switchyard sets can never be overridden (they are refused when an
-/// endpoint is registered, and skipped here too).
-pub fn build_request(task: &DeliveryTask, endpoint: &Endpoint, at: OffsetDateTime) -> WebhookRequest {
-    let msg_id = task.webhook_id.as_deref().unwrap_or(task.event_id.as_str());
-    let timestamp = at.unix_timestamp();
-    let signature = signing::signature_header(endpoint.signing_secrets(at), msg_id, timestamp, task.payload.as_bytes());
-    let ours: [(&'static str, HeaderText); 6] = [
-        (HEADER_ID, Cow::Owned(msg_id.to_string())),
-        (HEADER_TIMESTAMP, Cow::Owned(timestamp.to_string())),
-        (HEADER_SIGNATURE, Cow::Owned(signature)),
-        ("content-type", Cow::Borrowed("application/json")),
-        ("user-agent", Cow::Borrowed(crate::USER_AGENT)),
-        (HEADER_EVENT_TYPE, Cow::Owned(task.event_type.to_string())),
-    ];
-    let mut headers: Vec<(HeaderText, HeaderText)> = Vec::with_capacity(endpoint.headers.iter().count() + ours.len());
-    headers.extend(
-        endpoint
-            .headers
-            .iter()
-            .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
-            .map(|(k, v)| (Cow::Owned(k.to_string()), Cow::Owned(v.to_string()))),
-    );
-    headers.extend(ours.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)));
-    WebhookRequest {
-        url: endpoint.url.clone(),
-        headers,
-        body: task.payload.clone(),
-    }
-}
-
-/// Keeps the first `max` bytes of a body, cut at a character boundary.
-pub fn truncate_body(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
-/// The circuit breaker's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CircuitConfig {
-    /// Consecutive failures that open the circuit.
-    pub failure_threshold: u32,
-    /// How long it stays open before a probe.
-    pub open_for: Duration,
-    /// How long an endpoint may fail without a success before it is disabled.
-    pub disable_after: Duration,
-    /// An attempt still unanswered after this long holds the endpoint's
-    /// circuit open until it ends (see [`Deliverer::deliver`]); `None`: never.
-    pub stall_after: Option<Duration>,
-}
-
-impl Default for CircuitConfig {
-    fn default() -> Self {
-        Self {
-            failure_threshold: 5,
-            open_for: Duration::from_secs(60),
-            disable_after: Duration::from_secs(5 * 24 * 3600),
-            stall_after: None,
-        }
-    }
-}
-
-/// How many `delivery.exhausted` notices a tenant gets: at most
-/// `per_endpoint` about one endpoint in each `window`, and at most
-/// `per_tenant_hour` in all in each hour. A delivery given up beyond them is
-/// still recorded `failed` and sent to the DLQ; its notice is not sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoticeLimits {
-    pub window: Duration,
-    pub per_endpoint: u32,
-    pub per_tenant_hour: u32,
-}
-
-impl Default for NoticeLimits {
-    fn default() -> Self {
-        Self {
-            window: Duration::from_secs(300),
-            per_endpoint: 1,
-            per_tenant_hour: 60,
-        }
-    }
-}
-
-/// How deliveries behave.
-#[derive(Debug, Clone)]
-pub struct DeliveryConfig {
-    /// Scales every delay (retries, circuit, disabling); 1.0 in production.
-    pub time_scale: TimeScale,
-    /// The longest a receiver's `Retry-After` may push an attempt back.
-    pub max_retry_after: Duration,
-    pub circuit: CircuitConfig,
-    pub ssrf: SsrfPolicy,
-    /// How long a half-open probe holds the circuit (the request timeout).
-    pub probe_window: Duration,
-    pub notices: NoticeLimits,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        Self {
-            time_scale: TimeScale::default(),
-            max_retry_after: retry::MAX_RETRY_AFTER,
-            circuit: CircuitConfig::default(),
-            ssrf: SsrfPolicy::strict(),
-            probe_window: Duration::from_secs(30),
-            notices: NoticeLimits::default(),
-        }
-    }
-}
-
 /// The result of handling one delivery task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     /// The receiver answered 2xx.
-    Delivered { status: u16 },
+    Delivered {
+        /// The receiver's status code.
+        status: u16,
+    },
     /// The attempt failed (or the circuit is open); try again after `delay`.
-    Retry { delay: Duration },
+    Retry {
+        /// How long until the next attempt (already time-scaled).
+        delay: Duration,
+    },
     /// Not attempted: the next attempt is not due for `delay`.
-    Wait { delay: Duration },
+    Wait {
+        /// How long until the next attempt is due.
+        delay: Duration,
+    },
     /// Given up; recorded as failed and sent to the DLQ.
-    Failed { reason: &'static str },
+    Failed {
+        /// Why: `exhausted`, `url_refused` or `endpoint_gone`.
+        reason: &'static str,
+    },
     /// Not attempted; the endpoint was deleted or disabled.
-    Skipped { reason: &'static str },
+    Skipped {
+        /// Why: `endpoint_deleted` or `endpoint_disabled`.
+        reason: &'static str,
+    },
     /// The delivery had already finished (SQS delivered the task again).
     AlreadyDone,
     /// An older copy of a task the reconciler has sent again: dropped.
@@ -199,68 +95,18 @@ pub enum DeliveryOutcome {
 /// A failure to handle a task at all; the task must be retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
+    /// The registry (endpoint, circuit, rate limits) failed.
     #[error("reading or updating the endpoint failed: {0}")]
     Registry(PortError),
+    /// The delivery log failed.
     #[error("reading or recording the delivery failed: {0}")]
     Log(PortError),
+    /// The deliveries DLQ failed.
     #[error("sending the task to the DLQ failed: {0}")]
     DeadLetter(PortError),
+    /// The fan-out queue, where operational events go, failed.
     #[error("publishing an operational event failed: {0}")]
     Ops(PortError),
-}
-
-/// Judges a receiver's answer: only 2xx is success (3xx included: redirects
-/// are never followed).
-pub fn is_success(status: u16) -> bool {
-    (200..300).contains(&status)
-}
-
-/// An operational event for a tenant (`delivery.exhausted`,
-/// `endpoint.disabled`), delivered like any other event.
-pub fn operational_event(
-    tenant: &TenantId,
-    event_type: &str,
-    data: Map<String, Value>,
-    now: OffsetDateTime,
-) -> Envelope {
-    Envelope {
-        id: EventId::generate(),
-        event_type: EventType::parse(event_type).expect("operational types are valid"),
-        version: SchemaVersion::default(),
-        timestamp: now,
-        source: Source::parse("switchyard").expect("`switchyard` is a valid source"),
-        tenant_id: tenant.clone(),
-        data,
-        metadata: Metadata::default(),
-        routing: Routing::default(),
-    }
-}
-
-/// An operational event about endpoint `about`, for fan-out: to the
-/// tenant's endpoints but that one.
-pub fn notice(
-    tenant: &TenantId,
-    about: &EndpointId,
-    event_type: &str,
-    data: Map<String, Value>,
-    now: OffsetDateTime,
-) -> FanoutTask {
-    let mut task = FanoutTask::new(operational_event(tenant, event_type, data, now));
-    task.skip_endpoint = Some(about.clone());
-    task
-}
-
-/// The fields every `delivery.exhausted` notice starts with: the
-/// delivery's ids, the attempts made and the last status.
-pub fn exhausted_data(d: &DeliveryRecord, attempts: u32, last_status_code: Option<u16>) -> Map<String, Value> {
-    let mut data = Map::new();
-    data.insert("delivery_id".into(), json!(d.delivery_id));
-    data.insert("event_id".into(), json!(d.event_id));
-    data.insert("event_type".into(), json!(d.event_type));
-    data.insert("endpoint_id".into(), json!(d.endpoint_id));
-    data.insert("attempts".into(), json!(attempts));
-    data.insert("last_status_code".into(), json!(last_status_code));
-    data
 }
 
 fn unix_ms(t: OffsetDateTime) -> i64 {
@@ -273,13 +119,17 @@ fn std_to_time(d: Duration) -> time::Duration {
 
 /// The ports a delivery uses.
 pub struct Deliverer<R, H, L, D, O> {
+    /// Where endpoints and their circuits are read and updated.
     pub registry: R,
+    /// What sends the webhook.
     pub sender: H,
+    /// Where deliveries and their attempts are recorded.
     pub log: L,
     /// The deliveries DLQ.
     pub dead_letters: D,
     /// Where operational events go (the fan-out queue).
     pub ops: O,
+    /// How deliveries behave.
     pub config: DeliveryConfig,
 }
 
@@ -532,7 +382,13 @@ where
                 self.count_failure(&endpoint, probing, now_ms, at).await?;
                 let Some(delay) = endpoint.retry_policy.delay_after(cx.round_attempt) else {
                     return self
-                        .give_up(cx, &endpoint, attempt, "exhausted", Some("delivery.exhausted"))
+                        .give_up(
+                            cx,
+                            &endpoint,
+                            attempt,
+                            "exhausted",
+                            Some(OperationalType::DeliveryExhausted),
+                        )
                         .await;
                 };
                 let mut delay = retry::jittered(delay, unit_random());
@@ -542,54 +398,6 @@ where
                 self.schedule(cx, attempt, self.config.time_scale.apply(delay)).await
             }
         }
-    }
-
-    /// Sends the request. If it is still unanswered after the circuit's
-    /// `stall_after`, the endpoint's circuit is opened until this attempt
-    /// can have ended (the probe window: the request timeout and a margin),
-    /// so the endpoint's other deliveries are deferred, recorded as
-    /// `circuit_open`, instead of each holding its batch's invocation for
-    /// the whole request timeout: one endpoint that stops answering ties up
-    /// its traffic's rate × `stall_after` invocations, not rate × timeout.
-    /// The attempt itself runs to its end, and its answer decides: a success
-    /// closes the circuit, a failure counts as one. The second value says
-    /// whether it stalled. A probe is not watched: it holds the circuit
-    /// already.
-    async fn send_watching(
-        &self,
-        request: &WebhookRequest,
-        endpoint: &Endpoint,
-        probing: bool,
-        started_ms: i64,
-    ) -> (Result<WebhookResponse, SendError>, bool) {
-        let send = self.sender.send(request);
-        let Some(after) = self.config.circuit.stall_after.filter(|_| !probing) else {
-            return (send.await, false);
-        };
-        let mut send = std::pin::pin!(send);
-        let mut timer = std::pin::pin!(self.sender.wait(after));
-        let early = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
-            std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
-            std::task::Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
-        })
-        .await;
-        if let Some(result) = early {
-            return (result, false);
-        }
-        let (tenant, id) = (&endpoint.tenant_id, &endpoint.id);
-        let until_ms = started_ms + self.scaled_ms(self.config.probe_window);
-        match self.registry.hold_circuit(tenant, id, until_ms).await {
-            Ok(held) => {
-                if held {
-                    tracing::warn!(tenant_id = %tenant, endpoint_id = %id, stalled_ms = after.as_millis() as u64, "endpoint not answering; its circuit is held open until this attempt ends");
-                }
-            }
-            // Only the endpoint's other deliveries lose: they are attempted.
-            Err(e) => {
-                tracing::warn!(tenant_id = %tenant, endpoint_id = %id, error = %e, "could not hold a stalled endpoint's circuit open")
-            }
-        }
-        (send.await, true)
     }
 
     fn scaled_ms(&self, d: Duration) -> i64 {
@@ -653,132 +461,6 @@ where
         Ok(DeliveryOutcome::Retry { delay })
     }
 
-    /// The circuit is open until `until_ms`: the endpoint is not called; the
-    /// attempt is recorded as `circuit_open` and the next one scheduled by the
-    /// policy, but not before the circuit may close.
-    async fn defer_for_circuit(
-        &self,
-        cx: Ctx<'_>,
-        endpoint: &Endpoint,
-        until_ms: i64,
-        unit_random: &impl Fn() -> f64,
-    ) -> Result<DeliveryOutcome, DeliveryError> {
-        let mut attempt = self.attempt_without_call(&cx, NOT_CALLED_CIRCUIT);
-        attempt.error = Some("the endpoint's circuit is open; it was not called".into());
-        let Some(delay) = endpoint.retry_policy.delay_after(cx.round_attempt) else {
-            return self
-                .give_up(cx, endpoint, attempt, "exhausted", Some("delivery.exhausted"))
-                .await;
-        };
-        let open_left = Duration::from_millis((until_ms - unix_ms(cx.at)).max(0) as u64);
-        let delay = self
-            .config
-            .time_scale
-            .apply(retry::jittered(delay, unit_random()))
-            .max(open_left);
-        self.schedule(cx, attempt, delay).await
-    }
-
-    /// Counts a failure against the endpoint's circuit: opens it at the
-    /// threshold (or again after a failed probe), and disables an endpoint
-    /// that has failed for `disable_after`.
-    async fn count_failure(
-        &self,
-        endpoint: &Endpoint,
-        probing: bool,
-        now_ms: i64,
-        at: OffsetDateTime,
-    ) -> Result<(), DeliveryError> {
-        let (tenant, id) = (&endpoint.tenant_id, &endpoint.id);
-        let circuit = self
-            .registry
-            .record_failure(tenant, id, now_ms)
-            .await
-            .map_err(DeliveryError::Registry)?;
-        let cfg = &self.config.circuit;
-        let until_ms = now_ms + self.scaled_ms(cfg.open_for);
-        if probing {
-            // The probe failed: whatever the count, open again.
-            self.registry
-                .open_circuit(tenant, id, 0, now_ms, until_ms)
-                .await
-                .map_err(DeliveryError::Registry)?;
-        } else if circuit.failures >= cfg.failure_threshold && circuit.open_until_ms.is_none() {
-            self.registry
-                .open_circuit(tenant, id, cfg.failure_threshold, now_ms, until_ms)
-                .await
-                .map_err(DeliveryError::Registry)?;
-        }
-        if let Some(since) = circuit.failing_since_ms
-            && now_ms - since >= self.scaled_ms(cfg.disable_after)
-        {
-            let hours = cfg.disable_after.as_secs() / 3600;
-            self.disable(endpoint, &format!("failing without a success for {hours} h"), at)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Disables the endpoint; the call that disables it tells the tenant.
-    async fn disable(&self, endpoint: &Endpoint, reason: &str, at: OffsetDateTime) -> Result<(), DeliveryError> {
-        let (tenant, id) = (&endpoint.tenant_id, &endpoint.id);
-        if self
-            .registry
-            .disable(tenant, id, reason)
-            .await
-            .map_err(DeliveryError::Registry)?
-        {
-            let mut data = Map::new();
-            data.insert("endpoint_id".into(), json!(id));
-            data.insert("url".into(), json!(endpoint.url.as_str()));
-            data.insert("reason".into(), json!(reason));
-            self.tell(endpoint, "endpoint.disabled", data, at).await?;
-        }
-        Ok(())
-    }
-
-    /// Sends an operational event to the tenant's endpoints (not to the one it
-    /// is about).
-    async fn tell(
-        &self,
-        endpoint: &Endpoint,
-        event_type: &str,
-        data: Map<String, Value>,
-        at: OffsetDateTime,
-    ) -> Result<(), DeliveryError> {
-        let task = notice(&endpoint.tenant_id, &endpoint.id, event_type, data, at);
-        self.ops.send_all(&[task]).await.map_err(DeliveryError::Ops)
-    }
-
-    /// Whether a `delivery.exhausted` notice about `endpoint` may go out at
-    /// `at` ([`NoticeLimits`]): the endpoint's window first, then the
-    /// tenant's hour.
-    async fn admit_notice(&self, endpoint: &Endpoint, at: OffsetDateTime) -> Result<bool, DeliveryError> {
-        let limits = self.config.notices;
-        let (tenant, now) = (&endpoint.tenant_id, at.unix_timestamp());
-        let window = (limits.window.as_secs() as i64).max(1);
-        let admitted = self
-            .registry
-            .take_notice(
-                tenant,
-                Some(&endpoint.id),
-                now - now.rem_euclid(window),
-                window,
-                limits.per_endpoint,
-            )
-            .await
-            .map_err(DeliveryError::Registry)?
-            && self
-                .registry
-                .take_notice(tenant, None, now - now.rem_euclid(3600), 3600, limits.per_tenant_hour)
-                .await
-                .map_err(DeliveryError::Registry)?;
-        if !admitted {
-            tracing::info!(tenant_id = %tenant, endpoint_id = %endpoint.id, "delivery.exhausted notice coalesced: one went out for this endpoint or tenant in this window");
-        }
-        Ok(admitted)
-    }
-
     /// Ends the delivery without success: the task goes to the DLQ with its
     /// reason, the tenant is told (if `event` is given and the delivery was
     /// not itself an operational event), and the attempt and
@@ -790,7 +472,7 @@ where
         endpoint: &Endpoint,
         attempt: AttemptRecord,
         reason: &'static str,
-        event: Option<&str>,
+        event: Option<OperationalType>,
     ) -> Result<DeliveryOutcome, DeliveryError> {
         let mut dead = cx.task.clone();
         dead.dlq_reason = Some(reason.to_string());

@@ -21,6 +21,7 @@ pub enum EditError<E> {
     Conflict,
     /// The change refused the endpoint.
     Rejected(E),
+    /// The store failed.
     Store(PortError),
 }
 

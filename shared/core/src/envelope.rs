@@ -3,6 +3,9 @@
 //! [`parse_event`] is the only way from untrusted bytes to an [`Envelope`]: it
 //! checks size, syntax and every field, fills in defaults, and takes the tenant
 //! from the caller (authentication), never from the body.
+//!
+//! One file on purpose: the envelope's types and the one parser that
+//! builds them change together (under 500 lines without the tests).
 
 use crate::event_type::EventType;
 use crate::ids::{EventId, TenantId, string_id};
@@ -28,6 +31,18 @@ string_id!(
     SchemaVersion, "version", 32, version_char
 );
 
+impl Source {
+    /// `switchyard`: the source of Switchyard's own operational events.
+    pub fn switchyard() -> Self {
+        Self("switchyard".to_string())
+    }
+
+    /// `api`: the source of an event posted to the HTTP API without one.
+    pub fn api() -> Self {
+        Self("api".to_string())
+    }
+}
+
 impl Default for SchemaVersion {
     fn default() -> Self {
         Self("1.0".to_string())
@@ -44,12 +59,18 @@ pub const MAX_PRIORITY: u8 = 10;
 /// producers' events are checked strictly by [`parse_event`].
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
+    /// The distributed trace the event belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// Ties events of one business operation together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The end user's session, if the producer knows it (personal data: kept out
+    /// of `Debug`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The end user the event is about or caused by (personal data: kept out of
+    /// `Debug`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
 }
@@ -93,6 +114,7 @@ struct RawMetadata {
 }
 
 impl Metadata {
+    /// Whether no field is set (then it is left out of the stored JSON).
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
     }
@@ -112,12 +134,18 @@ impl fmt::Debug for Metadata {
 /// inside; producers' events are checked strictly by [`parse_event`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Routing {
+    /// The event goes onto the application's bus for the internal track's
+    /// consumers.
     #[serde(default = "yes")]
     pub internal: bool,
+    /// The event is delivered as webhooks to the tenant's endpoints.
     #[serde(default = "yes")]
     pub external: bool,
+    /// The event's record is kept for the audit retention period.
     #[serde(default = "yes")]
     pub audit: bool,
+    /// The internal track's priority, 0 to [`MAX_PRIORITY`]; `None`: the
+    /// routing table's default for the event's type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
 }
@@ -174,17 +202,27 @@ fn yes() -> bool {
 /// A normalised event. Its `Debug` leaves the payload out.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The event's id, unique per tenant: the same id sent again while its
+    /// record is kept is a duplicate.
     pub id: EventId,
+    /// The event's type, e.g. `user.created` (`type` in JSON).
     #[serde(rename = "type")]
     pub event_type: EventType,
+    /// The schema version of `data`.
     pub version: SchemaVersion,
+    /// When the event happened, as the producer says (RFC 3339).
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub timestamp: OffsetDateTime,
+    /// The system that produced it.
     pub source: Source,
+    /// The tenant it belongs to: always the authenticated caller's.
     pub tenant_id: TenantId,
+    /// The event's payload: a JSON object.
     pub data: Map<String, Value>,
+    /// Tracing and correlation fields.
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
+    /// Which tracks the event takes.
     #[serde(default)]
     pub routing: Routing,
 }
@@ -264,21 +302,41 @@ impl Default for IngestLimits {
 /// Why an incoming event was refused. Each maps to a 4xx.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
+    /// The body is larger than the door's limit.
     #[error("the event is {actual} bytes; the limit is {limit} bytes")]
-    TooLarge { limit: usize, actual: usize },
+    TooLarge {
+        /// The most bytes accepted.
+        limit: usize,
+        /// The body's size in bytes.
+        actual: usize,
+    },
     /// Small enough as sent, too large once escaped into a queue message
     /// (every `"` and control character costs more there).
     #[error(
         "the event takes {actual} bytes once encoded for the queue (quotes and control characters are escaped); \
          the limit is {limit} bytes"
     )]
-    TooLargeEncoded { limit: usize, actual: usize },
+    TooLargeEncoded {
+        /// The most bytes a queued event may take.
+        limit: usize,
+        /// The event's size once encoded, in bytes.
+        actual: usize,
+    },
+    /// The body is not JSON, or not an object of the event's shape; the
+    /// text says where.
     #[error("the body is not a valid event: {0}")]
     Malformed(String),
+    /// The named field is required and absent.
     #[error("`{0}` is required")]
     Missing(&'static str),
+    /// A field is present but its value is refused.
     #[error("`{field}` {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The field's name, as in the JSON.
+        field: &'static str,
+        /// What is wrong with it, in words that follow the name.
+        reason: String,
+    },
 }
 
 impl EnvelopeError {
@@ -462,6 +520,12 @@ mod tests {
 
     fn tenant() -> TenantId {
         TenantId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn the_built_in_sources_are_valid() {
+        assert_eq!(Source::api(), Source::parse("api").unwrap());
+        assert_eq!(Source::switchyard(), Source::parse("switchyard").unwrap());
     }
 
     fn api() -> Source {

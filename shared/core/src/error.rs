@@ -6,7 +6,9 @@ use std::fmt;
 /// A failure at a port (a queue, a table, an HTTP client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortError {
+    /// Whether trying the same call again may succeed.
     pub retryable: bool,
+    /// What went wrong, for logs and error answers.
     pub message: String,
 }
 

@@ -10,10 +10,13 @@ pub const MAX_EVENT_TYPE_LEN: usize = 128;
 /// Why an event type or filter was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventTypeError {
+    /// The text is empty.
     #[error("must not be empty")]
     Empty,
+    /// The text is longer than [`MAX_EVENT_TYPE_LEN`].
     #[error("longer than {MAX_EVENT_TYPE_LEN} characters")]
     TooLong,
+    /// The text is not dotted segments of `[a-z0-9_]`.
     #[error(
         "must be two or more dot-separated segments of lowercase letters, digits and underscores, e.g. `user.created`"
     )]
@@ -32,6 +35,7 @@ fn valid_segment(s: &str) -> bool {
 }
 
 impl EventType {
+    /// Checks `s` against the type's syntax.
     pub fn parse(s: impl Into<String>) -> Result<Self, EventTypeError> {
         let s = s.into();
         if s.is_empty() {
@@ -53,6 +57,7 @@ impl EventType {
         Ok(Self(s))
     }
 
+    /// The type as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -83,6 +88,32 @@ impl fmt::Debug for EventType {
     }
 }
 
+/// The operational events Switchyard itself sends to a tenant's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperationalType {
+    /// `delivery.exhausted`: a delivery was given up (retries exhausted,
+    /// URL refused, or the task lost).
+    DeliveryExhausted,
+    /// `endpoint.disabled`: an endpoint was disabled after failing too long.
+    EndpointDisabled,
+}
+
+impl OperationalType {
+    /// The event type's text, e.g. `delivery.exhausted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeliveryExhausted => "delivery.exhausted",
+            Self::EndpointDisabled => "endpoint.disabled",
+        }
+    }
+
+    /// The event type the notice is sent as. Each text is a valid event
+    /// type (a unit test parses them), so no check is needed here.
+    pub fn event_type(self) -> EventType {
+        EventType(self.as_str().to_string())
+    }
+}
+
 /// What an endpoint subscribes to.
 ///
 /// - `*` matches every event type;
@@ -102,6 +133,7 @@ enum Filter {
 }
 
 impl EventTypeFilter {
+    /// Parses `*`, a `prefix.*` or an exact event type.
     pub fn parse(s: impl Into<String>) -> Result<Self, EventTypeError> {
         let s = s.into();
         if s == "*" {
@@ -122,6 +154,7 @@ impl EventTypeFilter {
         EventType::parse(s).map(|t| Self(Filter::Exact(t)))
     }
 
+    /// Whether an event of this type matches.
     pub fn matches(&self, event_type: &EventType) -> bool {
         match &self.0 {
             Filter::All => true,
@@ -171,6 +204,13 @@ mod tests {
 
     fn t(s: &str) -> EventType {
         EventType::parse(s).unwrap()
+    }
+
+    #[test]
+    fn operational_types_are_valid_event_types() {
+        for op in [OperationalType::DeliveryExhausted, OperationalType::EndpointDisabled] {
+            assert_eq!(op.event_type(), t(op.as_str()));
+        }
     }
 
     #[test]

@@ -9,10 +9,13 @@ use crate::task::{DeliveryTask, FanoutTask};
 use std::ops::Range;
 use time::{Duration, OffsetDateTime};
 
+/// Why an event could not be fanned out; the task must be retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FanoutError {
+    /// Reading the tenant's endpoints failed.
     #[error("reading the endpoints failed: {0}")]
     Registry(PortError),
+    /// Sending the delivery tasks failed.
     #[error("queueing the deliveries failed: {0}")]
     Queue(PortError),
 }
@@ -36,6 +39,7 @@ impl Plan {
         self.endpoints.len()
     }
 
+    /// Whether there is no delivery to make.
     pub fn is_empty(&self) -> bool {
         self.endpoints.is_empty()
     }

@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {reason}")]
 pub struct IdError {
+    /// What was being parsed, e.g. `tenant id`.
     pub kind: &'static str,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
@@ -39,6 +41,7 @@ macro_rules! string_id {
                 Ok(Self(s))
             }
 
+            /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -110,12 +113,14 @@ string_id!(
 );
 
 impl EventId {
+    /// A new event id: `evt_` and a ULID.
     pub fn generate() -> Self {
         Self(format!("evt_{}", ulid()))
     }
 }
 
 impl EndpointId {
+    /// A new endpoint id: `ep_` and a ULID.
     pub fn generate() -> Self {
         Self(format!("ep_{}", ulid()))
     }
@@ -198,6 +203,7 @@ fn base32(value: u128, chars: usize) -> String {
 ///
 /// `getrandom` only fails where the OS has no entropy source at all, which
 /// no platform Switchyard runs on lacks; treat that as the bug it would be.
+#[allow(clippy::expect_used, reason = "no supported platform lacks an OS random source")]
 pub(crate) fn random_bytes(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system's random source failed");
 }

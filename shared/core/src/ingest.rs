@@ -34,6 +34,7 @@ use time::{Duration, OffsetDateTime};
 /// How ingest behaves.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
+    /// The size limits an incoming event must keep to.
     pub limits: IngestLimits,
     /// How long the record of an `audit` event is kept (at least the dedupe
     /// window): the audit retention, apart from the event retention that
@@ -56,9 +57,13 @@ pub struct IngestConfig {
 }
 
 impl IngestConfig {
+    /// How long delivery records and attempts are kept unless the operator says
+    /// otherwise, in days: the event retention.
     pub const DEFAULT_RETENTION_DAYS: i64 = 30;
     /// How long audit records are kept unless the operator says otherwise.
     pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 365;
+    /// How long an event id or `Idempotency-Key` deduplicates unless the
+    /// operator says otherwise, in hours.
     pub const DEFAULT_DEDUPE_WINDOW_HOURS: i64 = 24;
 
     /// [`Self::delivery_horizon`] for deliveries kept `retention_days`.
@@ -75,7 +80,7 @@ impl Default for IngestConfig {
             retention: Duration::days(Self::DEFAULT_AUDIT_RETENTION_DAYS),
             dedupe_window: Duration::hours(Self::DEFAULT_DEDUPE_WINDOW_HOURS),
             delivery_horizon: Self::delivery_horizon(Self::DEFAULT_RETENTION_DAYS as u16),
-            default_source: Source::parse("api").expect("`api` is a valid source"),
+            default_source: Source::api(),
         }
     }
 }
@@ -92,8 +97,11 @@ pub struct IdempotencyKey(String);
 pub struct InvalidIdempotencyKey;
 
 impl IdempotencyKey {
+    /// The longest key accepted, in characters (quotes not counted).
     pub const MAX_LEN: usize = 255;
 
+    /// Trims the header value, drops one pair of surrounding double quotes and
+    /// checks what is left.
     pub fn parse(raw: &str) -> Result<Self, InvalidIdempotencyKey> {
         let raw = raw.trim();
         let key = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
@@ -148,6 +156,7 @@ pub fn record_expiry(routing: &Routing, now: OffsetDateTime, config: &IngestConf
 /// An accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingested {
+    /// The event's id (the one stored first, for a duplicate).
     pub id: EventId,
     /// The tenant had already sent this event (same id or same
     /// `Idempotency-Key` within the window); nothing new was handed over
@@ -155,14 +164,19 @@ pub struct Ingested {
     pub duplicate: bool,
 }
 
+/// Why an event was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
+    /// The event itself is refused: a 4xx, and retrying it will not help.
     #[error(transparent)]
     Invalid(#[from] EnvelopeError),
+    /// The event store failed.
     #[error("storing the event failed: {0}")]
     Store(PortError),
+    /// The fan-out queue failed.
     #[error("queueing the event failed: {0}")]
     Queue(PortError),
+    /// The application's bus failed.
     #[error("publishing the event to the bus failed: {0}")]
     Publish(PortError),
 }
@@ -179,7 +193,9 @@ impl IngestError {
 
 /// Where accepted events go.
 pub struct Ports<'a, S, Q, B> {
+    /// Where accepted events are recorded and deduplicated.
     pub store: &'a S,
+    /// The fan-out queue: one task per event with webhooks.
     pub fanout: &'a Q,
     /// The application's bus (the internal track), if one is configured.
     pub bus: Option<&'a B>,
@@ -203,6 +219,7 @@ impl EventBus for NoBus {
 }
 
 impl<'a, S, Q> Ports<'a, S, Q, NoBus> {
+    /// Ports for a deployment without an application bus.
     pub fn without_bus(store: &'a S, fanout: &'a Q) -> Self {
         Self {
             store,
@@ -259,7 +276,12 @@ pub enum Checked {
     /// Hand the record's envelope over ([`publish`], then its fan-out task
     /// if `routing.external`), then [`confirm`] (store) the record. `seen`:
     /// the request named an event claimed before (its `Idempotency-Key`).
-    HandOver { record: Box<EventRecord>, seen: bool },
+    HandOver {
+        /// The record to store once the event is handed over.
+        record: Box<EventRecord>,
+        /// The request's `Idempotency-Key` was claimed before, for this event.
+        seen: bool,
+    },
 }
 
 /// Steps 1 and 2 of [`accept`]: the idempotency key claimed, the event

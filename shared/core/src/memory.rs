@@ -18,11 +18,17 @@ type NoticeWindow = (TenantId, Option<EndpointId>, i64);
 /// The state behind [`Memory`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    /// The endpoints, by id.
     pub endpoints: Mutex<HashMap<EndpointId, Endpoint>>,
+    /// The delivery records, by id.
     pub records: Mutex<HashMap<DeliveryId, DeliveryRecord>>,
+    /// Every attempt recorded, in order.
     pub attempts: Mutex<Vec<AttemptRecord>>,
+    /// Tasks sent to the deliveries DLQ, in order.
     pub dead_letters: Mutex<Vec<DeliveryTask>>,
+    /// Fan-out tasks sent (the deliverer's operational events), in order.
     pub ops: Mutex<Vec<FanoutTask>>,
+    /// Received messages made invisible again: receipt handle and delay.
     pub redeliveries: Mutex<Vec<(String, std::time::Duration)>>,
     /// Tasks sent again as new messages, with their delay.
     pub resent: Mutex<Vec<(DeliveryTask, std::time::Duration)>>,
@@ -43,6 +49,7 @@ fn missing(id: &EndpointId) -> PortError {
 }
 
 impl MemoryStore {
+    /// Stores `ep`, replacing an endpoint with its id.
     pub fn put_endpoint(&self, ep: Endpoint) {
         lock(&self.endpoints).insert(ep.id.clone(), ep);
     }

@@ -19,7 +19,9 @@ use time::OffsetDateTime;
 /// written once its hand-over (fan-out task, bus) was done.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
+    /// The event as accepted, defaults filled in.
     pub envelope: Envelope,
+    /// When Switchyard accepted it (its clock, not the event's `timestamp`).
     pub received_at: OffsetDateTime,
     /// When the record may be deleted (DynamoDB TTL) and stops deduplicating
     /// its id: whole seconds. The retention period for `routing.audit`
@@ -30,6 +32,7 @@ pub struct EventRecord {
 /// The result of a conditional insert.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InsertOutcome {
+    /// The record was written: the event is new.
     Inserted,
     /// An event with this id already exists for the tenant; here it is.
     Exists(Box<EventRecord>),
@@ -38,12 +41,14 @@ pub enum InsertOutcome {
 /// A request to hold an idempotency key for an event until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyClaim {
+    /// The tenant whose key it is; keys are scoped per tenant.
     pub tenant: TenantId,
     /// The SHA-256 of the producer's `Idempotency-Key`, hex
     /// ([`crate::ingest::IdempotencyKey::digest`]).
     pub key_digest: String,
     /// The event the key names if this claim wins.
     pub event_id: EventId,
+    /// The time of the claim; a held key whose window has ended by then is taken over.
     pub now: OffsetDateTime,
     /// The end of the dedupe window: whole seconds.
     pub expires_at: OffsetDateTime,
@@ -65,8 +70,12 @@ pub type HeaderText = Cow<'static, str>;
 /// A request ready to send. Its `Debug` leaves the body and header values out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookRequest {
+    /// Where the request goes.
     pub url: EndpointUrl,
+    /// Name and value pairs, in the order they are sent: the endpoint's custom
+    /// headers first, then Switchyard's own.
     pub headers: Vec<(HeaderText, HeaderText)>,
+    /// The event's JSON payload, sent as is (its bytes are what is signed).
     pub body: String,
 }
 
@@ -86,6 +95,7 @@ impl fmt::Debug for WebhookRequest {
 /// What a receiver answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookResponse {
+    /// The HTTP status code.
     pub status: u16,
     /// At most [`crate::delivery::MAX_RECORDED_BODY`] bytes of the body, lossily decoded.
     pub body: String,
@@ -96,12 +106,16 @@ pub struct WebhookResponse {
 /// Why no answer came back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
+    /// No answer within the request timeout.
     #[error("timed out")]
     Timeout,
+    /// The connection could not be made; the text says why.
     #[error("could not connect: {0}")]
     Connect(String),
+    /// The resolved address is one the SSRF policy forbids; the text names it.
     #[error("refused by the SSRF guard: {0}")]
     Refused(String),
+    /// The connection broke while the request or answer was in flight.
     #[error("the exchange failed: {0}")]
     Io(String),
 }
@@ -122,27 +136,39 @@ impl SendError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
+    /// The retry schedule (or the first delivery of an event) started it.
     Scheduled,
+    /// A replay the management API asked for started it.
     Manual,
 }
 
 /// One attempt, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
+    /// The delivery the attempt belongs to.
     pub delivery_id: DeliveryId,
+    /// The attempt's number over the delivery's life, from 1.
     pub attempt: u32,
+    /// When the attempt started.
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub at: OffsetDateTime,
+    /// Whether the receiver answered 2xx.
     pub succeeded: bool,
+    /// The receiver's HTTP status; `None` when no answer came back or the
+    /// endpoint was not called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
+    /// How long the attempt took, in milliseconds (0 when the endpoint was not called).
     pub duration_ms: u64,
     /// `http_status`, `timeout`, `connect`, `io`, `address_refused`,
     /// `url_refused`, or `circuit_open` (the endpoint was not called).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
+    /// What went wrong, in words; `None` for a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The start of the receiver's answer (at most
+    /// [`crate::delivery::MAX_RECORDED_BODY`] bytes); `None` when there was none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
     /// When the next attempt is due, if there will be one.
@@ -152,6 +178,7 @@ pub struct AttemptRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// What started the attempt.
     pub trigger: Trigger,
 }
 
@@ -173,11 +200,17 @@ pub enum DeliveryState {
 /// A delivery's current state, stored beside its attempts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
+    /// The delivery's id: one per event and endpoint.
     pub delivery_id: DeliveryId,
+    /// The tenant that owns the event and the endpoint.
     pub tenant_id: TenantId,
+    /// The endpoint the event is delivered to.
     pub endpoint_id: EndpointId,
+    /// The event delivered.
     pub event_id: EventId,
+    /// The event's type, kept for listings and notices.
     pub event_type: EventType,
+    /// Where the delivery stands.
     pub state: DeliveryState,
     /// Attempts made over the delivery's life.
     pub attempts: u32,
@@ -185,6 +218,8 @@ pub struct DeliveryRecord {
     /// the retry schedule is indexed by this.
     #[serde(default)]
     pub round_attempts: u32,
+    /// The HTTP status of the last attempt; `None` before the first attempt or
+    /// when the last one got no answer.
     pub last_status_code: Option<u16>,
     /// How long the last attempt that called the endpoint took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,14 +230,17 @@ pub struct DeliveryRecord {
     /// Why it failed or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the next attempt is due while `Retrying`; `None` otherwise.
     #[serde(
         default,
         with = "crate::time_util::serde_rfc3339_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// When the delivery was created (the task's creation time).
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the record last changed.
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub updated_at: OffsetDateTime,
     /// The delivery's first attempt, kept in the record itself: most
@@ -266,7 +304,9 @@ impl DeliveryRecord {
 /// details and the documentation call it) and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitExceeded {
+    /// The limit's name as the API and the docs call it, e.g. `endpoints_per_tenant`.
     pub limit: &'static str,
+    /// The limit's value: the most allowed.
     pub value: u64,
 }
 
@@ -279,7 +319,9 @@ impl fmt::Display for LimitExceeded {
 /// One page of a listing; `next` is an opaque cursor for the following page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
+    /// The items of this page, in the listing's order.
     pub items: Vec<T>,
+    /// The cursor of the next page; `None` on the last page.
     pub next: Option<String>,
 }
 
@@ -308,7 +350,9 @@ pub enum ListError {
 /// A tenant, as the management API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TenantRecord {
+    /// The tenant's id.
     pub id: TenantId,
+    /// The tenant's display name.
     pub name: String,
     /// When it was created (the Unix epoch for a tenant stored before
     /// creation times were recorded).
@@ -320,11 +364,16 @@ pub struct TenantRecord {
 /// id, label and the first characters shown to tell keys apart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
+    /// The key's id, used to revoke it.
     pub key_id: String,
+    /// The tenant the key authenticates as.
     pub tenant_id: TenantId,
+    /// A name the tenant gave the key; `None` when it gave none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The first characters of the key, to tell keys apart.
     pub prefix: String,
+    /// When the key was created.
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -332,8 +381,11 @@ pub struct ApiKeyRecord {
 /// An endpoint's deliveries over a period, summed up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EndpointStats {
+    /// Deliveries in the period.
     pub deliveries: u64,
+    /// Deliveries that succeeded.
     pub succeeded: u64,
+    /// Deliveries that failed (given up).
     pub failed: u64,
     /// Still retrying.
     pub pending: u64,
@@ -342,12 +394,14 @@ pub struct EndpointStats {
     /// Nearest-rank percentiles of the last attempt's duration of the
     /// deliveries that have one.
     pub latency_p50_ms: Option<u64>,
+    /// The 95th percentile of the same durations, in milliseconds.
     pub latency_p95_ms: Option<u64>,
 }
 
 /// One page of an audit trail.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditPage {
+    /// The event records of this page.
     pub events: Vec<EventRecord>,
     /// The cursor of the next page, if the limit cut this one short.
     pub next: Option<String>,
@@ -356,12 +410,16 @@ pub struct AuditPage {
 /// Why an endpoint was not registered.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
+    /// The SSRF policy refuses the URL or an address its host resolves to.
     #[error("the endpoint URL is refused: {0}")]
     Refused(crate::ssrf::SsrfError),
+    /// The URL's host does not resolve; the text says why.
     #[error("the endpoint's host does not resolve: {0}")]
     Unresolvable(String),
+    /// The store failed.
     #[error("storing the endpoint failed: {0}")]
     Store(PortError),
+    /// A tenant limit (endpoints, custom headers) would be passed.
     #[error("{0}")]
     LimitReached(LimitExceeded),
 }

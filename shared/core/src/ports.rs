@@ -69,10 +69,13 @@ pub async fn send_grouped<T: Clone + Sync, Q: TaskQueue<T>>(queue: &Q, groups: &
 
 /// Tenants, their API keys and their endpoints.
 pub trait Registry: Sync {
+    /// The tenant a key (by its hash) belongs to; `None` when no tenant has it.
     fn tenant_for_key(&self, hash: &ApiKeyHash) -> impl Future<Output = Result<Option<TenantId>, PortError>> + Send;
     /// Every endpoint of the tenant, enabled or not, as fan-out needs it:
     /// whether and for what it takes events, and nothing secret.
     fn routes(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<EndpointRoute>, PortError>> + Send;
+    /// One endpoint with its secrets and circuit; `None` when the tenant has no
+    /// endpoint with this id.
     fn endpoint(
         &self,
         tenant: &TenantId,
@@ -211,6 +214,7 @@ pub trait DeliveryLog: Sync {
 
 /// Sends one webhook request.
 pub trait WebhookSender: Sync {
+    /// Sends the request and returns the receiver's answer, or why none came.
     fn send(&self, request: &WebhookRequest) -> impl Future<Output = Result<WebhookResponse, SendError>> + Send;
     /// Completes once `after` has passed, on the sender's clock: how the
     /// deliverer notices an attempt still unanswered (a stall). A sender

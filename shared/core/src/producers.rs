@@ -41,7 +41,9 @@ pub const EVERY_TENANT: &str = "*";
 /// The tenants one producer may send for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bound {
+    /// Every tenant (`*`).
     Every,
+    /// Only these tenants.
     Only(BTreeSet<TenantId>),
 }
 
@@ -64,23 +66,42 @@ pub struct ProducerBindings {
 /// Why the bindings configuration was refused (at start-up).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProducerBindingsError {
+    /// The configuration is not JSON of the expected shape; the text says where.
     #[error("the producer bindings are not a JSON object of principal id -> [tenant id or \"*\"]: {0}")]
     Malformed(String),
+    /// A key is not a principal id.
     #[error("principal id {0:?} is not one: letters and digits only, as `aws iam get-role` shows RoleId")]
     PrincipalId(String),
+    /// The principal is bound to an empty list.
     #[error("principal {0} is bound to no tenant; leave it out instead")]
     Empty(String),
+    /// A tenant the principal is bound to is not a valid tenant id.
     #[error("principal {principal}: {reason}")]
-    Tenant { principal: String, reason: String },
+    Tenant {
+        /// The principal id.
+        principal: String,
+        /// Why the tenant id is refused.
+        reason: String,
+    },
 }
 
 /// Why a message was not accepted from its sender.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotBound {
+    /// The message carries no `SenderId`.
     #[error("the message has no SenderId, so its producer cannot be bound to tenant {tenant}")]
-    NoSender { tenant: TenantId },
+    NoSender {
+        /// The tenant the message names.
+        tenant: TenantId,
+    },
+    /// The sender may not send for the tenant the message names.
     #[error("producer {sender} is not bound to tenant {tenant}")]
-    Tenant { sender: String, tenant: TenantId },
+    Tenant {
+        /// The message's `SenderId`.
+        sender: String,
+        /// The tenant the message names.
+        tenant: TenantId,
+    },
 }
 
 fn valid_principal(id: &str) -> bool {

@@ -30,10 +30,15 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The default most endpoints one tenant may register.
     pub const DEFAULT_ENDPOINTS_PER_TENANT: u32 = 100;
+    /// The default most API keys one tenant may hold.
     pub const DEFAULT_API_KEYS_PER_TENANT: u32 = 20;
+    /// The default most custom headers on one endpoint.
     pub const DEFAULT_HEADERS_PER_ENDPOINT: usize = 20;
+    /// The default most bytes of custom header names and values on one endpoint.
     pub const DEFAULT_HEADER_BYTES_PER_ENDPOINT: usize = 4096;
+    /// The default events a second one tenant may send through the HTTP door.
     pub const DEFAULT_INGEST_PER_SECOND: u32 = 100;
     /// The largest ingest rate a deployment may set: one DynamoDB item
     /// counts a tenant's second, and an item takes at most 1000 writes a
@@ -60,10 +65,15 @@ impl Default for Limits {
 
 pub use crate::model::LimitExceeded;
 
+/// The name of the endpoints-per-tenant limit.
 pub const ENDPOINTS_PER_TENANT: &str = "endpoints_per_tenant";
+/// The name of the API-keys-per-tenant limit.
 pub const API_KEYS_PER_TENANT: &str = "api_keys_per_tenant";
+/// The name of the custom-headers-per-endpoint limit.
 pub const HEADERS_PER_ENDPOINT: &str = "headers_per_endpoint";
+/// The name of the custom-header-bytes-per-endpoint limit.
 pub const HEADER_BYTES_PER_ENDPOINT: &str = "header_bytes_per_endpoint";
+/// The name of the ingest-per-second limit.
 pub const INGEST_PER_SECOND: &str = "ingest_per_second";
 
 /// Checks an endpoint's custom headers against the deployment's count and
@@ -136,9 +146,11 @@ pub fn keep_masked_values(
 /// Whether a request of the HTTP door may go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
+    /// Within the rate: go on.
     Admitted,
     /// Over the tenant's rate: try again after this many seconds.
     Limited {
+        /// Seconds until the next second's slots, for `Retry-After`.
         retry_after_secs: u32,
     },
 }

@@ -24,6 +24,7 @@
 
 use crate::delivery::{exhausted_data, notice};
 use crate::error::PortError;
+use crate::event_type::OperationalType;
 use crate::model::{DeliveryRecord, DeliveryState};
 use crate::ports::{DeliveryLog, EventStore, TaskQueue};
 use crate::{DeliveryTask, FanoutTask};
@@ -68,8 +69,11 @@ pub struct Swept {
 
 /// The sweep's ports and settings.
 pub struct Reconciler<O, E, L, Q, F> {
+    /// Where overdue deliveries are found.
     pub deliveries: O,
+    /// The event store, to rebuild a lost task from its event.
     pub events: E,
+    /// The delivery log, where lost deliveries are marked failed.
     pub log: L,
     /// The deliveries queue.
     pub queue: Q,
@@ -153,7 +157,13 @@ where
     async fn tell_lost(&self, record: &DeliveryRecord, now: OffsetDateTime) -> Result<(), PortError> {
         let mut data = exhausted_data(record, record.attempts, record.last_status_code);
         data.insert("reason".into(), json!(TASK_LOST));
-        let task = notice(&record.tenant_id, &record.endpoint_id, "delivery.exhausted", data, now);
+        let task = notice(
+            &record.tenant_id,
+            &record.endpoint_id,
+            OperationalType::DeliveryExhausted,
+            data,
+            now,
+        );
         self.ops.send_all(&[task]).await
     }
 }

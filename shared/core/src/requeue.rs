@@ -95,10 +95,16 @@ pub enum WaitKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requeue {
     /// Hide the received message for this many seconds (at most 12 h).
-    Hide { secs: u32 },
+    Hide {
+        /// Seconds the message stays hidden.
+        secs: u32,
+    },
     /// Send the task again as a new message delayed this many seconds (at
     /// most 15 min), then acknowledge the received one.
-    Resend { delay_secs: u32 },
+    Resend {
+        /// Seconds the new message is delayed.
+        delay_secs: u32,
+    },
 }
 
 /// Chooses how a task that waits `delay` goes back on the queue.

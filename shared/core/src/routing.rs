@@ -62,7 +62,9 @@ pub fn domain(event_type: &EventType) -> &str {
 /// One entry for the bus, in the contract the template's rules match on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusEntry {
+    /// `switchyard.<domain>`: the rules route on it.
     pub source: String,
+    /// The event's type.
     pub detail_type: String,
     /// The envelope as JSON, with `routing.priority` set.
     pub detail: String,

@@ -13,8 +13,11 @@ use std::fmt;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
+/// The header that carries the message id (the same for every attempt).
 pub const HEADER_ID: &str = "webhook-id";
+/// The header that carries the signing time, in unix seconds.
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
+/// The header that carries the signatures: `v1,<base64>`, space separated.
 pub const HEADER_SIGNATURE: &str = "webhook-signature";
 
 /// The prefix of a secret's text form.
@@ -27,10 +30,13 @@ const MAX_KEY_LEN: usize = 64;
 /// How far a timestamp may be from now, either way, and still verify.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 5 * 60;
 
+/// Why a webhook secret's text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
+    /// It is not `whsec_` followed by base64.
     #[error("a webhook secret must look like `whsec_<base64>`")]
     Format,
+    /// Its key is shorter or longer than allowed.
     #[error("a webhook secret's key must be {MIN_KEY_LEN} to {MAX_KEY_LEN} bytes")]
     Length,
 }
@@ -66,6 +72,7 @@ impl WebhookSecret {
 
     fn mac(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
         // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+        #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(msg_id.as_bytes());
         mac.update(b".");
@@ -123,14 +130,19 @@ pub fn signature_header<'a>(
         .join(" ")
 }
 
+/// Why a webhook's signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// The timestamp header is not a whole number of seconds.
     #[error("the webhook-timestamp header is not a unix timestamp")]
     BadTimestamp,
+    /// The timestamp is older than the tolerance allows.
     #[error("the webhook-timestamp is too old")]
     TooOld,
+    /// The timestamp is further ahead than the tolerance allows.
     #[error("the webhook-timestamp is too far in the future")]
     TooNew,
+    /// No signature in the header matches any of the secrets.
     #[error("no signature matched")]
     NoMatch,
 }

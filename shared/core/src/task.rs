@@ -12,11 +12,13 @@ use time::OffsetDateTime;
 /// Ingest → fan-out: one accepted event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FanoutTask {
+    /// The message's kind tag (`fanout_task`): tells it apart from other messages.
     #[serde(default)]
     pub kind: FanoutKind,
     /// The shape's version; 0 for messages written before it was named.
     #[serde(default)]
     pub v: u16,
+    /// The event to fan out.
     pub envelope: Envelope,
     /// An endpoint this event must not be sent to: operational events about
     /// an endpoint (it is failing, it was disabled) never go to that endpoint.
@@ -32,6 +34,7 @@ impl FanoutTask {
         self.skip_endpoint.is_some()
     }
 
+    /// The task of an event from a door: the current version, no endpoint skipped.
     pub fn new(envelope: Envelope) -> Self {
         Self {
             kind: FanoutKind::Tag,
@@ -50,17 +53,26 @@ impl FanoutTask {
 /// secret takes effect on the next attempt).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryTask {
+    /// The message's kind tag (`delivery_task`): tells it apart from other messages.
     #[serde(default)]
     pub kind: DeliveryKind,
     /// The shape's version; 0 for messages written before it was named.
     #[serde(default)]
     pub v: u16,
+    /// The delivery's id: one per event and endpoint.
     pub delivery_id: DeliveryId,
+    /// The tenant that owns the event and the endpoint.
     pub tenant_id: TenantId,
+    /// The endpoint to deliver to.
     pub endpoint_id: EndpointId,
+    /// The event delivered.
     pub event_id: EventId,
+    /// The event's type, sent in the `x-switchyard-event-type` header.
     pub event_type: EventType,
+    /// The webhook body: the event serialised once, so every attempt sends and
+    /// signs the same bytes.
     pub payload: String,
+    /// When fan-out created the task.
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
     /// Set on the copy sent to the deliveries DLQ: why the delivery failed.
@@ -95,6 +107,8 @@ pub struct DeliveryTask {
 }
 
 impl DeliveryTask {
+    /// The task of delivering `envelope`, serialised as `payload`, to `endpoint`,
+    /// created `now`: the current version, first generation.
     pub fn new(envelope: &Envelope, endpoint: &EndpointId, payload: String, now: OffsetDateTime) -> Self {
         Self {
             kind: DeliveryKind::Tag,

@@ -49,10 +49,12 @@ pub mod serde_rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};
     use time::OffsetDateTime;
 
+    /// Writes `t` as RFC 3339 in UTC.
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::rfc3339(*t))
     }
 
+    /// Reads an RFC 3339 time.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let s = String::deserialize(d)?;
         super::parse_rfc3339(&s).map_err(serde::de::Error::custom)
@@ -64,6 +66,7 @@ pub mod serde_rfc3339_opt {
     use serde::{Deserialize, Deserializer, Serializer};
     use time::OffsetDateTime;
 
+    /// Writes `t` as RFC 3339 in UTC, or `None`.
     pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_some(&super::rfc3339(*t)),
@@ -71,6 +74,7 @@ pub mod serde_rfc3339_opt {
         }
     }
 
+    /// Reads an RFC 3339 time, or `None` for null or absent.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| super::parse_rfc3339(&s).map_err(serde::de::Error::custom))

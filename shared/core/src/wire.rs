@@ -33,6 +33,7 @@ macro_rules! kind {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
+            /// The one tag this kind has.
             #[default]
             #[serde(rename = $tag)]
             Tag,

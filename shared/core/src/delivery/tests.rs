@@ -3,12 +3,13 @@
 use super::*;
 use crate::endpoint::EndpointUrl;
 use crate::endpoint::{Circuit, CustomHeaders};
-use crate::envelope::{IngestLimits, parse_event};
-use crate::ids::DeliveryId;
+use crate::envelope::{IngestLimits, Source, parse_event};
+use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use crate::memory::{Memory, MemoryStore};
-use crate::retry::RetryPolicy;
+use crate::model::{SendError, WebhookRequest, WebhookResponse};
+use crate::retry::{RetryPolicy, TimeScale};
 use crate::signing::verify;
-use crate::ssrf::IpNet;
+use crate::ssrf::{IpNet, SsrfPolicy};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 

@@ -26,13 +26,18 @@ use time::OffsetDateTime;
 /// (`version`, `account`, `region`, …) are ignored.
 #[derive(Clone, PartialEq, Deserialize)]
 pub struct ServiceEvent {
+    /// The event's id as EventBridge gave it (the event id it is accepted as).
     pub id: Option<String>,
+    /// Its `detail-type`, e.g. `Object Created`.
     #[serde(rename = "detail-type")]
     pub detail_type: Option<String>,
+    /// Its `source`, e.g. `aws.s3`.
     pub source: Option<String>,
     /// The AWS account the event comes from.
     pub account: Option<String>,
+    /// When it happened (RFC 3339), as EventBridge gave it.
     pub time: Option<String>,
+    /// The ARNs of the resources it concerns.
     #[serde(default)]
     pub resources: Vec<String>,
     /// `Some(Value::Null)` for an explicit `null`, `None` when absent.
@@ -60,6 +65,7 @@ impl fmt::Debug for ServiceEvent {
 /// Why an AWS service event was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceEventError {
+    /// The event does not make a valid envelope.
     #[error(transparent)]
     Invalid(#[from] EnvelopeError),
     /// No tenant rule matched and no default tenant is configured.
@@ -67,7 +73,9 @@ pub enum ServiceEventError {
         "no tenant rule matches source `{event_source}` with resources {resources:?}, and no default tenant is set"
     )]
     NoTenant {
+        /// The event's `source`.
         event_source: String,
+        /// The event's `resources`.
         resources: Vec<String>,
     },
 }
@@ -159,12 +167,16 @@ fn resource_matches(pattern: &str, arn: &str) -> bool {
 /// Why the tenant rules configuration was refused (at start-up).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TenantRulesError {
+    /// The configuration is not JSON of the expected shape; the text says where.
     #[error("the rules are not a JSON array of {{\"source\"?, \"resource_prefix\"?, \"tenant\"}}: {0}")]
     Malformed(String),
+    /// The rule at this index (0-based) names no condition.
     #[error("rule {0} names no condition (`source` or `resource_prefix`); use the default tenant instead")]
     NoCondition(usize),
+    /// The rule at this index (0-based) has an empty condition.
     #[error("rule {0} has an empty `source` or `resource_prefix`")]
     EmptyCondition(usize),
+    /// The default tenant is not a valid tenant id; the text says why.
     #[error("the default tenant is not valid: {0}")]
     DefaultTenant(String),
 }
@@ -173,7 +185,9 @@ pub enum TenantRulesError {
 /// else the default tenant, else no tenant (the event is refused).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantRules {
+    /// The rules, tried in order; the first that matches gives the tenant.
     pub rules: Vec<TenantRule>,
+    /// The tenant of an event no rule matches; `None`: such an event is refused.
     pub default_tenant: Option<TenantId>,
     /// The stack's own AWS account: an event from another is refused.
     /// `None`: not checked.

@@ -8,10 +8,13 @@ use crate::ports::Registry;
 /// Why a caller was not let in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    /// No `Authorization: Bearer` header.
     #[error("an API key is required (Authorization: Bearer <key>)")]
     Missing,
+    /// The key is malformed or names no tenant.
     #[error("the API key is not valid")]
     Invalid,
+    /// Looking the key up failed.
     #[error("checking the API key failed: {0}")]
     Port(PortError),
 }

@@ -31,20 +31,37 @@ pub const DEFAULT_SCHEDULE_SECS: [u32; 9] = [5, 300, 1_800, 7_200, 18_000, 36_00
 /// Why a retry policy was refused. The messages name the JSON field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RetryPolicyError {
+    /// A schedule with no delay.
     #[error("`delays_secs` must list at least one delay")]
     EmptySchedule,
+    /// A schedule with more than [`MAX_SCHEDULE_DELAYS`] delays (how many it has).
     #[error("`delays_secs` lists {0} delays; at most {MAX_SCHEDULE_DELAYS} are allowed")]
     ScheduleTooLong(usize),
+    /// A delay outside 1 s to 24 h.
     #[error("`{field}` is {value}; it must be between 1 and {MAX_DELAY_SECS} seconds (24 h)")]
-    Delay { field: String, value: u64 },
+    Delay {
+        /// The JSON field that holds it (`delays_secs[2]`, `delay_secs`, ...).
+        field: String,
+        /// The delay given, in seconds.
+        value: u64,
+    },
+    /// A linear increment above 24 h (the increment given, in seconds).
     #[error("`increment_secs` is {0}; it must be between 0 and {MAX_DELAY_SECS} seconds (24 h)")]
     Increment(u64),
+    /// `max_attempts` outside 1 to [`MAX_ATTEMPTS`] (the value given).
     #[error("`max_attempts` is {0}; it must be between 1 and {MAX_ATTEMPTS}")]
     MaxAttempts(u64),
+    /// An exponential factor outside [`MIN_FACTOR`] to [`MAX_FACTOR`], or not finite.
     #[error("`factor` is {0}; it must be a number between {MIN_FACTOR} and {MAX_FACTOR}")]
     Factor(f64),
+    /// A cap below the first delay.
     #[error("`max_delay_secs` ({max}) must not be less than `initial_delay_secs` ({initial})")]
-    MaxDelayBelowInitial { initial: u64, max: u64 },
+    MaxDelayBelowInitial {
+        /// `initial_delay_secs`, in seconds.
+        initial: u64,
+        /// `max_delay_secs`, in seconds.
+        max: u64,
+    },
 }
 
 /// A retry policy as it is written in JSON (the management API, the
@@ -58,22 +75,38 @@ pub enum RetryPolicyError {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawRetryPolicy {
     /// Explicit delays between attempts: N delays, N + 1 attempts.
-    Schedule { delays_secs: Vec<u64> },
+    Schedule {
+        /// The delay before each retry, in seconds, in order.
+        delays_secs: Vec<u64>,
+    },
     /// The same delay before every retry.
-    Fixed { delay_secs: u64, max_attempts: u64 },
+    Fixed {
+        /// The delay before each retry, in seconds.
+        delay_secs: u64,
+        /// Attempts in all, the first included.
+        max_attempts: u64,
+    },
     /// `initial + increment × k` before retry k (0-based), capped.
     Linear {
+        /// The delay before the first retry, in seconds.
         initial_delay_secs: u64,
+        /// Added to the delay for each further retry, in seconds.
         increment_secs: u64,
+        /// Attempts in all, the first included.
         max_attempts: u64,
+        /// The longest delay, in seconds; `None`: 24 h.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_delay_secs: Option<u64>,
     },
     /// `initial × factor^k` before retry k (0-based), capped.
     Exponential {
+        /// The delay before the first retry, in seconds.
         initial_delay_secs: u64,
+        /// Each delay is the previous one times this.
         factor: f64,
+        /// Attempts in all, the first included.
         max_attempts: u64,
+        /// The longest delay, in seconds; `None`: 24 h.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_delay_secs: Option<u64>,
     },

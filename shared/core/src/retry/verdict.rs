@@ -13,7 +13,10 @@ pub enum Verdict {
     /// Any other status: try again per the endpoint's policy.
     /// `retry_after_allowed` says whether the response's `Retry-After` may
     /// push the next attempt back (429, 502, 503, 504).
-    Retry { retry_after_allowed: bool },
+    Retry {
+        /// Whether a `Retry-After` may set the delay.
+        retry_after_allowed: bool,
+    },
 }
 
 /// Judges a receiver's status code. 2xx is delivered; 410 is gone; 429, 502,

@@ -18,8 +18,10 @@ pub struct IpNet(ipnet::IpNet);
 /// Why a CIDR block could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IpNetError {
+    /// The text (given) is neither an address nor a block.
     #[error("`{0}` is not an IP address or CIDR block (expected e.g. `10.0.0.0/8`, `127.0.0.1` or `::1/128`)")]
     Address(String),
+    /// The block's (given) prefix length is too long for its family.
     #[error("`{0}` has an invalid prefix length (0-32 for IPv4, 0-128 for IPv6)")]
     Prefix(String),
 }
@@ -135,12 +137,24 @@ impl SsrfPolicy {
 /// Why a URL or an address is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SsrfError {
+    /// The policy wants https and the URL is plain http.
     #[error("https is required")]
     HttpsRequired,
+    /// The host is, or resolves to, an address in a blocked range.
     #[error("the host resolves to {reason} ({ip})")]
-    Address { ip: IpAddr, reason: Blocked },
+    Address {
+        /// The address refused.
+        ip: IpAddr,
+        /// The range it falls in.
+        reason: Blocked,
+    },
+    /// The host is `localhost` or a name under it.
     #[error("the host `{host}` is a local name")]
-    LocalName { host: String },
+    LocalName {
+        /// The host as the URL names it.
+        host: String,
+    },
+    /// The URL names no host.
     #[error("the URL has no host")]
     NoHost,
 }

@@ -31,12 +31,13 @@
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::tool_venv::{ToolVenv, run_status};
 use serde_json::Value;
 use switchyard_local::venv::Venv;
 
@@ -127,46 +128,15 @@ impl Options {
 // ---------------------------------------------------------------------------
 // The SAM virtualenv and `sam build`
 
-/// Makes sure `<root>/.venv-sam` exists and matches `requirements-sam.txt`,
-/// the way `switchyard_local::venv::ensure` keeps `.venv`: a stamp holding
-/// the requirements it was built from, a lock against concurrent installs.
+/// `.venv-sam`, from `requirements-sam.txt`.
 fn ensure_sam_venv(root: &Path) -> Result<Venv> {
-    let venv = Venv {
-        dir: root.join(SAM_VENV),
-    };
-    let req_path = root.join(SAM_REQUIREMENTS);
-    let wanted = fs::read_to_string(&req_path).with_context(|| format!("reading {}", req_path.display()))?;
-    let stamp = venv.dir.join(".switchyard-requirements");
-    let ready = || venv.bin("sam").is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted);
-    if ready() {
-        return Ok(venv);
+    ToolVenv {
+        dir: SAM_VENV,
+        requirements: SAM_REQUIREMENTS,
+        probe: "sam",
+        holds: "aws-sam-cli, cargo-lambda, ziglang",
     }
-    let lock_path = root.join(format!("{SAM_VENV}.lock"));
-    let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    if ready() {
-        return Ok(venv);
-    }
-    eprintln!(
-        "sam-build: setting up the SAM CLI virtualenv in {} (aws-sam-cli, cargo-lambda, ziglang)…",
-        venv.dir.display()
-    );
-    if !venv.python().exists() {
-        let python = std::env::var("SWITCHYARD_PYTHON").unwrap_or_else(|_| "python3".into());
-        run_status(
-            Command::new(&python).args(["-m", "venv"]).arg(&venv.dir),
-            "creating the SAM virtualenv (is python3 with venv installed?)",
-        )?;
-    }
-    run_status(
-        Command::new(venv.python())
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&req_path),
-        "installing requirements-sam.txt",
-    )?;
-    fs::write(&stamp, &wanted).with_context(|| format!("writing {}", stamp.display()))?;
-    Ok(venv)
+    .ensure(root)
 }
 
 fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<()> {
@@ -203,15 +173,6 @@ fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<()> {
     })?;
     eprintln!("sam-build: sam build took {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
-}
-
-fn run_status(cmd: &mut Command, what: &str) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("{what}: cannot run {cmd:?}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(anyhow!("{what} failed ({status})"))
-    }
 }
 
 // ---------------------------------------------------------------------------

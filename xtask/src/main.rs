@@ -6,6 +6,8 @@
 //!   cfn-lint; it checks first that `shared/core` has no module cycle;
 //! - `lint`: `cargo fmt --check` and clippy over every target, warnings
 //!   denied (the workspace's lints are in the root `Cargo.toml`);
+//! - `checkov`: the checkov scanner on `template.yaml` (its own
+//!   virtualenv): no failed check, and a reason for every skipped one;
 //! - `cycles`: the module graph of `shared/core` (or another crate's `src/`)
 //!   by layer, and a failure on any cycle;
 //! - `check-links`: every relative link and anchor in README.md and docs/ resolves;
@@ -25,6 +27,7 @@
 //!   check of every function's `bootstrap`.
 
 mod bench;
+mod checkov;
 mod cycles;
 mod demo;
 mod elf;
@@ -33,6 +36,7 @@ mod links;
 mod local;
 mod sam;
 mod soak;
+mod tool_venv;
 
 use anyhow::{Context as _, Result, anyhow};
 use std::path::Path;
@@ -44,6 +48,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   cycles [SRC_DIR]                                 (module layers of shared/core/src or SRC_DIR; fails on a cycle)
   check-links                                      (every relative link and anchor of README.md and docs/ resolves)
   lint                                             (cargo fmt --check, and clippy on every target with warnings denied)
+  checkov                                          (checkov on template.yaml: no failed check, every skip with a reason)
   demo [--keep-running] [OPTIONS]
   up [OPTIONS]                                     (default --port 3000)
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         Some("cycles") => cycles::run(&root, &args[1..]),
         Some("check-links") => links::run(&root),
         Some("lint") => lint(&root),
+        Some("checkov") => checkov::run(&root),
         Some("demo") => demo::run(&root, &args[1..]),
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
@@ -135,6 +141,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     cycles::check(&core, &cycles::module_graph(&core, cycles::TestFiles::Count)?)?;
     links::run(root)?;
     lint(root)?;
+    checkov::run(root)?;
     let venv = setup(root)?;
     let template = switchyard_local::template::load(root, &venv)?;
     local::build_functions(root, &template)?;

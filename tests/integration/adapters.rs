@@ -1,5 +1,8 @@
 //! The AWS adapters against moto: batching limits, conditional writes, the
 //! event bus.
+//!
+//! Kept whole past 600 lines: one topic (shared/aws's adapters against moto),
+//! each test a short, independent check of one adapter.
 
 use std::collections::HashSet;
 use switchyard_aws::aws_sdk_eventbridge;

@@ -1,6 +1,12 @@
 //! Switchyard's integration tests: one binary, one moto server, a private
 //! set of queues and tables per test.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests and their helpers: a failed step panics the test"
+)]
+
 mod adapters;
 mod api;
 mod api_storage;

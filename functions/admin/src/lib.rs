@@ -52,12 +52,16 @@ impl Settings {
 
 /// The function's state, built once per process.
 pub struct AdminState {
+    /// The SQS client for queue depths, peeks and redrives.
     pub sqs: aws_sdk_sqs::Client,
+    /// The DLQs the routes may read and redrive, each with its source queue.
     pub dlqs: Vec<DlqPair>,
+    /// Hex SHA-256 of the operator's admin key; without it every route answers 403.
     pub admin_key_sha256: Option<String>,
 }
 
 impl AdminState {
+    /// The state over the SQS client of `sdk` and the queues of `s`.
     pub fn new(sdk: &SdkConfig, s: &Settings) -> Self {
         Self {
             sqs: aws_sdk_sqs::Client::new(sdk),
@@ -131,6 +135,7 @@ fn dlq<'a>(s: &'a AdminState, name: &str) -> ApiResult<&'a DlqPair> {
         .ok_or_else(|| ApiError::not_found("DLQ"))
 }
 
+/// `GET /v1/admin/dlqs`: each DLQ's name and message count.
 pub async fn list_dlqs(_: Operator, State(s): S) -> ApiResult<Json<Value>> {
     let mut out = Vec::new();
     for pair in &s.dlqs {
@@ -140,6 +145,7 @@ pub async fn list_dlqs(_: Operator, State(s): S) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "items": out })))
 }
 
+/// `GET /v1/admin/dlqs/{name}/messages`: up to `max` (1 … 10, default 10) messages of a DLQ, left on it.
 pub async fn peek_dlq(_: Operator, State(s): S, Path(name): Path<String>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["max"])?;
     let pair = dlq(&s, &name)?;
@@ -155,6 +161,7 @@ pub async fn peek_dlq(_: Operator, State(s): S, Path(name): Path<String>, p: Par
     Ok(Json(json!({ "items": messages })))
 }
 
+/// The body of `POST /v1/admin/dlqs/{name}/redrive`: `max`, the most messages to move (all when absent).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Redrive {

@@ -29,6 +29,7 @@ fn tenant_id(raw: &str) -> ApiResult<TenantId> {
     TenantId::parse(raw).map_err(|_| ApiError::not_found("tenant"))
 }
 
+/// The body of `POST /v1/admin/tenants`: the new tenant's id and display name (1 … 200 characters).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
@@ -36,6 +37,7 @@ pub struct NewTenant {
     name: String,
 }
 
+/// `POST /v1/admin/tenants`: creates a tenant; 409 if the id is taken.
 pub async fn create_tenant<P: Ports>(
     _: Admin,
     State(s): S<P>,
@@ -58,6 +60,7 @@ pub async fn create_tenant<P: Ports>(
     Ok((StatusCode::CREATED, Json(tenant_view(&t))))
 }
 
+/// `GET /v1/admin/tenants`: the tenants, a page at a time (`limit`, `cursor`).
 pub async fn list_tenants<P: Ports>(_: Admin, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
@@ -68,6 +71,7 @@ pub async fn list_tenants<P: Ports>(_: Admin, State(s): S<P>, p: Params) -> ApiR
     )))
 }
 
+/// `GET /v1/admin/tenants/{tenant_id}`: one tenant, or 404.
 pub async fn get_tenant<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = tenant_id(&id)?;
     let t = s
@@ -78,6 +82,7 @@ pub async fn get_tenant<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<Strin
     Ok(Json(tenant_view(&t)))
 }
 
+/// The body of `POST /v1/admin/tenants/{tenant_id}/api-keys`: an optional label for the key.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
@@ -120,6 +125,7 @@ pub async fn create_api_key<P: Ports>(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+/// `GET /v1/admin/tenants/{tenant_id}/api-keys`: a tenant's keys (ids, labels, never the keys).
 pub async fn list_api_keys<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let tenant = tenant_id(&id)?;
     if s.registry.tenant(&tenant).await?.is_none() {
@@ -129,6 +135,7 @@ pub async fn list_api_keys<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<St
     Ok(Json(crate::views::page(keys.iter().map(key_view).collect(), None)))
 }
 
+/// `DELETE /v1/admin/tenants/{tenant_id}/api-keys/{key_id}`: revokes a key (204), or 404.
 pub async fn revoke_api_key<P: Ports>(
     _: Admin,
     State(s): S<P>,

@@ -18,6 +18,7 @@ use switchyard_core::{DeliveryId, DeliveryTask, EventId, TenantId};
 
 type S<P> = State<Arc<crate::AppState<P>>>;
 
+/// `GET /v1/endpoints/{endpoint_id}/deliveries`: an endpoint's deliveries, a page at a time, optionally created in `[since, until)`.
 pub async fn by_endpoint<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
@@ -41,6 +42,7 @@ pub async fn by_endpoint<P: Ports>(
     )))
 }
 
+/// `GET /v1/deliveries?status=`: the tenant's deliveries that are `failed` (the default), `retrying` or `skipped`, a page at a time.
 pub async fn by_status<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["status", "limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
@@ -75,6 +77,7 @@ async fn owned_delivery<P: Ports>(
     Ok((d, attempts.iter().map(views::attempt).collect()))
 }
 
+/// `GET /v1/deliveries/{delivery_id}`: one delivery with its attempts.
 pub async fn get_one<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (d, attempts) = owned_delivery(&s, &t, &id).await?;
     let mut v = views::delivery(&d);
@@ -112,6 +115,7 @@ pub async fn resend<P: Ports>(
     ))
 }
 
+/// The body of `POST /v1/endpoints/{endpoint_id}/recover`: the window `[since, until)` (RFC 3339; `until` defaults to now).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recover {

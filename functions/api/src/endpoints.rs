@@ -135,6 +135,7 @@ pub(crate) async fn owned<P: Ports>(s: &crate::AppState<P>, tenant: &TenantId, r
         .ok_or_else(|| ApiError::not_found("endpoint"))
 }
 
+/// `POST /v1/endpoints`: registers an endpoint (`url` required); the answer is the only listing that shows its secret.
 pub async fn create<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
@@ -155,6 +156,7 @@ pub async fn create<P: Ports>(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+/// `GET /v1/endpoints`: the tenant's endpoints, a page at a time (`limit`, `cursor`).
 pub async fn list<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
     p.only(&["limit", "cursor"])?;
     let (limit, cursor) = p.page()?;
@@ -165,6 +167,7 @@ pub async fn list<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> Api
     )))
 }
 
+/// `GET /v1/endpoints/{endpoint_id}`: one endpoint, or 404.
 pub async fn get_one<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(views::endpoint(&owned(&s, &t, &id).await?)))
 }
@@ -190,6 +193,7 @@ where
         })
 }
 
+/// `PATCH /v1/endpoints/{endpoint_id}`: changes the fields given; `null` clears an optional one.
 pub async fn update<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
@@ -206,6 +210,7 @@ pub async fn update<P: Ports>(
     Ok(Json(views::endpoint(&ep)))
 }
 
+/// `DELETE /v1/endpoints/{endpoint_id}`: deletes an endpoint (204), or 404.
 pub async fn remove<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let ep = owned(&s, &t, &id).await?;
     if s.registry.delete_endpoint(&t, &ep.id).await? {
@@ -237,14 +242,17 @@ async fn set_enabled<P: Ports>(
     Ok(Json(views::endpoint(&ep)))
 }
 
+/// `POST /v1/endpoints/{endpoint_id}/disable`: stops deliveries to it; they are recorded as skipped.
 pub async fn disable<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     set_enabled(&s, &t, &id, false).await
 }
 
+/// `POST /v1/endpoints/{endpoint_id}/enable`: enables it again with a closed circuit, after checking its URL again.
 pub async fn enable<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     set_enabled(&s, &t, &id, true).await
 }
 
+/// `GET /v1/endpoints/{endpoint_id}/secret`: the signing secret and the rotated-out ones still valid.
 pub async fn secret<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let ep = owned(&s, &t, &id).await?;
     let now = now_utc();
@@ -257,6 +265,7 @@ pub async fn secret<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<
     Ok(Json(json!({ "secret": ep.secret.expose(), "previous": previous })))
 }
 
+/// The body of `POST /v1/endpoints/{endpoint_id}/rotate-secret`.
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
@@ -265,6 +274,7 @@ pub struct Rotate {
     overlap_hours: Option<u32>,
 }
 
+/// `POST /v1/endpoints/{endpoint_id}/rotate-secret`: a new signing secret; the old one keeps signing for the overlap.
 pub async fn rotate_secret<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,

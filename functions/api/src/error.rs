@@ -7,15 +7,21 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchyard_core::PortError;
 
+/// An error answer: its status and the `{"code", "message", "details"?}` body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// A stable machine-readable code (`not_found`, `validation_failed`, ...).
     pub code: &'static str,
+    /// What went wrong, for a person.
     pub message: String,
+    /// Extra facts (the field at fault, the limit); omitted from the body when `None`.
     pub details: Option<Value>,
 }
 
 impl ApiError {
+    /// An error with `status`, `code` and `message`, without details.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -25,15 +31,18 @@ impl ApiError {
         }
     }
 
+    /// The same error with `details`.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
     }
 
+    /// 400 with `code`: the request could not be read.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 401 `unauthorized`: no key, or not a valid one.
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -42,6 +51,7 @@ impl ApiError {
         )
     }
 
+    /// 403 `forbidden`: a valid key that may not do this.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
@@ -51,6 +61,7 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
     }
 
+    /// 409 `conflict`: the request clashes with the current state.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
@@ -72,6 +83,7 @@ impl ApiError {
             .with_details(json!({ "limit": e.limit, "value": e.value }))
     }
 
+    /// 503 `unavailable` for a retryable port failure, else 500 `internal`; the cause is logged, never shown.
     pub fn internal(e: &PortError) -> Self {
         // The cause is logged, not shown: it may name tables and queues.
         tracing::error!(error = %e, "a dependency failed");
@@ -118,4 +130,5 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What a handler returns.
 pub type ApiResult<T> = Result<T, ApiError>;

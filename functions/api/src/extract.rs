@@ -174,6 +174,7 @@ impl Params {
         }
     }
 
+    /// The value of query parameter `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }

@@ -44,11 +44,15 @@ pub const MAX_RECOVER: usize = 1000;
 /// Where the API's resources are and how it behaves; from the environment in Lambda.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The registry table (tenants, keys, endpoints).
     pub registry_table: String,
+    /// The deliveries table (events, deliveries, attempts).
     pub deliveries_table: String,
+    /// The deliveries queue, where resends and recoveries go.
     pub deliveries_queue_url: String,
     /// Hex SHA-256 of the admin key; without it the admin routes answer 403.
     pub admin_key_sha256: Option<String>,
+    /// Which endpoint URLs are refused (private ranges, plain `http`).
     pub ssrf: SsrfPolicy,
     /// How long a rotated-out secret keeps signing, unless the call says.
     pub rotation_overlap: time::Duration,
@@ -88,9 +92,13 @@ impl Settings {
 /// endpoints, the delivery log, the event store, and the deliveries queue
 /// that replays go to. [`Aws`] is the deployed set.
 pub trait Ports: Send + Sync + 'static {
+    /// Tenants, API keys and endpoints.
     type Registry: Registry + Tenants + EndpointAdmin + EndpointEdits + Send + Sync;
+    /// Reads of deliveries and attempts.
     type Log: DeliveryQueries + Send + Sync;
+    /// Event records: stored (test events) and read back.
     type Events: EventStore + EventQueries + Send + Sync;
+    /// The deliveries queue.
     type Deliveries: TaskQueue<DeliveryTask> + Send + Sync;
 }
 
@@ -106,15 +114,23 @@ impl Ports for Aws {
 
 /// The API's state, built once per process.
 pub struct AppState<P: Ports = Aws> {
+    /// Tenants, API keys and endpoints.
     pub registry: P::Registry,
+    /// The delivery log, read by the delivery routes.
     pub log: P::Log,
+    /// The event store.
     pub events: P::Events,
+    /// The deliveries queue, for resends, recoveries and test events.
     pub deliveries: P::Deliveries,
+    /// Hex SHA-256 of the admin key; without it the admin routes answer 403.
     pub admin_key_sha256: Option<String>,
+    /// Which endpoint URLs are refused.
     pub ssrf: SsrfPolicy,
+    /// How long a rotated-out secret keeps signing, unless the call says.
     pub rotation_overlap: time::Duration,
     /// How long event records written here (test events) are kept.
     pub retention: time::Duration,
+    /// Per-tenant limits: endpoints, API keys, custom headers.
     pub limits: switchyard_core::quota::Limits,
 }
 

@@ -8,6 +8,7 @@ use switchyard_core::model::{AttemptRecord, DeliveryRecord};
 use switchyard_core::retry::RawRetryPolicy;
 use switchyard_core::time_util::rfc3339;
 
+/// An endpoint as the API shows it (never its secret).
 pub fn endpoint(ep: &Endpoint) -> Value {
     // Header values often hold the receiver's credentials: names only,
     // each value masked.
@@ -33,6 +34,7 @@ pub fn endpoint(ep: &Endpoint) -> Value {
     })
 }
 
+/// A delivery as the API shows it.
 pub fn delivery(d: &DeliveryRecord) -> Value {
     json!({
         "id": d.delivery_id,
@@ -49,6 +51,7 @@ pub fn delivery(d: &DeliveryRecord) -> Value {
     })
 }
 
+/// One attempt of a delivery as the API shows it.
 pub fn attempt(a: &AttemptRecord) -> Value {
     json!({
         "attempt": a.attempt,

@@ -64,38 +64,56 @@ pub fn register<M: Markers>(consumer: Consumer<M>, store: Arc<DynamoStateStore>)
         )
 }
 
+/// The data of a `payment.completed` event.
 #[derive(Debug, Deserialize)]
 pub struct PaymentCompleted {
+    /// The payment's id.
     pub payment_id: String,
+    /// The amount, in the currency's minor unit.
     pub amount_cents: i64,
+    /// ISO 4217 currency code.
     pub currency: String,
 }
 
+/// The data of an `inventory.low` event.
 #[derive(Debug, Deserialize)]
 pub struct InventoryLow {
+    /// The stock-keeping unit running low.
     pub sku: String,
+    /// Units left.
     pub available: i64,
 }
 
 // ------------------------------------------------------------------ orders
 
+/// The data of an `order.created` event.
 #[derive(Debug, Deserialize)]
 pub struct OrderCreated {
+    /// The order's id.
     pub order_id: String,
+    /// The lines of the order.
     pub items: Vec<OrderItem>,
+    /// Where it ships.
     pub ship_to: ShipTo,
+    /// Where the confirmation goes.
     pub customer_email: String,
 }
 
+/// One line of an order.
 #[derive(Debug, Deserialize)]
 pub struct OrderItem {
+    /// The stock-keeping unit ordered.
     pub sku: String,
+    /// Units ordered.
     pub quantity: u32,
+    /// Price of one unit, in cents.
     pub unit_price_cents: u64,
 }
 
+/// An order's shipping address, as far as the workflow needs it.
 #[derive(Debug, Deserialize)]
 pub struct ShipTo {
+    /// ISO 3166 country code.
     pub country: String,
 }
 
@@ -264,10 +282,14 @@ fn send_confirmation<'a>(cx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepRe
 
 // ------------------------------------------------------------------- users
 
+/// The data of a `user.created` event.
 #[derive(Debug, Deserialize)]
 pub struct UserCreated {
+    /// The new user's id.
     pub user_id: String,
+    /// Where the welcome mail goes.
     pub email: String,
+    /// The plan signed up for, if any.
     #[serde(default)]
     pub plan: Option<String>,
 }

@@ -29,7 +29,9 @@ use switchyard_flow::consumer::{BatchCounts, Consumer, ConsumerConfig, Markers, 
 /// Where the consumer's state is and how it retries; from the environment in Lambda.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// The consumers' state table (idempotency markers, workflow progress and effects).
     pub state_table: String,
+    /// Retry delays and the handler lease.
     pub config: ConsumerConfig,
 }
 
@@ -62,7 +64,9 @@ impl Settings {
 
 /// The consumer function's state, built once per process.
 pub struct ConsumerApp<M> {
+    /// The registered handlers and workflows.
     pub consumer: Consumer<M>,
+    /// The SQS client, to put a failed message back to sleep until its retry.
     pub sqs: aws_sdk_sqs::Client,
     /// `ConsumerSucceeded` / `ConsumerFailed` / `ConsumerSkipped`, written
     /// as an EMF line at the end of each batch.
@@ -73,6 +77,7 @@ pub struct ConsumerApp<M> {
 pub type AwsConsumer = ConsumerApp<Arc<DynamoStateStore>>;
 
 impl AwsConsumer {
+    /// The consumer over the state table of `settings`, with the example handlers and workflows registered.
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Result<Self, RegisterError> {
         let store = Arc::new(DynamoStateStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
@@ -87,6 +92,7 @@ impl AwsConsumer {
 }
 
 impl<M: Markers> ConsumerApp<M> {
+    /// Handles an SQS batch; the failed records are in the response.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         self.handle_counted(event).await.0
     }

@@ -38,6 +38,7 @@ pub use http::{HttpSender, SenderError};
 
 /// The delivery function's state, built once per process.
 pub struct Delivery<R, H, L, D, O, Q> {
+    /// Sends due tasks and records their outcome.
     pub deliverer: Deliverer<R, H, L, D, O>,
     /// The deliveries queue, to put a task back to sleep until it is due.
     pub queue: Q,
@@ -62,16 +63,23 @@ pub type AwsDelivery = Delivery<
 /// in Lambda.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The registry table (endpoints and their circuits).
     pub registry_table: String,
+    /// The deliveries table (deliveries and attempts).
     pub deliveries_table: String,
+    /// The deliveries queue this function reads.
     pub deliveries_queue_url: String,
+    /// Its DLQ.
     pub deliveries_dlq_url: String,
     /// Operational events (`delivery.exhausted`, `endpoint.disabled`) enter here.
     pub fanout_queue_url: String,
     /// The deliveries queue's `maxReceiveCount` and retention.
     pub queue_limits: QueueLimits,
+    /// How long one webhook request may take.
     pub request_timeout: Duration,
+    /// How long deliveries and attempts are kept, in days.
     pub retention_days: u16,
+    /// Circuit breaker, retry and notice settings.
     pub config: DeliveryConfig,
 }
 
@@ -176,6 +184,7 @@ pub fn deployed_config(request_timeout: Duration, ssrf: SsrfPolicy) -> DeliveryC
 }
 
 impl AwsDelivery {
+    /// Delivery over the tables and queues of `settings`; fails if the HTTP client cannot be built.
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Result<Self, SenderError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -215,6 +224,7 @@ where
     O: TaskQueue<FanoutTask>,
     Q: Redelivery<DeliveryTask>,
 {
+    /// Handles an SQS batch of delivery tasks; the failed records are in the response.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let response = self.handle_batch(event).await;
         self.metrics.flush();

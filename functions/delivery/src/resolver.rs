@@ -38,10 +38,12 @@ pub struct GuardedResolver {
 }
 
 impl GuardedResolver {
+    /// A resolver that keeps only the addresses `policy` allows.
     pub fn new(policy: impl Into<Arc<SsrfPolicy>>) -> Self {
         Self { policy: policy.into() }
     }
 
+    /// The policy it checks addresses against.
     pub fn policy(&self) -> &SsrfPolicy {
         &self.policy
     }
@@ -87,19 +89,27 @@ pub enum ResolveError {
     /// The system resolver failed.
     #[error("could not resolve `{host}`: {source}")]
     Lookup {
+        /// The name looked up.
         host: String,
+        /// The resolver's error.
         #[source]
         source: std::io::Error,
     },
     /// The name has no addresses.
     #[error("`{host}` resolves to no address")]
-    NoAddress { host: String },
+    NoAddress {
+        /// The name looked up.
+        host: String,
+    },
     /// Every address the name resolves to is refused by the SSRF policy;
     /// `first` is the first of them, `others` how many more there were.
     #[error("refusing to connect to `{host}`: {first}{}", others_suffix(*others))]
     Refused {
+        /// The name looked up.
         host: String,
+        /// Why the first address was refused.
         first: SsrfError,
+        /// How many more addresses were refused.
         others: usize,
     },
 }

@@ -24,7 +24,9 @@ use switchyard_core::{DeliveryTask, FanoutTask};
 
 /// The fan-out function's state, built once per process.
 pub struct Fanout<R, Q, S> {
+    /// The registry, to find each event's endpoints.
     pub registry: R,
+    /// The deliveries queue, one task per delivery.
     pub queue: Q,
     /// Where operational events are stored for their tenant.
     pub store: S,
@@ -40,10 +42,13 @@ pub type AwsFanout = Fanout<DynamoRegistry, SqsQueue<DeliveryTask>, DynamoEventS
 /// Where fan-out's resources are; from the environment in Lambda.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// The registry table (endpoints and their filters).
     pub registry_table: String,
+    /// The deliveries queue tasks are sent to.
     pub deliveries_queue_url: String,
     /// Where operational events are stored (the events of the deliveries table).
     pub deliveries_table: String,
+    /// How long operational events are kept, in days.
     pub audit_retention_days: u16,
 }
 
@@ -61,6 +66,7 @@ impl Settings {
 }
 
 impl AwsFanout {
+    /// Fan-out over the table and queue of `settings`.
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         Self {
@@ -74,6 +80,7 @@ impl AwsFanout {
 }
 
 impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
+    /// Handles an SQS batch of fan-out tasks; the failed records are in the response.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         // Boxed: nested in the runtime's own future, the batch's future
         // type would otherwise exceed the compiler's layout depth limit.

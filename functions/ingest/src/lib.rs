@@ -47,12 +47,16 @@ use switchyard_core::producers::ProducerBindings;
 
 /// The ingest function's state, built once per process.
 pub struct Ingest<R, S, Q, B> {
+    /// The registry: tenants and API keys of the HTTP door.
     pub registry: R,
+    /// Where event records are written (deduplication and audit).
     pub store: S,
+    /// The fan-out queue accepted events go to.
     pub queue: Q,
     /// The application's bus; events with `routing.internal` are published
     /// to it when it is set.
     pub bus: Option<B>,
+    /// Body limits, the idempotency window and retention.
     pub config: IngestConfig,
     /// How AWS service events (the EventBridge door) find their tenant.
     pub tenant_rules: TenantRules,
@@ -72,9 +76,13 @@ pub type AwsIngest = Ingest<DynamoRegistry, DynamoEventStore, SqsQueue<FanoutTas
 /// Lambda.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// The registry table (tenants and API keys).
     pub registry_table: String,
+    /// The deliveries table, where event records are written.
     pub deliveries_table: String,
+    /// The fan-out queue.
     pub fanout_queue_url: String,
+    /// The largest event body accepted, in bytes.
     pub max_body_bytes: usize,
     /// How long the records of `routing.audit` events are kept.
     pub audit_retention_days: u16,
@@ -87,6 +95,7 @@ pub struct Settings {
     pub idempotency_window: std::time::Duration,
     /// The application's EventBridge bus (the internal track), if any.
     pub event_bus_name: Option<String>,
+    /// How AWS service events (the EventBridge door) find their tenant.
     pub tenant_rules: TenantRules,
     /// Which producer of the SQS door may send for which tenant.
     pub producers: ProducerBindings,
@@ -145,6 +154,7 @@ impl Settings {
 }
 
 impl AwsIngest {
+    /// Ingest over the tables, queue and bus of `settings`.
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let bus = settings
@@ -193,8 +203,11 @@ fn describe(e: &IngestError) -> String {
 /// Which door an invocation came in by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Door {
+    /// An HTTP API request (payload 2.0): `POST /v1/events`.
     HttpApi,
+    /// A batch of SQS records from internal producers.
     Sqs,
+    /// An AWS service event from an EventBridge rule.
     EventBridge,
 }
 
@@ -224,20 +237,38 @@ impl Door {
 /// Why an invocation failed (the HTTP door never fails: it answers).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DispatchError {
+    /// The event is of none of the three doors' shapes.
     #[error(
         "unrecognised event: not an HTTP API (payload 2.0) request, an SQS batch or an EventBridge event; nothing was ingested"
     )]
     Unrecognised,
+    /// The event looks like one door's but lacks what that door needs.
     #[error("the {door:?} event does not have the expected shape: {reason}")]
-    Malformed { door: Door, reason: String },
+    Malformed {
+        /// The door the event looked like.
+        door: Door,
+        /// What is missing or of the wrong type.
+        reason: String,
+    },
+    /// An AWS service event that is not accepted (no tenant for it, or invalid).
     #[error("AWS service event {id} refused: {reason}")]
     Refused {
+        /// The EventBridge event's id.
         id: String,
+        /// Why it was refused.
         reason: String,
+        /// Whether it was refused because no tenant rule matched it.
         no_tenant: bool,
     },
+    /// An accepted AWS service event whose ingest failed (retryable or not).
     #[error("AWS service event {id} could not be ingested: {error}")]
-    Ingest { id: String, error: IngestError },
+    Ingest {
+        /// The EventBridge event's id.
+        id: String,
+        /// Why ingesting it failed.
+        error: IngestError,
+    },
+    /// The response could not be serialised.
     #[error("encoding the response failed: {0}")]
     Encode(String),
 }

@@ -87,6 +87,7 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
             })
             .collect();
         let messages = &messages;
+        #[allow(clippy::expect_used, reason = "`sqs` is a literal valid source")]
         let config = IngestConfig {
             default_source: Source::parse(SQS_DEFAULT_SOURCE).expect("`sqs` is a valid source"),
             ..self.config.clone()

@@ -31,14 +31,18 @@ pub const RECONCILE_LIMIT: usize = 500;
 /// dimension) and its URL.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct WatchedQueue {
+    /// The queue's logical name in the template.
     pub name: String,
+    /// The queue's URL.
     pub url: String,
 }
 
 /// What the monitor watches; from the environment in Lambda.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// The registry table, for the count of open circuits.
     pub registry_table: String,
+    /// The queues whose depth is reported.
     pub queues: Vec<WatchedQueue>,
     /// The reconciler's resources and margin.
     pub reconcile: ReconcileSettings,
@@ -47,10 +51,13 @@ pub struct Settings {
 /// Where the reconciler finds deliveries and sends tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconcileSettings {
+    /// The deliveries table the sweep reads.
     pub deliveries_table: String,
+    /// The deliveries queue lost tasks are sent to again.
     pub deliveries_queue_url: String,
     /// `task_lost` notices to the tenant enter here.
     pub fanout_queue_url: String,
+    /// How long delivery records are kept, in days.
     pub retention_days: u16,
     /// How overdue a next attempt must be before its task counts as lost.
     pub after: Duration,
@@ -84,16 +91,22 @@ impl Settings {
 /// One queue's depth, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Depth {
+    /// The queue's logical name.
     pub name: String,
+    /// Messages ready to receive.
     pub visible: u64,
+    /// Messages received and not yet deleted.
     pub in_flight: u64,
+    /// Messages not yet visible (delay or backoff).
     pub delayed: u64,
 }
 
 /// What one run found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// Each watched queue's depth.
     pub queues: Vec<Depth>,
+    /// Endpoints whose circuit is open.
     pub open_circuits: u64,
     /// What the reconciler's sweep did.
     pub reconciled: Swept,
@@ -105,14 +118,21 @@ pub type AwsReconciler =
 
 /// The monitor's state, built once per process.
 pub struct AwsMonitor {
+    /// The SQS client, for queue depths.
     pub sqs: aws_sdk_sqs::Client,
+    /// The registry, for the count of open circuits.
     pub registry: DynamoRegistry,
+    /// The queues whose depth is reported.
     pub queues: Vec<WatchedQueue>,
+    /// Finds deliveries whose task was lost and sends them again.
     pub reconciler: AwsReconciler,
+    /// Queue depths, open circuits and the sweep's counts, written as an EMF
+    /// line per run.
     pub metrics: Recorder,
 }
 
 impl AwsMonitor {
+    /// The monitor over the clients of `sdk` and the resources of `settings`.
     pub fn new(sdk: &SdkConfig, settings: &Settings) -> Self {
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);

@@ -54,7 +54,9 @@ pub enum Fault {
 /// with a kind drawn evenly from `kinds`.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
+    /// Probability (0.0 to 1.0) that a matching request fails.
     pub rate: f64,
+    /// The fault kinds to draw from; no faults when empty.
     pub kinds: Vec<Fault>,
     /// Only operations whose counted name (`sqs:SendMessage`) starts with one
     /// of these; all when empty.
@@ -76,6 +78,7 @@ pub struct Tally {
     pub write_units_by: BTreeMap<String, f64>,
     /// DynamoDB write and read capacity units, as AWS would bill them.
     pub write_units: f64,
+    /// DynamoDB read capacity units, as AWS would bill them.
     pub read_units: f64,
     /// Faults injected, per kind.
     pub faults: BTreeMap<String, u64>,
@@ -116,6 +119,7 @@ struct State {
 
 /// A running proxy; stopped when dropped.
 pub struct AwsProxy {
+    /// The loopback address the proxy listens on (the SDK's endpoint).
     pub addr: SocketAddr,
     state: Arc<State>,
     _stop: oneshot::Sender<()>,

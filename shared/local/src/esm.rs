@@ -17,11 +17,14 @@ use std::future::Future;
 /// A queue as the poller needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueRef {
+    /// The queue's URL.
     pub url: String,
+    /// The queue's ARN (the `eventSourceARN` of each record).
     pub arn: String,
 }
 
 impl QueueRef {
+    /// The queue at `url`, with its ARN read from SQS.
     pub async fn resolve(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Self, LocalError> {
         Ok(Self {
             url: url.to_string(),
@@ -33,7 +36,9 @@ impl QueueRef {
 /// What one poll did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchReport {
+    /// Messages received in the batch.
     pub received: usize,
+    /// Messages the handler reported as failed (left on the queue).
     pub failed: usize,
     /// Successes whose delete SQS refused (their receipt had expired).
     pub not_deleted: usize,

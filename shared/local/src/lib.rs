@@ -72,6 +72,7 @@ pub async fn sdk_config_as(endpoint: &str, key_id: &str) -> aws_config::SdkConfi
 /// The SSRF policy of local mode: plain `http` allowed, and loopback (where
 /// the local receivers listen) allow-listed. Everything else is refused as in
 /// production.
+#[allow(clippy::expect_used, reason = "a literal allow-list that always parses")]
 pub fn local_ssrf_policy() -> switchyard_core::ssrf::SsrfPolicy {
     switchyard_core::ssrf::SsrfPolicy {
         allow_http: true,

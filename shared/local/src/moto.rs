@@ -16,6 +16,7 @@ pub const ENDPOINT_ENV: &str = "SWITCHYARD_MOTO_ENDPOINT";
 /// this process, because moto exits when its standard input closes.
 #[derive(Debug)]
 pub struct Moto {
+    /// Moto's base URL (`http://127.0.0.1:<port>`).
     pub endpoint: String,
     child: Option<Child>,
 }

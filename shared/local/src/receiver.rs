@@ -17,20 +17,26 @@ use tokio::sync::{Notify, oneshot};
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The HTTP method (`POST`).
     pub method: String,
+    /// The request path, with its query string if any.
     pub path: String,
     /// Header names lowercased, in arrival order.
     pub headers: Vec<(String, String)>,
+    /// The raw body.
     pub body: Vec<u8>,
+    /// When the request's body had been read.
     pub at: Instant,
 }
 
 impl Received {
+    /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 
+    /// The body as text (invalid UTF-8 replaced).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -39,8 +45,11 @@ impl Received {
 /// How to answer one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// The HTTP status code.
     pub status: u16,
+    /// The response body.
     pub body: String,
+    /// Extra response headers, in order.
     pub headers: Vec<(String, String)>,
     /// Wait this long before answering.
     pub delay: Duration,
@@ -52,6 +61,7 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// An immediate answer with `status` and an empty body.
     pub fn status(status: u16) -> Self {
         Self {
             status,
@@ -63,16 +73,19 @@ impl Reply {
         }
     }
 
+    /// The same reply with `body`.
     pub fn body(mut self, body: impl Into<String>) -> Self {
         self.body = body.into();
         self
     }
 
+    /// The same reply with one more header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
+    /// The same reply, sent after waiting `delay`.
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
@@ -143,6 +156,7 @@ type Responder = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 
 /// A running receiver; stopped when dropped.
 pub struct Receiver {
+    /// The loopback address it listens on.
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     arrived: Arc<Notify>,
@@ -289,7 +303,7 @@ async fn handle(
 }
 
 /// A reply's body: all at once, or dripped a chunk at a time.
-pub enum ReplyBody {
+pub(crate) enum ReplyBody {
     Full(Full<Bytes>),
     Drip {
         chunk: Bytes,

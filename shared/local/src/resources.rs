@@ -26,15 +26,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// The names and URLs of one local stack's resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resources {
+    /// The unique prefix of every name of this stack.
     pub prefix: String,
+    /// The endpoint registry table.
     pub registry_table: String,
+    /// The deliveries table (events, delivery state, attempts).
     pub deliveries_table: String,
+    /// The fan-out queue (events waiting to be matched to endpoints).
     pub fanout_queue_url: String,
+    /// The fan-out queue's DLQ.
     pub fanout_dlq_url: String,
+    /// The deliveries queue (one message per delivery to attempt).
     pub deliveries_queue_url: String,
+    /// The deliveries queue's DLQ.
     pub deliveries_dlq_url: String,
     /// The SQS ingest queue internal producers send events to, and its DLQ.
     pub ingest_queue_url: String,
+    /// The ingest queue's DLQ.
     pub ingest_dlq_url: String,
     /// AWS service events that could not be ingested (replayed into the ingest queue).
     pub aws_events_dlq_url: String,
@@ -53,7 +61,9 @@ pub struct Resources {
 pub struct InternalQueue {
     /// The queue's logical id in `template.yaml` (`InternalUserQueue`).
     pub logical_id: String,
+    /// The queue's URL.
     pub url: String,
+    /// Its DLQ's URL.
     pub dlq_url: String,
     /// The redrive policy's `maxReceiveCount` it was created with.
     pub max_receive_count: u32,
@@ -68,7 +78,9 @@ pub const INGEST_MAX_RECEIVE_COUNT: u32 = 5;
 pub struct QueueOptions {
     /// Every queue's visibility timeout, the internal track's included.
     pub visibility_timeout_secs: u32,
+    /// The fan-out queue's `maxReceiveCount`.
     pub fanout_max_receive_count: u32,
+    /// The deliveries queue's `maxReceiveCount`.
     pub deliveries_max_receive_count: u32,
     /// The deliveries queue's `MessageRetentionPeriod`.
     pub deliveries_retention_secs: u32,
@@ -251,6 +263,7 @@ pub async fn create_queue(
         .ok_or_else(|| aws_err(format!("CreateQueue {name}"), "the answer has no queue URL"))
 }
 
+/// The ARN of the queue at `url`, read from SQS.
 pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, LocalError> {
     let out = sqs
         .get_queue_attributes()

@@ -33,10 +33,13 @@ const EVENT_BUS: &str = "AWS::Events::EventBus";
 /// An SQS queue of the template, as far as the local runner needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateQueue {
+    /// The queue's logical id.
     pub logical_id: String,
+    /// `VisibilityTimeout`, in seconds, if set.
     pub visibility_timeout_secs: Option<u32>,
     /// The queue its `RedrivePolicy` sends to, if it has one.
     pub dlq_logical_id: Option<String>,
+    /// The `maxReceiveCount` of its `RedrivePolicy`, if it has one.
     pub max_receive_count: Option<u32>,
 }
 
@@ -44,9 +47,11 @@ pub struct TemplateQueue {
 /// go to `queue`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InternalRoute {
+    /// The rule's logical id.
     pub rule_logical_id: String,
     /// The rule's event pattern, free of intrinsic functions.
     pub pattern: Value,
+    /// The queue the rule targets.
     pub queue: TemplateQueue,
 }
 

@@ -14,10 +14,12 @@ use std::process::Command;
 /// A ready virtualenv.
 #[derive(Debug, Clone)]
 pub struct Venv {
+    /// The virtualenv's directory (`<root>/.venv`).
     pub dir: PathBuf,
 }
 
 impl Venv {
+    /// The venv's Python interpreter.
     pub fn python(&self) -> PathBuf {
         self.dir.join("bin/python")
     }
@@ -28,6 +30,7 @@ impl Venv {
     }
 }
 
+/// The requirements the venv is kept in step with, under the workspace `root`.
 pub fn requirements_file(root: &Path) -> PathBuf {
     root.join("shared/local/python/requirements.txt")
 }

@@ -74,11 +74,14 @@ pub const ACCOUNT_ID: &str = "123456789012";
 /// What `Ref` and `Fn::GetAtt` give for one resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attrs {
+    /// What `Ref` gives (a queue's URL, a table's name, ...).
     pub reference: String,
+    /// What `Fn::GetAtt` gives, by attribute name (`Arn`, `QueueName`, ...).
     pub get_att: HashMap<String, String>,
 }
 
 impl Attrs {
+    /// A resource whose `Ref` is `reference`, with no attributes yet.
     pub fn new(reference: impl Into<String>) -> Self {
         Self {
             reference: reference.into(),
@@ -86,6 +89,7 @@ impl Attrs {
         }
     }
 
+    /// The same, with attribute `name` set to `value`.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
         self.get_att.insert(name.to_string(), value.into());
         self
@@ -96,10 +100,13 @@ impl Attrs {
 /// resources known so far.
 #[derive(Debug, Clone)]
 pub struct Cfn {
+    /// The stack's name (`AWS::StackName`).
     pub stack_name: String,
+    /// The stack's region (`AWS::Region`).
     pub region: String,
     params: HashMap<String, Value>,
     conditions: HashMap<String, bool>,
+    /// What each resource created so far gives, by logical id.
     pub resources: HashMap<String, Attrs>,
 }
 
@@ -199,6 +206,7 @@ impl Cfn {
             .ok_or_else(|| Error::UnknownCondition(name.to_string()))
     }
 
+    /// An ARN of `service` in this region and moto's account (`rest`: `queue-name`, `table/name`, ...).
     pub fn arn(&self, service: &str, rest: &str) -> String {
         format!("arn:aws:{service}:{}:{ACCOUNT_ID}:{rest}", self.region)
     }
@@ -224,8 +232,10 @@ impl Cfn {
     /// parameters left out.
     pub fn references(&self, value: &Value, out: &mut Vec<String>) {
         match value {
-            Value::Object(m) if m.len() == 1 => {
-                let (k, v) = m.iter().next().expect("a map of exactly one key");
+            Value::Object(m)
+                if m.len() == 1
+                    && let Some((k, v)) = m.iter().next() =>
+            {
                 match (k.as_str(), v) {
                     ("Ref", Value::String(name)) if !self.params.contains_key(name) && !name.starts_with("AWS::") => {
                         out.push(name.clone())
@@ -270,8 +280,10 @@ impl Cfn {
 
     fn eval(&self, value: &Value) -> Result<Resolved, Error> {
         match value {
-            Value::Object(m) if m.len() == 1 => {
-                let (k, v) = m.iter().next().expect("a map of exactly one key");
+            Value::Object(m)
+                if m.len() == 1
+                    && let Some((k, v)) = m.iter().next() =>
+            {
                 if k == "Ref" || k.starts_with("Fn::") || k == "Condition" {
                     return self.function(k, v);
                 }
@@ -468,11 +480,11 @@ impl Cfn {
     }
 
     fn condition(&self, expr: &Value) -> Result<bool, Error> {
-        let m = expr
+        let (k, v) = expr
             .as_object()
             .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
             .ok_or_else(|| Error::Malformed(format!("not a condition: {expr}")))?;
-        let (k, v) = m.iter().next().expect("a map of exactly one key");
         let list = || {
             v.as_array()
                 .ok_or_else(|| Error::Malformed(format!("{k} takes a list")))

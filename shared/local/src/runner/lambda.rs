@@ -31,12 +31,17 @@ use tokio::sync::{Notify, mpsc, oneshot};
 /// How to run one function.
 #[derive(Debug, Clone)]
 pub struct Spec {
+    /// The function's logical id in the template.
     pub logical_id: String,
+    /// The function's ARN (given to the process in its context).
     pub arn: String,
+    /// The executable to start for each instance.
     pub binary: PathBuf,
     /// The complete environment of the process.
     pub env: Vec<(String, String)>,
+    /// How long one invocation may run before the instance is killed.
     pub timeout: Duration,
+    /// The most instances running at once (at least 1).
     pub max_instances: usize,
 }
 
@@ -46,7 +51,12 @@ pub enum Outcome {
     /// The function's response payload.
     Ok(Bytes),
     /// The function reported an error (`/error` or `/init/error`).
-    Error { error_type: String, message: String },
+    Error {
+        /// The `errorType` it reported.
+        error_type: String,
+        /// The `errorMessage` it reported.
+        message: String,
+    },
     /// It ran past its timeout; the instance was killed.
     Timeout,
     /// The process exited, or could not be started.
@@ -54,6 +64,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the function returned a response.
     pub fn is_ok(&self) -> bool {
         matches!(self, Self::Ok(_))
     }
@@ -140,6 +151,7 @@ struct Instance {
 }
 
 impl Host {
+    /// A host for `spec`; instances start on demand and `log` gets their output.
     pub fn new(spec: Spec, log: LogFn) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
@@ -156,6 +168,7 @@ impl Host {
         }
     }
 
+    /// The function's logical id.
     pub fn logical_id(&self) -> &str {
         &self.inner.spec.logical_id
     }

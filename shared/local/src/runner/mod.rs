@@ -47,6 +47,7 @@ use triggers::{poll_rule, poll_sqs, run_schedule, serve_api};
 pub struct Options {
     /// Prefix of every physical name (`AWS::StackName`).
     pub stack_name: String,
+    /// Parameter overrides (`sam deploy --parameter-overrides`).
     pub parameters: HashMap<String, String>,
     /// Where the function binaries are (`target/debug`).
     pub bin_dir: PathBuf,
@@ -84,6 +85,7 @@ impl Options {
         ]
     }
 
+    /// The defaults for stack `stack_name` with binaries in `bin_dir`: any free port, [`Options::local_env`], 4 instances, triggers on.
     pub fn new(stack_name: &str, bin_dir: PathBuf) -> Self {
         Self {
             stack_name: stack_name.to_string(),
@@ -103,13 +105,18 @@ impl Options {
 /// One invocation, as the runner's log line shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
+    /// The function's logical id.
     pub function: String,
     /// `sqs:<queue>`, `http:<METHOD path>`, `rule:<rule>`,
     /// `schedule:<rule>`, or `invoke`.
     pub trigger: String,
+    /// How many records the payload carried (1 for HTTP and direct invokes).
     pub batch: usize,
+    /// Wall time of the invocation.
     pub duration: Duration,
+    /// A one-line summary of the result (a status code, a failure count, an error).
     pub outcome: String,
+    /// Whether the invocation counts as a success for its trigger.
     pub ok: bool,
 }
 
@@ -324,6 +331,7 @@ impl Runner {
         }
     }
 
+    /// What was provisioned and what the runner plays.
     pub fn plan(&self) -> &Plan {
         &self.plan
     }

@@ -6,12 +6,16 @@
 use std::time::Duration;
 use time::OffsetDateTime;
 
+/// A parsed schedule expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expression {
+    /// `rate(n unit)`: every `n` units.
     Rate(Duration),
+    /// `cron(...)`: at the matching minutes, in UTC.
     Cron(Box<Cron>),
 }
 
+/// The fields of a `cron(...)` expression, each expanded to the values it matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cron {
     minutes: Vec<u8>,
@@ -69,6 +73,7 @@ pub enum Error {
 }
 
 impl Expression {
+    /// Reads `rate(...)` or `cron(...)` (surrounding spaces ignored).
     pub fn parse(s: &str) -> Result<Self, Error> {
         let s = s.trim();
         if let Some(inner) = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {

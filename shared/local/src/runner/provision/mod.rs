@@ -122,15 +122,21 @@ pub struct Options {
 /// One SQS event source mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsSource {
+    /// The event's name under the function's `Events`.
     pub event: String,
     /// The logical id of the queue.
     pub queue: String,
+    /// The queue's URL in moto.
     pub queue_url: String,
+    /// The queue's ARN (the records' `eventSourceARN`).
     pub queue_arn: String,
+    /// `BatchSize`: the most messages per invocation.
     pub batch_size: u32,
+    /// `MaximumBatchingWindowInSeconds`; 0: invoke as soon as a poll returns messages.
     pub window_secs: u32,
     /// `FunctionResponseTypes: [ReportBatchItemFailures]`.
     pub report_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`: the most concurrent invocations from this source (`None`: the function's limit).
     pub max_concurrency: Option<u32>,
 }
 
@@ -138,41 +144,55 @@ pub struct SqsSource {
 /// and invokes the function asynchronously with each envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleInvoke {
+    /// The rule's logical id.
     pub rule: String,
+    /// The target function's logical id.
     pub function: String,
+    /// The runner-owned queue the rule sends to instead of the function.
     pub queue_url: String,
 }
 
 /// A schedule the runner fires.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
+    /// The rule's logical id.
     pub rule: String,
+    /// The rule's ARN (the scheduled event's `resources`).
     pub rule_arn: String,
+    /// `rate(...)` or `cron(...)`, as in the template.
     pub expression: String,
+    /// What the schedule fires.
     pub target: ScheduleTarget,
     /// The constant `Input` of the target, if any (else the scheduled event).
     pub input: Option<String>,
 }
 
+/// What a schedule fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScheduleTarget {
+    /// The function with this logical id, invoked asynchronously.
     Function(String),
+    /// The queue at this URL, sent the event.
     Queue(String),
 }
 
 /// One route of an HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// The HTTP API's logical id.
     pub api: String,
     /// `ANY` or an upper-case method.
     pub method: String,
+    /// The route's path (`/events`, `/endpoints/{id}`, `/{proxy+}`).
     pub path: String,
+    /// The logical id of the function that serves it.
     pub function: String,
 }
 
 /// How Lambda invokes a function asynchronously (EventBridge rules).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AsyncConfig {
+    /// `MaximumRetryAttempts`: invocations retried this many times after the first fails.
     pub max_retries: u32,
     /// `DestinationConfig.OnFailure` when it is an SQS queue (its URL).
     pub on_failure_queue_url: Option<String>,
@@ -181,33 +201,51 @@ pub struct AsyncConfig {
 /// A function, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
+    /// The function's logical id.
     pub logical_id: String,
+    /// The function's physical name (`FunctionName`, else stack-prefixed).
     pub name: String,
+    /// The function's ARN.
     pub arn: String,
+    /// The executable built from its `CodeUri` crate.
     pub binary: PathBuf,
     /// The template's variables, resolved (Globals merged).
     pub environment: Vec<(String, String)>,
+    /// `Timeout`, in seconds.
     pub timeout_secs: u64,
+    /// `MemorySize`, in MB (only reported to the function).
     pub memory_mb: u32,
+    /// `LoggingConfig.LogFormat`: `Text` or `JSON`.
     pub log_format: String,
+    /// `LoggingConfig.ApplicationLogLevel`, if set.
     pub log_level: Option<String>,
+    /// The log group name the function would write to.
     pub log_group: String,
+    /// `ReservedConcurrentExecutions`, if set: caps its instances.
     pub reserved_concurrency: Option<u32>,
+    /// Its SQS event sources.
     pub sqs: Vec<SqsSource>,
+    /// How its asynchronous invocations are retried.
     pub async_config: AsyncConfig,
 }
 
 /// Everything provisioned and everything the runner plays.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The evaluation context, with every created resource's `Ref` and attributes.
     pub cfn: Cfn,
     /// (logical id, type, physical id) of what was created in moto, in
     /// creation order.
     pub created: Vec<(String, String, String)>,
+    /// The functions the runner plays.
     pub functions: Vec<Function>,
+    /// The routes of every HTTP API.
     pub routes: Vec<Route>,
+    /// The logical ids of the HTTP APIs.
     pub apis: Vec<String>,
+    /// The rules whose target is a function.
     pub rule_invokes: Vec<RuleInvoke>,
+    /// The schedules the runner fires.
     pub schedules: Vec<Schedule>,
     /// What has no local counterpart, or differs locally, and why.
     pub notes: Vec<String>,
@@ -229,6 +267,7 @@ impl Plan {
             .map(String::as_str)
     }
 
+    /// The planned function with `logical_id`.
     pub fn function(&self, logical_id: &str) -> Option<&Function> {
         self.functions.iter().find(|f| f.logical_id == logical_id)
     }

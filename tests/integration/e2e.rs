@@ -390,3 +390,38 @@ async fn a_delivery_batch_reads_each_endpoint_once() {
         "batches held several deliveries to an endpoint ({expected} reads)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_sent_to_ingest_arrives_on_the_webhook() {
+    const SENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let stack = Stack::new("e2e-trace").await;
+    let rx = Receiver::ok().await.unwrap();
+    let (acme, key) = stack.tenant("acme").await;
+    stack.endpoint(&acme, &rx.url("/traced"), &[]).await;
+
+    let auth = format!("Bearer {}", key.expose());
+    let req = switchyard_local::http_api::request(
+        aws_lambda_events::http::Method::POST,
+        "/v1/events",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+            ("traceparent", SENT),
+        ],
+        Some(r#"{"id":"evt_traced","type":"user.created","data":{}}"#),
+    );
+    assert_eq!(stack.ingest().handle(req).await.status_code, 202);
+    stack.drain_fanout().await;
+    stack.drain_deliveries(T).await;
+
+    let got = rx.wait_for(1, T).await;
+    let header = got[0].header("traceparent").expect("the webhook carries a traceparent");
+    let (trace, span) = (&header[3..35], &header[36..52]);
+    assert_eq!(trace, "4bf92f3577b34da6a3ce929d0e0e4736", "{header}");
+    assert_ne!(span, "00f067aa0ba902b7", "the attempt is a span of its own: {header}");
+    // The event keeps the producer's trace: what the bus, the consumer's
+    // handlers and a later resend read.
+    let evt = EventId::parse("evt_traced").unwrap();
+    let record = stack.event_store().get_event(&acme, &evt).await.unwrap().unwrap();
+    assert_eq!(record.envelope.metadata.traceparent.as_deref(), Some(SENT));
+}

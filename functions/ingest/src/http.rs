@@ -30,6 +30,9 @@ use switchyard_core::ports::{EventBus, EventStore, RateLimiter, Registry, TaskQu
 use switchyard_core::quota::{Admission, INGEST_PER_SECOND, admit_ingest};
 use switchyard_core::{FanoutTask, PortError};
 
+/// The W3C Trace Context header a producer may send: a valid one becomes
+/// the event's trace, carried to its webhooks and handlers.
+pub(crate) const TRACEPARENT_HEADER: &str = "traceparent";
 /// The HTTP header a producer names its idempotency key with.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
@@ -178,7 +181,18 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
             raw.into_bytes()
         };
         let now = switchyard_core::time_util::now_utc();
-        match ingest(self.ports(), tenant.clone(), &body, key.as_ref(), &self.config, now).await {
+        let trace = req.headers.get(TRACEPARENT_HEADER).and_then(|v| v.to_str().ok());
+        match ingest(
+            self.ports(),
+            tenant.clone(),
+            &body,
+            key.as_ref(),
+            trace,
+            &self.config,
+            now,
+        )
+        .await
+        {
             Ok(done) if done.duplicate => {
                 tracing::info!(tenant_id = %tenant, event_id = %done.id, "duplicate event");
                 respond(200, &json!({ "id": done.id.as_str(), "duplicate": true }))

@@ -49,7 +49,7 @@ mod request;
 
 pub use config::{CircuitConfig, DeliveryConfig, NoticeLimits};
 pub use notice::{exhausted_data, notice, operational_event};
-pub use request::{HEADER_EVENT_TYPE, MAX_RECORDED_BODY, build_request, is_success, truncate_body};
+pub use request::{HEADER_EVENT_TYPE, HEADER_TRACEPARENT, MAX_RECORDED_BODY, build_request, is_success, truncate_body};
 
 /// The `error_kind`s of attempts that did not call the endpoint.
 const NOT_CALLED_CIRCUIT: &str = "circuit_open";

@@ -59,9 +59,15 @@ pub const MAX_PRIORITY: u8 = 10;
 /// producers' events are checked strictly by [`parse_event`].
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
-    /// The distributed trace the event belongs to.
+    /// The distributed trace the event belongs to, as the producer names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The W3C `traceparent` of the event: settled by ingest (see
+    /// [`crate::trace::TraceParent::settle`]) and sent, with a span of its
+    /// own, on every webhook request. `None` on events accepted before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// Ties events of one business operation together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
@@ -85,6 +91,7 @@ impl<'de> Deserialize<'de> for DoorMetadata {
         let r = RawMetadata::deserialize(d)?;
         for (name, v) in [
             ("trace_id", &r.trace_id),
+            ("traceparent", &r.traceparent),
             ("correlation_id", &r.correlation_id),
             ("session_id", &r.session_id),
             ("user_id", &r.user_id),
@@ -97,6 +104,7 @@ impl<'de> Deserialize<'de> for DoorMetadata {
         }
         Ok(Self(Metadata {
             trace_id: r.trace_id,
+            traceparent: r.traceparent,
             correlation_id: r.correlation_id,
             session_id: r.session_id,
             user_id: r.user_id,
@@ -108,6 +116,7 @@ impl<'de> Deserialize<'de> for DoorMetadata {
 #[serde(deny_unknown_fields)]
 struct RawMetadata {
     trace_id: Option<String>,
+    traceparent: Option<String>,
     correlation_id: Option<String>,
     session_id: Option<String>,
     user_id: Option<String>,
@@ -125,6 +134,7 @@ impl fmt::Debug for Metadata {
         // user and session ids are personal data: keep them out of logs.
         f.debug_struct("Metadata")
             .field("trace_id", &self.trace_id)
+            .field("traceparent", &self.traceparent)
             .field("correlation_id", &self.correlation_id)
             .finish_non_exhaustive()
     }

@@ -27,6 +27,7 @@ use crate::ids::{EventId, TenantId};
 use crate::model::{ClaimOutcome, EventRecord, InsertOutcome, KeyClaim};
 use crate::ports::{EventBus, EventStore, TaskQueue};
 use crate::task::FanoutTask;
+use crate::trace::TraceParent;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use time::{Duration, OffsetDateTime};
@@ -230,16 +231,22 @@ impl<'a, S, Q> Ports<'a, S, Q, NoBus> {
 }
 
 /// Accepts one event body (the HTTP body or an SQS ingest message) for
-/// `tenant`, deduplicated by `key` if given and by the event id.
+/// `tenant`, deduplicated by `key` if given and by the event id. `trace` is
+/// the request's W3C `traceparent`, if it carried one: a valid one is the
+/// event's trace (over one in its `metadata`); an invalid one is ignored.
 pub async fn ingest<S: EventStore, Q: TaskQueue<FanoutTask>, B: EventBus>(
     ports: Ports<'_, S, Q, B>,
     tenant: TenantId,
     body: &[u8],
     key: Option<&IdempotencyKey>,
+    trace: Option<&str>,
     config: &IngestConfig,
     now: OffsetDateTime,
 ) -> Result<Ingested, IngestError> {
-    let envelope = parse_event(body, tenant, &config.default_source, now, config.limits)?;
+    let mut envelope = parse_event(body, tenant, &config.default_source, now, config.limits)?;
+    if let Some(t) = trace.and_then(|t| TraceParent::parse(t).ok()) {
+        envelope.metadata.traceparent = Some(t.to_string());
+    }
     accept(ports, envelope, key, config, now).await
 }
 
@@ -322,6 +329,13 @@ pub async fn check<S: EventStore, Q, B: EventBus>(
             duplicate: true,
         }));
     }
+    let mut envelope = envelope;
+    let trace = TraceParent::settle(
+        None,
+        envelope.metadata.traceparent.as_deref(),
+        envelope.metadata.trace_id.as_deref(),
+    );
+    envelope.metadata.traceparent = Some(trace.to_string());
     let record = EventRecord {
         expires_at: record_expiry(&envelope.routing, now, config),
         envelope,

@@ -40,6 +40,7 @@ pub mod signing;
 pub mod ssrf;
 pub mod task;
 pub mod time_util;
+pub mod trace;
 pub mod wire;
 
 pub use api_key::{ApiKey, ApiKeyHash};

@@ -104,6 +104,11 @@ pub struct DeliveryTask {
     /// had.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_id: Option<String>,
+    /// The event's W3C `traceparent` (its `metadata.traceparent`): each
+    /// attempt sends the trace on with a span of its own. `None` for an
+    /// event accepted before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl DeliveryTask {
@@ -125,6 +130,7 @@ impl DeliveryTask {
             generation: 0,
             operational: false,
             webhook_id: Some(crate::ids::webhook_id(&envelope.tenant_id, &envelope.id)),
+            traceparent: envelope.metadata.traceparent.clone(),
         }
     }
 }

@@ -4,11 +4,15 @@ use crate::endpoint::Endpoint;
 use crate::model::{HeaderText, WebhookRequest};
 use crate::signing::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::task::DeliveryTask;
+use crate::trace::TraceParent;
 use std::borrow::Cow;
 use time::OffsetDateTime;
 
 /// The event type, sent beside the Standard Webhooks headers.
 pub const HEADER_EVENT_TYPE: &str = "x-switchyard-event-type";
+/// The W3C Trace Context header each attempt carries (the event's trace, a
+/// span of the attempt's own).
+pub const HEADER_TRACEPARENT: &str = "traceparent";
 /// How much of a receiver's response body is kept.
 pub const MAX_RECORDED_BODY: usize = 1024;
 
@@ -23,14 +27,19 @@ pub fn build_request(task: &DeliveryTask, endpoint: &Endpoint, at: OffsetDateTim
     let msg_id = task.webhook_id.as_deref().unwrap_or(task.event_id.as_str());
     let timestamp = at.unix_timestamp();
     let signature = signing::signature_header(endpoint.signing_secrets(at), msg_id, timestamp, task.payload.as_bytes());
-    let ours: [(&'static str, HeaderText); 6] = [
+    let mut ours: Vec<(&'static str, HeaderText)> = Vec::with_capacity(7);
+    ours.extend([
         (HEADER_ID, Cow::Owned(msg_id.to_string())),
         (HEADER_TIMESTAMP, Cow::Owned(timestamp.to_string())),
         (HEADER_SIGNATURE, Cow::Owned(signature)),
         ("content-type", Cow::Borrowed("application/json")),
         ("user-agent", Cow::Borrowed(crate::USER_AGENT)),
         (HEADER_EVENT_TYPE, Cow::Owned(task.event_type.to_string())),
-    ];
+    ]);
+    // The event's trace goes on, with this attempt as its span.
+    if let Some(trace) = task.traceparent.as_deref().and_then(|t| TraceParent::parse(t).ok()) {
+        ours.push((HEADER_TRACEPARENT, Cow::Owned(trace.child().to_string())));
+    }
     let mut headers: Vec<(HeaderText, HeaderText)> = Vec::with_capacity(endpoint.headers.iter().count() + ours.len());
     headers.extend(
         endpoint

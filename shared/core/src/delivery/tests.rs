@@ -975,3 +975,42 @@ fn webhook_ids_are_unique_per_tenant_and_event_and_stable_for_resends() {
     let request = build_request(&old, &endpoint, t0());
     assert!(request.headers.iter().any(|(k, v)| k == "webhook-id" && v == "evt_1"));
 }
+
+#[test]
+fn each_attempt_carries_the_events_trace_with_a_span_of_its_own() {
+    let mut env = crate::envelope::parse_event(
+        br#"{"id":"evt_1","type":"user.created","data":{}}"#,
+        TenantId::parse("t1").unwrap(),
+        &crate::envelope::Source::parse("api").unwrap(),
+        t0(),
+        crate::envelope::IngestLimits::default(),
+    )
+    .unwrap();
+    let endpoint = Endpoint::new(
+        env.tenant_id.clone(),
+        crate::endpoint::EndpointUrl::parse(URL).unwrap(),
+        vec![],
+        t0(),
+    );
+    let header = |task: &DeliveryTask| {
+        build_request(task, &endpoint, t0())
+            .headers
+            .iter()
+            .find(|(k, _)| k == HEADER_TRACEPARENT)
+            .map(|(_, v)| v.to_string())
+    };
+    // An event accepted before traces were recorded: no header.
+    let old = DeliveryTask::new(&env, &endpoint.id, env.webhook_body(), t0());
+    assert_eq!(header(&old), None);
+
+    let event_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    env.metadata.traceparent = Some(event_trace.into());
+    let task = DeliveryTask::new(&env, &endpoint.id, env.webhook_body(), t0());
+    let (first, second) = (header(&task).unwrap(), header(&task).unwrap());
+    for sent in [&first, &second] {
+        let t = crate::trace::TraceParent::parse(sent).unwrap();
+        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736", "{sent}");
+        assert_ne!(sent, event_trace, "the attempt is a span of its own");
+    }
+    assert_ne!(first, second, "each attempt has its own span");
+}

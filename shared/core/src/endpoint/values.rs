@@ -125,6 +125,8 @@ fn reserved_header(name: &str) -> bool {
             | "content-encoding"
             | "transfer-encoding"
             | "user-agent"
+            | "traceparent"
+            | "tracestate"
             | "host"
             | "connection"
             | "keep-alive"
@@ -386,6 +388,7 @@ mod tests {
             "content-type",
             "user-agent",
             "Host",
+            "traceparent",
             "x-switchyard-event-type",
         ] {
             assert!(

@@ -105,7 +105,7 @@ async fn accepted_events_are_stored_and_queued_once() {
     let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
     let p = ports(&store, &queue);
     let body = br#"{"id":"evt_a","type":"user.created","data":{}}"#;
-    let first = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap();
+    let first = ingest(p, tenant("t1"), body, None, None, &cfg, now()).await.unwrap();
     assert_eq!(
         first,
         Ingested {
@@ -113,7 +113,7 @@ async fn accepted_events_are_stored_and_queued_once() {
             duplicate: false
         }
     );
-    let again = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap();
+    let again = ingest(p, tenant("t1"), body, None, None, &cfg, now()).await.unwrap();
     assert_eq!(
         again,
         Ingested {
@@ -123,7 +123,7 @@ async fn accepted_events_are_stored_and_queued_once() {
     );
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
     // The same id from another tenant is another event.
-    let other = ingest(p, tenant("t2"), body, None, &cfg, now()).await.unwrap();
+    let other = ingest(p, tenant("t2"), body, None, None, &cfg, now()).await.unwrap();
     assert!(!other.duplicate);
     assert_eq!(queue.sent.lock().unwrap().len(), 2);
     // Audited (the default): kept for the audit retention, 365 days.
@@ -140,7 +140,9 @@ async fn a_queue_failure_is_an_error_and_a_repeat_queues_the_event() {
     let p = ports(&store, &queue);
     let body = br#"{"id":"evt_b","type":"user.created","data":{"v":1}}"#;
     *queue.fail.lock().unwrap() = true;
-    let err = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap_err();
+    let err = ingest(p, tenant("t1"), body, None, None, &cfg, now())
+        .await
+        .unwrap_err();
     assert!(matches!(err, IngestError::Queue(ref e) if e.retryable));
     assert!(err.retryable());
     assert!(!store.stored("t1", "evt_b"), "nothing is stored unless handed over");
@@ -148,7 +150,7 @@ async fn a_queue_failure_is_an_error_and_a_repeat_queues_the_event() {
     // The client retries (here with a changed body): it was never
     // accepted, so the retry is the event.
     let retry = br#"{"id":"evt_b","type":"user.created","data":{"v":2}}"#;
-    let ok = ingest(p, tenant("t1"), retry, None, &cfg, now()).await.unwrap();
+    let ok = ingest(p, tenant("t1"), retry, None, None, &cfg, now()).await.unwrap();
     assert!(!ok.duplicate);
     let sent = queue.sent.lock().unwrap();
     assert_eq!(sent.len(), 1);
@@ -162,7 +164,9 @@ async fn a_store_failure_after_the_hand_over_fails_the_request_and_the_repeat_ha
     let p = ports(&store, &queue);
     let body = br#"{"id":"evt_s","type":"user.created","data":{}}"#;
     *store.fail_insert.lock().unwrap() = true;
-    let err = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap_err();
+    let err = ingest(p, tenant("t1"), body, None, None, &cfg, now())
+        .await
+        .unwrap_err();
     assert!(matches!(err, IngestError::Store(ref e) if e.retryable), "{err}");
     assert_eq!(queue.sent.lock().unwrap().len(), 1, "handed over before the write");
     assert!(!store.stored("t1", "evt_s"));
@@ -170,13 +174,13 @@ async fn a_store_failure_after_the_hand_over_fails_the_request_and_the_repeat_ha
     // third copy is a duplicate and hands nothing over.
     *store.fail_insert.lock().unwrap() = false;
     assert!(
-        !ingest(p, tenant("t1"), body, None, &cfg, now())
+        !ingest(p, tenant("t1"), body, None, None, &cfg, now())
             .await
             .unwrap()
             .duplicate
     );
     assert!(
-        ingest(p, tenant("t1"), body, None, &cfg, now())
+        ingest(p, tenant("t1"), body, None, None, &cfg, now())
             .await
             .unwrap()
             .duplicate
@@ -219,6 +223,7 @@ async fn invalid_events_change_nothing() {
         tenant("t1"),
         b"{\"type\":\"bad\"}",
         Some(&key("k1")),
+        None,
         &cfg,
         now(),
     )
@@ -241,12 +246,12 @@ async fn an_idempotency_key_dedupes_per_tenant_within_the_window() {
     let p = ports(&store, &queue);
     // No id in the body: each request would get a fresh one.
     let body = br#"{"type":"order.placed","data":{"n":1}}"#;
-    let first = ingest(p, tenant("t1"), body, Some(&key("k-1")), &cfg, now())
+    let first = ingest(p, tenant("t1"), body, Some(&key("k-1")), None, &cfg, now())
         .await
         .unwrap();
     assert!(!first.duplicate);
     let later = now() + Duration::milliseconds(1999);
-    let again = ingest(p, tenant("t1"), body, Some(&key("k-1")), &cfg, later)
+    let again = ingest(p, tenant("t1"), body, Some(&key("k-1")), None, &cfg, later)
         .await
         .unwrap();
     assert_eq!(
@@ -258,12 +263,12 @@ async fn an_idempotency_key_dedupes_per_tenant_within_the_window() {
     );
     assert_eq!(queue.sent.lock().unwrap().len(), 1, "no second fan-out");
     // Another key, and the same key from another tenant, are new events.
-    let other_key = ingest(p, tenant("t1"), body, Some(&key("k-2")), &cfg, later)
+    let other_key = ingest(p, tenant("t1"), body, Some(&key("k-2")), None, &cfg, later)
         .await
         .unwrap();
     assert!(!other_key.duplicate);
     assert_ne!(other_key.id, first.id);
-    let other_tenant = ingest(p, tenant("t2"), body, Some(&key("k-1")), &cfg, later)
+    let other_tenant = ingest(p, tenant("t2"), body, Some(&key("k-1")), None, &cfg, later)
         .await
         .unwrap();
     assert!(!other_tenant.duplicate);
@@ -271,7 +276,7 @@ async fn an_idempotency_key_dedupes_per_tenant_within_the_window() {
     assert_eq!(queue.sent.lock().unwrap().len(), 3);
     // After the window the key is free again: a new event.
     let after = now() + Duration::seconds(2);
-    let fresh = ingest(p, tenant("t1"), body, Some(&key("k-1")), &cfg, after)
+    let fresh = ingest(p, tenant("t1"), body, Some(&key("k-1")), None, &cfg, after)
         .await
         .unwrap();
     assert!(!fresh.duplicate);
@@ -293,9 +298,17 @@ async fn a_claimed_key_whose_event_was_never_stored_stores_it_under_the_original
     };
     assert_eq!(store.claim_key(&claim).await.unwrap(), ClaimOutcome::Claimed);
     let body = br#"{"type":"order.placed","data":{}}"#;
-    let done = ingest(ports(&store, &queue), tenant("t1"), body, Some(&key("k")), &cfg, now())
-        .await
-        .unwrap();
+    let done = ingest(
+        ports(&store, &queue),
+        tenant("t1"),
+        body,
+        Some(&key("k")),
+        None,
+        &cfg,
+        now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(done.id, original);
     assert_eq!(queue.sent.lock().unwrap()[0].envelope.id, original);
     assert!(store.stored("t1", "evt_original"));
@@ -314,20 +327,27 @@ async fn an_event_id_with_webhooks_stays_taken_while_its_deliveries_can_exist() 
     // Not audited, but with webhooks: its deliveries are named by
     // (tenant, event id, endpoint) and kept for the event retention.
     let body = br#"{"id":"evt_hook","type":"a.b","data":{},"routing":{"audit":false}}"#;
-    let first = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap();
+    let first = ingest(p, tenant("t1"), body, None, None, &cfg, now()).await.unwrap();
     assert!(!first.duplicate);
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
     // Past the dedupe window, and past the audit retention, the id still
     // names the event whose deliveries exist: a duplicate, nothing queued
     // (a new acceptance would be a 202 whose webhooks never go out).
     for later in [Duration::hours(2), Duration::days(3), Duration::days(88)] {
-        let again = ingest(p, tenant("t1"), body, None, &cfg, now() + later).await.unwrap();
+        let again = ingest(p, tenant("t1"), body, None, None, &cfg, now() + later)
+            .await
+            .unwrap();
         assert!(again.duplicate, "{later} later");
     }
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
     // Once every delivery record has expired, the id is free again.
     let free = now() + cfg.delivery_horizon + Duration::seconds(1);
-    assert!(!ingest(p, tenant("t1"), body, None, &cfg, free).await.unwrap().duplicate);
+    assert!(
+        !ingest(p, tenant("t1"), body, None, None, &cfg, free)
+            .await
+            .unwrap()
+            .duplicate
+    );
     assert_eq!(queue.sent.lock().unwrap().len(), 2);
     assert!(cfg.delivery_horizon > Duration::days(30 + 58));
 }
@@ -345,7 +365,7 @@ async fn event_ids_dedupe_while_their_record_lives() {
     let no_audit = br#"{"id":"evt_short","type":"a.b","data":{},"routing":{"audit":false,"external":false}}"#;
     for body in [&audit[..], &no_audit[..]] {
         assert!(
-            !ingest(p, tenant("t1"), body, None, &cfg, now())
+            !ingest(p, tenant("t1"), body, None, None, &cfg, now())
                 .await
                 .unwrap()
                 .duplicate
@@ -355,7 +375,7 @@ async fn event_ids_dedupe_while_their_record_lives() {
     let in_window = now() + Duration::minutes(59);
     for body in [&audit[..], &no_audit[..]] {
         assert!(
-            ingest(p, tenant("t1"), body, None, &cfg, in_window)
+            ingest(p, tenant("t1"), body, None, None, &cfg, in_window)
                 .await
                 .unwrap()
                 .duplicate
@@ -365,13 +385,13 @@ async fn event_ids_dedupe_while_their_record_lives() {
     // (even if DynamoDB's TTL has not deleted it yet) and the id is new again.
     let after = now() + Duration::hours(1);
     assert!(
-        ingest(p, tenant("t1"), audit, None, &cfg, after)
+        ingest(p, tenant("t1"), audit, None, None, &cfg, after)
             .await
             .unwrap()
             .duplicate
     );
     assert!(
-        !ingest(p, tenant("t1"), no_audit, None, &cfg, after)
+        !ingest(p, tenant("t1"), no_audit, None, None, &cfg, after)
             .await
             .unwrap()
             .duplicate
@@ -438,7 +458,7 @@ fn liveness_is_decided_by_whole_seconds() {
 async fn external_false_queues_no_fan_out() {
     let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
     let body = br#"{"id":"evt_in","type":"a.b","data":{},"routing":{"external":false}}"#;
-    let done = ingest(ports(&store, &queue), tenant("t1"), body, None, &cfg, now())
+    let done = ingest(ports(&store, &queue), tenant("t1"), body, None, None, &cfg, now())
         .await
         .unwrap();
     assert!(!done.duplicate);
@@ -464,7 +484,7 @@ async fn internal_events_are_published_before_they_are_stored() {
     let internal_only = br#"{"id":"evt_int","type":"a.b","data":{},"routing":{"external":false}}"#;
     let external_only = br#"{"id":"evt_ext","type":"a.b","data":{},"routing":{"internal":false}}"#;
     for body in [&both[..], &internal_only[..], &external_only[..]] {
-        ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap();
+        ingest(p, tenant("t1"), body, None, None, &cfg, now()).await.unwrap();
     }
     let published: Vec<String> = bus.published.lock().unwrap().iter().map(|e| e.id.to_string()).collect();
     assert_eq!(published, ["evt_both", "evt_int"]);
@@ -480,14 +500,16 @@ async fn internal_events_are_published_before_they_are_stored() {
     // A bus failure fails the request and stores nothing...
     *bus.fail.lock().unwrap() = true;
     let body = br#"{"id":"evt_retry","type":"a.b","data":{}}"#;
-    let err = ingest(p, tenant("t1"), body, None, &cfg, now()).await.unwrap_err();
+    let err = ingest(p, tenant("t1"), body, None, None, &cfg, now())
+        .await
+        .unwrap_err();
     assert!(matches!(err, IngestError::Publish(ref e) if e.retryable), "{err}");
     assert!(!store.stored("t1", "evt_retry"));
     assert_eq!(queue.sent.lock().unwrap().len(), 2, "no fan-out before the bus took it");
     // ...and the repeat publishes, queues and stores it.
     *bus.fail.lock().unwrap() = false;
     assert!(
-        !ingest(p, tenant("t1"), body, None, &cfg, now())
+        !ingest(p, tenant("t1"), body, None, None, &cfg, now())
             .await
             .unwrap()
             .duplicate
@@ -504,7 +526,7 @@ async fn internal_events_are_published_before_they_are_stored() {
 async fn without_a_bus_internal_routing_publishes_nothing() {
     let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
     let body = br#"{"id":"evt_x","type":"a.b","data":{},"routing":{"external":false,"internal":true}}"#;
-    ingest(ports(&store, &queue), tenant("t1"), body, None, &cfg, now())
+    ingest(ports(&store, &queue), tenant("t1"), body, None, None, &cfg, now())
         .await
         .unwrap();
     assert!(queue.sent.lock().unwrap().is_empty());
@@ -521,4 +543,55 @@ fn idempotency_keys_are_validated() {
         assert_eq!(IdempotencyKey::parse(bad), Err(InvalidIdempotencyKey), "{bad:?}");
     }
     assert_eq!(format!("{:?}", key("secret-ish")), "IdempotencyKey(<10 chars>)");
+}
+
+#[tokio::test]
+async fn every_accepted_event_carries_a_trace_the_producers_header_first() {
+    let (store, queue, cfg) = (Store::default(), Queue::default(), IngestConfig::default());
+    let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let body = br#"{"id":"evt_t1","type":"user.created","data":{},"metadata":{"trace_id":"0af7651916cd43dd8448eb211c80319c"}}"#;
+    ingest(
+        ports(&store, &queue),
+        tenant("t1"),
+        body,
+        None,
+        Some(header),
+        &cfg,
+        now(),
+    )
+    .await
+    .unwrap();
+    let traced = store.record("t1", "evt_t1").envelope.metadata.traceparent;
+    assert_eq!(
+        traced.as_deref(),
+        Some(header),
+        "the producer's header is the event's trace"
+    );
+
+    // No header: a W3C trace id in metadata names the trace.
+    let body = br#"{"id":"evt_t2","type":"user.created","data":{},"metadata":{"trace_id":"0af7651916cd43dd8448eb211c80319c"}}"#;
+    ingest(
+        ports(&store, &queue),
+        tenant("t1"),
+        body,
+        None,
+        Some("not-a-traceparent"),
+        &cfg,
+        now(),
+    )
+    .await
+    .unwrap();
+    let t = store.record("t1", "evt_t2").envelope.metadata.traceparent.unwrap();
+    assert_eq!(
+        crate::trace::TraceParent::parse(&t).unwrap().trace_id(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+
+    // Nothing at all: a new trace, still a valid traceparent.
+    let body = br#"{"id":"evt_t3","type":"user.created","data":{}}"#;
+    ingest(ports(&store, &queue), tenant("t1"), body, None, None, &cfg, now())
+        .await
+        .unwrap();
+    let t = store.record("t1", "evt_t3").envelope.metadata.traceparent.unwrap();
+    assert!(crate::trace::TraceParent::parse(&t).is_ok(), "{t}");
 }

@@ -215,6 +215,8 @@ fn tasks(n: usize, endpoints: &[Endpoint]) -> Result<Vec<DeliveryTask>> {
                 generation: 0,
                 operational: false,
                 webhook_id: Some(switchyard_core::ids::webhook_id(&tenant, &event)),
+                // Every event ingest accepts carries one: each attempt sends it on.
+                traceparent: Some(switchyard_core::trace::TraceParent::new_trace().to_string()),
             })
         })
         .collect()

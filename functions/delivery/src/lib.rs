@@ -33,6 +33,7 @@ use switchyard_core::requeue::{self, QueueLimits, Received, Requeue, WaitKind};
 use switchyard_core::retry::{self, TimeScale};
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::{DeliveryTask, FanoutTask};
+use tracing::Instrument as _;
 
 pub use http::{HttpSender, SenderError};
 
@@ -238,7 +239,9 @@ where
         let delivered_ref = &delivered;
         // Each endpoint is read once per batch (`BatchRegistry`).
         let endpoints = &BatchRegistry::new(&self.deliverer.registry);
-        let response = process_sqs_batch(event, |task: DeliveryTask, record| async move {
+        let response = process_sqs_batch(event, |task: DeliveryTask, record| {
+            let span = switchyard_core::trace::span(task.traceparent.as_deref());
+            async move {
             let outcome = self
                 .deliverer
                 .deliver_reading(endpoints, &task, switchyard_core::time_util::now_utc, retry::random_unit)
@@ -300,6 +303,8 @@ where
                 ids(&task),
                 delay.as_millis()
             )))
+            }
+            .instrument(span)
         })
         .await;
         if let Some(line) = delivered.finish() {

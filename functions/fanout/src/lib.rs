@@ -21,6 +21,7 @@ use switchyard_core::fanout::{Plan, keep_notice, plan, send_plans};
 use switchyard_core::metrics::{Recorder, m};
 use switchyard_core::ports::{EventStore, Registry, TaskQueue};
 use switchyard_core::{DeliveryTask, FanoutTask};
+use tracing::Instrument as _;
 
 /// The fan-out function's state, built once per process.
 pub struct Fanout<R, Q, S> {
@@ -96,28 +97,32 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
         let planned: Mutex<Vec<Planned>> = Mutex::new(Vec::new());
         let planned_ref = &planned;
         let registry = &BatchRegistry::new(&self.registry);
-        let mut response = process_sqs_batch(event, |task: FanoutTask, record| async move {
-            let (tenant, event) = (task.envelope.tenant_id.to_string(), task.envelope.id.to_string());
-            let now = switchyard_core::time_util::now_utc();
-            if let Err(e) = keep_notice(&self.store, &task, self.notice_retention).await {
-                return Err(RecordFailure::new(format!(
-                    "storing operational event {event} of {tenant}: {e}"
-                )));
-            }
-            // The plan takes the task's envelope, not a copy of it.
-            match plan(registry, task, now).await {
-                Ok(plan) => {
-                    let p = Planned {
-                        message_id: record.message_id,
-                        tenant,
-                        event,
-                        plan,
-                    };
-                    planned_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
-                    Ok(())
+        let mut response = process_sqs_batch(event, |task: FanoutTask, record| {
+            let span = switchyard_core::trace::span(task.envelope.metadata.traceparent.as_deref());
+            async move {
+                let (tenant, event) = (task.envelope.tenant_id.to_string(), task.envelope.id.to_string());
+                let now = switchyard_core::time_util::now_utc();
+                if let Err(e) = keep_notice(&self.store, &task, self.notice_retention).await {
+                    return Err(RecordFailure::new(format!(
+                        "storing operational event {event} of {tenant}: {e}"
+                    )));
                 }
-                Err(e) => Err(RecordFailure::new(format!("event {event} of {tenant}: {e}"))),
+                // The plan takes the task's envelope, not a copy of it.
+                match plan(registry, task, now).await {
+                    Ok(plan) => {
+                        let p = Planned {
+                            message_id: record.message_id,
+                            tenant,
+                            event,
+                            plan,
+                        };
+                        planned_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+                        Ok(())
+                    }
+                    Err(e) => Err(RecordFailure::new(format!("event {event} of {tenant}: {e}"))),
+                }
             }
+            .instrument(span)
         })
         .await;
         // Then all of them together, ten tasks to a SendMessageBatch, made

@@ -31,6 +31,7 @@ use switchyard_core::event_type::{EventType, EventTypeFilter};
 use switchyard_core::ids::{EventId, TenantId};
 use switchyard_core::retry::jittered;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 /// A boxed, sendable future: what object-safe handlers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -331,6 +332,15 @@ impl<M: Markers> Consumer<M> {
             Ok(e) => e,
             Err(reason) => return Outcome::Poison { reason },
         };
+        // Every line logged for this event carries its trace id.
+        let span = switchyard_core::trace::span(envelope.metadata.traceparent.as_deref());
+        self.dispatch(envelope, receive_count, now, unit_random)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Self::process`] for a parsed event.
+    async fn dispatch(&self, envelope: Envelope, receive_count: u32, now: OffsetDateTime, unit_random: f64) -> Outcome {
         let mine: Vec<&Registered> = self
             .handlers
             .iter()

@@ -39,11 +39,8 @@ pub(super) async fn create_bus(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::provision::test_support::props;
     use serde_json::json;
-
-    fn props(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
-    }
 
     #[test]
     fn a_bus_needs_a_name_and_only_known_properties() {

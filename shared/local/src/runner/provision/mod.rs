@@ -544,3 +544,21 @@ fn tags(props: &Map<String, Value>) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests;
+
+/// What the resource modules' unit tests share.
+#[cfg(test)]
+mod test_support {
+    use super::Cfn;
+    use serde_json::{Map, Value, json};
+    use std::collections::HashMap;
+
+    /// The context of a stack `stk` in `us-east-1` with no parameters.
+    pub(super) fn cfn() -> Cfn {
+        Cfn::new(&json!({}), "stk", "us-east-1", &HashMap::new()).unwrap()
+    }
+
+    /// A resource's `Properties` from JSON.
+    pub(super) fn props(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+}

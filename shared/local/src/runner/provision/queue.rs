@@ -164,16 +164,8 @@ pub(super) async fn apply_queue_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::provision::test_support::{cfn, props};
     use serde_json::json;
-    use std::collections::HashMap;
-
-    fn cfn() -> Cfn {
-        Cfn::new(&json!({}), "stk", "us-east-1", &HashMap::new()).unwrap()
-    }
-
-    fn props(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
-    }
 
     #[test]
     fn a_queue_is_named_after_the_stack_unless_named() {

@@ -346,19 +346,16 @@ async fn put_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::provision::test_support::props;
     use serde_json::json;
 
     fn cfn() -> Cfn {
-        let mut cfn = Cfn::new(&json!({}), "stk", "us-east-1", &HashMap::new()).unwrap();
+        let mut cfn = crate::runner::provision::test_support::cfn();
         cfn.resources.insert(
             "Fn".into(),
             Attrs::new("stk-Fn").with("Arn", "arn:aws:lambda:us-east-1:123456789012:function:stk-Fn"),
         );
         cfn
-    }
-
-    fn props(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
     }
 
     #[test]

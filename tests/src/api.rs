@@ -54,6 +54,22 @@ impl Api {
         }
     }
 
+    /// Sends `req` to the router that serves its path: the status and the
+    /// body's bytes (at most 1 MiB).
+    async fn send(&self, req: axum::http::Request<axum::body::Body>) -> (u16, axum::body::Bytes) {
+        use tower::ServiceExt;
+        let resp = self
+            .route(req.uri().path())
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        (status, bytes)
+    }
+
     /// Calls `method path` with `key` as the bearer token and `body` as JSON.
     pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<serde_json::Value>) -> Answer {
         self.raw(
@@ -69,17 +85,11 @@ impl Api {
     /// Runs an API Gateway (HTTP API, payload 2.0) request event through the
     /// router, converted as `lambda_http` converts it in Lambda.
     pub async fn lambda_event(&self, event_json: &str) -> Answer {
-        use tower::ServiceExt;
         let req = lambda_http::request::from_str(event_json).unwrap_or_else(|e| panic!("not an HTTP API event: {e}"));
-        let resp = self
-            .route(req.uri().path())
-            .oneshot(req)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (parts, body) = req.into_parts();
+        let (status, bytes) = self
+            .send(axum::http::Request::from_parts(parts, axum::body::Body::new(body)))
+            .await;
         Answer {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
@@ -95,7 +105,6 @@ impl Api {
         body: Option<Vec<u8>>,
         content_type: &str,
     ) -> Answer {
-        use tower::ServiceExt;
         let mut req = axum::http::Request::builder().method(method).uri(path);
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
@@ -106,15 +115,7 @@ impl Api {
         let req = req
             .body(axum::body::Body::from(body.unwrap_or_default()))
             .unwrap_or_else(|e| panic!("{e}"));
-        let resp = self
-            .route(req.uri().path())
-            .oneshot(req)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (status, bytes) = self.send(req).await;
         let body = if bytes.is_empty() {
             serde_json::Value::Null
         } else {

@@ -6,13 +6,13 @@
 //! says why: an unexplained finding, either way, fails. `cargo xtask test`
 //! runs it; the choices behind the skips are in `docs/security.md`.
 
-use crate::tool_venv::ToolVenv;
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
+use switchyard_local::venv::VenvSpec;
 
-const VENV: ToolVenv<'static> = ToolVenv {
+const VENV: VenvSpec<'static> = VenvSpec {
     dir: ".venv-checkov",
     requirements: "shared/local/python/requirements-checkov.txt",
     probe: "checkov",

@@ -36,7 +36,6 @@ mod links;
 mod local;
 mod sam;
 mod soak;
-mod tool_venv;
 
 use anyhow::{Context as _, Result, anyhow};
 use std::path::Path;

@@ -37,9 +37,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::tool_venv::{ToolVenv, run_status};
 use serde_json::Value;
-use switchyard_local::venv::Venv;
+use switchyard_local::venv::{Venv, VenvSpec};
 
 const USAGE: &str = "usage: cargo xtask sam-build [--no-build] [-- <sam build arguments>]";
 const FUNCTION: &str = "AWS::Serverless::Function";
@@ -130,13 +129,23 @@ impl Options {
 
 /// `.venv-sam`, from `requirements-sam.txt`.
 fn ensure_sam_venv(root: &Path) -> Result<Venv> {
-    ToolVenv {
+    Ok(VenvSpec {
         dir: SAM_VENV,
         requirements: SAM_REQUIREMENTS,
         probe: "sam",
         holds: "aws-sam-cli, cargo-lambda, ziglang",
     }
-    .ensure(root)
+    .ensure(root)?)
+}
+
+/// Runs `cmd` and fails unless it succeeds.
+fn run_status(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("{what}: cannot run {cmd:?}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(anyhow!("{what} failed ({status})"))
+    }
 }
 
 fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<()> {

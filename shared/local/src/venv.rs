@@ -30,48 +30,78 @@ impl Venv {
     }
 }
 
-/// The requirements the venv is kept in step with, under the workspace `root`.
-pub fn requirements_file(root: &Path) -> PathBuf {
-    root.join("shared/local/python/requirements.txt")
+/// A virtualenv under the workspace root, built from a requirements file:
+/// the project's own ([`PROJECT`]) and, for Python tools whose pins clash
+/// with it (the SAM CLI and checkov both pin boto3 below what moto's server
+/// runs on), one of their own.
+#[derive(Debug, Clone, Copy)]
+pub struct VenvSpec<'a> {
+    /// The directory under the workspace root, e.g. `.venv`.
+    pub dir: &'a str,
+    /// The requirements file, relative to the workspace root.
+    pub requirements: &'a str,
+    /// An executable under `bin/` the requirements install; its presence
+    /// (with a matching stamp) means installed.
+    pub probe: &'a str,
+    /// What the venv holds, for the progress line.
+    pub holds: &'a str,
 }
+
+/// The project's virtualenv, `<root>/.venv`.
+pub const PROJECT: VenvSpec<'static> = VenvSpec {
+    dir: ".venv",
+    requirements: "shared/local/python/requirements.txt",
+    probe: "python",
+    holds: "moto, cfn-lint, standardwebhooks, svix, cargo-lambda",
+};
 
 /// Makes sure `<root>/.venv` exists and matches the requirements.
 pub fn ensure(root: &Path) -> Result<Venv, LocalError> {
-    let dir = root.join(".venv");
-    let venv = Venv { dir: dir.clone() };
-    let req_path = requirements_file(root);
-    let wanted = fs::read_to_string(&req_path).map_err(LocalError::io(format!("reading {}", req_path.display())))?;
-    let stamp = dir.join(".switchyard-requirements");
-    let ready = || venv.python().exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted);
-    if ready() {
-        return Ok(venv);
-    }
+    PROJECT.ensure(root)
+}
 
-    let lock_path = root.join(".venv.lock");
-    let lock = fs::File::create(&lock_path).map_err(LocalError::io("creating .venv.lock"))?;
-    lock.lock().map_err(LocalError::io("locking .venv.lock"))?;
-    if ready() {
-        return Ok(venv);
-    }
-    eprintln!(
-        "setting up the Python virtualenv in {} (moto, cfn-lint, standardwebhooks, svix, cargo-lambda)…",
-        dir.display()
-    );
-    if !venv.python().exists() {
-        let python = std::env::var("SWITCHYARD_PYTHON").unwrap_or_else(|_| "python3".into());
+impl VenvSpec<'_> {
+    /// Makes sure the virtualenv exists and matches its requirements.
+    pub fn ensure(&self, root: &Path) -> Result<Venv, LocalError> {
+        let venv = Venv {
+            dir: root.join(self.dir),
+        };
+        let req_path = root.join(self.requirements);
+        let wanted =
+            fs::read_to_string(&req_path).map_err(LocalError::io(format!("reading {}", req_path.display())))?;
+        let stamp = venv.dir.join(".switchyard-requirements");
+        let ready = || venv.bin(self.probe).exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted);
+        if ready() {
+            return Ok(venv);
+        }
+
+        let lock_name = format!("{}.lock", self.dir);
+        let lock = fs::File::create(root.join(&lock_name)).map_err(LocalError::io(format!("creating {lock_name}")))?;
+        lock.lock().map_err(LocalError::io(format!("locking {lock_name}")))?;
+        if ready() {
+            return Ok(venv);
+        }
+        eprintln!(
+            "setting up the Python virtualenv in {} ({})…",
+            venv.dir.display(),
+            self.holds
+        );
+        if !venv.python().exists() {
+            let python = std::env::var("SWITCHYARD_PYTHON").unwrap_or_else(|_| "python3".into());
+            run(
+                Command::new(&python).args(["-m", "venv"]).arg(&venv.dir),
+                &format!("creating {} (is python3 with venv installed?)", self.dir),
+            )?;
+        }
         run(
-            Command::new(&python).args(["-m", "venv"]).arg(&dir),
-            "creating the virtualenv (is python3 with venv installed?)",
+            Command::new(venv.python())
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&req_path),
+            &format!("installing {}", self.requirements),
         )?;
+        fs::write(&stamp, &wanted).map_err(LocalError::io("writing the virtualenv stamp"))?;
+        Ok(venv)
     }
-    run(
-        Command::new(venv.python())
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&req_path),
-        "installing the Python requirements",
-    )?;
-    fs::write(&stamp, &wanted).map_err(LocalError::io("writing the virtualenv stamp"))?;
-    Ok(venv)
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<(), LocalError> {

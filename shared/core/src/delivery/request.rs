@@ -27,28 +27,30 @@ pub fn build_request(task: &DeliveryTask, endpoint: &Endpoint, at: OffsetDateTim
     let msg_id = task.webhook_id.as_deref().unwrap_or(task.event_id.as_str());
     let timestamp = at.unix_timestamp();
     let signature = signing::signature_header(endpoint.signing_secrets(at), msg_id, timestamp, task.payload.as_bytes());
-    let mut ours: Vec<(&'static str, HeaderText)> = Vec::with_capacity(7);
-    ours.extend([
+    let ours: [(&'static str, HeaderText); 6] = [
         (HEADER_ID, Cow::Owned(msg_id.to_string())),
         (HEADER_TIMESTAMP, Cow::Owned(timestamp.to_string())),
         (HEADER_SIGNATURE, Cow::Owned(signature)),
         ("content-type", Cow::Borrowed("application/json")),
         ("user-agent", Cow::Borrowed(crate::USER_AGENT)),
         (HEADER_EVENT_TYPE, Cow::Owned(task.event_type.to_string())),
-    ]);
+    ];
     // The event's trace goes on, with this attempt as its span.
-    if let Some(trace) = task.traceparent.as_deref().and_then(|t| TraceParent::parse(t).ok()) {
-        ours.push((HEADER_TRACEPARENT, Cow::Owned(trace.child().to_string())));
-    }
-    let mut headers: Vec<(HeaderText, HeaderText)> = Vec::with_capacity(endpoint.headers.iter().count() + ours.len());
+    let trace: Option<(&'static str, HeaderText)> = task
+        .traceparent
+        .as_deref()
+        .and_then(|t| TraceParent::parse(t).ok())
+        .map(|t| (HEADER_TRACEPARENT, Cow::Owned(t.child().to_string())));
+    let mut headers: Vec<(HeaderText, HeaderText)> =
+        Vec::with_capacity(endpoint.headers.iter().count() + ours.len() + usize::from(trace.is_some()));
     headers.extend(
         endpoint
             .headers
             .iter()
-            .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
+            .filter(|(k, _)| !ours.iter().chain(&trace).any(|(o, _)| o == k))
             .map(|(k, v)| (Cow::Owned(k.to_string()), Cow::Owned(v.to_string()))),
     );
-    headers.extend(ours.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)));
+    headers.extend(ours.into_iter().chain(trace).map(|(k, v)| (Cow::Borrowed(k), v)));
     WebhookRequest {
         url: endpoint.url.clone(),
         headers,

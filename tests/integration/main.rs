@@ -14,6 +14,7 @@ mod at_least_once;
 mod consumer;
 mod delivery;
 mod delivery_ttl;
+mod deploy_walkthrough;
 mod e2e;
 mod endpoint_races;
 mod events_samples;

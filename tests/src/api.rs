@@ -161,6 +161,7 @@ impl Stack {
         switchyard_admin::Settings {
             dlqs,
             admin_key_sha256: Some(switchyard_api::extract::admin_key_digest(ADMIN_KEY)),
+            admin_key_secret_id: None,
         }
     }
 
@@ -173,6 +174,7 @@ impl Stack {
             deliveries_table: r.deliveries_table.clone(),
             deliveries_queue_url: r.deliveries_queue_url.clone(),
             admin_key_sha256: Some(switchyard_api::extract::admin_key_digest(ADMIN_KEY)),
+            admin_key_secret_id: None,
             ssrf: switchyard_local::local_ssrf_policy(),
             rotation_overlap: time::Duration::hours(24),
             retention_days: 30,

@@ -3,9 +3,10 @@
 //! HTTP API's that may read, move or send messages between queues. The
 //! tenant-facing management API (`switchyard-api`) cannot touch them.
 //!
-//! Every route needs the admin key (`Authorization: Bearer <key>`, its
-//! SHA-256 in `ADMIN_KEY_SHA256`); any other key answers 401, without
-//! looking it up (this function cannot read the registry).
+//! Every route needs the admin key (`Authorization: Bearer <key>`: the
+//! secret `ADMIN_KEY_SECRET_ID` names, or the key whose SHA-256 is
+//! `ADMIN_KEY_SHA256`); any other key answers 401, without looking it up
+//! (this function cannot read the registry).
 //!
 //! The routes share the management API's error shape, extractors and
 //! `openapi.json`; they are in [`routes`].
@@ -20,10 +21,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use switchyard_api::error::{ApiError, ApiResult};
-use switchyard_api::extract::{Body, Params, bearer, is_admin_key};
+use switchyard_api::extract::{Body, Params, check_admin};
 use switchyard_aws::config::{ConfigError, env_opt};
 use switchyard_aws::redrive::{self, DlqPair};
 use switchyard_aws::{SdkConfig, aws_sdk_sqs};
+use switchyard_core::admin_key::AdminKeys;
 use switchyard_core::time_util::{now_utc, rfc3339};
 
 /// Where the queues are and who may administer them; from the environment
@@ -32,13 +34,16 @@ use switchyard_core::time_util::{now_utc, rfc3339};
 pub struct Settings {
     /// Every DLQ of the template with its source queue.
     pub dlqs: Vec<DlqPair>,
-    /// Hex SHA-256 of the admin key; without it every route answers 403.
+    /// Hex SHA-256 of an admin key the operator chose.
     pub admin_key_sha256: Option<String>,
+    /// The Secrets Manager secret that keeps the generated admin key. With
+    /// neither, every route answers 403.
+    pub admin_key_secret_id: Option<String>,
 }
 
 impl Settings {
-    /// Reads `DLQS` (JSON: `[{"name","dlq_url","source_url","replay"?}]`)
-    /// and `ADMIN_KEY_SHA256`.
+    /// Reads `DLQS` (JSON: `[{"name","dlq_url","source_url","replay"?}]`),
+    /// `ADMIN_KEY_SHA256` and `ADMIN_KEY_SECRET_ID`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let dlqs = redrive::parse_dlqs(&env_opt("DLQS").unwrap_or_else(|| "[]".into()))
             .map_err(|reason| ConfigError::Invalid { name: "DLQS", reason })?;
@@ -46,6 +51,7 @@ impl Settings {
         Ok(Self {
             dlqs,
             admin_key_sha256: admin,
+            admin_key_secret_id: switchyard_aws::config::admin_key_secret_id(),
         })
     }
 }
@@ -56,8 +62,8 @@ pub struct AdminState {
     pub sqs: aws_sdk_sqs::Client,
     /// The DLQs the routes may read and redrive, each with its source queue.
     pub dlqs: Vec<DlqPair>,
-    /// Hex SHA-256 of the operator's admin key; without it every route answers 403.
-    pub admin_key_sha256: Option<String>,
+    /// The admin keys every route accepts.
+    pub admin_keys: AdminKeys,
 }
 
 impl AdminState {
@@ -66,7 +72,11 @@ impl AdminState {
         Self {
             sqs: aws_sdk_sqs::Client::new(sdk),
             dlqs: s.dlqs.clone(),
-            admin_key_sha256: s.admin_key_sha256.clone(),
+            admin_keys: switchyard_api::admin_keys(
+                sdk,
+                s.admin_key_sha256.as_deref(),
+                s.admin_key_secret_id.as_deref(),
+            ),
         }
     }
 }
@@ -80,15 +90,8 @@ impl FromRequestParts<Arc<AdminState>> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AdminState>) -> Result<Self, ApiError> {
-        let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let Some(expected) = &state.admin_key_sha256 else {
-            return Err(ApiError::forbidden("no admin key is configured"));
-        };
-        if is_admin_key(key, expected) {
-            Ok(Operator)
-        } else {
-            Err(ApiError::unauthorized())
-        }
+        check_admin(&parts.headers, &state.admin_keys).await?;
+        Ok(Operator)
     }
 }
 

@@ -8,9 +8,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
+use switchyard_core::admin_key::{AdminKeys, Verdict};
 use switchyard_core::ports::Registry;
 use switchyard_core::{ApiKey, TenantId};
 
@@ -26,17 +26,19 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The hex SHA-256 of an admin key, as `ADMIN_KEY_SHA256` holds it.
 pub fn admin_key_digest(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    switchyard_core::admin_key::digest_hex(key)
 }
 
-/// Whether `key` is the admin key whose hex SHA-256 is `expected`
-/// (compared in constant time).
-pub fn is_admin_key(key: &str, expected: &str) -> bool {
-    same(admin_key_digest(key).as_bytes(), expected.as_bytes())
-}
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether the request's bearer key is one of `keys`: `Ok(())`, or the
+/// error to answer (401 without a key or with a wrong one, 403 when no
+/// admin key is configured, 503 when the kept secret cannot be read).
+pub async fn check_admin(headers: &HeaderMap, keys: &AdminKeys) -> Result<(), ApiError> {
+    let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    match keys.check(key).await? {
+        Verdict::Admin => Ok(()),
+        Verdict::NoneConfigured => Err(ApiError::forbidden("no admin key is configured")),
+        Verdict::NotAdmin => Err(ApiError::unauthorized()),
+    }
 }
 
 /// The operator: the request carries the admin key.
@@ -47,11 +49,10 @@ impl<P: Ports> FromRequestParts<Arc<AppState<P>>> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<P>>) -> Result<Self, ApiError> {
         let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let Some(expected) = &state.admin_key_sha256 else {
-            return Err(ApiError::forbidden("no admin key is configured"));
-        };
-        if is_admin_key(key, expected) {
-            return Ok(Admin);
+        match state.admin_keys.check(key).await? {
+            Verdict::Admin => return Ok(Admin),
+            Verdict::NoneConfigured => return Err(ApiError::forbidden("no admin key is configured")),
+            Verdict::NotAdmin => {}
         }
         // A tenant's key is valid, just not here.
         if let Ok(k) = ApiKey::parse(key)

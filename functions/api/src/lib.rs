@@ -2,8 +2,9 @@
 //! `lambda_http` (HTTP API, payload 2.0) and locally by any HTTP server.
 //!
 //! Two kinds of caller, both with `Authorization: Bearer <key>`:
-//! - the **operator**, with the admin key (its SHA-256 in
-//!   `ADMIN_KEY_SHA256`): tenants and their API keys (queue health and DLQ
+//! - the **operator**, with the admin key (generated at deploy time and
+//!   kept in Secrets Manager, `ADMIN_KEY_SECRET_ID`, and/or chosen by the
+//!   operator, its SHA-256 in `ADMIN_KEY_SHA256`): tenants and their API keys (queue health and DLQ
 //!   redrive are `switchyard-admin`'s, a function with its own role: this
 //!   one cannot touch the queues beyond sending replays to the deliveries
 //!   queue);
@@ -28,9 +29,11 @@ use axum::routing::{MethodRouter, delete, get, patch, post};
 use std::sync::Arc;
 use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry};
+use switchyard_aws::secrets::SecretsManagerAdminKey;
 use switchyard_aws::sqs::SqsQueue;
-use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
+use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs};
 use switchyard_core::DeliveryTask;
+use switchyard_core::admin_key::{AdminKeySource, AdminKeys};
 use switchyard_core::ports::{
     DeliveryQueries, EndpointAdmin, EndpointEdits, EventQueries, EventStore, Registry, TaskQueue, Tenants,
 };
@@ -50,8 +53,11 @@ pub struct Settings {
     pub deliveries_table: String,
     /// The deliveries queue, where resends and recoveries go.
     pub deliveries_queue_url: String,
-    /// Hex SHA-256 of the admin key; without it the admin routes answer 403.
+    /// Hex SHA-256 of an admin key the operator chose.
     pub admin_key_sha256: Option<String>,
+    /// The Secrets Manager secret that keeps the generated admin key. With
+    /// neither this nor `admin_key_sha256`, the admin routes answer 403.
+    pub admin_key_secret_id: Option<String>,
     /// Which endpoint URLs are refused (private ranges, plain `http`).
     pub ssrf: SsrfPolicy,
     /// How long a rotated-out secret keeps signing, unless the call says.
@@ -66,7 +72,7 @@ pub struct Settings {
 
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
-    /// `ADMIN_KEY_SHA256`,
+    /// `ADMIN_KEY_SHA256`, `ADMIN_KEY_SECRET_ID`,
     /// `ROTATION_OVERLAP_HOURS` (0 … 720, default 24), `EVENT_RETENTION_DAYS`,
     /// `AUDIT_RETENTION_DAYS` (default 365), the per-tenant limits (see
     /// [`switchyard_aws::config::limits`]),
@@ -79,6 +85,7 @@ impl Settings {
             deliveries_table: env_var("DELIVERIES_TABLE")?,
             deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
             admin_key_sha256: admin,
+            admin_key_secret_id: switchyard_aws::config::admin_key_secret_id(),
             ssrf,
             rotation_overlap: time::Duration::hours(env_in_range("ROTATION_OVERLAP_HOURS", 24, 0..=720)?),
             retention_days: retention_days()?,
@@ -122,8 +129,8 @@ pub struct AppState<P: Ports = Aws> {
     pub events: P::Events,
     /// The deliveries queue, for resends, recoveries and test events.
     pub deliveries: P::Deliveries,
-    /// Hex SHA-256 of the admin key; without it the admin routes answer 403.
-    pub admin_key_sha256: Option<String>,
+    /// The admin keys the admin routes accept.
+    pub admin_keys: AdminKeys,
     /// Which endpoint URLs are refused.
     pub ssrf: SsrfPolicy,
     /// How long a rotated-out secret keeps signing, unless the call says.
@@ -139,7 +146,7 @@ impl AppState<Aws> {
     pub fn new(sdk: &SdkConfig, s: &Settings) -> Self {
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        Self::with_ports(
+        let mut state = Self::with_ports(
             DynamoRegistry::new(ddb.clone(), &s.registry_table),
             DynamoDeliveryLog::new(
                 ddb.clone(),
@@ -149,12 +156,16 @@ impl AppState<Aws> {
             DynamoEventStore::new(ddb, &s.deliveries_table),
             SqsQueue::new(sqs, &s.deliveries_queue_url),
             s,
-        )
+        );
+        state.admin_keys = admin_keys(sdk, s.admin_key_sha256.as_deref(), s.admin_key_secret_id.as_deref());
+        state
     }
 }
 
 impl<P: Ports> AppState<P> {
-    /// The state over the given ports, behaving as `s` says.
+    /// The state over the given ports, behaving as `s` says; its admin key
+    /// is `s.admin_key_sha256`'s only (a kept secret needs an SDK client:
+    /// see [`AppState::new`]).
     pub fn with_ports(
         registry: P::Registry,
         log: P::Log,
@@ -167,13 +178,26 @@ impl<P: Ports> AppState<P> {
             log,
             events,
             deliveries,
-            admin_key_sha256: s.admin_key_sha256.clone(),
+            admin_keys: AdminKeys::new(s.admin_key_sha256.as_deref(), None),
             ssrf: s.ssrf.clone(),
             rotation_overlap: s.rotation_overlap,
             retention: time::Duration::days(i64::from(s.audit_retention_days)),
             limits: s.limits.clone(),
         }
     }
+}
+
+/// The admin keys of a function: the fixed digest, and the secret kept in
+/// Secrets Manager read through `sdk` (no call until the first admin
+/// request).
+pub fn admin_keys(sdk: &SdkConfig, fixed_sha256: Option<&str>, secret_id: Option<&str>) -> AdminKeys {
+    let source = secret_id.map(|id| {
+        Arc::new(SecretsManagerAdminKey::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            id,
+        )) as Arc<dyn AdminKeySource>
+    });
+    AdminKeys::new(fixed_sha256, source)
 }
 
 type State<P> = Arc<AppState<P>>;

@@ -87,7 +87,7 @@ where
 }
 
 /// `ADMIN_KEY_SHA256`: the SHA-256 of the operator's key, as 64 hex digits
-/// (lower-cased); `None` when unset (the admin routes then answer 403).
+/// (lower-cased); `None` when unset.
 pub fn admin_key_sha256() -> Result<Option<String>, ConfigError> {
     admin_key_sha256_from(env_opt("ADMIN_KEY_SHA256"))
 }
@@ -103,6 +103,12 @@ fn admin_key_sha256_from(value: Option<String>) -> Result<Option<String>, Config
         });
     }
     Ok(admin)
+}
+
+/// `ADMIN_KEY_SECRET_ID`: the ARN (or name) of the Secrets Manager secret
+/// that keeps the generated admin key; `None` when unset.
+pub fn admin_key_secret_id() -> Option<String> {
+    env_opt("ADMIN_KEY_SECRET_ID")
 }
 
 /// Reads an optional environment variable; unset and empty are both `None`.

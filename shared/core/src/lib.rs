@@ -14,6 +14,7 @@
 //! over ports and model. [`memory`] implements the ports in memory for
 //! tests and benchmarks; no service needs it.
 
+pub mod admin_key;
 pub mod api_key;
 pub mod batch_log;
 pub mod delivery;

@@ -55,6 +55,15 @@ pub const PROJECT: VenvSpec<'static> = VenvSpec {
     holds: "moto, cfn-lint, standardwebhooks, svix, cargo-lambda",
 };
 
+/// The AWS CLI's virtualenv, `<root>/.venv-awscli`, for the tests that run
+/// the docs' `aws` commands against moto.
+pub const AWS_CLI: VenvSpec<'static> = VenvSpec {
+    dir: ".venv-awscli",
+    requirements: "shared/local/python/requirements-awscli.txt",
+    probe: "aws",
+    holds: "the AWS CLI",
+};
+
 /// Makes sure `<root>/.venv` exists and matches the requirements.
 pub fn ensure(root: &Path) -> Result<Venv, LocalError> {
     PROJECT.ensure(root)

@@ -65,7 +65,7 @@ pub(crate) fn options(label: &str, extra: &[(&str, &str)]) -> Options {
     o
 }
 
-async fn sdk() -> switchyard_aws::SdkConfig {
+pub(crate) async fn sdk() -> switchyard_aws::SdkConfig {
     switchyard_local::sdk_config(moto_endpoint()).await
 }
 

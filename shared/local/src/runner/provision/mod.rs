@@ -9,7 +9,8 @@
 //! change. Each type is one of three kinds:
 //!
 //! - created in moto: `AWS::SQS::Queue`, `AWS::SQS::QueuePolicy`,
-//!   `AWS::DynamoDB::Table`, `AWS::Events::EventBus`, `AWS::Events::Rule`;
+//!   `AWS::DynamoDB::Table`, `AWS::Events::EventBus`, `AWS::Events::Rule`,
+//!   `AWS::SecretsManager::Secret`;
 //! - played by the runner: `AWS::Serverless::Function` (a local process
 //!   behind an emulated Lambda Runtime API, with its `SQS`, `HttpApi`,
 //!   `EventBridgeRule`/`CloudWatchEvent`, `Schedule`/`ScheduleV2` events)
@@ -32,13 +33,15 @@
 //!
 //! One module per resource type: `queue` (queues and queue policies),
 //! `table`, `bus`, `rule` (rules and the functions' rule and schedule
-//! events), `function` and `http_api`; this module orders and drives them.
+//! events), `secret`, `function` and `http_api`; this module orders and
+//! drives them.
 
 mod bus;
 mod function;
 mod http_api;
 mod queue;
 mod rule;
+mod secret;
 mod table;
 
 pub use function::function_binaries;
@@ -56,6 +59,7 @@ const QUEUE_POLICY: &str = "AWS::SQS::QueuePolicy";
 const TABLE: &str = "AWS::DynamoDB::Table";
 const BUS: &str = "AWS::Events::EventBus";
 const RULE: &str = "AWS::Events::Rule";
+const SECRET: &str = "AWS::SecretsManager::Secret";
 const FUNCTION: &str = "AWS::Serverless::Function";
 const HTTP_API: &str = "AWS::Serverless::HttpApi";
 
@@ -347,7 +351,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
             _ => {}
         }
         match kind {
-            QUEUE | QUEUE_POLICY | TABLE | BUS | RULE => nodes.push((
+            QUEUE | QUEUE_POLICY | TABLE | BUS | RULE | SECRET => nodes.push((
                 id.clone(),
                 Node::Resource {
                     kind: kind.to_string(),
@@ -405,6 +409,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                     QUEUE_POLICY => queue::apply_queue_policy(&clients, id, &props).await?,
                     TABLE => table::create_table(&clients, &cfn, id, &props, &mut notes).await?,
                     BUS => bus::create_bus(&clients, &cfn, id, &props).await?,
+                    SECRET => secret::create_secret(&clients, &cfn, id, &props).await?,
                     RULE => {
                         let rule = rule::RuleSpec::from_resource(&cfn, id, &props)?;
                         rule::create_rule(&clients, &cfn, id, rule, &mut notes, &mut rule_invokes, &mut schedules)
@@ -496,6 +501,7 @@ struct Clients {
     sqs: aws_sdk_sqs::Client,
     ddb: aws_sdk_dynamodb::Client,
     eb: aws_sdk_eventbridge::Client,
+    sm: aws_sdk_secretsmanager::Client,
 }
 
 impl Clients {
@@ -504,6 +510,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(sdk),
             ddb: aws_sdk_dynamodb::Client::new(sdk),
             eb: aws_sdk_eventbridge::Client::new(sdk),
+            sm: aws_sdk_secretsmanager::Client::new(sdk),
         }
     }
 }

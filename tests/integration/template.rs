@@ -3,20 +3,38 @@
 use std::process::Command;
 use switchyard_tests::{root, venv};
 
-#[test]
-fn template_passes_cfn_lint() {
+/// cfn-lint on `path`, asserting no finding.
+fn cfn_lint(path: &std::path::Path, what: &str) {
     let out = Command::new(venv().bin("cfn-lint"))
-        .arg(root().join("template.yaml"))
+        .arg(path)
         .output()
         .expect("cfn-lint runs from the project's virtualenv");
     // cfn-lint's exit code is a bitmask: 2 errors, 4 warnings, 8 informational.
     assert!(
         out.status.success(),
-        "cfn-lint found problems ({}):\n{}{}",
+        "cfn-lint found problems in {what} ({}):\n{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn template_passes_cfn_lint() {
+    cfn_lint(&root().join("template.yaml"), "template.yaml");
+}
+
+#[test]
+fn template_passes_cfn_lint_in_every_mode() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let dir = switchyard_local::target_dir().join("template-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, value) in switchyard_local::template::MODES {
+        let variant = switchyard_local::template::with_default(&text, name, value).unwrap();
+        let path = dir.join(format!("template-{name}-{value}.yaml"));
+        std::fs::write(&path, variant).unwrap();
+        cfn_lint(&path, &format!("template.yaml with {name}={value}"));
+    }
 }
 
 #[test]

@@ -66,21 +66,39 @@ pub(crate) fn parse(report: &Value) -> Result<Findings> {
     })
 }
 
-/// Runs checkov on the template and judges its findings.
+/// Runs checkov on the template, and on it once with each of its
+/// [`MODES`](switchyard_local::template::MODES) as a default (checkov
+/// drops resources whose condition is false under the defaults), and
+/// judges the findings.
 pub(crate) fn run(root: &Path) -> Result<()> {
     let venv = VENV.ensure(root)?;
-    eprintln!("== checkov on template.yaml");
+    let text = std::fs::read_to_string(root.join("template.yaml")).context("reading template.yaml")?;
+    let dir = switchyard_local::target_dir().join("checkov");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut runs = vec![("template.yaml".to_string(), root.join("template.yaml"))];
+    for (name, value) in switchyard_local::template::MODES {
+        let variant = switchyard_local::template::with_default(&text, name, value)?;
+        // checkov names resources by file: keep the file name.
+        let sub = dir.join(format!("{name}-{value}"));
+        std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+        let path = sub.join("template.yaml");
+        std::fs::write(&path, variant).with_context(|| format!("writing {}", path.display()))?;
+        runs.push((format!("template.yaml with {name}={value}"), path));
+    }
+    for (what, path) in runs {
+        check(root, &venv, &what, &path)?;
+    }
+    Ok(())
+}
+
+/// Runs checkov on one template file.
+fn check(root: &Path, venv: &switchyard_local::venv::Venv, what: &str, path: &Path) -> Result<()> {
+    eprintln!("== checkov on {what}");
     let out = Command::new(venv.bin("checkov"))
         .current_dir(root)
-        .args([
-            "--file",
-            "template.yaml",
-            "--framework",
-            "cloudformation",
-            "--output",
-            "json",
-            "--skip-download",
-        ])
+        .arg("--file")
+        .arg(path)
+        .args(["--framework", "cloudformation", "--output", "json", "--skip-download"])
         .output()
         .context("running checkov")?;
     let report: Value = serde_json::from_slice(&out.stdout).with_context(|| {
@@ -98,14 +116,14 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     );
     if !findings.failed.is_empty() {
         bail!(
-            "checkov: failed checks (fix them, or skip them in the resource's Metadata.checkov.skip with a comment saying why):\n  {}",
+            "checkov ({what}): failed checks (fix them, or skip them in the resource's Metadata.checkov.skip with a comment saying why):\n  {}",
             findings.failed.join("\n  ")
         );
     }
     let unexplained = findings.unexplained();
     if !unexplained.is_empty() {
         bail!(
-            "checkov: skipped without a reason (add a comment):\n  {}",
+            "checkov ({what}): skipped without a reason (add a comment):\n  {}",
             unexplained.join("\n  ")
         );
     }

@@ -231,6 +231,33 @@ pub fn queue(template: &Value, logical_id: &str) -> Result<TemplateQueue, LocalE
     })
 }
 
+/// The parameter values that change which resources the template creates,
+/// beside its defaults: the checkers (cfn-lint, checkov) run on the
+/// template as it is and once with each of these as its default.
+pub const MODES: &[(&str, &str)] = &[("StaticEgress", "one-az"), ("StaticEgress", "two-az")];
+
+/// `text` (a template as YAML) with parameter `name`'s `Default` set to
+/// `value`; an error when the parameter or its `Default` line is missing.
+/// Text in, text out: CloudFormation's short-form tags do not survive a
+/// YAML round trip.
+pub fn with_default(text: &str, name: &str, value: &str) -> Result<String, LocalError> {
+    let missing = || LocalError::Template(format!("parameter {name} with a Default line is not in the template"));
+    let head = format!("\n  {name}:\n");
+    let start = text.find(&head).ok_or_else(missing)? + head.len();
+    let mut offset = start;
+    for line in text[start..].split_inclusive('\n') {
+        if !line.starts_with("    ") {
+            break;
+        }
+        if line.starts_with("    Default:") {
+            let end = offset + line.len() - usize::from(line.ends_with('\n'));
+            return Ok(format!("{}    Default: \"{value}\"{}", &text[..offset], &text[end..]));
+        }
+        offset += line.len();
+    }
+    Err(missing())
+}
+
 /// A logical id in kebab case, for local resource names:
 /// `InternalUserQueue` -> `internal-user-queue`, `InternalUserDLQ` ->
 /// `internal-user-dlq`.

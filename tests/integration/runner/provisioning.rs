@@ -91,6 +91,24 @@ async fn table_capacity_is_on_demand_or_provisioned_by_parameter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_egress_provisions_in_every_mode_with_its_network_noted() {
+    for (mode, vpc) in [("off", false), ("one-az", true), ("two-az", true)] {
+        let plan = provision_with(template(), &format!("egress-{mode}"), &[("StaticEgress", mode)])
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert!(plan.function("DeliveryFunction").is_some(), "{mode}");
+        let noted = |id: &str| {
+            plan.notes
+                .iter()
+                .any(|n| n.starts_with(&format!("{id} (AWS::EC2::")) && n.contains("not emulated"))
+        };
+        assert_eq!(noted("EgressVpc"), vpc, "{mode}: {:?}", plan.notes);
+        assert_eq!(noted("EgressNatB"), mode == "two-az", "{mode}: {:?}", plan.notes);
+        assert_eq!(noted("EgressNatA"), vpc, "{mode}: {:?}", plan.notes);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_added_to_the_template_is_provisioned_without_code_changes() {
     let t = template_with(json!({
         "AuditExportQueue": {"Type": "AWS::SQS::Queue", "Properties": {

@@ -305,3 +305,31 @@ fn logical_ids_in_kebab_case() {
         assert_eq!(kebab_case(id), kebab);
     }
 }
+
+#[test]
+fn with_default_rewrites_one_parameters_default_only() {
+    let text = "Parameters:\n  A:\n    Type: String\n    Default: \"off\"\n    AllowedValues: [\"off\", on]\n  B:\n    Type: String\n    Default: x\nResources: {}\n";
+    let out = with_default(text, "A", "on").unwrap();
+    assert_eq!(
+        out,
+        "Parameters:\n  A:\n    Type: String\n    Default: \"on\"\n    AllowedValues: [\"off\", on]\n  B:\n    Type: String\n    Default: x\nResources: {}\n"
+    );
+    let e = with_default(text, "C", "on").unwrap_err().to_string();
+    assert!(e.contains("C"), "{e}");
+    let no_default = "Parameters:\n  A:\n    Type: String\n  B:\n    Default: x\n";
+    assert!(with_default(no_default, "A", "on").is_err(), "B's Default is not A's");
+}
+
+#[test]
+fn every_mode_names_a_parameter_of_the_workspace_template_and_one_of_its_values() {
+    let text = std::fs::read_to_string(crate::workspace_root().join("template.yaml")).unwrap();
+    let template = workspace_template().unwrap();
+    for (name, value) in MODES {
+        let allowed = template
+            .pointer(&format!("/Parameters/{name}/AllowedValues"))
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("{name} has AllowedValues"));
+        assert!(allowed.iter().any(|v| v == value), "{name}={value}");
+        with_default(&text, name, value).unwrap();
+    }
+}

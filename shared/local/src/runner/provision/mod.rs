@@ -87,6 +87,32 @@ const NOT_EMULATED: &[(&str, &str)] = &[
         "CloudWatch is not emulated (metrics are log lines locally)",
     ),
     (
+        "AWS::EC2::VPC",
+        "the runner's functions use the host's network (StaticEgress changes only the webhooks' source address)",
+    ),
+    (
+        "AWS::EC2::InternetGateway",
+        "the runner's functions use the host's network",
+    ),
+    (
+        "AWS::EC2::VPCGatewayAttachment",
+        "the runner's functions use the host's network",
+    ),
+    ("AWS::EC2::Subnet", "the runner's functions use the host's network"),
+    ("AWS::EC2::RouteTable", "the runner's functions use the host's network"),
+    ("AWS::EC2::Route", "the runner's functions use the host's network"),
+    (
+        "AWS::EC2::SubnetRouteTableAssociation",
+        "the runner's functions use the host's network",
+    ),
+    ("AWS::EC2::EIP", "the runner's functions use the host's network"),
+    ("AWS::EC2::NatGateway", "the runner's functions use the host's network"),
+    ("AWS::EC2::VPCEndpoint", "the runner's functions use the host's network"),
+    (
+        "AWS::EC2::SecurityGroup",
+        "the runner's functions use the host's network",
+    ),
+    (
         "AWS::SNS::Topic",
         "alarms are not evaluated locally, so nothing publishes to it",
     ),

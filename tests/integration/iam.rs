@@ -19,7 +19,8 @@
 //!    [`UNSEEN`] with the reason it is still needed.
 //!
 //! A grant added to a policy fails (2) until the run uses it or it is
-//! listed; a grant removed fails (1).
+//! listed; a grant removed fails (1). `docs/security.md` ("IAM") has the
+//! list with its reasons, and how to run this alone.
 
 use crate::runner::options;
 use serde_json::{Value, json};
@@ -94,7 +95,7 @@ async fn every_aws_call_is_allowed_and_every_grant_is_used() {
 
 /// `method path` with `key`, which must succeed; its answer.
 async fn ok(api: &Http, method: &str, path: &str, key: &str, body: Option<Value>) -> Value {
-    let (s, out) = api.call(method, path, &key, body).await;
+    let (s, out) = api.call(method, path, key, body).await;
     assert!(s < 300, "{method} {path}: {s} {out}");
     out
 }
@@ -134,7 +135,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
     let second = ok(
         &api,
         "POST",
-        "/v1/admin/tenants/acme/api-keys".into(),
+        "/v1/admin/tenants/acme/api-keys",
         ADMIN_KEY,
         Some(json!({})),
     )
@@ -151,29 +152,29 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
     .await;
 
     // Endpoints (tenant routes).
-    let (ok_id, _) = api.endpoint(&key, &rx.url("/ok"), &[]).await;
-    let (_, _) = api.endpoint(&key, &rx.url("/gone"), &["order.*"]).await;
+    let (ok_id, _) = api.endpoint(key, &rx.url("/ok"), &[]).await;
+    let (_, _) = api.endpoint(key, &rx.url("/gone"), &["order.*"]).await;
     let flaky = ok(
         &api,
         "POST",
-        "/v1/endpoints".into(),
+        "/v1/endpoints",
         key,
         Some(json!({"url": rx.url("/flaky"), "filter_types": ["order.*"],
             "retry_policy": {"kind": "fixed", "delay_secs": 1, "max_attempts": 3}})),
     )
     .await;
-    let later_ep = ok(
+    ok(
         &api,
         "POST",
-        "/v1/endpoints".into(),
+        "/v1/endpoints",
         key,
         Some(json!({"url": later.url("/later"), "filter_types": ["reconcile.*"],
             "retry_policy": {"kind": "fixed", "delay_secs": 2, "max_attempts": 5}})),
     )
     .await;
-    let (spare, _) = api.endpoint(&key, &rx.url("/spare"), &["none.*"]).await;
-    ok(&api, "GET", "/v1/endpoints", &key, None).await;
-    ok(&api, "GET", &format!("/v1/endpoints/{ok_id}"), &key, None).await;
+    let (spare, _) = api.endpoint(key, &rx.url("/spare"), &["none.*"]).await;
+    ok(&api, "GET", "/v1/endpoints", key, None).await;
+    ok(&api, "GET", &format!("/v1/endpoints/{ok_id}"), key, None).await;
     ok(
         &api,
         "PATCH",
@@ -182,12 +183,12 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
         Some(json!({"description": "spare"})),
     )
     .await;
-    ok(&api, "GET", &format!("/v1/endpoints/{spare}/secret"), &key, None).await;
+    ok(&api, "GET", &format!("/v1/endpoints/{spare}/secret"), key, None).await;
     ok(
         &api,
         "POST",
         &format!("/v1/endpoints/{spare}/rotate-secret"),
-        &key,
+        key,
         Some(json!({})),
     )
     .await;
@@ -195,7 +196,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
         &api,
         "POST",
         &format!("/v1/endpoints/{spare}/disable"),
-        &key,
+        key,
         Some(json!({})),
     )
     .await;
@@ -203,7 +204,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
         &api,
         "POST",
         &format!("/v1/endpoints/{spare}/enable"),
-        &key,
+        key,
         Some(json!({})),
     )
     .await;
@@ -211,16 +212,16 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
         &api,
         "POST",
         &format!("/v1/endpoints/{ok_id}/test"),
-        &key,
+        key,
         Some(json!({})),
     )
     .await;
-    ok(&api, "DELETE", &format!("/v1/endpoints/{spare}"), &key, None).await;
+    ok(&api, "DELETE", &format!("/v1/endpoints/{spare}"), key, None).await;
 
     // The lost task first: one attempt fails, the task is purged, and the
     // monitor's sweep sends it again once overdue.
     let body = json!({"id": "evt_lost", "type": "reconcile.probe", "data": {}});
-    ok(&api, "POST", "/v1/events", &key, Some(body)).await;
+    ok(&api, "POST", "/v1/events", key, Some(body)).await;
     later.wait_for(1, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sqs = switchyard_aws::aws_sdk_sqs::Client::new(sdk);
@@ -230,7 +231,6 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
     let out = runner.invoke("MonitorFunction", bytes::Bytes::from("{}")).await;
     assert!(out.is_ok(), "monitor: {out:?}");
     later.wait_for(2, Duration::from_secs(20)).await;
-    let _ = later_ep;
 
     // HTTP ingest: external (ok, gone, flaky), a repeat, and the internal
     // track's handlers and workflows (an order with no shipping rate is
@@ -265,7 +265,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
             "ship_to": {"country": "nz"}, "customer_email": "ada@example.com"}}),
     );
     for b in bodies {
-        let (s, out) = api.call("POST", "/v1/events", &key, Some(b)).await;
+        let (s, out) = api.call("POST", "/v1/events", key, Some(b)).await;
         assert!(s == 202 || s == 200, "{s} {out}");
     }
 
@@ -308,7 +308,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
     let flaky_id = flaky["id"].as_str().unwrap().to_string();
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, b) = api.call("GET", "/v1/deliveries?status=failed", &key, None).await;
+        let (_, b) = api.call("GET", "/v1/deliveries?status=failed", key, None).await;
         let failed = b["items"].as_array().map_or(0, Vec::len);
         if failed >= 2 || Instant::now() > until {
             break;
@@ -317,7 +317,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
     }
 
     // The delivery log and replay.
-    let (_, list) = api.call("GET", "/v1/events/evt_order/deliveries", &key, None).await;
+    let (_, list) = api.call("GET", "/v1/events/evt_order/deliveries", key, None).await;
     let delivery = list["items"][0]["id"].as_str().unwrap_or_default().to_string();
     for path in [
         "/v1/events/evt_order".to_string(),
@@ -330,13 +330,13 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
             switchyard_core::time_util::rfc3339(switchyard_core::time_util::now_utc() - time::Duration::hours(1))
         ),
     ] {
-        ok(&api, "GET", &path, &key, None).await;
+        ok(&api, "GET", &path, key, None).await;
     }
     ok(
         &api,
         "POST",
         &format!("/v1/deliveries/{delivery}/resend"),
-        &key,
+        key,
         Some(json!({})),
     )
     .await;
@@ -345,7 +345,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
         &api,
         "POST",
         &format!("/v1/endpoints/{flaky_id}/recover"),
-        &key,
+        key,
         Some(json!({"since": since})),
     )
     .await;
@@ -363,7 +363,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
     ok(
         &api,
         "POST",
-        "/v1/admin/dlqs/aws-events/redrive".into(),
+        "/v1/admin/dlqs/aws-events/redrive",
         ADMIN_KEY,
         Some(json!({})),
     )
@@ -371,7 +371,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
     ok(
         &api,
         "POST",
-        "/v1/admin/dlqs/deliveries/redrive".into(),
+        "/v1/admin/dlqs/deliveries/redrive",
         ADMIN_KEY,
         Some(json!({"max": 10})),
     )

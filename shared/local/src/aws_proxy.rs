@@ -490,6 +490,11 @@ mod tests {
         assert_eq!(operation(Some("AmazonSQS.SendMessage"), b""), "sqs:SendMessage");
         assert_eq!(operation(Some("DynamoDB_20120810.PutItem"), b"{}"), "dynamodb:PutItem");
         assert_eq!(operation(Some("AWSEvents.PutEvents"), b"{}"), "events:PutEvents");
+        assert_eq!(operation(Some("TrentService.Decrypt"), b"{}"), "kms:Decrypt");
+        assert_eq!(
+            operation(Some("secretsmanager.GetSecretValue"), b"{}"),
+            "secretsmanager:GetSecretValue"
+        );
         assert_eq!(
             operation(None, b"Action=GetQueueAttributes&Version=2012-11-05"),
             "query:GetQueueAttributes"

@@ -20,6 +20,7 @@ mod endpoint_races;
 mod events_samples;
 mod fanout_memory;
 mod faults;
+mod iam;
 mod ingest_bad_input;
 mod ingest_doors;
 mod internal_routing;

@@ -14,14 +14,18 @@
 //!   after each write (read back from moto outside the count; 1 per KB,
 //!   twice that in a transaction) and read units from the size of what reads
 //!   returned (1 per 4 KB, half that when eventually consistent);
+//! - records, per caller, each (action, resource) a request needs allowed,
+//!   as IAM names them ([`access`]), for the least-privilege test;
 //! - with [`Faults`] set, answers a share of requests with a throttling
 //!   error or a 500, or drops the connection before or after forwarding (the
 //!   last one: the request took effect, the caller never hears).
 //!
 //! For the cost benchmark and the fault-injection tests; never deployed.
 
+pub mod access;
 mod capacity;
 
+pub use access::Access;
 pub use capacity::item_size;
 
 use crate::LocalError;
@@ -74,6 +78,9 @@ pub struct Tally {
     /// function its logical id, its own pollers use `testing`), then per
     /// `service:Operation`.
     pub by_caller: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per caller, each (IAM action, resource ARN) its requests needed
+    /// allowed, with how many requests needed it.
+    pub accesses: BTreeMap<String, BTreeMap<Access, u64>>,
     /// DynamoDB write units per `caller service:Operation table`.
     pub write_units_by: BTreeMap<String, f64>,
     /// DynamoDB write and read capacity units, as AWS would bill them.
@@ -200,6 +207,10 @@ pub fn operation(target: Option<&str>, body: &[u8]) -> String {
             "AmazonSQS" => "sqs",
             p if p.starts_with("DynamoDB") => "dynamodb",
             "AWSEvents" => "events",
+            "TrentService" => "kms",
+            "secretsmanager" => "secretsmanager",
+            "GraniteServiceVersion20100801" => "cloudwatch",
+            p if p.starts_with("Logs_") => "logs",
             other => other,
         };
         return format!("{service}:{op}");
@@ -346,11 +357,28 @@ async fn forward(
         .map(str::to_string);
     let body = req.into_body().collect().await.map_err(|_| DROPPED)?.to_bytes();
     let op = operation(target.as_deref(), &body);
-    let caller = headers
+    let authorization = headers
         .iter()
         .find(|(k, _)| k == "authorization")
-        .and_then(|(_, v)| caller(&String::from_utf8_lossy(v)))
-        .unwrap_or_else(|| "anonymous".into());
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    let caller = caller(&authorization).unwrap_or_else(|| "anonymous".into());
+    let region = access::signing_region(&authorization).unwrap_or_else(|| crate::LOCAL_REGION.into());
+    // The JSON protocols' body (every service the functions call speaks one).
+    let request: Value = if target.is_some() {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let record = |response: &Value| {
+        let seen = access::accesses(&op, &region, crate::runner::cfn::ACCOUNT_ID, &request, response);
+        st.count(|t| {
+            let mine = t.accesses.entry(caller.clone()).or_default();
+            for a in seen {
+                *mine.entry(a).or_default() += 1;
+            }
+        });
+    };
     st.count(|t| {
         *t.requests.entry(op.clone()).or_default() += 1;
         *t.by_caller
@@ -363,16 +391,17 @@ async fn forward(
     if let Some(f) = fault {
         st.count(|t| *t.faults.entry(format!("{f:?}")).or_default() += 1);
         match f {
-            Fault::Throttle | Fault::ServerError => return Ok(fault_response(f)),
-            Fault::Drop => return Err(DROPPED),
+            Fault::Throttle | Fault::ServerError => {
+                record(&Value::Null);
+                return Ok(fault_response(f));
+            }
+            Fault::Drop => {
+                record(&Value::Null);
+                return Err(DROPPED);
+            }
             Fault::LoseResponse => {}
         }
     }
-    let request: Value = if op.starts_with("dynamodb:") {
-        serde_json::from_slice(&body).unwrap_or(Value::Null)
-    } else {
-        Value::Null
-    };
     let writes = dynamo_writes(&op, &request);
     let mut before = Vec::with_capacity(writes.len());
     for (table, key, _) in &writes {
@@ -382,6 +411,12 @@ async fn forward(
         .upstream(&headers, target.as_deref(), body)
         .await
         .map_err(|_| DROPPED)?;
+    // Only KMS's Decrypt names its resource in the answer alone.
+    record(&if op.starts_with("kms:") {
+        serde_json::from_slice(&out).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    });
     if op.starts_with("dynamodb:") {
         let mut wru = 0.0;
         let mut by = Vec::new();
@@ -455,6 +490,11 @@ mod tests {
         assert_eq!(operation(Some("AmazonSQS.SendMessage"), b""), "sqs:SendMessage");
         assert_eq!(operation(Some("DynamoDB_20120810.PutItem"), b"{}"), "dynamodb:PutItem");
         assert_eq!(operation(Some("AWSEvents.PutEvents"), b"{}"), "events:PutEvents");
+        assert_eq!(operation(Some("TrentService.Decrypt"), b"{}"), "kms:Decrypt");
+        assert_eq!(
+            operation(Some("secretsmanager.GetSecretValue"), b"{}"),
+            "secretsmanager:GetSecretValue"
+        );
         assert_eq!(
             operation(None, b"Action=GetQueueAttributes&Version=2012-11-05"),
             "query:GetQueueAttributes"

@@ -16,6 +16,8 @@
 //!
 //! - [`aws_proxy`]: a proxy before moto that counts requests by operation
 //!   and DynamoDB capacity units as AWS bills them, and injects faults;
+//! - [`iam`]: the IAM permissions `template.yaml` gives each function, and
+//!   IAM's matching of an action and a resource against them;
 //! - [`runner`]: the local runner: a template's whole stack, provisioned in
 //!   moto, its functions run as their real binaries behind an emulated Lambda
 //!   Runtime API, its triggers played (SQS, HTTP API, rules, schedules).
@@ -25,6 +27,7 @@
 pub mod aws_proxy;
 pub mod esm;
 pub mod http_api;
+pub mod iam;
 pub mod moto;
 pub mod receiver;
 pub mod resources;

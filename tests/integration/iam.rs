@@ -132,6 +132,18 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
     let key = key.as_str();
     ok(&api, "GET", "/v1/admin/tenants", ADMIN_KEY, None).await;
     ok(&api, "GET", "/v1/admin/tenants/acme", ADMIN_KEY, None).await;
+    // The key the stack generated (as after a first deploy): both admin
+    // functions read it from Secrets Manager.
+    let generated = switchyard_aws::aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(plan.reference("AdminKeySecret").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .secret_string
+        .unwrap();
+    ok(&api, "GET", "/v1/admin/tenants", &generated, None).await;
+    ok(&api, "GET", "/v1/admin/queues", &generated, None).await;
     let second = ok(
         &api,
         "POST",

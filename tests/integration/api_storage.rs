@@ -112,6 +112,8 @@ fn key_record(t: &TenantId, key_id: &str, key: &ApiKey, label: Option<&str>, at:
         label: label.map(Into::into),
         prefix: key.expose()[..8].to_string(),
         created_at: at,
+        scope: Default::default(),
+        expires_at: None,
     }
 }
 
@@ -128,18 +130,39 @@ async fn api_keys_are_created_listed_and_revoked() {
     reg.create_api_key(&k1.hash(), &r1).await.unwrap();
     reg.create_api_key(&k2.hash(), &r2).await.unwrap();
     reg.create_api_key(&kb.hash(), &rb).await.unwrap();
-    assert_eq!(reg.tenant_for_key(&k1.hash()).await.unwrap(), Some(a.clone()));
-    assert_eq!(reg.tenant_for_key(&kb.hash()).await.unwrap(), Some(b.clone()));
+    assert_eq!(
+        reg.key_grant(&k1.hash()).await.unwrap().map(|g| g.tenant),
+        Some(a.clone())
+    );
+    assert_eq!(
+        reg.key_grant(&kb.hash()).await.unwrap().map(|g| g.tenant),
+        Some(b.clone())
+    );
 
     // The same id again, or the same key under another id: refused.
     assert!(reg.create_api_key(&ApiKey::generate().hash(), &r1).await.is_err());
     let stolen = key_record(&b, "key_9", &k1, None, now);
     assert!(reg.create_api_key(&k1.hash(), &stolen).await.is_err());
-    assert_eq!(reg.tenant_for_key(&k1.hash()).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        reg.key_grant(&k1.hash()).await.unwrap().map(|g| g.tenant),
+        Some(a.clone())
+    );
 
-    assert_eq!(reg.list_api_keys(&a).await.unwrap(), [r1.clone(), r2.clone()]);
-    assert_eq!(reg.list_api_keys(&b).await.unwrap(), std::slice::from_ref(&rb));
-    assert!(reg.list_api_keys(&tenant("c")).await.unwrap().is_empty());
+    assert_eq!(
+        reg.list_api_keys(&a, 100, None).await.unwrap().items,
+        [r1.clone(), r2.clone()]
+    );
+    assert_eq!(
+        reg.list_api_keys(&b, 100, None).await.unwrap().items,
+        std::slice::from_ref(&rb)
+    );
+    assert!(
+        reg.list_api_keys(&tenant("c"), 100, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 
     // The listed record holds the hash, never the key.
     let item = stack
@@ -168,19 +191,89 @@ async fn api_keys_are_created_listed_and_revoked() {
 
     // Another tenant's key id names nothing of this tenant's: nothing changes.
     assert!(!reg.revoke_api_key(&b, "key_2").await.unwrap());
-    assert_eq!(reg.tenant_for_key(&k2.hash()).await.unwrap(), Some(a.clone()));
-    assert_eq!(reg.list_api_keys(&a).await.unwrap().len(), 2);
+    assert_eq!(
+        reg.key_grant(&k2.hash()).await.unwrap().map(|g| g.tenant),
+        Some(a.clone())
+    );
+    assert_eq!(reg.list_api_keys(&a, 100, None).await.unwrap().items.len(), 2);
     // b's own key_1 is not a's key_1.
     assert!(reg.revoke_api_key(&b, "key_1").await.unwrap());
-    assert_eq!(reg.tenant_for_key(&kb.hash()).await.unwrap(), None);
-    assert_eq!(reg.tenant_for_key(&k1.hash()).await.unwrap(), Some(a.clone()));
+    assert_eq!(reg.key_grant(&kb.hash()).await.unwrap().map(|g| g.tenant), None);
+    assert_eq!(
+        reg.key_grant(&k1.hash()).await.unwrap().map(|g| g.tenant),
+        Some(a.clone())
+    );
 
     assert!(reg.revoke_api_key(&a, "key_1").await.unwrap());
-    assert_eq!(reg.tenant_for_key(&k1.hash()).await.unwrap(), None);
-    assert_eq!(reg.list_api_keys(&a).await.unwrap(), std::slice::from_ref(&r2));
+    assert_eq!(reg.key_grant(&k1.hash()).await.unwrap().map(|g| g.tenant), None);
+    assert_eq!(
+        reg.list_api_keys(&a, 100, None).await.unwrap().items,
+        std::slice::from_ref(&r2)
+    );
     assert!(!reg.revoke_api_key(&a, "key_1").await.unwrap(), "revoked once");
     assert!(!reg.revoke_api_key(&a, "no_such_key").await.unwrap());
-    assert_eq!(reg.tenant_for_key(&k2.hash()).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        reg.key_grant(&k2.hash()).await.unwrap().map(|g| g.tenant),
+        Some(a.clone())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_keep_their_scope_and_expiry_are_paged_and_old_keys_manage() {
+    use switchyard_aws::aws_sdk_dynamodb::types::AttributeValue;
+    use switchyard_core::api_key::KeyScope;
+    let stack = Stack::new("api-key-scopes").await;
+    let reg = &stack.registry;
+    let now = now_utc();
+    let a = tenant("a");
+    let (k1, k2, k3) = (ApiKey::generate(), ApiKey::generate(), ApiKey::generate());
+    let mut r1 = key_record(&a, "key_1", &k1, None, now);
+    r1.scope = KeyScope::Ingest;
+    r1.expires_at = Some(switchyard_core::time_util::whole_seconds(now + Duration::days(30)));
+    let mut r2 = key_record(&a, "key_2", &k2, None, now);
+    r2.scope = KeyScope::Read;
+    let r3 = key_record(&a, "key_3", &k3, None, now);
+    for (k, r) in [(&k1, &r1), (&k2, &r2), (&k3, &r3)] {
+        reg.create_api_key(&k.hash(), r).await.unwrap();
+    }
+    let g1 = reg.key_grant(&k1.hash()).await.unwrap().unwrap();
+    assert_eq!((g1.scope, g1.expires_at), (KeyScope::Ingest, r1.expires_at));
+    assert_eq!(reg.key_grant(&k2.hash()).await.unwrap().unwrap().scope, KeyScope::Read);
+
+    // Page by page, each record as it was stored.
+    let first = reg.list_api_keys(&a, 2, None).await.unwrap();
+    assert_eq!(first.items, [r1.clone(), r2.clone()]);
+    let cursor = first.next.expect("a second page");
+    let second = reg.list_api_keys(&a, 2, Some(&cursor)).await.unwrap();
+    assert_eq!((second.items, second.next), (vec![r3.clone()], None));
+    assert!(
+        reg.list_api_keys(&tenant("b"), 2, Some(&cursor)).await.is_err(),
+        "a's cursor does not page b's keys"
+    );
+
+    // A lookup item written before scopes existed grants everything.
+    let old = ApiKey::generate();
+    stack
+        .ddb
+        .put_item()
+        .table_name(&stack.res.registry_table)
+        .item("pk", AttributeValue::S(format!("APIKEY#{}", old.hash().as_str())))
+        .item("sk", AttributeValue::S("APIKEY".into()))
+        .item("kind", AttributeValue::S("api_key".into()))
+        .item("tenant_id", AttributeValue::S("a".into()))
+        .item("key_id", AttributeValue::S("key_old".into()))
+        .send()
+        .await
+        .unwrap();
+    let grant = reg
+        .key_grant(&old.hash())
+        .await
+        .unwrap()
+        .expect("the old key still works");
+    assert_eq!(
+        (grant.tenant, grant.scope, grant.expires_at),
+        (a.clone(), KeyScope::Manage, None)
+    );
 }
 
 fn endpoint(t: &TenantId, url: &str) -> Endpoint {

@@ -9,6 +9,7 @@
 
 mod adapters;
 mod api;
+mod api_keys;
 mod api_storage;
 mod at_least_once;
 mod consumer;

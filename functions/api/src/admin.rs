@@ -10,9 +10,10 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use switchyard_core::api_key::KeyScope;
 use switchyard_core::model::{ApiKeyRecord, TenantRecord};
 use switchyard_core::ports::Tenants;
-use switchyard_core::time_util::{now_utc, rfc3339};
+use switchyard_core::time_util::{now_utc, parse_rfc3339, rfc3339};
 use switchyard_core::{ApiKey, TenantId};
 
 type S<P> = State<Arc<crate::AppState<P>>>;
@@ -22,7 +23,15 @@ fn tenant_view(t: &TenantRecord) -> Value {
 }
 
 fn key_view(k: &ApiKeyRecord) -> Value {
-    json!({ "key_id": k.key_id, "tenant_id": k.tenant_id, "label": k.label, "prefix": k.prefix, "created_at": rfc3339(k.created_at) })
+    json!({
+        "key_id": k.key_id,
+        "tenant_id": k.tenant_id,
+        "label": k.label,
+        "prefix": k.prefix,
+        "scope": k.scope,
+        "expires_at": k.expires_at.map(rfc3339),
+        "created_at": rfc3339(k.created_at),
+    })
 }
 
 fn tenant_id(raw: &str) -> ApiResult<TenantId> {
@@ -82,12 +91,18 @@ pub async fn get_tenant<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<Strin
     Ok(Json(tenant_view(&t)))
 }
 
-/// The body of `POST /v1/admin/tenants/{tenant_id}/api-keys`: an optional label for the key.
+/// The body of `POST /v1/admin/tenants/{tenant_id}/api-keys`: an optional
+/// label, scope (`ingest`, `read` or `manage`, the default) and expiry
+/// (RFC 3339, in the future).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     #[serde(default)]
     label: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 /// Creates an API key for a tenant; the key is in this answer and nowhere
@@ -105,13 +120,31 @@ pub async fn create_api_key<P: Ports>(
     if b.label.as_ref().is_some_and(|l| l.len() > 200) {
         return Err(ApiError::invalid("label", "at most 200 characters"));
     }
+    let scope = match b.scope.as_deref() {
+        None => KeyScope::Manage,
+        Some(raw) => KeyScope::parse(raw).ok_or_else(|| ApiError::invalid("scope", "one of ingest, read, manage"))?,
+    };
+    let now = now_utc();
+    let expires_at = b
+        .expires_at
+        .as_deref()
+        .map(|raw| {
+            let t = parse_rfc3339(raw).map_err(|_| ApiError::invalid("expires_at", "an RFC 3339 time"))?;
+            if t <= now {
+                return Err(ApiError::invalid("expires_at", "must be in the future"));
+            }
+            Ok(t)
+        })
+        .transpose()?;
     let key = ApiKey::generate();
     let record = ApiKeyRecord {
         key_id: format!("key_{}", switchyard_core::ids::ulid()),
         tenant_id: tenant,
         label: b.label,
         prefix: key.expose().chars().take(10).collect(),
-        created_at: now_utc(),
+        created_at: now,
+        scope,
+        expires_at,
     };
     let limit = s.limits.api_keys_per_tenant;
     if !s.registry.create_api_key_within(&key.hash(), &record, limit).await? {
@@ -126,13 +159,23 @@ pub async fn create_api_key<P: Ports>(
 }
 
 /// `GET /v1/admin/tenants/{tenant_id}/api-keys`: a tenant's keys (ids, labels, never the keys).
-pub async fn list_api_keys<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list_api_keys<P: Ports>(
+    _: Admin,
+    State(s): S<P>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    p.only(&["limit", "cursor"])?;
+    let (limit, cursor) = p.page()?;
     let tenant = tenant_id(&id)?;
     if s.registry.tenant(&tenant).await?.is_none() {
         return Err(ApiError::not_found("tenant"));
     }
-    let keys = s.registry.list_api_keys(&tenant).await?;
-    Ok(Json(crate::views::page(keys.iter().map(key_view).collect(), None)))
+    let page = s.registry.list_api_keys(&tenant, limit, cursor).await?;
+    Ok(Json(crate::views::page(
+        page.items.iter().map(key_view).collect(),
+        page.next,
+    )))
 }
 
 /// `DELETE /v1/admin/tenants/{tenant_id}/api-keys/{key_id}`: revokes a key (204), or 404.

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::Arc;
 use switchyard_core::admin_key::{AdminKeys, Verdict};
+use switchyard_core::api_key::Access;
 use switchyard_core::ports::Registry;
 use switchyard_core::{ApiKey, TenantId};
 
@@ -56,7 +57,7 @@ impl<P: Ports> FromRequestParts<Arc<AppState<P>>> for Admin {
         }
         // A tenant's key is valid, just not here.
         if let Ok(k) = ApiKey::parse(key)
-            && state.registry.tenant_for_key(&k.hash()).await?.is_some()
+            && state.registry.key_grant(&k.hash()).await?.is_some()
         {
             return Err(ApiError::forbidden("this route needs the admin key"));
         }
@@ -65,7 +66,9 @@ impl<P: Ports> FromRequestParts<Arc<AppState<P>>> for Admin {
 }
 
 /// The tenant whose API key the request carries. Every tenant route takes
-/// its tenant from here, never from the path or the body.
+/// its tenant from here, never from the path or the body. The key must be
+/// live, and its scope must allow the call: `GET` needs `read` (or
+/// `manage`), anything else `manage`.
 pub struct Tenant(pub TenantId);
 
 impl<P: Ports> FromRequestParts<Arc<AppState<P>>> for Tenant {
@@ -76,9 +79,24 @@ impl<P: Ports> FromRequestParts<Arc<AppState<P>>> for Tenant {
         let Ok(key) = ApiKey::parse(key) else {
             return Err(ApiError::unauthorized());
         };
-        match state.registry.tenant_for_key(&key.hash()).await? {
-            Some(t) => Ok(Tenant(t)),
-            None => Err(ApiError::unauthorized()),
+        let grant = state
+            .registry
+            .key_grant(&key.hash())
+            .await?
+            .filter(|g| g.live_at(switchyard_core::time_util::now_utc()))
+            .ok_or_else(ApiError::unauthorized)?;
+        let access = if parts.method == axum::http::Method::GET {
+            Access::Read
+        } else {
+            Access::Manage
+        };
+        if grant.scope.allows(access) {
+            Ok(Tenant(grant.tenant))
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this API key's scope ({}) does not allow this call",
+                grant.scope.as_str()
+            )))
         }
     }
 }

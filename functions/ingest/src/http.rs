@@ -133,6 +133,7 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
         let tenant = match authenticate(&self.registry, presented_key(&req.headers)).await {
             Ok(t) => t,
             Err(AuthError::Port(e)) => return unavailable(&e),
+            Err(e @ AuthError::Scope(_)) => return error(403, "forbidden", &e.to_string(), None),
             Err(e) => return error(401, "unauthorized", &e.to_string(), None),
         };
         let now_secs = switchyard_core::time_util::now_utc().unix_timestamp();

@@ -185,8 +185,8 @@ impl<'a, R> BatchRegistry<'a, R> {
 }
 
 impl<R: Registry> Registry for BatchRegistry<'_, R> {
-    async fn tenant_for_key(&self, hash: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
-        self.registry.tenant_for_key(hash).await
+    async fn key_grant(&self, hash: &ApiKeyHash) -> Result<Option<switchyard_core::api_key::KeyGrant>, PortError> {
+        self.registry.key_grant(hash).await
     }
     async fn routes(&self, tenant: &TenantId) -> Result<Vec<EndpointRoute>, PortError> {
         self.routes.get(tenant, || self.registry.routes(tenant)).await

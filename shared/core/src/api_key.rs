@@ -77,6 +77,87 @@ impl ApiKeyHash {
     }
 }
 
+/// What a tenant API key may do. Keys made before scopes existed are
+/// [`KeyScope::Manage`], which is also the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyScope {
+    /// `POST /v1/events` only: for producers.
+    Ingest,
+    /// The tenant's `GET` routes only: for dashboards and reports.
+    Read,
+    /// Everything a tenant may do.
+    #[default]
+    Manage,
+}
+
+/// The kind of call a key is presented for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Sending events.
+    Ingest,
+    /// Reading the tenant's resources.
+    Read,
+    /// Changing them.
+    Manage,
+}
+
+impl KeyScope {
+    /// The scope named `s` (`ingest`, `read` or `manage`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ingest" => Some(Self::Ingest),
+            "read" => Some(Self::Read),
+            "manage" => Some(Self::Manage),
+            _ => None,
+        }
+    }
+
+    /// The scope's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Read => "read",
+            Self::Manage => "manage",
+        }
+    }
+
+    /// Whether a key of this scope may make a call of kind `access`.
+    pub fn allows(self, access: Access) -> bool {
+        matches!(
+            (self, access),
+            (Self::Manage, _) | (Self::Ingest, Access::Ingest) | (Self::Read, Access::Read)
+        )
+    }
+}
+
+/// What a stored API key grants: its tenant, its scope, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGrant {
+    /// The tenant the key authenticates as.
+    pub tenant: crate::ids::TenantId,
+    /// What the key may do.
+    pub scope: KeyScope,
+    /// When the key stops working; `None`: never.
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+impl KeyGrant {
+    /// A key of `tenant` that may do everything and never expires.
+    pub fn manage(tenant: crate::ids::TenantId) -> Self {
+        Self {
+            tenant,
+            scope: KeyScope::Manage,
+            expires_at: None,
+        }
+    }
+
+    /// Whether the key still works at `now`.
+    pub fn live_at(&self, now: time::OffsetDateTime) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +188,33 @@ mod tests {
             assert!(ApiKey::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ApiKey::parse("sy_local_demo_key_not_a_secret").is_ok());
+    }
+
+    #[test]
+    fn scopes_allow_what_they_name_and_manage_allows_everything() {
+        use Access::*;
+        let table = [
+            (KeyScope::Ingest, [true, false, false]),
+            (KeyScope::Read, [false, true, false]),
+            (KeyScope::Manage, [true, true, true]),
+        ];
+        for (scope, want) in table {
+            let got = [Ingest, Read, Manage].map(|a| scope.allows(a));
+            assert_eq!(got, want, "{scope:?}");
+            assert_eq!(KeyScope::parse(scope.as_str()), Some(scope));
+        }
+        assert_eq!(KeyScope::parse("admin"), None);
+        assert_eq!(KeyScope::default(), KeyScope::Manage);
+        assert_eq!(serde_json::to_string(&KeyScope::Read).unwrap(), "\"read\"");
+    }
+
+    #[test]
+    fn a_grant_is_live_until_it_expires() {
+        let now = time::OffsetDateTime::now_utc();
+        let mut g = KeyGrant::manage(crate::ids::TenantId::parse("acme").unwrap());
+        assert!(g.live_at(now));
+        g.expires_at = Some(now + time::Duration::seconds(1));
+        assert!(g.live_at(now));
+        assert!(!g.live_at(now + time::Duration::seconds(1)), "expired at its instant");
     }
 }

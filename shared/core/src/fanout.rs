@@ -228,7 +228,7 @@ mod tests {
 
     struct Endpoints(Vec<Endpoint>);
     impl Registry for Endpoints {
-        async fn tenant_for_key(&self, _: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
+        async fn key_grant(&self, _: &ApiKeyHash) -> Result<Option<crate::api_key::KeyGrant>, PortError> {
             Ok(None)
         }
         async fn routes(&self, t: &TenantId) -> Result<Vec<crate::endpoint::EndpointRoute>, PortError> {

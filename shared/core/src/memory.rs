@@ -56,7 +56,7 @@ impl MemoryStore {
 }
 
 impl Registry for Memory {
-    async fn tenant_for_key(&self, _: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
+    async fn key_grant(&self, _: &ApiKeyHash) -> Result<Option<crate::api_key::KeyGrant>, PortError> {
         Ok(None)
     }
     async fn routes(&self, tenant: &TenantId) -> Result<Vec<EndpointRoute>, PortError> {

@@ -376,6 +376,16 @@ pub struct ApiKeyRecord {
     /// When the key was created.
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
+    /// What the key may do (keys stored before scopes: `manage`).
+    #[serde(default)]
+    pub scope: crate::api_key::KeyScope,
+    /// When the key stops working; `None`: never.
+    #[serde(
+        default,
+        with = "crate::time_util::serde_rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// An endpoint's deliveries over a period, summed up.

@@ -2,7 +2,7 @@
 //! `switchyard-aws` implements them for DynamoDB and SQS; the delivery
 //! function implements [`WebhookSender`] with an HTTP client.
 
-use crate::api_key::ApiKeyHash;
+use crate::api_key::{ApiKeyHash, KeyGrant};
 use crate::endpoint::{Circuit, Endpoint, EndpointRoute};
 use crate::envelope::Envelope;
 use crate::error::PortError;
@@ -69,8 +69,10 @@ pub async fn send_grouped<T: Clone + Sync, Q: TaskQueue<T>>(queue: &Q, groups: &
 
 /// Tenants, their API keys and their endpoints.
 pub trait Registry: Sync {
-    /// The tenant a key (by its hash) belongs to; `None` when no tenant has it.
-    fn tenant_for_key(&self, hash: &ApiKeyHash) -> impl Future<Output = Result<Option<TenantId>, PortError>> + Send;
+    /// What a key (by its hash) grants: its tenant, scope and expiry;
+    /// `None` when no tenant has it or it was revoked. An expired key is
+    /// returned as it is: the caller checks [`KeyGrant::live_at`].
+    fn key_grant(&self, hash: &ApiKeyHash) -> impl Future<Output = Result<Option<KeyGrant>, PortError>> + Send;
     /// Every endpoint of the tenant, enabled or not, as fan-out needs it:
     /// whether and for what it takes events, and nothing secret.
     fn routes(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<EndpointRoute>, PortError>> + Send;
@@ -277,8 +279,13 @@ pub trait Tenants: Sync {
         record: &ApiKeyRecord,
         limit: u32,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    /// A tenant's API keys, by id.
-    fn list_api_keys(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<ApiKeyRecord>, PortError>> + Send;
+    /// A tenant's API keys, by id, page by page.
+    fn list_api_keys(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ApiKeyRecord>, ListError>> + Send;
     /// Revokes one of a tenant's API keys; `Ok(false)` if it has no such key.
     fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
 }

@@ -1,6 +1,6 @@
 //! The HTTP door: the caller's API key names its tenant.
 
-use crate::api_key::ApiKey;
+use crate::api_key::{Access, ApiKey, KeyScope};
 use crate::error::PortError;
 use crate::ids::TenantId;
 use crate::ports::Registry;
@@ -11,32 +11,43 @@ pub enum AuthError {
     /// No `Authorization: Bearer` header.
     #[error("an API key is required (Authorization: Bearer <key>)")]
     Missing,
-    /// The key is malformed or names no tenant.
+    /// The key is malformed, names no tenant, was revoked or has expired.
     #[error("the API key is not valid")]
     Invalid,
+    /// The key is valid but its scope does not allow sending events.
+    #[error("this API key's scope ({}) does not allow sending events", .0.as_str())]
+    Scope(KeyScope),
     /// Looking the key up failed.
     #[error("checking the API key failed: {0}")]
     Port(PortError),
 }
 
-/// Finds the tenant an API key belongs to.
+/// Finds the tenant an API key belongs to, if the key is live and may send
+/// events.
 pub async fn authenticate<R: Registry>(registry: &R, presented: Option<&str>) -> Result<TenantId, AuthError> {
     let presented = presented
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or(AuthError::Missing)?;
     let key = ApiKey::parse(presented).map_err(|_| AuthError::Invalid)?;
-    registry
-        .tenant_for_key(&key.hash())
+    let grant = registry
+        .key_grant(&key.hash())
         .await
         .map_err(AuthError::Port)?
-        .ok_or(AuthError::Invalid)
+        .filter(|g| g.live_at(crate::time_util::now_utc()))
+        .ok_or(AuthError::Invalid)?;
+    if grant.scope.allows(Access::Ingest) {
+        Ok(grant.tenant)
+    } else {
+        Err(AuthError::Scope(grant.scope))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ApiKeyHash;
+    use crate::api_key::KeyGrant;
     use crate::endpoint::Endpoint;
     use crate::ids::EndpointId;
     use std::collections::HashMap;
@@ -45,9 +56,9 @@ mod tests {
         TenantId::parse(s).unwrap()
     }
 
-    struct Keys(HashMap<String, TenantId>);
+    struct Keys(HashMap<String, KeyGrant>);
     impl Registry for Keys {
-        async fn tenant_for_key(&self, h: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
+        async fn key_grant(&self, h: &ApiKeyHash) -> Result<Option<KeyGrant>, PortError> {
             Ok(self.0.get(h.as_str()).cloned())
         }
         async fn routes(&self, _: &TenantId) -> Result<Vec<crate::endpoint::EndpointRoute>, PortError> {
@@ -57,14 +68,17 @@ mod tests {
             Ok(None)
         }
         async fn tenant_exists(&self, t: &TenantId) -> Result<bool, PortError> {
-            Ok(self.0.values().any(|k| k == t))
+            Ok(self.0.values().any(|k| &k.tenant == t))
         }
     }
 
     #[tokio::test]
     async fn api_keys_resolve_to_their_tenant() {
         let key = ApiKey::generate();
-        let reg = Keys(HashMap::from([(key.hash().as_str().to_string(), tenant("t1"))]));
+        let reg = Keys(HashMap::from([(
+            key.hash().as_str().to_string(),
+            KeyGrant::manage(tenant("t1")),
+        )]));
         assert_eq!(authenticate(&reg, Some(key.expose())).await, Ok(tenant("t1")));
         assert_eq!(authenticate(&reg, None).await, Err(AuthError::Missing));
         assert_eq!(authenticate(&reg, Some("  ")).await, Err(AuthError::Missing));
@@ -74,5 +88,32 @@ mod tests {
             authenticate(&reg, Some(unknown.expose())).await,
             Err(AuthError::Invalid)
         );
+    }
+
+    #[tokio::test]
+    async fn only_live_keys_whose_scope_sends_events_get_in() {
+        let now = crate::time_util::now_utc();
+        let grant = |scope, expires_at| KeyGrant {
+            tenant: tenant("t1"),
+            scope,
+            expires_at,
+        };
+        let cases = [
+            (grant(KeyScope::Ingest, None), Ok(tenant("t1"))),
+            (
+                grant(KeyScope::Manage, Some(now + time::Duration::hours(1))),
+                Ok(tenant("t1")),
+            ),
+            (grant(KeyScope::Read, None), Err(AuthError::Scope(KeyScope::Read))),
+            (
+                grant(KeyScope::Ingest, Some(now - time::Duration::seconds(1))),
+                Err(AuthError::Invalid),
+            ),
+        ];
+        for (g, want) in cases {
+            let key = ApiKey::generate();
+            let reg = Keys(HashMap::from([(key.hash().as_str().to_string(), g.clone())]));
+            assert_eq!(authenticate(&reg, Some(key.expose())).await, want, "{g:?}");
+        }
     }
 }

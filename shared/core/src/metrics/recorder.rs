@@ -56,8 +56,8 @@ mod observed {
     use crate::{ApiKeyHash, Endpoint, EndpointId, TenantId};
 
     impl<T: Registry> Registry for Observed<T> {
-        async fn tenant_for_key(&self, hash: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
-            self.inner.tenant_for_key(hash).await
+        async fn key_grant(&self, hash: &ApiKeyHash) -> Result<Option<crate::api_key::KeyGrant>, PortError> {
+            self.inner.key_grant(hash).await
         }
         async fn routes(&self, tenant: &TenantId) -> Result<Vec<crate::endpoint::EndpointRoute>, PortError> {
             self.inner.routes(tenant).await

@@ -57,27 +57,6 @@ impl DynamoRegistry {
             .expression_attribute_values(":prefix", s(prefix))
     }
 
-    /// Every item of partition `pk` whose sort key starts with `prefix`.
-    async fn items_with_prefix(
-        &self,
-        pk: String,
-        prefix: &str,
-        consistent: bool,
-        op: &str,
-    ) -> Result<Vec<Item>, PortError> {
-        let mut pages = self
-            .prefix_query(&pk, prefix)
-            .consistent_read(consistent)
-            .into_paginator()
-            .items()
-            .send();
-        let mut items = Vec::new();
-        while let Some(item) = pages.next().await {
-            items.push(item.map_err(|e| port_error(op, e))?);
-        }
-        Ok(items)
-    }
-
     async fn put(&self, item: Item, op: &str) -> Result<(), PortError> {
         super::put_item(&self.client, &self.table, item, op).await
     }
@@ -142,13 +121,22 @@ struct ApiKeyRow {
     tenant_id: TenantId,
     #[serde(default)]
     revoked: bool,
+    /// Absent on keys stored before scopes: `manage`.
+    #[serde(default)]
+    scope: switchyard_core::api_key::KeyScope,
+    #[serde(default, with = "switchyard_core::time_util::serde_rfc3339_opt")]
+    expires_at: Option<time::OffsetDateTime>,
 }
 
 impl Registry for DynamoRegistry {
-    async fn tenant_for_key(&self, hash: &ApiKeyHash) -> Result<Option<TenantId>, PortError> {
+    async fn key_grant(&self, hash: &ApiKeyHash) -> Result<Option<switchyard_core::api_key::KeyGrant>, PortError> {
         let key = keys::registry::api_key(hash);
         let row: Option<ApiKeyRow> = get_item(&self.client, &self.table, &key, false, "GetItem api key").await?;
-        Ok(row.filter(|r| !r.revoked).map(|r| r.tenant_id))
+        Ok(row.filter(|r| !r.revoked).map(|r| switchyard_core::api_key::KeyGrant {
+            tenant: r.tenant_id,
+            scope: r.scope,
+            expires_at: r.expires_at,
+        }))
     }
 
     /// Reads only [`EndpointRoute::ATTRIBUTES`]: secrets, URLs and header

@@ -79,6 +79,10 @@ impl Tenants for DynamoRegistry {
         lookup.insert("kind".into(), s(API_KEY_KIND));
         lookup.insert("tenant_id".into(), s(tenant.as_str()));
         lookup.insert("key_id".into(), s(&record.key_id));
+        lookup.insert("scope".into(), s(record.scope.as_str()));
+        if let Some(t) = record.expires_at {
+            lookup.insert("expires_at".into(), s(switchyard_core::time_util::rfc3339(t)));
+        }
         let key = keys::registry::api_key_record(tenant, &record.key_id);
         let mut listed = item_with_key(record, &key, API_KEY_RECORD_KIND)?;
         listed.insert(KEY_HASH.into(), s(hash.as_str()));
@@ -87,17 +91,32 @@ impl Tenants for DynamoRegistry {
         self.within_quota(tenant, API_KEYS_COUNTER, limit, items).await
     }
 
-    /// A tenant's API keys, by id.
-    async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, PortError> {
+    /// A tenant's API keys, by id, page by page.
+    async fn list_api_keys(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<ApiKeyRecord>, ListError> {
         let (pk, prefix) = keys::registry::api_keys_of(tenant);
-        let mut records = Vec::new();
-        for item in self.items_with_prefix(pk, prefix, true, "Query api keys").await? {
+        let start = cursor
+            .map(|c| {
+                decode_cursor(
+                    c,
+                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(prefix))],
+                )
+            })
+            .transpose()?;
+        let query = self.prefix_query(&pk, prefix).consistent_read(true);
+        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query api keys").await?;
+        let mut items = Vec::new();
+        for item in page.items {
             let record: ApiKeyRecord = from_item(item)?;
             if &record.tenant_id == tenant {
-                records.push(record);
+                items.push(record);
             }
         }
-        Ok(records)
+        Ok(Page { items, next: page.next })
     }
 
     /// Revokes one of a tenant's API keys: its record and its lookup item go

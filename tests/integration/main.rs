@@ -36,4 +36,5 @@ mod redrive;
 mod runner;
 mod signing_interop;
 mod template;
+mod tenants;
 mod wire_compat;

@@ -91,6 +91,20 @@ pub async fn get_tenant<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<Strin
     Ok(Json(tenant_view(&t)))
 }
 
+/// `DELETE /v1/admin/tenants/{tenant_id}`: deletes a tenant with its API
+/// keys and endpoints (204), or 404. Its keys stop working at once, its
+/// deliveries in flight are skipped (their endpoints are gone), and its
+/// events and delivery records expire by their TTL.
+pub async fn delete_tenant<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id = tenant_id(&id)?;
+    if s.registry.delete_tenant(&id).await? {
+        tracing::info!(tenant_id = %id, "tenant deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("tenant"))
+    }
+}
+
 /// The body of `POST /v1/admin/tenants/{tenant_id}/api-keys`: an optional
 /// label, scope (`ingest`, `read` or `manage`, the default) and expiry
 /// (RFC 3339, in the future).

@@ -213,6 +213,11 @@ pub fn routes<P: Ports>() -> Vec<(Method, &'static str, MethodRouter<State<P>>)>
             get(admin::get_tenant::<P>),
         ),
         (
+            Method::DELETE,
+            "/v1/admin/tenants/{tenant_id}",
+            delete(admin::delete_tenant::<P>),
+        ),
+        (
             Method::POST,
             "/v1/admin/tenants/{tenant_id}/api-keys",
             post(admin::create_api_key::<P>),

@@ -288,6 +288,11 @@ pub trait Tenants: Sync {
     ) -> impl Future<Output = Result<Page<ApiKeyRecord>, ListError>> + Send;
     /// Revokes one of a tenant's API keys; `Ok(false)` if it has no such key.
     fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Deletes a tenant with its API keys and endpoints (so its keys stop
+    /// working and its deliveries in flight find no endpoint); `Ok(false)`
+    /// if it does not exist. A call that fails half way is finished by the
+    /// next one.
+    fn delete_tenant(&self, id: &TenantId) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
 /// A tenant's endpoints, as the management API creates, lists and deletes

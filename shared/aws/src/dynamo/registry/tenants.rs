@@ -10,6 +10,7 @@ use crate::dynamo::{
     Expect, ListError, Page, build_error, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
     transact,
 };
+use crate::error::port_error;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use switchyard_core::model::{ApiKeyRecord, TenantRecord};
 use switchyard_core::ports::Tenants;
@@ -155,5 +156,89 @@ impl Tenants for DynamoRegistry {
         ];
         items.extend(self.count_down(tenant, API_KEYS_COUNTER).await?);
         transact(&self.client, items, "TransactWriteItems revoke api key").await
+    }
+
+    /// Deletes a tenant's whole partition (API key records, endpoints,
+    /// counters) and its keys' lookup items, the lookups first so that no
+    /// key authenticates while the rest goes; the tenant's item and listing
+    /// entry go last, together, so a failure half way leaves the tenant
+    /// there for the next call to finish. Rate and notice counters live in
+    /// partitions of their own and expire by TTL.
+    async fn delete_tenant(&self, id: &TenantId) -> Result<bool, PortError> {
+        if self.tenant(id).await?.is_none() {
+            return Ok(false);
+        }
+        let tenant_key = keys::registry::tenant(id);
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":pk", s(&tenant_key.pk))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut items = Vec::new();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(|e| port_error("Query tenant partition", e))?);
+        }
+        for item in &items {
+            let Some(hash) = item.get(KEY_HASH).and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            let Ok(hash) = ApiKeyHash::parse(hash) else {
+                continue;
+            };
+            // Only if it is this tenant's (or already gone).
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item(&keys::registry::api_key(&hash))))
+                .condition_expression("attribute_not_exists(#pk) OR #tid = :tid")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#tid", "tenant_id")
+                .expression_attribute_values(":tid", s(id.as_str()))
+                .send()
+                .await;
+            if let Err(e) = out
+                && !e
+                    .as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception())
+            {
+                return Err(port_error("DeleteItem api key lookup", e));
+            }
+        }
+        for item in &items {
+            let sk = item.get(keys::SK).and_then(|v| v.as_s().ok());
+            if sk == Some(&tenant_key.sk) {
+                continue;
+            }
+            let key = item
+                .iter()
+                .filter(|(k, _)| *k == keys::PK || *k == keys::SK)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .map_err(|e| port_error("DeleteItem tenant item", e))?;
+        }
+        let delete = |key: &Key| {
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_item(key)))
+                .build()
+                .map(|d| TransactWriteItem::builder().delete(d).build())
+                .map_err(build_error)
+        };
+        let last = vec![delete(&tenant_key)?, delete(&keys::registry::tenant_listing(id))?];
+        transact(&self.client, last, "TransactWriteItems delete tenant").await?;
+        Ok(true)
     }
 }

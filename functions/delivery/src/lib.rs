@@ -267,7 +267,8 @@ where
                 Ok(DeliveryOutcome::Wait { delay }) => (delay, WaitKind::NotAttempted),
                 Ok(DeliveryOutcome::Delivered { status }) => {
                     tracing::debug!(delivery_id = %task.delivery_id, event_id = %task.event_id, tenant_id = %task.tenant_id, status, "delivered");
-                    delivered_ref.add(task.tenant_id.as_str(), task.event_id.as_str(), Some(task.delivery_id.as_str()));
+                    let trace = task.traceparent.as_deref().and_then(switchyard_core::trace::trace_id_of).unwrap_or_default();
+                    delivered_ref.add(task.tenant_id.as_str(), task.event_id.as_str(), Some(task.delivery_id.as_str()), trace);
                     return Ok(());
                 }
                 Ok(other) => {
@@ -308,7 +309,7 @@ where
         })
         .await;
         if let Some(line) = delivered.finish() {
-            tracing::info!(count = line.count, delivery_ids = %line.delivery_ids, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, "delivered");
+            tracing::info!(count = line.count, delivery_ids = %line.delivery_ids, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, trace_ids = %line.trace_ids, "delivered");
         }
         response
     }

@@ -101,6 +101,14 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
             let span = switchyard_core::trace::span(task.envelope.metadata.traceparent.as_deref());
             async move {
                 let (tenant, event) = (task.envelope.tenant_id.to_string(), task.envelope.id.to_string());
+                let trace_id = task
+                    .envelope
+                    .metadata
+                    .traceparent
+                    .as_deref()
+                    .and_then(switchyard_core::trace::trace_id_of)
+                    .unwrap_or_default()
+                    .to_string();
                 let now = switchyard_core::time_util::now_utc();
                 if let Err(e) = keep_notice(&self.store, &task, self.notice_retention).await {
                     return Err(RecordFailure::new(format!(
@@ -114,6 +122,7 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
                             message_id: record.message_id,
                             tenant,
                             event,
+                            trace_id,
                             plan,
                         };
                         planned_ref.lock().unwrap_or_else(|e| e.into_inner()).push(p);
@@ -141,18 +150,18 @@ impl<R: Registry, Q: TaskQueue<DeliveryTask>, S: EventStore> Fanout<R, Q, S> {
             match sent {
                 Ok(()) => {
                     self.metrics.add(|m| m.count(m::FanoutTasks, p.plan.len() as u64));
-                    tracing::debug!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, deliveries = p.plan.len(), "fanned out");
-                    fanned_out.add(&p.tenant, &p.event, None);
+                    tracing::debug!(tenant_id = %p.tenant, event_id = %p.event, trace_id = %p.trace_id, message_id = %p.message_id, deliveries = p.plan.len(), "fanned out");
+                    fanned_out.add(&p.tenant, &p.event, None, &p.trace_id);
                     deliveries += p.plan.len();
                 }
                 Err(e) => {
-                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.event, message_id = %p.message_id, error = %e, "queueing the deliveries failed; the event will be fanned out again");
+                    tracing::warn!(tenant_id = %p.tenant, event_id = %p.event, trace_id = %p.trace_id, message_id = %p.message_id, error = %e, "queueing the deliveries failed; the event will be fanned out again");
                     response.batch_item_failures.push(item_failure(p.message_id.clone()));
                 }
             }
         }
         if let Some(line) = fanned_out.finish() {
-            tracing::info!(count = line.count, deliveries, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, "fanned out");
+            tracing::info!(count = line.count, deliveries, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, trace_ids = %line.trace_ids, "fanned out");
         }
         response
     }
@@ -163,6 +172,7 @@ struct Planned {
     message_id: String,
     tenant: String,
     event: String,
+    trace_id: String,
     plan: Plan,
 }
 

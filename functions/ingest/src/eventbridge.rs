@@ -43,7 +43,7 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
         let tenant = envelope.tenant_id.clone();
         match accept(self.ports(), envelope, None, &self.config, now).await {
             Ok(done) => {
-                tracing::info!(tenant_id = %tenant, event_id = %done.id, duplicate = done.duplicate, "AWS service event accepted");
+                tracing::info!(tenant_id = %tenant, event_id = %done.id, trace_id = %done.trace_id, duplicate = done.duplicate, "AWS service event accepted");
                 Ok(done)
             }
             Err(error) => {

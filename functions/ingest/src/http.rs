@@ -195,11 +195,11 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
         .await
         {
             Ok(done) if done.duplicate => {
-                tracing::info!(tenant_id = %tenant, event_id = %done.id, "duplicate event");
+                tracing::info!(tenant_id = %tenant, event_id = %done.id, trace_id = %done.trace_id, "duplicate event");
                 respond(200, &json!({ "id": done.id.as_str(), "duplicate": true }))
             }
             Ok(done) => {
-                tracing::info!(tenant_id = %tenant, event_id = %done.id, "event accepted");
+                tracing::info!(tenant_id = %tenant, event_id = %done.id, trace_id = %done.trace_id, "event accepted");
                 respond(202, &json!({ "id": done.id.as_str() }))
             }
             Err(IngestError::Invalid(e)) => {

@@ -171,7 +171,7 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
             }
         }
         if let Some(line) = accepted.finish() {
-            tracing::info!(count = line.count, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, "events accepted from the ingest queue");
+            tracing::info!(count = line.count, event_ids = %line.event_ids, tenant_ids = %line.tenant_ids, trace_ids = %line.trace_ids, "events accepted from the ingest queue");
         }
         self.metrics.flush();
         response
@@ -188,10 +188,10 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
             }
         });
         if done.duplicate {
-            tracing::info!(tenant_id = %tenant, event_id = %done.id, message_id = %message_id, "duplicate event from the ingest queue");
+            tracing::info!(tenant_id = %tenant, event_id = %done.id, trace_id = %done.trace_id, message_id = %message_id, "duplicate event from the ingest queue");
         } else {
-            tracing::debug!(tenant_id = %tenant, event_id = %done.id, message_id = %message_id, "event accepted from the ingest queue");
-            line.add(tenant.as_str(), done.id.as_str(), None);
+            tracing::debug!(tenant_id = %tenant, event_id = %done.id, trace_id = %done.trace_id, message_id = %message_id, "event accepted from the ingest queue");
+            line.add(tenant.as_str(), done.id.as_str(), None, &done.trace_id);
         }
     }
 

@@ -29,6 +29,9 @@ pub struct BatchSummary {
     pub event_ids: String,
     /// Empty where the records are not deliveries.
     pub delivery_ids: String,
+    /// The trace ids of the records' events, each once (events without a
+    /// trace add none).
+    pub trace_ids: String,
 }
 
 impl BatchLine {
@@ -37,8 +40,9 @@ impl BatchLine {
         Self::default()
     }
 
-    /// Adds one record: its tenant, its event and, for a delivery, its id.
-    pub fn add(&self, tenant: &str, event: &str, delivery: Option<&str>) {
+    /// Adds one record: its tenant, its event, for a delivery its id, and
+    /// its event's trace id (empty: none).
+    pub fn add(&self, tenant: &str, event: &str, delivery: Option<&str>, trace: &str) {
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         s.count += 1;
         if !s.tenant_ids.split(' ').any(|t| t == tenant) {
@@ -47,6 +51,9 @@ impl BatchLine {
         push_word(&mut s.event_ids, event);
         if let Some(d) = delivery {
             push_word(&mut s.delivery_ids, d);
+        }
+        if !trace.is_empty() && !s.trace_ids.split(' ').any(|t| t == trace) {
+            push_word(&mut s.trace_ids, trace);
         }
     }
 
@@ -71,16 +78,18 @@ mod tests {
     #[test]
     fn a_line_names_every_record_and_each_tenant_once() {
         let line = BatchLine::new();
-        line.add("acme", "evt_1", Some("dlv_1"));
-        line.add("globex", "evt_2", Some("dlv_2"));
-        line.add("acme", "evt_3", Some("dlv_3"));
+        line.add("acme", "evt_1", Some("dlv_1"), "4bf92f3577b34da6a3ce929d0e0e4736");
+        line.add("globex", "evt_2", Some("dlv_2"), "0af7651916cd43dd8448eb211c80319c");
+        line.add("acme", "evt_3", Some("dlv_3"), "4bf92f3577b34da6a3ce929d0e0e4736");
+        line.add("acme", "evt_4", Some("dlv_4"), "");
         assert_eq!(
             line.finish(),
             Some(BatchSummary {
-                count: 3,
+                count: 4,
                 tenant_ids: "acme globex".into(),
-                event_ids: "evt_1 evt_2 evt_3".into(),
-                delivery_ids: "dlv_1 dlv_2 dlv_3".into(),
+                event_ids: "evt_1 evt_2 evt_3 evt_4".into(),
+                delivery_ids: "dlv_1 dlv_2 dlv_3 dlv_4".into(),
+                trace_ids: "4bf92f3577b34da6a3ce929d0e0e4736 0af7651916cd43dd8448eb211c80319c".into(),
             })
         );
     }
@@ -88,8 +97,8 @@ mod tests {
     #[test]
     fn a_tenant_that_prefixes_another_is_still_named() {
         let line = BatchLine::new();
-        line.add("acme-eu", "evt_1", None);
-        line.add("acme", "evt_2", None);
+        line.add("acme-eu", "evt_1", None, "");
+        line.add("acme", "evt_2", None, "");
         let s = line.finish().unwrap();
         assert_eq!(s.tenant_ids, "acme-eu acme");
         assert_eq!(s.delivery_ids, "");
@@ -106,7 +115,7 @@ mod tests {
         std::thread::scope(|s| {
             for i in 0..8 {
                 let line = &line;
-                s.spawn(move || line.add("t", &format!("evt_{i}"), None));
+                s.spawn(move || line.add("t", &format!("evt_{i}"), None, ""));
             }
         });
         let s = line.finish().unwrap();

@@ -163,6 +163,9 @@ pub struct Ingested {
     /// `Idempotency-Key` within the window); nothing new was handed over
     /// unless the first try never finished.
     pub duplicate: bool,
+    /// The trace id of the event's `traceparent` (the stored one, for a
+    /// duplicate), for the door's log line; empty when it has none.
+    pub trace_id: String,
 }
 
 /// Why an event was not accepted.
@@ -325,6 +328,7 @@ pub async fn check<S: EventStore, Q, B: EventBus>(
         .map_err(IngestError::Store)?;
     if let Some(existing) = found {
         return Ok(Checked::Done(Ingested {
+            trace_id: trace_id(&existing.envelope),
             id: existing.envelope.id,
             duplicate: true,
         }));
@@ -379,7 +383,19 @@ pub async fn confirm<S: EventStore, Q, B>(
     Ok(Ingested {
         id: record.envelope.id.clone(),
         duplicate: seen || matches!(outcome, InsertOutcome::Exists(_)),
+        trace_id: trace_id(&record.envelope),
     })
+}
+
+/// The trace id of an envelope's `traceparent`; empty without one.
+fn trace_id(envelope: &crate::Envelope) -> String {
+    envelope
+        .metadata
+        .traceparent
+        .as_deref()
+        .and_then(crate::trace::trace_id_of)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Whether the event goes anywhere: the external track, or the internal one

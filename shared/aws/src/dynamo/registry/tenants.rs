@@ -140,19 +140,11 @@ impl Tenants for DynamoRegistry {
             .expression_attribute_values(":hash", s(hash.as_str()))
             .build()
             .map_err(build_error)?;
-        // The lookup item goes only if it is this tenant's (or already gone).
-        let lookup = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&keys::registry::api_key(&hash))))
-            .condition_expression("attribute_not_exists(#pk) OR #tid = :tid")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#tid", "tenant_id")
-            .expression_attribute_values(":tid", s(tenant.as_str()))
-            .build()
-            .map_err(build_error)?;
         let mut items = vec![
             TransactWriteItem::builder().delete(record).build(),
-            TransactWriteItem::builder().delete(lookup).build(),
+            TransactWriteItem::builder()
+                .delete(self.lookup_delete(tenant, &hash)?)
+                .build(),
         ];
         items.extend(self.count_down(tenant, API_KEYS_COUNTER).await?);
         transact(&self.client, items, "TransactWriteItems revoke api key").await
@@ -191,25 +183,11 @@ impl Tenants for DynamoRegistry {
             let Ok(hash) = ApiKeyHash::parse(hash) else {
                 continue;
             };
-            // Only if it is this tenant's (or already gone).
-            let out = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key_item(&keys::registry::api_key(&hash))))
-                .condition_expression("attribute_not_exists(#pk) OR #tid = :tid")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#tid", "tenant_id")
-                .expression_attribute_values(":tid", s(id.as_str()))
-                .send()
-                .await;
-            if let Err(e) = out
-                && !e
-                    .as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-            {
-                return Err(port_error("DeleteItem api key lookup", e));
-            }
+            // `Ok(false)`: the lookup is another tenant's; it stays.
+            let lookup = TransactWriteItem::builder()
+                .delete(self.lookup_delete(id, &hash)?)
+                .build();
+            transact(&self.client, vec![lookup], "TransactWriteItems delete api key lookup").await?;
         }
         for item in &items {
             let sk = item.get(keys::SK).and_then(|v| v.as_s().ok());
@@ -240,5 +218,21 @@ impl Tenants for DynamoRegistry {
         let last = vec![delete(&tenant_key)?, delete(&keys::registry::tenant_listing(id))?];
         transact(&self.client, last, "TransactWriteItems delete tenant").await?;
         Ok(true)
+    }
+}
+
+impl DynamoRegistry {
+    /// The deletion of an API key's lookup item, only if it is `tenant`'s
+    /// (or already gone).
+    fn lookup_delete(&self, tenant: &TenantId, hash: &ApiKeyHash) -> Result<Delete, PortError> {
+        Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::registry::api_key(hash))))
+            .condition_expression("attribute_not_exists(#pk) OR #tid = :tid")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#tid", "tenant_id")
+            .expression_attribute_values(":tid", s(tenant.as_str()))
+            .build()
+            .map_err(build_error)
     }
 }

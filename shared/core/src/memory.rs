@@ -293,10 +293,26 @@ impl MemoryDataKeys {
     }
 }
 
+/// Gives way once, as a call over the network would.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 impl DataKeys for MemoryDataKeys {
     async fn generate(&self) -> Result<DataKey, PortError> {
         use aes_gcm::aead::Aead;
         self.generated.fetch_add(1, Ordering::Relaxed);
+        yield_once().await;
         let (mut key, mut nonce) = ([0u8; 32], [0u8; 12]);
         crate::ids::random_bytes(&mut key);
         crate::ids::random_bytes(&mut nonce);
@@ -313,6 +329,7 @@ impl DataKeys for MemoryDataKeys {
     async fn unwrap(&self, wrapped: &[u8]) -> Result<DataKeyBytes, PortError> {
         use aes_gcm::aead::Aead;
         self.unwrapped.fetch_add(1, Ordering::Relaxed);
+        yield_once().await;
         let refused = || PortError::permanent("not a data key of this key service");
         let nonce: [u8; 12] = wrapped.get(..12).and_then(|n| n.try_into().ok()).ok_or_else(refused)?;
         let key = self

@@ -76,6 +76,9 @@ pub struct Keyring<K> {
     max_uses: u64,
     current: Mutex<Option<CurrentKey>>,
     opened: Mutex<HashMap<Vec<u8>, Arc<DataKeyBytes>>>,
+    /// Held while asking the key service: reads and seals that miss the
+    /// cache at once (a batch on a cold instance) wait for the one call.
+    asking: futures_util::lock::Mutex<()>,
 }
 
 impl<K> fmt::Debug for Keyring<K> {
@@ -98,6 +101,7 @@ impl<K: DataKeys> Keyring<K> {
             max_uses: max_uses.max(1),
             current: Mutex::new(None),
             opened: Mutex::new(HashMap::new()),
+            asking: futures_util::lock::Mutex::new(()),
         }
     }
 
@@ -106,20 +110,26 @@ impl<K: DataKeys> Keyring<K> {
         &self.keys
     }
 
+    /// The current data key, counting one more use, if it may still seal.
+    fn current_key(&self) -> Option<(Arc<DataKeyBytes>, Vec<u8>)> {
+        let mut current = lock(&self.current);
+        let c = current.as_mut()?;
+        if c.made.elapsed() >= self.lifetime || c.uses >= self.max_uses {
+            return None;
+        }
+        c.uses += 1;
+        Some((c.key.clone(), c.wrapped.clone()))
+    }
+
     /// The data key to seal with now: the current one, or a new one.
     async fn sealing_key(&self) -> Result<(Arc<DataKeyBytes>, Vec<u8>), PortError> {
-        {
-            let mut current = lock(&self.current);
-            if let Some(c) = current.as_mut()
-                && c.made.elapsed() < self.lifetime
-                && c.uses < self.max_uses
-            {
-                c.uses += 1;
-                return Ok((c.key.clone(), c.wrapped.clone()));
-            }
+        if let Some(key) = self.current_key() {
+            return Ok(key);
         }
-        // Made outside the lock: two seals at once may both make a key, and
-        // both keys are valid.
+        let _asking = self.asking.lock().await;
+        if let Some(key) = self.current_key() {
+            return Ok(key);
+        }
         let made = self.keys.generate().await?;
         let key = Arc::new(made.plaintext);
         self.remember(made.wrapped.clone(), key.clone());
@@ -142,8 +152,13 @@ impl<K: DataKeys> Keyring<K> {
 
     /// The data key of a wrapped form: from the cache, or unwrapped once.
     async fn opening_key(&self, wrapped: &[u8]) -> Result<Arc<DataKeyBytes>, PortError> {
-        if let Some(key) = lock(&self.opened).get(wrapped) {
-            return Ok(key.clone());
+        let cached = || lock(&self.opened).get(wrapped).cloned();
+        if let Some(key) = cached() {
+            return Ok(key);
+        }
+        let _asking = self.asking.lock().await;
+        if let Some(key) = cached() {
+            return Ok(key);
         }
         let key = Arc::new(self.keys.unwrap(wrapped).await?);
         self.remember(wrapped.to_vec(), key.clone());

@@ -6,7 +6,7 @@
 //! unchanged; the proxy
 //!
 //! - counts it as `service:Operation` (from `X-Amz-Target` for the JSON
-//!   protocols SQS, DynamoDB and EventBridge use, or `Action=` for the query
+//!   protocols SQS, DynamoDB, EventBridge and KMS use, or `Action=` for the query
 //!   protocol), with SQS receives that returned nothing counted apart
 //!   (`sqs:ReceiveMessage(empty)`);
 //! - measures DynamoDB capacity as AWS bills it, because moto reports a
@@ -200,6 +200,7 @@ pub fn operation(target: Option<&str>, body: &[u8]) -> String {
             "AmazonSQS" => "sqs",
             p if p.starts_with("DynamoDB") => "dynamodb",
             "AWSEvents" => "events",
+            "TrentService" => "kms",
             other => other,
         };
         return format!("{service}:{op}");
@@ -455,6 +456,7 @@ mod tests {
         assert_eq!(operation(Some("AmazonSQS.SendMessage"), b""), "sqs:SendMessage");
         assert_eq!(operation(Some("DynamoDB_20120810.PutItem"), b"{}"), "dynamodb:PutItem");
         assert_eq!(operation(Some("AWSEvents.PutEvents"), b"{}"), "events:PutEvents");
+        assert_eq!(operation(Some("TrentService.Decrypt"), b"{}"), "kms:Decrypt");
         assert_eq!(
             operation(None, b"Action=GetQueueAttributes&Version=2012-11-05"),
             "query:GetQueueAttributes"

@@ -66,6 +66,24 @@ async fn a_warm_keyring_asks_for_one_data_key_and_unwraps_each_once() {
 }
 
 #[tokio::test]
+async fn a_cold_keyring_asks_once_for_a_batch_that_misses_its_cache_at_once() {
+    let writer = Keyring::new(MemoryDataKeys::default());
+    let eps: Vec<Endpoint> = (0..10).map(|_| endpoint("t")).collect();
+    let seals = futures_util::future::join_all(eps.iter().map(|ep| EndpointSecrets::seal(ep, &writer))).await;
+    assert_eq!(counts(writer.keys()), (1, 0));
+    let sealed: Vec<Sealed> = seals.into_iter().map(Result::unwrap).collect();
+    let reader = Keyring::new(writer.keys);
+    let opens = futures_util::future::join_all(
+        eps.iter()
+            .zip(&sealed)
+            .map(|(ep, s)| EndpointSecrets::open(s, &ep.tenant_id, &ep.id, &reader)),
+    )
+    .await;
+    assert!(opens.iter().all(Result::is_ok));
+    assert_eq!(counts(reader.keys()), (1, 1));
+}
+
+#[tokio::test]
 async fn a_data_key_is_replaced_after_its_uses_or_its_lifetime() {
     let by_uses = Keyring::with_limits(MemoryDataKeys::default(), DATA_KEY_LIFETIME, 2);
     let ep = endpoint("t");

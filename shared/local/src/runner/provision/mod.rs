@@ -9,7 +9,8 @@
 //! change. Each type is one of three kinds:
 //!
 //! - created in moto: `AWS::SQS::Queue`, `AWS::SQS::QueuePolicy`,
-//!   `AWS::DynamoDB::Table`, `AWS::Events::EventBus`, `AWS::Events::Rule`;
+//!   `AWS::DynamoDB::Table`, `AWS::Events::EventBus`, `AWS::Events::Rule`,
+//!   `AWS::KMS::Key`;
 //! - played by the runner: `AWS::Serverless::Function` (a local process
 //!   behind an emulated Lambda Runtime API, with its `SQS`, `HttpApi`,
 //!   `EventBridgeRule`/`CloudWatchEvent`, `Schedule`/`ScheduleV2` events)
@@ -32,11 +33,12 @@
 //!
 //! One module per resource type: `queue` (queues and queue policies),
 //! `table`, `bus`, `rule` (rules and the functions' rule and schedule
-//! events), `function` and `http_api`; this module orders and drives them.
+//! events), `key`, `function` and `http_api`; this module orders and drives them.
 
 mod bus;
 mod function;
 mod http_api;
+mod key;
 mod queue;
 mod rule;
 mod table;
@@ -58,6 +60,7 @@ const BUS: &str = "AWS::Events::EventBus";
 const RULE: &str = "AWS::Events::Rule";
 const FUNCTION: &str = "AWS::Serverless::Function";
 const HTTP_API: &str = "AWS::Serverless::HttpApi";
+const KEY: &str = "AWS::KMS::Key";
 
 /// Types with no local counterpart, and why that is all right.
 const NOT_EMULATED: &[(&str, &str)] = &[
@@ -347,7 +350,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
             _ => {}
         }
         match kind {
-            QUEUE | QUEUE_POLICY | TABLE | BUS | RULE => nodes.push((
+            QUEUE | QUEUE_POLICY | TABLE | BUS | RULE | KEY => nodes.push((
                 id.clone(),
                 Node::Resource {
                     kind: kind.to_string(),
@@ -405,6 +408,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                     QUEUE_POLICY => queue::apply_queue_policy(&clients, id, &props).await?,
                     TABLE => table::create_table(&clients, &cfn, id, &props, &mut notes).await?,
                     BUS => bus::create_bus(&clients, &cfn, id, &props).await?,
+                    KEY => key::create_key(&clients, &cfn, id, &props).await?,
                     RULE => {
                         let rule = rule::RuleSpec::from_resource(&cfn, id, &props)?;
                         rule::create_rule(&clients, &cfn, id, rule, &mut notes, &mut rule_invokes, &mut schedules)
@@ -496,6 +500,7 @@ struct Clients {
     sqs: aws_sdk_sqs::Client,
     ddb: aws_sdk_dynamodb::Client,
     eb: aws_sdk_eventbridge::Client,
+    kms: aws_sdk_kms::Client,
 }
 
 impl Clients {
@@ -504,6 +509,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(sdk),
             ddb: aws_sdk_dynamodb::Client::new(sdk),
             eb: aws_sdk_eventbridge::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
         }
     }
 }

@@ -210,3 +210,57 @@ async fn a_plaintext_secret_is_delivered_and_sealed_on_its_next_change() {
         .unwrap();
     assert!(none.is_none());
 }
+
+/// `SecretsKmsKeyArn` set: the stack creates no key, and both functions
+/// seal and open with the one given, by its ARN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_of_ones_own_replaces_the_stacks_key() {
+    let sdk = switchyard_local::sdk_config(moto_endpoint()).await;
+    let kms = switchyard_aws::aws_sdk_kms::Client::new(&sdk);
+    let arn = kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    let template = tokio::task::spawn_blocking(switchyard_local::template::workspace_template)
+        .await
+        .unwrap()
+        .unwrap();
+    let plan = switchyard_local::runner::provision::provision(
+        &sdk,
+        template,
+        &switchyard_local::runner::provision::Options {
+            stack_name: switchyard_local::resources::unique_prefix("kms-own"),
+            parameters: HashMap::from([("SecretsKmsKeyArn".to_string(), arn.clone())]),
+            bin_dir: std::path::PathBuf::new(),
+            api_endpoints: HashMap::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(plan.created_of("AWS::KMS::Key").is_empty(), "{:?}", plan.created);
+    for function in ["ApiFunction", "DeliveryFunction"] {
+        let env = &plan.function(function).unwrap().environment;
+        let key = env.iter().find(|(k, _)| k == "SECRETS_KEY_ID").map(|(_, v)| v.as_str());
+        assert_eq!(key, Some(arn.as_str()), "{function}");
+    }
+    let ep = Endpoint::new(
+        TenantId::parse("acme").unwrap(),
+        EndpointUrl::parse("https://e.example/").unwrap(),
+        vec![],
+        switchyard_core::time_util::now_utc(),
+    );
+    let writer = switchyard_aws::kms::KmsDataKeys::keyring(&sdk, &arn);
+    let sealed = switchyard_core::sealing::EndpointSecrets::seal(&ep, &writer)
+        .await
+        .unwrap();
+    let reader = switchyard_aws::kms::KmsDataKeys::keyring(&sdk, &arn);
+    let opened = switchyard_core::sealing::EndpointSecrets::open(&sealed, &ep.tenant_id, &ep.id, &reader)
+        .await
+        .unwrap();
+    assert_eq!(opened.secret, ep.secret);
+}

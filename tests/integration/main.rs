@@ -34,6 +34,7 @@ mod reconcile;
 mod recovery;
 mod redrive;
 mod runner;
+mod secrets_at_rest;
 mod signing_interop;
 mod template;
 mod tenants;

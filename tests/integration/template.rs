@@ -79,6 +79,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "ENDPOINT_DISABLE_AFTER_HOURS",
                 "REQUEST_TIMEOUT_MS",
                 "EVENT_RETENTION_DAYS",
+                "SECRETS_KEY_ID",
             ],
         ),
         (
@@ -102,6 +103,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
                 "ROTATION_OVERLAP_HOURS",
                 "EVENT_RETENTION_DAYS",
                 "AUDIT_RETENTION_DAYS",
+                "SECRETS_KEY_ID",
             ],
         ),
         ("admin", "switchyard-admin", &["ADMIN_KEY_SHA256", "DLQS"]),

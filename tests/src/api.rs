@@ -180,6 +180,7 @@ impl Stack {
             retention_days: 30,
             audit_retention_days: 365,
             limits: switchyard_core::quota::Limits::default(),
+            secrets_key_id: Some(r.secrets_key_id.clone()),
         }
     }
 
@@ -190,7 +191,13 @@ impl Stack {
     /// The management API over this stack with other settings (say, lower
     /// limits).
     pub fn api_with(&self, settings: &switchyard_api::Settings) -> Api {
-        let state = switchyard_api::AppState::new(&self.sdk, settings);
+        self.api_on(&self.sdk, settings)
+    }
+
+    /// The management API with its AWS clients on `sdk` (say, through the
+    /// counting proxy).
+    pub fn api_on(&self, sdk: &switchyard_aws::SdkConfig, settings: &switchyard_api::Settings) -> Api {
+        let state = switchyard_api::AppState::new(sdk, settings);
         let admin = switchyard_admin::AdminState::new(&self.sdk, &self.admin_settings());
         Api {
             router: switchyard_api::router(std::sync::Arc::new(state)),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry};
+use switchyard_aws::kms::KmsDataKeys;
 use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs};
 use switchyard_local::moto::Moto;
 use switchyard_local::resources::{QueueOptions, Resources, unique_prefix};
@@ -74,7 +75,8 @@ impl Stack {
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         Self {
             sqs: aws_sdk_sqs::Client::new(&sdk),
-            registry: DynamoRegistry::new(ddb.clone(), &res.registry_table),
+            registry: DynamoRegistry::new(ddb.clone(), &res.registry_table)
+                .with_keyring(KmsDataKeys::keyring(&sdk, &res.secrets_key_id)),
             opts,
             ddb,
             sdk,
@@ -136,6 +138,7 @@ impl Stack {
                 probe_window: timeout + Duration::from_secs(1),
                 ..switchyard_delivery::deployed_config(timeout, switchyard_local::local_ssrf_policy())
             },
+            secrets_key_id: Some(self.res.secrets_key_id.clone()),
         }
     }
 

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use switchyard_aws::config::{ConfigError, audit_retention_days, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoEventStore, DynamoRegistry};
 use switchyard_aws::secrets::SecretsManagerAdminKey;
+use switchyard_aws::kms::KmsDataKeys;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{SdkConfig, aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs};
 use switchyard_core::DeliveryTask;
@@ -68,10 +69,14 @@ pub struct Settings {
     pub audit_retention_days: u16,
     /// Per-tenant limits: endpoints, API keys, custom headers.
     pub limits: switchyard_core::quota::Limits,
+    /// The KMS key that seals endpoint secrets; `None` (tests only) stores
+    /// them in plain text.
+    pub secrets_key_id: Option<String>,
 }
 
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
+    /// `SECRETS_KEY_ID` (the KMS key that seals endpoint secrets),
     /// `ADMIN_KEY_SHA256`, `ADMIN_KEY_SECRET_ID`,
     /// `ROTATION_OVERLAP_HOURS` (0 … 720, default 24), `EVENT_RETENTION_DAYS`,
     /// `AUDIT_RETENTION_DAYS` (default 365), the per-tenant limits (see
@@ -91,6 +96,7 @@ impl Settings {
             retention_days: retention_days()?,
             audit_retention_days: audit_retention_days()?,
             limits: switchyard_aws::config::limits()?,
+            secrets_key_id: Some(env_var("SECRETS_KEY_ID")?),
         })
     }
 }
@@ -146,8 +152,12 @@ impl AppState<Aws> {
     pub fn new(sdk: &SdkConfig, s: &Settings) -> Self {
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
+        let mut registry = DynamoRegistry::new(ddb.clone(), &s.registry_table);
+        if let Some(key_id) = &s.secrets_key_id {
+            registry = registry.with_keyring(KmsDataKeys::keyring(sdk, key_id));
+        }
         let mut state = Self::with_ports(
-            DynamoRegistry::new(ddb.clone(), &s.registry_table),
+            registry,
             DynamoDeliveryLog::new(
                 ddb.clone(),
                 &s.deliveries_table,

@@ -21,6 +21,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::time::Duration;
 use switchyard_aws::config::{ConfigError, env_in_range, env_var, retention_days};
 use switchyard_aws::dynamo::{DynamoDeliveryLog, DynamoRegistry};
+use switchyard_aws::kms::KmsDataKeys;
 use switchyard_aws::sqs::SqsQueue;
 use switchyard_aws::{BatchRegistry, RecordFailure, SdkConfig, aws_sdk_dynamodb, aws_sdk_sqs, process_sqs_batch};
 use switchyard_core::batch_log::BatchLine;
@@ -82,11 +83,15 @@ pub struct Settings {
     pub retention_days: u16,
     /// Circuit breaker, retry and notice settings.
     pub config: DeliveryConfig,
+    /// The KMS key that sealed endpoint secrets; `None` (tests only) reads
+    /// plain-text secrets only.
+    pub secrets_key_id: Option<String>,
 }
 
 impl Settings {
     /// Reads `REGISTRY_TABLE`, `DELIVERIES_TABLE`, `DELIVERIES_QUEUE_URL`,
-    /// `DELIVERIES_DLQ_URL`, `FANOUT_QUEUE_URL`, and optionally
+    /// `DELIVERIES_DLQ_URL`, `FANOUT_QUEUE_URL`, `SECRETS_KEY_ID` (the KMS
+    /// key that sealed endpoint secrets), and optionally
     /// `DELIVERIES_MAX_RECEIVE_COUNT` (200), `DELIVERIES_RETENTION_SECS`
     /// (1209600), `REQUEST_TIMEOUT_MS` (15000), `EVENT_RETENTION_DAYS` (30),
     /// `CIRCUIT_FAILURE_THRESHOLD` (5), `CIRCUIT_OPEN_SECS` (60),
@@ -131,6 +136,7 @@ impl Settings {
             deliveries_queue_url: env_var("DELIVERIES_QUEUE_URL")?,
             deliveries_dlq_url: env_var("DELIVERIES_DLQ_URL")?,
             fanout_queue_url: env_var("FANOUT_QUEUE_URL")?,
+            secrets_key_id: Some(env_var("SECRETS_KEY_ID")?),
             queue_limits: QueueLimits {
                 max_receive_count: env_in_range(
                     "DELIVERIES_MAX_RECEIVE_COUNT",
@@ -190,10 +196,14 @@ impl AwsDelivery {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let metrics = Recorder::new(switchyard_aws::config::stage(), "delivery");
+        let mut registry = DynamoRegistry::new(dynamodb.clone(), &settings.registry_table);
+        if let Some(key_id) = &settings.secrets_key_id {
+            registry = registry.with_keyring(KmsDataKeys::keyring(sdk, key_id));
+        }
         Ok(Self {
             deliverer: Deliverer {
                 registry: Observed {
-                    inner: DynamoRegistry::new(dynamodb.clone(), &settings.registry_table),
+                    inner: registry,
                     metrics: metrics.metrics.clone(),
                 },
                 sender: Observed {

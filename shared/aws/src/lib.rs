@@ -4,7 +4,8 @@
 //! crate implements them over the AWS SDK: [`sqs::SqsQueue`] for task queues,
 //! [`dynamo`] for the registry, the event store and the delivery log,
 //! [`eventbridge::EventBridgeBus`] for the application's event bus,
-//! [`secrets::SecretsManagerAdminKey`] for the operator's admin key. Clients are
+//! [`secrets::SecretsManagerAdminKey`] for the operator's admin key,
+//! [`kms::KmsDataKeys`] for the data keys that seal endpoint secrets. Clients are
 //! built once per process from the configuration [`config::load`] returns, which honours the standard
 //! AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 //!
@@ -17,6 +18,7 @@ pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod eventbridge;
+pub mod kms;
 pub mod logging;
 pub mod redrive;
 pub mod secrets;
@@ -29,4 +31,4 @@ pub use batch::{
     queue_url_from_arn,
 };
 pub use config::{env_var, load};
-pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_secretsmanager, aws_sdk_sqs};
+pub use {aws_sdk_dynamodb, aws_sdk_eventbridge, aws_sdk_kms, aws_sdk_secretsmanager, aws_sdk_sqs};

@@ -37,6 +37,7 @@ pub mod reconcile;
 pub mod requeue;
 pub mod retry;
 pub mod routing;
+pub mod sealing;
 pub mod signing;
 pub mod ssrf;
 pub mod task;

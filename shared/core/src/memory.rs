@@ -7,9 +7,13 @@
 use crate::endpoint::{Circuit, EndpointRoute, Written};
 use crate::error::PortError;
 use crate::model::{AttemptRecord, DeliveryRecord};
-use crate::ports::{DeliveryLog, EndpointEdits, EndpointHealth, RateLimiter, Redelivery, Registry, TaskQueue};
+use crate::ports::{
+    DataKey, DataKeyBytes, DataKeys, DeliveryLog, EndpointEdits, EndpointHealth, RateLimiter, Redelivery, Registry,
+    TaskQueue,
+};
 use crate::{ApiKeyHash, DeliveryId, DeliveryTask, Endpoint, EndpointId, FanoutTask, TenantId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A notice counter's scope: the tenant, the endpoint (or all), the window.
@@ -258,5 +262,80 @@ impl Redelivery<DeliveryTask> for Memory {
     async fn send_after(&self, task: &DeliveryTask, delay: std::time::Duration) -> Result<(), PortError> {
         lock(&self.resent).push((task.clone(), delay));
         Ok(())
+    }
+}
+/// A key-management service in memory: data keys wrapped with AES-256-GCM
+/// under a key of its own, and the calls it served counted.
+#[derive(Debug)]
+pub struct MemoryDataKeys {
+    master: DataKeyBytes,
+    /// How many data keys it made.
+    pub generated: AtomicUsize,
+    /// How many data keys it unwrapped.
+    pub unwrapped: AtomicUsize,
+}
+
+impl Default for MemoryDataKeys {
+    fn default() -> Self {
+        let mut master = [0u8; 32];
+        crate::ids::random_bytes(&mut master);
+        Self {
+            master: DataKeyBytes(master),
+            generated: AtomicUsize::new(0),
+            unwrapped: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl MemoryDataKeys {
+    fn cipher(&self) -> aes_gcm::Aes256Gcm {
+        <aes_gcm::Aes256Gcm as aes_gcm::KeyInit>::new(&self.master.0.into())
+    }
+}
+
+/// Gives way once, as a call over the network would.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+impl DataKeys for MemoryDataKeys {
+    async fn generate(&self) -> Result<DataKey, PortError> {
+        use aes_gcm::aead::Aead;
+        self.generated.fetch_add(1, Ordering::Relaxed);
+        yield_once().await;
+        let (mut key, mut nonce) = ([0u8; 32], [0u8; 12]);
+        crate::ids::random_bytes(&mut key);
+        crate::ids::random_bytes(&mut nonce);
+        let ct = self
+            .cipher()
+            .encrypt(&aes_gcm::Nonce::from(nonce), key.as_slice())
+            .map_err(|_| PortError::permanent("wrapping a data key failed"))?;
+        Ok(DataKey {
+            plaintext: DataKeyBytes(key),
+            wrapped: [nonce.as_slice(), &ct].concat(),
+        })
+    }
+
+    async fn unwrap(&self, wrapped: &[u8]) -> Result<DataKeyBytes, PortError> {
+        use aes_gcm::aead::Aead;
+        self.unwrapped.fetch_add(1, Ordering::Relaxed);
+        yield_once().await;
+        let refused = || PortError::permanent("not a data key of this key service");
+        let nonce: [u8; 12] = wrapped.get(..12).and_then(|n| n.try_into().ok()).ok_or_else(refused)?;
+        let key = self
+            .cipher()
+            .decrypt(&aes_gcm::Nonce::from(nonce), &wrapped[12..])
+            .map_err(|_| refused())?;
+        Ok(DataKeyBytes(key.try_into().map_err(|_| refused())?))
     }
 }

@@ -88,6 +88,36 @@ pub trait Registry: Sync {
     fn tenant_exists(&self, tenant: &TenantId) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
+/// The bytes of a 256-bit data key. Its `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKeyBytes(pub [u8; 32]);
+
+impl std::fmt::Debug for DataKeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKeyBytes(<redacted>)")
+    }
+}
+
+/// A new data key: its bytes, and the same key wrapped (encrypted) by the
+/// key-management key, which is what is stored.
+#[derive(Debug, Clone)]
+pub struct DataKey {
+    /// The key itself, kept in memory only.
+    pub plaintext: DataKeyBytes,
+    /// The key encrypted by the key-management key.
+    pub wrapped: Vec<u8>,
+}
+
+/// A key-management service that makes and unwraps data keys for envelope
+/// encryption (see [`crate::sealing`]). The key that wraps them never leaves
+/// the service.
+pub trait DataKeys: Sync {
+    /// A new random 256-bit data key.
+    fn generate(&self) -> impl Future<Output = Result<DataKey, PortError>> + Send;
+    /// The bytes of a data key from its wrapped form.
+    fn unwrap(&self, wrapped: &[u8]) -> impl Future<Output = Result<DataKeyBytes, PortError>> + Send;
+}
+
 /// The circuit breaker and state of endpoints, changed atomically in place
 /// (many deliveries to one endpoint run at once).
 pub trait EndpointHealth: Sync {

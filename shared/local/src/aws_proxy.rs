@@ -6,7 +6,7 @@
 //! unchanged; the proxy
 //!
 //! - counts it as `service:Operation` (from `X-Amz-Target` for the JSON
-//!   protocols SQS, DynamoDB and EventBridge use, or `Action=` for the query
+//!   protocols SQS, DynamoDB, EventBridge and KMS use, or `Action=` for the query
 //!   protocol), with SQS receives that returned nothing counted apart
 //!   (`sqs:ReceiveMessage(empty)`);
 //! - measures DynamoDB capacity as AWS bills it, because moto reports a

@@ -54,6 +54,8 @@ pub struct Resources {
     /// The queues the template's rules on the app bus send to, in the
     /// template's order, each with its DLQ.
     pub internal_queues: Vec<InternalQueue>,
+    /// The KMS key that seals endpoint secrets (its key id).
+    pub secrets_key_id: String,
 }
 
 /// One internal-track queue of the template, created locally.
@@ -199,6 +201,7 @@ impl Resources {
             event_bus_name: r("AppEventBus")?,
             state_table: r("StateTable")?,
             internal_queues,
+            secrets_key_id: r("EndpointSecretsKey")?,
         })
     }
 

@@ -13,7 +13,7 @@ mod state;
 
 pub use deliveries::DynamoDeliveryLog;
 pub use events::{AUDIT_DAY_CURSOR, DynamoEventStore, MAX_AUDIT_DAYS, MAX_AUDIT_DAYS_PER_PAGE};
-pub use registry::{DELIVERY_UPDATES, DELIVERY_UPDATES_LEADING_KEYS, DynamoRegistry};
+pub use registry::{DELIVERY_UPDATES, DELIVERY_UPDATES_LEADING_KEYS, DynamoRegistry, SEALED_SECRETS};
 pub use state::{DynamoStateStore, RunView};
 pub use switchyard_core::model::{
     ApiKeyRecord, AuditPage, EndpointStats, ListError, Page, RegistrationError, TenantRecord,

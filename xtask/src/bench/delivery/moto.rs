@@ -25,10 +25,12 @@ pub(super) async fn against_moto(a: &Args) -> Result<()> {
         switchyard_local::resources::QueueOptions::default(),
     )
     .await?;
+    // Secrets sealed as deployed: the bench pays for opening them too.
     let registry = switchyard_aws::dynamo::DynamoRegistry::new(
         switchyard_aws::aws_sdk_dynamodb::Client::new(&sdk),
         &res.registry_table,
-    );
+    )
+    .with_keyring(switchyard_aws::kms::KmsDataKeys::keyring(&sdk, &res.secrets_key_id));
     registry.put_tenant(&tenant()?, "bench").await?;
     let rx = Receiver::start(|_| Reply::status(204)).await?;
     let scratch: Memory = Arc::new(MemoryStore::default());
@@ -45,6 +47,7 @@ pub(super) async fn against_moto(a: &Args) -> Result<()> {
         request_timeout: timeout,
         retention_days: 30,
         config: switchyard_delivery::deployed_config(timeout, switchyard_local::local_ssrf_policy()),
+        secrets_key_id: Some(res.secrets_key_id.clone()),
     };
     let n = (a.n / 10).max(100);
     let ts = tasks(n, &eps)?;

@@ -73,6 +73,7 @@ const FUNCTIONS: [Function; 7] = [
             ("DELIVERIES_QUEUE_URL", "http://127.0.0.1:9/000000000000/deliveries"),
             ("DELIVERIES_DLQ_URL", "http://127.0.0.1:9/000000000000/deliveries-dlq"),
             ("FANOUT_QUEUE_URL", "http://127.0.0.1:9/000000000000/fanout"),
+            ("SECRETS_KEY_ID", "00000000-0000-0000-0000-000000000000"),
         ],
     },
     Function {
@@ -85,6 +86,7 @@ const FUNCTIONS: [Function; 7] = [
             ("REGISTRY_TABLE", "registry"),
             ("DELIVERIES_TABLE", "deliveries"),
             ("DELIVERIES_QUEUE_URL", "http://127.0.0.1:9/000000000000/deliveries"),
+            ("SECRETS_KEY_ID", "00000000-0000-0000-0000-000000000000"),
         ],
     },
     Function {

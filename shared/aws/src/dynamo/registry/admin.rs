@@ -3,9 +3,7 @@
 use super::quota::ENDPOINTS_COUNTER;
 use super::{DynamoRegistry, check_endpoint_url};
 use crate::dynamo::keys;
-use crate::dynamo::{
-    Expect, ListError, Page, build_error, decode_cursor, from_item, item_with_key, key_item, query_page, transact,
-};
+use crate::dynamo::{Expect, ListError, Page, build_error, decode_cursor, key_item, query_page, transact};
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem};
 use switchyard_core::model::RegistrationError;
@@ -28,7 +26,10 @@ impl EndpointAdmin for DynamoRegistry {
     ) -> Result<(), RegistrationError> {
         check_endpoint_url(endpoint, policy).await?;
         let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
-        let item = item_with_key(endpoint, &key, "endpoint").map_err(RegistrationError::Store)?;
+        let item = self
+            .endpoint_item(endpoint, &key)
+            .await
+            .map_err(RegistrationError::Store)?;
         let put = self
             .tx_put(item, "attribute_not_exists(#pk)")
             .map_err(RegistrationError::Store)?;
@@ -72,7 +73,7 @@ impl EndpointAdmin for DynamoRegistry {
         let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query endpoints").await?;
         let mut items = Vec::with_capacity(page.items.len());
         for item in page.items {
-            match from_item::<Endpoint>(item) {
+            match self.endpoint_from_item(item).await {
                 Ok(ep) if &ep.tenant_id == tenant => items.push(ep),
                 Ok(ep) => {
                     tracing::error!(tenant_id = %tenant, endpoint_id = %ep.id, "skipping an endpoint item of another tenant")

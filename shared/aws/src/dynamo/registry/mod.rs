@@ -4,13 +4,16 @@ mod admin;
 mod edits;
 mod health;
 mod quota;
+mod sealed;
 mod tenants;
 
 use super::keys::{self, Key};
-use super::{Item, build_error, from_item, get_item, item_with_key, key_item, s, transact};
+use super::{Item, build_error, from_item, get_item, get_raw_item, key_item, s, transact};
 use crate::error::port_error;
+use crate::kms::KmsKeyring;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::Deserialize;
+use std::sync::Arc;
 use switchyard_core::endpoint::{EndpointRoute, Written};
 use switchyard_core::model::{ApiKeyRecord, RegistrationError, TenantRecord};
 use switchyard_core::ports::{EndpointAdmin, EndpointEdits, Registry, Tenants};
@@ -20,21 +23,38 @@ use switchyard_core::{ApiKeyHash, Endpoint, EndpointId, PortError, TenantId};
 use time::OffsetDateTime;
 
 pub use health::{DELIVERY_UPDATES, DELIVERY_UPDATES_LEADING_KEYS};
+pub use sealed::SEALED_SECRETS;
 
 /// Tenants, API keys and endpoints.
 #[derive(Clone, Debug)]
 pub struct DynamoRegistry {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Seals endpoint secrets on write and opens them on read; without one,
+    /// secrets are written in plain text and sealed ones cannot be read.
+    keyring: Option<Arc<KmsKeyring>>,
 }
 
 impl DynamoRegistry {
-    /// The registry in `table`.
+    /// The registry in `table`, without a keyring: for the functions that
+    /// never read or write an endpoint's secrets.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            keyring: None,
         }
+    }
+
+    /// The same registry, sealing and opening endpoint secrets with `keyring`.
+    pub fn with_keyring(mut self, keyring: Arc<KmsKeyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The keyring endpoint secrets are sealed with, if any.
+    pub fn keyring(&self) -> Option<&Arc<KmsKeyring>> {
+        self.keyring.as_ref()
     }
 
     pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {
@@ -108,10 +128,11 @@ impl DynamoRegistry {
         self.register_endpoint_within(endpoint, policy, u32::MAX).await
     }
 
-    /// Creates or replaces an endpoint.
+    /// Creates or replaces an endpoint (its secrets sealed when the
+    /// registry has a keyring).
     pub async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<(), PortError> {
         let key = keys::registry::endpoint(&endpoint.tenant_id, &endpoint.id);
-        self.put(item_with_key(endpoint, &key, "endpoint")?, "PutItem endpoint")
+        self.put(self.endpoint_item(endpoint, &key).await?, "PutItem endpoint")
             .await
     }
 }
@@ -169,7 +190,8 @@ impl Registry for DynamoRegistry {
 
     async fn endpoint(&self, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, PortError> {
         let key = keys::registry::endpoint(tenant, id);
-        get_item(&self.client, &self.table, &key, false, "GetItem endpoint").await
+        let item = get_raw_item(&self.client, &self.table, &key, false, "GetItem endpoint").await?;
+        self.endpoint_from(item).await
     }
 
     async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {

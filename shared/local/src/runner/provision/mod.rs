@@ -10,7 +10,7 @@
 //!
 //! - created in moto: `AWS::SQS::Queue`, `AWS::SQS::QueuePolicy`,
 //!   `AWS::DynamoDB::Table`, `AWS::Events::EventBus`, `AWS::Events::Rule`,
-//!   `AWS::SecretsManager::Secret`;
+//!   `AWS::SecretsManager::Secret`, `AWS::KMS::Key`;
 //! - played by the runner: `AWS::Serverless::Function` (a local process
 //!   behind an emulated Lambda Runtime API, with its `SQS`, `HttpApi`,
 //!   `EventBridgeRule`/`CloudWatchEvent`, `Schedule`/`ScheduleV2` events)
@@ -33,12 +33,13 @@
 //!
 //! One module per resource type: `queue` (queues and queue policies),
 //! `table`, `bus`, `rule` (rules and the functions' rule and schedule
-//! events), `secret`, `function` and `http_api`; this module orders and
-//! drives them.
+//! events), `secret`, `key`, `function` and `http_api`; this module orders
+//! and drives them.
 
 mod bus;
 mod function;
 mod http_api;
+mod key;
 mod queue;
 mod rule;
 mod secret;
@@ -62,6 +63,7 @@ const RULE: &str = "AWS::Events::Rule";
 const SECRET: &str = "AWS::SecretsManager::Secret";
 const FUNCTION: &str = "AWS::Serverless::Function";
 const HTTP_API: &str = "AWS::Serverless::HttpApi";
+const KEY: &str = "AWS::KMS::Key";
 
 /// Types with no local counterpart, and why that is all right.
 const NOT_EMULATED: &[(&str, &str)] = &[
@@ -377,7 +379,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
             _ => {}
         }
         match kind {
-            QUEUE | QUEUE_POLICY | TABLE | BUS | RULE | SECRET => nodes.push((
+            QUEUE | QUEUE_POLICY | TABLE | BUS | RULE | SECRET | KEY => nodes.push((
                 id.clone(),
                 Node::Resource {
                     kind: kind.to_string(),
@@ -436,6 +438,7 @@ pub async fn provision(sdk: &SdkConfig, template: &Value, opts: &Options) -> Res
                     TABLE => table::create_table(&clients, &cfn, id, &props, &mut notes).await?,
                     BUS => bus::create_bus(&clients, &cfn, id, &props).await?,
                     SECRET => secret::create_secret(&clients, &cfn, id, &props).await?,
+                    KEY => key::create_key(&clients, &cfn, id, &props).await?,
                     RULE => {
                         let rule = rule::RuleSpec::from_resource(&cfn, id, &props)?;
                         rule::create_rule(&clients, &cfn, id, rule, &mut notes, &mut rule_invokes, &mut schedules)
@@ -528,6 +531,7 @@ struct Clients {
     ddb: aws_sdk_dynamodb::Client,
     eb: aws_sdk_eventbridge::Client,
     sm: aws_sdk_secretsmanager::Client,
+    kms: aws_sdk_kms::Client,
 }
 
 impl Clients {
@@ -537,6 +541,7 @@ impl Clients {
             ddb: aws_sdk_dynamodb::Client::new(sdk),
             eb: aws_sdk_eventbridge::Client::new(sdk),
             sm: aws_sdk_secretsmanager::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
         }
     }
 }

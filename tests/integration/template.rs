@@ -124,7 +124,7 @@ fn template_declares_every_function_and_the_settings_it_reads() {
         }
     }
     for needle in [
-        "BuildMethod: rust-cargolambda",
+        "BuildMethod: makefile",
         "provided.al2023",
         "arm64",
         "ReportBatchItemFailures",
@@ -136,12 +136,63 @@ fn template_declares_every_function_and_the_settings_it_reads() {
     }
     // Every function directory is in the template.
     for entry in std::fs::read_dir(root().join("functions")).unwrap() {
-        let dir = entry.unwrap().file_name().to_string_lossy().to_string();
+        let entry = entry.unwrap();
+        if !entry.file_type().unwrap().is_dir() {
+            continue; // functions/Makefile
+        }
+        let dir = entry.file_name().to_string_lossy().to_string();
         assert!(
             functions.iter().any(|(d, _, _)| *d == dir),
             "functions/{dir} is not checked here"
         );
     }
+}
+
+/// `sam build` runs `functions/Makefile`'s `build-<LogicalId>` for every
+/// function: each must exist and copy the binary the template names in
+/// `Metadata.BuildProperties.Binary` (what the local runner runs), and the
+/// one cargo build must build every function's package.
+#[test]
+fn the_makefile_builds_every_function_as_the_template_names_it() {
+    let makefile = std::fs::read_to_string(root().join("functions/Makefile")).unwrap();
+    let made: std::collections::BTreeMap<&str, &str> = makefile
+        .lines()
+        .filter_map(|l| l.strip_prefix("build-")?.split_once(": BINARY := "))
+        .map(|(id, bin)| (id, bin.trim()))
+        .collect();
+    let packages: Vec<&str> = makefile
+        .split_once("PACKAGES := ")
+        .unwrap()
+        .1
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .filter(|w| *w != "\\")
+        .collect();
+
+    let template = switchyard_local::template::workspace_template().unwrap();
+    let resources = template["Resources"].as_object().unwrap();
+    let mut functions = std::collections::BTreeMap::new();
+    for (id, r) in resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+    {
+        let metadata = &r["Metadata"];
+        assert_eq!(metadata["BuildMethod"], "makefile", "{id}");
+        assert_eq!(metadata["ContextPath"], "functions", "{id}: the Makefile's folder");
+        let binary = metadata["BuildProperties"]["Binary"].as_str().unwrap();
+        functions.insert(id.as_str(), binary);
+        assert!(
+            packages.contains(&binary),
+            "the cargo build in functions/Makefile lacks -p {binary}"
+        );
+    }
+    assert_eq!(
+        made, functions,
+        "functions/Makefile's BINARY lines and the template disagree"
+    );
+    assert_eq!(packages.len(), functions.len(), "PACKAGES: {packages:?}");
 }
 
 #[test]

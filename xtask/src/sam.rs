@@ -7,16 +7,21 @@
 //!   `.venv`: every aws-sam-cli release pins boto3 exactly (1.170.0:
 //!   `boto3[crt]==1.43.108`) and `click==8.1.8`, which would downgrade the
 //!   boto3/botocore and click that moto's server runs on there.
-//! * `sam build --beta-features --no-cached` runs with `.venv-sam/bin` first
-//!   on PATH (the rust-cargolambda workflow runs the `cargo-lambda` it finds
-//!   there: `cargo lambda build --release --arm64 --bin <Binary>` in each
-//!   CodeUri), `CARGO_ZIGBUILD_PYTHON_PATH` at that venv's Python (zig comes
-//!   from the `ziglang` package, so cargo-lambda never offers to download
-//!   it), `CARGO_TARGET_DIR` at the workspace's `target` unless already set,
-//!   and `SAM_CLI_TELEMETRY=0`. `--no-cached`: SAM's build cache keys a
-//!   function on its CodeUri folder alone (`functions/<name>`), so a change in
-//!   `shared/*`, `Cargo.toml` or `Cargo.lock` would leave a stale bootstrap;
-//!   cargo's own fingerprints make an unchanged rebuild take seconds.
+//! * `sam build --no-cached` runs with `.venv-sam/bin` first on PATH,
+//!   `CARGO_ZIGBUILD_PYTHON_PATH` at that venv's Python (zig comes from the
+//!   `ziglang` package, so cargo-lambda never offers to download it),
+//!   `CARGO_TARGET_DIR` at the workspace's `target` unless already set, and
+//!   `SAM_CLI_TELEMETRY=0`. Every function has `BuildMethod: makefile` with
+//!   `ContextPath: functions`: SAM runs `functions/Makefile`'s
+//!   `build-<LogicalId>`, which runs one `cargo lambda build --release
+//!   --arm64` of all the functions (fresh after the first) and copies the
+//!   function's binary to the artifacts folder. `--no-cached`: SAM's build
+//!   cache keys a function on its CodeUri folder alone (`functions/<name>`),
+//!   so a change in `shared/*`, `Cargo.toml` or `Cargo.lock` would leave a
+//!   stale bootstrap; cargo's own fingerprints make an unchanged rebuild
+//!   take seconds. It prints how long `sam build` took and the machine's
+//!   load average before and after (the figures in
+//!   `docs/evidence/sam-build.md`).
 //! * Then every `AWS::Serverless::Function` of the template must have
 //!   `.aws-sam/build/<LogicalId>/bootstrap`: an executable 64-bit
 //!   little-endian ELF program (`ET_EXEC`, or a PIE: `ET_DYN` with an
@@ -155,13 +160,7 @@ fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<()> {
         .context("cannot build PATH")?;
     let mut cmd = Command::new(sam_venv.bin("sam"));
     cmd.current_dir(root)
-        .args([
-            "build",
-            "--beta-features",
-            "--no-cached",
-            "--template-file",
-            "template.yaml",
-        ])
+        .args(["build", "--no-cached", "--template-file", "template.yaml"])
         .arg("--build-dir")
         .arg(BUILD_DIR)
         .args(extra)
@@ -172,16 +171,31 @@ fn sam_build(root: &Path, sam_venv: &Venv, extra: &[String]) -> Result<()> {
         cmd.env("CARGO_TARGET_DIR", root.join("target"));
     }
     eprintln!("sam-build: {cmd:?}");
+    let load_before = load_average();
     let started = Instant::now();
     run_status(&mut cmd, "sam build").map_err(|e| {
         anyhow!(
             "{e:#}\n(the same arm64 binaries without SAM: `PATH=.venv/bin:$PATH \
-             CARGO_ZIGBUILD_PYTHON_PATH=.venv/bin/python3 cargo lambda build --release --arm64`, \
+             CARGO_ZIGBUILD_PYTHON_PATH=.venv/bin/python3 make -f functions/Makefile lambdas`, \
              into target/lambda/<binary>/bootstrap)"
         )
     })?;
-    eprintln!("sam-build: sam build took {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "sam-build: sam build took {:.1} s (load average before: {load_before}; after: {}; {} CPUs)",
+        started.elapsed().as_secs_f64(),
+        load_average(),
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
     Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), or `?`.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "?".into())
 }
 
 // ---------------------------------------------------------------------------
@@ -407,7 +421,7 @@ mod tests {
             "Resources": {
                 "IngestFunction": {
                     "Type": FUNCTION,
-                    "Metadata": {"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": "switchyard-ingest"}},
+                    "Metadata": {"BuildMethod": "makefile", "BuildProperties": {"Binary": "switchyard-ingest"}},
                     "Properties": {"CodeUri": "functions/ingest"}
                 },
                 "Other": {"Type": FUNCTION, "Properties": {"Architectures": ["x86_64"], "Runtime": "provided.al2"}},

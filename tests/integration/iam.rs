@@ -184,6 +184,16 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
             "retry_policy": {"kind": "fixed", "delay_secs": 2, "max_attempts": 5}})),
     )
     .await;
+    // One delivery a second: a burst waits its turn, each waiting task sent
+    // again as a new message (the delivery function's SendMessage).
+    let rated = ok(
+        &api,
+        "POST",
+        "/v1/endpoints",
+        key,
+        Some(json!({"url": rx.url("/rated"), "filter_types": ["rated.*"], "rate_limit": 1})),
+    )
+    .await;
     let (spare, _) = api.endpoint(key, &rx.url("/spare"), &["none.*"]).await;
     ok(&api, "GET", "/v1/endpoints", key, None).await;
     ok(&api, "GET", &format!("/v1/endpoints/{ok_id}"), key, None).await;
@@ -315,16 +325,41 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
             .unwrap();
     }
 
+    // A burst for the rate-limited endpoint, all sent at once.
+    for n in 0..10 {
+        let body = json!({"id": format!("evt_rated_{n}"), "type": "rated.tick", "data": {}});
+        let (s, out) = api.call("POST", "/v1/events", key, Some(body)).await;
+        assert_eq!(s, 202, "{out}");
+    }
+
     // Deliveries settle: the flaky endpoint is exhausted (3 attempts, 1 s
-    // apart) and dead-lettered; the tenant's other endpoints get notices.
+    // apart) and dead-lettered (so that recover, below, has something to
+    // requeue); every burst delivery lands. Generous deadlines: the whole
+    // suite may be running beside this test.
     let flaky_id = flaky["id"].as_str().unwrap().to_string();
-    let until = Instant::now() + Duration::from_secs(30);
+    let rated_id = rated["id"].as_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(120);
     loop {
         let (_, b) = api.call("GET", "/v1/deliveries?status=failed", key, None).await;
         let failed = b["items"].as_array().map_or(0, Vec::len);
-        if failed >= 2 || Instant::now() > until {
+        let (_, r) = api
+            .call(
+                "GET",
+                &format!("/v1/endpoints/{rated_id}/deliveries?limit=100"),
+                key,
+                None,
+            )
+            .await;
+        let rated_done = r["items"]
+            .as_array()
+            .map_or(0, |d| d.iter().filter(|d| d["state"] == "succeeded").count());
+        if failed >= 2 && rated_done == 10 {
             break;
         }
+        assert!(
+            Instant::now() < until,
+            "deliveries did not settle in 120 s: {failed} failed (want 2), {rated_done} of 10 rate-limited delivered"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 

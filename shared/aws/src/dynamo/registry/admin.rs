@@ -3,7 +3,7 @@
 use super::quota::ENDPOINTS_COUNTER;
 use super::{DynamoRegistry, check_endpoint_url};
 use crate::dynamo::keys;
-use crate::dynamo::{Expect, ListError, Page, build_error, decode_cursor, key_item, query_page, transact};
+use crate::dynamo::{ListError, Page, build_error, key_item, transact};
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem};
 use switchyard_core::model::RegistrationError;
@@ -61,16 +61,7 @@ impl EndpointAdmin for DynamoRegistry {
         cursor: Option<&str>,
     ) -> Result<Page<Endpoint>, ListError> {
         let (pk, prefix) = keys::registry::endpoints_of(tenant);
-        let start = cursor
-            .map(|c| {
-                decode_cursor(
-                    c,
-                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(prefix))],
-                )
-            })
-            .transpose()?;
-        let query = self.prefix_query(&pk, prefix).consistent_read(true);
-        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query endpoints").await?;
+        let page = self.prefix_page(&pk, prefix, limit, cursor, "Query endpoints").await?;
         let mut items = Vec::with_capacity(page.items.len());
         for item in page.items {
             match self.endpoint_from_item(item).await {

@@ -77,6 +77,33 @@ impl DynamoRegistry {
             .expression_attribute_values(":prefix", s(prefix))
     }
 
+    /// One page of the items of partition `pk` whose sort key starts with
+    /// `prefix` (strongly consistent), from a cursor that must name this
+    /// partition and prefix: a cursor of another tenant's listing is
+    /// refused.
+    async fn prefix_page(
+        &self,
+        pk: &str,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+        op: &str,
+    ) -> Result<super::Page<Item>, super::ListError> {
+        let start = cursor
+            .map(|c| {
+                super::decode_cursor(
+                    c,
+                    &[
+                        (keys::PK, super::Expect::Is(pk)),
+                        (keys::SK, super::Expect::StartsWith(prefix)),
+                    ],
+                )
+            })
+            .transpose()?;
+        let query = self.prefix_query(pk, prefix).consistent_read(true);
+        Ok(super::query_page(query, limit, start, &[keys::PK, keys::SK], op).await?)
+    }
+
     async fn put(&self, item: Item, op: &str) -> Result<(), PortError> {
         super::put_item(&self.client, &self.table, item, op).await
     }

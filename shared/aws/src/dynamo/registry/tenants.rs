@@ -6,10 +6,7 @@ use super::{
     TENANT_LISTING_KIND, TenantRow,
 };
 use crate::dynamo::keys::{self, Key};
-use crate::dynamo::{
-    Expect, ListError, Page, build_error, decode_cursor, from_item, get_item, item_with_key, key_item, query_page, s,
-    transact,
-};
+use crate::dynamo::{ListError, Page, build_error, from_item, get_item, item_with_key, key_item, s, transact};
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use switchyard_core::model::{ApiKeyRecord, TenantRecord};
@@ -48,11 +45,7 @@ impl Tenants for DynamoRegistry {
     /// Every tenant, by id, page by page.
     async fn list_tenants(&self, limit: usize, cursor: Option<&str>) -> Result<Page<TenantRecord>, ListError> {
         let (pk, prefix) = keys::registry::tenants_listing();
-        let start = cursor
-            .map(|c| decode_cursor(c, &[(keys::PK, Expect::Is(pk)), (keys::SK, Expect::StartsWith(prefix))]))
-            .transpose()?;
-        let query = self.prefix_query(pk, prefix).consistent_read(true);
-        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query tenants").await?;
+        let page = self.prefix_page(pk, prefix, limit, cursor, "Query tenants").await?;
         let items = page
             .items
             .into_iter()
@@ -100,16 +93,7 @@ impl Tenants for DynamoRegistry {
         cursor: Option<&str>,
     ) -> Result<Page<ApiKeyRecord>, ListError> {
         let (pk, prefix) = keys::registry::api_keys_of(tenant);
-        let start = cursor
-            .map(|c| {
-                decode_cursor(
-                    c,
-                    &[(keys::PK, Expect::Is(&pk)), (keys::SK, Expect::StartsWith(prefix))],
-                )
-            })
-            .transpose()?;
-        let query = self.prefix_query(&pk, prefix).consistent_read(true);
-        let page = query_page(query, limit, start, &[keys::PK, keys::SK], "Query api keys").await?;
+        let page = self.prefix_page(&pk, prefix, limit, cursor, "Query api keys").await?;
         let mut items = Vec::new();
         for item in page.items {
             let record: ApiKeyRecord = from_item(item)?;

@@ -376,7 +376,15 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
 
     // The delivery log and replay.
     let (_, list) = api.call("GET", "/v1/events/evt_order/deliveries", key, None).await;
-    let delivery = list["items"][0]["id"].as_str().unwrap_or_default().to_string();
+    // The resend goes to the healthy endpoint's delivery: resending the
+    // flaky one would put it back in flight and leave recover (below)
+    // nothing failed to requeue.
+    let delivery = list["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|d| d["endpoint_id"] == ok_id.as_str()))
+        .and_then(|d| d["id"].as_str())
+        .unwrap_or_else(|| panic!("evt_order has no delivery to the healthy endpoint: {list}"))
+        .to_string();
     for path in [
         "/v1/events/evt_order".to_string(),
         format!("/v1/deliveries/{delivery}"),

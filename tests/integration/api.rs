@@ -670,13 +670,14 @@ async fn redrive_empties_a_dlq_back_into_its_source_queue() {
 
 #[test]
 fn the_openapi_document_names_exactly_the_routes_the_router_serves() {
-    let text = std::fs::read_to_string(root().join("functions/api/openapi.json")).unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap();
+    let doc = switchyard_tests::openapi::document();
     assert_eq!(doc["openapi"], "3.1.0");
     let mut documented = BTreeSet::new();
+    let mut operations = BTreeSet::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             documented.insert(format!("{} {path}", method.to_uppercase()));
+            operations.insert(op["operationId"].as_str().unwrap().to_string());
             assert!(
                 op["responses"].as_object().is_some_and(|r| !r.is_empty()),
                 "{method} {path}"
@@ -684,11 +685,12 @@ fn the_openapi_document_names_exactly_the_routes_the_router_serves() {
             assert!(op["security"].is_array(), "{method} {path} says who may call it");
         }
     }
-    // One document for both functions behind the HTTP API.
+    // One document for the three functions behind the HTTP API.
     let served: BTreeSet<String> = switchyard_api::routes::<switchyard_api::Aws>()
         .iter()
         .map(|(m, p, _)| format!("{m} {p}"))
         .chain(switchyard_admin::routes().iter().map(|(m, p, _)| format!("{m} {p}")))
+        .chain(["POST /v1/events".to_string()])
         .collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
@@ -697,6 +699,34 @@ fn the_openapi_document_names_exactly_the_routes_the_router_serves() {
         "routes missing from openapi.json: {undocumented:?}"
     );
     assert!(unserved.is_empty(), "documented routes the router lacks: {unserved:?}");
+    // Every link leads to an operation of the document, with its parameters.
+    for ops in doc["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            for response in op["responses"].as_object().unwrap().values() {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    let target = link["operationId"].as_str().unwrap();
+                    assert!(operations.contains(target), "link {name} leads to {target}");
+                }
+            }
+        }
+    }
+}
+
+/// The committed document is the generated one (`cargo xtask openapi`
+/// writes it); `SWITCHYARD_WRITE_OPENAPI=1` makes this test write it.
+#[test]
+fn the_committed_openapi_document_is_the_generated_one() {
+    let path = root().join(switchyard_tests::openapi::PATH);
+    let generated = switchyard_tests::openapi::text();
+    if std::env::var_os("SWITCHYARD_WRITE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{} differs from the document the code generates: run `cargo xtask openapi` and commit it",
+        switchyard_tests::openapi::PATH
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

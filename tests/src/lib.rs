@@ -29,6 +29,7 @@ pub mod api;
 pub mod doors;
 pub mod http;
 pub mod internal;
+pub mod openapi;
 pub mod queues;
 pub mod seed;
 pub mod stack;

@@ -48,6 +48,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   check-links                                      (every relative link and anchor of README.md and docs/ resolves)
   lint                                             (cargo fmt --check, and clippy on every target with warnings denied)
   checkov                                          (checkov on template.yaml: no failed check, every skip with a reason)
+  openapi                                          (writes functions/api/openapi.json, generated from the code)
   demo [--keep-running] [OPTIONS]
   up [OPTIONS]                                     (default --port 3000)
   invoke <FunctionLogicalId> [-e events/file.json] [OPTIONS]
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
         Some("check-links") => links::run(&root),
         Some("lint") => lint(&root),
         Some("checkov") => checkov::run(&root),
+        Some("openapi") => openapi(&root),
         Some("demo") => demo::run(&root, &args[1..]),
         Some("up") => local::up(&root, &args[1..]),
         Some("invoke") => local::invoke(&root, &args[1..]),
@@ -120,6 +122,32 @@ fn lint(root: &Path) -> Result<()> {
             ));
         }
     }
+    Ok(())
+}
+
+/// Writes `functions/api/openapi.json` from the code: the drift test,
+/// told to write the document it generates.
+fn openapi(root: &Path) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .current_dir(root)
+        .env("SWITCHYARD_WRITE_OPENAPI", "1")
+        .args([
+            "test",
+            "-p",
+            "switchyard-tests",
+            "--test",
+            "integration",
+            "--",
+            "--exact",
+            "api::the_committed_openapi_document_is_the_generated_one",
+        ])
+        .status()
+        .context("running cargo test")?;
+    if !status.success() {
+        return Err(anyhow!("generating the OpenAPI document failed ({status})"));
+    }
+    eprintln!("wrote functions/api/openapi.json");
     Ok(())
 }
 

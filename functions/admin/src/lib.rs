@@ -17,16 +17,17 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::Method;
 use axum::http::request::Parts;
 use axum::routing::{MethodRouter, get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use switchyard_api::error::{ApiError, ApiResult};
 use switchyard_api::extract::{Body, Params, check_admin};
+use switchyard_api::openapi::only;
 use switchyard_aws::config::{ConfigError, env_opt};
 use switchyard_aws::redrive::{self, DlqPair};
 use switchyard_aws::{SdkConfig, aws_sdk_sqs};
 use switchyard_core::admin_key::AdminKeys;
 use switchyard_core::time_util::{now_utc, rfc3339};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// Where the queues are and who may administer them; from the environment
 /// in Lambda.
@@ -118,7 +119,21 @@ pub fn router(state: Arc<AdminState>) -> Router {
 }
 
 /// Depth of every queue and DLQ the template declares.
-pub async fn queue_health(_: Operator, State(s): S) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/admin/queues",
+    operation_id = "queue_health",
+    tag = "admin",
+    security(("adminKey" = [])),
+    responses(
+        (status = 200, description = "Every queue and DLQ's depth", body = QueueHealth),
+        (status = 401, response = switchyard_api::openapi::Unauthorized),
+        (status = 403, response = switchyard_api::openapi::Forbidden),
+        (status = 500, response = switchyard_api::openapi::Internal),
+        (status = 503, response = switchyard_api::openapi::Unavailable),
+    )
+)]
+pub async fn queue_health(_: Operator, State(s): S) -> ApiResult<Json<QueueHealth>> {
     let mut queues = Vec::new();
     for (i, pair) in s.dlqs.iter().enumerate() {
         // A queue that two DLQs feed (the ingest queue) is listed once.
@@ -127,8 +142,10 @@ pub async fn queue_health(_: Operator, State(s): S) -> ApiResult<Json<Value>> {
         }
         queues.push(redrive::queue_depth(&s.sqs, &format!("{}-dlq", pair.name), &pair.dlq_url).await?);
     }
-    let at = rfc3339(now_utc());
-    Ok(Json(json!({ "queues": queues, "at": at })))
+    Ok(Json(QueueHealth {
+        queues,
+        at: rfc3339(now_utc()),
+    }))
 }
 
 fn dlq<'a>(s: &'a AdminState, name: &str) -> ApiResult<&'a DlqPair> {
@@ -139,18 +156,52 @@ fn dlq<'a>(s: &'a AdminState, name: &str) -> ApiResult<&'a DlqPair> {
 }
 
 /// `GET /v1/admin/dlqs`: each DLQ's name and message count.
-pub async fn list_dlqs(_: Operator, State(s): S) -> ApiResult<Json<Value>> {
-    let mut out = Vec::new();
+#[utoipa::path(
+    get,
+    path = "/v1/admin/dlqs",
+    operation_id = "list_dlqs",
+    tag = "admin",
+    security(("adminKey" = [])),
+    responses(
+        (status = 200, description = "Each DLQ and how many messages it holds", body = DlqList),
+        (status = 401, response = switchyard_api::openapi::Unauthorized),
+        (status = 403, response = switchyard_api::openapi::Forbidden),
+        (status = 500, response = switchyard_api::openapi::Internal),
+        (status = 503, response = switchyard_api::openapi::Unavailable),
+    )
+)]
+pub async fn list_dlqs(_: Operator, State(s): S) -> ApiResult<Json<DlqList>> {
+    let mut items = Vec::new();
     for pair in &s.dlqs {
         let d = redrive::queue_depth(&s.sqs, &pair.name, &pair.dlq_url).await?;
-        out.push(json!({ "name": pair.name, "messages": d.visible + d.in_flight + d.delayed }));
+        items.push(Dlq {
+            name: pair.name.clone(),
+            messages: d.visible + d.in_flight + d.delayed,
+        });
     }
-    Ok(Json(json!({ "items": out })))
+    Ok(Json(DlqList { items }))
 }
 
 /// `GET /v1/admin/dlqs/{name}/messages`: up to `max` (1 … 10, default 10) messages of a DLQ, left on it.
-pub async fn peek_dlq(_: Operator, State(s): S, Path(name): Path<String>, p: Params) -> ApiResult<Json<Value>> {
-    p.only(&["max"])?;
+#[utoipa::path(
+    get,
+    path = "/v1/admin/dlqs/{name}/messages",
+    operation_id = "peek_at_a_dlq",
+    tag = "admin",
+    security(("adminKey" = [])),
+    params(("name" = String, Path, description = "The DLQ's name (`GET /v1/admin/dlqs` lists them)"), PeekQuery),
+    responses(
+        (status = 200, description = "Up to `max` messages, left on the DLQ", body = Peeked),
+        (status = 400, response = switchyard_api::openapi::BadRequest),
+        (status = 401, response = switchyard_api::openapi::Unauthorized),
+        (status = 403, response = switchyard_api::openapi::Forbidden),
+        (status = 404, response = switchyard_api::openapi::NotFound),
+        (status = 500, response = switchyard_api::openapi::Internal),
+        (status = 503, response = switchyard_api::openapi::Unavailable),
+    )
+)]
+pub async fn peek_dlq(_: Operator, State(s): S, Path(name): Path<String>, p: Params) -> ApiResult<Json<Peeked>> {
+    only::<PeekQuery>(&p)?;
     let pair = dlq(&s, &name)?;
     let max = match p.get("max") {
         None => 10,
@@ -160,30 +211,100 @@ pub async fn peek_dlq(_: Operator, State(s): S, Path(name): Path<String>, p: Par
             .filter(|n| (1..=10).contains(n))
             .ok_or_else(|| ApiError::bad_request("invalid_query", "max must be 1 to 10"))?,
     };
-    let messages = redrive::peek(&s.sqs, &pair.dlq_url, max).await?;
-    Ok(Json(json!({ "items": messages })))
+    let items = redrive::peek(&s.sqs, &pair.dlq_url, max).await?;
+    Ok(Json(Peeked { items }))
 }
 
-/// The body of `POST /v1/admin/dlqs/{name}/redrive`: `max`, the most messages to move (all when absent).
-#[derive(Deserialize, Default)]
+/// The body of `POST /v1/admin/dlqs/{name}/redrive`.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redrive {
+    /// The most messages to move (at least 1); all there are when left out.
     #[serde(default)]
+    #[schema(minimum = 1)]
     max: Option<u64>,
 }
 
+/// Every queue's and DLQ's depth.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueHealth {
+    /// Each queue, then its DLQ.
+    pub queues: Vec<redrive::QueueDepth>,
+    /// When they were read.
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+/// A DLQ and how many messages it holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dlq {
+    /// Its name, as the routes take it.
+    pub name: String,
+    /// Visible, in-flight and delayed messages.
+    pub messages: u64,
+}
+
+/// The DLQs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DlqList {
+    /// Each DLQ.
+    pub items: Vec<Dlq>,
+}
+
+/// Messages of a DLQ, left on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Peeked {
+    /// The messages.
+    pub items: Vec<redrive::PeekedMessage>,
+}
+
+/// How many messages a peek shows.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeekQuery {
+    /// 1 to 10; 10 when left out.
+    #[param(minimum = 1, maximum = 10)]
+    pub max: Option<u32>,
+}
+
+/// The admin function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(queue_health, list_dlqs, peek_dlq, redrive_dlq))]
+pub struct AdminDoc;
+
 /// Moves a DLQ's messages back to their source queue.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/dlqs/{name}/redrive",
+    operation_id = "redrive_a_dlq",
+    tag = "admin",
+    security(("adminKey" = [])),
+    params(("name" = String, Path, description = "The DLQ's name (`GET /v1/admin/dlqs` lists them)")),
+    request_body(content = Option<Redrive>, content_type = "application/json", description = "Optional: no body is the same as `{}`"),
+    responses(
+        (status = 200, description = "How many messages moved back to the source queue", body = redrive::MoveResult),
+        (status = 400, response = switchyard_api::openapi::BadRequest),
+        (status = 401, response = switchyard_api::openapi::Unauthorized),
+        (status = 403, response = switchyard_api::openapi::Forbidden),
+        (status = 404, response = switchyard_api::openapi::NotFound),
+        (status = 413, response = switchyard_api::openapi::TooLarge),
+        (status = 415, response = switchyard_api::openapi::UnsupportedMediaType),
+        (status = 422, response = switchyard_api::openapi::Invalid),
+        (status = 500, response = switchyard_api::openapi::Internal),
+        (status = 503, response = switchyard_api::openapi::Unavailable),
+    )
+)]
 pub async fn redrive_dlq(
     _: Operator,
     State(s): S,
     Path(name): Path<String>,
     Body(b): Body<Redrive>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<redrive::MoveResult>> {
     let pair = dlq(&s, &name)?;
     if b.max == Some(0) {
         return Err(ApiError::invalid("max", "must be at least 1"));
     }
     let result = redrive::move_messages(&s.sqs, pair, b.max).await?;
     tracing::info!(dlq = %pair.name, moved = result.moved, method = result.method, "DLQ redriven");
-    Ok(Json(json!(result)))
+    Ok(Json(result))
 }

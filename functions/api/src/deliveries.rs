@@ -4,28 +4,47 @@ use crate::Ports;
 use crate::endpoints::owned;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, Tenant};
-use crate::views;
+use crate::openapi::{AuditQuery, PageQuery, StatusQuery, WindowQuery, only};
+use crate::views::{self, DeliveryView, Page};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use switchyard_core::model::{DeliveryRecord, DeliveryState};
 use switchyard_core::ports::{DeliveryQueries, EventQueries, TaskQueue};
 use switchyard_core::time_util::{now_utc, parse_rfc3339, rfc3339};
 use switchyard_core::{DeliveryId, DeliveryTask, EventId, TenantId};
+use utoipa::ToSchema;
 
 type S<P> = State<Arc<crate::AppState<P>>>;
 
 /// `GET /v1/endpoints/{endpoint_id}/deliveries`: an endpoint's deliveries, a page at a time, optionally created in `[since, until)`.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{endpoint_id}/deliveries",
+    operation_id = "list_an_endpoints_deliveries",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id"), crate::openapi::WindowQuery),
+    responses(
+        (status = 200, description = "A page of the endpoint's deliveries", body = crate::views::Page<crate::views::DeliveryView>),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn by_endpoint<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Path(id): Path<String>,
     p: Params,
-) -> ApiResult<Json<Value>> {
-    p.only(&["limit", "cursor", "since", "until"])?;
+) -> ApiResult<Json<Page<DeliveryView>>> {
+    only::<WindowQuery>(&p)?;
     let (limit, cursor) = p.page()?;
     let ep = owned(&s, &t, &id).await?;
     let window = match (p.time("since")?, p.time("until")?) {
@@ -36,15 +55,31 @@ pub async fn by_endpoint<P: Ports>(
         )),
     };
     let page = s.log.deliveries_by_endpoint(&t, &ep.id, window, limit, cursor).await?;
-    Ok(Json(views::page(
+    Ok(Json(Page::new(
         page.items.iter().map(views::delivery).collect(),
         page.next,
     )))
 }
 
 /// `GET /v1/deliveries?status=`: the tenant's deliveries that are `failed` (the default), `retrying` or `skipped`, a page at a time.
-pub async fn by_status<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
-    p.only(&["status", "limit", "cursor"])?;
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries",
+    operation_id = "list_deliveries_by_status",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(crate::openapi::StatusQuery),
+    responses(
+        (status = 200, description = "A page of the tenant's deliveries in that state", body = crate::views::Page<crate::views::DeliveryView>),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn by_status<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Page<DeliveryView>>> {
+    only::<StatusQuery>(&p)?;
     let (limit, cursor) = p.page()?;
     let status = p.get("status").unwrap_or("failed");
     let state: DeliveryState = serde_json::from_value(json!(status))
@@ -57,7 +92,7 @@ pub async fn by_status<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -
             )
         })?;
     let page = s.log.deliveries_by_status(&t, state, limit, cursor).await?;
-    Ok(Json(views::page(
+    Ok(Json(Page::new(
         page.items.iter().map(views::delivery).collect(),
         page.next,
     )))
@@ -67,7 +102,7 @@ async fn owned_delivery<P: Ports>(
     s: &crate::AppState<P>,
     t: &TenantId,
     raw: &str,
-) -> ApiResult<(DeliveryRecord, Vec<Value>)> {
+) -> ApiResult<(DeliveryRecord, Vec<views::AttemptView>)> {
     let id = DeliveryId::parse(raw).map_err(|_| ApiError::not_found("delivery"))?;
     let (d, attempts) = s
         .log
@@ -78,11 +113,32 @@ async fn owned_delivery<P: Ports>(
 }
 
 /// `GET /v1/deliveries/{delivery_id}`: one delivery with its attempts.
-pub async fn get_one<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let (d, attempts) = owned_delivery(&s, &t, &id).await?;
-    let mut v = views::delivery(&d);
-    v["attempt_log"] = json!(attempts);
-    Ok(Json(v))
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{delivery_id}",
+    operation_id = "get_a_delivery_with_its_attempts",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("delivery_id" = String, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, description = "The delivery and its attempts", body = crate::views::DeliveryWithAttempts),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn get_one<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<views::DeliveryWithAttempts>> {
+    let (d, attempt_log) = owned_delivery(&s, &t, &id).await?;
+    Ok(Json(views::DeliveryWithAttempts {
+        delivery: views::delivery(&d),
+        attempt_log,
+    }))
 }
 
 /// A task that resends `d` now, its body rebuilt from the stored event.
@@ -101,39 +157,85 @@ async fn replay_task<P: Ports>(s: &crate::AppState<P>, d: &DeliveryRecord) -> Ap
 
 /// Resends one delivery now: a manual attempt, recorded as such, then the
 /// endpoint's retry policy if it fails.
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/{delivery_id}/resend",
+    operation_id = "resend_a_delivery_now",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("delivery_id" = String, Path, description = "The delivery's id")),
+    responses(
+        (status = 202, description = "Resent: a manual attempt is on its way", body = crate::views::ResendAccepted),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn resend<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<views::ResendAccepted>)> {
     let (d, _) = owned_delivery(&s, &t, &id).await?;
     let task = replay_task(&s, &d).await?;
     s.deliveries.send_all(std::slice::from_ref(&task)).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "delivery_id": d.delivery_id, "request_id": task.manual_request })),
+        Json(views::ResendAccepted {
+            delivery_id: d.delivery_id.to_string(),
+            request_id: task.manual_request.unwrap_or_default(),
+        }),
     ))
 }
 
 /// The body of `POST /v1/endpoints/{endpoint_id}/recover`: the window `[since, until)` (RFC 3339; `until` defaults to now).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recover {
+    /// The window's start (RFC 3339).
+    #[schema(format = DateTime)]
     since: String,
+    /// The window's end (RFC 3339, after `since`, at most 31 days later);
+    /// now when left out.
     #[serde(default)]
+    #[schema(format = DateTime)]
     until: Option<String>,
 }
 
 /// Resends every failed or skipped delivery (dropped while the endpoint was
-/// disabled) of an endpoint created in `[since, until)`: at most
-/// [`crate::MAX_RECOVER`] are scanned; a delivery is requeued once (a second
-/// call finds it retrying or done).
+/// disabled) of an endpoint created in `[since, until)`: at most 1000
+/// deliveries are scanned (`truncated` says when there were more); a
+/// delivery is requeued once (a second call finds it retrying or done).
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{endpoint_id}/recover",
+    operation_id = "recover_failed_deliveries",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    request_body(content = Recover, content_type = "application/json"),
+    responses(
+        (status = 200, description = "What was requeued", body = crate::views::Recovered),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::TooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::Invalid),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn recover<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Path(id): Path<String>,
     Body(b): Body<Recover>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<views::Recovered>> {
     let ep = owned(&s, &t, &id).await?;
     let since = parse_rfc3339(&b.since).map_err(|_| ApiError::invalid("since", "must be an RFC 3339 time"))?;
     let until = match &b.until {
@@ -181,44 +283,86 @@ pub async fn recover<P: Ports>(
             None => break,
         }
     }
-    Ok(Json(json!({
-        "requeued": requeued,
-        "event_expired": expired,
-        "scanned": seen.min(crate::MAX_RECOVER),
-        "truncated": seen > crate::MAX_RECOVER,
-    })))
+    Ok(Json(views::Recovered {
+        requeued,
+        event_expired: expired,
+        scanned: seen.min(crate::MAX_RECOVER),
+        truncated: seen > crate::MAX_RECOVER,
+    }))
 }
 
 /// Success rate and latency of an endpoint over the last 24 hours.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{endpoint_id}/health",
+    operation_id = "endpoint_health",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The last 24 hours", body = crate::views::EndpointHealth),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn endpoint_health<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<views::EndpointHealth>> {
     let ep = owned(&s, &t, &id).await?;
     let now = now_utc();
     let stats = s
         .log
         .endpoint_stats(&t, &ep.id, now - time::Duration::hours(24), now)
         .await?;
-    Ok(Json(json!({
-        "endpoint_id": ep.id,
-        "window": { "since": rfc3339(now - time::Duration::hours(24)), "until": rfc3339(now) },
-        "deliveries": stats.deliveries,
-        "succeeded": stats.succeeded,
-        "failed": stats.failed,
-        "pending": stats.pending,
-        "success_rate": stats.success_rate,
-        "latency_ms": { "p50": stats.latency_p50_ms, "p95": stats.latency_p95_ms },
-        "enabled": ep.enabled,
-        "circuit_open": ep.circuit.open_until_ms.is_some(),
-    })))
+    Ok(Json(views::EndpointHealth {
+        endpoint_id: ep.id.to_string(),
+        window: views::Window {
+            since: rfc3339(now - time::Duration::hours(24)),
+            until: rfc3339(now),
+        },
+        deliveries: stats.deliveries,
+        succeeded: stats.succeeded,
+        failed: stats.failed,
+        pending: stats.pending,
+        success_rate: stats.success_rate,
+        latency_ms: views::Latency {
+            p50: stats.latency_p50_ms,
+            p95: stats.latency_p95_ms,
+        },
+        enabled: ep.enabled,
+        circuit_open: ep.circuit.open_until_ms.is_some(),
+    }))
 }
 
 /// The tenant's audit trail: its `routing.audit` events received in
 /// `[since, until)`, oldest first (at most 366 days per query).
-pub async fn audit_trail<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
-    p.only(&["since", "until", "limit", "cursor"])?;
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "the_audit_trail",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(crate::openapi::AuditQuery),
+    responses(
+        (status = 200, description = "A page of audited events, oldest first", body = crate::views::Page<crate::views::AuditEvent>),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn audit_trail<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    p: Params,
+) -> ApiResult<Json<Page<views::AuditEvent>>> {
+    only::<AuditQuery>(&p)?;
     let (limit, cursor) = p.page()?;
     let since = p
         .time("since")?
@@ -239,19 +383,10 @@ pub async fn audit_trail<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params)
         ));
     }
     let page = s.events.audit_trail(&t, since, until, limit, cursor).await?;
-    let items = page
-        .events
-        .iter()
-        .map(|r| {
-            let e = &r.envelope;
-            json!({
-                "id": e.id, "type": e.event_type, "source": e.source,
-                "timestamp": rfc3339(e.timestamp), "received_at": rfc3339(r.received_at),
-                "data": e.data, "metadata": e.metadata,
-            })
-        })
-        .collect();
-    Ok(Json(views::page(items, page.next)))
+    Ok(Json(Page::new(
+        page.events.iter().map(views::audit_event).collect(),
+        page.next,
+    )))
 }
 
 /// An audit cursor is `{received_at}#{event id}` as the index stores it,
@@ -265,27 +400,64 @@ fn audit_cursor_is_sane(c: &str) -> bool {
 }
 
 /// An event's deliveries, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/deliveries",
+    operation_id = "list_an_events_deliveries",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("event_id" = String, Path, description = "The event's id"), crate::openapi::PageQuery),
+    responses(
+        (status = 200, description = "A page of the event's deliveries", body = crate::views::Page<crate::views::DeliveryView>),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn by_event<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Path(id): Path<String>,
     p: Params,
-) -> ApiResult<Json<Value>> {
-    p.only(&["limit", "cursor"])?;
+) -> ApiResult<Json<Page<DeliveryView>>> {
+    only::<PageQuery>(&p)?;
     let (limit, cursor) = p.page()?;
     let id = EventId::parse(id).map_err(|_| ApiError::not_found("event"))?;
     if s.events.get_event(&t, &id).await?.is_none() {
         return Err(ApiError::not_found("event"));
     }
     let page = s.log.deliveries_by_event(&t, &id, limit, cursor).await?;
-    Ok(Json(views::page(
+    Ok(Json(Page::new(
         page.items.iter().map(views::delivery).collect(),
         page.next,
     )))
 }
 
 /// An event with its (first hundred) deliveries.
-pub async fn event<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}",
+    operation_id = "get_an_event_with_its_deliveries",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("event_id" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The event and its first hundred deliveries", body = crate::views::EventWithDeliveries),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn event<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<views::EventWithDeliveries>> {
     let id = EventId::parse(id).map_err(|_| ApiError::not_found("event"))?;
     let record = s
         .events
@@ -294,16 +466,16 @@ pub async fn event<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<S
         .ok_or_else(|| ApiError::not_found("event"))?;
     let deliveries = s.log.deliveries_by_event(&t, &id, 100, None).await?;
     let e = &record.envelope;
-    Ok(Json(json!({
-        "id": e.id,
-        "type": e.event_type,
-        "version": e.version,
-        "timestamp": rfc3339(e.timestamp),
-        "source": e.source,
-        "data": e.data,
-        "metadata": e.metadata,
-        "routing": e.routing,
-        "received_at": rfc3339(record.received_at),
-        "deliveries": deliveries.items.iter().map(views::delivery).collect::<Vec<_>>(),
-    })))
+    Ok(Json(views::EventWithDeliveries {
+        id: e.id.to_string(),
+        event_type: e.event_type.to_string(),
+        version: e.version.to_string(),
+        timestamp: rfc3339(e.timestamp),
+        source: e.source.to_string(),
+        data: e.data.clone(),
+        metadata: serde_json::to_value(&e.metadata).unwrap_or_default(),
+        routing: serde_json::to_value(e.routing).unwrap_or_default(),
+        received_at: rfc3339(record.received_at),
+        deliveries: deliveries.items.iter().map(views::delivery).collect(),
+    }))
 }

@@ -4,7 +4,8 @@
 use crate::Ports;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Params, Tenant};
-use crate::views;
+use crate::openapi::{PageQuery, only};
+use crate::views::{self, EndpointView, Page};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,6 +22,7 @@ use switchyard_core::quota::{Limits, check_headers, keep_masked_values};
 use switchyard_core::retry::{RawRetryPolicy, RetryPolicy};
 use switchyard_core::time_util::{now_utc, rfc3339};
 use switchyard_core::{DeliveryTask, Endpoint, EndpointId, EndpointUrl, EventTypeFilter, TenantId};
+use utoipa::ToSchema;
 
 type S<P> = State<Arc<crate::AppState<P>>>;
 
@@ -33,6 +35,65 @@ const FIELDS: &[&str] = &[
     "retry_policy",
     "rate_limit",
 ];
+
+// `apply` reads the body field by field (so that `null` clears a field on
+// update); a test keeps `FIELDS` and this type's fields the same.
+/// A new endpoint: only `url` is required.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointInput {
+    /// Where webhooks go: `https` (plain `http` only where the operator
+    /// allows it), not a private address, at most 2048 characters.
+    #[schema(format = "uri", max_length = 2048)]
+    pub url: String,
+    /// The tenant's note (at most 1000 characters).
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+    /// The event types delivered (`order.placed`, `order.*`, `*`); none:
+    /// every type.
+    #[schema(max_items = 50, value_type = Option<Vec<crate::openapi::TypeFilter>>)]
+    pub filter_types: Option<Vec<String>>,
+    /// Payload rules: a dotted path into `data` (at most 20) and the values
+    /// it may take (at most 50 each).
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<BTreeMap<String, Vec<Value>>>,
+    /// Custom headers sent with every webhook (at most 20; values at most
+    /// 1024 characters; reserved names such as `host` and the signature
+    /// headers are refused). A masked value (`********`) sent back keeps
+    /// the stored one.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// When failed attempts are retried; the default schedule when left out.
+    pub retry_policy: Option<RawRetryPolicy>,
+    /// Most deliveries a second (1 to 10000); no limit when left out.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<u32>,
+}
+
+/// The fields of an endpoint to change, as on creation; `null` clears an
+/// optional one.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointPatch {
+    /// Where webhooks go (as on creation).
+    #[schema(format = "uri", max_length = 2048, nullable = false)]
+    pub url: Option<String>,
+    /// The tenant's note (at most 1000 characters).
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+    /// The event types delivered; none: every type.
+    #[schema(max_items = 50, value_type = Option<Vec<crate::openapi::TypeFilter>>)]
+    pub filter_types: Option<Vec<String>>,
+    /// Payload rules.
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<BTreeMap<String, Vec<Value>>>,
+    /// Custom headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// When failed attempts are retried.
+    pub retry_policy: Option<RawRetryPolicy>,
+    /// Most deliveries a second (1 to 10000).
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<u32>,
+}
 
 fn field<T: serde::de::DeserializeOwned>(name: &str, v: &Value) -> ApiResult<T> {
     serde_json::from_value(v.clone()).map_err(|e| ApiError::invalid(name, e))
@@ -56,7 +117,7 @@ fn apply(ep: &mut Endpoint, body: &Map<String, Value>, limits: &Limits) -> ApiRe
             "description" => {
                 let s: Option<String> = field(k, v)?;
                 let s = s.unwrap_or_default();
-                if s.len() > 1000 {
+                if s.chars().count() > 1000 {
                     return Err(ApiError::invalid(k, "at most 1000 characters"));
                 }
                 ep.description = s;
@@ -136,11 +197,31 @@ pub(crate) async fn owned<P: Ports>(s: &crate::AppState<P>, tenant: &TenantId, r
 }
 
 /// `POST /v1/endpoints`: registers an endpoint (`url` required); the answer is the only listing that shows its secret.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints",
+    operation_id = "create_an_endpoint",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    request_body(content = EndpointInput, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, with its signing secret", body = crate::views::EndpointWithSecret),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::TooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::Invalid),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn create<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Body(body): Body<Map<String, Value>>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<views::EndpointWithSecret>)> {
     let url = body.get("url").ok_or_else(|| ApiError::invalid("url", "is required"))?;
     let url: String = field("url", url)?;
     let url = EndpointUrl::parse(&url).map_err(|e| ApiError::invalid("url", e))?;
@@ -150,25 +231,65 @@ pub async fn create<P: Ports>(
         .register_endpoint_within(&ep, &s.ssrf, s.limits.endpoints_per_tenant)
         .await
         .map_err(registration_error)?;
-    let mut v = views::endpoint(&ep);
     // The secret is shown on creation and by its own route, never in listings.
-    v["secret"] = json!(ep.secret.expose());
-    Ok((StatusCode::CREATED, Json(v)))
+    Ok((
+        StatusCode::CREATED,
+        Json(views::EndpointWithSecret {
+            endpoint: views::endpoint(&ep),
+            secret: ep.secret.expose().to_string(),
+        }),
+    ))
 }
 
 /// `GET /v1/endpoints`: the tenant's endpoints, a page at a time (`limit`, `cursor`).
-pub async fn list<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Value>> {
-    p.only(&["limit", "cursor"])?;
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints",
+    operation_id = "list_endpoints",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(crate::openapi::PageQuery),
+    responses(
+        (status = 200, description = "A page of the tenant's endpoints", body = crate::views::Page<crate::views::EndpointView>),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn list<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Page<EndpointView>>> {
+    only::<PageQuery>(&p)?;
     let (limit, cursor) = p.page()?;
     let page = s.registry.endpoints_page(&t, limit, cursor).await?;
-    Ok(Json(views::page(
+    Ok(Json(Page::new(
         page.items.iter().map(views::endpoint).collect(),
         page.next,
     )))
 }
 
 /// `GET /v1/endpoints/{endpoint_id}`: one endpoint, or 404.
-pub async fn get_one<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{endpoint_id}",
+    operation_id = "get_an_endpoint",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The endpoint", body = crate::views::EndpointView),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn get_one<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointView>> {
     Ok(Json(views::endpoint(&owned(&s, &t, &id).await?)))
 }
 
@@ -194,12 +315,34 @@ where
 }
 
 /// `PATCH /v1/endpoints/{endpoint_id}`: changes the fields given; `null` clears an optional one.
+#[utoipa::path(
+    patch,
+    path = "/v1/endpoints/{endpoint_id}",
+    operation_id = "update_an_endpoint",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    request_body(content = Option<EndpointPatch>, content_type = "application/json", description = "Optional: no body is the same as `{}`"),
+    responses(
+        (status = 200, description = "The endpoint as changed", body = crate::views::EndpointView),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::TooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::Invalid),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn update<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Path(id): Path<String>,
     Body(body): Body<Map<String, Value>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let (body, policy, limits, registry) = (&body, &s.ssrf, &s.limits, &s.registry);
     let ep = edit(&s, &t, &id, |mut ep| async move {
         apply(&mut ep, body, limits)?;
@@ -211,6 +354,22 @@ pub async fn update<P: Ports>(
 }
 
 /// `DELETE /v1/endpoints/{endpoint_id}`: deletes an endpoint (204), or 404.
+#[utoipa::path(
+    delete,
+    path = "/v1/endpoints/{endpoint_id}",
+    operation_id = "delete_an_endpoint",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn remove<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let ep = owned(&s, &t, &id).await?;
     if s.registry.delete_endpoint(&t, &ep.id).await? {
@@ -225,7 +384,7 @@ async fn set_enabled<P: Ports>(
     t: &TenantId,
     id: &str,
     enabled: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let (policy, registry) = (&s.ssrf, &s.registry);
     let ep = edit(s, t, id, |mut ep| async move {
         ep.enabled = enabled;
@@ -243,44 +402,137 @@ async fn set_enabled<P: Ports>(
 }
 
 /// `POST /v1/endpoints/{endpoint_id}/disable`: stops deliveries to it; they are recorded as skipped.
-pub async fn disable<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{endpoint_id}/disable",
+    operation_id = "disable_an_endpoint",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "Disabled: deliveries are recorded as skipped", body = crate::views::EndpointView),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn disable<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointView>> {
     set_enabled(&s, &t, &id, false).await
 }
 
 /// `POST /v1/endpoints/{endpoint_id}/enable`: enables it again with a closed circuit, after checking its URL again.
-pub async fn enable<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{endpoint_id}/enable",
+    operation_id = "enable_an_endpoint",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "Enabled, with a closed circuit", body = crate::views::EndpointView),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Invalid),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn enable<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointView>> {
     set_enabled(&s, &t, &id, true).await
 }
 
 /// `GET /v1/endpoints/{endpoint_id}/secret`: the signing secret and the rotated-out ones still valid.
-pub async fn secret<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{endpoint_id}/secret",
+    operation_id = "get_an_endpoints_signing_secret",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 200, description = "The signing secrets", body = crate::views::EndpointSecret),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub async fn secret<P: Ports>(
+    Tenant(t): Tenant,
+    State(s): S<P>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<views::EndpointSecret>> {
     let ep = owned(&s, &t, &id).await?;
     let now = now_utc();
-    let previous: Vec<Value> = ep
+    let previous = ep
         .previous_secrets
         .iter()
         .filter(|r| r.valid_until > now)
-        .map(|r| json!({ "secret": r.secret.expose(), "valid_until": rfc3339(r.valid_until) }))
+        .map(|r| views::PreviousSecret {
+            secret: r.secret.expose().to_string(),
+            valid_until: rfc3339(r.valid_until),
+        })
         .collect();
-    Ok(Json(json!({ "secret": ep.secret.expose(), "previous": previous })))
+    Ok(Json(views::EndpointSecret {
+        secret: ep.secret.expose().to_string(),
+        previous,
+    }))
 }
 
 /// The body of `POST /v1/endpoints/{endpoint_id}/rotate-secret`.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
-    /// How long the old secret keeps signing (0 … 720 h).
+    /// How long the old secret keeps signing, in hours (0 to 720); the
+    /// stack's `ROTATION_OVERLAP_HOURS` when left out.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 720)]
     overlap_hours: Option<u32>,
 }
 
 /// `POST /v1/endpoints/{endpoint_id}/rotate-secret`: a new signing secret; the old one keeps signing for the overlap.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{endpoint_id}/rotate-secret",
+    operation_id = "rotate_an_endpoints_secret",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    request_body(content = Option<Rotate>, content_type = "application/json", description = "Optional: no body is the same as `{}`"),
+    responses(
+        (status = 200, description = "Rotated", body = crate::views::RotatedSecret),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::TooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::Invalid),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn rotate_secret<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Path(id): Path<String>,
     Body(b): Body<Rotate>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<views::RotatedSecret>> {
     let overlap = match b.overlap_hours {
         None => s.rotation_overlap,
         Some(h) if h <= 720 => time::Duration::hours(i64::from(h)),
@@ -295,17 +547,35 @@ pub async fn rotate_secret<P: Ports>(
     .await?;
     // The secret retired by this rotation is the last one kept.
     let previous_valid_until = ep.previous_secrets.last().map(|r| rfc3339(r.valid_until));
-    Ok(Json(
-        json!({ "secret": ep.secret.expose(), "previous_valid_until": previous_valid_until }),
-    ))
+    Ok(Json(views::RotatedSecret {
+        secret: ep.secret.expose().to_string(),
+        previous_valid_until,
+    }))
 }
 
 /// Sends a `webhook.test` event to this endpoint alone (whatever its filters).
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{endpoint_id}/test",
+    operation_id = "send_a_test_event",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(("endpoint_id" = String, Path, description = "The endpoint's id")),
+    responses(
+        (status = 202, description = "A `webhook.test` event is on its way", body = crate::views::TestSent),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 500, response = crate::openapi::Internal),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub async fn send_test<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<views::TestSent>)> {
     let ep = owned(&s, &t, &id).await?;
     if !ep.enabled {
         return Err(ApiError::conflict("the endpoint is disabled"));
@@ -330,6 +600,29 @@ pub async fn send_test<P: Ports>(
     s.deliveries.send_all(std::slice::from_ref(&task)).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "event_id": envelope.id, "delivery_id": task.delivery_id })),
+        Json(views::TestSent {
+            event_id: envelope.id.to_string(),
+            delivery_id: task.delivery_id.to_string(),
+        }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn properties<T: ToSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        schema["properties"].as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn the_documented_endpoint_fields_are_the_ones_read() {
+        let mut fields: Vec<String> = FIELDS.iter().map(|f| f.to_string()).collect();
+        fields.sort();
+        for mut documented in [properties::<EndpointInput>(), properties::<EndpointPatch>()] {
+            documented.sort();
+            assert_eq!(documented, fields);
+        }
+    }
 }

@@ -122,11 +122,12 @@ impl From<switchyard_core::model::ListError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(d) = self.details {
-            error["details"] = d;
-        }
-        (self.status, axum::Json(error)).into_response()
+        let body = switchyard_core::error::ErrorBody {
+            code: self.code.to_string(),
+            message: self.message,
+            details: self.details,
+        };
+        (self.status, axum::Json(body)).into_response()
     }
 }
 

@@ -21,6 +21,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod views;
 
 use axum::Router;

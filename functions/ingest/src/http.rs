@@ -22,13 +22,17 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine as _;
+use serde::Serialize;
 use serde_json::{Value, json};
 use switchyard_core::doors::{AuthError, authenticate};
+use switchyard_core::envelope::IncomingEvent;
+use switchyard_core::error::ErrorBody;
 use switchyard_core::ingest::{IdempotencyKey, IngestError, ingest};
 use switchyard_core::metrics::m;
 use switchyard_core::ports::{EventBus, EventStore, RateLimiter, Registry, TaskQueue};
 use switchyard_core::quota::{Admission, INGEST_PER_SECOND, admit_ingest};
 use switchyard_core::{FanoutTask, PortError};
+use utoipa::{OpenApi, ToSchema};
 
 /// The W3C Trace Context header a producer may send: a valid one becomes
 /// the event's trace, carried to its webhooks and handlers.
@@ -49,11 +53,70 @@ pub fn respond(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
 
 /// The one error shape: `{"code", "message", "details"?}`.
 pub fn error(status: u16, code: &str, message: &str, details: Option<Value>) -> ApiGatewayV2httpResponse {
-    let mut body = json!({ "code": code, "message": message });
-    if let Some(d) = details {
-        body["details"] = d;
-    }
-    respond(status, &body)
+    let body = ErrorBody {
+        code: code.to_string(),
+        message: message.to_string(),
+        details,
+    };
+    respond(status, &serde_json::to_value(body).unwrap_or_default())
+}
+
+/// The answer to an event accepted, now or before.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The event's id: the one sent, or `evt_<ULID>`.
+    pub id: String,
+    /// `true` when the event id or `Idempotency-Key` was seen before: the
+    /// event was accepted once, earlier, and nothing is done again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+// `Ingest::handle` serves the route; this only documents it.
+/// Sends an event: checked, stored once (a repeat of its id or
+/// `Idempotency-Key` is answered 200 and not sent again) and switched onto
+/// the tracks its `routing` names.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    operation_id = "send_an_event",
+    tag = "tenant",
+    security(("tenantKey" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = "^[\\x21-\\x7E]+$",
+         description = "A key of the producer's: the same key sent again within the retention period is accepted once"),
+    ),
+    request_body(content = IncomingEvent, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted", body = Accepted),
+        (status = 200, description = "Accepted before: a repeat of the event id or the `Idempotency-Key`", body = Accepted),
+        (status = 400, description = "Not JSON, bad base64, or a bad `Idempotency-Key` header", body = ErrorBody),
+        (status = 401, description = "No API key, or not a valid one", body = ErrorBody),
+        (status = 403, description = "The key's scope does not allow sending events", body = ErrorBody),
+        (status = 413, description = "The event is larger than the limit", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 422, description = "A field is missing or not acceptable (`details.field` names it)", body = ErrorBody),
+        (status = 429, description = "The tenant sends more events a second than it may; retry after `Retry-After` seconds", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 500, description = "The event could not be stored", body = ErrorBody),
+        (status = 503, description = "Busy; retry with the same event id", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
+#[allow(dead_code)]
+fn send_an_event() {}
+
+/// Ingest's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(send_an_event))]
+pub struct IngestDoc;
+
+fn accepted(id: &str, duplicate: bool) -> Value {
+    let body = Accepted {
+        id: id.to_string(),
+        duplicate,
+    };
+    serde_json::to_value(body).unwrap_or_default()
 }
 
 fn unavailable(e: &PortError) -> ApiGatewayV2httpResponse {
@@ -196,11 +259,11 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
         {
             Ok(done) if done.duplicate => {
                 tracing::info!(tenant_id = %tenant, event_id = %done.id, trace_id = %done.trace_id, "duplicate event");
-                respond(200, &json!({ "id": done.id.as_str(), "duplicate": true }))
+                respond(200, &accepted(done.id.as_str(), true))
             }
             Ok(done) => {
                 tracing::info!(tenant_id = %tenant, event_id = %done.id, trace_id = %done.trace_id, "event accepted");
-                respond(202, &json!({ "id": done.id.as_str() }))
+                respond(202, &accepted(done.id.as_str(), false))
             }
             Err(IngestError::Invalid(e)) => {
                 let details = e.field().map(|f| json!({ "field": f }));

@@ -24,7 +24,7 @@ mod eventbridge;
 mod http;
 mod sqs;
 
-pub use http::{IDEMPOTENCY_KEY_HEADER, error, respond};
+pub use http::{Accepted, IDEMPOTENCY_KEY_HEADER, IngestDoc, error, respond};
 pub use sqs::{IDEMPOTENCY_KEY_ATTRIBUTE, SENDER_ID, SQS_DEFAULT_SOURCE, TENANT_ATTRIBUTE};
 
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;

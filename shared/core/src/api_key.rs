@@ -77,9 +77,11 @@ impl ApiKeyHash {
     }
 }
 
-/// What a tenant API key may do. Keys made before scopes existed are
-/// [`KeyScope::Manage`], which is also the default.
+/// What a tenant API key may do: `ingest` (send events), `read` (GETs) or
+/// `manage` (everything a tenant may do). Keys made before scopes existed
+/// are `manage`, which is also the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyScope {
     /// `POST /v1/events` only: for producers.

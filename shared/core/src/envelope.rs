@@ -112,13 +112,26 @@ impl<'de> Deserialize<'de> for DoorMetadata {
     }
 }
 
+/// `metadata` as a producer sends it: each value at most 256 characters
+/// (`MAX_METADATA_LEN`).
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EventMetadata))]
 #[serde(deny_unknown_fields)]
-struct RawMetadata {
+pub struct RawMetadata {
+    /// The distributed trace the event belongs to.
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     trace_id: Option<String>,
+    /// A W3C `traceparent`; a valid one becomes the event's trace.
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     traceparent: Option<String>,
+    /// Ties events of one business operation together.
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     correlation_id: Option<String>,
+    /// The end user's session (personal data: never logged).
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     session_id: Option<String>,
+    /// The end user the event is about (personal data: never logged).
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     user_id: Option<String>,
 }
 
@@ -193,15 +206,27 @@ impl<'de> Deserialize<'de> for DoorRouting {
     }
 }
 
+/// `routing` as a producer sends it: which tracks the event takes (each
+/// `true` when left out).
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EventRouting))]
 #[serde(deny_unknown_fields)]
-struct RawRouting {
+pub struct RawRouting {
+    /// Onto the application's bus, for the internal track's consumers.
     #[serde(default = "yes")]
+    #[cfg_attr(feature = "openapi", schema(default = true))]
     internal: bool,
+    /// As webhooks to the tenant's endpoints.
     #[serde(default = "yes")]
+    #[cfg_attr(feature = "openapi", schema(default = true))]
     external: bool,
+    /// The event's record is kept for the audit retention period.
     #[serde(default = "yes")]
+    #[cfg_attr(feature = "openapi", schema(default = true))]
     audit: bool,
+    /// The internal track's priority (0 to 10); absent: the routing table's
+    /// default for the type.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10))]
     priority: Option<u8>,
 }
 
@@ -378,22 +403,53 @@ impl EnvelopeError {
     }
 }
 
-/// An event as a producer sends it.
+/// An event as a producer sends it (`POST /v1/events`): only `type` and
+/// `data` are required.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EventInput))]
 #[serde(deny_unknown_fields)]
-struct IncomingEvent {
+pub struct IncomingEvent {
+    /// The event's id, unique per tenant: the same id sent again is
+    /// accepted once (`evt_<ULID>` when left out).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:-]+$")
+    )]
     id: Option<String>,
+    /// The event's type: two or more dot-separated segments of `[a-z0-9_]`.
     #[serde(rename = "type")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, required = true, max_length = 128, pattern = "^[a-z0-9_]+(\\.[a-z0-9_]+)+$")
+    )]
     event_type: Option<String>,
+    /// The payload's schema version (`1.0` when left out).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")
+    )]
     version: Option<String>,
+    /// When the event happened (RFC 3339); the time of receipt when left out.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     timestamp: Option<String>,
+    /// Who produced it (`api` when left out).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_.:/-]+$")
+    )]
     source: Option<String>,
-    /// `Some(Value::Null)` for an explicit `null`, `None` when absent.
+    /// The payload: a JSON object. `Some(Value::Null)` for an explicit
+    /// `null`, `None` when absent.
     #[serde(default, deserialize_with = "present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object, required = true))]
     data: Option<Value>,
+    /// Trace and correlation ids.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RawMetadata>))]
     metadata: DoorMetadata,
+    /// Which tracks the event takes.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RawRouting>))]
     routing: DoorRouting,
 }
 

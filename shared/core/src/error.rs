@@ -38,3 +38,21 @@ impl fmt::Display for PortError {
 }
 
 impl std::error::Error for PortError {}
+
+/// The body of every error answer of the HTTP APIs (ingest's and the
+/// management API's): a stable machine-readable `code`, a `message` for a
+/// person, and sometimes `details`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Error))]
+pub struct ErrorBody {
+    /// What kind of error: `not_found`, `validation_failed`,
+    /// `limit_exceeded`, `rate_limited`, `unauthorized`, ...
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// Extra facts: the `field` at fault, or for a limit its name (`limit`)
+    /// and `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub details: Option<serde_json::Value>,
+}

@@ -94,6 +94,7 @@ pub fn parse_dlqs(json: &str) -> Result<Vec<DlqPair>, String> {
 
 /// How many messages a queue holds, by state.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueDepth {
     /// The queue's name, as the caller gave it.
     pub name: String,
@@ -141,6 +142,11 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, name: &str, url: &str) -> Re
 
 /// A DLQ message as [`peek`] shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(description = "A DLQ message, left on the DLQ.")
+)]
 pub struct PeekedMessage {
     /// SQS's id of the message.
     pub message_id: String,
@@ -238,15 +244,21 @@ fn peeked_message(m: &Message) -> PeekedMessage {
 
 /// What [`move_messages`] did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(description = "What a redrive did.")
+)]
 pub struct MoveResult {
     /// Messages moved; with a move task, the DLQ's approximate number of
     /// visible messages when the task started (it runs on asynchronously).
     pub moved: u64,
-    /// Messages left in the DLQ because they cannot be replayed
-    /// ([`Replay::EventbridgeToIngest`]: no event in them).
+    /// Messages left in the DLQ because they cannot be replayed (an AWS
+    /// event DLQ's messages with no event in them); left out when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub kept: u64,
-    /// [`METHOD_MOVE_TASK`] or [`METHOD_RECEIVE_SEND_DELETE`].
+    /// How: `start_message_move_task` (SQS moves them, asynchronously) or
+    /// `receive_send_delete` (moved ten at a time by this call).
     pub method: &'static str,
     /// The move task's handle (to list or cancel it), if one was started.
     pub task_handle: Option<String>,

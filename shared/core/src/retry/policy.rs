@@ -72,45 +72,93 @@ pub enum RetryPolicyError {
 /// then defaults to 24 h, and is written out explicitly when the policy is
 /// serialised again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        as = RetryPolicy,
+        description = "When failed attempts are retried: one of four kinds, told apart by `kind`. `max_attempts` counts every attempt, the first included; `max_delay_secs` caps each delay and is at least the initial delay."
+    )
+)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawRetryPolicy {
     /// Explicit delays between attempts: N delays, N + 1 attempts.
+    #[cfg_attr(feature = "openapi", schema(title = "ScheduleRetryPolicy"))]
     Schedule {
-        /// The delay before each retry, in seconds, in order.
+        /// The delay before each retry, in seconds (1 s to 24 h), in order.
+        #[cfg_attr(
+            feature = "openapi",
+            schema(min_items = 1, max_items = 50, inline, value_type = Vec<crate::retry::policy::DelaySecs>)
+        )]
         delays_secs: Vec<u64>,
     },
     /// The same delay before every retry.
+    #[cfg_attr(feature = "openapi", schema(title = "FixedRetryPolicy"))]
     Fixed {
         /// The delay before each retry, in seconds.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
         delay_secs: u64,
         /// Attempts in all, the first included.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 50))]
         max_attempts: u64,
     },
     /// `initial + increment × k` before retry k (0-based), capped.
+    #[cfg_attr(feature = "openapi", schema(title = "LinearRetryPolicy"))]
     Linear {
         /// The delay before the first retry, in seconds.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
         initial_delay_secs: u64,
         /// Added to the delay for each further retry, in seconds.
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86400))]
         increment_secs: u64,
         /// Attempts in all, the first included.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 50))]
         max_attempts: u64,
-        /// The longest delay, in seconds; `None`: 24 h.
+        /// The longest delay, in seconds (at least the initial delay); 24 h
+        /// when left out.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
         max_delay_secs: Option<u64>,
     },
     /// `initial × factor^k` before retry k (0-based), capped.
+    #[cfg_attr(feature = "openapi", schema(title = "ExponentialRetryPolicy"))]
     Exponential {
         /// The delay before the first retry, in seconds.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
         initial_delay_secs: u64,
         /// Each delay is the previous one times this.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1.1, maximum = 10))]
         factor: f64,
         /// Attempts in all, the first included.
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 50))]
         max_attempts: u64,
-        /// The longest delay, in seconds; `None`: 24 h.
+        /// The longest delay, in seconds (at least the initial delay); 24 h
+        /// when left out.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
         max_delay_secs: Option<u64>,
     },
 }
+
+/// One delay of a schedule, in seconds: 1 s to 24 h.
+#[cfg(feature = "openapi")]
+pub(crate) struct DelaySecs;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for DelaySecs {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(86400))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for DelaySecs {}
 
 /// A validated per-endpoint retry policy. It can only be built from a
 /// [`RawRetryPolicy`] that passes validation (which is also how it is

@@ -18,8 +18,8 @@ use switchyard_core::{ApiKey, TenantId};
 
 type S<P> = State<Arc<crate::AppState<P>>>;
 
-fn tenant_view(t: &TenantRecord) -> Value {
-    json!({ "id": t.id, "name": t.name, "created_at": rfc3339(t.created_at) })
+pub(crate) fn tenant_view(t: &TenantRecord) -> Value {
+    json!({ "id": t.id, "name": t.name, "created_at": rfc3339(t.created_at), "status": t.status })
 }
 
 fn key_view(k: &ApiKeyRecord) -> Value {
@@ -34,7 +34,7 @@ fn key_view(k: &ApiKeyRecord) -> Value {
     })
 }
 
-fn tenant_id(raw: &str) -> ApiResult<TenantId> {
+pub(crate) fn tenant_id(raw: &str) -> ApiResult<TenantId> {
     TenantId::parse(raw).map_err(|_| ApiError::not_found("tenant"))
 }
 
@@ -65,6 +65,7 @@ pub async fn create_tenant<P: Ports>(
         id,
         name: name.to_string(),
         created_at: now,
+        status: Default::default(),
     };
     Ok((StatusCode::CREATED, Json(tenant_view(&t))))
 }

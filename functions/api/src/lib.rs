@@ -21,6 +21,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod error;
 pub mod extract;
+pub mod tenant_status;
 pub mod views;
 
 use axum::Router;
@@ -221,6 +222,11 @@ pub fn routes<P: Ports>() -> Vec<(Method, &'static str, MethodRouter<State<P>>)>
             Method::GET,
             "/v1/admin/tenants/{tenant_id}",
             get(admin::get_tenant::<P>),
+        ),
+        (
+            Method::PATCH,
+            "/v1/admin/tenants/{tenant_id}",
+            patch(tenant_status::update_tenant::<P>),
         ),
         (
             Method::DELETE,

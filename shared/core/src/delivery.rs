@@ -28,6 +28,9 @@
 //!   with an `endpoint.disabled` operational event. An attempt still
 //!   unanswered after `stall_after` holds the circuit open until it can have
 //!   ended, so the endpoint's other deliveries wait without a call.
+//! - A suspended tenant's delivery is not attempted and not counted: its
+//!   record says `tenant_suspended` and it looks again every
+//!   `suspended_recheck`, as a new message, until the tenant is active.
 //! - Every attempt is recorded, with the delivery's new state beside it.
 
 use crate::endpoint::{Endpoint, Gate};

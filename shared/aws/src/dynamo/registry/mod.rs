@@ -285,7 +285,7 @@ struct TenantRow {
 /// A tenant's `status` as stored: absent on tenants stored before
 /// suspension existed, and any value but `suspended` reads as active.
 #[derive(Default)]
-pub(super) struct StoredStatus(TenantStatus);
+struct StoredStatus(TenantStatus);
 
 impl<'de> Deserialize<'de> for StoredStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

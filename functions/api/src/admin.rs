@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 
 type S<P> = State<Arc<crate::AppState<P>>>;
 
-fn tenant_id(raw: &str) -> ApiResult<TenantId> {
+pub(crate) fn tenant_id(raw: &str) -> ApiResult<TenantId> {
     TenantId::parse(raw).map_err(|_| ApiError::not_found("tenant"))
 }
 
@@ -75,6 +75,7 @@ pub async fn create_tenant<P: Ports>(
         id,
         name: name.to_string(),
         created_at: now,
+        status: Default::default(),
     };
     Ok((StatusCode::CREATED, Json(views::tenant(&t))))
 }

@@ -22,6 +22,7 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod tenant_status;
 pub mod views;
 
 use axum::Router;
@@ -222,6 +223,11 @@ pub fn routes<P: Ports>() -> Vec<(Method, &'static str, MethodRouter<State<P>>)>
             Method::GET,
             "/v1/admin/tenants/{tenant_id}",
             get(admin::get_tenant::<P>),
+        ),
+        (
+            Method::PATCH,
+            "/v1/admin/tenants/{tenant_id}",
+            patch(tenant_status::update_tenant::<P>),
         ),
         (
             Method::DELETE,

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
         crate::admin::list_tenants,
         crate::admin::get_tenant,
         crate::admin::delete_tenant,
+        crate::tenant_status::update_tenant,
         crate::admin::create_api_key,
         crate::admin::list_api_keys,
         crate::admin::revoke_api_key,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use switchyard_core::Endpoint;
 use switchyard_core::api_key::KeyScope;
 use switchyard_core::model::{
-    ApiKeyRecord, AttemptRecord, DeliveryRecord, DeliveryState, EventRecord, TenantRecord, Trigger,
+    ApiKeyRecord, AttemptRecord, DeliveryRecord, DeliveryState, EventRecord, TenantRecord, TenantStatus, Trigger,
 };
 use switchyard_core::retry::RawRetryPolicy;
 use switchyard_core::time_util::rfc3339;
@@ -134,7 +134,8 @@ pub struct DeliveryView {
     pub attempts: u32,
     /// The last attempt's HTTP status, if it got one.
     pub last_status_code: Option<u16>,
-    /// Why it failed or was skipped.
+    /// Why it failed or was skipped, or why it waits (`tenant_suspended`:
+    /// its tenant is suspended; it is not attempted until resumed).
     pub reason: Option<String>,
     /// When the next attempt is due (retrying only).
     #[schema(format = DateTime)]
@@ -229,6 +230,8 @@ pub struct TenantView {
     /// When it was created.
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// Whether its traffic flows.
+    pub status: TenantStatus,
 }
 
 /// A tenant as the API shows it.
@@ -237,6 +240,7 @@ pub fn tenant(t: &TenantRecord) -> TenantView {
         id: t.id.to_string(),
         name: t.name.clone(),
         created_at: rfc3339(t.created_at),
+        status: t.status,
     }
 }
 

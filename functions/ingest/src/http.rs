@@ -8,6 +8,8 @@
 //! | malformed JSON / unknown field | 400 `invalid_json` |
 //! | bad `Idempotency-Key` header | 400 `invalid_header` |
 //! | no or unknown API key | 401 `unauthorized` |
+//! | a key whose scope is not `ingest` or `manage` | 403 `forbidden` |
+//! | a key of a suspended tenant | 403 `tenant_suspended` |
 //! | not POST | 405 `method_not_allowed` |
 //! | body over the limit | 413 `payload_too_large` |
 //! | not JSON content | 415 `unsupported_media_type` |
@@ -197,6 +199,7 @@ impl<R: Registry + RateLimiter, S: EventStore, Q: TaskQueue<FanoutTask>, B: Even
             Ok(t) => t,
             Err(AuthError::Port(e)) => return unavailable(&e),
             Err(e @ AuthError::Scope(_)) => return error(403, "forbidden", &e.to_string(), None),
+            Err(e @ AuthError::Suspended) => return error(403, "tenant_suspended", &e.to_string(), None),
             Err(e) => return error(401, "unauthorized", &e.to_string(), None),
         };
         let now_secs = switchyard_core::time_util::now_utc().unix_timestamp();

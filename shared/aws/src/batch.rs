@@ -161,8 +161,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
     }
 }
 
-/// The registry as one batch sees it: each tenant's endpoints, and each
-/// endpoint, read once per batch (a batch's records are mostly one tenant's,
+/// The registry as one batch sees it: each tenant's endpoints, each
+/// endpoint, and whether each tenant is suspended, read once per batch (a batch's records are mostly one tenant's,
 /// often one endpoint's); everything else passes through. The records of a
 /// batch start together, so each would have read the same item at the same
 /// moment anyway: an endpoint's circuit, changed by one record's attempt, is
@@ -171,6 +171,7 @@ pub struct BatchRegistry<'a, R> {
     registry: &'a R,
     routes: Memo<TenantId, Vec<EndpointRoute>>,
     endpoint: Memo<(TenantId, EndpointId), Option<Endpoint>>,
+    suspended: Memo<TenantId, bool>,
 }
 
 impl<'a, R> BatchRegistry<'a, R> {
@@ -180,6 +181,7 @@ impl<'a, R> BatchRegistry<'a, R> {
             registry,
             routes: Memo::default(),
             endpoint: Memo::default(),
+            suspended: Memo::default(),
         }
     }
 }
@@ -197,6 +199,11 @@ impl<R: Registry> Registry for BatchRegistry<'_, R> {
     }
     async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
         self.registry.tenant_exists(tenant).await
+    }
+    async fn tenant_suspended(&self, tenant: &TenantId) -> Result<bool, PortError> {
+        self.suspended
+            .get(tenant, || self.registry.tenant_suspended(tenant))
+            .await
     }
 }
 

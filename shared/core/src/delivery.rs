@@ -28,6 +28,9 @@
 //!   with an `endpoint.disabled` operational event. An attempt still
 //!   unanswered after `stall_after` holds the circuit open until it can have
 //!   ended, so the endpoint's other deliveries wait without a call.
+//! - A suspended tenant's delivery is not attempted and not counted: its
+//!   record says `tenant_suspended` and it looks again every
+//!   `suspended_recheck`, as a new message, until the tenant is active.
 //! - Every attempt is recorded, with the delivery's new state beside it.
 
 use crate::endpoint::{Endpoint, Gate};
@@ -47,10 +50,12 @@ mod config;
 mod notice;
 mod request;
 
-pub use config::{CircuitConfig, DeliveryConfig, NoticeLimits};
+pub use config::{CircuitConfig, DeliveryConfig, MAX_SUSPENDED_RECHECK, NoticeLimits};
 pub use notice::{exhausted_data, notice, operational_event};
 pub use request::{HEADER_EVENT_TYPE, HEADER_TRACEPARENT, MAX_RECORDED_BODY, build_request, is_success, truncate_body};
 
+/// The reason a delivery of a suspended tenant waits with.
+pub const TENANT_SUSPENDED: &str = "tenant_suspended";
 /// The `error_kind`s of attempts that did not call the endpoint.
 const NOT_CALLED_CIRCUIT: &str = "circuit_open";
 const NOT_CALLED_URL: &str = "url_refused";
@@ -71,7 +76,8 @@ pub enum DeliveryOutcome {
         /// How long until the next attempt (already time-scaled).
         delay: Duration,
     },
-    /// Not attempted: the next attempt is not due for `delay`.
+    /// Not attempted: the next attempt is not due for `delay`, the
+    /// endpoint's rate limit is taken, or the tenant is suspended.
     Wait {
         /// How long until the next attempt is due.
         delay: Duration,
@@ -242,6 +248,19 @@ where
         };
         record.state = DeliveryState::Retrying;
         record.task_generation = record.task_generation.max(task.generation);
+
+        // A suspended tenant's delivery waits, not attempted and not
+        // counted, for as long as the suspension lasts; its record says why.
+        if endpoints
+            .tenant_suspended(&task.tenant_id)
+            .await
+            .map_err(DeliveryError::Registry)?
+        {
+            return self.wait_for_tenant(record, at).await;
+        }
+        if record.reason.as_deref() == Some(TENANT_SUSPENDED) {
+            record.reason = None;
+        }
         if fresh_manual {
             record.manual_request = task.manual_request.clone();
         }
@@ -398,6 +417,28 @@ where
                 self.schedule(cx, attempt, self.config.time_scale.apply(delay)).await
             }
         }
+    }
+
+    /// Records that the delivery waits for its suspended tenant and when it
+    /// looks again. The wait is short enough to be a new message (see
+    /// [`crate::requeue`]), so however long the suspension lasts the task
+    /// neither ages out of the queue nor uses up its receives, and the
+    /// record, written at every look, outlives it too.
+    async fn wait_for_tenant(
+        &self,
+        mut record: DeliveryRecord,
+        at: OffsetDateTime,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
+        let recheck = self
+            .config
+            .suspended_recheck
+            .clamp(Duration::from_secs(1), MAX_SUSPENDED_RECHECK);
+        let delay = self.config.time_scale.apply(recheck);
+        record.reason = Some(TENANT_SUSPENDED.to_string());
+        record.next_attempt_at = Some(at + std_to_time(delay));
+        record.updated_at = at;
+        self.log.record_delivery(&record).await.map_err(DeliveryError::Log)?;
+        Ok(DeliveryOutcome::Wait { delay })
     }
 
     fn scaled_ms(&self, d: Duration) -> i64 {

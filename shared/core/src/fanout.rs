@@ -240,6 +240,9 @@ mod tests {
         async fn tenant_exists(&self, t: &TenantId) -> Result<bool, PortError> {
             Ok(self.0.iter().any(|e| &e.tenant_id == t))
         }
+        async fn tenant_suspended(&self, _: &TenantId) -> Result<bool, PortError> {
+            Ok(false)
+        }
     }
     #[derive(Default)]
     struct Queue(Mutex<Vec<DeliveryTask>>);

@@ -39,6 +39,7 @@ pub struct MemoryStore {
     slots: Mutex<HashMap<(EndpointId, i64), u32>>,
     notices: Mutex<HashMap<NoticeWindow, u32>>,
     ingest_slots: Mutex<HashMap<(TenantId, i64), u32>>,
+    suspended: Mutex<std::collections::HashSet<TenantId>>,
 }
 
 /// In-memory ports, cheap to clone (one shared store).
@@ -56,6 +57,16 @@ impl MemoryStore {
     /// Stores `ep`, replacing an endpoint with its id.
     pub fn put_endpoint(&self, ep: Endpoint) {
         lock(&self.endpoints).insert(ep.id.clone(), ep);
+    }
+
+    /// Suspends the tenant (`true`) or makes it active again.
+    pub fn set_suspended(&self, tenant: &TenantId, suspended: bool) {
+        let mut set = lock(&self.suspended);
+        if suspended {
+            set.insert(tenant.clone());
+        } else {
+            set.remove(tenant);
+        }
     }
 }
 
@@ -80,6 +91,9 @@ impl Registry for Memory {
     /// endpoint.
     async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
         Ok(lock(&self.endpoints).values().any(|e| &e.tenant_id == tenant))
+    }
+    async fn tenant_suspended(&self, tenant: &TenantId) -> Result<bool, PortError> {
+        Ok(lock(&self.suspended).contains(tenant))
     }
 }
 

@@ -360,6 +360,42 @@ pub struct TenantRecord {
     /// creation times were recorded).
     #[serde(with = "crate::time_util::serde_rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether it is active or suspended.
+    pub status: TenantStatus,
+}
+
+/// Whether a tenant's traffic flows. A suspended tenant's API keys are
+/// refused at ingest (403 `tenant_suspended`) and its deliveries wait,
+/// unattempted, until it is active again; its management API keeps working.
+/// A tenant stored without a status is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// Ingest and deliveries run.
+    #[default]
+    Active,
+    /// Ingest refuses its keys; deliveries wait.
+    Suspended,
+}
+
+impl TenantStatus {
+    /// The status named `s` (`active` or `suspended`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+
+    /// The status's name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
 }
 
 /// An API key as its tenant's listing holds it: never the key, only its

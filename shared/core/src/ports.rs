@@ -9,7 +9,7 @@ use crate::error::PortError;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use crate::model::{
     ApiKeyRecord, AttemptRecord, AuditPage, ClaimOutcome, DeliveryRecord, DeliveryState, EndpointStats, EventRecord,
-    InsertOutcome, KeyClaim, ListError, Page, RegistrationError, SendError, TenantRecord, WebhookRequest,
+    InsertOutcome, KeyClaim, ListError, Page, RegistrationError, SendError, TenantRecord, TenantStatus, WebhookRequest,
     WebhookResponse,
 };
 use crate::ssrf::SsrfPolicy;
@@ -86,6 +86,9 @@ pub trait Registry: Sync {
     /// Whether the tenant exists (doors that name their tenant, not
     /// authenticate it, check it here).
     fn tenant_exists(&self, tenant: &TenantId) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Whether the tenant is suspended (see [`TenantStatus`]); a tenant that
+    /// does not exist, or was stored without a status, is not.
+    fn tenant_suspended(&self, tenant: &TenantId) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
 /// The bytes of a 256-bit data key. Its `Debug` never shows them.
@@ -318,6 +321,13 @@ pub trait Tenants: Sync {
     ) -> impl Future<Output = Result<Page<ApiKeyRecord>, ListError>> + Send;
     /// Revokes one of a tenant's API keys; `Ok(false)` if it has no such key.
     fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Sets a tenant's status and answers the tenant as it is then;
+    /// `Ok(None)` if it does not exist (nothing is created).
+    fn set_tenant_status(
+        &self,
+        id: &TenantId,
+        status: TenantStatus,
+    ) -> impl Future<Output = Result<Option<TenantRecord>, PortError>> + Send;
     /// Deletes a tenant with its API keys and endpoints (so its keys stop
     /// working and its deliveries in flight find no endpoint); `Ok(false)`
     /// if it does not exist. A call that fails half way is finished by the

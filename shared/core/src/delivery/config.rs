@@ -68,7 +68,17 @@ pub struct DeliveryConfig {
     pub probe_window: Duration,
     /// How many `delivery.exhausted` notices a tenant gets.
     pub notices: NoticeLimits,
+    /// How often a delivery of a suspended tenant looks again (1 s to
+    /// [`MAX_SUSPENDED_RECHECK`], then time-scaled): each look is a read of
+    /// the tenant, a write of the delivery record and a new message, and
+    /// the longest a delivery waits once its tenant is active again.
+    pub suspended_recheck: Duration,
 }
+
+/// The longest [`DeliveryConfig::suspended_recheck`]: the longest delay a
+/// task sent again as a new message can have (see [`crate::requeue`]), so a
+/// waiting task never uses up its queue's receive budget or retention.
+pub const MAX_SUSPENDED_RECHECK: Duration = Duration::from_secs(crate::requeue::MAX_SEND_DELAY_SECS as u64);
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
@@ -79,6 +89,7 @@ impl Default for DeliveryConfig {
             ssrf: SsrfPolicy::strict(),
             probe_window: Duration::from_secs(30),
             notices: NoticeLimits::default(),
+            suspended_recheck: Duration::from_secs(300),
         }
     }
 }

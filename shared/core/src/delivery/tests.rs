@@ -1014,3 +1014,5 @@ fn each_attempt_carries_the_events_trace_with_a_span_of_its_own() {
     }
     assert_ne!(first, second, "each attempt has its own span");
 }
+
+mod suspended;

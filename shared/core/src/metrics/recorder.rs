@@ -68,6 +68,9 @@ mod observed {
         async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
             self.inner.tenant_exists(tenant).await
         }
+        async fn tenant_suspended(&self, tenant: &TenantId) -> Result<bool, PortError> {
+            self.inner.tenant_suspended(tenant).await
+        }
     }
 
     impl<T: RateLimiter> RateLimiter for Observed<T> {

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::Deserialize;
 use std::sync::Arc;
 use switchyard_core::endpoint::{EndpointRoute, Written};
-use switchyard_core::model::{ApiKeyRecord, RegistrationError, TenantRecord};
+use switchyard_core::model::{ApiKeyRecord, RegistrationError, TenantRecord, TenantStatus};
 use switchyard_core::ports::{EndpointAdmin, EndpointEdits, Registry, Tenants};
 use switchyard_core::ssrf::SsrfPolicy;
 use switchyard_core::time_util::rfc3339;
@@ -224,6 +224,15 @@ impl Registry for DynamoRegistry {
     async fn tenant_exists(&self, tenant: &TenantId) -> Result<bool, PortError> {
         Ok(self.tenant(tenant).await?.is_some())
     }
+
+    /// An eventually consistent read of the tenant's item: a change of
+    /// status is seen within about a second.
+    async fn tenant_suspended(&self, tenant: &TenantId) -> Result<bool, PortError> {
+        let key = keys::registry::tenant(tenant);
+        let row: Option<TenantStatusRow> =
+            get_item(&self.client, &self.table, &key, false, "GetItem tenant status").await?;
+        Ok(row.is_some_and(|r| r.status.0 == TenantStatus::Suspended))
+    }
 }
 
 fn n(v: i64) -> AttributeValue {
@@ -269,6 +278,27 @@ struct TenantRow {
     name: String,
     #[serde(default, with = "switchyard_core::time_util::serde_rfc3339_opt")]
     created_at: Option<OffsetDateTime>,
+    #[serde(default, rename = "status")]
+    status: StoredStatus,
+}
+
+/// A tenant's `status` as stored: absent on tenants stored before
+/// suspension existed, and any value but `suspended` reads as active.
+#[derive(Default)]
+struct StoredStatus(TenantStatus);
+
+impl<'de> Deserialize<'de> for StoredStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Option::<String>::deserialize(d)?;
+        Ok(Self(raw.as_deref().and_then(TenantStatus::parse).unwrap_or_default()))
+    }
+}
+
+/// Just a tenant's status, as delivery and ingest read it.
+#[derive(Deserialize)]
+struct TenantStatusRow {
+    #[serde(default)]
+    status: StoredStatus,
 }
 
 impl From<TenantRow> for TenantRecord {
@@ -277,6 +307,7 @@ impl From<TenantRow> for TenantRecord {
             id: row.tenant_id,
             name: row.name,
             created_at: row.created_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            status: row.status.0,
         }
     }
 }

@@ -8,8 +8,8 @@ use super::{
 use crate::dynamo::keys::{self, Key};
 use crate::dynamo::{ListError, Page, build_error, from_item, get_item, item_with_key, key_item, s, transact};
 use crate::error::port_error;
-use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
-use switchyard_core::model::{ApiKeyRecord, TenantRecord};
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
+use switchyard_core::model::{ApiKeyRecord, TenantRecord, TenantStatus};
 use switchyard_core::ports::Tenants;
 use switchyard_core::time_util::rfc3339;
 use switchyard_core::{ApiKeyHash, PortError, TenantId};
@@ -132,6 +132,33 @@ impl Tenants for DynamoRegistry {
         ];
         items.extend(self.count_down(tenant, API_KEYS_COUNTER).await?);
         transact(&self.client, items, "TransactWriteItems revoke api key").await
+    }
+
+    /// Sets the status on the tenant's item and its listing entry together,
+    /// only if the tenant's item exists (a deleted tenant stays deleted),
+    /// then reads it back.
+    async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<Option<TenantRecord>, PortError> {
+        let update = |key: &Key| -> Result<TransactWriteItem, PortError> {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_item(key)))
+                .update_expression("SET #status = :status")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()))
+                .build()
+                .map_err(build_error)?;
+            Ok(TransactWriteItem::builder().update(update).build())
+        };
+        let items = vec![
+            update(&keys::registry::tenant(id))?,
+            update(&keys::registry::tenant_listing(id))?,
+        ];
+        if !transact(&self.client, items, "TransactWriteItems tenant status").await? {
+            return Ok(None);
+        }
+        self.tenant(id).await
     }
 
     /// Deletes a tenant's whole partition (API key records, endpoints,

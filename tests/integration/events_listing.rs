@@ -347,3 +347,35 @@ async fn event_items_stored_before_the_listing_are_not_listed_and_still_read() {
     let body = switchyard_tests::json_body(&answer);
     assert_eq!(body["duplicate"], true, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rare_type_costs_a_bounded_read_per_page_and_is_found_through_the_cursor() {
+    let stack = Stack::new("events-rare").await;
+    let api = stack.api();
+    let key = api.tenant("acme").await;
+    let acme = TenantId::parse("acme").unwrap();
+    let base = whole_seconds(now_utc()) - Duration::days(1);
+    let store = stack.event_store();
+    // One `user.deleted` event, older than 1100 others.
+    let n = switchyard_aws::dynamo::MAX_EVENTS_EVALUATED_PER_PAGE + 100;
+    for i in 0..=n {
+        let event_type = if i == 0 { "user.deleted" } else { "order.placed" };
+        let record = EventRecord {
+            envelope: envelope(&acme, &format!("e{i}"), event_type),
+            received_at: base + Duration::seconds(i as i64),
+            expires_at: whole_seconds(now_utc() + Duration::days(1)),
+        };
+        store.insert_event(&record).await.unwrap();
+    }
+    // The first page reads its bound of entries, finds nothing, and says
+    // where to go on; the next finds the event and ends.
+    let (first, next) = page(&api, &key, "?type=user.deleted").await;
+    assert!(first.is_empty(), "{first:?}");
+    let next = next.expect("a page that stopped early has a cursor");
+    let (second, last) = page(&api, &key, &format!("?type=user.deleted&cursor={next}")).await;
+    assert_eq!((second, last), (vec!["e0".to_string()], None));
+    // Without a filter a page reads only what it shows.
+    let (ids, more) = page(&api, &key, "?limit=3").await;
+    assert_eq!(ids, newest_first(n - 2..n + 1));
+    assert!(more.is_some());
+}

@@ -459,7 +459,8 @@ impl EventQueries for DynamoEventStore {
         loop {
             // The first round reads what an unfiltered page needs; later
             // ones (a filter left the page short) more at a time.
-            let chunk = ((limit + 1) << round.min(6)).min(MAX_EVENTS_EVALUATED_PER_PAGE - evaluated);
+            let remaining = MAX_EVENTS_EVALUATED_PER_PAGE.saturating_sub(evaluated).max(1);
+            let chunk = ((limit + 1) << round.min(6)).min(remaining);
             round += 1;
             let out = query
                 .clone()

@@ -387,6 +387,7 @@ async fn drive(runner: &Runner, sdk: &switchyard_aws::SdkConfig, s3_ok: &str, s3
         .to_string();
     for path in [
         "/v1/events/evt_order".to_string(),
+        "/v1/events?type_prefix=order.&limit=5".to_string(),
         format!("/v1/deliveries/{delivery}"),
         format!("/v1/endpoints/{ok_id}/deliveries"),
         format!("/v1/endpoints/{flaky_id}/health"),

@@ -18,6 +18,7 @@ mod delivery_ttl;
 mod deploy_walkthrough;
 mod e2e;
 mod endpoint_races;
+mod events_listing;
 mod events_samples;
 mod fanout_memory;
 mod faults;

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod deliveries;
 pub mod endpoints;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod openapi;
 pub mod tenant_status;
@@ -313,6 +314,7 @@ pub fn routes<P: Ports>() -> Vec<(Method, &'static str, MethodRouter<State<P>>)>
             "/v1/deliveries/{delivery_id}/resend",
             post(deliveries::resend::<P>),
         ),
+        (Method::GET, "/v1/events", get(events::list::<P>)),
         (Method::GET, "/v1/events/{event_id}", get(deliveries::event::<P>)),
         (
             Method::GET,

@@ -23,6 +23,7 @@ pub mod endpoint;
 pub mod endpoint_edit;
 pub mod envelope;
 pub mod error;
+pub mod event_listing;
 pub mod event_type;
 pub mod fanout;
 pub mod ids;

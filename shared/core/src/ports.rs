@@ -6,6 +6,7 @@ use crate::api_key::{ApiKeyHash, KeyGrant};
 use crate::endpoint::{Circuit, Endpoint, EndpointRoute};
 use crate::envelope::Envelope;
 use crate::error::PortError;
+use crate::event_listing::EventListing;
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use crate::model::{
     ApiKeyRecord, AttemptRecord, AuditPage, ClaimOutcome, DeliveryRecord, DeliveryState, EndpointStats, EventRecord,
@@ -442,4 +443,17 @@ pub trait EventQueries: Sync {
         limit: usize,
         after: Option<&str>,
     ) -> impl Future<Output = Result<AuditPage, PortError>> + Send;
+    /// The tenant's stored events that `listing` asks for, newest
+    /// (`received_at`) first, at most `limit`, after `cursor`; an event
+    /// whose record expired by `now` is left out. A page may be short, or
+    /// empty, and still have a `next` (a type filter reads a bounded number
+    /// of entries per page).
+    fn list_events(
+        &self,
+        tenant: &TenantId,
+        listing: &EventListing,
+        limit: usize,
+        cursor: Option<&str>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Page<EventRecord>, ListError>> + Send;
 }

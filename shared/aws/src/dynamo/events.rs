@@ -1,12 +1,16 @@
 //! Accepted events in the deliveries table.
 
 use super::keys;
-use super::{Item, Put, from_item, get_item, get_raw_item, item_with_key, key_item, s};
+use super::{
+    Expect, Item, MAX_PAGE, Put, cursor_after, decode_cursor, encode_cursor, from_item, get_item, get_raw_item,
+    item_with_key, key_item, s,
+};
 use crate::error::port_error;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use switchyard_core::event_listing::{EventListing, TypeFilter};
 use switchyard_core::ingest::is_live;
-use switchyard_core::model::{AuditPage, ClaimOutcome, EventRecord, InsertOutcome, KeyClaim};
+use switchyard_core::model::{AuditPage, ClaimOutcome, EventRecord, InsertOutcome, KeyClaim, ListError, Page};
 use switchyard_core::ports::{EventQueries, EventStore};
 use switchyard_core::time_util::{parse_rfc3339, rfc3339, sortable};
 use switchyard_core::{Envelope, EventId, PortError, TenantId};
@@ -119,6 +123,10 @@ pub const MAX_AUDIT_DAYS: u32 = 366;
 /// (`day:YYYY-MM-DD`) that resumes at the next day. One call costs at most
 /// this many queries and one page of items, whatever the window.
 pub const MAX_AUDIT_DAYS_PER_PAGE: u32 = 31;
+/// Most index entries one page of [`EventQueries::list_events`] evaluates
+/// (about 25 read units): a type filter that keeps few of them ends the
+/// page early, with a `next`.
+pub const MAX_EVENTS_EVALUATED_PER_PAGE: usize = 1000;
 /// What a cursor that resumes at the start of a day begins with.
 pub const AUDIT_DAY_CURSOR: &str = "day:";
 
@@ -175,8 +183,13 @@ impl EventStore for DynamoEventStore {
             keys::TTL.into(),
             AttributeValue::N(record.expires_at.unix_timestamp().to_string()),
         );
+        let at = sortable(record.received_at);
+        // Every event is in its tenant's listing; audited ones in the audit
+        // trail too.
+        for (name, value) in keys::events_index(&record.envelope.tenant_id, &record.envelope.id, &at) {
+            item.insert(name.into(), s(value));
+        }
         if record.envelope.routing.audit {
-            let at = sortable(record.received_at);
             for (name, value) in keys::audit_index(&record.envelope.tenant_id, &record.envelope.id, &at) {
                 item.insert(name.into(), s(value));
             }
@@ -354,6 +367,133 @@ impl EventQueries for DynamoEventStore {
             };
         }
         Ok(page)
+    }
+
+    /// A tenant's events newest first: a query of its partition of the
+    /// `events` index (keys, `event_type` and `expires_at` projected),
+    /// window as a key condition on `{received_at}#{evt}`, type and expiry
+    /// as a filter on the index entries; the page's items then read with
+    /// `BatchGetItem`. One call evaluates at most
+    /// [`MAX_EVENTS_EVALUATED_PER_PAGE`] entries: a filter that keeps few
+    /// of them ends the page early, with a cursor that goes on from there.
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        listing: &EventListing,
+        limit: usize,
+        cursor: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Page<EventRecord>, ListError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let partition = keys::events_partition(tenant);
+        // Sort keys are `{received_at}#{evt}`: `#` sorts below every id
+        // character, so [since#, until#) holds exactly the window.
+        let (since, until) = listing.millis_window();
+        let lo = since.map(|t| format!("{}#", sortable(t)));
+        let hi = until.map(|t| format!("{}#", sortable(t)));
+        let item_prefix = keys::event_pk_prefix(tenant);
+        let start = cursor
+            .map(|c| {
+                decode_cursor(
+                    c,
+                    &[
+                        (keys::PK, Expect::StartsWith(&item_prefix)),
+                        (keys::SK, Expect::Is("EVENT")),
+                        (keys::EVENTS_PK, Expect::Is(&partition)),
+                        (
+                            keys::EVENTS_SK,
+                            Expect::Between(lo.as_deref().unwrap_or(""), hi.as_deref().unwrap_or("~")),
+                        ),
+                    ],
+                )
+            })
+            .transpose()?;
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI_EVENTS)
+            .scan_index_forward(false)
+            .expression_attribute_names("#pk", keys::EVENTS_PK)
+            .expression_attribute_values(":pk", s(&partition))
+            .expression_attribute_names("#exp", keys::TTL)
+            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()));
+        let key_condition = match (&lo, &hi) {
+            (Some(_), Some(_)) => "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+            (Some(_), None) => "#pk = :pk AND #sk >= :lo",
+            (None, Some(_)) => "#pk = :pk AND #sk < :hi",
+            (None, None) => "#pk = :pk",
+        };
+        query = query.key_condition_expression(key_condition);
+        if lo.is_some() || hi.is_some() {
+            query = query.expression_attribute_names("#sk", keys::EVENTS_SK);
+            if let Some(lo) = &lo {
+                query = query.expression_attribute_values(":lo", s(lo));
+            }
+            if let Some(hi) = &hi {
+                query = query.expression_attribute_values(":hi", s(hi));
+            }
+        }
+        // An expired record counts as absent (TTL deletes lazily).
+        let filter = match &listing.types {
+            None => "#exp > :now",
+            Some(TypeFilter::Exact(t)) => {
+                query = query
+                    .expression_attribute_names("#type", "event_type")
+                    .expression_attribute_values(":type", s(t.as_str()));
+                "#exp > :now AND #type = :type"
+            }
+            Some(TypeFilter::Prefix(p)) => {
+                query = query
+                    .expression_attribute_names("#type", "event_type")
+                    .expression_attribute_values(":type", s(p));
+                "#exp > :now AND begins_with(#type, :type)"
+            }
+        };
+        query = query.filter_expression(filter);
+        let key_names = [keys::PK, keys::SK, keys::EVENTS_PK, keys::EVENTS_SK];
+        let op = "Query events";
+        let mut entries: Vec<Item> = Vec::with_capacity(limit + 1);
+        let (mut start, mut evaluated, mut round) = (start, 0usize, 0u32);
+        let mut next = None;
+        loop {
+            // The first round reads what an unfiltered page needs; later
+            // ones (a filter left the page short) more at a time.
+            let remaining = MAX_EVENTS_EVALUATED_PER_PAGE.saturating_sub(evaluated).max(1);
+            let chunk = ((limit + 1) << round.min(6)).min(remaining);
+            round += 1;
+            let out = query
+                .clone()
+                .limit(i32::try_from(chunk).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error(op, e))?;
+            evaluated += usize::try_from(out.scanned_count).unwrap_or(chunk);
+            entries.extend(out.items.unwrap_or_default());
+            if entries.len() > limit {
+                // One more than the page: the page ends at its last entry.
+                entries.truncate(limit);
+                if let Some(last) = entries.last() {
+                    next = Some(cursor_after(last, &key_names)?);
+                }
+                break;
+            }
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                None => break,
+                Some(k) if evaluated >= MAX_EVENTS_EVALUATED_PER_PAGE => {
+                    next = Some(encode_cursor(&k)?);
+                    break;
+                }
+                Some(k) => start = Some(k),
+            }
+        }
+        let items = super::hydrate(&self.client, &self.table, &entries, None, "BatchGetItem events")
+            .await?
+            .into_iter()
+            .map(|item| event_row(item)?.into_record())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next })
     }
 
     /// Reads one event of a tenant.

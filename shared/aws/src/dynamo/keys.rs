@@ -35,7 +35,9 @@
 //! read backwards). Event items of
 //! `routing.audit` events carry `gsi1pk = TENANT#{t}#AUDIT#{yyyy-mm-dd}` and
 //! `gsi1sk = {received_at}#{evt}` (fixed-width time): the audit trail, per tenant and day,
-//! in time order.
+//! in time order. Every event item carries `evpk = TENANT#{t}#EVENTS` and
+//! `evsk = {received_at}#{evt}` (fixed-width time): the `events` index, a
+//! tenant's events in time order (`GET /v1/events`).
 
 use switchyard_core::api_key::ApiKeyHash;
 use switchyard_core::ids::{DeliveryId, EndpointId, EventId, TenantId};
@@ -65,6 +67,12 @@ pub const GSI_DUE: &str = "due";
 pub const DUE_PK: &str = "duepk";
 /// [`GSI_DUE`]'s sort key attribute.
 pub const DUE_SK: &str = "duesk";
+/// The index of a tenant's events by the time they were received.
+pub const GSI_EVENTS: &str = "events";
+/// [`GSI_EVENTS`]'s partition key attribute.
+pub const EVENTS_PK: &str = "evpk";
+/// [`GSI_EVENTS`]'s sort key attribute.
+pub const EVENTS_SK: &str = "evsk";
 /// The TTL attribute of both tables (unix seconds).
 pub const TTL: &str = "expires_at";
 
@@ -383,6 +391,26 @@ pub mod state {
     }
 }
 
+/// The index keys of an event in its tenant's listing of events
+/// ([`GSI_EVENTS`]): one partition per tenant, sorted by `received_at` (as
+/// [`switchyard_core::time_util::sortable`] writes it), then the id.
+pub fn events_index(t: &TenantId, evt: &EventId, received_at_sortable: &str) -> [(&'static str, String); 2] {
+    [
+        (EVENTS_PK, events_partition(t)),
+        (EVENTS_SK, format!("{received_at_sortable}#{evt}")),
+    ]
+}
+
+/// The [`GSI_EVENTS`] partition of a tenant's events.
+pub fn events_partition(t: &TenantId) -> String {
+    format!("{}#EVENTS", tenant_pk(t))
+}
+
+/// What the table's partition key of every event item of a tenant starts with.
+pub fn event_pk_prefix(t: &TenantId) -> String {
+    format!("{}#EVENT#", tenant_pk(t))
+}
+
 /// The audit trail's index keys of an event received at `received_at`
 /// (as [`switchyard_core::time_util::sortable`] writes it).
 pub fn audit_index(t: &TenantId, evt: &EventId, received_at_sortable: &str) -> [(&'static str, String); 2] {
@@ -513,6 +541,19 @@ mod tests {
         assert_eq!(
             state::record(&t("a"), "STOCK", "x#TENANT#b").pk,
             "TENANT#a#STOCK#x%23TENANT%23b"
+        );
+        let idx = events_index(&t("a"), &evt, "2026-11-29T10:00:00.000Z");
+        assert_eq!(idx[0], (EVENTS_PK, "TENANT#a#EVENTS".to_string()));
+        assert_eq!(idx[1], (EVENTS_SK, "2026-11-29T10:00:00.000Z#evt_1".to_string()));
+        assert!(
+            deliveries::event(&t("a"), &evt)
+                .pk
+                .starts_with(&event_pk_prefix(&t("a")))
+        );
+        assert!(
+            !deliveries::event(&t("ab"), &evt)
+                .pk
+                .starts_with(&event_pk_prefix(&t("a")))
         );
         let idx = audit_index(&t("a"), &evt, "2026-11-29T10:00:00Z");
         assert_eq!(idx[0].1, "TENANT#a#AUDIT#2026-11-29");

@@ -12,7 +12,9 @@ mod registry;
 mod state;
 
 pub use deliveries::DynamoDeliveryLog;
-pub use events::{AUDIT_DAY_CURSOR, DynamoEventStore, MAX_AUDIT_DAYS, MAX_AUDIT_DAYS_PER_PAGE};
+pub use events::{
+    AUDIT_DAY_CURSOR, DynamoEventStore, MAX_AUDIT_DAYS, MAX_AUDIT_DAYS_PER_PAGE, MAX_EVENTS_EVALUATED_PER_PAGE,
+};
 pub use registry::{DELIVERY_UPDATES, DELIVERY_UPDATES_LEADING_KEYS, DynamoRegistry, SEALED_SECRETS};
 pub use state::{DynamoStateStore, RunView};
 pub use switchyard_core::model::{
@@ -233,7 +235,7 @@ pub(crate) fn decode_cursor(cursor: &str, expected: &[(&str, Expect<'_>)]) -> Re
 }
 
 /// The cursor that resumes after `item`: its `key_names` attributes.
-fn cursor_after(item: &Item, key_names: &[&str]) -> Result<String, PortError> {
+pub(crate) fn cursor_after(item: &Item, key_names: &[&str]) -> Result<String, PortError> {
     let mut key = Item::new();
     for name in key_names {
         let value = item

@@ -349,7 +349,7 @@ pub async fn endpoint_health<P: Ports>(
     security(("tenantKey" = [])),
     params(crate::openapi::AuditQuery),
     responses(
-        (status = 200, description = "A page of audited events, oldest first", body = crate::views::Page<crate::views::AuditEvent>),
+        (status = 200, description = "A page of audited events, oldest first", body = crate::views::Page<crate::views::EventView>),
         (status = 400, response = crate::openapi::BadRequest),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
@@ -361,7 +361,7 @@ pub async fn audit_trail<P: Ports>(
     Tenant(t): Tenant,
     State(s): S<P>,
     p: Params,
-) -> ApiResult<Json<Page<views::AuditEvent>>> {
+) -> ApiResult<Json<Page<views::EventView>>> {
     only::<AuditQuery>(&p)?;
     let (limit, cursor) = p.page()?;
     let since = p
@@ -384,7 +384,7 @@ pub async fn audit_trail<P: Ports>(
     }
     let page = s.events.audit_trail(&t, since, until, limit, cursor).await?;
     Ok(Json(Page::new(
-        page.events.iter().map(views::audit_event).collect(),
+        page.events.iter().map(views::event).collect(),
         page.next,
     )))
 }

@@ -41,6 +41,7 @@ use utoipa::{IntoParams, OpenApi, ToResponse, ToSchema};
         crate::deliveries::event,
         crate::deliveries::by_event,
         crate::deliveries::audit_trail,
+        crate::events::list,
     ),
     components(
         schemas(

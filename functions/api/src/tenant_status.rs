@@ -9,9 +9,9 @@
 
 use crate::Ports;
 use crate::admin::tenant_id;
-use crate::views;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Body};
+use crate::views;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;

@@ -289,9 +289,11 @@ pub fn api_key(k: &ApiKeyRecord) -> ApiKeyView {
     }
 }
 
-/// An event from the audit trail.
+/// An event as listings show it (its deliveries are at
+/// `GET /v1/events/{event_id}`).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEvent {
+#[schema(as = Event)]
+pub struct EventView {
     /// The event's id.
     pub id: String,
     /// Its type.
@@ -312,10 +314,10 @@ pub struct AuditEvent {
     pub metadata: Value,
 }
 
-/// An audited event as the API shows it.
-pub fn audit_event(r: &EventRecord) -> AuditEvent {
+/// A stored event as listings show it.
+pub fn event(r: &EventRecord) -> EventView {
     let e = &r.envelope;
-    AuditEvent {
+    EventView {
         id: e.id.to_string(),
         event_type: e.event_type.to_string(),
         source: e.source.to_string(),

@@ -54,7 +54,7 @@ pub async fn create_tenant<P: Ports>(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = TenantId::parse(&b.id).map_err(|e| ApiError::invalid("id", e))?;
     let name = b.name.trim();
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || b.name.chars().count() > 200 {
         return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
     }
     let now = now_utc();

@@ -19,7 +19,7 @@ async fn a_generated_python_client_drives_a_whole_lifecycle() {
     let out = work_dir("api-client");
     let package = out.join("switchyard_client");
     let generated = Command::new(venv.bin("openapi-python-client"))
-        .current_dir(&root())
+        .current_dir(root())
         .args(["generate", "--meta", "none", "--path", DOCUMENT, "--output-path"])
         .arg(&package)
         .env(

@@ -156,6 +156,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
+    // Every body is an object: serde would read a struct from an array.
+    if !value.is_object() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the body must be a JSON object",
+        ));
+    }
     integral_numbers(&mut value);
     serde_json::from_value(value).map_err(|e| {
         ApiError::new(
@@ -269,6 +277,12 @@ mod tests {
         assert_eq!((t.n, t.nested, t.x), (152, vec![-3, 1000], 2.5));
         let e = parse_json::<T>(br#"{"n": 152.5, "nested": [], "x": 1}"#).unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        let e = parse_json::<T>(b"[152, [], 1]").unwrap_err();
+        assert_eq!(
+            e.status,
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "an array is not an object"
+        );
         let mut big = json!(1e300);
         integral_numbers(&mut big);
         assert_eq!(big, json!(1e300), "beyond 2^53 a float is left as it is");

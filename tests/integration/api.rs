@@ -685,7 +685,8 @@ fn the_openapi_document_names_exactly_the_routes_the_router_serves() {
             assert!(op["security"].is_array(), "{method} {path} says who may call it");
         }
     }
-    // One document for the three functions behind the HTTP API.
+    // One document for every function behind the HTTP API: the api and
+    // admin routers, and ingest's one route.
     let served: BTreeSet<String> = switchyard_api::routes::<switchyard_api::Aws>()
         .iter()
         .map(|(m, p, _)| format!("{m} {p}"))

@@ -9,6 +9,8 @@
 
 mod adapters;
 mod api;
+mod api_client;
+mod api_fuzz;
 mod api_keys;
 mod api_storage;
 mod at_least_once;

@@ -21,6 +21,8 @@
 //! - `bench-cost`: AWS requests per delivery, counted on the local stack,
 //!   and the cost per million deliveries;
 //! - `fuzz`: the libFuzzer targets of `tests/fuzz` for a bounded time each;
+//! - `fuzz-api`: schemathesis against the local stack's HTTP API, every
+//!   check and the stateful phase, at a larger size than the test suite's;
 //! - `soak`: a steady load through the local stack for a bounded time,
 //!   with latency, memory and a zero-loss accounting;
 //! - `sam-build`: the real `sam build` (SAM CLI in `.venv-sam`) for arm64, and a
@@ -32,6 +34,7 @@ mod cycles;
 mod demo;
 mod elf;
 mod fuzz;
+mod fuzz_api;
 mod links;
 mod local;
 mod sam;
@@ -57,6 +60,7 @@ const USAGE: &str = "usage: cargo xtask <command>
                                                    (delivery engine vs raw reqwest, in memory and on moto; CPU per delivery; slow-endpoint isolation)
   bench-cost [--n N] [--no-build]                   (AWS requests and cost per million deliveries, measured on the local stack)
   fuzz [--secs N] [TARGET...]                      (libFuzzer targets of tests/fuzz, N s each; cargo-fuzz installed on first use)
+  fuzz-api [--examples N] [--seed S] [--no-build]  (schemathesis, every check, against the local stack with a tenant key and the admin key)
   soak [--secs S] [--rate R] [--no-build]          (steady load through the local stack: throughput, latency, memory, zero-loss accounting)
   sam-build [--no-build] [-- <sam build args>]      (sam build for arm64 + check of .aws-sam/build)
 OPTIONS: --template FILE, --port N, --stack-name NAME, --param Name=Value (repeatable), --no-build, --function-logs";
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Some("bench-cost") => bench::cost::run(&root, &args[1..]),
         Some("bench-delivery") => bench::delivery::run(&args[1..]),
         Some("fuzz") => fuzz::run(&root, &args[1..]),
+        Some("fuzz-api") => fuzz_api::run(&root, &args[1..]),
         Some("soak") => soak::run(&root, &args[1..]),
         Some("sam-build") => sam::run(&root, &args[1..]),
         _ => Err(anyhow!(USAGE)),

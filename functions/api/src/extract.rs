@@ -151,9 +151,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 }
 
 /// Parses JSON into `T`: syntax errors are 400, a body of the wrong shape 422.
+/// A number with a zero fraction (`152.0`) reads as the integer it equals,
+/// as JSON Schema counts it (see [`integral_numbers`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
+    // Every body is an object: serde would read a struct from an array.
+    if !value.is_object() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the body must be a JSON object",
+        ));
+    }
+    integral_numbers(&mut value);
     serde_json::from_value(value).map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -163,7 +174,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The query string's parameters; unknown ones are refused.
+/// Rewrites, through `v`, every number written with a zero fraction
+/// (`152.0`, `1e3`) as the integer it equals, so that integer fields take
+/// it: JSON Schema, and so the API document, counts it as an integer.
+/// Numbers with a fraction, and integral ones beyond 2^53 (no longer
+/// exact as floats), are left alone.
+pub fn integral_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() <= EXACT
+            {
+                // Integral and within ±2^53: the conversion is exact.
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
+/// The query string's parameters; unknown ones are refused. A parameter
+/// with an empty value (`?cursor=`) is the same as one left out.
 pub struct Params(pub HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -173,6 +209,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let q = parts.uri.query().unwrap_or("");
         let mut out = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            if v.is_empty() {
+                continue;
+            }
             if out.insert(k.to_string(), v.to_string()).is_some() {
                 return Err(ApiError::bad_request("invalid_query", format!("`{k}` is given twice")));
             }
@@ -218,5 +257,50 @@ impl Params {
                     .map_err(|_| ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time")))
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_with_a_zero_fraction_read_as_integers() {
+        #[derive(serde::Deserialize, Debug)]
+        struct T {
+            n: u32,
+            nested: Vec<i64>,
+            x: f64,
+        }
+        let t: T = parse_json(br#"{"n": 152.0, "nested": [-3.0, 1e3], "x": 2.5}"#).unwrap();
+        assert_eq!((t.n, t.nested, t.x), (152, vec![-3, 1000], 2.5));
+        let e = parse_json::<T>(br#"{"n": 152.5, "nested": [], "x": 1}"#).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        let e = parse_json::<T>(b"[152, [], 1]").unwrap_err();
+        assert_eq!(
+            e.status,
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "an array is not an object"
+        );
+        let mut big = json!(1e300);
+        integral_numbers(&mut big);
+        assert_eq!(big, json!(1e300), "beyond 2^53 a float is left as it is");
+    }
+
+    async fn params(query: &str) -> Result<Params, ApiError> {
+        let req = axum::http::Request::get(format!("/x?{query}")).body(()).unwrap();
+        let (mut parts, ()) = req.into_parts();
+        Params::from_request_parts(&mut parts, &()).await
+    }
+
+    #[tokio::test]
+    async fn an_empty_query_value_is_a_parameter_left_out() {
+        let p = params("cursor=&since=&limit=5").await.unwrap();
+        assert_eq!((p.get("cursor"), p.time("since").unwrap()), (None, None));
+        assert_eq!(p.page().unwrap(), (5, None));
+        p.only(&["limit"]).unwrap();
+        assert!(params("limit=1&limit=2").await.is_err(), "twice is still refused");
+        assert!(params("limit=1&nope=1").await.unwrap().only(&["limit"]).is_err());
     }
 }

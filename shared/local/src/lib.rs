@@ -24,6 +24,7 @@
 //!
 //! Nothing here is deployed; tests, the demo and the benchmarks use it.
 
+pub mod apitools;
 pub mod aws_proxy;
 pub mod esm;
 pub mod http_api;

@@ -64,6 +64,16 @@ pub const AWS_CLI: VenvSpec<'static> = VenvSpec {
     holds: "the AWS CLI",
 };
 
+/// The API tools' virtualenv, `<root>/.venv-apitools`: schemathesis and
+/// openapi-python-client, for the API fuzz test, `cargo xtask fuzz-api` and
+/// the generated-client test.
+pub const API_TOOLS: VenvSpec<'static> = VenvSpec {
+    dir: ".venv-apitools",
+    requirements: "shared/local/python/requirements-apitools.txt",
+    probe: "schemathesis",
+    holds: "schemathesis, openapi-python-client",
+};
+
 /// Makes sure `<root>/.venv` exists and matches the requirements.
 pub fn ensure(root: &Path) -> Result<Venv, LocalError> {
     PROJECT.ensure(root)

@@ -266,8 +266,21 @@ impl PayloadFilter {
             let mut segments = path.split('.');
             let first = segments.next().and_then(|k| data.get(k));
             let found = segments.try_fold(first, |v, k| Some(v.and_then(|v| v.get(k))));
-            found.flatten().is_some_and(|v| allowed.contains(v))
+            found
+                .flatten()
+                .is_some_and(|v| allowed.iter().any(|a| same_value(a, v)))
         })
+    }
+}
+
+/// JSON equality, with numbers compared by value: `1` and `1.0` are the
+/// same number (the API reads `1.0` in a filter as `1`).
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a, b) {
+        (serde_json::Value::Number(x), serde_json::Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            x.as_f64() == y.as_f64()
+        }
+        _ => a == b,
     }
 }
 
@@ -346,6 +359,16 @@ mod tests {
         assert!(RateLimit::new(0).is_err() && RateLimit::new(10_001).is_err());
         assert_eq!(serde_json::from_str::<RateLimit>("5").unwrap().per_second(), 5);
         assert!(serde_json::from_str::<RateLimit>("0").is_err());
+    }
+
+    #[test]
+    fn payload_filters_compare_numbers_by_value() {
+        let f = serde_json::from_value::<PayloadFilter>(serde_json::json!({"n": [1], "x": [2.5]})).unwrap();
+        let data = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert!(f.matches(&data(serde_json::json!({"n": 1.0, "x": 2.5}))));
+        assert!(f.matches(&data(serde_json::json!({"n": 1, "x": 2.5}))));
+        assert!(!f.matches(&data(serde_json::json!({"n": 1.5, "x": 2.5}))));
+        assert!(!f.matches(&data(serde_json::json!({"n": "1", "x": 2.5}))));
     }
 
     #[test]

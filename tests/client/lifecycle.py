@@ -22,12 +22,12 @@ from switchyard_client.api.tenant import (
 )
 from switchyard_client.api.tenant import create_an_endpoint
 from switchyard_client.models import (
-    CreateATenantApiKeyBody,
-    CreateATenantBody,
     EndpointInput,
     EventInput,
     EventInputData,
-    RotateAnEndpointsSecretBody,
+    NewKey,
+    NewTenant,
+    Rotate,
 )
 
 
@@ -43,10 +43,10 @@ def main():
     admin = AuthenticatedClient(base_url=api, token=os.environ["ADMIN_KEY"], raise_on_unexpected_status=True)
     tenant = "client_lifecycle"
 
-    expect("create a tenant", create_a_tenant.sync_detailed(client=admin, body=CreateATenantBody(id=tenant, name="Client Lifecycle")), 201)
+    expect("create a tenant", create_a_tenant.sync_detailed(client=admin, body=NewTenant(id=tenant, name="Client Lifecycle")), 201)
     key = expect(
         "create an API key",
-        create_a_tenant_api_key.sync_detailed(tenant, client=admin, body=CreateATenantApiKeyBody(label="lifecycle")),
+        create_a_tenant_api_key.sync_detailed(tenant, client=admin, body=NewKey(label="lifecycle")),
         201,
     )
     client = AuthenticatedClient(base_url=api, token=key.api_key, raise_on_unexpected_status=True)
@@ -81,7 +81,7 @@ def main():
     expect("resend the delivery", resend_a_delivery_now.sync_detailed(delivery.id, client=client), 202)
     rotated = expect(
         "rotate the secret",
-        rotate_an_endpoints_secret.sync_detailed(endpoint.id, client=client, body=RotateAnEndpointsSecretBody(overlap_hours=0)),
+        rotate_an_endpoints_secret.sync_detailed(endpoint.id, client=client, body=Rotate(overlap_hours=0)),
         200,
     )
     print(f"rotated: {sorted(rotated.to_dict())}")

@@ -247,7 +247,7 @@ async fn bad_listing_queries_answer_400_and_change_nothing() {
         ("?limit=0", "invalid_query", "limit"),
         ("?limit=101", "invalid_query", "limit"),
         ("?limit=ten", "invalid_query", "limit"),
-        ("?cursor=", "invalid_cursor", "cursor"),
+        ("?cursor=", "invalid_query", "cursor"),
         ("?cursor=bm90LWEtY3Vyc29y", "invalid_cursor", "cursor"),
         ("?status=failed", "invalid_query", "status"),
         ("?type=order.placed&type=user.created", "invalid_query", "type"),

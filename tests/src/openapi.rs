@@ -38,6 +38,8 @@ pub fn document() -> Value {
         },
         "tenantKey": { "type": "http", "scheme": "bearer", "description": "A tenant API key (`sy_…`)" },
     });
+    error_responses_name_the_error_schema(&mut doc);
+    optional_bodies_are_objects(&mut doc);
     discriminate_retry_policy(&mut doc);
     add_links(&mut doc);
     plain_text(&mut doc);
@@ -68,6 +70,42 @@ pub fn text() -> String {
     let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// Every error response's body is the one `Error` schema (utoipa writes it
+/// out in each), so clients get one error type.
+fn error_responses_name_the_error_schema(doc: &mut Value) {
+    let Some(responses) = doc["components"]["responses"].as_object_mut() else {
+        return;
+    };
+    for response in responses.values_mut() {
+        response["content"]["application/json"]["schema"] = json!({ "$ref": "#/components/schemas/Error" });
+    }
+}
+
+/// A body a route may go without (`required: false`) is still an object
+/// when it is sent: `null` is not one of its forms.
+fn optional_bodies_are_objects(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|ops| ops.values_mut())
+    {
+        let Some(schema) = op.pointer_mut("/requestBody/content/application~1json/schema") else {
+            continue;
+        };
+        let Some(forms) = schema.get("oneOf").and_then(Value::as_array) else {
+            continue;
+        };
+        if let [null, body] = forms.as_slice()
+            && null == &json!({ "type": "null" })
+        {
+            *schema = body.clone();
+        }
+    }
 }
 
 /// A retry policy is one of four objects told apart by `kind`.

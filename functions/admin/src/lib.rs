@@ -215,13 +215,17 @@ pub async fn peek_dlq(_: Operator, State(s): S, Path(name): Path<String>, p: Par
     Ok(Json(Peeked { items }))
 }
 
+/// The most messages one redrive call with a `max` moves.
+pub const MAX_REDRIVE: u64 = 1_000_000;
+
 /// The body of `POST /v1/admin/dlqs/{name}/redrive`.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redrive {
-    /// The most messages to move (at least 1); all there are when left out.
+    /// The most messages to move (1 to 1,000,000); all there are when
+    /// left out.
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     max: Option<u64>,
 }
 
@@ -301,8 +305,8 @@ pub async fn redrive_dlq(
     Body(b): Body<Redrive>,
 ) -> ApiResult<Json<redrive::MoveResult>> {
     let pair = dlq(&s, &name)?;
-    if b.max == Some(0) {
-        return Err(ApiError::invalid("max", "must be at least 1"));
+    if b.max.is_some_and(|m| !(1..=MAX_REDRIVE).contains(&m)) {
+        return Err(ApiError::invalid("max", format!("must be 1 to {MAX_REDRIVE}")));
     }
     let result = redrive::move_messages(&s.sqs, pair, b.max).await?;
     tracing::info!(dlq = %pair.name, moved = result.moved, method = result.method, "DLQ redriven");

@@ -40,6 +40,7 @@ pub struct EventsQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the page before.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

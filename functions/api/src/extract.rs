@@ -198,8 +198,9 @@ pub fn integral_numbers(v: &mut serde_json::Value) {
     }
 }
 
-/// The query string's parameters; unknown ones are refused. A parameter
-/// with an empty value (`?cursor=`) is the same as one left out.
+/// The query string's parameters; unknown ones are refused, and so is an
+/// empty value (`?cursor=`): the document says each parameter's form, and
+/// an empty string is none of them.
 pub struct Params(pub HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -210,7 +211,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let mut out = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
             if v.is_empty() {
-                continue;
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("`{k}` is empty: leave it out, or give it a value"),
+                ));
             }
             if out.insert(k.to_string(), v.to_string()).is_some() {
                 return Err(ApiError::bad_request("invalid_query", format!("`{k}` is given twice")));
@@ -295,11 +299,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_empty_query_value_is_a_parameter_left_out() {
-        let p = params("cursor=&since=&limit=5").await.unwrap();
-        assert_eq!((p.get("cursor"), p.time("since").unwrap()), (None, None));
-        assert_eq!(p.page().unwrap(), (5, None));
-        p.only(&["limit"]).unwrap();
+    async fn an_empty_query_value_is_refused() {
+        for q in ["cursor=", "since=&limit=5", "limit=5&until"] {
+            let e = params(q).await.err().unwrap_or_else(|| panic!("{q} was accepted"));
+            assert_eq!((e.status.as_u16(), e.code), (400, "invalid_query"), "{q}");
+        }
+        let p = params("cursor=abc&limit=5").await.unwrap();
+        assert_eq!(p.page().unwrap(), (5, Some("abc")));
+        p.only(&["limit", "cursor"]).unwrap();
         assert!(params("limit=1&limit=2").await.is_err(), "twice is still refused");
         assert!(params("limit=1&nope=1").await.unwrap().only(&["limit"]).is_err());
     }

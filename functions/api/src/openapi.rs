@@ -133,6 +133,7 @@ pub struct PageQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the page before.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -144,6 +145,7 @@ pub struct WindowQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the page before.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// Created at or after (RFC 3339).
     #[param(format = DateTime)]
@@ -164,6 +166,7 @@ pub struct StatusQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the page before.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -194,6 +197,7 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the page before.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

@@ -445,11 +445,11 @@ pub struct IncomingEvent {
     data: Option<Value>,
     /// Trace and correlation ids.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<RawMetadata>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = RawMetadata, required = false))]
     metadata: DoorMetadata,
     /// Which tracks the event takes.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<RawRouting>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = RawRouting, required = false))]
     routing: DoorRouting,
 }
 

@@ -116,10 +116,20 @@ fn discriminate_retry_policy(doc: &mut Value) {
     }
 }
 
+/// A link: (operation, status, link name, target operation, target
+/// parameters as `(name, runtime expression)`).
+type Link = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
 /// From a created resource to what can be done with it, for clients and
 /// stateful testers: (operation, status, link name, target operation,
 /// target parameters as `name = runtime expression`).
-const LINKS: &[(&str, &str, &str, &str, &[(&str, &str)])] = &[
+const LINKS: &[Link] = &[
     (
         "create_a_tenant",
         "201",

@@ -364,18 +364,20 @@ async fn a_delivery_batch_reads_each_endpoint_once() {
     let proxy = AwsProxy::start(switchyard_tests::moto_endpoint()).await.unwrap();
     let sdk = switchyard_local::sdk_config_as(&proxy.endpoint(), "DeliveryFunction").await;
     let delivery = switchyard_delivery::AwsDelivery::new(&sdk, &stack.delivery_settings(T)).unwrap();
-    // Per batch: each record reads its delivery, and each endpoint is read
-    // once, whatever the number of its records in the batch.
+    // Per batch: each record reads its delivery, and each endpoint and each
+    // tenant (whether it is suspended) is read once, whatever the number of
+    // its records in the batch.
     let expected = Mutex::new(0u64);
     let q = stack.queue(&stack.res.deliveries_queue_url).await;
     let report = switchyard_local::esm::drain(&stack.sqs, &q, 10, |e| {
-        let endpoints: HashSet<String> = e
+        let tasks: Vec<switchyard_core::DeliveryTask> = e
             .records
             .iter()
-            .filter_map(|r| serde_json::from_str::<switchyard_core::DeliveryTask>(r.body.as_deref()?).ok())
-            .map(|t| t.endpoint_id.to_string())
+            .filter_map(|r| serde_json::from_str(r.body.as_deref()?).ok())
             .collect();
-        *expected.lock().unwrap() += (e.records.len() + endpoints.len()) as u64;
+        let endpoints: HashSet<String> = tasks.iter().map(|t| t.endpoint_id.to_string()).collect();
+        let tenants: HashSet<String> = tasks.iter().map(|t| t.tenant_id.to_string()).collect();
+        *expected.lock().unwrap() += (e.records.len() + endpoints.len() + tenants.len()) as u64;
         delivery.handle(e)
     })
     .await
@@ -384,9 +386,12 @@ async fn a_delivery_batch_reads_each_endpoint_once() {
     assert_eq!(rx.received().len(), 12, "every delivery made");
     let reads = proxy.tally().calls_by("DeliveryFunction", "dynamodb:GetItem");
     let expected = expected.into_inner().unwrap();
-    assert_eq!(reads, expected, "one read per delivery, one per endpoint and batch");
+    assert_eq!(
+        reads, expected,
+        "one read per delivery, one per endpoint and batch, one per tenant and batch"
+    );
     assert!(
-        expected < 24,
+        expected < 26,
         "batches held several deliveries to an endpoint ({expected} reads)"
     );
 }

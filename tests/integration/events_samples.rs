@@ -271,6 +271,11 @@ async fn every_sample_event_runs_through_its_handler() {
                     "api-events.json" => {
                         ids("id");
                     }
+                    // The tenant's events whose type starts with `order.`.
+                    "api-events-list.json" => {
+                        let types = ids("type");
+                        assert!(types.iter().all(|t| t.starts_with("order.")), "{name}: {types:?}");
+                    }
                     other => panic!("{other}: no check for this API sample"),
                 }
             }

@@ -82,8 +82,8 @@ async fn table_capacity_is_on_demand_or_provisioned_by_parameter() {
                 plan.notes
             ),
             Some(_) => assert_eq!(
-                scaling, 20,
-                "10 targets and 10 policies noted as not emulated: {:?}",
+                scaling, 24,
+                "12 targets and 12 policies noted as not emulated: {:?}",
                 plan.notes
             ),
         }

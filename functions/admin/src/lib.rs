@@ -127,10 +127,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     security(("adminKey" = [])),
     responses(
         (status = 200, description = "Every queue and DLQ's depth", body = QueueHealth),
-        (status = 401, response = switchyard_api::openapi::Unauthorized),
-        (status = 403, response = switchyard_api::openapi::Forbidden),
-        (status = 500, response = switchyard_api::openapi::Internal),
-        (status = 503, response = switchyard_api::openapi::Unavailable),
+        switchyard_api::openapi::AuthErrors,
     )
 )]
 pub async fn queue_health(_: Operator, State(s): S) -> ApiResult<Json<QueueHealth>> {
@@ -164,10 +161,7 @@ fn dlq<'a>(s: &'a AdminState, name: &str) -> ApiResult<&'a DlqPair> {
     security(("adminKey" = [])),
     responses(
         (status = 200, description = "Each DLQ and how many messages it holds", body = DlqList),
-        (status = 401, response = switchyard_api::openapi::Unauthorized),
-        (status = 403, response = switchyard_api::openapi::Forbidden),
-        (status = 500, response = switchyard_api::openapi::Internal),
-        (status = 503, response = switchyard_api::openapi::Unavailable),
+        switchyard_api::openapi::AuthErrors,
     )
 )]
 pub async fn list_dlqs(_: Operator, State(s): S) -> ApiResult<Json<DlqList>> {
@@ -193,11 +187,7 @@ pub async fn list_dlqs(_: Operator, State(s): S) -> ApiResult<Json<DlqList>> {
     responses(
         (status = 200, description = "Up to `max` messages, left on the DLQ", body = Peeked),
         (status = 400, response = switchyard_api::openapi::BadRequest),
-        (status = 401, response = switchyard_api::openapi::Unauthorized),
-        (status = 403, response = switchyard_api::openapi::Forbidden),
-        (status = 404, response = switchyard_api::openapi::NotFound),
-        (status = 500, response = switchyard_api::openapi::Internal),
-        (status = 503, response = switchyard_api::openapi::Unavailable),
+        switchyard_api::openapi::ReadErrors,
     )
 )]
 pub async fn peek_dlq(_: Operator, State(s): S, Path(name): Path<String>, p: Params) -> ApiResult<Json<Peeked>> {
@@ -287,15 +277,8 @@ pub struct AdminDoc;
     request_body(content = Option<Redrive>, content_type = "application/json", description = "Optional: no body is the same as `{}`"),
     responses(
         (status = 200, description = "How many messages moved back to the source queue", body = redrive::MoveResult),
-        (status = 400, response = switchyard_api::openapi::BadRequest),
-        (status = 401, response = switchyard_api::openapi::Unauthorized),
-        (status = 403, response = switchyard_api::openapi::Forbidden),
         (status = 404, response = switchyard_api::openapi::NotFound),
-        (status = 413, response = switchyard_api::openapi::TooLarge),
-        (status = 415, response = switchyard_api::openapi::UnsupportedMediaType),
-        (status = 422, response = switchyard_api::openapi::Invalid),
-        (status = 500, response = switchyard_api::openapi::Internal),
-        (status = 503, response = switchyard_api::openapi::Unavailable),
+        switchyard_api::openapi::BodyErrors,
     )
 )]
 pub async fn redrive_dlq(

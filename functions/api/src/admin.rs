@@ -46,15 +46,8 @@ pub struct NewTenant {
     request_body(content = NewTenant, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = crate::views::TenantView),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::TooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::Invalid),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::BodyErrors,
     )
 )]
 pub async fn create_tenant<P: Ports>(
@@ -90,11 +83,7 @@ pub async fn create_tenant<P: Ports>(
     params(crate::openapi::PageQuery),
     responses(
         (status = 200, description = "A page of tenants", body = crate::views::Page<crate::views::TenantView>),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ListErrors,
     )
 )]
 pub async fn list_tenants<P: Ports>(_: Admin, State(s): S<P>, p: Params) -> ApiResult<Json<Page<views::TenantView>>> {
@@ -117,11 +106,7 @@ pub async fn list_tenants<P: Ports>(_: Admin, State(s): S<P>, p: Params) -> ApiR
     params(("tenant_id" = String, Path, description = "The tenant's id")),
     responses(
         (status = 200, description = "The tenant", body = crate::views::TenantView),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn get_tenant<P: Ports>(
@@ -151,11 +136,7 @@ pub async fn get_tenant<P: Ports>(
     params(("tenant_id" = String, Path, description = "The tenant's id")),
     responses(
         (status = 204, description = "Deleted, with its keys and endpoints"),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn delete_tenant<P: Ports>(_: Admin, State(s): S<P>, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -200,16 +181,9 @@ pub struct NewKey {
     request_body(content = Option<NewKey>, content_type = "application/json", description = "Optional: no body is the same as `{}`"),
     responses(
         (status = 201, description = "Created: the key is in this answer only", body = crate::views::NewApiKey),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
         (status = 404, response = crate::openapi::NotFound),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::TooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::Invalid),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::BodyErrors,
     )
 )]
 pub async fn create_api_key<P: Ports>(
@@ -278,11 +252,7 @@ pub async fn create_api_key<P: Ports>(
     responses(
         (status = 200, description = "A page of the tenant's keys (never the keys themselves)", body = crate::views::Page<crate::views::ApiKeyView>),
         (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn list_api_keys<P: Ports>(
@@ -314,11 +284,7 @@ pub async fn list_api_keys<P: Ports>(
     params(("tenant_id" = String, Path, description = "The tenant's id"), ("key_id" = String, Path, description = "The key's `key_id`")),
     responses(
         (status = 204, description = "Revoked: the key stops working within 60 s"),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn revoke_api_key<P: Ports>(

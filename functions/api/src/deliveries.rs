@@ -31,11 +31,7 @@ type S<P> = State<Arc<crate::AppState<P>>>;
     responses(
         (status = 200, description = "A page of the endpoint's deliveries", body = crate::views::Page<crate::views::DeliveryView>),
         (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn by_endpoint<P: Ports>(
@@ -71,11 +67,7 @@ pub async fn by_endpoint<P: Ports>(
     params(crate::openapi::StatusQuery),
     responses(
         (status = 200, description = "A page of the tenant's deliveries in that state", body = crate::views::Page<crate::views::DeliveryView>),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ListErrors,
     )
 )]
 pub async fn by_status<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Page<DeliveryView>>> {
@@ -122,11 +114,7 @@ async fn owned_delivery<P: Ports>(
     params(("delivery_id" = String, Path, description = "The delivery's id")),
     responses(
         (status = 200, description = "The delivery and its attempts", body = crate::views::DeliveryWithAttempts),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn get_one<P: Ports>(
@@ -166,12 +154,8 @@ async fn replay_task<P: Ports>(s: &crate::AppState<P>, d: &DeliveryRecord) -> Ap
     params(("delivery_id" = String, Path, description = "The delivery's id")),
     responses(
         (status = 202, description = "Resent: a manual attempt is on its way", body = crate::views::ResendAccepted),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn resend<P: Ports>(
@@ -219,15 +203,8 @@ pub struct Recover {
     request_body(content = Recover, content_type = "application/json"),
     responses(
         (status = 200, description = "What was requeued", body = crate::views::Recovered),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
         (status = 404, response = crate::openapi::NotFound),
-        (status = 413, response = crate::openapi::TooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::Invalid),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::BodyErrors,
     )
 )]
 pub async fn recover<P: Ports>(
@@ -301,11 +278,7 @@ pub async fn recover<P: Ports>(
     params(("endpoint_id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 200, description = "The last 24 hours", body = crate::views::EndpointHealth),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn endpoint_health<P: Ports>(
@@ -350,11 +323,7 @@ pub async fn endpoint_health<P: Ports>(
     params(crate::openapi::AuditQuery),
     responses(
         (status = 200, description = "A page of audited events, oldest first", body = crate::views::Page<crate::views::EventView>),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ListErrors,
     )
 )]
 pub async fn audit_trail<P: Ports>(
@@ -410,11 +379,7 @@ fn audit_cursor_is_sane(c: &str) -> bool {
     responses(
         (status = 200, description = "A page of the event's deliveries", body = crate::views::Page<crate::views::DeliveryView>),
         (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn by_event<P: Ports>(
@@ -446,11 +411,7 @@ pub async fn by_event<P: Ports>(
     params(("event_id" = String, Path, description = "The event's id")),
     responses(
         (status = 200, description = "The event and its first hundred deliveries", body = crate::views::EventWithDeliveries),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn event<P: Ports>(

@@ -206,15 +206,8 @@ pub(crate) async fn owned<P: Ports>(s: &crate::AppState<P>, tenant: &TenantId, r
     request_body(content = EndpointInput, content_type = "application/json"),
     responses(
         (status = 201, description = "Created, with its signing secret", body = crate::views::EndpointWithSecret),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::TooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::Invalid),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::BodyErrors,
     )
 )]
 pub async fn create<P: Ports>(
@@ -251,11 +244,7 @@ pub async fn create<P: Ports>(
     params(crate::openapi::PageQuery),
     responses(
         (status = 200, description = "A page of the tenant's endpoints", body = crate::views::Page<crate::views::EndpointView>),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ListErrors,
     )
 )]
 pub async fn list<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Page<EndpointView>>> {
@@ -278,11 +267,7 @@ pub async fn list<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> Api
     params(("endpoint_id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 200, description = "The endpoint", body = crate::views::EndpointView),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn get_one<P: Ports>(
@@ -325,16 +310,9 @@ where
     request_body(content = Option<EndpointPatch>, content_type = "application/json", description = "Optional: no body is the same as `{}`"),
     responses(
         (status = 200, description = "The endpoint as changed", body = crate::views::EndpointView),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
         (status = 404, response = crate::openapi::NotFound),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::TooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::Invalid),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::BodyErrors,
     )
 )]
 pub async fn update<P: Ports>(
@@ -363,11 +341,7 @@ pub async fn update<P: Ports>(
     params(("endpoint_id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn remove<P: Ports>(Tenant(t): Tenant, State(s): S<P>, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -411,12 +385,8 @@ async fn set_enabled<P: Ports>(
     params(("endpoint_id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 200, description = "Disabled: deliveries are recorded as skipped", body = crate::views::EndpointView),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn disable<P: Ports>(
@@ -437,13 +407,9 @@ pub async fn disable<P: Ports>(
     params(("endpoint_id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 200, description = "Enabled, with a closed circuit", body = crate::views::EndpointView),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
         (status = 409, response = crate::openapi::Conflict),
         (status = 422, response = crate::openapi::Invalid),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn enable<P: Ports>(
@@ -464,11 +430,7 @@ pub async fn enable<P: Ports>(
     params(("endpoint_id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 200, description = "The signing secrets", body = crate::views::EndpointSecret),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn secret<P: Ports>(
@@ -515,16 +477,9 @@ pub struct Rotate {
     request_body(content = Option<Rotate>, content_type = "application/json", description = "Optional: no body is the same as `{}`"),
     responses(
         (status = 200, description = "Rotated", body = crate::views::RotatedSecret),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
         (status = 404, response = crate::openapi::NotFound),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 413, response = crate::openapi::TooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::Invalid),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::BodyErrors,
     )
 )]
 pub async fn rotate_secret<P: Ports>(
@@ -563,12 +518,8 @@ pub async fn rotate_secret<P: Ports>(
     params(("endpoint_id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 202, description = "A `webhook.test` event is on its way", body = crate::views::TestSent),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::NotFound),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ReadErrors,
     )
 )]
 pub async fn send_test<P: Ports>(

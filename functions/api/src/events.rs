@@ -57,11 +57,7 @@ pub struct EventsQuery {
     params(EventsQuery),
     responses(
         (status = 200, description = "A page of the tenant's events, newest first", body = crate::views::Page<crate::views::EventView>),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::ListErrors,
     )
 )]
 pub async fn list<P: Ports>(Tenant(t): Tenant, State(s): S<P>, p: Params) -> ApiResult<Json<Page<views::EventView>>> {

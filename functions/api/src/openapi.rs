@@ -223,3 +223,49 @@ impl utoipa::PartialSchema for TypeFilter {
 }
 
 impl ToSchema for TypeFilter {}
+
+/// The error answers several routes share, by reference to the components
+/// above: `$name` answers each of `$code => $response`.
+macro_rules! error_set {
+    ($(#[$doc:meta])* $name:ident: $($code:literal => $response:literal),+) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                [$(($code, $response)),+]
+                    .into_iter()
+                    .map(|(code, response)| {
+                        (
+                            code.to_string(),
+                            utoipa::openapi::RefOr::Ref(utoipa::openapi::Ref::from_response_name(response)),
+                        )
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+error_set!(
+    /// What any route may answer: 401, 403, 500, 503.
+    AuthErrors: "401" => "Unauthorized", "403" => "Forbidden", "500" => "Internal", "503" => "Unavailable"
+);
+error_set!(
+    /// A route about one resource: [`AuthErrors`] and 404.
+    ReadErrors: "401" => "Unauthorized", "403" => "Forbidden", "404" => "NotFound", "500" => "Internal",
+        "503" => "Unavailable"
+);
+error_set!(
+    /// A route with a query: [`AuthErrors`] and 400.
+    ListErrors: "400" => "BadRequest", "401" => "Unauthorized", "403" => "Forbidden", "500" => "Internal",
+        "503" => "Unavailable"
+);
+error_set!(
+    /// A route with a JSON body: [`AuthErrors`], 400, 413, 415 and 422.
+    BodyErrors: "400" => "BadRequest", "401" => "Unauthorized", "403" => "Forbidden", "413" => "TooLarge",
+        "415" => "UnsupportedMediaType", "422" => "Invalid", "500" => "Internal", "503" => "Unavailable"
+);

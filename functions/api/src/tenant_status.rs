@@ -44,15 +44,8 @@ pub struct TenantUpdate {
     request_body(content = TenantUpdate, content_type = "application/json"),
     responses(
         (status = 200, description = "The tenant, with its status", body = crate::views::TenantView),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
         (status = 404, response = crate::openapi::NotFound),
-        (status = 413, response = crate::openapi::TooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::Invalid),
-        (status = 500, response = crate::openapi::Internal),
-        (status = 503, response = crate::openapi::Unavailable),
+        crate::openapi::BodyErrors,
     )
 )]
 pub async fn update_tenant<P: Ports>(
